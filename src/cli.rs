@@ -1,0 +1,185 @@
+//! The command line: `jack [--config PATH] [run | check-config | status [--json]]`.
+//!
+//! Parses arguments into a [`Command`], finds the configuration file
+//! (`--config`, then `JACK_CONFIG`, then `./jack.toml`) and dispatches.
+//! Usage errors are [`Error::Usage`] (exit 2).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::config::{Config, LogFormat};
+use crate::error::{Error, Result};
+
+pub const USAGE: &str = "\
+jack: share media libraries between friends through Radarr/Sonarr
+
+usage:
+  jack [--config PATH] [run]              start the node (the default command)
+  jack check-config [--config PATH]       validate jack.toml and print the effective configuration
+  jack status [--json] [--config PATH]    list downloads from the registry (daemon running or not)
+  jack --version | --help
+
+The configuration is --config PATH, else $JACK_CONFIG, else ./jack.toml.
+JACK_LOG=debug overrides log.level.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run,
+    CheckConfig,
+    Status { json: bool },
+    Version,
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub command: Command,
+    pub config: Option<PathBuf>,
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
+    let usage = |msg: String| Error::Usage(format!("{msg}\n\n{USAGE}"));
+    let mut command: Option<Command> = None;
+    let mut config = None;
+    let mut json = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(a) = arg.to_str() else {
+            return Err(usage(format!("argument {arg:?} is not valid UTF-8")));
+        };
+        match a {
+            "-h" | "--help" => {
+                return Ok(Args {
+                    command: Command::Help,
+                    config,
+                });
+            }
+            "-V" | "--version" => {
+                return Ok(Args {
+                    command: Command::Version,
+                    config,
+                });
+            }
+            "-c" | "--config" => match args.next() {
+                Some(p) => config = Some(PathBuf::from(p)),
+                None => return Err(usage(format!("{a} needs a path"))),
+            },
+            _ if a.starts_with("--config=") => {
+                config = Some(PathBuf::from(&a["--config=".len()..]))
+            }
+            "--json" => json = true,
+            "run" | "check-config" | "status" if command.is_none() => {
+                command = Some(match a {
+                    "run" => Command::Run,
+                    "check-config" => Command::CheckConfig,
+                    _ => Command::Status { json: false },
+                })
+            }
+            _ if a.starts_with('-') => return Err(usage(format!("unknown option {a}"))),
+            _ => return Err(usage(format!("unexpected argument {a:?}"))),
+        }
+    }
+    let command = match command.unwrap_or(Command::Run) {
+        Command::Status { .. } => Command::Status { json },
+        _ if json => return Err(usage("--json applies only to `jack status`".into())),
+        other => other,
+    };
+    Ok(Args { command, config })
+}
+
+/// Runs the command line; the caller turns the error into an exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
+    let args = parse(args)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let config_path = args
+        .config
+        .clone()
+        .or_else(|| {
+            std::env::var_os("JACK_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("jack.toml"));
+    let mut stdout = std::io::stdout().lock();
+    let print = |out: &mut dyn Write, s: &str| {
+        out.write_all(s.as_bytes())
+            .map_err(|e| Error::io("cannot write to stdout", e))
+    };
+    match args.command {
+        Command::Help => print(&mut stdout, USAGE),
+        Command::Version => print(
+            &mut stdout,
+            &format!("jack {}\n", env!("CARGO_PKG_VERSION")),
+        ),
+        Command::CheckConfig => {
+            let config = Config::load(&config_path, &env)?;
+            print(&mut stdout, &config.to_string())
+        }
+        Command::Status { json } => {
+            let config = Config::load(&config_path, &env)?;
+            crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
+            crate::status::run(&config, json, &mut stdout)
+        }
+        Command::Run => {
+            drop(stdout);
+            let config = Config::load(&config_path, &env)?;
+            crate::logger::init(config.log.level, config.log.format);
+            log::info!("configuration loaded file={}", config.file.display());
+            crate::daemon::run(config)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Args> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn commands_and_options() {
+        let run = |config: Option<&str>| Args {
+            command: Command::Run,
+            config: config.map(PathBuf::from),
+        };
+        assert_eq!(p(&[]).unwrap(), run(None));
+        assert_eq!(p(&["run"]).unwrap(), run(None));
+        assert_eq!(p(&["--config", "/a.toml"]).unwrap(), run(Some("/a.toml")));
+        assert_eq!(p(&["run", "-c", "/a.toml"]).unwrap(), run(Some("/a.toml")));
+        assert_eq!(
+            p(&["--config=/b.toml", "run"]).unwrap(),
+            run(Some("/b.toml"))
+        );
+        assert_eq!(
+            p(&["status", "--json"]).unwrap().command,
+            Command::Status { json: true }
+        );
+        assert_eq!(
+            p(&["--json", "status"]).unwrap().command,
+            Command::Status { json: true }
+        );
+        assert_eq!(p(&["check-config"]).unwrap().command, Command::CheckConfig);
+        assert_eq!(p(&["--version"]).unwrap().command, Command::Version);
+        assert_eq!(p(&["status", "-h"]).unwrap().command, Command::Help);
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for bad in [
+            &["--bogus"][..],
+            &["frobnicate"],
+            &["--config"],
+            &["run", "status"],
+            &["run", "--json"],
+        ] {
+            let err = p(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+            assert!(err.to_string().contains("usage:"), "{bad:?}");
+        }
+    }
+}

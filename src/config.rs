@@ -1,0 +1,1276 @@
+//! `jack.toml`: parse the raw TOML, then validate it into [`Config`].
+//!
+//! Two layers, as in ripgrep: the TOML parser gives a spanned tree, and this
+//! module walks it key by key, collecting **every** problem (unknown keys,
+//! wrong types, bad values, unset secrets) with its key and line before
+//! anything starts. Nothing here starts threads or opens sockets; the only
+//! I/O is reading the file, reading `{ file = ... }` secrets, and looking at
+//! existing directories to compare filesystems. Directories are created by
+//! [`Config::create_dirs`], which the daemon calls, never `check-config`.
+//!
+//! The environment comes in as a function so tests need not touch the
+//! process environment.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::{Error, Result};
+
+/// Looks up an environment variable (`std::env::var` in the binary).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this configuration was read from.
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub libraries: Vec<Library>,
+    pub downloads: DownloadsConfig,
+    pub peers: Vec<Peer>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub api_key: Secret,
+    pub handler_threads: usize,
+    /// Read timeout of every accepted connection (idle keep-alive, slow senders).
+    pub read_timeout: Duration,
+    /// Write timeout of every accepted connection (slow readers).
+    pub write_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Movies,
+    Tv,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Movies => "movies",
+            Category::Tv => "tv",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Library {
+    pub name: String,
+    pub path: PathBuf,
+    pub category: Category,
+}
+
+#[derive(Debug, Clone)]
+pub struct DownloadsConfig {
+    pub watch_dir: PathBuf,
+    pub incomplete_dir: PathBuf,
+    pub completed_dir: PathBuf,
+    pub scan_interval: Duration,
+    pub max_concurrent_downloads: usize,
+    pub max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub retry_max_delay: Duration,
+    pub idle_timeout: Duration,
+    pub max_file_size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub api_key: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: log::LevelFilter,
+    pub format: LogFormat,
+    /// True when `JACK_LOG` overrode `log.level`.
+    pub level_from_env: bool,
+}
+
+/// A key or password. Never printed: `Debug` and `Display` show only where it
+/// came from.
+#[derive(Clone)]
+pub struct Secret {
+    value: String,
+    origin: SecretOrigin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOrigin {
+    Inline,
+    Env(String),
+    File(PathBuf),
+}
+
+impl Secret {
+    pub fn new(value: impl Into<String>, origin: SecretOrigin) -> Secret {
+        Secret {
+            value: value.into(),
+            origin,
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    pub fn origin(&self) -> &SecretOrigin {
+        &self.origin
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({self})")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            SecretOrigin::Inline => f.write_str("\"<redacted>\""),
+            SecretOrigin::Env(var) => write!(f, "{{ env = {var:?} }} # <redacted>"),
+            SecretOrigin::File(path) => write!(f, "{{ file = {:?} }} # <redacted>", path.display()),
+        }
+    }
+}
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, `peers[1].name`, or the environment variable at fault.
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Every problem found in one configuration file.
+#[derive(Debug, Clone)]
+pub struct Problems {
+    pub file: PathBuf,
+    pub list: Vec<Problem>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.list.len();
+        write!(
+            f,
+            "invalid configuration {}: {n} problem{}",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.list {
+            write!(f, "\n  {}", self.file.display())?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+            }
+            write!(f, ": {}: {}", p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path, env: Env<'_>) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(Problems {
+                file: path.to_path_buf(),
+                list: vec![Problem {
+                    key: "(file)".into(),
+                    line: None,
+                    message: format!("cannot read: {e}"),
+                }],
+            })
+        })?;
+        Config::parse(&text, path, env).map_err(Error::Config)
+    }
+
+    /// Validates `text` as the contents of the file `file`; relative paths
+    /// resolve against the directory of `file`.
+    pub fn parse(text: &str, file: &Path, env: Env<'_>) -> Result<Config, Problems> {
+        let base = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let mut cx = Cx {
+            text,
+            base,
+            env,
+            problems: Vec::new(),
+        };
+        let config = match DeTable::parse(text) {
+            Ok(root) => Some(cx.config(file, root.get_ref())),
+            Err(e) => {
+                let line = e.span().map(|s| cx.line(&s));
+                cx.problems.push(Problem {
+                    key: "(syntax)".into(),
+                    line,
+                    message: e.message().trim().to_string(),
+                });
+                None
+            }
+        };
+        match config {
+            Some(c) if cx.problems.is_empty() => Ok(c),
+            _ => Err(Problems {
+                file: file.to_path_buf(),
+                list: cx.problems,
+            }),
+        }
+    }
+
+    /// Creates every directory the daemon writes to.
+    pub fn create_dirs(&self) -> Result<()> {
+        let d = &self.downloads;
+        let db_dir = self.database.path.parent().map(Path::to_path_buf);
+        let dirs = [&d.watch_dir, &d.incomplete_dir, &d.completed_dir]
+            .into_iter()
+            .cloned()
+            .chain(db_dir)
+            .chain(self.libraries.iter().map(|l| l.path.clone()));
+        for dir in dirs {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create directory {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The effective configuration as TOML, secrets redacted (`jack check-config`).
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.server;
+        let d = &self.downloads;
+        writeln!(f, "# effective configuration of {}", self.file.display())?;
+        writeln!(f, "[server]")?;
+        writeln!(f, "listen = \"{}\"", s.listen)?;
+        writeln!(f, "public_url = {:?}", s.public_url)?;
+        writeln!(f, "api_key = {}", s.api_key)?;
+        writeln!(f, "handler_threads = {}", s.handler_threads)?;
+        writeln!(f, "read_timeout_ms = {}", s.read_timeout.as_millis())?;
+        writeln!(f, "write_timeout_ms = {}", s.write_timeout.as_millis())?;
+        writeln!(f, "\n[database]\npath = {:?}", self.database.path.display())?;
+        for l in &self.libraries {
+            writeln!(f, "\n[[library]]\nname = {:?}", l.name)?;
+            writeln!(f, "path = {:?}", l.path.display())?;
+            writeln!(f, "category = \"{}\"", l.category.as_str())?;
+        }
+        writeln!(f, "\n[downloads]")?;
+        writeln!(f, "watch_dir = {:?}", d.watch_dir.display())?;
+        writeln!(f, "incomplete_dir = {:?}", d.incomplete_dir.display())?;
+        writeln!(f, "completed_dir = {:?}", d.completed_dir.display())?;
+        writeln!(f, "scan_interval_ms = {}", d.scan_interval.as_millis())?;
+        writeln!(
+            f,
+            "max_concurrent_downloads = {}",
+            d.max_concurrent_downloads
+        )?;
+        writeln!(f, "max_attempts = {}", d.max_attempts)?;
+        writeln!(
+            f,
+            "retry_base_delay_ms = {}",
+            d.retry_base_delay.as_millis()
+        )?;
+        writeln!(f, "retry_max_delay_ms = {}", d.retry_max_delay.as_millis())?;
+        writeln!(f, "idle_timeout_ms = {}", d.idle_timeout.as_millis())?;
+        writeln!(f, "max_file_size = {}", d.max_file_size)?;
+        for p in &self.peers {
+            writeln!(f, "\n[[peers]]\nname = {:?}", p.name)?;
+            writeln!(f, "url = {:?}", p.url)?;
+            writeln!(f, "api_key = {}", p.api_key)?;
+        }
+        writeln!(f, "\n[log]")?;
+        let level = self.log.level.as_str().to_ascii_lowercase();
+        if self.log.level_from_env {
+            writeln!(f, "level = \"{level}\" # from JACK_LOG")?;
+        } else {
+            writeln!(f, "level = \"{level}\"")?;
+        }
+        let format = match self.log.format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        writeln!(f, "format = \"{format}\"")
+    }
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// The validation walk: the source text for line numbers, and the problems
+/// found so far.
+struct Cx<'a> {
+    text: &'a str,
+    base: PathBuf,
+    env: Env<'a>,
+    problems: Vec<Problem>,
+}
+
+/// One TOML table being read: remembers which keys were asked for so the
+/// rest can be reported as unknown.
+struct Table<'t, 'i> {
+    path: String,
+    table: Option<&'t DeTable<'i>>,
+    seen: BTreeSet<&'static str>,
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    fn key(&self, k: &str) -> String {
+        if self.path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{}.{k}", self.path)
+        }
+    }
+
+    fn get(&mut self, k: &'static str) -> Option<&'t Value<'i>> {
+        self.seen.insert(k);
+        self.table?.get(k)
+    }
+}
+
+const LIMIT_THREADS: u64 = 1024;
+
+impl<'a> Cx<'a> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn problem(&mut self, key: String, span: Option<Range<usize>>, message: impl Into<String>) {
+        let line = span.map(|s| self.line(&s));
+        self.problems.push(Problem {
+            key,
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// Reports every key of `t` that was never asked for.
+    fn finish(&mut self, t: Table<'_, '_>) {
+        let Some(table) = t.table else { return };
+        for (k, _) in table.iter() {
+            if !t.seen.contains(k.get_ref().as_ref()) {
+                let key = t.key(k.get_ref());
+                self.problem(key, Some(k.span()), "unknown key");
+            }
+        }
+    }
+
+    fn table<'t, 'i>(&mut self, parent: &mut Table<'t, 'i>, k: &'static str) -> Table<'t, 'i> {
+        let path = parent.key(k);
+        let table = match parent.get(k) {
+            None => None,
+            Some(v) => match v.get_ref() {
+                DeValue::Table(t) => Some(t),
+                other => {
+                    let msg = format!("expected a table, found {}", other.type_str());
+                    self.problem(path.clone(), Some(v.span()), msg);
+                    None
+                }
+            },
+        };
+        Table {
+            path,
+            table,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// An array of tables (`[[library]]`); each element comes back as a table.
+    fn array_of_tables<'t, 'i>(
+        &mut self,
+        parent: &mut Table<'t, 'i>,
+        k: &'static str,
+    ) -> Vec<(Table<'t, 'i>, Range<usize>)> {
+        let path = parent.key(k);
+        let Some(v) = parent.get(k) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            let msg = format!(
+                "expected an array of tables ([[{k}]]), found {}",
+                v.get_ref().type_str()
+            );
+            self.problem(path, Some(v.span()), msg);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{path}[{i}]");
+            match item.get_ref() {
+                DeValue::Table(t) => out.push((
+                    Table {
+                        path: ipath,
+                        table: Some(t),
+                        seen: BTreeSet::new(),
+                    },
+                    item.span(),
+                )),
+                other => {
+                    let msg = format!("expected a table, found {}", other.type_str());
+                    self.problem(ipath, Some(item.span()), msg);
+                }
+            }
+        }
+        out
+    }
+
+    /// A string key; `None` when absent or of the wrong type (reported).
+    fn string(&mut self, t: &mut Table<'_, '_>, k: &'static str) -> Option<(String, Range<usize>)> {
+        let v = t.get(k)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), v.span())),
+            other => {
+                let msg = format!("expected a string, found {}", other.type_str());
+                self.problem(t.key(k), Some(v.span()), msg);
+                None
+            }
+        }
+    }
+
+    fn required_string(
+        &mut self,
+        t: &mut Table<'_, '_>,
+        k: &'static str,
+    ) -> Option<(String, Range<usize>)> {
+        let seen_before = self.problems.len();
+        let got = self.string(t, k);
+        if got.is_none() && self.problems.len() == seen_before {
+            self.problem(t.key(k), None, "required key is missing");
+        }
+        got
+    }
+
+    /// An integer key within `min..=max`, or `default` when absent.
+    fn integer(
+        &mut self,
+        t: &mut Table<'_, '_>,
+        k: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> u64 {
+        let Some(v) = t.get(k) else { return default };
+        let DeValue::Integer(i) = v.get_ref() else {
+            let msg = format!("expected an integer, found {}", v.get_ref().type_str());
+            self.problem(t.key(k), Some(v.span()), msg);
+            return default;
+        };
+        match i128::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) if n >= i128::from(min) && n <= i128::from(max) => n as u64,
+            Ok(n) if n < i128::from(min) => {
+                self.problem(
+                    t.key(k),
+                    Some(v.span()),
+                    format!("must be at least {min}, got {n}"),
+                );
+                default
+            }
+            _ => {
+                let msg = format!("must be at most {max}, got {}", i.as_str());
+                self.problem(t.key(k), Some(v.span()), msg);
+                default
+            }
+        }
+    }
+
+    fn millis(
+        &mut self,
+        t: &mut Table<'_, '_>,
+        k: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Duration {
+        Duration::from_millis(self.integer(t, k, default, min, max))
+    }
+
+    fn path(&mut self, t: &mut Table<'_, '_>, k: &'static str, default: &str) -> PathBuf {
+        let raw = match self.string(t, k) {
+            Some((s, span)) if s.trim().is_empty() => {
+                self.problem(t.key(k), Some(span), "must not be empty");
+                default.to_string()
+            }
+            Some((s, _)) => s,
+            None => default.to_string(),
+        };
+        self.resolve(&raw)
+    }
+
+    /// A path from the config, relative ones against the config's directory.
+    fn resolve(&self, raw: &str) -> PathBuf {
+        let joined = self.base.join(raw);
+        std::path::absolute(&joined).unwrap_or(joined)
+    }
+
+    /// `"inline"`, `{ env = "VAR" }` or `{ file = "/abs/path" }`.
+    fn secret(&mut self, t: &mut Table<'_, '_>, k: &'static str) -> Option<Secret> {
+        let key = t.key(k);
+        let Some(v) = t.get(k) else {
+            self.problem(key, None, "required key is missing");
+            return None;
+        };
+        let span = v.span();
+        let secret = match v.get_ref() {
+            DeValue::String(s) => Secret::new(s.to_string(), SecretOrigin::Inline),
+            DeValue::Table(tbl) => {
+                let mut inner = Table {
+                    path: key.clone(),
+                    table: Some(tbl),
+                    seen: BTreeSet::new(),
+                };
+                let env = self.string(&mut inner, "env");
+                let file = self.string(&mut inner, "file");
+                let before = self.problems.len();
+                self.finish(inner);
+                let unknown_keys = self.problems.len() > before;
+                match (env, file) {
+                    (Some((var, _)), None) => match (self.env)(&var) {
+                        Some(value) => Secret::new(value, SecretOrigin::Env(var)),
+                        None => {
+                            self.problem(
+                                key,
+                                Some(span),
+                                format!("environment variable {var} is not set"),
+                            );
+                            return None;
+                        }
+                    },
+                    (None, Some((path, _))) => {
+                        let p = PathBuf::from(&path);
+                        if !p.is_absolute() {
+                            self.problem(
+                                key,
+                                Some(span),
+                                format!("secret file {path:?} must be an absolute path"),
+                            );
+                            return None;
+                        }
+                        match std::fs::read_to_string(&p) {
+                            Ok(text) => Secret::new(
+                                text.trim_end_matches(['\n', '\r']).to_string(),
+                                SecretOrigin::File(p),
+                            ),
+                            Err(e) => {
+                                self.problem(
+                                    key,
+                                    Some(span),
+                                    format!("cannot read secret file {path}: {e}"),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                    (None, None) if unknown_keys => return None,
+                    _ => {
+                        self.problem(
+                            key,
+                            Some(span),
+                            "expected a string, { env = \"VAR\" } or { file = \"/absolute/path\" }",
+                        );
+                        return None;
+                    }
+                }
+            }
+            other => {
+                let msg = format!(
+                    "expected a string, {{ env = \"VAR\" }} or {{ file = \"/absolute/path\" }}, found {}",
+                    other.type_str()
+                );
+                self.problem(key, Some(span), msg);
+                return None;
+            }
+        };
+        if secret.expose().trim().is_empty() {
+            self.problem(key, Some(span), "api key must not be empty");
+            return None;
+        }
+        let v = secret.expose();
+        if v.chars().any(char::is_control) || v.trim() != v {
+            self.problem(
+                key,
+                Some(span),
+                "api key must not contain control characters or start or end with a space",
+            );
+            return None;
+        }
+        Some(secret)
+    }
+
+    fn config(&mut self, file: &Path, root: &DeTable<'_>) -> Config {
+        let mut top = Table {
+            path: String::new(),
+            table: Some(root),
+            seen: BTreeSet::new(),
+        };
+        let server = self.server(&mut top);
+        let mut db = self.table(&mut top, "database");
+        let database = DatabaseConfig {
+            path: self.path(&mut db, "path", "data/jack.db"),
+        };
+        self.finish(db);
+        let libraries = self.libraries(&mut top);
+        let downloads = self.downloads(&mut top);
+        let peers = self.peers(&mut top);
+        let log = self.log(&mut top);
+        self.finish(top);
+        Config {
+            file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+            server,
+            database,
+            libraries,
+            downloads,
+            peers,
+            log,
+        }
+    }
+
+    fn server(&mut self, top: &mut Table<'_, '_>) -> ServerConfig {
+        let mut t = self.table(top, "server");
+        let listen = match self.string(&mut t, "listen") {
+            None => SocketAddr::from(([127, 0, 0, 1], 5225)),
+            Some((s, span)) => s.parse().unwrap_or_else(|_| {
+                let msg =
+                    format!("{s:?} is not an address:port such as 127.0.0.1:5225 or [::1]:5225");
+                self.problem(t.key("listen"), Some(span), msg);
+                SocketAddr::from(([127, 0, 0, 1], 5225))
+            }),
+        };
+        let public_url = match self.string(&mut t, "public_url") {
+            None => format!("http://{listen}"),
+            Some((s, span)) => match check_url(&s, &["http", "https"]) {
+                Ok(url) => url,
+                Err(msg) => {
+                    self.problem(t.key("public_url"), Some(span), msg);
+                    s
+                }
+            },
+        };
+        let api_key = self.secret(&mut t, "api_key");
+        let handler_threads = self.integer(&mut t, "handler_threads", 8, 1, LIMIT_THREADS) as usize;
+        let read_timeout = self.millis(&mut t, "read_timeout_ms", 30_000, 100, 3_600_000);
+        let write_timeout = self.millis(&mut t, "write_timeout_ms", 60_000, 100, 3_600_000);
+        self.finish(t);
+        ServerConfig {
+            listen,
+            public_url,
+            api_key: api_key.unwrap_or_else(|| Secret::new("", SecretOrigin::Inline)),
+            handler_threads,
+            read_timeout,
+            write_timeout,
+        }
+    }
+
+    fn libraries(&mut self, top: &mut Table<'_, '_>) -> Vec<Library> {
+        let mut out: Vec<Library> = Vec::new();
+        for (mut t, _) in self.array_of_tables(top, "library") {
+            let name = self.required_string(&mut t, "name");
+            let path = self
+                .required_string(&mut t, "path")
+                .map(|(raw, _)| self.resolve(&raw));
+            let category = match self.string(&mut t, "category") {
+                None => Category::Movies,
+                Some((s, span)) => match s.as_str() {
+                    "movies" => Category::Movies,
+                    "tv" => Category::Tv,
+                    _ => {
+                        self.problem(
+                            t.key("category"),
+                            Some(span),
+                            format!("{s:?} is not one of \"movies\", \"tv\""),
+                        );
+                        Category::Movies
+                    }
+                },
+            };
+            if let Some((name, nspan)) = &name {
+                if !valid_name(name) {
+                    self.problem(t.key("name"), Some(nspan.clone()), NAME_RULE);
+                } else if out.iter().any(|l| &l.name == name) {
+                    self.problem(
+                        t.key("name"),
+                        Some(nspan.clone()),
+                        format!("duplicate library name {name:?}"),
+                    );
+                }
+            }
+            self.finish(t);
+            if let (Some((name, _)), Some(path)) = (name, path) {
+                out.push(Library {
+                    name,
+                    path,
+                    category,
+                });
+            }
+        }
+        out
+    }
+
+    fn downloads(&mut self, top: &mut Table<'_, '_>) -> DownloadsConfig {
+        let mut t = self.table(top, "downloads");
+        let watch_dir = self.path(&mut t, "watch_dir", "data/watch");
+        let incomplete_dir = self.path(&mut t, "incomplete_dir", "data/incomplete");
+        let completed_dir = self.path(&mut t, "completed_dir", "data/completed");
+        let scan_interval = self.millis(&mut t, "scan_interval_ms", 2000, 50, 3_600_000);
+        let max_concurrent_downloads =
+            self.integer(&mut t, "max_concurrent_downloads", 3, 1, 64) as usize;
+        let max_attempts = self.integer(&mut t, "max_attempts", 13, 1, 1000) as u32;
+        let retry_base_delay = self.millis(&mut t, "retry_base_delay_ms", 1000, 1, 86_400_000);
+        let retry_max_delay = self.millis(&mut t, "retry_max_delay_ms", 1_800_000, 1, 86_400_000);
+        let idle_timeout = self.millis(&mut t, "idle_timeout_ms", 60_000, 100, 3_600_000);
+        let max_file_size =
+            self.integer(&mut t, "max_file_size", 107_374_182_400, 1, i64::MAX as u64);
+        if retry_max_delay < retry_base_delay {
+            let span = t
+                .table
+                .and_then(|tb| tb.get("retry_max_delay_ms"))
+                .map(|v| v.span());
+            self.problem(
+                t.key("retry_max_delay_ms"),
+                span,
+                "must not be smaller than retry_base_delay_ms",
+            );
+        }
+        let dirs = [
+            ("watch_dir", &watch_dir),
+            ("incomplete_dir", &incomplete_dir),
+            ("completed_dir", &completed_dir),
+        ];
+        for (i, (ka, a)) in dirs.iter().enumerate() {
+            for (kb, b) in &dirs[i + 1..] {
+                if a.starts_with(b) || b.starts_with(a) {
+                    let span = t.table.and_then(|tb| tb.get(*kb)).map(|v| v.span());
+                    let msg =
+                        format!("{ka} and {kb} must be separate folders, neither inside the other");
+                    self.problem(t.key(kb), span, msg);
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (device_of(&incomplete_dir), device_of(&completed_dir))
+            && a != b
+        {
+            let span = t
+                .table
+                .and_then(|tb| tb.get("incomplete_dir"))
+                .map(|v| v.span());
+            let msg = "must be on the same filesystem as downloads.completed_dir (the finished file is moved there by an atomic rename)";
+            self.problem(t.key("incomplete_dir"), span, msg);
+        }
+        self.finish(t);
+        DownloadsConfig {
+            watch_dir,
+            incomplete_dir,
+            completed_dir,
+            scan_interval,
+            max_concurrent_downloads,
+            max_attempts,
+            retry_base_delay,
+            retry_max_delay,
+            idle_timeout,
+            max_file_size,
+        }
+    }
+
+    fn peers(&mut self, top: &mut Table<'_, '_>) -> Vec<Peer> {
+        let mut out: Vec<Peer> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (mut t, _) in self.array_of_tables(top, "peers") {
+            let name = self.required_string(&mut t, "name");
+            let url = self.required_string(&mut t, "url");
+            let api_key = self.secret(&mut t, "api_key");
+            if let Some((n, span)) = &name {
+                if !valid_name(n) {
+                    self.problem(t.key("name"), Some(span.clone()), NAME_RULE);
+                } else if names.contains(n) {
+                    self.problem(
+                        t.key("name"),
+                        Some(span.clone()),
+                        format!("duplicate peer name {n:?}"),
+                    );
+                }
+                names.push(n.clone());
+            }
+            let url = url.and_then(|(u, span)| match check_url(&u, &["http"]) {
+                Ok(u) => Some(u),
+                Err(msg) => {
+                    self.problem(t.key("url"), Some(span), msg);
+                    None
+                }
+            });
+            self.finish(t);
+            if let (Some((name, _)), Some(url), Some(api_key)) = (name, url, api_key) {
+                out.push(Peer { name, url, api_key });
+            }
+        }
+        out
+    }
+
+    fn log(&mut self, top: &mut Table<'_, '_>) -> LogConfig {
+        let mut t = self.table(top, "log");
+        let mut level = match self.string(&mut t, "level") {
+            None => log::LevelFilter::Info,
+            Some((s, span)) => parse_level(&s).unwrap_or_else(|| {
+                self.problem(
+                    t.key("level"),
+                    Some(span),
+                    format!("{s:?} is not one of {LEVELS}"),
+                );
+                log::LevelFilter::Info
+            }),
+        };
+        let format = match self.string(&mut t, "format") {
+            None => LogFormat::Text,
+            Some((s, span)) => match s.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    self.problem(
+                        t.key("format"),
+                        Some(span),
+                        format!("{s:?} is not one of \"text\", \"json\""),
+                    );
+                    LogFormat::Text
+                }
+            },
+        };
+        self.finish(t);
+        let mut level_from_env = false;
+        if let Some(v) = (self.env)("JACK_LOG").filter(|v| !v.is_empty()) {
+            match parse_level(&v) {
+                Some(l) => {
+                    level = l;
+                    level_from_env = true;
+                }
+                None => self.problem(
+                    "JACK_LOG (environment)".into(),
+                    None,
+                    format!("{v:?} is not one of {LEVELS}"),
+                ),
+            }
+        }
+        LogConfig {
+            level,
+            format,
+            level_from_env,
+        }
+    }
+}
+
+const LEVELS: &str = "error, warn, info, debug, trace";
+const NAME_RULE: &str = "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'";
+
+fn parse_level(s: &str) -> Option<log::LevelFilter> {
+    match s.to_ascii_lowercase().as_str() {
+        "error" => Some(log::LevelFilter::Error),
+        "warn" => Some(log::LevelFilter::Warn),
+        "info" => Some(log::LevelFilter::Info),
+        "debug" => Some(log::LevelFilter::Debug),
+        "trace" => Some(log::LevelFilter::Trace),
+        _ => None,
+    }
+}
+
+/// Peer and library names: `[A-Za-z0-9_-]{1,64}` (they appear in stubs).
+pub fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks a base URL (`scheme://host[:port][/path]`) and returns it without a
+/// trailing slash.
+fn check_url(url: &str, schemes: &[&str]) -> Result<String, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "{url:?} is not a URL such as http://192.168.1.20:5225"
+        ));
+    };
+    if !schemes.contains(&scheme) {
+        let hint = if scheme == "https" {
+            " (this build speaks plain HTTP to peers; reach them over a LAN or VPN)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{url:?}: scheme must be {}{hint}",
+            schemes.join(" or ")
+        ));
+    }
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains('@') {
+        return Err(format!(
+            "{url:?}: needs a host and must not carry a user or password"
+        ));
+    }
+    if rest.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{url:?}: must not have a query, fragment or spaces"
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// The device of `path`, or of its nearest existing ancestor.
+fn device_of(path: &Path) -> Option<u64> {
+    path.ancestors()
+        .find_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.dev())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(text: &str) -> Result<Config, Problems> {
+        Config::parse(text, Path::new("/etc/jack/jack.toml"), &no_env)
+    }
+
+    const MINIMAL: &str = "[server]\napi_key = \"k\"\n";
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse(text) {
+            Ok(_) => panic!("expected problems for:\n{text}"),
+            Err(p) => p.list,
+        }
+    }
+
+    #[test]
+    fn minimal_config_takes_every_default() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:5225");
+        assert_eq!(c.server.public_url, "http://127.0.0.1:5225");
+        assert_eq!(c.server.handler_threads, 8);
+        assert_eq!(c.database.path, PathBuf::from("/etc/jack/data/jack.db"));
+        assert_eq!(c.downloads.watch_dir, PathBuf::from("/etc/jack/data/watch"));
+        assert_eq!(c.downloads.max_concurrent_downloads, 3);
+        assert_eq!(c.downloads.max_attempts, 13);
+        assert_eq!(c.downloads.retry_base_delay, Duration::from_millis(1000));
+        assert_eq!(
+            c.downloads.retry_max_delay,
+            Duration::from_millis(1_800_000)
+        );
+        assert_eq!(c.downloads.idle_timeout, Duration::from_millis(60_000));
+        assert_eq!(c.downloads.max_file_size, 107_374_182_400);
+        assert_eq!(c.log.level, log::LevelFilter::Info);
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert!(c.libraries.is_empty() && c.peers.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_jack_toml_is_valid() {
+        let text = include_str!("../jack.toml");
+        let c = Config::parse(text, Path::new("/srv/jack/jack.toml"), &no_env).unwrap();
+        assert_eq!(c.libraries.len(), 2);
+        assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.libraries[0].path, PathBuf::from("/srv/jack/media/movies"));
+    }
+
+    /// Each bad configuration and the key and message it must produce.
+    #[test]
+    fn bad_configs_are_reported_with_key_and_line() {
+        let cases: &[(&str, &str, Option<usize>, &str)] = &[
+            (
+                "[server]\napi_key = \"k\"\nlisten = \"nowhere\"\n",
+                "server.listen",
+                Some(3),
+                "is not an address:port",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nlistne = \"127.0.0.1:1\"\n",
+                "server.listne",
+                Some(3),
+                "unknown key",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[servr]\n",
+                "servr",
+                Some(3),
+                "unknown key",
+            ),
+            (
+                "[server]\napi_key = \"\"\n",
+                "server.api_key",
+                Some(2),
+                "must not be empty",
+            ),
+            (
+                "[server]\n",
+                "server.api_key",
+                None,
+                "required key is missing",
+            ),
+            (
+                "[server]\napi_key = 5\n",
+                "server.api_key",
+                Some(2),
+                "found integer",
+            ),
+            (
+                "[server]\napi_key = { env = \"JACK_TEST_UNSET\" }\n",
+                "server.api_key",
+                Some(2),
+                "JACK_TEST_UNSET is not set",
+            ),
+            (
+                "[server]\napi_key = { file = \"relative/key\" }\n",
+                "server.api_key",
+                Some(2),
+                "must be an absolute path",
+            ),
+            (
+                "[server]\napi_key = { file = \"/nonexistent/jack-key\" }\n",
+                "server.api_key",
+                Some(2),
+                "cannot read secret file",
+            ),
+            (
+                "[server]\napi_key = { env = \"A\", file = \"/b\" }\n",
+                "server.api_key",
+                Some(2),
+                "expected a string, { env",
+            ),
+            (
+                "[server]\napi_key = { vault = \"x\" }\n",
+                "server.api_key.vault",
+                Some(2),
+                "unknown key",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nhandler_threads = 0\n",
+                "server.handler_threads",
+                Some(3),
+                "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nhandler_threads = \"8\"\n",
+                "server.handler_threads",
+                Some(3),
+                "expected an integer, found string",
+            ),
+            (
+                "[server]\napi_key = \"k\"\npublic_url = \"ftp://x\"\n",
+                "server.public_url",
+                Some(3),
+                "scheme must be",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nmax_concurrent_downloads = 0\n",
+                "downloads.max_concurrent_downloads",
+                Some(4),
+                "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nmax_attempts = -3\n",
+                "downloads.max_attempts",
+                Some(4),
+                "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nmax_file_size = 99999999999999999999999\n",
+                "downloads.max_file_size",
+                Some(4),
+                "must be at most",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nretry_base_delay_ms = 5000\nretry_max_delay_ms = 10\n",
+                "downloads.retry_max_delay_ms",
+                Some(5),
+                "must not be smaller",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nwatch_dir = \"w\"\ncompleted_dir = \"w/done\"\n",
+                "downloads.completed_dir",
+                Some(5),
+                "separate folders",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[library]]\nname = \"m\"\npath = \"m\"\ncategory = \"music\"\n",
+                "library[0].category",
+                Some(6),
+                "is not one of",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[library]]\nname = \"m\"\n",
+                "library[0].path",
+                None,
+                "required key is missing",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"bad name\"\nurl = \"http://x\"\napi_key = \"p\"\n",
+                "peers[0].name",
+                Some(4),
+                "1 to 64 characters",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"http://x\"\napi_key = \"p\"\n[[peers]]\nname = \"a\"\nurl = \"http://y\"\napi_key = \"q\"\n",
+                "peers[1].name",
+                Some(8),
+                "duplicate peer name",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"https://x\"\napi_key = \"p\"\n",
+                "peers[0].url",
+                Some(5),
+                "plain HTTP",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[log]\nlevel = \"loud\"\n",
+                "log.level",
+                Some(4),
+                "is not one of",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[log]\nformat = \"xml\"\n",
+                "log.format",
+                Some(4),
+                "is not one of",
+            ),
+            (
+                "database = 3\n[server]\napi_key = \"k\"\n",
+                "database",
+                Some(1),
+                "expected a table",
+            ),
+            ("[server\napi_key = \"k\"\n", "(syntax)", Some(1), ""),
+        ];
+        for (text, key, line, needle) in cases {
+            let list = problems(text);
+            assert_eq!(
+                list.len(),
+                1,
+                "one problem expected for:\n{text}\ngot {list:?}"
+            );
+            let p = &list[0];
+            assert_eq!(&p.key, key, "key for:\n{text}");
+            assert_eq!(&p.line, line, "line for:\n{text}");
+            assert!(
+                p.message.contains(needle),
+                "message {:?} lacks {needle:?} for:\n{text}",
+                p.message
+            );
+        }
+    }
+
+    #[test]
+    fn three_independent_errors_are_all_reported() {
+        let text = "[server]\napi_key = \"\"\nhandler_threads = 0\n[downloads]\nmax_concurrent_downloads = 0\n";
+        let list = problems(text);
+        let keys: Vec<&str> = list.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.api_key",
+                "server.handler_threads",
+                "downloads.max_concurrent_downloads"
+            ]
+        );
+        let shown = Problems {
+            file: "/etc/jack/jack.toml".into(),
+            list,
+        }
+        .to_string();
+        assert!(
+            shown.starts_with("invalid configuration /etc/jack/jack.toml: 3 problems"),
+            "{shown}"
+        );
+        assert!(shown.contains(
+            "/etc/jack/jack.toml:5: downloads.max_concurrent_downloads: must be at least 1"
+        ));
+    }
+
+    #[test]
+    fn secrets_come_from_env_and_file_and_are_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("peer.key");
+        std::fs::write(&key_file, "file-secret-value\n").unwrap();
+        let env = |k: &str| (k == "JACK_API_KEY").then(|| "env-secret-value".to_string());
+        let text = format!(
+            "[server]\napi_key = {{ env = \"JACK_API_KEY\" }}\n[[peers]]\nname = \"alice\"\nurl = \"http://127.0.0.1:5226/\"\napi_key = {{ file = {:?} }}\n",
+            key_file.display()
+        );
+        let c = Config::parse(&text, Path::new("/x/jack.toml"), &env).unwrap();
+        assert_eq!(c.server.api_key.expose(), "env-secret-value");
+        assert_eq!(
+            c.server.api_key.origin(),
+            &SecretOrigin::Env("JACK_API_KEY".into())
+        );
+        assert_eq!(c.peers[0].api_key.expose(), "file-secret-value");
+        assert_eq!(c.peers[0].url, "http://127.0.0.1:5226");
+        let shown = format!("{c}\n{c:?}");
+        assert!(
+            !shown.contains("env-secret-value") && !shown.contains("file-secret-value"),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn jack_log_overrides_the_level_and_is_validated() {
+        let env = |k: &str| (k == "JACK_LOG").then(|| "debug".to_string());
+        let c = Config::parse(MINIMAL, Path::new("/x/jack.toml"), &env).unwrap();
+        assert_eq!(c.log.level, log::LevelFilter::Debug);
+        let bad = |k: &str| (k == "JACK_LOG").then(|| "chatty".to_string());
+        let err = Config::parse(MINIMAL, Path::new("/x/jack.toml"), &bad).unwrap_err();
+        assert_eq!(err.list[0].key, "JACK_LOG (environment)");
+    }
+
+    #[test]
+    fn incomplete_and_completed_on_different_filesystems_is_refused() {
+        // /proc and /dev/shm are never on the filesystem of a temp dir.
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[server]\napi_key = \"k\"\n[downloads]\nincomplete_dir = \"/proc/jack-incomplete\"\ncompleted_dir = {:?}\n",
+            dir.path().join("done").display()
+        );
+        let list = problems(&text);
+        assert_eq!(list[0].key, "downloads.incomplete_dir");
+        assert!(list[0].message.contains("same filesystem"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let text = "[server]\napi_key = \"k\"\n[database]\npath = \"db/j.db\"\n[[library]]\nname = \"tv\"\npath = \"/abs/tv\"\ncategory = \"tv\"\n";
+        let c = Config::parse(text, Path::new("/opt/jack/jack.toml"), &no_env).unwrap();
+        assert_eq!(c.database.path, PathBuf::from("/opt/jack/db/j.db"));
+        assert_eq!(c.libraries[0].path, PathBuf::from("/abs/tv"));
+        assert_eq!(c.libraries[0].category, Category::Tv);
+    }
+}

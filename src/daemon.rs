@@ -1,0 +1,159 @@
+//! `jack run`: start every part in order, wait for a signal, stop them in
+//! reverse order.
+//!
+//! Start-up order: directories, the single-instance lock, the registry, the
+//! HTTP server, then signal handling. Anything that fails before the server
+//! is up leaves nothing running. Shutdown (first SIGINT/SIGTERM): stop
+//! taking requests, join every thread, release the registry and the lock,
+//! exit 0, all within [`SHUTDOWN_BUDGET`]; a second signal exits at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, bounded};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::api::Api;
+use crate::config::{Config, SecretOrigin};
+use crate::db::Registry;
+use crate::error::{Error, Result};
+use crate::instance::InstanceLock;
+use crate::server::{self, HttpServer};
+
+/// Graceful shutdown must finish within this; past it the process exits 1.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
+
+pub fn run(config: Config) -> Result<()> {
+    config.create_dirs()?;
+    let lock = InstanceLock::acquire(&config.database.path)?;
+    let registry = Arc::new(Registry::open(&config.database.path)?);
+    let live = registry
+        .list()?
+        .iter()
+        .filter(|d| d.status.is_live())
+        .count();
+    log::info!(
+        "registry open path={} schema={} live_downloads={live}",
+        registry.path().display(),
+        registry.schema_version()?
+    );
+    if config.server.api_key.origin() == &SecretOrigin::Inline
+        && config.server.api_key.expose() == "change-me"
+    {
+        log::warn!(
+            "server.api_key is still \"change-me\": set your own key before exposing this node"
+        );
+    }
+
+    let signals = SignalWatcher::install()?;
+    let s = &config.server;
+    let listener = server::bind(s.listen, s.read_timeout, s.write_timeout)?;
+    let http = HttpServer::start(listener, s.handler_threads, Arc::new(Api::new()))?;
+    let addr: SocketAddr = http.local_addr();
+    log::info!(
+        "jack {} listening addr={addr} public_url={} handler_threads={} libraries={} peers={}",
+        env!("CARGO_PKG_VERSION"),
+        s.public_url,
+        s.handler_threads,
+        config.libraries.len(),
+        config.peers.len()
+    );
+
+    let signal = signals.wait();
+    log::info!("shutdown started signal={signal}");
+    let started = Instant::now();
+    let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
+    http.shutdown();
+    drop(registry);
+    drop(lock);
+    signals.close();
+    watchdog.disarm();
+    log::info!(
+        "shutdown complete elapsed_ms={}",
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+/// The `signals` thread: the first SIGINT/SIGTERM is handed to `run`, a
+/// second one ends the process at once.
+struct SignalWatcher {
+    first: Receiver<i32>,
+    handle: Handle,
+    thread: JoinHandle<()>,
+}
+
+impl SignalWatcher {
+    fn install() -> Result<SignalWatcher> {
+        let mut signals = Signals::new([SIGINT, SIGTERM])
+            .map_err(|e| Error::io("cannot install signal handlers", e))?;
+        let handle = signals.handle();
+        let (tx, first) = bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let mut seen = 0;
+                for sig in signals.forever() {
+                    seen += 1;
+                    if seen == 1 {
+                        let _ = tx.send(sig);
+                    } else {
+                        log::warn!("second signal {sig}: exiting now");
+                        std::process::exit(1);
+                    }
+                }
+            })
+            .map_err(|e| Error::io("cannot start the signal thread", e))?;
+        Ok(SignalWatcher {
+            first,
+            handle,
+            thread,
+        })
+    }
+
+    fn wait(&self) -> &'static str {
+        match self.first.recv() {
+            Ok(SIGINT) => "SIGINT",
+            Ok(SIGTERM) => "SIGTERM",
+            _ => "unknown",
+        }
+    }
+
+    fn close(self) {
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}
+
+/// Ends the process if shutdown overruns its budget.
+struct Watchdog {
+    done: crossbeam_channel::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Watchdog {
+    fn start(budget: Duration) -> Watchdog {
+        let (done, rx) = bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("shutdown-watchdog".into())
+            .spawn(move || {
+                if rx.recv_timeout(budget).is_err() {
+                    log::error!(
+                        "shutdown did not finish within {} ms: exiting now",
+                        budget.as_millis()
+                    );
+                    std::process::exit(1);
+                }
+            })
+            .expect("spawn the shutdown watchdog");
+        Watchdog { done, thread }
+    }
+
+    fn disarm(self) {
+        let _ = self.done.send(());
+        let _ = self.thread.join();
+    }
+}

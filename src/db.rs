@@ -1,0 +1,627 @@
+//! The download registry: SQLite, the one source of truth for downloads.
+//!
+//! Only this module contains SQL. One connection sits behind a
+//! `parking_lot::Mutex` that is held only for the duration of a statement or
+//! transaction, never across network or disk I/O of the caller. Every status
+//! change writes its `download_events` row in the same transaction, so the
+//! history can never disagree with the state.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a commit that has
+//! returned survives power loss (see ARCHITECTURE.md). Migrations are an
+//! ordered list applied by `PRAGMA user_version`, each in its own
+//! transaction.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::clock::now_rfc3339;
+use crate::error::{Error, Result};
+
+/// The schema, one entry per version. Never edit an entry that has shipped;
+/// append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: downloads and their event history.
+    "CREATE TABLE downloads (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        stub_name        TEXT    NOT NULL,
+        info_hash        TEXT    NOT NULL,
+        peer             TEXT    NOT NULL,
+        item_id          TEXT    NOT NULL,
+        title            TEXT    NOT NULL,
+        file_name        TEXT    NOT NULL,
+        part_path        TEXT    NOT NULL,
+        dest_path        TEXT    NOT NULL,
+        etag             TEXT,
+        expected_bytes   INTEGER NOT NULL CHECK (expected_bytes >= 0),
+        downloaded_bytes INTEGER NOT NULL DEFAULT 0
+                         CHECK (downloaded_bytes >= 0 AND downloaded_bytes <= expected_bytes),
+        status           TEXT    NOT NULL CHECK (status IN
+                         ('queued','downloading','retrying','paused','completed','failed')),
+        attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        restarts         INTEGER NOT NULL DEFAULT 0 CHECK (restarts >= 0),
+        error            TEXT,
+        created_at       TEXT    NOT NULL,
+        updated_at       TEXT    NOT NULL,
+        completed_at     TEXT
+    );
+    CREATE INDEX downloads_info_hash ON downloads (info_hash);
+    CREATE INDEX downloads_status ON downloads (status);
+    CREATE TABLE download_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        download_id INTEGER NOT NULL REFERENCES downloads (id) ON DELETE CASCADE,
+        at          TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        detail      TEXT    NOT NULL DEFAULT ''
+    );
+    CREATE INDEX download_events_by_download ON download_events (download_id, id);",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Queued,
+    Downloading,
+    Retrying,
+    Paused,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Queued,
+        Status::Downloading,
+        Status::Retrying,
+        Status::Paused,
+        Status::Completed,
+        Status::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Downloading => "downloading",
+            Status::Retrying => "retrying",
+            Status::Paused => "paused",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Live rows are resumed at start-up; completed and failed rows are not.
+    pub fn is_live(self) -> bool {
+        !matches!(self, Status::Completed | Status::Failed)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened to a download; the `kind` column of `download_events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Queued,
+    Started,
+    Resumed,
+    Restarted,
+    RetryScheduled,
+    Paused,
+    Failed,
+    Completed,
+    Reconciled,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Queued => "queued",
+            EventKind::Started => "started",
+            EventKind::Resumed => "resumed",
+            EventKind::Restarted => "restarted",
+            EventKind::RetryScheduled => "retry_scheduled",
+            EventKind::Paused => "paused",
+            EventKind::Failed => "failed",
+            EventKind::Completed => "completed",
+            EventKind::Reconciled => "reconciled",
+        }
+    }
+}
+
+/// A `downloads` row. Byte counts are u64 whatever the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub id: i64,
+    pub stub_name: String,
+    pub info_hash: String,
+    pub peer: String,
+    pub item_id: String,
+    pub title: String,
+    pub file_name: String,
+    pub part_path: PathBuf,
+    pub dest_path: PathBuf,
+    pub etag: Option<String>,
+    pub expected_bytes: u64,
+    /// Bytes known durable in the `.part` (never more than are on disk).
+    pub downloaded_bytes: u64,
+    pub status: Status,
+    pub attempts: u32,
+    pub restarts: u32,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+}
+
+/// What is known when a download is first queued.
+#[derive(Debug, Clone)]
+pub struct NewDownload {
+    pub stub_name: String,
+    pub info_hash: String,
+    pub peer: String,
+    pub item_id: String,
+    pub title: String,
+    pub file_name: String,
+    pub part_path: PathBuf,
+    pub dest_path: PathBuf,
+    pub etag: Option<String>,
+    pub expected_bytes: u64,
+}
+
+/// A `download_events` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub download_id: i64,
+    pub at: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+pub struct Registry {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+const DOWNLOAD_COLUMNS: &str = "id, stub_name, info_hash, peer, item_id, title, file_name, \
+     part_path, dest_path, etag, expected_bytes, downloaded_bytes, status, attempts, restarts, \
+     error, created_at, updated_at, completed_at";
+
+impl Registry {
+    /// Opens (creating if needed) the registry at `path` and applies any
+    /// pending migrations.
+    pub fn open(path: &Path) -> Result<Registry> {
+        let what = |op: &str| format!("cannot {op} the registry {}", path.display());
+        let mut conn = Connection::open(path).map_err(|e| Error::db(what("open"), e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| Error::db(what("configure"), e))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| Error::db(what("configure"), e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Runtime(format!(
+                "the registry {} cannot use the WAL journal (got {mode}); put database.path on a local disk",
+                path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| Error::db(what("configure"), e))?;
+        migrate(&mut conn).map_err(|e| match e {
+            Error::Db { source, .. } => Error::db(what("migrate"), source),
+            other => other,
+        })?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        user_version(&self.conn.lock())
+    }
+
+    /// Inserts a `queued` row and its `queued` event; returns the new id.
+    pub fn insert(&self, new: &NewDownload) -> Result<i64> {
+        let now = now_rfc3339();
+        let part = path_text(&new.part_path)?;
+        let dest = path_text(&new.dest_path)?;
+        let expected = to_i64(new.expected_bytes)?;
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin insert"))?;
+        tx.execute(
+            "INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, file_name, \
+             part_path, dest_path, etag, expected_bytes, status, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?11)",
+            params![
+                new.stub_name,
+                new.info_hash,
+                new.peer,
+                new.item_id,
+                new.title,
+                new.file_name,
+                part,
+                dest,
+                new.etag,
+                expected,
+                now
+            ],
+        )
+        .map_err(db_err("insert download"))?;
+        let id = tx.last_insert_rowid();
+        insert_event(
+            &tx,
+            id,
+            &now,
+            EventKind::Queued,
+            &format!("from {}", new.stub_name),
+        )?;
+        tx.commit().map_err(db_err("commit insert"))?;
+        Ok(id)
+    }
+
+    pub fn get(&self, id: i64) -> Result<Option<Download>> {
+        let conn = self.conn.lock();
+        conn.query_row(
+            &format!("SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE id = ?1"),
+            [id],
+            read_download,
+        )
+        .optional()
+        .map_err(db_err("read download"))
+    }
+
+    /// Every row, oldest first.
+    pub fn list(&self) -> Result<Vec<Download>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {DOWNLOAD_COLUMNS} FROM downloads ORDER BY id"
+            ))
+            .map_err(db_err("list downloads"))?;
+        let rows = stmt
+            .query_map([], read_download)
+            .map_err(db_err("list downloads"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err("list downloads"))
+    }
+
+    /// The event history of one download, oldest first.
+    pub fn events(&self, download_id: i64) -> Result<Vec<Event>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, download_id, at, kind, detail FROM download_events \
+                 WHERE download_id = ?1 ORDER BY id",
+            )
+            .map_err(db_err("read events"))?;
+        let rows = stmt
+            .query_map([download_id], |r| {
+                Ok(Event {
+                    id: r.get(0)?,
+                    download_id: r.get(1)?,
+                    at: r.get(2)?,
+                    kind: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })
+            .map_err(db_err("read events"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err("read events"))
+    }
+
+    /// Moves a row to `status` (setting or clearing its error) and records
+    /// the event, in one transaction.
+    pub fn transition(
+        &self,
+        id: i64,
+        status: Status,
+        error: Option<&str>,
+        kind: EventKind,
+        detail: &str,
+    ) -> Result<()> {
+        let now = now_rfc3339();
+        let completed_at = (status == Status::Completed).then_some(now.as_str());
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin transition"))?;
+        let n = tx
+            .execute(
+                "UPDATE downloads SET status = ?2, error = ?3, updated_at = ?4, \
+                 completed_at = COALESCE(?5, completed_at) WHERE id = ?1",
+                params![id, status.as_str(), error, now, completed_at],
+            )
+            .map_err(db_err("update download status"))?;
+        if n == 0 {
+            return Err(Error::Runtime(format!("no download with id {id}")));
+        }
+        insert_event(&tx, id, &now, kind, detail)?;
+        tx.commit().map_err(db_err("commit transition"))
+    }
+
+    /// Records `bytes` as durable progress. The caller must have synced the
+    /// `.part` to at least `bytes` first.
+    pub fn set_progress(&self, id: i64, bytes: u64) -> Result<()> {
+        let bytes = to_i64(bytes)?;
+        let conn = self.conn.lock();
+        conn.execute(
+            "UPDATE downloads SET downloaded_bytes = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, bytes, now_rfc3339()],
+        )
+        .map_err(db_err("record progress"))?;
+        Ok(())
+    }
+
+    /// Appends an event without changing the row.
+    pub fn add_event(&self, id: i64, kind: EventKind, detail: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        insert_event(&conn, id, &now_rfc3339(), kind, detail)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err("begin migration"))?;
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Runtime(format!(
+                "the registry has schema version {version}, newer than this jack understands ({SCHEMA_VERSION}); run a newer jack"
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql).map_err(db_err("apply migration"))?;
+        tx.pragma_update(None, "user_version", version + 1)
+            .map_err(db_err("set schema version"))?;
+        tx.commit().map_err(db_err("commit migration"))?;
+        log::info!("registry migrated to schema version {}", version + 1);
+    }
+}
+
+fn user_version(conn: &Connection) -> Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err("read schema version"))
+}
+
+fn insert_event(conn: &Connection, id: i64, at: &str, kind: EventKind, detail: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO download_events (download_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![id, at, kind.as_str(), detail],
+    )
+    .map_err(db_err("record event"))?;
+    Ok(())
+}
+
+fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
+    let status: String = r.get(12)?;
+    let status = Status::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            12,
+            rusqlite::types::Type::Text,
+            format!("unknown status {status:?}").into(),
+        )
+    })?;
+    Ok(Download {
+        id: r.get(0)?,
+        stub_name: r.get(1)?,
+        info_hash: r.get(2)?,
+        peer: r.get(3)?,
+        item_id: r.get(4)?,
+        title: r.get(5)?,
+        file_name: r.get(6)?,
+        part_path: PathBuf::from(r.get::<_, String>(7)?),
+        dest_path: PathBuf::from(r.get::<_, String>(8)?),
+        etag: r.get(9)?,
+        expected_bytes: get_u64(r, 10)?,
+        downloaded_bytes: get_u64(r, 11)?,
+        status,
+        attempts: r.get(13)?,
+        restarts: r.get(14)?,
+        error: r.get(15)?,
+        created_at: r.get(16)?,
+        updated_at: r.get(17)?,
+        completed_at: r.get(18)?,
+    })
+}
+
+/// Byte counts are stored as SQLite integers (i64) and are never negative.
+fn get_u64(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    let v: i64 = r.get(i)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v))
+}
+
+fn db_err(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::db(format!("cannot {what} in the registry"), e)
+}
+
+fn to_i64(n: u64) -> Result<i64> {
+    i64::try_from(n)
+        .map_err(|_| Error::Runtime(format!("byte count {n} is too large for the registry")))
+}
+
+fn path_text(p: &Path) -> Result<&str> {
+    p.to_str()
+        .ok_or_else(|| Error::Runtime(format!("path {} is not valid UTF-8", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: u32) -> NewDownload {
+        NewDownload {
+            stub_name: format!("Movie.{n}.torrent"),
+            info_hash: format!("{n:040x}"),
+            peer: "alice".into(),
+            item_id: format!("lib1:movie:{n}"),
+            title: format!("Movie.{n}.2024.1080p"),
+            file_name: format!("Movie.{n}.2024.1080p.mkv"),
+            part_path: format!("/data/incomplete/{n}.part").into(),
+            dest_path: format!("/data/completed/Movie.{n}.mkv").into(),
+            etag: Some("\"abc\"".into()),
+            expected_bytes: 5 * 1024 * 1024 * 1024 + u64::from(n),
+        }
+    }
+
+    #[test]
+    fn migrates_from_empty_and_twice_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jack.db");
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.schema_version().unwrap(), SCHEMA_VERSION);
+        let id = reg.insert(&sample(1)).unwrap();
+        drop(reg);
+        // Opening again runs migrate() again: nothing changes, nothing is lost.
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(reg.get(id).unwrap().unwrap().item_id, "lib1:movie:1");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jack.db");
+        drop(Registry::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = Registry::open(&path).unwrap_err().to_string();
+        assert!(err.contains("newer than this jack"), "{err}");
+    }
+
+    #[test]
+    fn durable_pragmas_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let conn = reg.conn.lock();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
+    }
+
+    #[test]
+    fn row_and_events_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let new = sample(7);
+        let id = reg.insert(&new).unwrap();
+        let row = reg.get(id).unwrap().unwrap();
+        assert_eq!(row.stub_name, new.stub_name);
+        assert_eq!(row.info_hash, new.info_hash);
+        assert_eq!(row.part_path, new.part_path);
+        assert_eq!(row.dest_path, new.dest_path);
+        assert_eq!(row.etag.as_deref(), Some("\"abc\""));
+        assert_eq!(
+            row.expected_bytes, 5_368_709_127,
+            "u64 above 4 GiB survives"
+        );
+        assert_eq!(
+            (row.status, row.downloaded_bytes, row.attempts, row.restarts),
+            (Status::Queued, 0, 0, 0)
+        );
+        assert!(row.created_at.ends_with('Z') && row.completed_at.is_none());
+
+        reg.transition(
+            id,
+            Status::Downloading,
+            None,
+            EventKind::Started,
+            "offset=0",
+        )
+        .unwrap();
+        reg.set_progress(id, 4_294_967_296 + 5).unwrap();
+        reg.transition(
+            id,
+            Status::Retrying,
+            Some("connection reset"),
+            EventKind::RetryScheduled,
+            "in 800 ms after connection reset",
+        )
+        .unwrap();
+        let row = reg.get(id).unwrap().unwrap();
+        assert_eq!(row.downloaded_bytes, 4_294_967_301);
+        assert_eq!(
+            (row.status, row.error.as_deref()),
+            (Status::Retrying, Some("connection reset"))
+        );
+        reg.transition(
+            id,
+            Status::Completed,
+            None,
+            EventKind::Completed,
+            "5368709127 bytes",
+        )
+        .unwrap();
+        let row = reg.get(id).unwrap().unwrap();
+        assert_eq!(row.status, Status::Completed);
+        assert!(row.error.is_none() && row.completed_at.is_some());
+
+        let kinds: Vec<String> = reg
+            .events(id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["queued", "started", "retry_scheduled", "completed"]);
+        assert_eq!(reg.list().unwrap().len(), 1);
+        assert!(reg.get(id + 1).unwrap().is_none());
+        assert!(
+            reg.transition(id + 1, Status::Failed, None, EventKind::Failed, "")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_schema_refuses_impossible_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let id = reg.insert(&sample(1)).unwrap();
+        // Progress can never claim more than the expected size.
+        assert!(reg.set_progress(id, 5 * 1024 * 1024 * 1024 + 2).is_err());
+        assert!(reg.set_progress(id, u64::MAX).is_err());
+        let conn = reg.conn.lock();
+        assert!(
+            conn.execute(
+                "UPDATE downloads SET status = 'exploded' WHERE id = ?1",
+                [id]
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! The one error type of jack.
+//!
+//! A hand-written enum with a single `Display` match and `From` impls, no
+//! error crates. Messages are lowercase, say what failed on what, and carry
+//! their cause through `source()` so `main` can print a `caused by:` chain.
+//! This module decides the process exit code of every failure.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::config::Problems;
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad command line: exit 2.
+    Usage(String),
+    /// Bad configuration, every problem at once: exit 2.
+    Config(Problems),
+    /// An I/O operation failed on something named by `what`.
+    Io { what: String, source: io::Error },
+    /// A registry (SQLite) operation failed.
+    Db {
+        what: String,
+        source: rusqlite::Error,
+    },
+    /// Another jack already holds the registry.
+    AlreadyRunning { db: PathBuf, holder: String },
+    /// Any other runtime failure, already phrased for the operator.
+    Runtime(String),
+}
+
+impl Error {
+    pub fn io(what: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub fn db(what: impl Into<String>, source: rusqlite::Error) -> Error {
+        Error::Db {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// 2 for bad usage or configuration, 1 for everything that failed at run time.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) => write!(f, "{msg}"),
+            Error::Config(problems) => write!(f, "{problems}"),
+            Error::Io { what, .. } => write!(f, "{what}"),
+            Error::Db { what, .. } => write!(f, "{what}"),
+            Error::AlreadyRunning { db, holder } => write!(
+                f,
+                "another jack ({holder}) is already running on the registry {}; stop it first or point this one at another database.path",
+                db.display()
+            ),
+            Error::Runtime(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Db { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

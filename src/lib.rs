@@ -1,0 +1,14 @@
+//! jack: a small daemon that lets friends share media libraries through the
+//! Radarr/Sonarr stack they already run. See ARCHITECTURE.md for the map.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod error;
+pub mod instance;
+pub mod logger;
+pub mod server;
+pub mod status;

@@ -1,0 +1,340 @@
+//! End to end with the real binary: start-up, /ping, signals, exit codes,
+//! the single-instance rule, bad configurations, `status` and `check-config`.
+
+mod support;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::{Site, get, request};
+
+#[test]
+fn ping_answers_and_sigterm_exits_0_within_5s() {
+    let site = Site::new("");
+    let mut node = site.start();
+    let r = get(node.addr, "/ping");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, br#"{"status":"OK"}"#);
+    assert_eq!(r.header("Content-Length").as_deref(), Some("15"));
+    assert_eq!(
+        r.header("Content-Type").as_deref(),
+        Some("application/json")
+    );
+    assert!(r.header("Transfer-Encoding").is_none());
+
+    let head = request(node.addr, "HEAD", "/ping", &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Content-Length").as_deref(), Some("15"));
+    assert!(head.body.is_empty(), "HEAD has no body");
+
+    assert_eq!(get(node.addr, "/nope").status, 404);
+    assert_eq!(
+        request(node.addr, "POST", "/ping", &[("Content-Length", "0")]).status,
+        405
+    );
+
+    let t = Instant::now();
+    node.signal("TERM");
+    let status = node
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit within 5 s");
+    assert_eq!(status.code(), Some(0), "log:\n{}", node.log_text());
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(node.log_text().contains("shutdown complete"));
+    // The port is released.
+    assert!(TcpStream::connect(node.addr).is_err());
+}
+
+#[test]
+fn sigint_is_graceful_too_and_the_registry_survives_a_restart() {
+    let site = Site::new("");
+    let mut node = site.start();
+    node.signal("INT");
+    assert_eq!(
+        node.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(0)
+    );
+    assert!(site.path().join("data/jack.db").exists());
+    // The lock died with the process: a new node starts on the same registry.
+    let mut again = site.start();
+    assert_eq!(get(again.addr, "/ping").status, 200);
+    again.signal("TERM");
+    assert_eq!(
+        again.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_killed_node_leaves_no_lock_behind() {
+    let site = Site::new("");
+    let mut node = site.start();
+    node.signal("KILL");
+    node.wait_exit(Duration::from_secs(5)).unwrap();
+    let mut again = site.start();
+    assert_eq!(get(again.addr, "/ping").status, 200);
+    again.signal("TERM");
+    assert_eq!(
+        again.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_second_instance_on_the_same_registry_exits_1_and_leaves_the_first_alone() {
+    let site = Site::new("");
+    let first = site.start();
+    let out = site
+        .command(&["--config", site.config().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another jack") && err.contains(&format!("pid {}", first.pid())),
+        "{err}"
+    );
+    assert!(
+        !err.contains("listening"),
+        "the second instance never binds: {err}"
+    );
+    // The first node still answers, and its lock file still names it.
+    assert_eq!(get(first.addr, "/ping").status, 200);
+    let lock = std::fs::read_to_string(site.path().join("data/jack.db.lock")).unwrap();
+    assert_eq!(lock.trim(), first.pid().to_string());
+}
+
+#[test]
+fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"\"\nhandler_threadz = 2\n[downloads]\nmax_concurrent_downloads = 0\n"
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let out = std::process::Command::new(support::JACK)
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 problems"), "{err}");
+    assert!(
+        err.contains("jack.toml:3: server.api_key: api key must not be empty"),
+        "{err}"
+    );
+    assert!(
+        err.contains("jack.toml:4: server.handler_threadz: unknown key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("jack.toml:6: downloads.max_concurrent_downloads: must be at least 1"),
+        "{err}"
+    );
+    // Nothing started: no directories, no registry, and the port was never bound.
+    assert!(!dir.path().join("data").exists());
+    TcpListener::bind(("127.0.0.1", port)).expect("port still free");
+}
+
+#[test]
+fn a_missing_config_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(support::JACK)
+        .current_dir(dir.path())
+        .env_remove("JACK_CONFIG")
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jack.toml: (file): cannot read"));
+}
+
+#[test]
+fn jack_config_env_is_used_when_no_flag_is_given() {
+    let site = Site::new("[log]\nformat = \"json\"\n");
+    let mut cmd = std::process::Command::new(support::JACK);
+    cmd.env("JACK_CONFIG", site.config()).env_remove("JACK_LOG");
+    let node = support::Node::spawn(cmd);
+    assert_eq!(get(node.addr, "/ping").status, 200);
+    // JSON log lines.
+    let log = node.log_text();
+    let first = log.lines().next().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(v["level"], "info");
+    assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn usage_version_and_help() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::JACK)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let v = run(&["--version"]);
+    assert_eq!(v.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).trim(),
+        format!("jack {}", env!("CARGO_PKG_VERSION"))
+    );
+    let h = run(&["--help"]);
+    assert_eq!(h.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&h.stdout).contains("check-config"));
+    let bad = run(&["--frobnicate"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown option --frobnicate"));
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key_file.path(), "peer-secret-123\n").unwrap();
+    let site = Site::new(&format!(
+        "[[peers]]\nname = \"alice\"\nurl = \"http://127.0.0.1:5226\"\napi_key = {{ file = {:?} }}\n",
+        key_file.path().display()
+    ));
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config()).unwrap().replace(
+            "api_key = \"test-key\"",
+            "api_key = { env = \"MY_JACK_KEY\" }",
+        ),
+    )
+    .unwrap();
+    let out = site
+        .command(&["check-config", "--config", site.config().to_str().unwrap()])
+        .env("MY_JACK_KEY", "node-secret-456")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("peer-secret-123") && !text.contains("node-secret-456"),
+        "{text}"
+    );
+    assert!(
+        text.contains("api_key = { env = \"MY_JACK_KEY\" } # <redacted>"),
+        "{text}"
+    );
+    assert!(text.contains("max_concurrent_downloads = 3"), "{text}");
+    // check-config creates nothing.
+    assert!(!site.path().join("data").exists());
+    // The same config without the variable: exit 2 naming it.
+    let out = site
+        .command(&["check-config", "--config", site.config().to_str().unwrap()])
+        .env_remove("MY_JACK_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("environment variable MY_JACK_KEY is not set")
+    );
+}
+
+#[test]
+fn status_reads_the_registry_with_the_daemon_stopped_or_running() {
+    let site = Site::new("");
+    let config = site.config();
+    let status = |json: bool| {
+        let mut args = vec!["status", "--config", config.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let out = site.command(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // No registry yet: nothing to show, and nothing created.
+    assert_eq!(status(false), "no downloads\n");
+    assert!(!site.path().join("data/jack.db").exists());
+
+    let db = site.path().join("data/jack.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let reg = jack::db::Registry::open(&db).unwrap();
+    let id = reg
+        .insert(&jack::db::NewDownload {
+            stub_name: "Movie.torrent".into(),
+            info_hash: "ab".repeat(20),
+            peer: "alice".into(),
+            item_id: "lib1:movie:1".into(),
+            title: "Some.Movie.2024.1080p".into(),
+            file_name: "Some.Movie.2024.1080p.mkv".into(),
+            part_path: site.path().join("data/incomplete/1.part"),
+            dest_path: site.path().join("data/completed/Some.Movie.2024.1080p.mkv"),
+            etag: None,
+            expected_bytes: 6_000_000_000,
+        })
+        .unwrap();
+    reg.set_progress(id, 4_500_000_000).unwrap();
+    drop(reg);
+
+    let text = status(false);
+    assert!(
+        text.contains("queued") && text.contains("75.0%") && text.contains("5.6 GiB"),
+        "{text}"
+    );
+    let node = site.start();
+    let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(v["downloads"][0]["id"], id);
+    assert_eq!(v["downloads"][0]["downloaded_bytes"], 4_500_000_000u64);
+    assert_eq!(v["downloads"][0]["status"], "queued");
+    drop(node);
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_read_timeout() {
+    let site = Site::new("read_timeout_ms = 300\n");
+    let node = site.start();
+    let mut idle = TcpStream::connect(node.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    // The server closes the connection (EOF) once it has been idle 300 ms.
+    let n = idle.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn server_keeps_accepting_after_an_idle_period() {
+    // With the stock tiny_http, accept() timing out (it inherits the read
+    // timeout) stopped the server for good.
+    let site = Site::new("read_timeout_ms = 200\n");
+    let node = site.start();
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(get(node.addr, "/ping").status, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(node.addr, "/ping").status, 200);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,39 +1,396 @@
-//! Routes of the node's HTTP API (`PROTOCOL.md` §2).
+//! Routes of the node's HTTP API: `/ping` and the peer API (`PROTOCOL.md`
+//! §1 and §2).
 //!
-//! Translates requests into calls on the rest of jack and results into
-//! JSON replies. Holds no state of its own beyond shared handles, and never
-//! touches SQL (that is `db`'s job).
+//! Translates requests into calls on the catalogue and results into JSON
+//! or file replies. Authentication is checked here, before anything under
+//! `/peer/` or `/handshake` is looked at, with one uniform 401. Holds no
+//! state of its own beyond shared handles, and never touches SQL.
+
+use std::sync::Arc;
 
 use tiny_http::{Method, Request};
 
+use crate::catalogue::{Catalogue, Query, imdb_number};
+use crate::config::Secret;
+use crate::range::{self, Selection};
 use crate::server::{Handler, Reply, redact_query};
 
-/// The node's API. Later issues add the peer, Torznab and qBittorrent routes.
-#[derive(Debug, Default)]
-pub struct Api {}
+/// The peer protocol version this node speaks.
+pub const PROTOCOL_VERSION: &str = "0.1.0";
+
+/// Item ids longer than this are not looked up (`PROTOCOL.md` §2.2).
+const MAX_ID_LEN: usize = 200;
+
+/// A key that may call the peer API, and whose it is (for logs).
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub owner: String,
+    pub key: Secret,
+}
+
+#[derive(Debug)]
+pub struct Api {
+    keys: Vec<ApiKey>,
+    catalogue: Arc<Catalogue>,
+}
 
 impl Api {
-    pub fn new() -> Api {
-        Api {}
+    pub fn new(keys: Vec<ApiKey>, catalogue: Arc<Catalogue>) -> Api {
+        Api { keys, catalogue }
+    }
+
+    /// The owner of the key the request presents, if any key matches.
+    /// `X-Api-Key` first, else `Authorization: Bearer`; never the query.
+    fn caller(&self, req: &Request) -> Option<&str> {
+        let presented = match header(req, "X-Api-Key") {
+            Some(k) => k,
+            None => bearer(header(req, "Authorization")?)?,
+        };
+        // Every key is compared, so the time taken does not tell which matched.
+        let mut owner = None;
+        for k in &self.keys {
+            if constant_time_eq(presented.as_bytes(), k.key.expose().as_bytes()) {
+                owner = Some(k.owner.as_str());
+            }
+        }
+        owner
+    }
+
+    fn route(&self, req: &Request) -> Reply {
+        let (path, query) = split_url(req.url());
+        let method = req.method();
+        if path == "/ping" {
+            return match method {
+                Method::Get | Method::Head => {
+                    Reply::json(200, &serde_json::json!({"status": "OK"}))
+                }
+                _ => method_not_allowed("GET, HEAD"),
+            };
+        }
+        if path != "/handshake" && !path.starts_with("/peer/") {
+            return not_found();
+        }
+        let Some(owner) = self.caller(req) else {
+            return Reply::error(401, "UNAUTHORIZED", "Unauthorized");
+        };
+        log::debug!("peer request caller={owner} method={method} path={path}");
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        match segments.as_slice() {
+            ["handshake"] => get_only(method, || {
+                Reply::json(
+                    200,
+                    &serde_json::json!({
+                        "name": "jack",
+                        "version": PROTOCOL_VERSION,
+                        "implementation": format!("jack-rs/{}", env!("CARGO_PKG_VERSION")),
+                        "features": ["ranges", "etag", "bearer"],
+                    }),
+                )
+            }),
+            ["peer", "search"] => get_only(method, || self.search(query)),
+            ["peer", "items", id] => get_only(method, || match decode_id(id) {
+                Some(id) => match self.catalogue.get(&id) {
+                    Some(release) => Reply::json(200, &release.to_json()),
+                    None => not_found(),
+                },
+                None => not_found(),
+            }),
+            ["peer", "items", id, "file"] => match method {
+                Method::Get | Method::Head => match decode_id(id) {
+                    Some(id) => self.file(req, &id),
+                    None => not_found(),
+                },
+                _ => method_not_allowed("GET, HEAD"),
+            },
+            _ => not_found(),
+        }
+    }
+
+    fn search(&self, query: &str) -> Reply {
+        let mut q = Query::default();
+        for (k, v) in query_pairs(query) {
+            let bad = || Reply::error(400, "BAD_REQUEST", &format!("{k} must be a number"));
+            match k.as_str() {
+                "tmdbId" => match v.parse() {
+                    Ok(n) => q.tmdb_id = Some(n),
+                    Err(_) => return bad(),
+                },
+                "tvdbId" => match v.parse() {
+                    Ok(n) => q.tvdb_id = Some(n),
+                    Err(_) => return bad(),
+                },
+                "season" => match v.parse() {
+                    Ok(n) => q.season = Some(n),
+                    Err(_) => return bad(),
+                },
+                "episode" => match v.parse() {
+                    Ok(n) => q.episode = Some(n),
+                    Err(_) => return bad(),
+                },
+                // An IMDb id that cannot exist matches nothing.
+                "imdbId" => q.imdb_num = Some(imdb_number(&v).unwrap_or(u64::MAX)),
+                _ => {}
+            }
+        }
+        let items: Vec<serde_json::Value> = self
+            .catalogue
+            .search(&q)
+            .iter()
+            .map(|r| r.to_json())
+            .collect();
+        Reply::json(200, &serde_json::json!({ "items": items }))
+    }
+
+    /// `GET`/`HEAD /peer/items/{id}/file`: the byte-range table of §2.3.
+    fn file(&self, req: &Request, id: &str) -> Reply {
+        let opened = match self.catalogue.open(id) {
+            Ok(Some(f)) => f,
+            Ok(None) => return not_found(),
+            Err(e) => {
+                log::warn!("cannot open a library file id={id} error={e}");
+                return Reply::error(500, "INTERNAL", "Cannot read the file");
+            }
+        };
+        let size = opened.size;
+        let last_modified = httpdate::fmt_http_date(opened.modified);
+        let validators = |mut r: Reply| {
+            r.headers.push(("ETag".into(), opened.etag.clone()));
+            r.headers
+                .push(("Last-Modified".into(), last_modified.clone()));
+            r
+        };
+        if let Some(inm) = header(req, "If-None-Match")
+            && range::if_none_match(inm, &opened.etag)
+        {
+            return validators(Reply::empty(304));
+        }
+        let mut range_header = header(req, "Range").filter(|_| *req.method() == Method::Get);
+        if let Some(if_range) = header(req, "If-Range")
+            && !range::if_range_allows(if_range, &opened.etag, &last_modified)
+        {
+            range_header = None;
+        }
+        let common = |mut r: Reply| {
+            r.headers.push(("Accept-Ranges".into(), "bytes".into()));
+            r.headers
+                .push(("Content-Type".into(), "application/octet-stream".into()));
+            r.headers.push((
+                "Content-Disposition".into(),
+                content_disposition(&opened.filename),
+            ));
+            validators(r)
+        };
+        match range::select(range_header, size) {
+            Selection::Full => common(Reply::file(200, opened.file, 0, size)),
+            Selection::Partial { first, last } => {
+                common(Reply::file(206, opened.file, first, last - first + 1))
+                    .with_header("Content-Range", &range::content_range(first, last, size))
+            }
+            Selection::Unsatisfiable => common(Reply::empty(416))
+                .with_header("Content-Range", &range::unsatisfied_range(size)),
+        }
     }
 }
 
 impl Handler for Api {
     fn handle(&self, req: &mut Request) -> Reply {
-        let path = redact_query(req.url());
-        let reply = match (req.method(), path) {
-            (Method::Get | Method::Head, "/ping") => {
-                Reply::json(200, &serde_json::json!({"status": "OK"}))
-            }
-            (_, "/ping") => Reply::error(405, "BAD_REQUEST", "Method not allowed")
-                .with_header("Allow", "GET, HEAD"),
-            _ => Reply::error(404, "NOT_FOUND", "Not found"),
-        };
+        let reply = self.route(req);
         log::debug!(
-            "http method={} path={path} status={}",
+            "http method={} path={} status={}",
             req.method(),
+            redact_query(req.url()),
             reply.status
         );
         reply
+    }
+}
+
+fn not_found() -> Reply {
+    Reply::error(404, "NOT_FOUND", "Not found")
+}
+
+fn method_not_allowed(allow: &str) -> Reply {
+    Reply::error(405, "BAD_REQUEST", "Method not allowed").with_header("Allow", allow)
+}
+
+fn get_only(method: &Method, f: impl FnOnce() -> Reply) -> Reply {
+    match method {
+        Method::Get => f(),
+        _ => method_not_allowed("GET"),
+    }
+}
+
+fn header<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Compares two secrets in time that depends on neither's content nor
+/// length: both are hashed first, then the digests compared without an
+/// early exit.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let da = sha1_smol::Sha1::from(a).digest().bytes();
+    let db = sha1_smol::Sha1::from(b).digest().bytes();
+    da.iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// (`/path`, `query`) of a request target.
+fn split_url(url: &str) -> (&str, &str) {
+    match url.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (url, ""),
+    }
+}
+
+/// Percent-decodes one path segment into an item id; `None` when the
+/// encoding is broken, the result is not UTF-8, or it is too long to be an id.
+fn decode_id(raw: &str) -> Option<String> {
+    if raw.len() > 3 * MAX_ID_LEN {
+        return None;
+    }
+    let id = percent_decode(raw, false)?;
+    (!id.is_empty() && id.len() <= MAX_ID_LEN && !id.contains('\0')).then_some(id)
+}
+
+/// `%XX` decoding (and `+` as space in queries); `None` on a broken escape
+/// or invalid UTF-8.
+fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Decoded `key=value` pairs of a query string; broken pairs are skipped.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((percent_decode(k, true)?, percent_decode(v, true)?))
+        })
+        .collect()
+}
+
+/// RFC 6266: an ASCII fallback and the exact UTF-8 name.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_decode_strictly() {
+        assert_eq!(
+            decode_id("movies%3Amovie%3Aab").as_deref(),
+            Some("movies:movie:ab")
+        );
+        assert_eq!(
+            decode_id("movies:movie:ab").as_deref(),
+            Some("movies:movie:ab")
+        );
+        assert_eq!(decode_id("%2e%2e%2f").as_deref(), Some("../"));
+        assert_eq!(
+            decode_id("%252e").as_deref(),
+            Some("%2e"),
+            "decoded once only"
+        );
+        assert_eq!(decode_id("%00"), None);
+        assert_eq!(decode_id("%"), None);
+        assert_eq!(decode_id("%zz"), None);
+        assert_eq!(decode_id("%ff"), None, "not UTF-8");
+        assert_eq!(decode_id(""), None);
+        assert_eq!(decode_id(&"a".repeat(5000)), None);
+        assert_eq!(decode_id(&"a".repeat(201)), None);
+        assert!(decode_id(&"a".repeat(200)).is_some());
+        assert_eq!(decode_id("%C3%A9"), Some("é".into()));
+    }
+
+    #[test]
+    fn query_strings() {
+        assert_eq!(
+            query_pairs("tmdbId=603&q=the+matrix&x&imdbId=tt0133093&bad=%zz"),
+            [
+                ("tmdbId".to_string(), "603".to_string()),
+                ("q".into(), "the matrix".into()),
+                ("x".into(), "".into()),
+                ("imdbId".into(), "tt0133093".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[test]
+    fn secrets_compare() {
+        assert!(constant_time_eq(b"key", b"key"));
+        assert!(!constant_time_eq(b"key", b"Key"));
+        assert!(!constant_time_eq(b"key", b"key2"));
+        assert!(!constant_time_eq(b"", b"key"));
+    }
+
+    #[test]
+    fn content_disposition_is_rfc_6266() {
+        assert_eq!(
+            content_disposition("The.Matrix.1999.mkv"),
+            "attachment; filename=\"The.Matrix.1999.mkv\"; filename*=UTF-8''The.Matrix.1999.mkv"
+        );
+        assert_eq!(
+            content_disposition("Amélie \"2001\".mkv"),
+            "attachment; filename=\"Am_lie _2001_.mkv\"; filename*=UTF-8''Am%C3%A9lie%20%222001%22.mkv"
+        );
     }
 }

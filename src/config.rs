@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// Write timeout of every accepted connection (slow readers).
     pub write_timeout: Duration,
+    /// Open connections above which new ones get a quick 503.
+    pub max_connections: usize,
+    /// How often the libraries are rescanned.
+    pub library_rescan: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +80,8 @@ pub struct Library {
     pub name: String,
     pub path: PathBuf,
     pub category: Category,
+    /// Lower-case file extensions to serve; empty means the default video list.
+    pub extensions: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -279,11 +285,16 @@ impl fmt::Display for Config {
         writeln!(f, "handler_threads = {}", s.handler_threads)?;
         writeln!(f, "read_timeout_ms = {}", s.read_timeout.as_millis())?;
         writeln!(f, "write_timeout_ms = {}", s.write_timeout.as_millis())?;
+        writeln!(f, "max_connections = {}", s.max_connections)?;
+        writeln!(f, "library_rescan_secs = {}", s.library_rescan.as_secs())?;
         writeln!(f, "\n[database]\npath = {:?}", self.database.path.display())?;
         for l in &self.libraries {
             writeln!(f, "\n[[library]]\nname = {:?}", l.name)?;
             writeln!(f, "path = {:?}", l.path.display())?;
             writeln!(f, "category = \"{}\"", l.category.as_str())?;
+            if !l.extensions.is_empty() {
+                writeln!(f, "extensions = {:?}", l.extensions)?;
+            }
         }
         writeln!(f, "\n[downloads]")?;
         writeln!(f, "watch_dir = {:?}", d.watch_dir.display())?;
@@ -460,6 +471,32 @@ impl<'a> Cx<'a> {
                 None
             }
         }
+    }
+
+    /// An array of non-empty strings (e.g. file extensions), lower-cased.
+    fn string_list(&mut self, t: &mut Table<'_, '_>, k: &'static str) -> Vec<String> {
+        let Some(v) = t.get(k) else { return Vec::new() };
+        let DeValue::Array(items) = v.get_ref() else {
+            let msg = format!(
+                "expected an array of strings, found {}",
+                v.get_ref().type_str()
+            );
+            self.problem(t.key(k), Some(v.span()), msg);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) if !s.trim().is_empty() => {
+                    out.push(s.trim().trim_start_matches('.').to_ascii_lowercase())
+                }
+                other => {
+                    let msg = format!("expected non-empty strings, found {}", other.type_str());
+                    self.problem(t.key(k), Some(item.span()), msg);
+                }
+            }
+        }
+        out
     }
 
     fn required_string(
@@ -684,6 +721,8 @@ impl<'a> Cx<'a> {
         let handler_threads = self.integer(&mut t, "handler_threads", 8, 1, LIMIT_THREADS) as usize;
         let read_timeout = self.millis(&mut t, "read_timeout_ms", 30_000, 100, 3_600_000);
         let write_timeout = self.millis(&mut t, "write_timeout_ms", 60_000, 100, 3_600_000);
+        let max_connections = self.integer(&mut t, "max_connections", 256, 1, 65_536) as usize;
+        let library_rescan_secs = self.integer(&mut t, "library_rescan_secs", 300, 1, 604_800);
         self.finish(t);
         ServerConfig {
             listen,
@@ -692,6 +731,8 @@ impl<'a> Cx<'a> {
             handler_threads,
             read_timeout,
             write_timeout,
+            max_connections,
+            library_rescan: Duration::from_secs(library_rescan_secs),
         }
     }
 
@@ -728,12 +769,14 @@ impl<'a> Cx<'a> {
                     );
                 }
             }
+            let extensions = self.string_list(&mut t, "extensions");
             self.finish(t);
             if let (Some((name, _)), Some(path)) = (name, path) {
                 out.push(Library {
                     name,
                     path,
                     category,
+                    extensions,
                 });
             }
         }

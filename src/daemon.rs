@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,8 @@ use crossbeam_channel::{Receiver, bounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::api::Api;
+use crate::api::{Api, ApiKey};
+use crate::catalogue::Catalogue;
 use crate::config::{Config, SecretOrigin};
 use crate::db::Registry;
 use crate::error::{Error, Result};
@@ -49,9 +51,16 @@ pub fn run(config: Config) -> Result<()> {
     }
 
     let signals = SignalWatcher::install()?;
+    let catalogue = Arc::new(Catalogue::new(&config.libraries));
+    let scanner = Rescanner::start(catalogue.clone(), config.server.library_rescan)?;
     let s = &config.server;
     let listener = server::bind(s.listen, s.read_timeout, s.write_timeout)?;
-    let http = HttpServer::start(listener, s.handler_threads, Arc::new(Api::new()))?;
+    let keys = vec![ApiKey {
+        owner: "node".into(),
+        key: s.api_key.clone(),
+    }];
+    let api = Arc::new(Api::new(keys, catalogue));
+    let http = HttpServer::start(listener, s.handler_threads, s.max_connections, api)?;
     let addr: SocketAddr = http.local_addr();
     log::info!(
         "jack {} listening addr={addr} public_url={} handler_threads={} libraries={} peers={}",
@@ -67,6 +76,7 @@ pub fn run(config: Config) -> Result<()> {
     let started = Instant::now();
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
     http.shutdown();
+    scanner.stop();
     drop(registry);
     drop(lock);
     signals.close();
@@ -154,6 +164,56 @@ impl Watchdog {
 
     fn disarm(self) {
         let _ = self.done.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// The `catalogue` thread: scans the libraries at start-up, then every
+/// `interval`, until stopped.
+struct Rescanner {
+    stop: crossbeam_channel::Sender<()>,
+    cancel: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Rescanner {
+    fn start(catalogue: Arc<Catalogue>, interval: Duration) -> Result<Rescanner> {
+        let (stop, rx) = bounded::<()>(1);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let cancelled = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("catalogue".into())
+            .spawn(move || {
+                loop {
+                    let Some(stats) = catalogue.rescan_unless(&cancelled) else {
+                        return;
+                    };
+                    log::info!(
+                        "catalogue scanned items={} skipped={} errors={} elapsed_ms={}",
+                        stats.items,
+                        stats.skipped,
+                        stats.errors,
+                        stats.elapsed.as_millis()
+                    );
+                    if rx.recv_timeout(interval)
+                        != Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("cannot start the catalogue thread", e))?;
+        Ok(Rescanner {
+            stop,
+            cancel,
+            thread,
+        })
+    }
+
+    /// Stops the thread, abandoning a scan in progress.
+    fn stop(self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(());
         let _ = self.thread.join();
     }
 }

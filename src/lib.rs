@@ -2,6 +2,7 @@
 //! Radarr/Sonarr stack they already run. See ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -10,5 +11,7 @@ pub mod db;
 pub mod error;
 pub mod instance;
 pub mod logger;
+pub mod naming;
+pub mod range;
 pub mod server;
 pub mod status;

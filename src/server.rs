@@ -13,7 +13,9 @@
 //! Every reply carries an exact `Content-Length`, never chunked encoding.
 //! This module knows nothing of routes: it calls a [`Handler`].
 
-use std::net::{SocketAddr, TcpListener};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,24 +23,58 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use tiny_http::{Header, Request, Response};
+use tiny_http::{Header, Method, Request, Response};
 
 use crate::error::{Error, Result};
 
-/// A complete response held in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A response: status, headers, and a body in memory or a slice of a file.
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
+
+#[derive(Debug)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` from `offset`, streamed with an exact
+    /// `Content-Length` (u64 on every platform). A HEAD request gets the
+    /// same headers without the bytes.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// Bytes handed to the kernel per `sendfile` round; between rounds the
+/// handler checks for shutdown.
+const FILE_CHUNK: u64 = 8 * 1024 * 1024;
 
 impl Reply {
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
         Reply {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: value.to_string().into_bytes(),
+            body: Body::Bytes(value.to_string().into_bytes()),
+        }
+    }
+
+    /// A reply without a body (304, 416).
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Bytes(Vec::new()),
+        }
+    }
+
+    pub fn file(status: u16, file: File, offset: u64, len: u64) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::File { file, offset, len },
         }
     }
 
@@ -89,17 +125,23 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Serves `listener` with `threads` handler threads.
+    /// Serves `listener` with `threads` handler threads and at most
+    /// `max_connections` open connections (above it: a quick 503 written by
+    /// the accept thread, no thread spawned).
     pub fn start(
         listener: TcpListener,
         threads: usize,
+        max_connections: usize,
         handler: Arc<dyn Handler>,
     ) -> Result<HttpServer> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the listening address", e))?;
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| Error::Runtime(format!("cannot start the HTTP server on {addr}: {e}")))?;
+        let server =
+            tiny_http::Server::from_listener_capped(listener, max_connections, overload_response())
+                .map_err(|e| {
+                    Error::Runtime(format!("cannot start the HTTP server on {addr}: {e}"))
+                })?;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(threads);
@@ -123,6 +165,11 @@ impl HttpServer {
         self.addr
     }
 
+    /// Connections open right now.
+    pub fn connections(&self) -> usize {
+        self.server.num_connections()
+    }
+
     /// Stops taking requests and joins every handler thread. A handler in
     /// the middle of a request finishes it first.
     pub fn shutdown(self) {
@@ -142,7 +189,11 @@ fn serve(server: &tiny_http::Server, stopping: &AtomicBool, handler: &dyn Handle
         let request = server.recv();
         if stopping.load(Ordering::SeqCst) {
             if let Ok(req) = request {
-                respond(req, Reply::error(503, "UNAVAILABLE", "Shutting down"));
+                respond(
+                    req,
+                    Reply::error(503, "UNAVAILABLE", "Shutting down"),
+                    stopping,
+                );
             }
             return;
         }
@@ -165,12 +216,26 @@ fn serve(server: &tiny_http::Server, stopping: &AtomicBool, handler: &dyn Handle
                 Reply::error(500, "INTERNAL", "Internal error")
             }
         };
-        respond(req, reply);
+        respond(req, reply, stopping);
     }
 }
 
-fn respond(req: Request, reply: Reply) {
-    let mut response = Response::from_data(reply.body)
+fn respond(req: Request, reply: Reply, stopping: &AtomicBool) {
+    let body = match reply.body {
+        Body::Bytes(b) => b,
+        Body::File { file, offset, len } => {
+            return respond_file(
+                req,
+                reply.status,
+                &reply.headers,
+                file,
+                offset,
+                len,
+                stopping,
+            );
+        }
+    };
+    let mut response = Response::from_data(body)
         .with_status_code(reply.status)
         .with_chunked_threshold(usize::MAX);
     for (name, value) in &reply.headers {
@@ -186,4 +251,143 @@ fn respond(req: Request, reply: Reply) {
 /// The path of a URL without its query string (which may carry a key).
 pub fn redact_query(url: &str) -> &str {
     url.split('?').next().unwrap_or("")
+}
+
+/// The complete response the accept thread writes when the connection cap
+/// is reached.
+fn overload_response() -> Vec<u8> {
+    let body = r#"{"ok":false,"error":{"code":"UNAVAILABLE","message":"Too many connections"}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Writes the head itself (tiny_http's `Response` counts bytes in `usize`,
+/// 32 bits on armv7), then the slice of the file straight to the socket
+/// (`sendfile` through `std::io::copy`). Any failure, a file that ends
+/// early, or shutdown cuts the connection: a response never ends early
+/// while looking complete.
+fn respond_file(
+    req: Request,
+    status: u16,
+    headers: &[(String, String)],
+    file: File,
+    offset: u64,
+    len: u64,
+    stopping: &AtomicBool,
+) {
+    let head_only = *req.method() == Method::Head;
+    let close = wants_close(&req);
+    let socket = req.raw_socket();
+    // Taking the writer waits for earlier responses on this connection and
+    // holds later ones back until this one is done.
+    let mut writer = req.into_writer();
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: jack/{}\r\nContent-Length: {len}\r\n",
+        reason(status),
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+        env!("CARGO_PKG_VERSION"),
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let sent = writer
+        .write_all(head.as_bytes())
+        .and_then(|()| writer.flush());
+    let complete = match (sent, head_only) {
+        (Err(_), _) => false,
+        (Ok(()), true) => true,
+        (Ok(()), false) => match &socket {
+            Some(sock) => send_file(&file, offset, len, sock, stopping),
+            None => copy_through(&file, offset, len, &mut writer, stopping),
+        },
+    };
+    if !complete && let Some(sock) = &socket {
+        let _ = sock.shutdown(Shutdown::Both);
+    }
+    drop(writer);
+}
+
+/// True when every one of the `len` bytes from `offset` reached the socket.
+fn send_file(
+    mut file: &File,
+    offset: u64,
+    len: u64,
+    sock: &TcpStream,
+    stopping: &AtomicBool,
+) -> bool {
+    if file.seek(SeekFrom::Start(offset)).is_err() {
+        return false;
+    }
+    let mut remaining = len;
+    while remaining > 0 {
+        if stopping.load(Ordering::Relaxed) {
+            return false;
+        }
+        let chunk = remaining.min(FILE_CHUNK);
+        match std::io::copy(&mut file.take(chunk), &mut &*sock) {
+            Ok(0) | Err(_) => return false, // the file shrank, or the client left
+            Ok(n) => remaining -= n,
+        }
+    }
+    true
+}
+
+/// The same through tiny_http's writer (connections that are not TCP).
+fn copy_through(
+    mut file: &File,
+    offset: u64,
+    len: u64,
+    out: &mut dyn Write,
+    stopping: &AtomicBool,
+) -> bool {
+    if file.seek(SeekFrom::Start(offset)).is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut remaining = len;
+    while remaining > 0 && !stopping.load(Ordering::Relaxed) {
+        let want = usize::try_from(remaining.min(buf.len() as u64)).unwrap_or(buf.len());
+        match file.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                if out.write_all(&buf[..n]).is_err() {
+                    return false;
+                }
+                remaining -= n as u64;
+            }
+        }
+    }
+    remaining == 0 && out.flush().is_ok()
+}
+
+/// Whether the client will send no further request on this connection.
+fn wants_close(req: &Request) -> bool {
+    let connection = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str().to_ascii_lowercase());
+    let http10 = req.http_version() == &tiny_http::HTTPVersion(1, 0);
+    match connection {
+        Some(v) if v.contains("close") => true,
+        Some(v) => http10 && !v.contains("keep-alive"),
+        None => http10,
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
+        416 => "Range Not Satisfiable",
+        _ => "Unknown",
+    }
 }

@@ -10,7 +10,9 @@ use std::str::FromStr;
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
+use crate::connection::Connection;
 use crate::Request;
+use std::sync::Arc;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -34,7 +36,18 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // jack patch: a clone of the socket, handed to each request so a handler
+    // can cut the connection (`Request::abort_connection`)
+    abort_handle: Option<Arc<Connection>>,
 }
+
+/// jack patch: limits on what a client may send before its request is
+/// complete; beyond them the request is refused and the connection closed.
+const MAX_REQUEST_LINE: usize = 8 * 1024;
+const MAX_HEADER_LINE: usize = 8 * 1024;
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
@@ -44,6 +57,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// jack patch: the request line (414) or the headers (431) are too large
+    TooLarge(u16),
 }
 
 impl ClientConnection {
@@ -65,7 +80,14 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            abort_handle: None,
         }
+    }
+
+    /// jack patch: see `Request::abort_connection`.
+    pub(crate) fn with_abort_handle(mut self, handle: Option<Arc<Connection>>) -> Self {
+        self.abort_handle = handle;
+        self
     }
 
     /// true if the connection is HTTPS
@@ -77,7 +99,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self, limit: usize) -> IoResult<AsciiString> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -98,6 +120,9 @@ impl ClientConnection {
             prev_byte_was_cr = byte == b'\r';
 
             buf.push(byte);
+            if buf.len() > limit {
+                return Err(IoError::new(ErrorKind::OutOfMemory, "line too long"));
+            }
         }
     }
 
@@ -107,7 +132,9 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self
+                    .read_next_line(MAX_REQUEST_LINE)
+                    .map_err(|e| too_large_or(e, 414))?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -117,12 +144,19 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
+                let mut header_bytes = 0;
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self
+                        .read_next_line(MAX_HEADER_LINE)
+                        .map_err(|e| too_large_or(e, 431))?;
 
                     if line.is_empty() {
                         break;
                     };
+                    header_bytes += line.len();
+                    if header_bytes > MAX_HEADER_BYTES || headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::TooLarge(431));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -163,6 +197,9 @@ impl ClientConnection {
                 }
             }
         })?;
+
+        let mut request = request;
+        request.set_abort_handle(self.abort_handle.clone());
 
         // return the request
         Ok(request)
@@ -220,6 +257,16 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
+                Err(ReadError::TooLarge(code)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(code))
+                        .with_header("Connection: close".parse::<crate::Header>().unwrap());
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the request is unread: close
+                }
+
                 Err(ReadError::ReadIoError(_)) => return None,
 
                 Ok(rq) => rq,
@@ -262,6 +309,15 @@ impl Iterator for ClientConnection {
             // returning the request
             return Some(rq);
         }
+    }
+}
+
+/// jack patch: a line over its limit becomes `TooLarge(code)`.
+fn too_large_or(e: IoError, code: u16) -> ReadError {
+    if e.kind() == ErrorKind::OutOfMemory {
+        ReadError::TooLarge(code)
+    } else {
+        ReadError::ReadIoError(e)
     }
 }
 

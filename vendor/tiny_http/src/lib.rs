@@ -140,6 +140,9 @@ pub struct Server {
     // queue for messages received by child threads
     messages: Arc<MessagesQueue<Message>>,
 
+    // jack patch: connections currently open (accepted and not yet closed)
+    active: Arc<std::sync::atomic::AtomicUsize>,
+
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
 }
@@ -245,7 +248,32 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::from_listener_impl(listener.into(), ssl_config, None)
+    }
+
+    /// jack patch: like `from_listener`, but at most `max_connections` are
+    /// open at once. A connection accepted above the cap is answered with the
+    /// raw bytes `overload_response` (a complete HTTP response) by the accept
+    /// thread and closed, without a thread of its own.
+    pub fn from_listener_capped<L: Into<Listener>>(
+        listener: L,
+        max_connections: usize,
+        overload_response: Vec<u8>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_impl(
+            listener.into(),
+            None,
+            Some((max_connections, overload_response)),
+        )
+    }
+
+    fn from_listener_impl(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        cap: Option<(usize, Vec<u8>)>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inside_active = active.clone();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -294,8 +322,17 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    Ok((mut sock, _)) => {
+                        use std::io::Write as _;
                         use util::RefinedTcpStream;
+                        if let Some((max, ref overload)) = cap {
+                            if inside_active.load(Relaxed) >= max {
+                                let _ = sock.write_all(overload);
+                                let _ = sock.shutdown(Shutdown::Both);
+                                continue;
+                            }
+                        }
+                        let abort_handle = sock.try_clone().ok().map(Arc::new);
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -313,7 +350,8 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable)
+                            .with_abort_handle(abort_handle))
                     }
                     Err(e) => Err(e),
                 };
@@ -322,7 +360,9 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let mut guard = Some(ActiveGuard::new(inside_active.clone()));
                         tasks_pool.spawn(Box::new(move || {
+                            let _guard = guard.take();
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
@@ -368,6 +408,7 @@ impl Server {
         // result
         Ok(Server {
             messages,
+            active,
             close: close_trigger,
             listening_addr: local_addr,
         })
@@ -389,8 +430,8 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        // jack patch: upstream left this `unimplemented!()`.
+        self.active.load(Relaxed)
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -425,6 +466,22 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// jack patch: counts one open connection for as long as it lives.
+struct ActiveGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl ActiveGuard {
+    fn new(active: Arc<std::sync::atomic::AtomicUsize>) -> ActiveGuard {
+        active.fetch_add(1, Relaxed);
+        ActiveGuard(active)
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 

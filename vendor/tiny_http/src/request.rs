@@ -74,6 +74,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // jack patch: the connection's socket, for `abort_connection`
+    abort_handle: Option<std::sync::Arc<crate::connection::Connection>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -238,6 +241,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        abort_handle: None,
     })
 }
 
@@ -291,6 +295,26 @@ impl Request {
     #[inline]
     pub fn remote_addr(&self) -> Option<&SocketAddr> {
         self.remote_addr.as_ref()
+    }
+
+    /// jack patch: a clone of the connection's TCP socket (`None` for Unix
+    /// sockets). A handler that holds this request's writer (from
+    /// `into_writer`, which waits for earlier responses on the connection)
+    /// may write a body straight to the socket, e.g. with `std::io::copy`
+    /// from a `File` (sendfile), and may cut the connection with
+    /// `shutdown(Both)` so the client never sees a body that ends early.
+    pub fn raw_socket(&self) -> Option<std::net::TcpStream> {
+        match self.abort_handle.as_deref() {
+            Some(crate::connection::Connection::Tcp(s)) => s.try_clone().ok(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set_abort_handle(
+        &mut self,
+        handle: Option<std::sync::Arc<crate::connection::Connection>>,
+    ) {
+        self.abort_handle = handle;
     }
 
     /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.

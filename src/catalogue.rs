@@ -1,0 +1,699 @@
+//! The catalogue: what this node serves, one [`Release`] per video file in
+//! the `[[library]]` folders.
+//!
+//! A scan walks each library iteratively (no recursion), skips hidden
+//! entries and NAS junk, and never follows a symlink out of its library.
+//! It builds a new [`Snapshot`] off to the side and swaps it in whole, so
+//! requests always read a complete catalogue and never wait for a scan.
+//! Scans run at start-up and then every `server.library_rescan_secs` on the
+//! `catalogue` thread; never on the request path.
+//!
+//! Item ids are `<library>:<movie|episode>:<16 hex>`, a hash of the library
+//! name and the file's path inside it: stable while the file stays where it
+//! is, opaque, and never a path. Opening a file re-checks that it is a
+//! regular file still inside its library.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+
+use crate::clock::rfc3339;
+use crate::config::{Category, Library};
+use crate::naming;
+
+/// Video file extensions served when a library does not list its own.
+pub const DEFAULT_EXTENSIONS: &[&str] = &[
+    "mkv", "mp4", "m4v", "avi", "ts", "m2ts", "webm", "mov", "wmv", "mpg",
+];
+
+/// Folder names NAS systems fill with thumbnails and deleted files.
+const JUNK: &[&str] = &[
+    "@eaDir",
+    "@Recycle",
+    "#recycle",
+    "#snapshot",
+    "$RECYCLE.BIN",
+    "lost+found",
+];
+
+/// A release as the peer API describes it (`PROTOCOL.md` §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub id: String,
+    pub title: String,
+    pub filename: String,
+    pub category: Category,
+    pub size: u64,
+    pub tmdb_id: Option<u64>,
+    pub imdb_id: Option<String>,
+    pub tvdb_id: Option<u64>,
+    pub year: Option<u16>,
+    pub season: Option<u32>,
+    pub episode: Option<u32>,
+    pub quality_name: Option<String>,
+    pub source: Option<String>,
+    pub resolution: Option<u32>,
+    pub release_group: Option<String>,
+    pub series_title: Option<String>,
+    pub publish_date: String,
+    /// The strong validator the file is served with (extension).
+    pub etag: String,
+}
+
+impl Release {
+    /// Torznab category: 2000 movies, 5000 TV.
+    pub fn category_code(&self) -> u32 {
+        match self.category {
+            Category::Movies => 2000,
+            Category::Tv => 5000,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "title": self.title,
+            "filename": self.filename,
+            "category": self.category_code(),
+            "size": self.size,
+            "publishDate": self.publish_date,
+            "etag": self.etag,
+        });
+        let obj = v.as_object_mut().expect("a JSON object");
+        let mut put = |k: &str, val: serde_json::Value| {
+            obj.insert(k.to_string(), val);
+        };
+        if let Some(x) = self.tmdb_id {
+            put("tmdbId", x.into());
+        }
+        if let Some(x) = &self.imdb_id {
+            put("imdbId", x.as_str().into());
+        }
+        if let Some(x) = self.tvdb_id {
+            put("tvdbId", x.into());
+        }
+        if let Some(x) = self.year {
+            put("year", x.into());
+        }
+        if let Some(x) = self.season {
+            put("season", x.into());
+        }
+        if let Some(x) = self.episode {
+            put("episode", x.into());
+        }
+        if let Some(x) = &self.release_group {
+            put("releaseGroup", x.as_str().into());
+        }
+        if let Some(x) = &self.series_title {
+            put("seriesTitle", x.as_str().into());
+        }
+        if self.quality_name.is_some() || self.resolution.is_some() || self.source.is_some() {
+            let mut q = serde_json::Map::new();
+            if let Some(x) = &self.quality_name {
+                q.insert("name".into(), x.as_str().into());
+            }
+            if let Some(x) = &self.source {
+                q.insert("source".into(), x.as_str().into());
+            }
+            if let Some(x) = self.resolution {
+                q.insert("resolution".into(), x.into());
+            }
+            put("quality", q.into());
+        }
+        v
+    }
+}
+
+/// Search parameters of `/peer/search` (`PROTOCOL.md` §2.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub tmdb_id: Option<u64>,
+    /// The numeric part of an IMDb id (`tt0133093` and `133093` are equal).
+    pub imdb_num: Option<u64>,
+    pub tvdb_id: Option<u64>,
+    pub season: Option<u32>,
+    pub episode: Option<u32>,
+}
+
+impl Query {
+    fn matches(&self, r: &Release) -> bool {
+        if let Some(id) = self.tmdb_id {
+            return r.tmdb_id == Some(id);
+        }
+        if let Some(n) = self.imdb_num {
+            return r.imdb_id.as_deref().and_then(imdb_number) == Some(n);
+        }
+        if let Some(id) = self.tvdb_id {
+            return r.tvdb_id == Some(id)
+                && self.season.is_none_or(|s| r.season == Some(s))
+                && self.episode.is_none_or(|e| r.episode == Some(e));
+        }
+        true
+    }
+}
+
+/// `tt0133093` or `0133093` → 133093.
+pub fn imdb_number(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix("tt").unwrap_or(s);
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[derive(Debug)]
+struct Item {
+    release: Release,
+    library: usize,
+    /// Path inside the library root.
+    rel_path: PathBuf,
+}
+
+/// One complete catalogue.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    items: Vec<Item>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Snapshot {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Root {
+    name: String,
+    path: PathBuf,
+    category: Category,
+    extensions: Vec<String>,
+}
+
+/// What a scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub items: usize,
+    pub skipped: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug)]
+pub struct Catalogue {
+    roots: Vec<Root>,
+    current: RwLock<Arc<Snapshot>>,
+}
+
+/// A file opened for serving, with the facts it is served with.
+#[derive(Debug)]
+pub struct OpenFile {
+    pub file: File,
+    pub size: u64,
+    pub etag: String,
+    pub modified: SystemTime,
+    pub filename: String,
+}
+
+impl Catalogue {
+    pub fn new(libraries: &[Library]) -> Catalogue {
+        let roots = libraries
+            .iter()
+            .map(|l| Root {
+                name: l.name.clone(),
+                path: l.path.clone(),
+                category: l.category,
+                extensions: l
+                    .extensions
+                    .iter()
+                    .map(|e| e.to_ascii_lowercase())
+                    .collect(),
+            })
+            .collect();
+        Catalogue {
+            roots,
+            current: RwLock::new(Arc::new(Snapshot::default())),
+        }
+    }
+
+    /// The catalogue as of the last completed scan.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().clone()
+    }
+
+    /// Scans every library and swaps the result in.
+    pub fn rescan(&self) -> ScanStats {
+        self.rescan_unless(&AtomicBool::new(false))
+            .expect("a scan nobody cancels completes")
+    }
+
+    /// Like [`Catalogue::rescan`], but gives up (keeping the current
+    /// catalogue) as soon as `cancel` is set; `None` then.
+    pub fn rescan_unless(&self, cancel: &AtomicBool) -> Option<ScanStats> {
+        let started = Instant::now();
+        let mut stats = ScanStats::default();
+        let mut items = Vec::new();
+        for (i, root) in self.roots.iter().enumerate() {
+            scan_library(i, root, &mut items, &mut stats, cancel);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        items.sort_by(|a, b| (a.library, &a.rel_path).cmp(&(b.library, &b.rel_path)));
+        let mut by_id = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            by_id.insert(item.release.id.clone(), i);
+        }
+        items.shrink_to_fit();
+        stats.items = items.len();
+        stats.elapsed = started.elapsed();
+        *self.current.write() = Arc::new(Snapshot { items, by_id });
+        Some(stats)
+    }
+
+    pub fn search(&self, q: &Query) -> Vec<Release> {
+        let snap = self.snapshot();
+        snap.items
+            .iter()
+            .filter(|it| q.matches(&it.release))
+            .map(|it| it.release.clone())
+            .collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Release> {
+        let snap = self.snapshot();
+        snap.by_id.get(id).map(|&i| snap.items[i].release.clone())
+    }
+
+    /// Opens the file of item `id` for serving. `Ok(None)` when the id is
+    /// unknown or the file is gone, was replaced by something that is not a
+    /// regular file, or now resolves outside its library.
+    pub fn open(&self, id: &str) -> std::io::Result<Option<OpenFile>> {
+        let snap = self.snapshot();
+        let Some(&i) = snap.by_id.get(id) else {
+            return Ok(None);
+        };
+        let item = &snap.items[i];
+        let root = &self.roots[item.library];
+        let path = root.path.join(&item.rel_path);
+        let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.path.canonicalize()) else {
+            return Ok(None);
+        };
+        if !real.starts_with(&real_root) {
+            log::warn!("refusing a file that now resolves outside its library id={id}");
+            return Ok(None);
+        }
+        let file = match File::open(&real) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(OpenFile {
+            size: meta.len(),
+            etag: etag(&meta),
+            modified: meta.modified().unwrap_or(UNIX_EPOCH),
+            filename: item.release.filename.clone(),
+            file,
+        }))
+    }
+}
+
+/// A strong ETag from device, inode, size, and modification and change
+/// times in nanoseconds: it changes when the file is modified or replaced,
+/// even within the same second at the same size.
+pub fn etag(meta: &std::fs::Metadata) -> String {
+    let mut h = sha1_smol::Sha1::new();
+    for n in [
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.ctime() as u64,
+        meta.ctime_nsec() as u64,
+    ] {
+        h.update(&n.to_le_bytes());
+    }
+    let hex = h.digest().to_string();
+    format!("\"{}\"", &hex[..24])
+}
+
+fn item_id(root: &Root, rel_path: &Path) -> String {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(root.name.as_bytes());
+    h.update(b"\0");
+    h.update(rel_path.as_os_str().as_encoded_bytes());
+    let kind = match root.category {
+        Category::Movies => "movie",
+        Category::Tv => "episode",
+    };
+    format!("{}:{kind}:{}", root.name, &h.digest().to_string()[..16])
+}
+
+fn is_junk(name: &str) -> bool {
+    name.starts_with('.') || JUNK.contains(&name)
+}
+
+fn scan_library(
+    index: usize,
+    root: &Root,
+    out: &mut Vec<Item>,
+    stats: &mut ScanStats,
+    cancel: &AtomicBool,
+) {
+    let real_root = match root.path.canonicalize() {
+        Ok(p) => p,
+        Err(e) => {
+            log::warn!(
+                "library unreadable library={} path={} error={e}",
+                root.name,
+                root.path.display()
+            );
+            stats.errors += 1;
+            return;
+        }
+    };
+    // Directories still to read, as paths inside the root.
+    let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
+    // (device, inode) of every directory entered: no loops through links or bind mounts.
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    if let Ok(m) = std::fs::metadata(&real_root) {
+        seen.insert((m.dev(), m.ino()));
+    }
+    while let Some(rel_dir) = pending.pop() {
+        if cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        let dir = real_root.join(&rel_dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("cannot read folder library={} error={e}", root.name);
+                stats.errors += 1;
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name_str) = name.to_str() else {
+                stats.skipped += 1;
+                continue;
+            };
+            if is_junk(name_str) {
+                continue;
+            }
+            let rel = rel_dir.join(&name);
+            let Ok(ft) = entry.file_type() else {
+                stats.errors += 1;
+                continue;
+            };
+            let meta = if ft.is_symlink() {
+                // Follow a link only when it stays inside the library.
+                match real_root.join(&rel).canonicalize() {
+                    Ok(target) if target.starts_with(&real_root) => {
+                        match std::fs::metadata(&target) {
+                            Ok(m) => m,
+                            Err(_) => continue,
+                        }
+                    }
+                    _ => {
+                        stats.skipped += 1;
+                        continue;
+                    }
+                }
+            } else {
+                match entry.metadata() {
+                    Ok(m) => m,
+                    Err(_) => {
+                        stats.errors += 1;
+                        continue;
+                    }
+                }
+            };
+            if meta.is_dir() {
+                if seen.insert((meta.dev(), meta.ino())) {
+                    pending.push(rel);
+                }
+            } else if meta.is_file() && has_video_extension(name_str, &root.extensions) {
+                out.push(Item {
+                    release: release_for(root, &rel, name_str, &meta),
+                    library: index,
+                    rel_path: rel,
+                });
+            }
+        }
+    }
+}
+
+fn has_video_extension(name: &str, extensions: &[String]) -> bool {
+    let Some((_, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let ext = ext.to_ascii_lowercase();
+    if extensions.is_empty() {
+        DEFAULT_EXTENSIONS.contains(&ext.as_str())
+    } else {
+        extensions.contains(&ext)
+    }
+}
+
+fn release_for(root: &Root, rel: &Path, file_name: &str, meta: &std::fs::Metadata) -> Release {
+    let folders: Vec<&str> = rel
+        .parent()
+        .map(|p| p.iter().filter_map(|c| c.to_str()).collect())
+        .unwrap_or_default();
+    let facts = naming::parse(file_name, &folders);
+    let title = file_name
+        .rsplit_once('.')
+        .map_or(file_name, |(stem, _)| stem)
+        .to_string();
+    Release {
+        id: item_id(root, rel),
+        title,
+        filename: file_name.to_string(),
+        category: root.category,
+        size: meta.len(),
+        tmdb_id: facts.tmdb_id,
+        imdb_id: facts.imdb_id,
+        tvdb_id: facts.tvdb_id,
+        year: facts.year,
+        season: facts.season,
+        episode: facts.episode,
+        quality_name: facts.quality_name,
+        source: facts.source,
+        resolution: facts.resolution,
+        release_group: facts.release_group,
+        series_title: facts.series_title,
+        publish_date: rfc3339(meta.modified().unwrap_or(UNIX_EPOCH)),
+        etag: etag(meta),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn lib(name: &str, path: &Path, category: Category) -> Library {
+        Library {
+            name: name.into(),
+            path: path.to_path_buf(),
+            category,
+            extensions: Vec::new(),
+        }
+    }
+
+    fn touch(path: &Path, bytes: usize) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, vec![7u8; bytes]).unwrap();
+    }
+
+    #[test]
+    fn scans_videos_skips_junk_and_derives_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("movies");
+        touch(
+            &m.join("The Matrix (1999) {tmdb-603}/The.Matrix.1999.1080p.BluRay.x264-GRP.mkv"),
+            10,
+        );
+        touch(&m.join("Other.Movie.2020.2160p.WEB-DL.MP4"), 3);
+        touch(&m.join("notes.txt"), 1);
+        touch(&m.join(".hidden/Secret.2000.mkv"), 1);
+        touch(&m.join(".Hidden.2000.mkv"), 1);
+        touch(&m.join("@eaDir/thumb.mkv"), 1);
+        touch(&m.join("#recycle/Deleted.2001.mkv"), 1);
+        touch(&m.join("x/.@__thumb/t.mkv"), 1);
+        let cat = Catalogue::new(&[lib("movies", &m, Category::Movies)]);
+        let stats = cat.rescan();
+        assert_eq!(stats.items, 2);
+        let all = cat.search(&Query::default());
+        let names: Vec<&str> = all.iter().map(|r| r.filename.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Other.Movie.2020.2160p.WEB-DL.MP4",
+                "The.Matrix.1999.1080p.BluRay.x264-GRP.mkv"
+            ]
+        );
+        let matrix = &all[1];
+        assert_eq!(matrix.title, "The.Matrix.1999.1080p.BluRay.x264-GRP");
+        assert_eq!(matrix.size, 10);
+        assert_eq!(matrix.tmdb_id, Some(603));
+        assert_eq!(matrix.resolution, Some(1080));
+        assert!(
+            matrix.id.starts_with("movies:movie:") && matrix.id.len() == "movies:movie:".len() + 16
+        );
+        assert!(!matrix.id.contains("Matrix"), "ids never reveal a path");
+        let json = matrix.to_json();
+        assert_eq!(json["category"], 2000);
+        assert_eq!(json["tmdbId"], 603);
+        assert_eq!(json["quality"]["resolution"], 1080);
+        assert!(json["publishDate"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(cat.get(&matrix.id).unwrap(), *matrix);
+        assert_eq!(
+            cat.search(&Query {
+                tmdb_id: Some(603),
+                ..Query::default()
+            })
+            .len(),
+            1
+        );
+        assert_eq!(
+            cat.search(&Query {
+                tmdb_id: Some(604),
+                ..Query::default()
+            })
+            .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn ids_are_stable_across_scans_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("A.2001.mkv"), 5);
+        let libs = [lib("m", dir.path(), Category::Movies)];
+        let a = Catalogue::new(&libs);
+        a.rescan();
+        let b = Catalogue::new(&libs);
+        b.rescan();
+        assert_eq!(
+            a.search(&Query::default())[0].id,
+            b.search(&Query::default())[0].id
+        );
+    }
+
+    #[test]
+    fn tv_search_narrows_by_season_and_episode() {
+        let dir = tempfile::tempdir().unwrap();
+        let tv = dir.path();
+        touch(
+            &tv.join("Show {tvdb-81189}/Season 01/Show.S01E01.720p.mkv"),
+            1,
+        );
+        touch(
+            &tv.join("Show {tvdb-81189}/Season 01/Show.S01E02.720p.mkv"),
+            1,
+        );
+        touch(
+            &tv.join("Show {tvdb-81189}/Season 02/Show.S02E01.720p.mkv"),
+            1,
+        );
+        let cat = Catalogue::new(&[lib("tv", tv, Category::Tv)]);
+        cat.rescan();
+        let q = |season, episode| Query {
+            tvdb_id: Some(81189),
+            season,
+            episode,
+            ..Query::default()
+        };
+        assert_eq!(cat.search(&q(None, None)).len(), 3);
+        assert_eq!(cat.search(&q(Some(1), None)).len(), 2);
+        assert_eq!(cat.search(&q(Some(1), Some(2))).len(), 1);
+        assert_eq!(cat.search(&q(Some(3), None)).len(), 0);
+        assert_eq!(cat.search(&q(None, None))[0].category_code(), 5000);
+    }
+
+    #[test]
+    fn symlinks_never_lead_out_of_the_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib_dir = dir.path().join("lib");
+        let outside = dir.path().join("outside");
+        touch(&outside.join("Secret.2000.mkv"), 4);
+        touch(&lib_dir.join("Inside.2000.mkv"), 4);
+        std::os::unix::fs::symlink(
+            outside.join("Secret.2000.mkv"),
+            lib_dir.join("Leak.2000.mkv"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&outside, lib_dir.join("outdir")).unwrap();
+        std::os::unix::fs::symlink(
+            lib_dir.join("Inside.2000.mkv"),
+            lib_dir.join("Alias.2000.mkv"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&lib_dir, lib_dir.join("loop")).unwrap();
+        let cat = Catalogue::new(&[lib("m", &lib_dir, Category::Movies)]);
+        cat.rescan();
+        let names: Vec<String> = cat
+            .search(&Query::default())
+            .into_iter()
+            .map(|r| r.filename)
+            .collect();
+        assert_eq!(names, ["Alias.2000.mkv", "Inside.2000.mkv"]);
+    }
+
+    #[test]
+    fn open_refuses_a_file_swapped_for_a_link_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib_dir = dir.path().join("lib");
+        touch(&lib_dir.join("A.2000.mkv"), 4);
+        touch(&dir.path().join("secret.mkv"), 4);
+        let cat = Catalogue::new(&[lib("m", &lib_dir, Category::Movies)]);
+        cat.rescan();
+        let id = cat.search(&Query::default())[0].id.clone();
+        let opened = cat.open(&id).unwrap().unwrap();
+        assert_eq!(opened.size, 4);
+        fs::remove_file(lib_dir.join("A.2000.mkv")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.mkv"), lib_dir.join("A.2000.mkv"))
+            .unwrap();
+        assert!(cat.open(&id).unwrap().is_none());
+        assert!(cat.open("m:movie:0000000000000000").unwrap().is_none());
+    }
+
+    #[test]
+    fn etag_changes_when_the_file_is_replaced_in_the_same_second_at_the_same_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.mkv");
+        fs::write(&p, b"aaaa").unwrap();
+        let before = etag(&fs::metadata(&p).unwrap());
+        let tmp = dir.path().join("a.tmp");
+        fs::write(&tmp, b"bbbb").unwrap();
+        fs::rename(&tmp, &p).unwrap();
+        let after = etag(&fs::metadata(&p).unwrap());
+        assert_ne!(before, after);
+        assert!(after.starts_with('"') && after.ends_with('"') && !after.starts_with("W/"));
+    }
+
+    #[test]
+    fn imdb_numbers() {
+        assert_eq!(imdb_number("tt0133093"), Some(133093));
+        assert_eq!(imdb_number("0133093"), Some(133093));
+        assert_eq!(imdb_number("tt"), None);
+        assert_eq!(imdb_number("tt12x"), None);
+    }
+}

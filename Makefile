@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample test lint ci bench clean
+.PHONY: all build run sample tools test lint ci bench bench-serve clean
 
 all: build
 
@@ -16,8 +16,12 @@ run: build sample
 sample:
 	@./scripts/sample-library.sh media
 
+# Outside programs the tests drive (installed when missing, where possible).
+tools:
+	@./scripts/ensure-tools.sh curl wget aria2c
+
 # The whole test suite (unit, integration, end to end with the real binary).
-test:
+test: tools
 	$(CARGO) test --locked
 
 lint:
@@ -29,6 +33,12 @@ ci: lint test
 # Measurements for BENCHMARKS.md (not tests).
 bench: build
 	./scripts/bench-foundation.sh
+	./scripts/bench-catalogue.sh
+
+# jack against nginx serving the same 1 GiB file (BENCHMARKS.md, serving).
+bench-serve: build
+	@./scripts/ensure-tools.sh curl nginx python3
+	./scripts/bench-serve.sh
 
 clean:
 	$(CARGO) clean

@@ -142,17 +142,17 @@ pub struct Query {
 }
 
 impl Query {
-    fn matches(&self, r: &Release) -> bool {
+    fn matches(&self, k: &SearchKeys) -> bool {
         if let Some(id) = self.tmdb_id {
-            return r.tmdb_id == Some(id);
+            return k.tmdb == Some(id);
         }
         if let Some(n) = self.imdb_num {
-            return r.imdb_id.as_deref().and_then(imdb_number) == Some(n);
+            return k.imdb == Some(n);
         }
         if let Some(id) = self.tvdb_id {
-            return r.tvdb_id == Some(id)
-                && self.season.is_none_or(|s| r.season == Some(s))
-                && self.episode.is_none_or(|e| r.episode == Some(e));
+            return k.tvdb == Some(id)
+                && self.season.is_none_or(|s| k.season == Some(s))
+                && self.episode.is_none_or(|e| k.episode == Some(e));
         }
         true
     }
@@ -167,19 +167,39 @@ pub fn imdb_number(s: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// One file of the catalogue. Kept small (about 200 bytes with its path)
+/// so a library of 100,000 files fits a small NAS: the `Release` is derived
+/// again from the path when a response needs it.
 #[derive(Debug)]
 struct Item {
-    release: Release,
-    library: usize,
     /// Path inside the library root.
-    rel_path: PathBuf,
+    rel_path: Box<str>,
+    /// The hash part of the item id.
+    id_hash: u64,
+    size: u64,
+    /// Modification time, seconds since the epoch.
+    modified: u64,
+    etag: [u8; 12],
+    keys: SearchKeys,
+    library: u16,
+}
+
+/// What `/peer/search` filters on.
+#[derive(Debug, Clone, Copy, Default)]
+struct SearchKeys {
+    tmdb: Option<u64>,
+    imdb: Option<u64>,
+    tvdb: Option<u64>,
+    season: Option<u32>,
+    episode: Option<u32>,
 }
 
 /// One complete catalogue.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     items: Vec<Item>,
-    by_id: HashMap<String, usize>,
+    /// Item index by id hash.
+    by_id: HashMap<u64, u32>,
 }
 
 impl Snapshot {
@@ -264,7 +284,8 @@ impl Catalogue {
         let mut stats = ScanStats::default();
         let mut items = Vec::new();
         for (i, root) in self.roots.iter().enumerate() {
-            scan_library(i, root, &mut items, &mut stats, cancel);
+            let index = u16::try_from(i).unwrap_or(u16::MAX);
+            scan_library(index, root, &mut items, &mut stats, cancel);
         }
         if cancel.load(Ordering::Relaxed) {
             return None;
@@ -272,7 +293,7 @@ impl Catalogue {
         items.sort_by(|a, b| (a.library, &a.rel_path).cmp(&(b.library, &b.rel_path)));
         let mut by_id = HashMap::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            by_id.insert(item.release.id.clone(), i);
+            by_id.insert(item.id_hash, u32::try_from(i).unwrap_or(u32::MAX));
         }
         items.shrink_to_fit();
         stats.items = items.len();
@@ -285,14 +306,62 @@ impl Catalogue {
         let snap = self.snapshot();
         snap.items
             .iter()
-            .filter(|it| q.matches(&it.release))
-            .map(|it| it.release.clone())
+            .filter(|it| q.matches(&it.keys))
+            .map(|it| self.release(it))
             .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<Release> {
         let snap = self.snapshot();
-        snap.by_id.get(id).map(|&i| snap.items[i].release.clone())
+        self.find(&snap, id).map(|it| self.release(it))
+    }
+
+    /// The item of `id` in `snap`: library name, kind and hash must all match.
+    fn find<'s>(&self, snap: &'s Snapshot, id: &str) -> Option<&'s Item> {
+        let mut parts = id.split(':');
+        let (lib, kind, hash) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || hash.len() != 16 {
+            return None;
+        }
+        let hash = u64::from_str_radix(hash, 16).ok()?;
+        let item = &snap.items[*snap.by_id.get(&hash)? as usize];
+        let root = &self.roots[usize::from(item.library)];
+        (root.name == lib && kind_of(root.category) == kind).then_some(item)
+    }
+
+    fn release(&self, item: &Item) -> Release {
+        let root = &self.roots[usize::from(item.library)];
+        let path = Path::new(&*item.rel_path);
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let facts = facts_of(path);
+        let title = file_name
+            .rsplit_once('.')
+            .map_or(file_name, |(stem, _)| stem);
+        Release {
+            id: format!(
+                "{}:{}:{:016x}",
+                root.name,
+                kind_of(root.category),
+                item.id_hash
+            ),
+            title: title.to_string(),
+            filename: file_name.to_string(),
+            category: root.category,
+            size: item.size,
+            tmdb_id: facts.tmdb_id,
+            imdb_id: facts.imdb_id,
+            tvdb_id: facts.tvdb_id,
+            year: facts.year,
+            season: facts.season,
+            episode: facts.episode,
+            quality_name: facts.quality_name,
+            source: facts.source,
+            resolution: facts.resolution,
+            release_group: facts.release_group,
+            series_title: facts.series_title,
+            publish_date: rfc3339(UNIX_EPOCH + Duration::from_secs(item.modified)),
+            etag: etag_text(&item.etag),
+        }
     }
 
     /// Opens the file of item `id` for serving. `Ok(None)` when the id is
@@ -300,12 +369,11 @@ impl Catalogue {
     /// regular file, or now resolves outside its library.
     pub fn open(&self, id: &str) -> std::io::Result<Option<OpenFile>> {
         let snap = self.snapshot();
-        let Some(&i) = snap.by_id.get(id) else {
+        let Some(item) = self.find(&snap, id) else {
             return Ok(None);
         };
-        let item = &snap.items[i];
-        let root = &self.roots[item.library];
-        let path = root.path.join(&item.rel_path);
+        let root = &self.roots[usize::from(item.library)];
+        let path = root.path.join(&*item.rel_path);
         let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.path.canonicalize()) else {
             return Ok(None);
         };
@@ -326,7 +394,11 @@ impl Catalogue {
             size: meta.len(),
             etag: etag(&meta),
             modified: meta.modified().unwrap_or(UNIX_EPOCH),
-            filename: item.release.filename.clone(),
+            filename: Path::new(&*item.rel_path)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string(),
             file,
         }))
     }
@@ -336,6 +408,10 @@ impl Catalogue {
 /// times in nanoseconds: it changes when the file is modified or replaced,
 /// even within the same second at the same size.
 pub fn etag(meta: &std::fs::Metadata) -> String {
+    etag_text(&etag_bytes(meta))
+}
+
+fn etag_bytes(meta: &std::fs::Metadata) -> [u8; 12] {
     let mut h = sha1_smol::Sha1::new();
     for n in [
         meta.dev(),
@@ -348,20 +424,40 @@ pub fn etag(meta: &std::fs::Metadata) -> String {
     ] {
         h.update(&n.to_le_bytes());
     }
-    let hex = h.digest().to_string();
-    format!("\"{}\"", &hex[..24])
+    let digest = h.digest().bytes();
+    let mut out = [0u8; 12];
+    out.copy_from_slice(&digest[..12]);
+    out
 }
 
-fn item_id(root: &Root, rel_path: &Path) -> String {
+fn etag_text(bytes: &[u8; 12]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+fn kind_of(category: Category) -> &'static str {
+    match category {
+        Category::Movies => "movie",
+        Category::Tv => "episode",
+    }
+}
+
+fn facts_of(rel: &Path) -> naming::NameFacts {
+    let file_name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let folders: Vec<&str> = rel
+        .parent()
+        .map(|p| p.iter().filter_map(|c| c.to_str()).collect())
+        .unwrap_or_default();
+    naming::parse(file_name, &folders)
+}
+
+fn id_hash(root: &Root, rel_path: &str) -> u64 {
     let mut h = sha1_smol::Sha1::new();
     h.update(root.name.as_bytes());
     h.update(b"\0");
-    h.update(rel_path.as_os_str().as_encoded_bytes());
-    let kind = match root.category {
-        Category::Movies => "movie",
-        Category::Tv => "episode",
-    };
-    format!("{}:{kind}:{}", root.name, &h.digest().to_string()[..16])
+    h.update(rel_path.as_bytes());
+    let d = h.digest().bytes();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 fn is_junk(name: &str) -> bool {
@@ -369,7 +465,7 @@ fn is_junk(name: &str) -> bool {
 }
 
 fn scan_library(
-    index: usize,
+    index: u16,
     root: &Root,
     out: &mut Vec<Item>,
     stats: &mut ScanStats,
@@ -448,11 +544,25 @@ fn scan_library(
                 if seen.insert((meta.dev(), meta.ino())) {
                     pending.push(rel);
                 }
-            } else if meta.is_file() && has_video_extension(name_str, &root.extensions) {
+            } else if meta.is_file()
+                && has_video_extension(name_str, &root.extensions)
+                && let Some(rel) = rel.to_str()
+            {
+                let facts = facts_of(Path::new(rel));
                 out.push(Item {
-                    release: release_for(root, &rel, name_str, &meta),
+                    id_hash: id_hash(root, rel),
+                    size: meta.len(),
+                    modified: meta.mtime().max(0) as u64,
+                    etag: etag_bytes(&meta),
+                    keys: SearchKeys {
+                        tmdb: facts.tmdb_id,
+                        imdb: facts.imdb_id.as_deref().and_then(imdb_number),
+                        tvdb: facts.tvdb_id,
+                        season: facts.season,
+                        episode: facts.episode,
+                    },
                     library: index,
-                    rel_path: rel,
+                    rel_path: rel.into(),
                 });
             }
         }
@@ -468,38 +578,6 @@ fn has_video_extension(name: &str, extensions: &[String]) -> bool {
         DEFAULT_EXTENSIONS.contains(&ext.as_str())
     } else {
         extensions.contains(&ext)
-    }
-}
-
-fn release_for(root: &Root, rel: &Path, file_name: &str, meta: &std::fs::Metadata) -> Release {
-    let folders: Vec<&str> = rel
-        .parent()
-        .map(|p| p.iter().filter_map(|c| c.to_str()).collect())
-        .unwrap_or_default();
-    let facts = naming::parse(file_name, &folders);
-    let title = file_name
-        .rsplit_once('.')
-        .map_or(file_name, |(stem, _)| stem)
-        .to_string();
-    Release {
-        id: item_id(root, rel),
-        title,
-        filename: file_name.to_string(),
-        category: root.category,
-        size: meta.len(),
-        tmdb_id: facts.tmdb_id,
-        imdb_id: facts.imdb_id,
-        tvdb_id: facts.tvdb_id,
-        year: facts.year,
-        season: facts.season,
-        episode: facts.episode,
-        quality_name: facts.quality_name,
-        source: facts.source,
-        resolution: facts.resolution,
-        release_group: facts.release_group,
-        series_title: facts.series_title,
-        publish_date: rfc3339(meta.modified().unwrap_or(UNIX_EPOCH)),
-        etag: etag(meta),
     }
 }
 

@@ -391,3 +391,54 @@ fn reason(status: u16) -> &'static str {
         _ => "Unknown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    struct Flaky;
+
+    impl Handler for Flaky {
+        fn handle(&self, req: &mut Request) -> Reply {
+            if req.url() == "/boom" {
+                panic!("handler bug");
+            }
+            Reply::json(200, &serde_json::json!({"ok": true}))
+        }
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
+        let listener = bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let server = HttpServer::start(listener, 2, 16, Arc::new(Flaky)).unwrap();
+        let addr = server.local_addr();
+        for _ in 0..3 {
+            let r = get(addr, "/boom");
+            assert!(r.starts_with("HTTP/1.1 500"), "{r}");
+            assert!(r.contains("\"INTERNAL\""), "{r}");
+        }
+        // Both handler threads survived their panics.
+        for _ in 0..4 {
+            assert!(get(addr, "/fine").starts_with("HTTP/1.1 200"));
+        }
+        server.shutdown();
+    }
+}

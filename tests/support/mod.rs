@@ -181,3 +181,90 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
     request(addr, "GET", path, &[])
 }
+
+impl Node {
+    /// Waits until a stderr line contains `needle`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no log line with {needle:?}; log:\n{}", self.log_text());
+    }
+}
+
+/// The API key every test site uses.
+pub const KEY: &str = "test-key";
+
+/// A site with one movies library at `media/movies`, started, its first
+/// catalogue scan done.
+pub fn serving_site(extra: &str, files: &[(&str, &[u8])]) -> (Site, Node) {
+    let site = Site::new(&format!(
+        "{extra}\n[[library]]\nname = \"movies\"\npath = \"media/movies\"\ncategory = \"movies\"\n"
+    ));
+    for (rel, bytes) in files {
+        let p = site.path().join("media/movies").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let node = site.start();
+    node.wait_log("catalogue scanned", Duration::from_secs(10));
+    (site, node)
+}
+
+/// The id of the catalogue item whose filename is `name`.
+pub fn item_id(addr: SocketAddr, name: &str) -> String {
+    let r = request(addr, "GET", "/peer/search", &[("X-Api-Key", KEY)]);
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["filename"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {v}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Percent-encodes an item id for a URL path.
+pub fn enc(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Deterministic test bytes.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Fails with what to install when an outside tool is missing.
+pub fn need_tool(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is needed by this test: run `make test` (it installs it) or install it yourself"
+    );
+}

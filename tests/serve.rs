@@ -1,0 +1,617 @@
+//! Serving the library to peers, against the real binary: the range table,
+//! real download clients, a 5 GiB sparse file, authentication, traversal
+//! attempts, and the server's hardening.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{KEY, enc, item_id, need_tool, pattern, request, serving_site};
+
+const NAME: &str = "The.Matrix.1999.1080p.BluRay.x264-GRP.mkv";
+
+fn auth() -> Vec<(&'static str, &'static str)> {
+    vec![("X-Api-Key", KEY)]
+}
+
+#[test]
+fn range_table_row_by_row() {
+    let data = pattern(1000);
+    let (_site, node) = serving_site("", &[(NAME, &data), ("Empty.2000.mkv", b"")]);
+    let id = item_id(node.addr, NAME);
+    let url = format!("/peer/items/{}/file", enc(&id));
+    let get = |range: Option<&str>| {
+        let mut h = auth();
+        if let Some(r) = range {
+            h.push(("Range", r));
+        }
+        request(node.addr, "GET", &url, &h)
+    };
+    // (Range, status, Content-Range, body slice)
+    type Row<'a> = (
+        Option<&'a str>,
+        u16,
+        Option<&'a str>,
+        Option<(usize, usize)>,
+    );
+    let rows: &[Row] = &[
+        (None, 200, None, Some((0, 1000))),
+        (
+            Some("bytes=0-9"),
+            206,
+            Some("bytes 0-9/1000"),
+            Some((0, 10)),
+        ),
+        (
+            Some("bytes=990-5000"),
+            206,
+            Some("bytes 990-999/1000"),
+            Some((990, 1000)),
+        ),
+        (
+            Some("bytes=500-"),
+            206,
+            Some("bytes 500-999/1000"),
+            Some((500, 1000)),
+        ),
+        (
+            Some("bytes=-100"),
+            206,
+            Some("bytes 900-999/1000"),
+            Some((900, 1000)),
+        ),
+        (
+            Some("bytes=-5000"),
+            206,
+            Some("bytes 0-999/1000"),
+            Some((0, 1000)),
+        ),
+        (Some("bytes=1000-"), 416, Some("bytes */1000"), None),
+        (Some("bytes=-0"), 416, Some("bytes */1000"), None),
+        (Some("bytes=5-1"), 416, Some("bytes */1000"), None),
+        (Some("bytes=abc"), 416, Some("bytes */1000"), None),
+        (Some("bytes=1-2-3"), 416, Some("bytes */1000"), None),
+        (Some("bytes=="), 416, Some("bytes */1000"), None),
+        (Some("bytes=-"), 416, Some("bytes */1000"), None),
+        (
+            Some("bytes=0-99999999999999999999999"),
+            206,
+            Some("bytes 0-999/1000"),
+            Some((0, 1000)),
+        ),
+        (Some("items=0-5"), 200, None, Some((0, 1000))),
+        (Some("bytes=0-1,5-6"), 200, None, Some((0, 1000))),
+        (Some("Bytes=0-5"), 206, Some("bytes 0-5/1000"), Some((0, 6))),
+        (
+            Some("bytes= 0-5"),
+            206,
+            Some("bytes 0-5/1000"),
+            Some((0, 6)),
+        ),
+    ];
+    let full = get(None);
+    let etag = full.header("ETag").unwrap();
+    let last_modified = full.header("Last-Modified").unwrap();
+    for &(range, status, content_range, slice) in rows {
+        let r = get(range);
+        assert_eq!(r.status, status, "{range:?}");
+        assert_eq!(
+            r.header("Content-Range").as_deref(),
+            content_range,
+            "{range:?}"
+        );
+        assert!(r.header("Transfer-Encoding").is_none(), "{range:?}");
+        assert!(r.header("Content-Encoding").is_none(), "{range:?}");
+        match slice {
+            Some((a, b)) => {
+                assert_eq!(r.body, &data[a..b], "{range:?}");
+                assert_eq!(
+                    r.header("Content-Length").unwrap(),
+                    (b - a).to_string(),
+                    "{range:?}"
+                );
+                assert_eq!(r.header("Accept-Ranges").as_deref(), Some("bytes"));
+                assert_eq!(r.header("ETag").as_deref(), Some(etag.as_str()));
+                assert_eq!(
+                    r.header("Last-Modified").as_deref(),
+                    Some(last_modified.as_str())
+                );
+                assert_eq!(
+                    r.header("Content-Type").as_deref(),
+                    Some("application/octet-stream")
+                );
+                assert_eq!(
+                    r.header("Content-Disposition").unwrap(),
+                    format!("attachment; filename=\"{NAME}\"; filename*=UTF-8''{NAME}")
+                );
+            }
+            None => assert!(r.body.is_empty(), "416 has no body: {range:?}"),
+        }
+    }
+    // Any range on an empty file is 416 */0.
+    let empty = format!(
+        "/peer/items/{}/file",
+        enc(&item_id(node.addr, "Empty.2000.mkv"))
+    );
+    for range in ["bytes=0-", "bytes=-5", "bytes=0-0"] {
+        let r = request(
+            node.addr,
+            "GET",
+            &empty,
+            &[("X-Api-Key", KEY), ("Range", range)],
+        );
+        assert_eq!(
+            (r.status, r.header("Content-Range").as_deref()),
+            (416, Some("bytes */0"))
+        );
+    }
+    // A Range header over 1 KiB is 416 without parsing.
+    let long = format!("bytes={}0-1", " ".repeat(1100));
+    assert_eq!(get(Some(&long)).status, 416);
+
+    // If-Range: the current strong ETag or the exact Last-Modified honours the range.
+    let with = |extra: (&'static str, &str)| {
+        request(
+            node.addr,
+            "GET",
+            &url,
+            &[("X-Api-Key", KEY), ("Range", "bytes=0-9"), extra],
+        )
+    };
+    assert_eq!(with(("If-Range", &etag)).status, 206);
+    assert_eq!(with(("If-Range", &last_modified)).status, 206);
+    assert_eq!(with(("If-Range", "\"other\"")).status, 200);
+    assert_eq!(with(("If-Range", &format!("W/{etag}"))).status, 200);
+    assert_eq!(
+        with(("If-Range", "Thu, 01 Jan 1970 00:00:00 GMT")).status,
+        200
+    );
+    assert_eq!(with(("If-Range", "\"other\"")).body, data);
+    // If-None-Match: 304 without a body.
+    let r = with(("If-None-Match", &etag));
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("ETag").as_deref(), Some(etag.as_str()));
+    // HEAD ignores Range and answers the full 200's headers without a body.
+    let r = request(
+        node.addr,
+        "HEAD",
+        &url,
+        &[("X-Api-Key", KEY), ("Range", "bytes=0-9")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length").as_deref(), Some("1000"));
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn etag_changes_when_the_file_is_replaced_in_the_same_second() {
+    let (site, node) = serving_site("", &[(NAME, &pattern(4096))]);
+    let url = format!("/peer/items/{}/file", enc(&item_id(node.addr, NAME)));
+    let before = request(node.addr, "HEAD", &url, &auth())
+        .header("ETag")
+        .unwrap();
+    let path = site.path().join("media/movies").join(NAME);
+    let tmp = path.with_extension("tmp");
+    let mut replacement = pattern(4096);
+    replacement.reverse();
+    std::fs::write(&tmp, &replacement).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let r = request(
+        node.addr,
+        "GET",
+        &url,
+        &[
+            ("X-Api-Key", KEY),
+            ("Range", "bytes=0-9"),
+            ("If-Range", &before),
+        ],
+    );
+    assert_ne!(r.header("ETag").unwrap(), before);
+    assert_eq!(r.status, 200, "a stale If-Range gets the whole new file");
+    assert_eq!(r.body, replacement);
+}
+
+#[test]
+fn curl_wget_and_aria2c_fetch_identical_files() {
+    for tool in ["curl", "wget", "aria2c"] {
+        need_tool(tool);
+    }
+    let data = pattern(24 * 1024 * 1024);
+    let (site, node) = serving_site("", &[(NAME, &data)]);
+    let url = format!(
+        "http://{}/peer/items/{}/file",
+        node.addr,
+        enc(&item_id(node.addr, NAME))
+    );
+    let hdr = format!("X-Api-Key: {KEY}");
+    let out = site.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let run = |cmd: &mut Command| {
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+
+    // curl -r: one range.
+    let f = out.join("curl-range");
+    run(Command::new("curl")
+        .args(["-sf", "-H", &hdr, "-r", "1000-1999", "-o"])
+        .arg(&f)
+        .arg(&url));
+    assert_eq!(std::fs::read(&f).unwrap(), &data[1000..2000]);
+
+    // curl, interrupted (killed mid-transfer), then curl -C - resumes it.
+    let f = out.join("curl-resume");
+    let mut slow = Command::new("curl")
+        .args(["-sf", "-H", &hdr, "--limit-rate", "4M", "-o"])
+        .arg(&f)
+        .arg(&url)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    let partial = std::fs::metadata(&f).unwrap().len();
+    assert!(
+        partial > 0 && partial < data.len() as u64,
+        "interrupted at {partial}"
+    );
+    run(Command::new("curl")
+        .args(["-sf", "-H", &hdr, "-C", "-", "-o"])
+        .arg(&f)
+        .arg(&url));
+    assert!(
+        std::fs::read(&f).unwrap() == data,
+        "curl -C - result differs"
+    );
+
+    // wget -c continues a partial file.
+    let f = out.join("wget-resume");
+    std::fs::write(&f, &data[..5_000_000]).unwrap();
+    run(Command::new("wget")
+        .args(["-q", "-c", "--header", &hdr, "-O"])
+        .arg(&f)
+        .arg(&url));
+    assert!(std::fs::read(&f).unwrap() == data, "wget -c result differs");
+
+    // aria2c with four parallel ranges.
+    run(Command::new("aria2c")
+        .args([
+            "-q",
+            "-x4",
+            "-s4",
+            "-k1M",
+            "--file-allocation=none",
+            "--allow-overwrite=true",
+        ])
+        .args(["--header", &hdr, "-d"])
+        .arg(&out)
+        .args(["-o", "aria2c.mkv", &url]));
+    assert!(
+        std::fs::read(out.join("aria2c.mkv")).unwrap() == data,
+        "aria2c result differs"
+    );
+}
+
+#[test]
+fn a_sparse_5_gib_file_is_served_with_u64_offsets() {
+    let (site, node) = serving_site("", &[]);
+    let path = site.path().join("media/movies/Big.2020.2160p.mkv");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(5 * 1024 * 1024 * 1024).unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::Start(4_294_967_296)).unwrap();
+    f.write_all(b"0123456789").unwrap();
+    drop(f);
+    // A second node on the same library sees the file at start-up.
+    drop(node);
+    let node = site.start();
+    node.wait_log("catalogue scanned", Duration::from_secs(10));
+    let url = format!(
+        "/peer/items/{}/file",
+        enc(&item_id(node.addr, "Big.2020.2160p.mkv"))
+    );
+    let head = request(node.addr, "HEAD", &url, &auth());
+    assert_eq!(head.header("Content-Length").as_deref(), Some("5368709120"));
+    let r = request(
+        node.addr,
+        "GET",
+        &url,
+        &[("X-Api-Key", KEY), ("Range", "bytes=4294967296-4294967305")],
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(
+        r.header("Content-Range").as_deref(),
+        Some("bytes 4294967296-4294967305/5368709120")
+    );
+    assert_eq!(r.body, b"0123456789");
+}
+
+#[test]
+fn authentication_matrix() {
+    let (_site, node) = serving_site("", &[(NAME, b"secret movie bytes")]);
+    let id = enc(&item_id(node.addr, NAME));
+    let paths = [
+        "/handshake".to_string(),
+        "/peer/search".into(),
+        format!("/peer/items/{id}"),
+        format!("/peer/items/{id}/file"),
+    ];
+    let wrong: &[&[(&str, &str)]] = &[
+        &[],
+        &[("X-Api-Key", "")],
+        &[("X-Api-Key", "wrong")],
+        &[("X-Api-Key", "test")],
+        &[("X-Api-Key", "est-key")],
+        &[("X-Api-Key", "test-key2")],
+        &[("X-Api-Key", "TEST-KEY")],
+        &[("Authorization", "Bearer TEST-KEY")],
+        &[("Authorization", "Basic test-key")],
+        &[("Authorization", "test-key")],
+        &[("X-Api-Key", "wrong"), ("Authorization", "Bearer test-key")],
+    ];
+    let mut bodies = std::collections::HashSet::new();
+    for path in &paths {
+        for headers in wrong {
+            let r = request(node.addr, "GET", path, headers);
+            assert_eq!(r.status, 401, "{path} {headers:?}");
+            bodies.insert(r.body.clone());
+            assert!(!String::from_utf8_lossy(&r.body).contains("secret"));
+        }
+        // The key in the query string is never accepted on the peer API.
+        let r = request(node.addr, "GET", &format!("{path}?apikey={KEY}"), &[]);
+        assert_eq!(r.status, 401, "{path}?apikey");
+        bodies.insert(r.body);
+        // Both header forms work.
+        assert_eq!(
+            request(node.addr, "GET", path, &[("X-Api-Key", KEY)]).status,
+            200,
+            "{path}"
+        );
+        assert_eq!(
+            request(
+                node.addr,
+                "GET",
+                path,
+                &[("Authorization", "Bearer test-key")]
+            )
+            .status,
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(bodies.len(), 1, "one uniform 401 body");
+    assert_eq!(
+        bodies.into_iter().next().unwrap(),
+        br#"{"error":{"code":"UNAUTHORIZED","message":"Unauthorized"},"ok":false}"#
+    );
+    let hs: serde_json::Value =
+        serde_json::from_slice(&request(node.addr, "GET", "/handshake", &auth()).body).unwrap();
+    assert_eq!(
+        (hs["name"].as_str(), hs["version"].as_str()),
+        (Some("jack"), Some("0.1.0"))
+    );
+}
+
+#[test]
+fn traversal_attempts_never_reach_outside_the_library() {
+    let (site, node) = serving_site("", &[(NAME, b"inside")]);
+    std::fs::write(site.path().join("secret.txt"), b"TOPSECRET").unwrap();
+    std::os::unix::fs::symlink(
+        site.path().join("secret.txt"),
+        site.path().join("media/movies/Leak.2000.mkv"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(site.path(), site.path().join("media/movies/up")).unwrap();
+    // Rescan so the links are seen (and refused) by the catalogue.
+    drop(node);
+    let node = site.start();
+    node.wait_log("catalogue scanned", Duration::from_secs(10));
+    let r = request(node.addr, "GET", "/peer/search", &auth());
+    let listing = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        !listing.contains("Leak")
+            && !listing.contains("secret")
+            && !listing.contains(site.path().to_str().unwrap())
+    );
+    let long = "a".repeat(5000);
+    let ids = [
+        "..",
+        "%2e%2e%2f",
+        "..%2f..%2fsecret.txt",
+        "%2e%2e%2fsecret.txt",
+        "%252e%252e%252fsecret.txt",
+        "%00",
+        "movies%3Amovie%3A%00",
+        "%2Fetc%2Fpasswd",
+        "/etc/passwd",
+        "..\\..\\secret.txt",
+        long.as_str(),
+        "movies:movie:0000000000000000",
+    ];
+    for id in ids {
+        for suffix in ["", "/file"] {
+            let r = request(
+                node.addr,
+                "GET",
+                &format!("/peer/items/{id}{suffix}"),
+                &auth(),
+            );
+            assert_eq!(r.status, 404, "{id}{suffix}");
+            let body = String::from_utf8_lossy(&r.body);
+            assert!(
+                !body.contains("TOPSECRET") && !body.contains("root:"),
+                "{id}{suffix}: {body}"
+            );
+        }
+    }
+    let r = request(
+        node.addr,
+        "GET",
+        "/peer/items/../../secret.txt/file",
+        &auth(),
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn idle_connections_do_not_starve_requests_and_threads_return_to_baseline() {
+    let (_site, node) = serving_site("read_timeout_ms = 1000\n", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = node.threads();
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(node.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    assert_eq!(request(node.addr, "GET", "/ping", &[]).status, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "answered in {:?}",
+        t.elapsed()
+    );
+    assert!(
+        node.threads() > baseline + 100,
+        "one thread per connection while they are open"
+    );
+    // After the read timeout the connections are closed, and tiny_http's
+    // connection threads end 5 s after they go idle.
+    let start = Instant::now();
+    while node.threads() > baseline && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        node.threads() <= baseline,
+        "threads {} > baseline {baseline}",
+        node.threads()
+    );
+    drop(idle);
+}
+
+#[test]
+fn above_the_connection_cap_new_connections_get_a_quick_503() {
+    let (_site, node) = serving_site("max_connections = 8\n", &[]);
+    let idle: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(node.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let r = request(node.addr, "GET", "/ping", &[]);
+    assert_eq!(r.status, 503);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(r.header("Retry-After").as_deref(), Some("5"));
+    assert!(String::from_utf8_lossy(&r.body).contains("UNAVAILABLE"));
+    drop(idle);
+    let start = Instant::now();
+    while request(node.addr, "GET", "/ping", &[]).status != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still refused after the idle ones closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn oversized_request_lines_and_headers_are_refused() {
+    let (_site, node) = serving_site("", &[]);
+    let r = request(
+        node.addr,
+        "GET",
+        &format!("/ping?{}", "a".repeat(10_000)),
+        &[],
+    );
+    assert_eq!(r.status, 414);
+    let big = "b".repeat(10_000);
+    assert_eq!(
+        request(node.addr, "GET", "/ping", &[("X-Big", &big)]).status,
+        431
+    );
+    let mut s = TcpStream::connect(node.addr).unwrap();
+    let mut req = String::from("GET /ping HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..150 {
+        req.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = String::new();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.read_to_string(&mut buf).unwrap();
+    assert!(buf.starts_with("HTTP/1.1 431"), "{buf}");
+    // The node still serves.
+    assert_eq!(request(node.addr, "GET", "/ping", &[]).status, 200);
+}
+
+#[test]
+fn a_file_that_shrinks_while_being_sent_cuts_the_connection() {
+    let size = 64 * 1024 * 1024;
+    let (site, node) = serving_site("", &[(NAME, &vec![1u8; size])]);
+    let url = format!("/peer/items/{}/file", enc(&item_id(node.addr, NAME)));
+    let mut s = TcpStream::connect(node.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {url} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = vec![0u8; 1024 * 1024];
+    s.read_exact(&mut first).unwrap();
+    let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        String::from_utf8_lossy(&first[..head_end]).contains(&format!("Content-Length: {size}"))
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(site.path().join("media/movies").join(NAME))
+        .unwrap()
+        .set_len(2 * 1024 * 1024)
+        .unwrap();
+    let mut rest = Vec::new();
+    let t = Instant::now();
+    let _ = s.read_to_end(&mut rest); // ends with EOF or a reset
+    let body = first.len() - head_end + rest.len();
+    assert!(
+        body < size,
+        "the response must not look complete ({body} bytes)"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "cut, not left hanging"
+    );
+}
+
+#[test]
+fn search_answers_by_id_and_rejects_non_numbers() {
+    let files: &[(&str, &[u8])] = &[
+        (
+            "The Matrix (1999) {tmdb-603} {imdb-tt0133093}/The.Matrix.1999.1080p.BluRay.x264-GRP.mkv",
+            b"m",
+        ),
+        ("Heat.1995.2160p.WEB-DL.mkv", b"h"),
+    ];
+    let (_site, node) = serving_site("", files);
+    let count = |q: &str| {
+        let r = request(node.addr, "GET", &format!("/peer/search{q}"), &auth());
+        assert_eq!(r.status, 200, "{q}");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["items"].as_array().unwrap().len()
+    };
+    assert_eq!(count(""), 2);
+    assert_eq!(count("?tmdbId=603"), 1);
+    assert_eq!(count("?imdbId=tt0133093"), 1);
+    assert_eq!(count("?imdbId=0133093"), 1);
+    assert_eq!(count("?tmdbId=604"), 0);
+    assert_eq!(count("?unknown=1"), 2);
+    for bad in ["?tmdbId=abc", "?tvdbId=1x", "?season=-1", "?episode=one"] {
+        let r = request(node.addr, "GET", &format!("/peer/search{bad}"), &auth());
+        assert_eq!(r.status, 400, "{bad}");
+    }
+}

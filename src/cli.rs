@@ -18,6 +18,7 @@ usage:
   jack [--config PATH] [run]              start the node (the default command)
   jack check-config [--config PATH]       validate jack.toml and print the effective configuration
   jack status [--json] [--config PATH]    list downloads from the registry (daemon running or not)
+  jack retry ID [--config PATH]           resume a failed or paused download (the node picks it up)
   jack --version | --help
 
 The configuration is --config PATH, else $JACK_CONFIG, else ./jack.toml.
@@ -30,6 +31,7 @@ pub enum Command {
     Run,
     CheckConfig,
     Status { json: bool },
+    Retry { id: i64 },
     Version,
     Help,
 }
@@ -71,6 +73,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                 config = Some(PathBuf::from(&a["--config=".len()..]))
             }
             "--json" => json = true,
+            "retry" if command.is_none() => {
+                let id = args
+                    .next()
+                    .and_then(|v| v.to_str().and_then(|v| v.parse::<i64>().ok()));
+                match id {
+                    Some(id) => command = Some(Command::Retry { id }),
+                    None => {
+                        return Err(usage(
+                            "retry needs a download id (see `jack status`)".into(),
+                        ));
+                    }
+                }
+            }
             "run" | "check-config" | "status" if command.is_none() => {
                 command = Some(match a {
                     "run" => Command::Run,
@@ -122,6 +137,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             let config = Config::load(&config_path, &env)?;
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
             crate::status::run(&config, json, &mut stdout)
+        }
+        Command::Retry { id } => {
+            let config = Config::load(&config_path, &env)?;
+            let registry = crate::db::Registry::open(&config.database.path)?;
+            let was = registry.retry(id)?;
+            print(
+                &mut stdout,
+                &format!("download {id} was {was}; queued again\n"),
+            )
         }
         Command::Run => {
             drop(stdout);

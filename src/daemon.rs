@@ -21,9 +21,12 @@ use crate::api::{Api, ApiKey};
 use crate::catalogue::Catalogue;
 use crate::config::{Config, SecretOrigin};
 use crate::db::Registry;
+use crate::downloads::Downloads;
 use crate::error::{Error, Result};
 use crate::instance::InstanceLock;
+use crate::retry::SeededRng;
 use crate::server::{self, HttpServer};
+use crate::watch::Watcher;
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
@@ -51,6 +54,13 @@ pub fn run(config: Config) -> Result<()> {
     }
 
     let signals = SignalWatcher::install()?;
+    let (downloads, pool) = Downloads::start(
+        registry.clone(),
+        &config,
+        Box::new(SeededRng::from_entropy()),
+    )?;
+    let d = &config.downloads;
+    let watcher = Watcher::start(downloads, d.watch_dir.clone(), d.scan_interval)?;
     let catalogue = Arc::new(Catalogue::new(&config.libraries));
     let scanner = Rescanner::start(catalogue.clone(), config.server.library_rescan)?;
     let s = &config.server;
@@ -75,7 +85,9 @@ pub fn run(config: Config) -> Result<()> {
     log::info!("shutdown started signal={signal}");
     let started = Instant::now();
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
+    watcher.stop();
     http.shutdown();
+    pool.shutdown(Duration::from_secs(3));
     scanner.stop();
     drop(registry);
     drop(lock);

@@ -58,6 +58,13 @@ const MIGRATIONS: &[&str] = &[
         detail      TEXT    NOT NULL DEFAULT ''
     );
     CREATE INDEX download_events_by_download ON download_events (download_id, id);",
+    // 2: stubs that could not be read, kept so `jack status` can show them.
+    "CREATE TABLE invalid_stubs (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        stub_name TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        at        TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -178,6 +185,14 @@ pub struct NewDownload {
     pub dest_path: PathBuf,
     pub etag: Option<String>,
     pub expected_bytes: u64,
+}
+
+/// A stub the watch folder could not read (renamed `<name>.invalid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidStub {
+    pub stub_name: String,
+    pub reason: String,
+    pub at: String,
 }
 
 /// A `download_events` row.
@@ -372,6 +387,140 @@ impl Registry {
         )
         .map_err(db_err("record progress"))?;
         Ok(())
+    }
+
+    /// Ends an attempt: like [`Registry::transition`], and counts the attempt.
+    pub fn end_attempt(
+        &self,
+        id: i64,
+        status: Status,
+        error: Option<&str>,
+        kind: EventKind,
+        detail: &str,
+    ) -> Result<()> {
+        {
+            let conn = self.conn.lock();
+            conn.execute(
+                "UPDATE downloads SET attempts = attempts + 1 WHERE id = ?1",
+                [id],
+            )
+            .map_err(db_err("count an attempt"))?;
+        }
+        self.transition(id, status, error, kind, detail)
+    }
+
+    /// The `.part` was truncated to 0: progress 0, `restarts` + 1, and why.
+    pub fn record_restart(&self, id: i64, reason: &str) -> Result<()> {
+        let now = now_rfc3339();
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin restart"))?;
+        tx.execute(
+            "UPDATE downloads SET downloaded_bytes = 0, restarts = restarts + 1, updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )
+        .map_err(db_err("record a restart"))?;
+        insert_event(
+            &tx,
+            id,
+            &now,
+            EventKind::Restarted,
+            &format!("from byte 0: {reason}"),
+        )?;
+        tx.commit().map_err(db_err("commit restart"))
+    }
+
+    /// Remembers the validator the `.part` is a prefix of.
+    pub fn set_etag(&self, id: i64, etag: Option<&str>) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "UPDATE downloads SET etag = ?2 WHERE id = ?1",
+            params![id, etag],
+        )
+        .map_err(db_err("record the etag"))?;
+        Ok(())
+    }
+
+    /// Rows with this info-hash, oldest first.
+    pub fn by_info_hash(&self, info_hash: &str) -> Result<Vec<Download>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE info_hash = ?1 ORDER BY id"
+            ))
+            .map_err(db_err("find downloads"))?;
+        let rows = stmt
+            .query_map([info_hash], read_download)
+            .map_err(db_err("find downloads"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err("find downloads"))
+    }
+
+    /// Ids of the rows in `status`, oldest first.
+    pub fn ids_with_status(&self, status: Status) -> Result<Vec<i64>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT id FROM downloads WHERE status = ?1 ORDER BY id")
+            .map_err(db_err("list downloads"))?;
+        let rows = stmt
+            .query_map([status.as_str()], |r| r.get(0))
+            .map_err(db_err("list downloads"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err("list downloads"))
+    }
+
+    pub fn record_invalid_stub(&self, stub_name: &str, reason: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO invalid_stubs (stub_name, reason, at) VALUES (?1, ?2, ?3)",
+            params![stub_name, reason, now_rfc3339()],
+        )
+        .map_err(db_err("record an invalid stub"))?;
+        Ok(())
+    }
+
+    pub fn invalid_stubs(&self) -> Result<Vec<InvalidStub>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT stub_name, reason, at FROM invalid_stubs ORDER BY id")
+            .map_err(db_err("list invalid stubs"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(InvalidStub {
+                    stub_name: r.get(0)?,
+                    reason: r.get(1)?,
+                    at: r.get(2)?,
+                })
+            })
+            .map_err(db_err("list invalid stubs"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err("list invalid stubs"))
+    }
+
+    /// `jack retry`: a failed or paused row goes back to `queued` (its
+    /// `.part` is resumed). Returns the status it had.
+    pub fn retry(&self, id: i64) -> Result<Status> {
+        let row = self
+            .get(id)?
+            .ok_or_else(|| Error::Runtime(format!("no download with id {id}")))?;
+        if !matches!(row.status, Status::Failed | Status::Paused) {
+            return Err(Error::Runtime(format!(
+                "download {id} is {}, not failed or paused",
+                row.status
+            )));
+        }
+        {
+            let conn = self.conn.lock();
+            conn.execute("UPDATE downloads SET attempts = 0 WHERE id = ?1", [id])
+                .map_err(db_err("reset attempts"))?;
+        }
+        self.transition(
+            id,
+            Status::Queued,
+            None,
+            EventKind::Queued,
+            "retry requested",
+        )?;
+        Ok(row.status)
     }
 
     /// Appends an event without changing the row.

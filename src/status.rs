@@ -7,26 +7,34 @@
 use std::io::Write;
 
 use crate::config::Config;
-use crate::db::{Download, Registry};
+use crate::db::{Download, InvalidStub, Registry};
 use crate::error::{Error, Result};
 
 pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
     let path = &config.database.path;
-    let downloads = if path.exists() {
-        Registry::open(path)?.list()?
+    let (downloads, invalid) = if path.exists() {
+        let reg = Registry::open(path)?;
+        (reg.list()?, reg.invalid_stubs()?)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let text = if json {
-        to_json(&downloads)
+        to_json(&downloads, &invalid)
     } else {
-        to_table(&downloads)
+        let mut t = to_table(&downloads);
+        for i in &invalid {
+            t.push_str(&format!(
+                "invalid stub {} ({}): {}\n",
+                i.stub_name, i.at, i.reason
+            ));
+        }
+        t
     };
     out.write_all(text.as_bytes())
         .map_err(|e| Error::io("cannot write the status", e))
 }
 
-fn to_json(downloads: &[Download]) -> String {
+fn to_json(downloads: &[Download], invalid: &[InvalidStub]) -> String {
     let rows: Vec<serde_json::Value> = downloads
         .iter()
         .map(|d| {
@@ -53,7 +61,14 @@ fn to_json(downloads: &[Download]) -> String {
             })
         })
         .collect();
-    format!("{}\n", serde_json::json!({ "downloads": rows }))
+    let invalid: Vec<serde_json::Value> = invalid
+        .iter()
+        .map(|i| serde_json::json!({"stub_name": i.stub_name, "reason": i.reason, "at": i.at}))
+        .collect();
+    format!(
+        "{}\n",
+        serde_json::json!({ "downloads": rows, "invalid_stubs": invalid })
+    )
 }
 
 fn to_table(downloads: &[Download]) -> String {

@@ -293,11 +293,12 @@ fn status_reads_the_registry_with_the_daemon_stopped_or_running() {
         text.contains("queued") && text.contains("75.0%") && text.contains("5.6 GiB"),
         "{text}"
     );
+    // The running node picks the row up (and fails it: this site has no
+    // peer "alice"); status reads it meanwhile.
     let node = site.start();
     let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(v["downloads"][0]["id"], id);
     assert_eq!(v["downloads"][0]["downloaded_bytes"], 4_500_000_000u64);
-    assert_eq!(v["downloads"][0]["status"], "queued");
     drop(node);
 }
 

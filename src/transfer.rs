@@ -1,0 +1,618 @@
+//! One download attempt, rule by rule of `PROTOCOL.md` §2.4.
+//!
+//! [`judge`] is the pure part: given the resume offset, what we expect and
+//! the response's status and headers, what do we do. [`run`] is the I/O
+//! around it: the `.part` file, the request, appending, checkpoints
+//! (`fdatasync`, then the registry), and the final no-replace hand-off.
+//!
+//! Invariants: the `.part` is always a byte-exact prefix of one remote
+//! representation; nothing is written before a response passes every
+//! check; nothing is written past the expected size; the registry never
+//! claims bytes that are not synced.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Peer;
+use crate::db::{Download, Registry};
+use crate::peer::PeerClient;
+use crate::retry::{self, Class};
+
+/// Progress is made durable at least every this many bytes...
+pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// ...and at least this often.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The headers of a response that [`judge`] looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head<'a> {
+    pub status: u16,
+    pub content_range: Option<&'a str>,
+    pub content_length: Option<u64>,
+    pub content_encoding: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub etag: Option<&'a str>,
+}
+
+/// What to do with a response to `Range: bytes=<offset>-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A valid 206: append `first..=last` at the offset.
+    Append { last: u64 },
+    /// A 200 to a range request: truncate to 0 and take this body from the
+    /// start (`reason`: `range_ignored` or `changed`).
+    TakeWhole { reason: &'static str },
+    /// A 416 that proves every byte is here.
+    Complete,
+    /// The remote changed or lied: write nothing, truncate to 0, restart.
+    Restart { reason: String },
+    /// Not a transfer answer: classified by the retry policy.
+    Status(u16),
+}
+
+/// Rules 5 to 8 of §2.4, for a request from `offset` of a file of
+/// `expected` bytes whose validator is `known_etag`.
+pub fn judge(offset: u64, expected: u64, known_etag: Option<&str>, h: &Head<'_>) -> Verdict {
+    let encoded = h
+        .content_encoding
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    let etag_changed = matches!((known_etag, h.etag), (Some(a), Some(b)) if a != b);
+    match h.status {
+        206 => {
+            if h.content_type
+                .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("multipart/"))
+            {
+                return restart("multipart");
+            }
+            if encoded {
+                return restart("content_encoding");
+            }
+            if etag_changed {
+                return restart("etag_changed");
+            }
+            let Some((first, last, total)) = h.content_range.and_then(parse_content_range) else {
+                return restart("content_range_mismatch");
+            };
+            if total != expected {
+                return restart("size_changed");
+            }
+            if first != offset || last < first || last >= total {
+                return restart("content_range_mismatch");
+            }
+            if h.content_length.is_some_and(|n| n != last - first + 1) {
+                return restart("content_length_mismatch");
+            }
+            Verdict::Append { last }
+        }
+        200 => {
+            if encoded {
+                return restart("content_encoding");
+            }
+            if h.content_length.is_some_and(|n| n != expected) {
+                return restart("size_changed");
+            }
+            let reason = if etag_changed {
+                "changed"
+            } else {
+                "range_ignored"
+            };
+            Verdict::TakeWhole { reason }
+        }
+        416 => match h.content_range.and_then(parse_unsatisfied) {
+            Some(total) if total == offset && total == expected => Verdict::Complete,
+            _ => restart("changed"),
+        },
+        other => Verdict::Status(other),
+    }
+}
+
+fn restart(reason: &str) -> Verdict {
+    Verdict::Restart {
+        reason: reason.to_string(),
+    }
+}
+
+/// `bytes F-L/T`, strictly (digits only, u64 with overflow checks).
+pub fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((number(first)?, number(last)?, number(total)?))
+}
+
+/// `bytes */T`.
+fn parse_unsatisfied(v: &str) -> Option<u64> {
+    number(v.trim().strip_prefix("bytes */")?)
+}
+
+fn number(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file is in `completed_dir`; `fetched` bytes came over the network.
+    Completed { fetched: u64 },
+    /// Try again later (`retry_after` from the peer, if it said).
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Give up: the row fails with this error.
+    Fatal { error: String },
+    /// Disk full or quota: pause.
+    Paused { error: String },
+    /// The node is shutting down; progress is checkpointed.
+    Interrupted,
+}
+
+/// Everything an attempt needs besides the row.
+pub struct Context<'a> {
+    pub registry: &'a Registry,
+    pub client: &'a PeerClient,
+    pub peer: &'a Peer,
+    pub max_file_size: u64,
+    /// Live byte count for status between checkpoints.
+    pub live: &'a AtomicU64,
+    pub stopping: &'a AtomicBool,
+}
+
+/// Failures inside an attempt, before they are classified.
+enum Stop {
+    Outcome(Outcome),
+    Disk(std::io::Error, &'static str),
+    Db(crate::error::Error),
+}
+
+impl From<crate::error::Error> for Stop {
+    fn from(e: crate::error::Error) -> Stop {
+        Stop::Db(e)
+    }
+}
+
+/// Runs one attempt for `row`: resume or restart, transfer, finalize.
+pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
+    match attempt(cx, row) {
+        Ok(outcome) | Err(Stop::Outcome(outcome)) => outcome,
+        Err(Stop::Disk(e, what)) => match retry::classify_io(&e) {
+            Class::Pause => Outcome::Paused {
+                error: "disk full".into(),
+            },
+            _ => Outcome::Fatal {
+                error: format!("cannot {what} {}: {e}", row.part_path.display()),
+            },
+        },
+        Err(Stop::Db(e)) => Outcome::Retry {
+            error: format!("registry: {e}"),
+            retry_after: None,
+        },
+    }
+}
+
+fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
+    let expected = row.expected_bytes;
+    if expected > cx.max_file_size {
+        return Ok(Outcome::Fatal {
+            error: format!(
+                "size {expected} is above the size guard {}",
+                cx.max_file_size
+            ),
+        });
+    }
+    let mut part = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&row.part_path)
+        .map_err(|e| Stop::Disk(e, "open"))?;
+    let on_disk = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?.len();
+    let mut etag = row.etag.clone();
+    // Rules 1 and 2: resume from what is both on disk and durable.
+    let mut offset = if on_disk > expected {
+        cx.registry.record_restart(
+            row.id,
+            &format!("part_too_long: {on_disk} bytes, expected {expected}"),
+        )?;
+        0
+    } else {
+        on_disk.min(row.downloaded_bytes)
+    };
+    if on_disk != offset {
+        part.set_len(offset)
+            .map_err(|e| Stop::Disk(e, "truncate"))?;
+    }
+    let mut fetched = 0u64;
+    loop {
+        cx.live.store(offset, Ordering::Relaxed);
+        if offset == expected {
+            // Rule 3: every byte is durable and was validated on arrival.
+            finalize(cx, row, &mut part)?;
+            return Ok(Outcome::Completed { fetched });
+        }
+        if cx.stopping.load(Ordering::Relaxed) {
+            return Ok(Outcome::Interrupted);
+        }
+        let mut resp = match cx
+            .client
+            .file(cx.peer, &row.item_id, offset, etag.as_deref())
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(network_failure(&e.to_string())),
+        };
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (content_range, encoding, ctype, resp_etag) = (
+            header("content-range"),
+            header("content-encoding"),
+            header("content-type"),
+            header("etag"),
+        );
+        let retry_after = header("retry-after");
+        let content_length = header("content-length").and_then(|v| number(&v));
+        let head = Head {
+            status: resp.status().as_u16(),
+            content_range: content_range.as_deref(),
+            content_length,
+            content_encoding: encoding.as_deref(),
+            content_type: ctype.as_deref(),
+            etag: resp_etag.as_deref(),
+        };
+        if let Some(len) = content_length.filter(|&n| n > cx.max_file_size) {
+            return Ok(Outcome::Fatal {
+                error: format!("peer announced {len} bytes, above the size guard"),
+            });
+        }
+        let verdict = judge(offset, expected, etag.as_deref(), &head);
+        let (end, reason) = match verdict {
+            Verdict::Append { last } => (last + 1, None),
+            Verdict::TakeWhole { reason } => (expected, Some(reason)),
+            Verdict::Complete => {
+                finalize(cx, row, &mut part)?;
+                return Ok(Outcome::Completed { fetched });
+            }
+            Verdict::Restart { reason } => {
+                part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
+                cx.registry.record_restart(row.id, &reason)?;
+                cx.registry.set_etag(row.id, None)?;
+                return Ok(Outcome::Retry {
+                    error: format!("restarted from byte 0: {reason}"),
+                    retry_after: None,
+                });
+            }
+            Verdict::Status(status) => {
+                let after = retry_after
+                    .as_deref()
+                    .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                return Ok(match retry::classify_status(status) {
+                    Class::Retry => Outcome::Retry {
+                        error: format!("peer answered {status}"),
+                        retry_after: after,
+                    },
+                    _ => Outcome::Fatal {
+                        error: format!("peer answered {status}"),
+                    },
+                });
+            }
+        };
+        if let Some(reason) = reason {
+            part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
+            if offset > 0 {
+                cx.registry.record_restart(row.id, reason)?;
+            }
+            offset = 0;
+        }
+        if resp_etag != etag && resp_etag.is_some() {
+            etag = resp_etag;
+            cx.registry.set_etag(row.id, etag.as_deref())?;
+        }
+        let body = resp.body_mut().as_reader();
+        let got = append(cx, row.id, &mut part, body, offset, end)?;
+        fetched += got.bytes;
+        offset += got.bytes;
+        if let Some(err) = got.error {
+            return Ok(err);
+        }
+    }
+}
+
+struct Appended {
+    bytes: u64,
+    /// Why the body stopped early (network error, stall, shutdown).
+    error: Option<Outcome>,
+}
+
+/// Appends the body at `offset` up to `end` (exclusive), never past it, with
+/// checkpoints; a short body keeps what arrived.
+fn append(
+    cx: &Context<'_>,
+    id: i64,
+    part: &mut File,
+    mut body: impl Read,
+    offset: u64,
+    end: u64,
+) -> Result<Appended, Stop> {
+    part.seek(SeekFrom::Start(offset))
+        .map_err(|e| Stop::Disk(e, "seek"))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut pos = offset;
+    let mut last_sync = (pos, Instant::now());
+    let mut error = None;
+    while pos < end {
+        if cx.stopping.load(Ordering::Relaxed) {
+            error = Some(Outcome::Interrupted);
+            break;
+        }
+        let want = usize::try_from((end - pos).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = match body.read(&mut buf[..want]) {
+            Ok(0) => {
+                error = Some(network_failure(&format!(
+                    "body ended at byte {pos} of {end}"
+                )));
+                break;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                error = Some(network_failure(&e.to_string()));
+                break;
+            }
+        };
+        if let Err(e) = part.write_all(&buf[..n]) {
+            // What was written may be partial; the checkpoint below claims
+            // only what is synced, and the next attempt truncates to it.
+            checkpoint(cx, id, part, pos)?;
+            return Err(Stop::Disk(e, "write"));
+        }
+        pos += n as u64;
+        cx.live.store(pos, Ordering::Relaxed);
+        if pos - last_sync.0 >= CHECKPOINT_BYTES || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL {
+            checkpoint(cx, id, part, pos)?;
+            last_sync = (pos, Instant::now());
+        }
+    }
+    checkpoint(cx, id, part, pos)?;
+    Ok(Appended {
+        bytes: pos - offset,
+        error,
+    })
+}
+
+/// Rule 10: `fdatasync` the `.part`, then commit `downloaded_bytes`.
+fn checkpoint(cx: &Context<'_>, id: i64, part: &File, pos: u64) -> Result<(), Stop> {
+    part.sync_data().map_err(|e| Stop::Disk(e, "sync"))?;
+    cx.registry.set_progress(id, pos)?;
+    Ok(())
+}
+
+fn network_failure(error: &str) -> Outcome {
+    Outcome::Retry {
+        error: error.to_string(),
+        retry_after: None,
+    }
+}
+
+/// Rule 11: sync, check the length, rename without replacing, sync the
+/// directories. The caller marks the row completed.
+fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Stop> {
+    part.sync_all().map_err(|e| Stop::Disk(e, "sync"))?;
+    let len = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?.len();
+    if len != row.expected_bytes {
+        part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
+        cx.registry.record_restart(
+            row.id,
+            &format!("length {len} at finalize, expected {}", row.expected_bytes),
+        )?;
+        return Err(Stop::Outcome(network_failure(
+            "length mismatch at finalize",
+        )));
+    }
+    match rename_no_replace(&row.part_path, &row.dest_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Stop::Outcome(Outcome::Fatal {
+                error: "destination exists".into(),
+            }));
+        }
+        Err(e) => return Err(Stop::Disk(e, "move into place")),
+    }
+    for dir in [row.dest_path.parent(), row.part_path.parent()]
+        .into_iter()
+        .flatten()
+    {
+        sync_dir(dir).map_err(|e| Stop::Disk(e, "sync the folder of"))?;
+    }
+    Ok(())
+}
+
+/// Moves `from` to `to`, failing with `AlreadyExists` rather than replacing
+/// a file: a hard link (which never replaces) then removing `from`. Where
+/// the filesystem has no hard links, a checked rename.
+pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::remove_file(from),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => {
+            if to.exists() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "destination exists",
+                ));
+            }
+            std::fs::rename(from, to)
+        }
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The `.part` path of a download: one per info-hash, so two stubs that
+/// name the same destination never share a `.part`.
+pub fn part_path(incomplete_dir: &Path, info_hash: &str) -> PathBuf {
+    incomplete_dir.join(format!("{info_hash}.part"))
+}
+
+/// A shared live byte count per running download.
+pub type Live = Arc<AtomicU64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head<'a>(status: u16, cr: Option<&'a str>, len: Option<u64>) -> Head<'a> {
+        Head {
+            status,
+            content_range: cr,
+            content_length: len,
+            ..Head::default()
+        }
+    }
+
+    #[test]
+    fn the_resume_table() {
+        let r = |s: &str| Verdict::Restart { reason: s.into() };
+        let cases: Vec<(Head<'_>, Verdict)> = vec![
+            (
+                head(206, Some("bytes 100-999/1000"), Some(900)),
+                Verdict::Append { last: 999 },
+            ),
+            (
+                head(206, Some("bytes 100-499/1000"), Some(400)),
+                Verdict::Append { last: 499 },
+            ),
+            (
+                head(206, Some("bytes 100-999/1000"), None),
+                Verdict::Append { last: 999 },
+            ),
+            (
+                head(206, Some("bytes 0-999/1000"), None),
+                r("content_range_mismatch"),
+            ),
+            (
+                head(206, Some("bytes 100-999/2000"), None),
+                r("size_changed"),
+            ),
+            (
+                head(206, Some("bytes 100-999/1000"), Some(5)),
+                r("content_length_mismatch"),
+            ),
+            (
+                head(206, Some("bytes 100-99/1000"), None),
+                r("content_range_mismatch"),
+            ),
+            (
+                head(206, Some("bytes 100-1000/1000"), None),
+                r("content_range_mismatch"),
+            ),
+            (
+                head(206, Some("bytes 100-999/*"), None),
+                r("content_range_mismatch"),
+            ),
+            (
+                head(206, Some("bytes=100-999/1000"), None),
+                r("content_range_mismatch"),
+            ),
+            (head(206, None, None), r("content_range_mismatch")),
+            (
+                head(200, None, Some(1000)),
+                Verdict::TakeWhole {
+                    reason: "range_ignored",
+                },
+            ),
+            (
+                head(200, None, None),
+                Verdict::TakeWhole {
+                    reason: "range_ignored",
+                },
+            ),
+            (head(200, None, Some(999)), r("size_changed")),
+            (head(416, Some("bytes */100"), None), r("changed")),
+            (head(416, Some("bytes */1000"), None), r("changed")),
+            (head(416, None, None), r("changed")),
+            (head(503, None, None), Verdict::Status(503)),
+            (head(404, None, None), Verdict::Status(404)),
+            (head(302, None, None), Verdict::Status(302)),
+        ];
+        for (h, want) in cases {
+            assert_eq!(judge(100, 1000, None, &h), want, "{h:?}");
+        }
+        // 416 proves completeness only when T == offset == expected.
+        assert_eq!(
+            judge(1000, 1000, None, &head(416, Some("bytes */1000"), None)),
+            Verdict::Complete
+        );
+        // Multipart, encodings and changed validators never append.
+        let mut h = head(206, Some("bytes 100-999/1000"), None);
+        h.content_type = Some("multipart/byteranges; boundary=x");
+        assert_eq!(judge(100, 1000, None, &h), r("multipart"));
+        let mut h = head(206, Some("bytes 100-999/1000"), None);
+        h.content_encoding = Some("gzip");
+        assert_eq!(judge(100, 1000, None, &h), r("content_encoding"));
+        let mut h = head(200, None, Some(1000));
+        h.content_encoding = Some("gzip");
+        assert_eq!(judge(100, 1000, None, &h), r("content_encoding"));
+        let mut h = head(206, Some("bytes 100-999/1000"), None);
+        h.etag = Some("\"new\"");
+        assert_eq!(judge(100, 1000, Some("\"old\""), &h), r("etag_changed"));
+        assert_eq!(
+            judge(100, 1000, None, &h),
+            Verdict::Append { last: 999 },
+            "no known etag: nothing to compare"
+        );
+        let mut h = head(200, None, Some(1000));
+        h.etag = Some("\"new\"");
+        assert_eq!(
+            judge(100, 1000, Some("\"old\""), &h),
+            Verdict::TakeWhole { reason: "changed" }
+        );
+    }
+
+    #[test]
+    fn content_ranges_parse_strictly() {
+        assert_eq!(parse_content_range("bytes 0-9/10"), Some((0, 9, 10)));
+        assert_eq!(
+            parse_content_range("bytes 4294967296-5368709119/5368709120"),
+            Some((4_294_967_296, 5_368_709_119, 5_368_709_120))
+        );
+        for bad in [
+            "bytes 0-9",
+            "bytes -9/10",
+            "bytes 0-/10",
+            "bytes +0-9/10",
+            "items 0-9/10",
+            "bytes 0-9/99999999999999999999999",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rename_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"new").unwrap();
+        std::fs::write(&b, b"old").unwrap();
+        let err = rename_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&b).unwrap(), b"old");
+        assert!(a.exists());
+        std::fs::remove_file(&b).unwrap();
+        rename_no_replace(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(std::fs::read(&b).unwrap(), b"new");
+    }
+}

@@ -1,0 +1,164 @@
+//! The watch folder: stub `.torrent` files dropped by Radarr/Sonarr.
+//!
+//! The `watch` thread polls `downloads.watch_dir` every `scan_interval_ms`.
+//! A stub is read only once it has stopped changing (same size and
+//! modification time on two polls in a row: *arr writes stubs in chunks),
+//! and handed to [`Downloads::add_stub`] once. A broken stub is renamed
+//! `<name>.invalid` and recorded with its reason (never deleted); a stub
+//! whose peer cannot be reached right now is tried again later. Completed
+//! downloads remove their stub (in `downloads`). Each poll also picks up
+//! `queued` rows nobody is working on (`jack retry`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Sender, bounded};
+
+use crate::downloads::{Added, Downloads};
+use crate::error::{Error, Result};
+use crate::stub::MAX_STUB_BYTES;
+
+/// A stub whose peer was unreachable is tried again after this long.
+const LATER: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Handled (queued, duplicate, failed or invalid): never again while unchanged.
+    done: bool,
+    not_before: Option<Instant>,
+}
+
+pub struct Watcher {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Watcher {
+    pub fn start(downloads: Arc<Downloads>, dir: PathBuf, interval: Duration) -> Result<Watcher> {
+        let (stop, rx) = bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("watch".into())
+            .spawn(move || {
+                let mut seen = HashMap::new();
+                loop {
+                    poll(&downloads, &dir, &mut seen);
+                    if let Err(e) = downloads.pick_up_queued_rows() {
+                        log::error!("cannot read queued downloads: {e}");
+                    }
+                    if rx.recv_timeout(interval)
+                        != Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("cannot start the watch thread", e))?;
+        Ok(Watcher { stop, thread })
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// One pass over the watch folder.
+fn poll(downloads: &Downloads, dir: &Path, seen: &mut HashMap<String, Seen>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            log::warn!("cannot read the watch folder {}: {e}", dir.display());
+            return;
+        }
+    };
+    let mut present = Vec::new();
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if name.starts_with('.') || !name.to_ascii_lowercase().ends_with(".torrent") {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        present.push(name.clone());
+        let now = Seen {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            done: false,
+            not_before: None,
+        };
+        let prev = seen.get(&name).copied();
+        let stable = prev.is_some_and(|p| p.len == now.len && p.modified == now.modified);
+        if !stable {
+            // New or still being written: look again next poll.
+            seen.insert(name, now);
+            continue;
+        }
+        let prev = prev.unwrap_or(now);
+        if prev.done || prev.not_before.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        let outcome = handle(downloads, dir, &name, now.len);
+        let entry = seen.entry(name).or_insert(now);
+        match outcome {
+            Some(later) => entry.not_before = Some(Instant::now() + later),
+            None => entry.done = true,
+        }
+    }
+    seen.retain(|name, _| present.contains(name));
+}
+
+/// Handles one stable stub; `Some(delay)` when it must be tried again.
+fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Duration> {
+    let path = dir.join(name);
+    let result = if len > MAX_STUB_BYTES as u64 {
+        Ok(Added::Invalid(format!(
+            "stub is {len} bytes, more than {MAX_STUB_BYTES}"
+        )))
+    } else {
+        match std::fs::read(&path) {
+            Ok(bytes) => downloads.add_stub(name, &bytes),
+            Err(e) => {
+                log::warn!("cannot read stub stub={name} error={e}");
+                return Some(LATER);
+            }
+        }
+    };
+    match result {
+        Ok(Added::Queued(id)) => log::info!("stub accepted stub={name} id={id}"),
+        Ok(Added::Duplicate(id)) => log::info!("stub already known stub={name} id={id}"),
+        Ok(Added::Requeued(id)) => {
+            log::info!("stub requeued a failed download stub={name} id={id}")
+        }
+        Ok(Added::Failed(id, e)) => {
+            log::warn!("stub recorded as failed stub={name} id={id} error={e}")
+        }
+        Ok(Added::Later(e)) => {
+            log::warn!("peer unavailable, stub kept for later stub={name} error={e}");
+            return Some(LATER);
+        }
+        Ok(Added::Invalid(reason)) => {
+            log::warn!("invalid stub stub={name} reason={reason}");
+            let renamed = dir.join(format!("{name}.invalid"));
+            if let Err(e) = std::fs::rename(&path, &renamed) {
+                log::warn!("cannot rename invalid stub stub={name} error={e}");
+            }
+            if let Err(e) = downloads.registry().record_invalid_stub(name, &reason) {
+                log::error!("cannot record invalid stub stub={name} error={e}");
+            }
+        }
+        Err(e) => {
+            log::error!("cannot queue stub stub={name} error={e}");
+            return Some(LATER);
+        }
+    }
+    None
+}

@@ -48,8 +48,8 @@ pub enum Body {
     },
 }
 
-/// Bytes handed to the kernel per `sendfile` round; between rounds the
-/// handler checks for shutdown.
+/// Bytes asked of one `sendfile` call; between calls the handler checks for
+/// shutdown.
 const FILE_CHUNK: u64 = 8 * 1024 * 1024;
 
 impl Reply {
@@ -266,7 +266,7 @@ fn overload_response() -> Vec<u8> {
 
 /// Writes the head itself (tiny_http's `Response` counts bytes in `usize`,
 /// 32 bits on armv7), then the slice of the file straight to the socket
-/// (`sendfile` through `std::io::copy`). Any failure, a file that ends
+/// with `sendfile(2)`. Any failure, a file that ends
 /// early, or shutdown cuts the connection: a response never ends early
 /// while looking complete.
 fn respond_file(
@@ -314,26 +314,21 @@ fn respond_file(
     drop(writer);
 }
 
-/// True when every one of the `len` bytes from `offset` reached the socket.
-fn send_file(
-    mut file: &File,
-    offset: u64,
-    len: u64,
-    sock: &TcpStream,
-    stopping: &AtomicBool,
-) -> bool {
-    if file.seek(SeekFrom::Start(offset)).is_err() {
-        return false;
-    }
-    let mut remaining = len;
-    while remaining > 0 {
+/// True when every one of the `len` bytes from `offset` reached the socket,
+/// sent with `sendfile(2)` (one copy, in the kernel).
+fn send_file(file: &File, offset: u64, len: u64, sock: &TcpStream, stopping: &AtomicBool) -> bool {
+    let mut pos = offset;
+    let end = offset + len;
+    while pos < end {
         if stopping.load(Ordering::Relaxed) {
             return false;
         }
-        let chunk = remaining.min(FILE_CHUNK);
-        match std::io::copy(&mut file.take(chunk), &mut &*sock) {
-            Ok(0) | Err(_) => return false, // the file shrank, or the client left
-            Ok(n) => remaining -= n,
+        let chunk = usize::try_from((end - pos).min(FILE_CHUNK)).unwrap_or(usize::MAX);
+        match rustix::fs::sendfile(sock, file, Some(&mut pos), chunk) {
+            Ok(0) => return false, // the file shrank
+            Ok(_) => {}            // `pos` has moved on
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false, // the client left or stopped reading (SO_SNDTIMEO)
         }
     }
     true

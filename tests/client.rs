@@ -1,0 +1,400 @@
+//! The downloading side against a fake peer with switches: every resume
+//! rule of PROTOCOL.md §2.4, the retry matrix of §2.5, concurrency limits,
+//! cleanup of failed downloads and stale partial files. Real HTTP on
+//! loopback, real files, a real registry; `Downloads` runs in process with
+//! a seeded RNG.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jack::config::Config;
+use jack::db::{NewDownload, Registry, Status};
+use jack::downloads::{Added, Downloads, Pool};
+use jack::retry::SeededRng;
+use support::fake_peer::{self, FakePeer, Mode};
+use support::pattern;
+
+const SIZE: usize = 3 * 1024 * 1024 + 123;
+
+struct Bed {
+    dir: tempfile::TempDir,
+    registry: Arc<Registry>,
+    downloads: Arc<Downloads>,
+    pool: Option<Pool>,
+}
+
+impl Bed {
+    fn start(peer: &FakePeer, extra: &str) -> Bed {
+        let dir = tempfile::tempdir().unwrap();
+        Bed::start_in(dir, peer, extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, peer: &FakePeer, extra: &str) -> Bed {
+        let max_delay = if extra.contains("retry_max_delay_ms") {
+            ""
+        } else {
+            "retry_max_delay_ms = 20\n"
+        };
+        let text = format!(
+            "[server]\napi_key = \"k\"\n[downloads]\nretry_base_delay_ms = 1\n{max_delay}idle_timeout_ms = 400\n{extra}\n[[peers]]\nname = \"alice\"\nurl = \"http://{}\"\napi_key = \"k\"\n",
+            peer.addr
+        );
+        let config = Config::parse(&text, &dir.path().join("jack.toml"), &|_| None).unwrap();
+        config.create_dirs().unwrap();
+        let registry = Arc::new(Registry::open(&config.database.path).unwrap());
+        let (downloads, pool) =
+            Downloads::start(registry.clone(), &config, Box::new(SeededRng::new(7))).unwrap();
+        Bed {
+            dir,
+            registry,
+            downloads,
+            pool: Some(pool),
+        }
+    }
+
+    fn add(&self, item: &str, size: usize) -> i64 {
+        let stub = jack::stub::build("alice", item, item, size as u64);
+        match self
+            .downloads
+            .add_stub(&format!("{item}.torrent"), &stub)
+            .unwrap()
+        {
+            Added::Queued(id) => id,
+            other => panic!("not queued: {other:?}"),
+        }
+    }
+
+    fn wait_done(&self, id: i64) -> jack::db::Download {
+        let start = Instant::now();
+        loop {
+            let row = self.registry.get(id).unwrap().unwrap();
+            if matches!(row.status, Status::Completed | Status::Failed) {
+                return row;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "download {id} still {:?}",
+                row.status
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn completed(&self, name: &str) -> PathBuf {
+        self.dir.path().join("data/completed").join(name)
+    }
+
+    fn reasons(&self, id: i64) -> Vec<String> {
+        self.registry
+            .events(id)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "restarted")
+            .map(|e| e.detail)
+            .collect()
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.shutdown(Duration::from_secs(2));
+        }
+    }
+}
+
+fn file(id: &str, data: &[u8]) -> fake_peer::File {
+    fake_peer::File {
+        id: id.into(),
+        filename: format!("{id}.mkv"),
+        data: data.to_vec(),
+    }
+}
+
+/// Every rule of §2.4: a first response cut mid-way leaves a durable
+/// prefix, then the resume request meets the fault under test.
+#[test]
+fn client_resume_rules() {
+    let data = pattern(SIZE);
+    let half = (SIZE / 2) as u64;
+    // (fault on the resume request, restart reason expected or None)
+    let cases: Vec<(Mode, Option<&str>)> = vec![
+        (Mode::Honest, None),
+        (Mode::IgnoreRange, Some("range_ignored")),
+        (Mode::WrongStart, Some("content_range_mismatch")),
+        (Mode::WrongTotal, Some("size_changed")),
+        (Mode::Changed416, Some("changed")),
+        (Mode::Subset(100_000), None),
+        (Mode::Cut(50_000), None),
+        (Mode::Stall(10_000, Duration::from_millis(1500)), None),
+        (Mode::ChangedEtag, Some("etag_changed")),
+        (Mode::Multipart, Some("multipart")),
+        (Mode::Gzip, Some("content_encoding")),
+    ];
+    for (mode, reason) in cases {
+        let peer = FakePeer::start(
+            vec![file("m", &data)],
+            vec![Mode::Cut(half), mode.clone()],
+            None,
+        );
+        let bed = Bed::start(&peer, "");
+        let id = bed.add("m", SIZE);
+        let row = bed.wait_done(id);
+        assert_eq!(row.status, Status::Completed, "{mode:?}: {:?}", row.error);
+        assert!(
+            std::fs::read(bed.completed("m.mkv")).unwrap() == data,
+            "{mode:?}: bytes differ"
+        );
+        let reasons = bed.reasons(id);
+        let requests = peer.file_requests();
+        assert_eq!(requests[0].1.as_deref(), Some("bytes=0-"), "{mode:?}");
+        assert_eq!(
+            requests[1].1.as_deref(),
+            Some(format!("bytes={half}-").as_str()),
+            "{mode:?}: resumed at the durable offset"
+        );
+        match reason {
+            None => {
+                assert!(
+                    reasons.is_empty(),
+                    "{mode:?}: unexpected restart {reasons:?}"
+                );
+                assert_eq!(row.restarts, 0);
+                // Nothing was fetched twice.
+                let sent = peer
+                    .record
+                    .body_bytes
+                    .load(std::sync::atomic::Ordering::SeqCst);
+                assert_eq!(sent, SIZE as u64, "{mode:?}: bytes sent");
+            }
+            Some(r) => {
+                assert_eq!(row.restarts, 1, "{mode:?}");
+                assert!(reasons[0].contains(r), "{mode:?}: reasons {reasons:?}");
+            }
+        }
+        assert!(!row.part_path.exists(), "{mode:?}: .part left behind");
+    }
+}
+
+#[test]
+fn concurrency_is_limited_by_the_pool() {
+    let data = pattern(256 * 1024);
+    let files: Vec<_> = (0..10).map(|i| file(&format!("f{i}"), &data)).collect();
+    let peer = FakePeer::start(files, vec![], Some(2 * 1024 * 1024));
+    let bed = Bed::start(&peer, "max_concurrent_downloads = 2");
+    let ids: Vec<i64> = (0..10)
+        .map(|i| bed.add(&format!("f{i}"), data.len()))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(bed.wait_done(*id).status, Status::Completed);
+        assert!(std::fs::read(bed.completed(&format!("f{i}.mkv"))).unwrap() == data);
+    }
+    let max = peer
+        .record
+        .max_active
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        max, 2,
+        "at most 2 transfers at once, and the pool was used fully"
+    );
+}
+
+#[test]
+fn retry_matrix() {
+    let data = pattern(10_000);
+    // Retried: the next request succeeds.
+    for code in [500, 502, 503, 504, 429] {
+        let peer = FakePeer::start(vec![file("m", &data)], vec![Mode::Status(code, None)], None);
+        let bed = Bed::start(&peer, "");
+        let id = bed.add("m", data.len());
+        let row = bed.wait_done(id);
+        assert_eq!(row.status, Status::Completed, "{code}");
+        assert_eq!(peer.file_requests().len(), 2, "{code}: one retry");
+        assert_eq!(row.attempts, 2, "{code}");
+    }
+    // Not retried: exactly one request, the status in the error.
+    for code in [400, 401, 403, 404, 408, 410, 301, 302] {
+        let peer = FakePeer::start(vec![file("m", &data)], vec![Mode::Status(code, None)], None);
+        let bed = Bed::start(&peer, "");
+        let id = bed.add("m", data.len());
+        let row = bed.wait_done(id);
+        assert_eq!(row.status, Status::Failed, "{code}");
+        assert_eq!(peer.file_requests().len(), 1, "{code}: exactly one request");
+        assert!(
+            row.error.as_deref().unwrap().contains(&code.to_string()),
+            "{code}: {:?}",
+            row.error
+        );
+        assert!(!bed.completed("m.mkv").exists());
+    }
+}
+
+#[test]
+fn retry_after_delays_the_next_request() {
+    let data = pattern(1000);
+    for form in ["seconds", "date"] {
+        // HTTP dates have whole seconds: now + 4 s is 3 to 4 s away.
+        let (value, at_least) = match form {
+            "seconds" => ("2".to_string(), 1900),
+            _ => (
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4)),
+                2900,
+            ),
+        };
+        let peer = FakePeer::start(
+            vec![file("m", &data)],
+            vec![Mode::Status(503, Some(value.clone()))],
+            None,
+        );
+        let bed = Bed::start(&peer, "retry_max_delay_ms = 5000");
+        let id = bed.add("m", data.len());
+        assert_eq!(bed.wait_done(id).status, Status::Completed);
+        let r = peer.file_requests();
+        let gap = r[1].2.duration_since(r[0].2);
+        assert!(
+            gap >= Duration::from_millis(at_least),
+            "Retry-After {value}: waited only {gap:?}"
+        );
+        assert!(
+            gap < Duration::from_millis(4500),
+            "Retry-After {value}: waited {gap:?}"
+        );
+    }
+}
+
+#[test]
+fn gives_up_after_max_attempts_and_keeps_the_part() {
+    let data = pattern(50_000);
+    let script = vec![
+        Mode::Cut(20_000),
+        Mode::Status(503, None),
+        Mode::Status(503, None),
+        Mode::Status(503, None),
+    ];
+    let peer = FakePeer::start(vec![file("m", &data)], script, None);
+    let bed = Bed::start(&peer, "max_attempts = 3");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    assert_eq!(
+        peer.file_requests().len(),
+        3,
+        "exactly max_attempts requests"
+    );
+    assert!(
+        row.error
+            .as_deref()
+            .unwrap()
+            .starts_with("gave up after 3 attempts"),
+        "{:?}",
+        row.error
+    );
+    // Failed-download cleanup: the .part keeps what arrived, nothing importable.
+    assert_eq!(std::fs::read(&row.part_path).unwrap(), &data[..20_000]);
+    assert_eq!(row.downloaded_bytes, 20_000);
+    assert_eq!(
+        std::fs::read_dir(bed.dir.path().join("data/completed"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // `jack retry` resumes it from the .part.
+    bed.registry.retry(id).unwrap();
+    bed.downloads.pick_up_queued_rows().unwrap();
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed);
+    assert_eq!(
+        peer.file_requests().last().unwrap().1.as_deref(),
+        Some("bytes=20000-")
+    );
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+}
+
+#[test]
+fn an_existing_destination_is_never_overwritten() {
+    let data = pattern(5000);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data/completed")).unwrap();
+    std::fs::write(dir.path().join("data/completed/m.mkv"), b"mine").unwrap();
+    let bed = Bed::start_in(dir, &peer, "");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(
+        (row.status, row.error.as_deref()),
+        (Status::Failed, Some("destination exists"))
+    );
+    assert_eq!(std::fs::read(bed.completed("m.mkv")).unwrap(), b"mine");
+    assert!(row.part_path.exists(), "the complete .part is kept");
+}
+
+/// Rows and `.part` files as a crash left them, then a start.
+fn stale(part: &[u8], durable: u64) -> (Bed, FakePeer, i64, Vec<u8>) {
+    let data = pattern(40_000);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data/incomplete")).unwrap();
+    let reg = Registry::open(&{
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        dir.path().join("data/jack.db")
+    })
+    .unwrap();
+    let part_path = dir.path().join("data/incomplete/m.part");
+    std::fs::write(&part_path, part).unwrap();
+    let id = reg
+        .insert(&NewDownload {
+            stub_name: "m.torrent".into(),
+            info_hash: "0".repeat(40),
+            peer: "alice".into(),
+            item_id: "m".into(),
+            title: "m".into(),
+            file_name: "m.mkv".into(),
+            part_path,
+            dest_path: dir.path().join("data/completed/m.mkv"),
+            etag: Some(fake_peer::ETAG.into()),
+            expected_bytes: data.len() as u64,
+        })
+        .unwrap();
+    reg.set_progress(id, durable).unwrap();
+    drop(reg);
+    let bed = Bed::start_in(dir, &peer, "");
+    (bed, peer, id, data)
+}
+
+#[test]
+fn a_part_longer_than_durable_progress_is_truncated_to_it() {
+    let data = pattern(40_000);
+    let mut part = data[..10_000].to_vec();
+    part.extend_from_slice(&[0xEE; 5_000]); // written but never synced: garbage
+    let (bed, peer, id, data) = stale(&part, 10_000);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed);
+    assert_eq!(peer.file_requests()[0].1.as_deref(), Some("bytes=10000-"));
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    assert_eq!(row.restarts, 0);
+}
+
+#[test]
+fn a_part_longer_than_the_expected_size_restarts_from_zero() {
+    let (bed, peer, id, data) = stale(&[7u8; 50_000], 0);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed);
+    assert_eq!(peer.file_requests()[0].1.as_deref(), Some("bytes=0-"));
+    assert_eq!(row.restarts, 1);
+    assert!(bed.reasons(id)[0].contains("part_too_long"));
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+}
+
+#[test]
+fn a_part_complete_and_durable_is_finalized_without_a_request() {
+    let data = pattern(40_000);
+    let (bed, peer, id, _) = stale(&data, 40_000);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed);
+    assert!(peer.file_requests().is_empty(), "no bytes fetched");
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let _ = Path::new("");
+}

@@ -1,0 +1,286 @@
+//! A fake peer: a real HTTP server on 127.0.0.1 that serves one or more
+//! files the way a jack node does, except when a switch tells it to
+//! misbehave. It records what it was asked and what it sent.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How one file request is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// A correct 206 from the requested offset.
+    Honest,
+    /// 200 with the whole file, whatever the Range.
+    IgnoreRange,
+    /// 206 whose Content-Range starts one byte after the asked offset.
+    WrongStart,
+    /// 206 whose Content-Range total is one more than the size.
+    WrongTotal,
+    /// 416 `bytes */(size + 5)`.
+    Changed416,
+    /// A correct 206 for only the next `n` bytes.
+    Subset(u64),
+    /// A correct 206 head, then only `n` body bytes, then the connection closes.
+    Cut(u64),
+    /// A correct 206 head, `n` body bytes, then silence for `stall`.
+    Stall(u64, Duration),
+    /// A correct 206 with another ETag.
+    ChangedEtag,
+    /// 206 with `Content-Type: multipart/byteranges`.
+    Multipart,
+    /// 206 with `Content-Encoding: gzip`.
+    Gzip,
+    /// This status with an empty body (and `Retry-After` when given).
+    Status(u16, Option<String>),
+}
+
+pub struct File {
+    pub id: String,
+    pub filename: String,
+    pub data: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct Record {
+    /// (file id, Range header) of every file request, in order.
+    pub requests: Mutex<Vec<(String, Option<String>, Instant)>>,
+    pub body_bytes: AtomicU64,
+    pub active: AtomicUsize,
+    pub max_active: AtomicUsize,
+}
+
+pub struct FakePeer {
+    pub addr: SocketAddr,
+    pub record: Arc<Record>,
+    script: Arc<Mutex<VecDeque<Mode>>>,
+    stop: Arc<AtomicBool>,
+}
+
+pub const ETAG: &str = "\"fake-etag-1\"";
+
+impl FakePeer {
+    /// Serves `files`; each file request takes the next mode of `script`
+    /// (then `Honest`). `rate` limits each transfer (bytes per second).
+    pub fn start(files: Vec<File>, script: Vec<Mode>, rate: Option<u64>) -> FakePeer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let record = Arc::new(Record::default());
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let files = Arc::new(files);
+        let (rec, scr, st) = (record.clone(), script.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let (rec, scr, files) = (rec.clone(), scr.clone(), files.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &files, &scr, &rec, rate);
+                });
+            }
+        });
+        FakePeer {
+            addr,
+            record,
+            script,
+            stop,
+        }
+    }
+
+    pub fn file_requests(&self) -> Vec<(String, Option<String>, Instant)> {
+        self.record.requests.lock().unwrap().clone()
+    }
+
+    pub fn push(&self, mode: Mode) {
+        self.script.lock().unwrap().push_back(mode);
+    }
+}
+
+impl Drop for FakePeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(
+    conn: TcpStream,
+    files: &[File],
+    script: &Mutex<VecDeque<Mode>>,
+    rec: &Record,
+    rate: Option<u64>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut range = None;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("range")
+        {
+            range = Some(v.trim().to_string());
+        }
+    }
+    let mut out = conn;
+    if path == "/handshake" {
+        return json(&mut out, r#"{"name":"jack","version":"0.1.0"}"#);
+    }
+    let decoded = path.replace("%3A", ":");
+    let Some(rest) = decoded.strip_prefix("/peer/items/") else {
+        return status(&mut out, 404, None);
+    };
+    let (id, is_file) = match rest.strip_suffix("/file") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    let Some(file) = files.iter().find(|f| f.id == id) else {
+        return status(&mut out, 404, None);
+    };
+    let size = file.data.len() as u64;
+    if !is_file {
+        let body = serde_json::json!({"id": file.id, "title": file.filename.trim_end_matches(".mkv"), "filename": file.filename, "size": size, "category": 2000, "etag": ETAG});
+        return json(&mut out, &body.to_string());
+    }
+    rec.requests
+        .lock()
+        .unwrap()
+        .push((id.to_string(), range.clone(), Instant::now()));
+    let mode = script.lock().unwrap().pop_front().unwrap_or(Mode::Honest);
+    let offset: u64 = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let n = rec.active.fetch_add(1, Ordering::SeqCst) + 1;
+    rec.max_active.fetch_max(n, Ordering::SeqCst);
+    let result = answer(&mut out, &file.data, offset, size, mode, rec, rate);
+    rec.active.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    out: &mut TcpStream,
+    data: &[u8],
+    offset: u64,
+    size: u64,
+    mode: Mode,
+    rec: &Record,
+    rate: Option<u64>,
+) -> std::io::Result<()> {
+    let last = size - 1;
+    let head206 = |first: u64, last: u64, total: u64, extra: &str| {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: {ETAG}\r\nConnection: close\r\n{extra}\r\n",
+            last - first + 1
+        )
+    };
+    let (head, from, to, limit) = match mode {
+        Mode::Honest => (head206(offset, last, size, ""), offset, size, None),
+        Mode::IgnoreRange => (
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nETag: {ETAG}\r\nConnection: close\r\n\r\n"
+            ),
+            0,
+            size,
+            None,
+        ),
+        Mode::WrongStart => (head206(offset + 1, last, size, ""), offset + 1, size, None),
+        Mode::WrongTotal => (head206(offset, last, size + 1, ""), offset, size, None),
+        Mode::Changed416 => {
+            let h = format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                size + 5
+            );
+            (h, 0, 0, None)
+        }
+        Mode::Subset(n) => {
+            let end = (offset + n).min(size);
+            (head206(offset, end - 1, size, ""), offset, end, None)
+        }
+        Mode::Cut(n) => (head206(offset, last, size, ""), offset, size, Some(n)),
+        Mode::Stall(n, d) => {
+            out.write_all(head206(offset, last, size, "").as_bytes())?;
+            let end = (offset + n).min(size);
+            out.write_all(&data[offset as usize..end as usize])?;
+            rec.body_bytes.fetch_add(end - offset, Ordering::SeqCst);
+            std::thread::sleep(d);
+            return Ok(());
+        }
+        Mode::ChangedEtag => (
+            head206(offset, last, size, "").replace(ETAG, "\"another-etag\""),
+            offset,
+            size,
+            None,
+        ),
+        Mode::Multipart => (
+            head206(
+                offset,
+                last,
+                size,
+                "Content-Type: multipart/byteranges; boundary=x\r\n",
+            ),
+            offset,
+            size,
+            None,
+        ),
+        Mode::Gzip => (
+            head206(offset, last, size, "Content-Encoding: gzip\r\n"),
+            offset,
+            size,
+            None,
+        ),
+        Mode::Status(code, retry_after) => return status(out, code, retry_after),
+    };
+    out.write_all(head.as_bytes())?;
+    let end = limit.map_or(to, |n| (from + n).min(to));
+    let mut pos = from;
+    while pos < end {
+        let chunk = (end - pos).min(64 * 1024);
+        if let Some(r) = rate {
+            std::thread::sleep(Duration::from_secs_f64(chunk as f64 / r as f64));
+        }
+        out.write_all(&data[pos as usize..(pos + chunk) as usize])?;
+        rec.body_bytes.fetch_add(chunk, Ordering::SeqCst);
+        pos += chunk;
+    }
+    Ok(())
+}
+
+fn json(out: &mut TcpStream, body: &str) -> std::io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn status(out: &mut TcpStream, code: u16, retry_after: Option<String>) -> std::io::Result<()> {
+    let extra = retry_after
+        .map(|v| format!("Retry-After: {v}\r\n"))
+        .unwrap_or_default();
+    let location = if (300..400).contains(&code) {
+        "Location: http://127.0.0.1:1/elsewhere\r\n"
+    } else {
+        ""
+    };
+    write!(
+        out,
+        "HTTP/1.1 {code} X\r\nContent-Length: 0\r\n{extra}{location}Connection: close\r\n\r\n"
+    )
+}

@@ -96,6 +96,8 @@ pub struct DownloadsConfig {
     pub retry_max_delay: Duration,
     pub idle_timeout: Duration,
     pub max_file_size: u64,
+    /// A download paused on a full disk is tried again this often.
+    pub disk_full_retry: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -315,6 +317,7 @@ impl fmt::Display for Config {
         writeln!(f, "retry_max_delay_ms = {}", d.retry_max_delay.as_millis())?;
         writeln!(f, "idle_timeout_ms = {}", d.idle_timeout.as_millis())?;
         writeln!(f, "max_file_size = {}", d.max_file_size)?;
+        writeln!(f, "disk_full_retry_ms = {}", d.disk_full_retry.as_millis())?;
         for p in &self.peers {
             writeln!(f, "\n[[peers]]\nname = {:?}", p.name)?;
             writeln!(f, "url = {:?}", p.url)?;
@@ -797,6 +800,7 @@ impl<'a> Cx<'a> {
         let idle_timeout = self.millis(&mut t, "idle_timeout_ms", 60_000, 100, 3_600_000);
         let max_file_size =
             self.integer(&mut t, "max_file_size", 107_374_182_400, 1, i64::MAX as u64);
+        let disk_full_retry = self.millis(&mut t, "disk_full_retry_ms", 30_000, 10, 86_400_000);
         if retry_max_delay < retry_base_delay {
             let span = t
                 .table
@@ -845,6 +849,7 @@ impl<'a> Cx<'a> {
             retry_max_delay,
             idle_timeout,
             max_file_size,
+            disk_full_retry,
         }
     }
 

@@ -28,9 +28,6 @@ use crate::retry::{self, Policy, Rng};
 use crate::stub;
 use crate::transfer::{self, Context, Live, Outcome};
 
-/// A paused (disk full) download is tried again this often.
-pub const PAUSE_RECHECK: Duration = Duration::from_secs(30);
-
 /// What became of a stub handed to [`Downloads::add_stub`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
@@ -392,7 +389,7 @@ impl Downloads {
             Outcome::Paused { error } => {
                 reg.transition(id, Status::Paused, Some(&error), EventKind::Paused, &error)?;
                 log::warn!("download paused id={id} error={error}");
-                self.schedule(id, PAUSE_RECHECK);
+                self.schedule(id, self.config.disk_full_retry);
             }
             Outcome::Interrupted => {
                 let detail = "interrupted by shutdown; progress checkpointed";

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod db;
 pub mod downloads;
 pub mod error;
+pub mod fault;
 pub mod instance;
 pub mod logger;
 pub mod naming;

@@ -370,7 +370,9 @@ fn append(
                 break;
             }
         };
-        if let Err(e) = part.write_all(&buf[..n]) {
+        if let Err(e) =
+            crate::fault::check_write(pos + n as u64).and_then(|()| part.write_all(&buf[..n]))
+        {
             // What was written may be partial; the checkpoint below claims
             // only what is synced, and the next attempt truncates to it.
             checkpoint(cx, id, part, pos)?;

@@ -1,0 +1,59 @@
+//! Fault injection for tests, compiled into debug builds only (what
+//! `cargo test` runs); in release builds every function here is a no-op.
+//!
+//! * A disk that fills up: writes to `.part` files fail with `ENOSPC` once
+//!   a file would grow past a limit, set in process
+//!   ([`set_disk_limit`]) or read from the file named by
+//!   `JACK_FAULT_DISK_LIMIT_FILE` (its content is the limit in bytes;
+//!   absent or empty means no limit), so a test can "free space" while the
+//!   daemon runs.
+//! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
+//!   it reaches [`crash_point`]`(name)`, as a power cut would.
+
+use std::io;
+
+#[cfg(debug_assertions)]
+static DISK_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Sets (or clears) the in-process disk limit.
+pub fn set_disk_limit(limit: Option<u64>) {
+    #[cfg(debug_assertions)]
+    DISK_LIMIT.store(
+        limit.unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    #[cfg(not(debug_assertions))]
+    let _ = limit;
+}
+
+/// `Err(ENOSPC)` when a write that ends at byte `end` of a `.part` would
+/// cross the injected limit.
+pub fn check_write(end: u64) -> io::Result<()> {
+    #[cfg(debug_assertions)]
+    {
+        let mut limit = DISK_LIMIT.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(path) = std::env::var_os("JACK_FAULT_DISK_LIMIT_FILE")
+            && let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(n) = text.trim().parse::<u64>()
+        {
+            limit = limit.min(n);
+        }
+        if end > limit {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = end;
+    Ok(())
+}
+
+/// Aborts the process here if `JACK_CRASH_AT` names this point.
+pub fn crash_point(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("JACK_CRASH_AT").is_ok_and(|v| v == name) {
+        eprintln!("jack: crash point {name} reached (JACK_CRASH_AT): aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}

@@ -53,6 +53,18 @@ pub fn run(config: Config) -> Result<()> {
         );
     }
 
+    let summary = crate::reconcile::run(&registry, &config.downloads)?;
+    log::info!(
+        "reconciled live_downloads={} changed={} superseded={} orphans={}",
+        summary.decisions.len(),
+        summary
+            .decisions
+            .iter()
+            .filter(|(_, d)| *d != crate::reconcile::Decision::Resume)
+            .count(),
+        summary.superseded.len(),
+        summary.orphans.len()
+    );
     let signals = SignalWatcher::install()?;
     let (downloads, pool) = Downloads::start(
         registry.clone(),

@@ -10,7 +10,7 @@
 //! delay queue, never in a worker, so it cannot hold up a healthy one.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +45,15 @@ pub enum Added {
     Later(String),
 }
 
+/// Where a download id is.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// In the job channel or the delay queue.
+    Waiting,
+    /// In a worker, with its live byte count.
+    Running(Live),
+}
+
 pub struct Downloads {
     registry: Arc<Registry>,
     config: DownloadsConfig,
@@ -54,10 +63,9 @@ pub struct Downloads {
     rng: Mutex<Box<dyn Rng>>,
     jobs: Sender<i64>,
     timer: Sender<(Instant, i64)>,
-    /// Ids in the job channel or the delay queue.
-    waiting: Mutex<HashSet<i64>>,
-    /// Live byte counts of the downloads running now.
-    running: Mutex<HashMap<i64, Live>>,
+    /// Every id in the job channel, the delay queue or a worker, under one
+    /// lock so no download is ever worked on by two threads.
+    slots: Mutex<HashMap<i64, Slot>>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -101,8 +109,7 @@ impl Downloads {
             rng: Mutex::new(rng),
             jobs,
             timer,
-            waiting: Mutex::new(HashSet::new()),
-            running: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             stopping: stopping.clone(),
         });
         let (done_tx, done) = unbounded();
@@ -119,14 +126,10 @@ impl Downloads {
             me.run_timer(&timer_rx);
             let _ = done_tx.send(());
         })?);
-        for status in [
-            Status::Downloading,
-            Status::Queued,
-            Status::Retrying,
-            Status::Paused,
-        ] {
-            for id in downloads.registry.ids_with_status(status)? {
-                downloads.enqueue(id);
+        // Every live row, in its original order.
+        for row in downloads.registry.list()? {
+            if row.status.is_live() {
+                downloads.enqueue(row.id);
             }
         }
         Ok((
@@ -145,10 +148,10 @@ impl Downloads {
 
     /// Live bytes of a running download (between checkpoints), if running.
     pub fn live_bytes(&self, id: i64) -> Option<u64> {
-        self.running
-            .lock()
-            .get(&id)
-            .map(|l| l.load(Ordering::Relaxed))
+        match self.slots.lock().get(&id) {
+            Some(Slot::Running(live)) => Some(live.load(Ordering::Relaxed)),
+            _ => None,
+        }
     }
 
     /// The one way a stub becomes a download (watch folder today, an HTTP
@@ -258,9 +261,11 @@ impl Downloads {
 
     /// Puts `id` in the job channel unless it is already waiting or running.
     pub fn enqueue(&self, id: i64) {
-        if self.running.lock().contains_key(&id) || !self.waiting.lock().insert(id) {
+        let mut slots = self.slots.lock();
+        if slots.contains_key(&id) {
             return;
         }
+        slots.insert(id, Slot::Waiting);
         let _ = self.jobs.send(id);
     }
 
@@ -278,14 +283,28 @@ impl Downloads {
             let Ok(id) = jobs.recv_timeout(Duration::from_millis(100)) else {
                 continue;
             };
-            self.waiting.lock().remove(&id);
-            if let Err(e) = self.process(id) {
+            let live: Live = Arc::new(AtomicU64::new(0));
+            {
+                let mut slots = self.slots.lock();
+                if !matches!(slots.get(&id), Some(Slot::Waiting)) {
+                    continue; // a stale message: the id is elsewhere
+                }
+                slots.insert(id, Slot::Running(live.clone()));
+            }
+            let result = self.process(id, &live);
+            {
+                let mut slots = self.slots.lock();
+                if matches!(slots.get(&id), Some(Slot::Running(_))) {
+                    slots.remove(&id);
+                }
+            }
+            if let Err(e) = result {
                 log::error!("download error id={id} error={e}");
             }
         }
     }
 
-    fn process(&self, id: i64) -> Result<()> {
+    fn process(&self, id: i64, live: &Live) -> Result<()> {
         let Some(row) = self.registry.get(id)? else {
             return Ok(());
         };
@@ -313,18 +332,16 @@ impl Downloads {
         };
         self.registry
             .transition(id, Status::Downloading, None, kind, &detail)?;
-        let live: Live = Arc::new(AtomicU64::new(offset));
-        self.running.lock().insert(id, live.clone());
+        live.store(offset, Ordering::Relaxed);
         let cx = Context {
             registry: &self.registry,
             client: &self.client,
             peer,
             max_file_size: self.config.max_file_size,
-            live: &live,
+            live,
             stopping: &self.stopping,
         };
         let outcome = transfer::run(&cx, &row);
-        self.running.lock().remove(&id);
         self.record(&row, outcome)
     }
 
@@ -399,10 +416,10 @@ impl Downloads {
         Ok(())
     }
 
+    /// Hands `id` to the delay queue (the worker running it is done with it).
     fn schedule(&self, id: i64, delay: Duration) {
-        if self.waiting.lock().insert(id) {
-            let _ = self.timer.send((Instant::now() + delay, id));
-        }
+        self.slots.lock().insert(id, Slot::Waiting);
+        let _ = self.timer.send((Instant::now() + delay, id));
     }
 
     /// The delay queue: holds (due, id) and hands ids to the workers when due.

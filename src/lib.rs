@@ -16,6 +16,7 @@ pub mod logger;
 pub mod naming;
 pub mod peer;
 pub mod range;
+pub mod reconcile;
 pub mod retry;
 pub mod server;
 pub mod status;

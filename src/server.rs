@@ -300,38 +300,48 @@ fn respond_file(
     let sent = writer
         .write_all(head.as_bytes())
         .and_then(|()| writer.flush());
-    let complete = match (sent, head_only) {
-        (Err(_), _) => false,
-        (Ok(()), true) => true,
+    let (complete, body_bytes) = match (sent, head_only) {
+        (Err(_), _) => (false, 0),
+        (Ok(()), true) => (true, 0),
         (Ok(()), false) => match &socket {
             Some(sock) => send_file(&file, offset, len, sock, stopping),
             None => copy_through(&file, offset, len, &mut writer, stopping),
         },
     };
+    log::debug!(
+        "file body sent status={status} offset={offset} bytes={body_bytes} of={len} complete={complete}"
+    );
     if !complete && let Some(sock) = &socket {
         let _ = sock.shutdown(Shutdown::Both);
     }
     drop(writer);
 }
 
-/// True when every one of the `len` bytes from `offset` reached the socket,
-/// sent with `sendfile(2)` (one copy, in the kernel).
-fn send_file(file: &File, offset: u64, len: u64, sock: &TcpStream, stopping: &AtomicBool) -> bool {
+/// Sends the `len` bytes from `offset` with `sendfile(2)` (one copy, in the
+/// kernel): (every byte reached the socket, bytes sent).
+fn send_file(
+    file: &File,
+    offset: u64,
+    len: u64,
+    sock: &TcpStream,
+    stopping: &AtomicBool,
+) -> (bool, u64) {
     let mut pos = offset;
     let end = offset + len;
     while pos < end {
         if stopping.load(Ordering::Relaxed) {
-            return false;
+            return (false, pos - offset);
         }
         let chunk = usize::try_from((end - pos).min(FILE_CHUNK)).unwrap_or(usize::MAX);
         match rustix::fs::sendfile(sock, file, Some(&mut pos), chunk) {
-            Ok(0) => return false, // the file shrank
-            Ok(_) => {}            // `pos` has moved on
+            Ok(0) => return (false, pos - offset), // the file shrank
+            Ok(_) => {}                            // `pos` has moved on
             Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return false, // the client left or stopped reading (SO_SNDTIMEO)
+            // The client left or stopped reading (SO_SNDTIMEO).
+            Err(_) => return (false, pos - offset),
         }
     }
-    true
+    (true, len)
 }
 
 /// The same through tiny_http's writer (connections that are not TCP).
@@ -341,25 +351,25 @@ fn copy_through(
     len: u64,
     out: &mut dyn Write,
     stopping: &AtomicBool,
-) -> bool {
+) -> (bool, u64) {
     if file.seek(SeekFrom::Start(offset)).is_err() {
-        return false;
+        return (false, 0);
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut remaining = len;
     while remaining > 0 && !stopping.load(Ordering::Relaxed) {
         let want = usize::try_from(remaining.min(buf.len() as u64)).unwrap_or(buf.len());
         match file.read(&mut buf[..want]) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return (false, len - remaining),
             Ok(n) => {
                 if out.write_all(&buf[..n]).is_err() {
-                    return false;
+                    return (false, len - remaining);
                 }
                 remaining -= n as u64;
             }
         }
     }
-    remaining == 0 && out.flush().is_ok()
+    (remaining == 0 && out.flush().is_ok(), len - remaining)
 }
 
 /// Whether the client will send no further request on this connection.

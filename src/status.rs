@@ -18,8 +18,9 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
     } else {
         (Vec::new(), Vec::new())
     };
+    let orphans = crate::reconcile::orphans(&config.downloads.incomplete_dir);
     let text = if json {
-        to_json(&downloads, &invalid)
+        to_json(&downloads, &invalid, &orphans)
     } else {
         let mut t = to_table(&downloads);
         for i in &invalid {
@@ -28,13 +29,23 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
                 i.stub_name, i.at, i.reason
             ));
         }
+        for o in &orphans {
+            t.push_str(&format!(
+                "orphaned .part (no download owns it): {}\n",
+                o.display()
+            ));
+        }
         t
     };
     out.write_all(text.as_bytes())
         .map_err(|e| Error::io("cannot write the status", e))
 }
 
-fn to_json(downloads: &[Download], invalid: &[InvalidStub]) -> String {
+fn to_json(
+    downloads: &[Download],
+    invalid: &[InvalidStub],
+    orphans: &[std::path::PathBuf],
+) -> String {
     let rows: Vec<serde_json::Value> = downloads
         .iter()
         .map(|d| {
@@ -65,10 +76,8 @@ fn to_json(downloads: &[Download], invalid: &[InvalidStub]) -> String {
         .iter()
         .map(|i| serde_json::json!({"stub_name": i.stub_name, "reason": i.reason, "at": i.at}))
         .collect();
-    format!(
-        "{}\n",
-        serde_json::json!({ "downloads": rows, "invalid_stubs": invalid })
-    )
+    let all = serde_json::json!({ "downloads": rows, "invalid_stubs": invalid, "orphaned_parts": orphans });
+    format!("{all}\n")
 }
 
 fn to_table(downloads: &[Download]) -> String {

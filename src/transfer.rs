@@ -394,8 +394,11 @@ fn append(
 
 /// Rule 10: `fdatasync` the `.part`, then commit `downloaded_bytes`.
 fn checkpoint(cx: &Context<'_>, id: i64, part: &File, pos: u64) -> Result<(), Stop> {
+    crate::fault::crash_point("checkpoint:after_write");
     part.sync_data().map_err(|e| Stop::Disk(e, "sync"))?;
+    crate::fault::crash_point("checkpoint:after_sync");
     cx.registry.set_progress(id, pos)?;
+    crate::fault::crash_point("checkpoint:after_commit");
     Ok(())
 }
 
@@ -421,6 +424,7 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
             "length mismatch at finalize",
         )));
     }
+    crate::fault::crash_point("finalize:after_fsync");
     match rename_no_replace(&row.part_path, &row.dest_path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -430,12 +434,14 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
         }
         Err(e) => return Err(Stop::Disk(e, "move into place")),
     }
+    crate::fault::crash_point("finalize:after_rename");
     for dir in [row.dest_path.parent(), row.part_path.parent()]
         .into_iter()
         .flatten()
     {
         sync_dir(dir).map_err(|e| Stop::Disk(e, "sync the folder of"))?;
     }
+    crate::fault::crash_point("finalize:after_dir_fsync");
     Ok(())
 }
 
@@ -444,7 +450,10 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
 /// the filesystem has no hard links, a checked rename.
 pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     match std::fs::hard_link(from, to) {
-        Ok(()) => std::fs::remove_file(from),
+        Ok(()) => {
+            crate::fault::crash_point("finalize:after_link");
+            std::fs::remove_file(from)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
         Err(_) => {
             if to.exists() {

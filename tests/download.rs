@@ -4,49 +4,9 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{KEY, Site, item_id, pattern, serving_site};
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn status_json(site: &Site) -> serde_json::Value {
-    let out = site
-        .command(&[
-            "status",
-            "--json",
-            "--config",
-            site.config().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn downloader(peer_addr: std::net::SocketAddr, extra: &str) -> Site {
-    Site::new(&format!(
-        "[downloads]\nscan_interval_ms = 100\nretry_base_delay_ms = 10\nretry_max_delay_ms = 100\n{extra}\n[[peers]]\nname = \"alice\"\nurl = \"http://{peer_addr}\"\napi_key = \"{KEY}\"\n"
-    ))
-}
-
-fn drop_stub(site: &Site, name: &str, bytes: &[u8]) {
-    let watch = site.path().join("data/watch");
-    std::fs::create_dir_all(&watch).unwrap();
-    let tmp = watch.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, watch.join(name)).unwrap();
-}
+use support::{downloader, drop_stub, item_id, pattern, serving_site, status_json, wait_for};
 
 #[test]
 fn one_node_downloads_from_another_through_a_dropped_stub() {
@@ -71,7 +31,7 @@ fn one_node_downloads_from_another_through_a_dropped_stub() {
     });
     assert!(std::fs::read(&dest).unwrap() == data, "final bytes differ");
     // The stub is removed once the download completes, and no .part is left.
-    wait_for("the stub to go", Duration::from_secs(5), || {
+    wait_for("the stub to go", Duration::from_secs(15), || {
         !b.path().join("data/watch/Some.Movie.torrent").exists()
     });
     assert_eq!(
@@ -89,7 +49,7 @@ fn one_node_downloads_from_another_through_a_dropped_stub() {
     drop_stub(&b, "Again.torrent", &stub);
     bob.wait_log(
         "stub already known stub=Again.torrent",
-        Duration::from_secs(5),
+        Duration::from_secs(15),
     );
     assert_eq!(status_json(&b)["downloads"].as_array().unwrap().len(), 1);
 }
@@ -100,7 +60,7 @@ fn an_invalid_stub_is_renamed_and_shown_by_status() {
     let node = b.start();
     drop_stub(&b, "Broken.torrent", b"this is not bencode");
     let renamed = b.path().join("data/watch/Broken.torrent.invalid");
-    wait_for("the .invalid rename", Duration::from_secs(5), || {
+    wait_for("the .invalid rename", Duration::from_secs(15), || {
         renamed.exists()
     });
     assert_eq!(
@@ -108,7 +68,7 @@ fn an_invalid_stub_is_renamed_and_shown_by_status() {
         b"this is not bencode",
         "never deleted or changed"
     );
-    node.wait_log("invalid stub stub=Broken.torrent", Duration::from_secs(5));
+    node.wait_log("invalid stub stub=Broken.torrent", Duration::from_secs(15));
     let v = status_json(&b);
     assert_eq!(v["invalid_stubs"][0]["stub_name"], "Broken.torrent");
     assert!(
@@ -126,7 +86,7 @@ fn a_stub_for_an_unknown_peer_fails_its_row_with_a_clear_error() {
     let _node = b.start();
     let stub = jack::stub::build("mallory", "lib:movie:1", "X.2020.mkv", 10);
     drop_stub(&b, "X.torrent", &stub);
-    wait_for("a failed row", Duration::from_secs(5), || {
+    wait_for("a failed row", Duration::from_secs(15), || {
         status_json(&b)["downloads"][0]["status"] == "failed"
     });
     let v = status_json(&b);

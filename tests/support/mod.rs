@@ -270,3 +270,47 @@ pub fn need_tool(name: &str) {
         "{name} is needed by this test: run `make test` (it installs it) or install it yourself"
     );
 }
+
+/// Polls `f` every 20 ms until it holds, failing after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `jack status --json` of a site.
+pub fn status_json(site: &Site) -> serde_json::Value {
+    let out = site
+        .command(&[
+            "status",
+            "--json",
+            "--config",
+            site.config().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A downloading site whose peer `alice` is at `peer_addr`.
+pub fn downloader(peer_addr: SocketAddr, extra: &str) -> Site {
+    Site::new(&format!(
+        "[downloads]\nscan_interval_ms = 100\nretry_base_delay_ms = 10\nretry_max_delay_ms = 100\n{extra}\n[[peers]]\nname = \"alice\"\nurl = \"http://{peer_addr}\"\napi_key = \"{KEY}\"\n"
+    ))
+}
+
+/// Drops a stub into a site's watch folder atomically.
+pub fn drop_stub(site: &Site, name: &str, bytes: &[u8]) {
+    let watch = site.path().join("data/watch");
+    std::fs::create_dir_all(&watch).unwrap();
+    let tmp = watch.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, watch.join(name)).unwrap();
+}

@@ -1,0 +1,348 @@
+//! Start-up reconciliation: make the registry and the folders agree after
+//! a crash, a kill or a power cut, before the watch folder or the pool
+//! starts.
+//!
+//! [`decide`] is pure: given a live row and what is on disk, what to do.
+//! [`run`] looks at the disk, applies each decision, and records it as a
+//! `reconciled` event on the row (and in the log). It never deletes a file
+//! jack does not own: a `.part` without a row is moved to
+//! `incomplete_dir/orphaned/`, and a final file is only ever adopted, never
+//! removed.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::DownloadsConfig;
+use crate::db::{Download, EventKind, Registry, Status};
+use crate::error::{Error, Result};
+use crate::transfer::sync_dir;
+
+/// What was found on disk for one live row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnDisk {
+    /// Length of the `.part`, if it exists.
+    pub part: Option<u64>,
+    /// Length of the final file, if it exists.
+    pub dest: Option<u64>,
+    /// The `.part` and the final file are the same file (a crash between
+    /// the hard link and the unlink of the hand-off).
+    pub same_file: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Consistent: resume as recorded.
+    Resume,
+    /// The `.part` is missing but progress was recorded: restart from 0.
+    RestartMissingPart,
+    /// Bytes written after the last checkpoint: drop them.
+    TruncateToDurable { len: u64, durable: u64 },
+    /// The `.part` lost bytes the registry counted: resume from what is there.
+    ResumeFromPart { len: u64, durable: u64 },
+    /// The `.part` is longer than the file can be: restart from 0.
+    TruncateTooLong { len: u64 },
+    /// Every byte is here and durable: finalize without a request.
+    Finalize,
+    /// The hand-off happened but the row was not marked: adopt the final file.
+    AdoptFinal,
+    /// The hand-off stopped between link and unlink: remove the second name.
+    FinishHandOff,
+}
+
+/// The start-up table of the crash-recovery design, for one live row.
+pub fn decide(row: &Download, disk: OnDisk) -> Decision {
+    let expected = row.expected_bytes;
+    if disk.same_file && disk.dest == Some(expected) {
+        return Decision::FinishHandOff;
+    }
+    match disk.part {
+        None if disk.dest == Some(expected) => Decision::AdoptFinal,
+        None if row.downloaded_bytes > 0 => Decision::RestartMissingPart,
+        None => Decision::Resume,
+        Some(len) if len > expected => Decision::TruncateTooLong { len },
+        Some(len) if len > row.downloaded_bytes => Decision::TruncateToDurable {
+            len,
+            durable: row.downloaded_bytes,
+        },
+        Some(len) if len < row.downloaded_bytes => Decision::ResumeFromPart {
+            len,
+            durable: row.downloaded_bytes,
+        },
+        Some(len) if len == expected => Decision::Finalize,
+        Some(_) => Decision::Resume,
+    }
+}
+
+/// What reconciliation did, for the log and the tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub decisions: Vec<(i64, Decision)>,
+    pub superseded: Vec<i64>,
+    pub orphans: Vec<PathBuf>,
+}
+
+/// Reconciles every live row and the incomplete folder.
+pub fn run(registry: &Registry, config: &DownloadsConfig) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let rows = registry.list()?;
+    let mut live: Vec<&Download> = rows.iter().filter(|d| d.status.is_live()).collect();
+
+    // Two live rows for one destination: keep the one with the most durable
+    // progress (the older on a tie), fail the others.
+    let mut by_dest: HashMap<&Path, &Download> = HashMap::new();
+    for d in &live {
+        if d.dest_path.as_os_str().is_empty() {
+            continue;
+        }
+        match by_dest.get(d.dest_path.as_path()) {
+            Some(kept) if kept.downloaded_bytes >= d.downloaded_bytes => {
+                summary.superseded.push(d.id)
+            }
+            Some(kept) => {
+                summary.superseded.push(kept.id);
+                by_dest.insert(&d.dest_path, d);
+            }
+            None => {
+                by_dest.insert(&d.dest_path, d);
+            }
+        }
+    }
+    for &id in &summary.superseded {
+        let keeper = live
+            .iter()
+            .find(|d| d.id == id)
+            .and_then(|d| by_dest.get(d.dest_path.as_path()))
+            .map_or(0, |k| k.id);
+        let error = format!("superseded by download {keeper} for the same destination");
+        registry.transition(
+            id,
+            Status::Failed,
+            Some("superseded"),
+            EventKind::Reconciled,
+            &error,
+        )?;
+        log::warn!("reconciled id={id} decision=superseded keeper={keeper}");
+    }
+    live.retain(|d| !summary.superseded.contains(&d.id));
+
+    for row in live {
+        let disk = look(row);
+        let decision = decide(row, disk);
+        apply(registry, row, &decision)?;
+        if decision != Decision::Resume {
+            log::info!("reconciled id={} decision={decision:?}", row.id);
+        }
+        summary.decisions.push((row.id, decision));
+    }
+
+    let owned: HashSet<&Path> = rows.iter().map(|d| d.part_path.as_path()).collect();
+    summary.orphans = move_orphans(&config.incomplete_dir, &owned)?;
+    Ok(summary)
+}
+
+fn look(row: &Download) -> OnDisk {
+    let part = std::fs::metadata(&row.part_path).ok();
+    let dest = if row.dest_path.as_os_str().is_empty() {
+        None
+    } else {
+        std::fs::metadata(&row.dest_path).ok()
+    };
+    let same_file =
+        matches!((&part, &dest), (Some(p), Some(d)) if p.dev() == d.dev() && p.ino() == d.ino());
+    OnDisk {
+        part: part.map(|m| m.len()),
+        dest: dest.map(|m| m.len()),
+        same_file,
+    }
+}
+
+fn apply(registry: &Registry, row: &Download, decision: &Decision) -> Result<()> {
+    let id = row.id;
+    let io = |what: &str, e| Error::io(format!("cannot {what} {}", row.part_path.display()), e);
+    let note = |detail: &str| registry.add_event(id, EventKind::Reconciled, detail);
+    match *decision {
+        Decision::Resume => Ok(()),
+        Decision::RestartMissingPart => {
+            note(&format!(
+                ".part missing with {} bytes recorded: restart from 0",
+                row.downloaded_bytes
+            ))?;
+            registry.record_restart(id, "part_missing")
+        }
+        Decision::TruncateToDurable { len, durable } => {
+            truncate(&row.part_path, durable).map_err(|e| io("truncate", e))?;
+            note(&format!(
+                ".part had {len} bytes, {durable} durable: truncated to {durable}"
+            ))
+        }
+        Decision::ResumeFromPart { len, durable } => {
+            log::warn!(
+                "data lost id={id} part_bytes={len} recorded_bytes={durable}: resuming from the .part"
+            );
+            registry.set_progress(id, len)?;
+            note(&format!(
+                ".part has {len} bytes but {durable} were recorded (data lost): resume from {len}"
+            ))
+        }
+        Decision::TruncateTooLong { len } => {
+            truncate(&row.part_path, 0).map_err(|e| io("truncate", e))?;
+            note(&format!(
+                ".part had {len} bytes, more than the {} expected",
+                row.expected_bytes
+            ))?;
+            registry.record_restart(id, "part_too_long")
+        }
+        Decision::Finalize => note("complete .part: finalize without a request"),
+        Decision::AdoptFinal => {
+            let detail = "final file present, .part gone: the hand-off completed before the crash";
+            registry.transition(id, Status::Completed, None, EventKind::Reconciled, detail)
+        }
+        Decision::FinishHandOff => {
+            std::fs::remove_file(&row.part_path).map_err(|e| io("remove", e))?;
+            if let Some(dir) = row.part_path.parent() {
+                sync_dir(dir).map_err(|e| io("sync the folder of", e))?;
+            }
+            let detail = "final file and .part were one file: hand-off finished";
+            registry.transition(id, Status::Completed, None, EventKind::Reconciled, detail)
+        }
+    }
+}
+
+fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.set_len(len)?;
+    f.sync_all()
+}
+
+/// Moves every file of `incomplete` that no row owns into `orphaned/`.
+fn move_orphans(incomplete: &Path, owned: &HashSet<&Path>) -> Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(incomplete) else {
+        return Ok(Vec::new());
+    };
+    let orphanage = incomplete.join("orphaned");
+    let mut moved = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !is_file || owned.contains(path.as_path()) {
+            continue;
+        }
+        std::fs::create_dir_all(&orphanage)
+            .map_err(|e| Error::io(format!("cannot create {}", orphanage.display()), e))?;
+        let name = entry.file_name();
+        let mut target = orphanage.join(&name);
+        let mut n = 1;
+        while target.exists() {
+            target = orphanage.join(format!("{}.{n}", name.to_string_lossy()));
+            n += 1;
+        }
+        std::fs::rename(&path, &target)
+            .map_err(|e| Error::io(format!("cannot move orphan {}", path.display()), e))?;
+        log::warn!(
+            "orphaned .part with no download moved path={}",
+            target.display()
+        );
+        moved.push(target);
+    }
+    Ok(moved)
+}
+
+/// Files in `incomplete_dir/orphaned/` (shown by `jack status`).
+pub fn orphans(incomplete: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(incomplete.join("orphaned"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(durable: u64, expected: u64) -> Download {
+        Download {
+            id: 1,
+            stub_name: String::new(),
+            info_hash: String::new(),
+            peer: String::new(),
+            item_id: String::new(),
+            title: String::new(),
+            file_name: String::new(),
+            part_path: PathBuf::new(),
+            dest_path: PathBuf::new(),
+            etag: None,
+            expected_bytes: expected,
+            downloaded_bytes: durable,
+            status: Status::Downloading,
+            attempts: 0,
+            restarts: 0,
+            error: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            completed_at: None,
+        }
+    }
+
+    fn disk(part: Option<u64>, dest: Option<u64>, same_file: bool) -> OnDisk {
+        OnDisk {
+            part,
+            dest,
+            same_file,
+        }
+    }
+
+    #[test]
+    fn the_start_up_table() {
+        use Decision::*;
+        let cases = [
+            (row(0, 100), disk(None, None, false), Resume),
+            (row(40, 100), disk(None, None, false), RestartMissingPart),
+            (
+                row(40, 100),
+                disk(Some(60), None, false),
+                TruncateToDurable {
+                    len: 60,
+                    durable: 40,
+                },
+            ),
+            (
+                row(40, 100),
+                disk(Some(30), None, false),
+                ResumeFromPart {
+                    len: 30,
+                    durable: 40,
+                },
+            ),
+            (
+                row(40, 100),
+                disk(Some(150), None, false),
+                TruncateTooLong { len: 150 },
+            ),
+            (row(100, 100), disk(Some(100), None, false), Finalize),
+            (
+                row(60, 100),
+                disk(Some(100), None, false),
+                TruncateToDurable {
+                    len: 100,
+                    durable: 60,
+                },
+            ),
+            (row(40, 100), disk(Some(40), None, false), Resume),
+            (row(100, 100), disk(None, Some(100), false), AdoptFinal),
+            (row(0, 100), disk(None, Some(100), false), AdoptFinal),
+            (
+                row(100, 100),
+                disk(Some(100), Some(100), true),
+                FinishHandOff,
+            ),
+            // Somebody else's file at the destination is never adopted.
+            (row(40, 100), disk(None, Some(7), false), RestartMissingPart),
+            (row(100, 100), disk(Some(100), Some(100), false), Finalize),
+        ];
+        for (r, d, want) in cases {
+            assert_eq!(decide(&r, d), want, "{d:?} durable={}", r.downloaded_bytes);
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Crashes, restarts and power loss: start-up reconciliation on real files
+//! and a real registry, every crash point of the durability sequences with
+//! the real binary, a kill -9 loop, and SIGTERM during active downloads.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use jack::config::Config;
+use jack::db::{NewDownload, Registry, Status};
+use jack::reconcile::{self, Decision};
+use support::fake_peer::{self, FakePeer};
+use support::{Node, downloader, drop_stub, item_id, pattern, serving_site, status_json, wait_for};
+
+const NAME: &str = "Crash.Test.2024.1080p.mkv";
+
+fn completed_files(site: &support::Site) -> Vec<PathBuf> {
+    std::fs::read_dir(site.path().join("data/completed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+fn part_files(site: &support::Site) -> Vec<PathBuf> {
+    std::fs::read_dir(site.path().join("data/incomplete"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_crash_point_recovers_to_one_exact_file() {
+    let data = pattern(3 * 1024 * 1024 + 5);
+    let (_a, alice) = serving_site("", &[(NAME, &data)]);
+    let id = item_id(alice.addr, NAME);
+    let stub = jack::stub::build("alice", &id, "Crash.Test.2024.1080p", data.len() as u64);
+    for point in [
+        "checkpoint:after_write",
+        "checkpoint:after_sync",
+        "checkpoint:after_commit",
+        "finalize:after_fsync",
+        "finalize:after_link",
+        "finalize:after_rename",
+        "finalize:after_dir_fsync",
+    ] {
+        let b = downloader(alice.addr, "");
+        let mut cmd = b.command(&["--config", b.config().to_str().unwrap(), "run"]);
+        cmd.env("JACK_CRASH_AT", point);
+        let mut node = Node::spawn(cmd);
+        drop_stub(&b, "c.torrent", &stub);
+        let status = node
+            .wait_exit(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{point}: never crashed"));
+        assert!(!status.success(), "{point}: the process aborted");
+        assert!(
+            node.log_text()
+                .contains(&format!("crash point {point} reached")),
+            "{point}"
+        );
+        drop(node);
+
+        let again = b.start();
+        let dest = b.path().join("data/completed").join(NAME);
+        wait_for(point, Duration::from_secs(20), || {
+            status_json(&b)["downloads"][0]["status"] == "completed"
+        });
+        assert!(
+            std::fs::read(&dest).unwrap() == data,
+            "{point}: final bytes differ"
+        );
+        assert_eq!(
+            completed_files(&b),
+            vec![dest],
+            "{point}: exactly one final file"
+        );
+        assert!(
+            part_files(&b).is_empty(),
+            "{point}: .part left: {:?}",
+            part_files(&b)
+        );
+        drop(again);
+    }
+}
+
+/// A registry and folders as a crash left them.
+struct Scene {
+    dir: tempfile::TempDir,
+    config: Config,
+    registry: Registry,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(
+            "[server]\napi_key = \"k\"\n[[peers]]\nname = \"alice\"\nurl = \"http://127.0.0.1:9\"\napi_key = \"k\"\n",
+            &dir.path().join("jack.toml"),
+            &|_| None,
+        )
+        .unwrap();
+        config.create_dirs().unwrap();
+        let registry = Registry::open(&config.database.path).unwrap();
+        Scene {
+            dir,
+            config,
+            registry,
+        }
+    }
+
+    fn row(&self, name: &str, expected: u64, durable: u64, part: Option<&[u8]>) -> i64 {
+        let part_path = self
+            .config
+            .downloads
+            .incomplete_dir
+            .join(format!("{name}.part"));
+        if let Some(bytes) = part {
+            std::fs::write(&part_path, bytes).unwrap();
+        }
+        let id = self
+            .registry
+            .insert(&NewDownload {
+                stub_name: format!("{name}.torrent"),
+                info_hash: format!("{name:0>40}"),
+                peer: "alice".into(),
+                item_id: name.into(),
+                title: name.into(),
+                file_name: format!("{name}.mkv"),
+                part_path,
+                dest_path: self.dest(name),
+                etag: None,
+                expected_bytes: expected,
+            })
+            .unwrap();
+        self.registry.set_progress(id, durable).unwrap();
+        id
+    }
+
+    fn dest(&self, name: &str) -> PathBuf {
+        self.config
+            .downloads
+            .completed_dir
+            .join(format!("{name}.mkv"))
+    }
+
+    fn reconcile(&self) -> reconcile::Summary {
+        reconcile::run(&self.registry, &self.config.downloads).unwrap()
+    }
+
+    fn get(&self, id: i64) -> jack::db::Download {
+        self.registry.get(id).unwrap().unwrap()
+    }
+
+    fn reconciled(&self, id: i64) -> Vec<String> {
+        self.registry
+            .events(id)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "reconciled")
+            .map(|e| e.detail)
+            .collect()
+    }
+}
+
+#[test]
+fn start_up_reconciliation_table() {
+    let s = Scene::new();
+    let missing = s.row("missing", 100, 40, None);
+    let longer = s.row("longer", 100, 40, Some(&[1; 60]));
+    let shorter = s.row("shorter", 100, 40, Some(&[1; 30]));
+    let too_long = s.row("toolong", 100, 0, Some(&[1; 150]));
+    let exact = s.row("exact", 100, 100, Some(&[1; 100]));
+    let adopted = s.row("adopted", 100, 100, None);
+    std::fs::write(s.dest("adopted"), [1; 100]).unwrap();
+    let linked = s.row("linked", 100, 100, Some(&[1; 100]));
+    std::fs::hard_link(
+        s.config.downloads.incomplete_dir.join("linked.part"),
+        s.dest("linked"),
+    )
+    .unwrap();
+    // Two live rows for one destination: the one with more progress stays.
+    let dup_a = s.row("dup", 100, 10, Some(&[1; 10]));
+    let dup_b = {
+        let id = s
+            .registry
+            .insert(&NewDownload {
+                stub_name: "dup2.torrent".into(),
+                info_hash: "d".repeat(40),
+                peer: "alice".into(),
+                item_id: "dup2".into(),
+                title: "dup2".into(),
+                file_name: "dup.mkv".into(),
+                part_path: s.config.downloads.incomplete_dir.join("dup2.part"),
+                dest_path: s.dest("dup"),
+                etag: None,
+                expected_bytes: 100,
+            })
+            .unwrap();
+        std::fs::write(s.config.downloads.incomplete_dir.join("dup2.part"), [1; 50]).unwrap();
+        s.registry.set_progress(id, 50).unwrap();
+        id
+    };
+    let paused = s.row("paused", 100, 20, Some(&[1; 20]));
+    s.registry
+        .transition(
+            paused,
+            Status::Paused,
+            Some("disk full"),
+            jack::db::EventKind::Paused,
+            "disk full",
+        )
+        .unwrap();
+    std::fs::write(
+        s.config.downloads.incomplete_dir.join("stray.part"),
+        b"nobody's",
+    )
+    .unwrap();
+
+    let summary = s.reconcile();
+    let decision = |id| {
+        summary
+            .decisions
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, d)| d.clone())
+    };
+
+    // .part missing: restart from 0.
+    assert_eq!(decision(missing), Some(Decision::RestartMissingPart));
+    assert_eq!(
+        (s.get(missing).downloaded_bytes, s.get(missing).restarts),
+        (0, 1)
+    );
+    // .part longer than durable: truncated to it.
+    assert_eq!(
+        std::fs::metadata(s.get(longer).part_path).unwrap().len(),
+        40
+    );
+    assert_eq!(s.get(longer).downloaded_bytes, 40);
+    // .part shorter (data lost): resume from the .part, warned.
+    assert_eq!(s.get(shorter).downloaded_bytes, 30);
+    assert!(s.reconciled(shorter)[0].contains("data lost"));
+    // .part longer than the file: truncated to 0, restart.
+    assert_eq!(
+        std::fs::metadata(s.get(too_long).part_path).unwrap().len(),
+        0
+    );
+    assert_eq!(s.get(too_long).restarts, 1);
+    // Exactly the expected size and durable: finalized by the pool without a
+    // request (tests/client.rs proves the no-request part).
+    assert_eq!(decision(exact), Some(Decision::Finalize));
+    // Final file present, .part absent: completed, no re-download.
+    assert_eq!(s.get(adopted).status, Status::Completed);
+    // Crash between link and unlink: the second name goes, the file stays.
+    assert_eq!(s.get(linked).status, Status::Completed);
+    assert!(!s.get(linked).part_path.exists() && s.dest("linked").exists());
+    // Two live rows, one destination.
+    assert_eq!(summary.superseded, vec![dup_a]);
+    assert_eq!(
+        (s.get(dup_a).status, s.get(dup_a).error.as_deref()),
+        (Status::Failed, Some("superseded"))
+    );
+    assert!(s.get(dup_b).status.is_live());
+    // Paused stays live, to be resumed when space allows.
+    assert_eq!(decision(paused), Some(Decision::Resume));
+    // A .part no row owns: moved aside, never deleted, and shown by status.
+    let orphan = s
+        .config
+        .downloads
+        .incomplete_dir
+        .join("orphaned/stray.part");
+    assert_eq!(summary.orphans, vec![orphan.clone()]);
+    assert_eq!(std::fs::read(&orphan).unwrap(), b"nobody's");
+    assert_eq!(
+        reconcile::orphans(&s.config.downloads.incomplete_dir),
+        vec![orphan]
+    );
+    // Every decision that changed something left a reconciled event.
+    for id in [
+        missing, longer, shorter, too_long, exact, adopted, linked, dup_a,
+    ] {
+        assert!(
+            !s.reconciled(id).is_empty(),
+            "row {id} has no reconciled event"
+        );
+    }
+    // Reconciling again changes nothing more.
+    let again = s.reconcile();
+    assert!(again.orphans.is_empty() && again.superseded.is_empty());
+    let _ = Path::new(s.dir.path());
+}
+
+#[test]
+fn sigterm_during_three_downloads_exits_0_and_a_restart_finishes_them() {
+    let size = 6 * 1024 * 1024;
+    let files: Vec<fake_peer::File> = (0..3)
+        .map(|i| fake_peer::File {
+            id: format!("f{i}"),
+            filename: format!("f{i}.mkv"),
+            data: pattern(size + i),
+        })
+        .collect();
+    let datas: Vec<Vec<u8>> = files.iter().map(|f| f.data.clone()).collect();
+    let peer = Arc::new(FakePeer::start(files, vec![], Some(2 * 1024 * 1024)));
+    let b = downloader(peer.addr, "max_concurrent_downloads = 3");
+    let mut node = b.start();
+    for (i, d) in datas.iter().enumerate() {
+        let stub = jack::stub::build("alice", &format!("f{i}"), &format!("f{i}"), d.len() as u64);
+        drop_stub(&b, &format!("f{i}.torrent"), &stub);
+    }
+    wait_for("3 active transfers", Duration::from_secs(10), || {
+        peer.record.active.load(Ordering::SeqCst) == 3
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let t = Instant::now();
+    node.signal("TERM");
+    let status = node
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit within 5 s");
+    assert_eq!(status.code(), Some(0), "{}", node.log_text());
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let sent_before = peer.record.body_bytes.load(Ordering::SeqCst);
+    let v = status_json(&b);
+    let durable: u64 = v["downloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["downloaded_bytes"].as_u64().unwrap())
+        .sum();
+    assert!(durable > 0, "progress was checkpointed at shutdown");
+    drop(node);
+
+    let _again = b.start();
+    for (i, d) in datas.iter().enumerate() {
+        let dest = b.path().join("data/completed").join(format!("f{i}.mkv"));
+        wait_for("all three files", Duration::from_secs(30), || dest.exists());
+        assert!(std::fs::read(&dest).unwrap() == *d, "file {i} differs");
+    }
+    // Nothing fetched twice beyond what was in flight at the signal: every
+    // request after the restart starts at the durable offset.
+    let total: u64 = datas.iter().map(|d| d.len() as u64).sum();
+    let sent = peer.record.body_bytes.load(Ordering::SeqCst);
+    let in_flight = sent_before - durable;
+    assert!(
+        in_flight <= 3 * 256 * 1024,
+        "{in_flight} bytes were sent but not checkpointed at shutdown"
+    );
+    assert_eq!(
+        sent,
+        total + in_flight,
+        "re-fetched more than the bytes in flight"
+    );
+}
+
+/// The kill -9 loop of the crash-recovery issue, with the real binary and a
+/// jack peer whose debug log counts every body byte it sent.
+#[test]
+fn kill_9_loop_loses_at_most_one_checkpoint_interval_per_kill() {
+    let size = 256 * 1024 * 1024;
+    let data = pattern(size);
+    let (_a, alice) = serving_site("[log]\nlevel = \"debug\"\n", &[(NAME, &data)]);
+    let id = item_id(alice.addr, NAME);
+    let stub = jack::stub::build("alice", &id, "Crash.Test.2024.1080p", size as u64);
+    let b = downloader(alice.addr, "");
+    let dest = b.path().join("data/completed").join(NAME);
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut kills = 0;
+    let mut node = b.start();
+    drop_stub(&b, "k.torrent", &stub);
+    while kills < 10 && !dest.exists() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(100 + seed % 400));
+        if dest.exists() {
+            break;
+        }
+        node.signal("KILL");
+        node.wait_exit(Duration::from_secs(5)).unwrap();
+        kills += 1;
+        node = b.start();
+    }
+    wait_for("the final file", Duration::from_secs(60), || dest.exists());
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "final bytes differ after {kills} kills"
+    );
+    let sent: u64 = alice
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("file body sent"))
+        .map(|l| {
+            l.split("bytes=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let bound = size as u64 + kills * jack::transfer::CHECKPOINT_BYTES;
+    assert!(kills >= 3, "only {kills} kills happened before completion");
+    assert!(
+        sent <= bound,
+        "peer sent {sent} bytes for {size} with {kills} kills (bound {bound})"
+    );
+    assert!(part_files(&b).is_empty());
+    drop(node);
+}

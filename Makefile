@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test lint ci bench bench-serve clean
+.PHONY: all build run sample tools test lint ci bench bench-serve bench-download bench-crash clean
 
 all: build
 
@@ -39,6 +39,15 @@ bench: build
 bench-serve: build
 	@./scripts/ensure-tools.sh curl nginx python3
 	./scripts/bench-serve.sh
+
+# jack -> jack against curl and aria2c from nginx (BENCHMARKS.md, downloads).
+bench-download: build
+	@./scripts/ensure-tools.sh curl nginx aria2c python3
+	./scripts/bench-download.sh
+
+# The kill -9 loop: bytes re-fetched per crash, time to resume (BENCHMARKS.md).
+bench-crash: build
+	./scripts/bench-crash.sh
 
 clean:
 	$(CARGO) clean

@@ -332,6 +332,11 @@ impl Downloads {
         };
         self.registry
             .transition(id, Status::Downloading, None, kind, &detail)?;
+        log::info!(
+            "download {} id={id} offset={offset} of={}",
+            kind.as_str(),
+            row.expected_bytes
+        );
         live.store(offset, Ordering::Relaxed);
         let cx = Context {
             registry: &self.registry,

@@ -358,6 +358,31 @@ impl Registry {
         kind: EventKind,
         detail: &str,
     ) -> Result<()> {
+        self.change(id, status, error, kind, detail, 0)
+    }
+
+    /// Ends an attempt: like [`Registry::transition`], and counts the
+    /// attempt in the same transaction.
+    pub fn end_attempt(
+        &self,
+        id: i64,
+        status: Status,
+        error: Option<&str>,
+        kind: EventKind,
+        detail: &str,
+    ) -> Result<()> {
+        self.change(id, status, error, kind, detail, 1)
+    }
+
+    fn change(
+        &self,
+        id: i64,
+        status: Status,
+        error: Option<&str>,
+        kind: EventKind,
+        detail: &str,
+        attempts: u32,
+    ) -> Result<()> {
         let now = now_rfc3339();
         let completed_at = (status == Status::Completed).then_some(now.as_str());
         let mut conn = self.conn.lock();
@@ -365,8 +390,8 @@ impl Registry {
         let n = tx
             .execute(
                 "UPDATE downloads SET status = ?2, error = ?3, updated_at = ?4, \
-                 completed_at = COALESCE(?5, completed_at) WHERE id = ?1",
-                params![id, status.as_str(), error, now, completed_at],
+                 completed_at = COALESCE(?5, completed_at), attempts = attempts + ?6 WHERE id = ?1",
+                params![id, status.as_str(), error, now, completed_at, attempts],
             )
             .map_err(db_err("update download status"))?;
         if n == 0 {
@@ -387,26 +412,6 @@ impl Registry {
         )
         .map_err(db_err("record progress"))?;
         Ok(())
-    }
-
-    /// Ends an attempt: like [`Registry::transition`], and counts the attempt.
-    pub fn end_attempt(
-        &self,
-        id: i64,
-        status: Status,
-        error: Option<&str>,
-        kind: EventKind,
-        detail: &str,
-    ) -> Result<()> {
-        {
-            let conn = self.conn.lock();
-            conn.execute(
-                "UPDATE downloads SET attempts = attempts + 1 WHERE id = ?1",
-                [id],
-            )
-            .map_err(db_err("count an attempt"))?;
-        }
-        self.transition(id, status, error, kind, detail)
     }
 
     /// The `.part` was truncated to 0: progress 0, `restarts` + 1, and why.

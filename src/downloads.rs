@@ -166,13 +166,10 @@ impl Downloads {
             return Ok(Added::Duplicate(d.id));
         }
         if let Some(d) = existing.last() {
-            self.registry.transition(
-                d.id,
-                Status::Queued,
-                None,
-                EventKind::Queued,
-                &format!("again from {stub_name}"),
-            )?;
+            // A failed download grabbed again: resume it, with fresh attempts.
+            self.registry.retry(d.id)?;
+            self.registry
+                .add_event(d.id, EventKind::Queued, &format!("again from {stub_name}"))?;
             self.enqueue(d.id);
             return Ok(Added::Requeued(d.id));
         }

@@ -301,9 +301,13 @@ fn gives_up_after_max_attempts_and_keeps_the_part() {
             .count(),
         0
     );
-    // `jack retry` resumes it from the .part.
-    bed.registry.retry(id).unwrap();
-    bed.downloads.pick_up_queued_rows().unwrap();
+    // Grabbing the same stub again resumes it from the .part, with fresh
+    // attempts (`jack retry` does the same through the registry).
+    let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
+    assert_eq!(
+        bed.downloads.add_stub("m.torrent", &stub).unwrap(),
+        Added::Requeued(id)
+    );
     let row = bed.wait_done(id);
     assert_eq!(row.status, Status::Completed);
     assert_eq!(

@@ -293,12 +293,13 @@ fn status_reads_the_registry_with_the_daemon_stopped_or_running() {
         text.contains("queued") && text.contains("75.0%") && text.contains("5.6 GiB"),
         "{text}"
     );
-    // The running node picks the row up (and fails it: this site has no
-    // peer "alice"); status reads it meanwhile.
+    // The running node reconciles the row (its .part is missing: restart
+    // from 0) and status reads the registry meanwhile.
     let node = site.start();
     let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(v["downloads"][0]["id"], id);
-    assert_eq!(v["downloads"][0]["downloaded_bytes"], 4_500_000_000u64);
+    assert_eq!(v["downloads"][0]["downloaded_bytes"], 0);
+    assert_eq!(v["downloads"][0]["restarts"], 1);
     drop(node);
 }
 
@@ -338,4 +339,69 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+#[test]
+fn jack_retry_requeues_a_failed_download_and_refuses_others() {
+    let site = Site::new("");
+    let db = site.path().join("data/jack.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let reg = jack::db::Registry::open(&db).unwrap();
+    let new = |n: &str| jack::db::NewDownload {
+        stub_name: format!("{n}.torrent"),
+        info_hash: format!("{n:0>40}"),
+        peer: "alice".into(),
+        item_id: n.into(),
+        title: n.into(),
+        file_name: format!("{n}.mkv"),
+        part_path: site.path().join(format!("data/incomplete/{n}.part")),
+        dest_path: site.path().join(format!("data/completed/{n}.mkv")),
+        etag: None,
+        expected_bytes: 10,
+    };
+    let failed = reg.insert(&new("a")).unwrap();
+    reg.end_attempt(
+        failed,
+        jack::db::Status::Failed,
+        Some("gave up"),
+        jack::db::EventKind::Failed,
+        "gave up",
+    )
+    .unwrap();
+    let queued = reg.insert(&new("b")).unwrap();
+    drop(reg);
+    let retry = |id: i64| {
+        site.command(&[
+            "retry",
+            &id.to_string(),
+            "--config",
+            site.config().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+    };
+    let out = retry(failed);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("download {failed} was failed; queued again\n")
+    );
+    let reg = jack::db::Registry::open(&db).unwrap();
+    let row = reg.get(failed).unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.attempts, row.error),
+        (jack::db::Status::Queued, 0, None)
+    );
+    drop(reg);
+    let out = retry(queued);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is queued, not failed or paused"));
+    assert_eq!(retry(999).status.code(), Some(1));
+    let bad = site.command(&["retry", "x"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }

@@ -70,6 +70,7 @@ pub fn run(config: Config) -> Result<()> {
         registry.clone(),
         &config,
         Box::new(SeededRng::from_entropy()),
+        Arc::new(crate::clock::SystemClock),
     )?;
     let d = &config.downloads;
     let watcher = Watcher::start(downloads, d.watch_dir.clone(), d.scan_interval)?;

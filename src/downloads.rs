@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
 
+use crate::clock::Clock;
 use crate::config::{Config, DownloadsConfig, Peer};
 use crate::db::{Download, EventKind, NewDownload, Registry, Status};
 use crate::error::{Error, Result};
@@ -61,6 +62,7 @@ pub struct Downloads {
     client: PeerClient,
     policy: Policy,
     rng: Mutex<Box<dyn Rng>>,
+    clock: Arc<dyn Clock>,
     jobs: Sender<i64>,
     timer: Sender<(Instant, i64)>,
     /// Every id in the job channel, the delay queue or a worker, under one
@@ -87,10 +89,13 @@ pub struct Pool {
 impl Downloads {
     /// Starts the worker pool and the retry timer, and queues every live
     /// row of the registry in its original order.
+    /// `rng` (backoff jitter) and `clock` (retry delays, `Retry-After`
+    /// dates) are the system's in the daemon and a test's in tests.
     pub fn start(
         registry: Arc<Registry>,
         config: &Config,
         rng: Box<dyn Rng>,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Downloads>, Pool)> {
         let d = &config.downloads;
         let (jobs, job_rx) = unbounded();
@@ -107,6 +112,7 @@ impl Downloads {
                 max_delay: d.retry_max_delay,
             },
             rng: Mutex::new(rng),
+            clock,
             jobs,
             timer,
             slots: Mutex::new(HashMap::new()),
@@ -341,6 +347,7 @@ impl Downloads {
             peer,
             max_file_size: self.config.max_file_size,
             live,
+            clock: self.clock.as_ref(),
             stopping: &self.stopping,
         };
         let outcome = transfer::run(&cx, &row);
@@ -421,14 +428,15 @@ impl Downloads {
     /// Hands `id` to the delay queue (the worker running it is done with it).
     fn schedule(&self, id: i64, delay: Duration) {
         self.slots.lock().insert(id, Slot::Waiting);
-        let _ = self.timer.send((Instant::now() + delay, id));
+        let _ = self.timer.send((self.clock.now() + delay, id));
     }
 
     /// The delay queue: holds (due, id) and hands ids to the workers when due.
     fn run_timer(&self, incoming: &Receiver<(Instant, i64)>) {
         let mut heap: BinaryHeap<Reverse<(Instant, i64)>> = BinaryHeap::new();
         while !self.stopping.load(Ordering::Relaxed) {
-            let now = Instant::now();
+            // The clock may be a test's: wake at least every 100 ms to look.
+            let now = self.clock.now();
             while let Some(Reverse((due, id))) = heap.peek().copied() {
                 if due > now {
                     break;

@@ -15,8 +15,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::config::Peer;
 use crate::db::{Download, Registry};
 use crate::peer::PeerClient;
@@ -163,6 +164,8 @@ pub struct Context<'a> {
     /// Live byte count for status between checkpoints.
     pub live: &'a AtomicU64,
     pub stopping: &'a AtomicBool,
+    /// Wall-clock time for `Retry-After` dates.
+    pub clock: &'a dyn Clock,
 }
 
 /// Failures inside an attempt, before they are classified.
@@ -295,7 +298,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             Verdict::Status(status) => {
                 let after = retry_after
                     .as_deref()
-                    .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                    .and_then(|v| retry::parse_retry_after(v, cx.clock.wall()));
                 return Ok(match retry::classify_status(status) {
                     Class::Retry => Outcome::Retry {
                         error: format!("peer answered {status}"),

@@ -15,7 +15,7 @@ use jack::db::{NewDownload, Registry, Status};
 use jack::downloads::{Added, Downloads, Pool};
 use jack::retry::SeededRng;
 use support::fake_peer::{self, FakePeer, Mode};
-use support::pattern;
+use support::{OffsetClock, pattern};
 
 const SIZE: usize = 3 * 1024 * 1024 + 123;
 
@@ -24,6 +24,7 @@ struct Bed {
     registry: Arc<Registry>,
     downloads: Arc<Downloads>,
     pool: Option<Pool>,
+    clock: Arc<OffsetClock>,
 }
 
 impl Bed {
@@ -33,6 +34,10 @@ impl Bed {
     }
 
     fn start_in(dir: tempfile::TempDir, peer: &FakePeer, extra: &str) -> Bed {
+        Bed::start_with(dir, peer, extra, OffsetClock::default())
+    }
+
+    fn start_with(dir: tempfile::TempDir, peer: &FakePeer, extra: &str, clock: OffsetClock) -> Bed {
         let max_delay = if extra.contains("retry_max_delay_ms") {
             ""
         } else {
@@ -45,13 +50,16 @@ impl Bed {
         let config = Config::parse(&text, &dir.path().join("jack.toml"), &|_| None).unwrap();
         config.create_dirs().unwrap();
         let registry = Arc::new(Registry::open(&config.database.path).unwrap());
+        let clock = Arc::new(clock);
+        let rng = Box::new(SeededRng::new(7));
         let (downloads, pool) =
-            Downloads::start(registry.clone(), &config, Box::new(SeededRng::new(7))).unwrap();
+            Downloads::start(registry.clone(), &config, rng, clock.clone()).unwrap();
         Bed {
             dir,
             registry,
             downloads,
             pool: Some(pool),
+            clock,
         }
     }
 
@@ -232,36 +240,59 @@ fn retry_matrix() {
     }
 }
 
+/// `Retry-After` in both forms holds the next request back exactly that
+/// long on the injected clock (moved forward by the test, not waited for).
 #[test]
 fn retry_after_delays_the_next_request() {
     let data = pattern(1000);
     for form in ["seconds", "date"] {
-        // HTTP dates have whole seconds: now + 4 s is 3 to 4 s away.
-        let (value, at_least) = match form {
-            "seconds" => ("2".to_string(), 1900),
+        let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+        let dir = tempfile::tempdir().unwrap();
+        let bed = Bed::start_with(
+            dir,
+            &peer,
+            "retry_max_delay_ms = 60000",
+            OffsetClock::frozen(),
+        );
+        // The clock stands still but for `advance`: `before` stays short of
+        // the delay, `before + after` passes it. HTTP dates have whole
+        // seconds: wall + 4 s is 3 to 4 s away.
+        let (value, before, after) = match form {
+            "seconds" => (
+                "2".to_string(),
+                Duration::from_millis(1990),
+                Duration::from_millis(20),
+            ),
             _ => (
-                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4)),
-                2900,
+                httpdate::fmt_http_date(
+                    jack::clock::Clock::wall(&*bed.clock) + Duration::from_secs(4),
+                ),
+                Duration::from_millis(2990),
+                Duration::from_millis(1020),
             ),
         };
-        let peer = FakePeer::start(
-            vec![file("m", &data)],
-            vec![Mode::Status(503, Some(value.clone()))],
-            None,
-        );
-        let bed = Bed::start(&peer, "retry_max_delay_ms = 5000");
+        peer.push(Mode::Status(503, Some(value.clone())));
         let id = bed.add("m", data.len());
+        wait_until(|| peer.file_requests().len() == 1);
+        std::thread::sleep(Duration::from_millis(300));
+        bed.clock.advance(before);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            peer.file_requests().len(),
+            1,
+            "Retry-After {value}: asked again too early"
+        );
+        bed.clock.advance(after);
         assert_eq!(bed.wait_done(id).status, Status::Completed);
-        let r = peer.file_requests();
-        let gap = r[1].2.duration_since(r[0].2);
-        assert!(
-            gap >= Duration::from_millis(at_least),
-            "Retry-After {value}: waited only {gap:?}"
-        );
-        assert!(
-            gap < Duration::from_millis(4500),
-            "Retry-After {value}: waited {gap:?}"
-        );
+        assert_eq!(peer.file_requests().len(), 2, "Retry-After {value}");
+    }
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -35,8 +35,9 @@ fn a_full_disk_pauses_and_the_download_resumes_when_space_returns() {
     config.create_dirs().unwrap();
     let registry = Arc::new(Registry::open(&config.database.path).unwrap());
     jack::fault::set_disk_limit(Some(100_000));
-    let (downloads, pool) =
-        Downloads::start(registry.clone(), &config, Box::new(SeededRng::new(1))).unwrap();
+    let clock = Arc::new(jack::clock::SystemClock);
+    let rng = Box::new(SeededRng::new(1));
+    let (downloads, pool) = Downloads::start(registry.clone(), &config, rng, clock).unwrap();
     let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
     let Added::Queued(id) = downloads.add_stub("m.torrent", &stub).unwrap() else {
         panic!("not queued")

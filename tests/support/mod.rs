@@ -314,3 +314,34 @@ pub fn drop_stub(site: &Site, name: &str, bytes: &[u8]) {
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, watch.join(name)).unwrap();
 }
+
+/// A test clock: real time plus whatever a test adds with
+/// [`OffsetClock::advance`] (short delays pass by themselves, long ones are
+/// skipped on demand), or, when frozen, only what the test adds.
+#[derive(Default)]
+pub struct OffsetClock {
+    offset: Mutex<Duration>,
+    frozen: Option<(Instant, std::time::SystemTime)>,
+}
+
+impl OffsetClock {
+    pub fn frozen() -> OffsetClock {
+        OffsetClock {
+            offset: Mutex::new(Duration::ZERO),
+            frozen: Some((Instant::now(), std::time::SystemTime::now())),
+        }
+    }
+
+    pub fn advance(&self, d: Duration) {
+        *self.offset.lock().unwrap() += d;
+    }
+}
+
+impl jack::clock::Clock for OffsetClock {
+    fn now(&self) -> Instant {
+        self.frozen.map_or_else(Instant::now, |f| f.0) + *self.offset.lock().unwrap()
+    }
+    fn wall(&self) -> std::time::SystemTime {
+        self.frozen.map_or_else(std::time::SystemTime::now, |f| f.1) + *self.offset.lock().unwrap()
+    }
+}

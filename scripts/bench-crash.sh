@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The kill -9 loop, measured: node B downloads a SIZE_MIB (default 256) MiB
 # file from jack node A through its watch folder and is killed with SIGKILL
-# KILLS times (default 10) at random moments (200-700 ms after each start),
+# KILLS times (default 10) at random moments (10-80 ms after each start, plus 200 ms before the first kill for the watch folder),
 # restarting each time. Reports the bytes A sent in total (from A's debug
 # log: every file body's byte count), the bytes re-fetched per kill, and the
 # time from each restart to B resuming the transfer (B's "download resumed"
@@ -59,7 +59,7 @@ with tempfile.TemporaryDirectory() as d:
     kills, resumes = 0, []
     start = time.monotonic()
     while kills < kills_wanted and not os.path.exists(dest):
-        time.sleep(rng.uniform(0.2, 0.7))
+        time.sleep(rng.uniform(0.01, 0.08) + (0.2 if kills == 0 else 0))
         if os.path.exists(dest): break
         b.p.send_signal(signal.SIGKILL); b.p.wait(); kills += 1
         b = Node(cb)

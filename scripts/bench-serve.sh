@@ -41,9 +41,14 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jack-bench-serve.XXXXXX")
 JACK_PID=""
 NGINX_PID=""
+MEASURE_PID=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [ -n "$MEASURE_PID" ]; then # timeout passes the TERM on to python
+        kill -TERM "$MEASURE_PID" 2>/dev/null || true
+        wait "$MEASURE_PID" 2>/dev/null || true
+    fi
     for pid in $JACK_PID $NGINX_PID; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -60,12 +65,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 log() { echo "bench-serve: $*" >&2; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. scripts/bench-lib.sh # the working directory is the repository root
 
-mkdir -p "$TMP"/lib "$TMP"/watch "$TMP"/incomplete "$TMP"/completed \
-    "$TMP"/nginx/logs "$TMP"/nginx/tmp
+mkdir -p "$TMP"/lib
 FILE=$TMP/lib/$NAME
 log "writing $SIZE random bytes to $FILE"
 head -c "$SIZE" /dev/urandom >"$FILE"
@@ -73,76 +75,11 @@ head -c "$SIZE" /dev/urandom >"$FILE"
 SHA=$(sha256sum "$FILE" | cut -d' ' -f1)
 log "source sha256 $SHA"
 
-# jack, on its own throw-away configuration.
-JACK_PORT=$(free_port)
-cat >"$TMP/jack.toml" <<EOF
-[server]
-listen = "127.0.0.1:$JACK_PORT"
-api_key = "bench"
-handler_threads = 8
-
-[database]
-path = "$TMP/jack.db"
-
-[[library]]
-name = "bench"
-path = "$TMP/lib"
-category = "movies"
-
-[downloads]
-watch_dir = "$TMP/watch"
-incomplete_dir = "$TMP/incomplete"
-completed_dir = "$TMP/completed"
-EOF
-"$BIN" --config "$TMP/jack.toml" run 2>"$TMP/jack.log" &
-JACK_PID=$!
-
-# nginx: one worker, sendfile, no root paths (the -p prefix holds everything).
-NGINX_PORT=$(free_port)
-while [ "$NGINX_PORT" = "$JACK_PORT" ]; do NGINX_PORT=$(free_port); done
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root;" # the worker must read the 0700 temp dir
-cat >"$TMP/nginx/nginx.conf" <<EOF
-$user_line
-daemon off;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 128; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
-    sendfile on;
-    tcp_nopush on;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location = /file {
-            alias $FILE;
-            default_type application/octet-stream;
-        }
-    }
-}
-EOF
-"$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" -c "$TMP/nginx/nginx.conf" &
-NGINX_PID=$!
-
-# Wait for jack's catalogue and nginx's listener (30 s at most).
-for i in $(seq 300); do
-    grep -q "catalogue scanned" "$TMP/jack.log" 2>/dev/null && break
-    kill -0 "$JACK_PID" 2>/dev/null || { cat "$TMP/jack.log" >&2; echo "error: jack exited" >&2; exit 1; }
-    [ "$i" -lt 300 ] || { cat "$TMP/jack.log" >&2; echo "error: jack never scanned its library" >&2; exit 1; }
-    sleep 0.1
-done
-for i in $(seq 300); do
-    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$NGINX_PORT/file" -r 0-0 && break
-    kill -0 "$NGINX_PID" 2>/dev/null || { cat "$TMP/nginx/logs/error.log" >&2; echo "error: nginx exited" >&2; exit 1; }
-    [ "$i" -lt 300 ] || { echo "error: nginx not answering" >&2; exit 1; }
-    sleep 0.1
-done
+# jack and nginx, each on its own throw-away configuration.
+start_jack_node "$TMP/jack" "$TMP/lib"
+JACK_PORT=$NODE_PORT JACK_PID=$NODE_PID
+start_nginx "$FILE"
+wait_jack_node "$TMP/jack"
 ID=$(curl -sf --max-time 120 -H 'X-Api-Key: bench' "http://127.0.0.1:$JACK_PORT/peer/search" |
     python3 -c 'import json,sys; items=json.load(sys.stdin)["items"]; assert len(items)==1, items; print(items[0]["id"])')
 ENC=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$ID")
@@ -163,7 +100,7 @@ MACHINE="$(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cu
 VERSIONS="$("$BIN" --version 2>&1 | head -1); $("$NGINX" -v 2>&1 | head -1 | sed 's/^nginx version: //'); $(curl --version | head -1 | cut -d' ' -f1-2)"
 
 timeout --signal=TERM "$DEADLINE" python3 - "$JACK_PID" "$NGINX_PID" "$JACK_URL" "$NGINX_URL" "$SIZE" "$RUNS" \
-    "$MACHINE" "$VERSIONS" <<'PY'
+    "$MACHINE" "$VERSIONS" <<'PY' &
 import os, statistics, subprocess, sys, threading, time
 
 jack_pid, nginx_pid = int(sys.argv[1]), int(sys.argv[2])
@@ -341,3 +278,7 @@ for s in servers:
     print(f"  {s} CPU s total: full {cpu[s]:.2f} over {gib_full:.0f} GiB, "
           f"ranges {par_cpu[s]:.2f} over {gib_full:.0f} GiB")
 PY
+# In the background and waited for, so that a signal to this script is
+# handled at once (the trap stops the measurement, then the servers).
+MEASURE_PID=$!
+wait "$MEASURE_PID"

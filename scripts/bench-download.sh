@@ -36,6 +36,7 @@
 #        NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=540 seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 RUNS=${RUNS:-3}
 DEADLINE=${DEADLINE:-540}
 SIZE=1073741824 # 1 GiB
@@ -79,14 +80,7 @@ cleanup() {
             fi
         done <"$TMP/children"
     fi
-    for pid in $A_PID $NGINX_PID; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in $A_PID $NGINX_PID; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids $A_PID $NGINX_PID
     rm -rf "$TMP"
     exit "$rc"
 }
@@ -95,7 +89,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 log() { echo "bench-download: $*" >&2; }
-. scripts/bench-lib.sh # the working directory is the repository root
 
 mkdir -p "$TMP"/lib
 SHAS=()

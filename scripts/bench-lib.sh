@@ -91,3 +91,16 @@ CONF
     echo "error: nginx not answering" >&2
     exit 1
 }
+
+# stop_pids PID...: SIGTERM, up to 5 s each to exit, then SIGKILL.
+stop_pids() {
+    local pid
+    for pid in "$@"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "$@"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}

@@ -21,6 +21,7 @@
 #        NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=570 seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 BIN=${BIN:-target/release/jack}
 RUNS=${RUNS:-5}
 DEADLINE=${DEADLINE:-570}
@@ -49,14 +50,7 @@ cleanup() {
         kill -TERM "$MEASURE_PID" 2>/dev/null || true
         wait "$MEASURE_PID" 2>/dev/null || true
     fi
-    for pid in $JACK_PID $NGINX_PID; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in $JACK_PID $NGINX_PID; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids $JACK_PID $NGINX_PID
     rm -rf "$TMP"
     exit "$rc"
 }
@@ -65,7 +59,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 log() { echo "bench-serve: $*" >&2; }
-. scripts/bench-lib.sh # the working directory is the repository root
 
 mkdir -p "$TMP"/lib
 FILE=$TMP/lib/$NAME

@@ -433,3 +433,28 @@ fn a_part_complete_and_durable_is_finalized_without_a_request() {
     assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
     let _ = Path::new("");
 }
+
+#[test]
+fn sizes_above_the_guard_are_refused_wherever_they_enter() {
+    let data = pattern(5000);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    let bed = Bed::start(&peer, "max_file_size = 1000");
+    // The stub itself says too much: invalid, nothing asked of the peer.
+    let big = jack::stub::build("alice", "m", "m", 5000);
+    assert!(
+        matches!(bed.downloads.add_stub("big.torrent", &big).unwrap(), Added::Invalid(r) if r.contains("5000"))
+    );
+    // The stub says little, the peer's release says too much: failed row.
+    let small = jack::stub::build("alice", "m", "m", 500);
+    match bed.downloads.add_stub("small.torrent", &small).unwrap() {
+        Added::Failed(id, error) => {
+            assert!(error.contains("size 5000"), "{error}");
+            assert_eq!(
+                bed.registry.get(id).unwrap().unwrap().status,
+                Status::Failed
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(peer.file_requests().is_empty(), "not a byte requested");
+}

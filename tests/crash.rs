@@ -416,3 +416,58 @@ fn kill_9_loop_loses_at_most_one_checkpoint_interval_per_kill() {
     assert!(part_files(&b).is_empty());
     drop(node);
 }
+
+/// A peer that stops sending mid-body: one SIGTERM still exits 0 within
+/// 5 s (the stalled transfer is left behind after the pool's 3 s), and a
+/// second signal exits at once.
+#[test]
+fn shutdown_with_a_stalled_peer_and_a_second_signal() {
+    let data = pattern(4 * 1024 * 1024);
+    for signals in [1, 2] {
+        let stall = fake_peer::Mode::Stall(100_000, Duration::from_secs(30));
+        let peer = FakePeer::start(
+            vec![fake_peer::File {
+                id: "s".into(),
+                filename: "s.mkv".into(),
+                data: data.clone(),
+            }],
+            vec![stall],
+            None,
+        );
+        let b = downloader(peer.addr, "");
+        let mut node = b.start();
+        drop_stub(
+            &b,
+            "s.torrent",
+            &jack::stub::build("alice", "s", "s", data.len() as u64),
+        );
+        wait_for("the stalled transfer", Duration::from_secs(10), || {
+            peer.record.active.load(Ordering::SeqCst) == 1
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        node.signal("TERM");
+        if signals == 2 {
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                node.child.try_wait().unwrap().is_none(),
+                "still shutting down"
+            );
+            node.signal("TERM");
+            let status = node
+                .wait_exit(Duration::from_secs(1))
+                .expect("the second signal exits at once");
+            assert_eq!(status.code(), Some(1));
+            assert!(node.log_text().contains("second signal"));
+        } else {
+            let status = node
+                .wait_exit(Duration::from_secs(5))
+                .expect("exit within 5 s");
+            assert_eq!(status.code(), Some(0), "{}", node.log_text());
+            assert!(
+                t.elapsed() >= Duration::from_secs(2),
+                "it did wait for the transfer first"
+            );
+        }
+    }
+}

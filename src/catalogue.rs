@@ -225,6 +225,8 @@ struct Root {
 pub struct ScanStats {
     pub items: usize,
     pub skipped: usize,
+    /// Video files left out because the catalogue was full.
+    pub over_limit: usize,
     pub errors: usize,
     pub elapsed: Duration,
 }
@@ -232,6 +234,7 @@ pub struct ScanStats {
 #[derive(Debug)]
 pub struct Catalogue {
     roots: Vec<Root>,
+    limit: usize,
     current: RwLock<Arc<Snapshot>>,
 }
 
@@ -246,7 +249,10 @@ pub struct OpenFile {
 }
 
 impl Catalogue {
-    pub fn new(libraries: &[Library]) -> Catalogue {
+    /// A catalogue of `libraries` holding at most `limit` items (memory is
+    /// about 260 bytes per item; files past the limit are left out and
+    /// counted in [`ScanStats::over_limit`]).
+    pub fn new(libraries: &[Library], limit: usize) -> Catalogue {
         let roots = libraries
             .iter()
             .map(|l| Root {
@@ -262,6 +268,7 @@ impl Catalogue {
             .collect();
         Catalogue {
             roots,
+            limit,
             current: RwLock::new(Arc::new(Snapshot::default())),
         }
     }
@@ -285,7 +292,7 @@ impl Catalogue {
         let mut items = Vec::new();
         for (i, root) in self.roots.iter().enumerate() {
             let index = u16::try_from(i).unwrap_or(u16::MAX);
-            scan_library(index, root, &mut items, &mut stats, cancel);
+            scan_library(index, root, &mut items, &mut stats, cancel, self.limit);
         }
         if cancel.load(Ordering::Relaxed) {
             return None;
@@ -470,6 +477,7 @@ fn scan_library(
     out: &mut Vec<Item>,
     stats: &mut ScanStats,
     cancel: &AtomicBool,
+    limit: usize,
 ) {
     let real_root = match root.path.canonicalize() {
         Ok(p) => p,
@@ -548,6 +556,10 @@ fn scan_library(
                 && has_video_extension(name_str, &root.extensions)
                 && let Some(rel) = rel.to_str()
             {
+                if out.len() >= limit {
+                    stats.over_limit += 1;
+                    continue;
+                }
                 let facts = facts_of(Path::new(rel));
                 out.push(Item {
                     id_hash: id_hash(root, rel),
@@ -615,7 +627,7 @@ mod tests {
         touch(&m.join("@eaDir/thumb.mkv"), 1);
         touch(&m.join("#recycle/Deleted.2001.mkv"), 1);
         touch(&m.join("x/.@__thumb/t.mkv"), 1);
-        let cat = Catalogue::new(&[lib("movies", &m, Category::Movies)]);
+        let cat = Catalogue::new(&[lib("movies", &m, Category::Movies)], 1000);
         let stats = cat.rescan();
         assert_eq!(stats.items, 2);
         let all = cat.search(&Query::default());
@@ -661,13 +673,25 @@ mod tests {
     }
 
     #[test]
+    fn the_catalogue_holds_at_most_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            touch(&dir.path().join(format!("M{i}.2001.mkv")), 1);
+        }
+        let cat = Catalogue::new(&[lib("m", dir.path(), Category::Movies)], 3);
+        let stats = cat.rescan();
+        assert_eq!((stats.items, stats.over_limit), (3, 2));
+        assert_eq!(cat.search(&Query::default()).len(), 3);
+    }
+
+    #[test]
     fn ids_are_stable_across_scans_and_restarts() {
         let dir = tempfile::tempdir().unwrap();
         touch(&dir.path().join("A.2001.mkv"), 5);
         let libs = [lib("m", dir.path(), Category::Movies)];
-        let a = Catalogue::new(&libs);
+        let a = Catalogue::new(&libs, 1000);
         a.rescan();
-        let b = Catalogue::new(&libs);
+        let b = Catalogue::new(&libs, 1000);
         b.rescan();
         assert_eq!(
             a.search(&Query::default())[0].id,
@@ -691,7 +715,7 @@ mod tests {
             &tv.join("Show {tvdb-81189}/Season 02/Show.S02E01.720p.mkv"),
             1,
         );
-        let cat = Catalogue::new(&[lib("tv", tv, Category::Tv)]);
+        let cat = Catalogue::new(&[lib("tv", tv, Category::Tv)], 1000);
         cat.rescan();
         let q = |season, episode| Query {
             tvdb_id: Some(81189),
@@ -725,7 +749,7 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink(&lib_dir, lib_dir.join("loop")).unwrap();
-        let cat = Catalogue::new(&[lib("m", &lib_dir, Category::Movies)]);
+        let cat = Catalogue::new(&[lib("m", &lib_dir, Category::Movies)], 1000);
         cat.rescan();
         let names: Vec<String> = cat
             .search(&Query::default())
@@ -741,7 +765,7 @@ mod tests {
         let lib_dir = dir.path().join("lib");
         touch(&lib_dir.join("A.2000.mkv"), 4);
         touch(&dir.path().join("secret.mkv"), 4);
-        let cat = Catalogue::new(&[lib("m", &lib_dir, Category::Movies)]);
+        let cat = Catalogue::new(&[lib("m", &lib_dir, Category::Movies)], 1000);
         cat.rescan();
         let id = cat.search(&Query::default())[0].id.clone();
         let opened = cat.open(&id).unwrap().unwrap();

@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How often the libraries are rescanned.
     pub library_rescan: Duration,
+    /// Most items the catalogue holds (its memory bound).
+    pub max_catalogue_items: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -289,6 +291,7 @@ impl fmt::Display for Config {
         writeln!(f, "write_timeout_ms = {}", s.write_timeout.as_millis())?;
         writeln!(f, "max_connections = {}", s.max_connections)?;
         writeln!(f, "library_rescan_secs = {}", s.library_rescan.as_secs())?;
+        writeln!(f, "max_catalogue_items = {}", s.max_catalogue_items)?;
         writeln!(f, "\n[database]\npath = {:?}", self.database.path.display())?;
         for l in &self.libraries {
             writeln!(f, "\n[[library]]\nname = {:?}", l.name)?;
@@ -726,6 +729,8 @@ impl<'a> Cx<'a> {
         let write_timeout = self.millis(&mut t, "write_timeout_ms", 60_000, 100, 3_600_000);
         let max_connections = self.integer(&mut t, "max_connections", 256, 1, 65_536) as usize;
         let library_rescan_secs = self.integer(&mut t, "library_rescan_secs", 300, 1, 604_800);
+        let max_catalogue_items =
+            self.integer(&mut t, "max_catalogue_items", 200_000, 1, 10_000_000) as usize;
         self.finish(t);
         ServerConfig {
             listen,
@@ -736,6 +741,7 @@ impl<'a> Cx<'a> {
             write_timeout,
             max_connections,
             library_rescan: Duration::from_secs(library_rescan_secs),
+            max_catalogue_items,
         }
     }
 

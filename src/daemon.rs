@@ -74,7 +74,10 @@ pub fn run(config: Config) -> Result<()> {
     )?;
     let d = &config.downloads;
     let watcher = Watcher::start(downloads, d.watch_dir.clone(), d.scan_interval)?;
-    let catalogue = Arc::new(Catalogue::new(&config.libraries));
+    let catalogue = Arc::new(Catalogue::new(
+        &config.libraries,
+        config.server.max_catalogue_items,
+    ));
     let scanner = Rescanner::start(catalogue.clone(), config.server.library_rescan)?;
     let s = &config.server;
     let listener = server::bind(s.listen, s.read_timeout, s.write_timeout)?;
@@ -220,6 +223,12 @@ impl Rescanner {
                         stats.errors,
                         stats.elapsed.as_millis()
                     );
+                    if stats.over_limit > 0 {
+                        log::warn!(
+                            "catalogue full: {} video files left out (server.max_catalogue_items)",
+                            stats.over_limit
+                        );
+                    }
                     if rx.recv_timeout(interval)
                         != Err(crossbeam_channel::RecvTimeoutError::Timeout)
                     {

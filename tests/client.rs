@@ -458,3 +458,36 @@ fn sizes_above_the_guard_are_refused_wherever_they_enter() {
     }
     assert!(peer.file_requests().is_empty(), "not a byte requested");
 }
+
+#[test]
+fn two_stubs_for_one_destination_never_share_a_part() {
+    let (a, b) = (pattern(7000), pattern(9000));
+    let files = vec![
+        fake_peer::File {
+            id: "a".into(),
+            filename: "same.mkv".into(),
+            data: a.clone(),
+        },
+        fake_peer::File {
+            id: "b".into(),
+            filename: "same.mkv".into(),
+            data: b,
+        },
+    ];
+    let peer = FakePeer::start(files, vec![], None);
+    let bed = Bed::start(&peer, "max_concurrent_downloads = 1");
+    let first = bed.add("a", a.len());
+    let second = bed.add("b", 9000);
+    let (r1, r2) = (bed.wait_done(first), bed.wait_done(second));
+    assert_ne!(r1.part_path, r2.part_path);
+    assert_eq!(r1.dest_path, r2.dest_path);
+    assert_eq!(r1.status, Status::Completed);
+    assert_eq!(
+        (r2.status, r2.error.as_deref()),
+        (Status::Failed, Some("destination exists"))
+    );
+    assert!(
+        std::fs::read(bed.completed("same.mkv")).unwrap() == a,
+        "the first file is untouched"
+    );
+}

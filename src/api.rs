@@ -107,31 +107,12 @@ impl Api {
     }
 
     fn search(&self, query: &str) -> Reply {
-        let mut q = Query::default();
-        for (k, v) in query_pairs(query) {
-            let bad = || Reply::error(400, "BAD_REQUEST", &format!("{k} must be a number"));
-            match k.as_str() {
-                "tmdbId" => match v.parse() {
-                    Ok(n) => q.tmdb_id = Some(n),
-                    Err(_) => return bad(),
-                },
-                "tvdbId" => match v.parse() {
-                    Ok(n) => q.tvdb_id = Some(n),
-                    Err(_) => return bad(),
-                },
-                "season" => match v.parse() {
-                    Ok(n) => q.season = Some(n),
-                    Err(_) => return bad(),
-                },
-                "episode" => match v.parse() {
-                    Ok(n) => q.episode = Some(n),
-                    Err(_) => return bad(),
-                },
-                // An IMDb id that cannot exist matches nothing.
-                "imdbId" => q.imdb_num = Some(imdb_number(&v).unwrap_or(u64::MAX)),
-                _ => {}
+        let q = match parse_search(query) {
+            Ok(q) => q,
+            Err(key) => {
+                return Reply::error(400, "BAD_REQUEST", &format!("{key} must be a number"));
             }
-        }
+        };
         let items: Vec<serde_json::Value> = self
             .catalogue
             .search(&q)
@@ -203,6 +184,27 @@ impl Handler for Api {
         );
         reply
     }
+}
+
+/// The parameters of `/peer/search` (§2.1); `Err(key)` for a number that
+/// is not one. Unknown parameters are ignored.
+fn parse_search(query: &str) -> Result<Query, String> {
+    fn number<T: std::str::FromStr>(k: &str, v: &str) -> Result<Option<T>, String> {
+        v.parse().map(Some).map_err(|_| k.to_string())
+    }
+    let mut q = Query::default();
+    for (k, v) in query_pairs(query) {
+        match k.as_str() {
+            "tmdbId" => q.tmdb_id = number(&k, &v)?,
+            "tvdbId" => q.tvdb_id = number(&k, &v)?,
+            "season" => q.season = number(&k, &v)?,
+            "episode" => q.episode = number(&k, &v)?,
+            // An IMDb id that cannot exist matches nothing.
+            "imdbId" => q.imdb_num = Some(imdb_number(&v).unwrap_or(u64::MAX)),
+            _ => {}
+        }
+    }
+    Ok(q)
 }
 
 fn not_found() -> Reply {

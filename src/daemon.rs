@@ -35,16 +35,15 @@ pub fn run(config: Config) -> Result<()> {
     config.create_dirs()?;
     let lock = InstanceLock::acquire(&config.database.path)?;
     let registry = Arc::new(Registry::open(&config.database.path)?);
-    let live = registry
-        .list()?
-        .iter()
-        .filter(|d| d.status.is_live())
-        .count();
     log::info!(
-        "registry open path={} schema={} live_downloads={live}",
+        "registry open path={} schema={}",
         registry.path().display(),
         registry.schema_version()?
     );
+    // Bind before anything starts working, so a port in use stops the node
+    // with nothing running.
+    let s = &config.server;
+    let listener = server::bind(s.listen, s.read_timeout, s.write_timeout)?;
     if config.server.api_key.origin() == &SecretOrigin::Inline
         && config.server.api_key.expose() == "change-me"
     {
@@ -79,8 +78,6 @@ pub fn run(config: Config) -> Result<()> {
         config.server.max_catalogue_items,
     ));
     let scanner = Rescanner::start(catalogue.clone(), config.server.library_rescan)?;
-    let s = &config.server;
-    let listener = server::bind(s.listen, s.read_timeout, s.write_timeout)?;
     let keys = vec![ApiKey {
         owner: "node".into(),
         key: s.api_key.clone(),

@@ -13,12 +13,13 @@
 //! Every reply carries an exact `Content-Length`, never chunked encoding.
 //! This module knows nothing of routes: it calls a [`Handler`].
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -120,8 +121,49 @@ pub fn bind(
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
     threads: Vec<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     addr: SocketAddr,
+}
+
+/// What the handler threads share: the stop flag, and the sockets of the
+/// file bodies being sent, so shutdown can cut them instead of waiting for
+/// a slow reader.
+#[derive(Default)]
+struct Shared {
+    stopping: AtomicBool,
+    sends: parking_lot::Mutex<HashMap<u64, TcpStream>>,
+    next_send: AtomicU64,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Registers a socket with a file body in flight until the guard drops.
+    fn track(&self, sock: &TcpStream) -> Option<SendGuard<'_>> {
+        let id = self.next_send.fetch_add(1, Ordering::Relaxed);
+        self.sends.lock().insert(id, sock.try_clone().ok()?);
+        Some(SendGuard { shared: self, id })
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for sock in self.sends.lock().values() {
+            let _ = sock.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+struct SendGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for SendGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.sends.lock().remove(&self.id);
+    }
 }
 
 impl HttpServer {
@@ -143,20 +185,20 @@ impl HttpServer {
                     Error::Runtime(format!("cannot start the HTTP server on {addr}: {e}"))
                 })?;
         let server = Arc::new(server);
-        let stopping = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
         let mut handles = Vec::with_capacity(threads);
         for i in 1..=threads {
-            let (server, stopping, handler) = (server.clone(), stopping.clone(), handler.clone());
+            let (server, shared, handler) = (server.clone(), shared.clone(), handler.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("http-{i}"))
-                .spawn(move || serve(&server, &stopping, handler.as_ref()))
+                .spawn(move || serve(&server, &shared, handler.as_ref()))
                 .map_err(|e| Error::io("cannot start an HTTP handler thread", e))?;
             handles.push(handle);
         }
         Ok(HttpServer {
             server,
             threads: handles,
-            stopping,
+            shared,
             addr,
         })
     }
@@ -173,7 +215,8 @@ impl HttpServer {
     /// Stops taking requests and joins every handler thread. A handler in
     /// the middle of a request finishes it first.
     pub fn shutdown(self) {
-        self.stopping.store(true, Ordering::SeqCst);
+        // Cut file bodies in flight: a slow reader must not hold shutdown.
+        self.shared.stop();
         for _ in &self.threads {
             self.server.unblock();
         }
@@ -184,15 +227,15 @@ impl HttpServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, stopping: &AtomicBool, handler: &dyn Handler) {
+fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
     loop {
         let request = server.recv();
-        if stopping.load(Ordering::SeqCst) {
+        if shared.stopping() {
             if let Ok(req) = request {
                 respond(
                     req,
                     Reply::error(503, "UNAVAILABLE", "Shutting down"),
-                    stopping,
+                    shared,
                 );
             }
             return;
@@ -216,23 +259,15 @@ fn serve(server: &tiny_http::Server, stopping: &AtomicBool, handler: &dyn Handle
                 Reply::error(500, "INTERNAL", "Internal error")
             }
         };
-        respond(req, reply, stopping);
+        respond(req, reply, shared);
     }
 }
 
-fn respond(req: Request, reply: Reply, stopping: &AtomicBool) {
+fn respond(req: Request, reply: Reply, shared: &Shared) {
     let body = match reply.body {
         Body::Bytes(b) => b,
         Body::File { file, offset, len } => {
-            return respond_file(
-                req,
-                reply.status,
-                &reply.headers,
-                file,
-                offset,
-                len,
-                stopping,
-            );
+            return respond_file(req, reply.status, &reply.headers, file, offset, len, shared);
         }
     };
     let mut response = Response::from_data(body)
@@ -276,11 +311,13 @@ fn respond_file(
     file: File,
     offset: u64,
     len: u64,
-    stopping: &AtomicBool,
+    shared: &Shared,
 ) {
     let head_only = *req.method() == Method::Head;
     let close = wants_close(&req);
     let socket = req.raw_socket();
+    let _in_flight = socket.as_ref().and_then(|s| shared.track(s));
+    let stopping = &shared.stopping;
     // Taking the writer waits for earlier responses on this connection and
     // holds later ones back until this one is done.
     let mut writer = req.into_writer();

@@ -405,3 +405,31 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
     let bad = site.command(&["retry", "x"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn a_port_in_use_exits_1_before_anything_starts() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let site = Site::new("");
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .unwrap()
+            .replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let out = site
+        .command(&["--config", site.config().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("reconciled") && !err.contains("catalogue"),
+        "nothing started: {err}"
+    );
+}

@@ -615,3 +615,38 @@ fn search_answers_by_id_and_rejects_non_numbers() {
         assert_eq!(r.status, 400, "{bad}");
     }
 }
+
+#[test]
+fn shutdown_cuts_a_slow_reader_instead_of_waiting_for_it() {
+    let size = 64 * 1024 * 1024;
+    let (_site, mut node) = serving_site("", &[(NAME, &vec![3u8; size])]);
+    let url = format!("/peer/items/{}/file", enc(&item_id(node.addr, NAME)));
+    let mut s = TcpStream::connect(node.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {url} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    s.read_exact(&mut first).unwrap();
+    // The client stops reading; the server's sendfile blocks on a full socket.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    node.signal("TERM");
+    let status = node
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit within 5 s");
+    assert_eq!(status.code(), Some(0), "{}", node.log_text());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        first.len() + rest.len() < size,
+        "the body was cut, not completed"
+    );
+}

@@ -311,14 +311,27 @@ impl Registry {
 
     /// Every row, oldest first.
     pub fn list(&self) -> Result<Vec<Download>> {
+        self.downloads_where("1", [])
+    }
+
+    /// Rows with this info-hash, oldest first.
+    pub fn by_info_hash(&self, info_hash: &str) -> Result<Vec<Download>> {
+        self.downloads_where("info_hash = ?1", [info_hash])
+    }
+
+    fn downloads_where<P: rusqlite::Params>(
+        &self,
+        condition: &str,
+        params: P,
+    ) -> Result<Vec<Download>> {
         let conn = self.conn.lock();
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT {DOWNLOAD_COLUMNS} FROM downloads ORDER BY id"
+                "SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE {condition} ORDER BY id"
             ))
             .map_err(db_err("list downloads"))?;
         let rows = stmt
-            .query_map([], read_download)
+            .query_map(params, read_download)
             .map_err(db_err("list downloads"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db_err("list downloads"))
@@ -443,21 +456,6 @@ impl Registry {
         )
         .map_err(db_err("record the etag"))?;
         Ok(())
-    }
-
-    /// Rows with this info-hash, oldest first.
-    pub fn by_info_hash(&self, info_hash: &str) -> Result<Vec<Download>> {
-        let conn = self.conn.lock();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE info_hash = ?1 ORDER BY id"
-            ))
-            .map_err(db_err("find downloads"))?;
-        let rows = stmt
-            .query_map([info_hash], read_download)
-            .map_err(db_err("find downloads"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err("find downloads"))
     }
 
     /// Ids of the rows in `status`, oldest first.

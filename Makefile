@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test lint ci bench bench-serve bench-download bench-crash clean
+.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash clean
 
 all: build
 
@@ -23,6 +23,12 @@ tools:
 # The whole test suite (unit, integration, end to end with the real binary).
 test: tools
 	$(CARGO) test --locked
+
+# The same suite built as a 32-bit program (i686: 32-bit usize, as on
+# armv7), proving the u64 byte math (a 5 GiB file, offsets past 4 GiB).
+test-32: tools
+	@./scripts/ensure-32bit.sh
+	$(CARGO) test --locked --target i686-unknown-linux-gnu
 
 lint:
 	$(CARGO) fmt --all -- --check

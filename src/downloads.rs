@@ -302,7 +302,10 @@ impl Downloads {
                 }
             }
             if let Err(e) = result {
-                log::error!("download error id={id} error={e}");
+                // The registry could not record the outcome (a full disk, a
+                // locked database): keep the download in hand and look again.
+                log::error!("download error id={id} error={}", e.chain());
+                self.schedule(id, self.config.disk_full_retry);
             }
         }
     }

@@ -45,6 +45,30 @@ impl Error {
         }
     }
 
+    /// The message and every cause, `what: cause: cause`, for log lines.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        out
+    }
+
+    /// The disk (or quota) is full: worth waiting for space, not retrying.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Db { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            Error::Io { source, .. } => {
+                crate::retry::classify_io(source) == crate::retry::Class::Pause
+            }
+            _ => false,
+        }
+    }
+
     /// 2 for bad usage or configuration, 1 for everything that failed at run time.
     pub fn exit_code(&self) -> i32 {
         match self {

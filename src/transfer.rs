@@ -193,6 +193,9 @@ pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
                 error: format!("cannot {what} {}: {e}", row.part_path.display()),
             },
         },
+        Err(Stop::Db(e)) if e.is_disk_full() => Outcome::Paused {
+            error: "disk full".into(),
+        },
         Err(Stop::Db(e)) => Outcome::Retry {
             error: format!("registry: {e}"),
             retry_after: None,

@@ -471,3 +471,110 @@ fn shutdown_with_a_stalled_peer_and_a_second_signal() {
         }
     }
 }
+
+/// A real full filesystem where the machine allows mounting one (root with
+/// CAP_SYS_ADMIN): a small tmpfs holds `incomplete_dir` and
+/// `completed_dir`. Elsewhere `tests/disk_full.rs` covers the same path with
+/// an injected ENOSPC.
+#[test]
+fn a_real_full_filesystem_pauses_and_resumes_when_space_is_freed() {
+    full_filesystem(false);
+}
+
+/// The same with the registry on the full filesystem too: SQLite's "disk
+/// full" pauses the download as well, and nothing is lost.
+#[test]
+fn a_full_filesystem_under_the_registry_too() {
+    full_filesystem(true);
+}
+
+fn full_filesystem(registry_inside: bool) {
+    struct Mount(PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let data = pattern(12 * 1024 * 1024);
+    let peer = FakePeer::start(
+        vec![fake_peer::File {
+            id: "f".into(),
+            filename: "f.mkv".into(),
+            data: data.clone(),
+        }],
+        vec![],
+        None,
+    );
+    let db = if registry_inside {
+        "\n[database]\npath = \"data/dl/jack.db\""
+    } else {
+        ""
+    };
+    let b = downloader(
+        peer.addr,
+        &format!(
+            "disk_full_retry_ms = 200\nincomplete_dir = \"data/dl/incomplete\"\ncompleted_dir = \"data/dl/completed\"{db}"
+        ),
+    );
+    let dl = b.path().join("data/dl");
+    std::fs::create_dir_all(&dl).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&dl)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here: the injected-ENOSPC test covers a full disk");
+        return;
+    }
+    let _mount = Mount(dl.clone());
+    let filler = dl.join("filler");
+    std::fs::write(&filler, vec![0u8; 10 * 1024 * 1024]).unwrap();
+    let node = b.start();
+    drop_stub(
+        &b,
+        "f.torrent",
+        &jack::stub::build("alice", "f", "f", data.len() as u64),
+    );
+    if registry_inside {
+        // The registry cannot record much while the disk is full: wait for
+        // the transfer to hit the wall.
+        let start = Instant::now();
+        let full = |log: String| log.contains("disk full") || log.contains("disk is full");
+        while !full(node.log_text()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "no full disk seen:\n{}",
+                node.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    } else {
+        wait_for("a paused download", Duration::from_secs(15), || {
+            status_json(&b)["downloads"][0]["status"] == "paused"
+        });
+        let v = status_json(&b);
+        assert_eq!(v["downloads"][0]["error"], "disk full");
+        assert_eq!(
+            v["downloads"][0]["attempts"], 0,
+            "a full disk is not a network retry"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        std::fs::read_dir(dl.join("completed")).unwrap().count(),
+        0,
+        "nothing renamed"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let dest = dl.join("completed/f.mkv");
+    wait_for(
+        "the download to finish once space is back",
+        Duration::from_secs(15),
+        || dest.exists(),
+    );
+    assert!(std::fs::read(&dest).unwrap() == data);
+    assert_eq!(status_json(&b)["downloads"][0]["status"], "completed");
+    drop(node);
+}

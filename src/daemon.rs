@@ -98,7 +98,7 @@ pub fn run(config: Config) -> Result<()> {
     log::info!("shutdown started signal={signal}");
     let started = Instant::now();
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
-    watcher.stop();
+    watcher.stop(Duration::from_secs(1));
     http.shutdown();
     pool.shutdown(Duration::from_secs(3));
     scanner.stop();

@@ -12,10 +12,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::downloads::{Added, Downloads};
 use crate::error::{Error, Result};
@@ -35,40 +36,64 @@ struct Seen {
 
 pub struct Watcher {
     stop: Sender<()>,
+    stopping: Arc<AtomicBool>,
+    done: Receiver<()>,
     thread: JoinHandle<()>,
 }
 
 impl Watcher {
     pub fn start(downloads: Arc<Downloads>, dir: PathBuf, interval: Duration) -> Result<Watcher> {
         let (stop, rx) = bounded::<()>(1);
+        let (done_tx, done) = bounded::<()>(1);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("watch".into())
             .spawn(move || {
                 let mut seen = HashMap::new();
                 loop {
-                    poll(&downloads, &dir, &mut seen);
+                    poll(&downloads, &dir, &mut seen, &flag);
                     if let Err(e) = downloads.pick_up_queued_rows() {
                         log::error!("cannot read queued downloads: {e}");
                     }
                     if rx.recv_timeout(interval)
                         != Err(crossbeam_channel::RecvTimeoutError::Timeout)
                     {
-                        return;
+                        break;
                     }
                 }
+                let _ = done_tx.send(());
             })
             .map_err(|e| Error::io("cannot start the watch thread", e))?;
-        Ok(Watcher { stop, thread })
+        Ok(Watcher {
+            stop,
+            stopping,
+            done,
+            thread,
+        })
     }
 
-    pub fn stop(self) {
+    /// Stops the thread and joins it, waiting at most `limit`: a stub being
+    /// looked up on a peer that does not answer is left behind (it has
+    /// written nothing yet, and the stub stays for the next start).
+    pub fn stop(self, limit: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        if self.done.recv_timeout(limit).is_ok() {
+            let _ = self.thread.join();
+        } else {
+            log::warn!("the watch thread is still waiting on a peer: leaving it behind");
+        }
     }
 }
 
 /// One pass over the watch folder.
-fn poll(downloads: &Downloads, dir: &Path, seen: &mut HashMap<String, Seen>) {
+fn poll(
+    downloads: &Downloads,
+    dir: &Path,
+    seen: &mut HashMap<String, Seen>,
+    stopping: &AtomicBool,
+) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -78,6 +103,9 @@ fn poll(downloads: &Downloads, dir: &Path, seen: &mut HashMap<String, Seen>) {
     };
     let mut present = Vec::new();
     for entry in entries.flatten() {
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };

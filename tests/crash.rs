@@ -578,3 +578,29 @@ fn full_filesystem(registry_inside: bool) {
     assert_eq!(status_json(&b)["downloads"][0]["status"], "completed");
     drop(node);
 }
+
+/// A peer that accepts connections and never answers: a stub being looked
+/// up on it does not hold shutdown past 5 s.
+#[test]
+fn shutdown_while_a_stub_waits_on_a_silent_peer() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = downloader(silent.local_addr().unwrap(), "");
+    let mut node = b.start();
+    drop_stub(&b, "q.torrent", &jack::stub::build("alice", "q", "q", 10));
+    // The watch thread is now inside the handshake with the silent peer.
+    let (_conn, _) = silent.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    node.signal("TERM");
+    let status = node
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit within 5 s");
+    assert_eq!(status.code(), Some(0), "{}", node.log_text());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    // The stub is still there for the next start.
+    assert!(b.path().join("data/watch/q.torrent").exists());
+}

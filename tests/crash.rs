@@ -324,6 +324,13 @@ fn sigterm_during_three_downloads_exits_0_and_a_restart_finishes_them() {
         .expect("exit within 5 s");
     assert_eq!(status.code(), Some(0), "{}", node.log_text());
     assert!(t.elapsed() < Duration::from_secs(5));
+    // The peer's threads notice the closed connections at their next write;
+    // count what they sent once they all have.
+    wait_for(
+        "the peer to see the connections close",
+        Duration::from_secs(10),
+        || peer.record.active.load(Ordering::SeqCst) == 0,
+    );
     let sent_before = peer.record.body_bytes.load(Ordering::SeqCst);
     let v = status_json(&b);
     let durable: u64 = v["downloads"]

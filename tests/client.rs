@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -431,7 +431,6 @@ fn a_part_complete_and_durable_is_finalized_without_a_request() {
     assert_eq!(row.status, Status::Completed);
     assert!(peer.file_requests().is_empty(), "no bytes fetched");
     assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
-    let _ = Path::new("");
 }
 
 #[test]

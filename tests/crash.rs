@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -90,7 +90,8 @@ fn every_crash_point_recovers_to_one_exact_file() {
 
 /// A registry and folders as a crash left them.
 struct Scene {
-    dir: tempfile::TempDir,
+    /// Kept so the folders live as long as the scene.
+    _dir: tempfile::TempDir,
     config: Config,
     registry: Registry,
 }
@@ -107,7 +108,7 @@ impl Scene {
         config.create_dirs().unwrap();
         let registry = Registry::open(&config.database.path).unwrap();
         Scene {
-            dir,
+            _dir: dir,
             config,
             registry,
         }
@@ -292,7 +293,6 @@ fn start_up_reconciliation_table() {
     // Reconciling again changes nothing more.
     let again = s.reconcile();
     assert!(again.orphans.is_empty() && again.superseded.is_empty());
-    let _ = Path::new(s.dir.path());
 }
 
 #[test]

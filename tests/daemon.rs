@@ -34,13 +34,7 @@ fn ping_answers_and_sigterm_exits_0_within_5s() {
         405
     );
 
-    let t = Instant::now();
-    node.signal("TERM");
-    let status = node
-        .wait_exit(Duration::from_secs(5))
-        .expect("exit within 5 s");
-    assert_eq!(status.code(), Some(0), "log:\n{}", node.log_text());
-    assert!(t.elapsed() < Duration::from_secs(5));
+    node.stop_gracefully("TERM");
     assert!(node.log_text().contains("shutdown complete"));
     // The port is released.
     assert!(TcpStream::connect(node.addr).is_err());
@@ -50,20 +44,12 @@ fn ping_answers_and_sigterm_exits_0_within_5s() {
 fn sigint_is_graceful_too_and_the_registry_survives_a_restart() {
     let site = Site::new("");
     let mut node = site.start();
-    node.signal("INT");
-    assert_eq!(
-        node.wait_exit(Duration::from_secs(5)).unwrap().code(),
-        Some(0)
-    );
+    node.stop_gracefully("INT");
     assert!(site.path().join("data/jack.db").exists());
     // The lock died with the process: a new node starts on the same registry.
     let mut again = site.start();
     assert_eq!(get(again.addr, "/ping").status, 200);
-    again.signal("TERM");
-    assert_eq!(
-        again.wait_exit(Duration::from_secs(5)).unwrap().code(),
-        Some(0)
-    );
+    again.stop_gracefully("TERM");
 }
 
 #[test]
@@ -74,11 +60,7 @@ fn a_killed_node_leaves_no_lock_behind() {
     node.wait_exit(Duration::from_secs(5)).unwrap();
     let mut again = site.start();
     assert_eq!(get(again.addr, "/ping").status, 200);
-    again.signal("TERM");
-    assert_eq!(
-        again.wait_exit(Duration::from_secs(5)).unwrap().code(),
-        Some(0)
-    );
+    again.stop_gracefully("TERM");
 }
 
 #[test]

@@ -345,3 +345,17 @@ impl jack::clock::Clock for OffsetClock {
         self.frozen.map_or_else(std::time::SystemTime::now, |f| f.1) + *self.offset.lock().unwrap()
     }
 }
+
+impl Node {
+    /// Sends `sig` (TERM or INT) and asserts the graceful contract: exit 0
+    /// within 5 s. Returns how long it took.
+    pub fn stop_gracefully(&mut self, sig: &str) -> Duration {
+        let t = Instant::now();
+        self.signal(sig);
+        let status = self
+            .wait_exit(Duration::from_secs(5))
+            .expect("exit within 5 s");
+        assert_eq!(status.code(), Some(0), "{}", self.log_text());
+        t.elapsed()
+    }
+}

@@ -4,8 +4,7 @@
 //! module walks it key by key, collecting **every** problem (unknown keys,
 //! wrong types, bad values, unset secrets) with its key and line before
 //! anything starts. Nothing here starts threads or opens sockets; the only
-//! I/O is reading the file, reading `{ file = ... }` secrets, and looking at
-//! existing directories to compare filesystems. Directories are created by
+//! I/O is reading the file and reading `{ file = ... }` secrets. Directories are created by
 //! [`Config::create_dirs`], which the daemon calls, never `check-config`.
 //!
 //! The environment comes in as a function so tests need not touch the
@@ -15,7 +14,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -833,16 +831,6 @@ impl<'a> Cx<'a> {
                 }
             }
         }
-        if let (Some(a), Some(b)) = (device_of(&incomplete_dir), device_of(&completed_dir))
-            && a != b
-        {
-            let span = t
-                .table
-                .and_then(|tb| tb.get("incomplete_dir"))
-                .map(|v| v.span());
-            let msg = "must be on the same filesystem as downloads.completed_dir (the finished file is moved there by an atomic rename)";
-            self.problem(t.key("incomplete_dir"), span, msg);
-        }
         self.finish(t);
         DownloadsConfig {
             watch_dir,
@@ -996,13 +984,6 @@ fn check_url(url: &str, schemes: &[&str]) -> Result<String, String> {
         ));
     }
     Ok(url.trim_end_matches('/').to_string())
-}
-
-/// The device of `path`, or of its nearest existing ancestor.
-fn device_of(path: &Path) -> Option<u64> {
-    path.ancestors()
-        .find_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.dev())
 }
 
 #[cfg(test)]
@@ -1307,16 +1288,19 @@ mod tests {
     }
 
     #[test]
-    fn incomplete_and_completed_on_different_filesystems_is_refused() {
-        // /proc and /dev/shm are never on the filesystem of a temp dir.
+    fn incomplete_and_completed_may_be_on_different_filesystems() {
+        // The hand-off copies where it cannot link (handoff.rs): /dev/shm
+        // is never on the filesystem of a temp dir.
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[server]\napi_key = \"k\"\n[downloads]\nincomplete_dir = \"/proc/jack-incomplete\"\ncompleted_dir = {:?}\n",
+            "[server]\napi_key = \"k\"\n[downloads]\nincomplete_dir = \"/dev/shm/jack-incomplete\"\ncompleted_dir = {:?}\n",
             dir.path().join("done").display()
         );
-        let list = problems(&text);
-        assert_eq!(list[0].key, "downloads.incomplete_dir");
-        assert!(list[0].message.contains("same filesystem"));
+        let c = Config::parse(&text, &dir.path().join("jack.toml"), &no_env).unwrap();
+        assert_eq!(
+            c.downloads.incomplete_dir,
+            PathBuf::from("/dev/shm/jack-incomplete")
+        );
     }
 
     #[test]

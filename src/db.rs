@@ -65,6 +65,17 @@ const MIGRATIONS: &[&str] = &[
         reason    TEXT NOT NULL,
         at        TEXT NOT NULL
     );",
+    // 3: the file a hand-off gives the final name to (`dev:ino`, recorded
+    // before the hand-off begins: the evidence that lets start-up adopt a
+    // final file), and the stubs the watch folder has processed (so a
+    // restart processes none of them again).
+    "ALTER TABLE downloads ADD COLUMN handoff_file TEXT;
+    CREATE TABLE stubs_seen (
+        stub_name   TEXT    PRIMARY KEY,
+        len         INTEGER NOT NULL,
+        modified_ns INTEGER NOT NULL,
+        at          TEXT    NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -129,6 +140,10 @@ pub enum EventKind {
     Failed,
     Completed,
     Reconciled,
+    /// A new stub for the release: its source replaced the row's.
+    Regrabbed,
+    /// The hand-off into `completed_dir` (copy progress, mode).
+    HandOff,
 }
 
 impl EventKind {
@@ -143,6 +158,8 @@ impl EventKind {
             EventKind::Failed => "failed",
             EventKind::Completed => "completed",
             EventKind::Reconciled => "reconciled",
+            EventKind::Regrabbed => "regrabbed",
+            EventKind::HandOff => "hand_off",
         }
     }
 }
@@ -170,9 +187,13 @@ pub struct Download {
     pub created_at: String,
     pub updated_at: String,
     pub completed_at: Option<String>,
+    /// `dev:ino` of the file the hand-off gives the final name to, recorded
+    /// before it begins (`None` until then).
+    pub handoff_file: Option<String>,
 }
 
-/// What is known when a download is first queued.
+/// What is known when a download is first queued (and, but for the
+/// info-hash and `.part`, what a new stub for the same release replaces).
 #[derive(Debug, Clone)]
 pub struct NewDownload {
     pub stub_name: String,
@@ -220,7 +241,7 @@ impl fmt::Debug for Registry {
 
 const DOWNLOAD_COLUMNS: &str = "id, stub_name, info_hash, peer, item_id, title, file_name, \
      part_path, dest_path, etag, expected_bytes, downloaded_bytes, status, attempts, restarts, \
-     error, created_at, updated_at, completed_at";
+     error, created_at, updated_at, completed_at, handoff_file";
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path` and applies any
@@ -437,25 +458,26 @@ impl Registry {
             params![id, now],
         )
         .map_err(db_err("record a restart"))?;
-        insert_event(
-            &tx,
-            id,
-            &now,
-            EventKind::Restarted,
-            &format!("from byte 0: {reason}"),
-        )?;
+        insert_restart_event(&tx, id, &now, reason)?;
         tx.commit().map_err(db_err("commit restart"))
     }
 
     /// Remembers the validator the `.part` is a prefix of.
     pub fn set_etag(&self, id: i64, etag: Option<&str>) -> Result<()> {
-        let conn = self.conn.lock();
-        conn.execute(
-            "UPDATE downloads SET etag = ?2 WHERE id = ?1",
-            params![id, etag],
-        )
-        .map_err(db_err("record the etag"))?;
-        Ok(())
+        self.set_text(id, "UPDATE downloads SET etag = ?2 WHERE id = ?1", etag)
+            .map_err(db_err("record the etag"))
+    }
+
+    /// Records the file (`dev:ino`) the hand-off is about to give the final
+    /// name to: rule 13's evidence at the next start.
+    pub fn set_handoff_file(&self, id: i64, file: &str) -> Result<()> {
+        let sql = "UPDATE downloads SET handoff_file = ?2 WHERE id = ?1";
+        self.set_text(id, sql, Some(file))
+            .map_err(db_err("record the hand-off file"))
+    }
+
+    fn set_text(&self, id: i64, sql: &str, value: Option<&str>) -> rusqlite::Result<()> {
+        self.conn.lock().execute(sql, params![id, value]).map(drop)
     }
 
     /// Ids of the rows in `status`, oldest first.
@@ -526,6 +548,88 @@ impl Registry {
         Ok(row.status)
     }
 
+    /// A new stub for the release of row `id` (§2.4 **Identity**): its
+    /// source (stub, peer, item, and the release as looked up again)
+    /// replaces the row's. With `restart` the durable progress goes to 0
+    /// (the caller truncates the `.part` after this commits). A failed row
+    /// is queued again with fresh attempts. One transaction, with its events.
+    pub fn replace_source(
+        &self,
+        id: i64,
+        new: &NewDownload,
+        restart: Option<&str>,
+        detail: &str,
+    ) -> Result<()> {
+        let now = now_rfc3339();
+        let dest = path_text(&new.dest_path)?;
+        let expected = to_i64(new.expected_bytes)?;
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin source change"))?;
+        // SET expressions all see the row as it was.
+        let n = tx
+            .execute(
+                "UPDATE downloads SET stub_name = ?2, peer = ?3, item_id = ?4, title = ?5, \
+                 file_name = ?6, dest_path = ?7, etag = ?8, expected_bytes = ?9, \
+                 downloaded_bytes = CASE WHEN ?10 THEN 0 ELSE downloaded_bytes END, \
+                 restarts = restarts + ?10, \
+                 attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, \
+                 error = CASE WHEN status = 'failed' THEN NULL ELSE error END, \
+                 status = CASE WHEN status = 'failed' THEN 'queued' ELSE status END, \
+                 updated_at = ?11 WHERE id = ?1",
+                params![
+                    id,
+                    new.stub_name,
+                    new.peer,
+                    new.item_id,
+                    new.title,
+                    new.file_name,
+                    dest,
+                    new.etag,
+                    expected,
+                    restart.is_some(),
+                    now
+                ],
+            )
+            .map_err(db_err("replace the source"))?;
+        if n == 0 {
+            return Err(Error::Runtime(format!("no download with id {id}")));
+        }
+        insert_event(&tx, id, &now, EventKind::Regrabbed, detail)?;
+        if let Some(reason) = restart {
+            insert_restart_event(&tx, id, &now, reason)?;
+        }
+        tx.commit().map_err(db_err("commit source change"))
+    }
+
+    /// Whether the watch folder already processed the stub `name` as it is
+    /// now (same length and modification time): a restart must not process
+    /// it again; a stub written anew is a new grab.
+    pub fn stub_seen(&self, name: &str, len: u64, modified_ns: i64) -> Result<bool> {
+        let conn = self.conn.lock();
+        let seen: Option<(i64, i64)> = conn
+            .query_row(
+                "SELECT len, modified_ns FROM stubs_seen WHERE stub_name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err("read processed stubs"))?;
+        Ok(seen == Some((to_i64(len)?, modified_ns)))
+    }
+
+    /// Remembers that the stub `name` (this length and modification time)
+    /// was processed.
+    pub fn remember_stub(&self, name: &str, len: u64, modified_ns: i64) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO stubs_seen (stub_name, len, modified_ns, at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (stub_name) DO UPDATE SET len = ?2, modified_ns = ?3, at = ?4",
+            params![name, to_i64(len)?, modified_ns, now_rfc3339()],
+        )
+        .map_err(db_err("record a processed stub"))?;
+        Ok(())
+    }
+
     /// Appends an event without changing the row.
     pub fn add_event(&self, id: i64, kind: EventKind, detail: &str) -> Result<()> {
         let conn = self.conn.lock();
@@ -569,6 +673,11 @@ fn insert_event(conn: &Connection, id: i64, at: &str, kind: EventKind, detail: &
     Ok(())
 }
 
+fn insert_restart_event(conn: &Connection, id: i64, at: &str, reason: &str) -> Result<()> {
+    let detail = format!("from byte 0: {reason}");
+    insert_event(conn, id, at, EventKind::Restarted, &detail)
+}
+
 fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
     let status: String = r.get(12)?;
     let status = Status::parse(&status).ok_or_else(|| {
@@ -598,6 +707,7 @@ fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
         created_at: r.get(16)?,
         updated_at: r.get(17)?,
         completed_at: r.get(18)?,
+        handoff_file: r.get(19)?,
     })
 }
 

@@ -24,25 +24,40 @@ use crate::clock::Clock;
 use crate::config::{Config, DownloadsConfig, Peer};
 use crate::db::{Download, EventKind, NewDownload, Registry, Status};
 use crate::error::{Error, Result};
+use crate::handoff;
 use crate::peer::{PeerClient, PeerError};
 use crate::retry::{self, Policy, Rng};
 use crate::stub;
 use crate::transfer::{self, Context, Live, Outcome};
+use crate::watch;
 
 /// What became of a stub handed to [`Downloads::add_stub`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
     /// A new download, queued.
     Queued(i64),
-    /// The info-hash is already queued, running or completed: nothing new.
+    /// The release is completed, or being transferred right now: nothing new.
     Duplicate(i64),
-    /// A failed download of the same info-hash was queued again.
-    Requeued(i64),
+    /// The release already had a download (queued, retrying, paused or
+    /// failed): it took this stub's source; a failed one starts over with
+    /// fresh attempts (§2.4 **Identity**).
+    Regrabbed(i64),
     /// The stub itself is broken; it starts nothing.
     Invalid(String),
-    /// Recorded as a failed download (unknown peer, item gone, unsafe name...).
+    /// The stub failed a check (unknown peer, item gone, unsafe name...):
+    /// recorded on its download, which transfers nothing for it.
     Failed(i64, String),
     /// The peer could not be asked right now; try the stub again later.
+    Later(String),
+}
+
+/// What looking a stub's release up on its peer found, after every check.
+enum Lookup {
+    /// The row is filled in from the release.
+    Found,
+    /// A check failed for good.
+    Failed(String),
+    /// The peer could not be asked right now.
     Later(String),
 }
 
@@ -68,6 +83,11 @@ pub struct Downloads {
     /// Every id in the job channel, the delay queue or a worker, under one
     /// lock so no download is ever worked on by two threads.
     slots: Mutex<HashMap<i64, Slot>>,
+    /// Outcomes the registry could not record (a full disk, a locked
+    /// database): recorded again when their id comes round, never re-run.
+    unrecorded: Mutex<HashMap<i64, (Download, Outcome)>>,
+    /// How finished files reach `completed_dir` (probed at start).
+    handoff: handoff::Mode,
     stopping: Arc<AtomicBool>,
 }
 
@@ -91,6 +111,7 @@ impl Downloads {
     /// row of the registry in its original order.
     /// `rng` (backoff jitter) and `clock` (retry delays, `Retry-After`
     /// dates) are the system's in the daemon and a test's in tests.
+    /// The hand-off is probed here (see [`handoff::probe`]).
     pub fn start(
         registry: Arc<Registry>,
         config: &Config,
@@ -98,6 +119,21 @@ impl Downloads {
         clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Downloads>, Pool)> {
         let d = &config.downloads;
+        let mode = handoff::probe(&d.incomplete_dir, &d.completed_dir)?;
+        Self::start_with(registry, config, rng, clock, mode)
+    }
+
+    /// [`Downloads::start`] with the hand-off decided by the caller (tests
+    /// that run the copy hand-off on one filesystem).
+    pub fn start_with(
+        registry: Arc<Registry>,
+        config: &Config,
+        rng: Box<dyn Rng>,
+        clock: Arc<dyn Clock>,
+        mode: handoff::Mode,
+    ) -> Result<(Arc<Downloads>, Pool)> {
+        let d = &config.downloads;
+        log_handoff(mode, d);
         let (jobs, job_rx) = unbounded();
         let (timer, timer_rx) = unbounded();
         let stopping = Arc::new(AtomicBool::new(false));
@@ -116,6 +152,8 @@ impl Downloads {
             jobs,
             timer,
             slots: Mutex::new(HashMap::new()),
+            unrecorded: Mutex::new(HashMap::new()),
+            handoff: mode,
             stopping: stopping.clone(),
         });
         let (done_tx, done) = unbounded();
@@ -162,24 +200,29 @@ impl Downloads {
 
     /// The one way a stub becomes a download (watch folder today, an HTTP
     /// API tomorrow). Talks to the peer, so call it off the request path.
+    ///
+    /// One release is one download (§2.4 **Identity**): a stub for a
+    /// completed release starts nothing; one for a release whose download
+    /// is queued, retrying, paused or failed gives that row its source
+    /// (looked up again with every check a new stub gets), and a failed
+    /// row starts over with fresh attempts. A download being transferred
+    /// right now keeps its source.
     pub fn add_stub(&self, stub_name: &str, bytes: &[u8]) -> Result<Added> {
         let stub = match stub::parse(bytes, self.config.max_file_size) {
             Ok(s) => s,
             Err(e) => return Ok(Added::Invalid(e.to_string())),
         };
         let existing = self.registry.by_info_hash(&stub.info_hash)?;
-        if let Some(d) = existing.iter().find(|d| d.status != Status::Failed) {
-            return Ok(Added::Duplicate(d.id));
+        if let Some(done) = existing.iter().find(|d| d.status == Status::Completed) {
+            return Ok(Added::Duplicate(done.id));
         }
-        if let Some(d) = existing.last() {
-            // A failed download grabbed again: resume it, with fresh attempts.
-            self.registry.retry(d.id)?;
-            self.registry
-                .add_event(d.id, EventKind::Queued, &format!("again from {stub_name}"))?;
-            self.enqueue(d.id);
-            return Ok(Added::Requeued(d.id));
+        let current = existing.last();
+        if let Some(row) = current
+            && self.is_running(row.id)
+        {
+            return Ok(Added::Duplicate(row.id));
         }
-        let mut row = NewDownload {
+        let mut new = NewDownload {
             stub_name: stub_name.to_string(),
             info_hash: stub.info_hash.clone(),
             peer: stub.peer.clone(),
@@ -189,69 +232,134 @@ impl Downloads {
             part_path: transfer::part_path(&self.config.incomplete_dir, &stub.info_hash),
             dest_path: PathBuf::new(),
             etag: None,
-            expected_bytes: stub.length,
+            expected_bytes: stub.length.min(self.config.max_file_size),
         };
-        let Some(peer) = self.peers.iter().find(|p| p.name == stub.peer) else {
-            return self.insert_failed(
-                row,
-                &format!(
-                    "unknown peer {:?}: no [[peers]] entry has that name",
-                    stub.peer
-                ),
-            );
+        match (self.lookup(&mut new), current) {
+            (Lookup::Later(e), _) => Ok(Added::Later(e)),
+            (Lookup::Failed(e), None) => self.insert_failed(new, &e),
+            (Lookup::Failed(e), Some(row)) => self.keep_source(row, stub_name, e),
+            (Lookup::Found, None) => {
+                let id = self.registry.insert(&new)?;
+                if new.expected_bytes != stub.length {
+                    let detail = format!(
+                        "the peer's file is {} bytes, the stub said {}",
+                        new.expected_bytes, stub.length
+                    );
+                    self.registry.add_event(id, EventKind::Queued, &detail)?;
+                }
+                log::info!(
+                    "download queued id={id} peer={} item={} bytes={}",
+                    new.peer,
+                    new.item_id,
+                    new.expected_bytes
+                );
+                self.enqueue(id);
+                Ok(Added::Queued(id))
+            }
+            (Lookup::Found, Some(row)) => self.regrab(row, &new),
+        }
+    }
+
+    /// Looks `row`'s release up on its peer and applies every check a new
+    /// stub gets: a known peer, a compatible handshake, a release, a bare
+    /// safe file name, a size within the guard. Fills `row` in from it.
+    fn lookup(&self, row: &mut NewDownload) -> Lookup {
+        let Some(peer) = self.peers.iter().find(|p| p.name == row.peer) else {
+            return Lookup::Failed(format!(
+                "unknown peer {:?}: no [[peers]] entry has that name",
+                row.peer
+            ));
         };
         let release = match self
             .client
             .handshake(peer)
-            .and_then(|()| self.client.release(peer, &stub.item_id))
+            .and_then(|()| self.client.release(peer, &row.item_id))
         {
             Ok(r) => r,
-            Err(PeerError::Transient(e)) => return Ok(Added::Later(e)),
-            Err(PeerError::Permanent(e)) => return self.insert_failed(row, &e),
+            Err(PeerError::Transient(e)) => return Lookup::Later(e),
+            Err(PeerError::Permanent(e)) => return Lookup::Failed(e),
         };
         row.title = release.title.clone();
         if !safe_file_name(&release.filename) {
-            return self.insert_failed(
-                row,
-                &format!("unsafe file name {:?} from the peer", release.filename),
-            );
+            return Lookup::Failed(format!(
+                "unsafe file name {:?} from the peer",
+                release.filename
+            ));
+        }
+        if release.size == 0 || release.size > self.config.max_file_size {
+            return Lookup::Failed(format!(
+                "size {} is outside 1..={} (downloads.max_file_size)",
+                release.size, self.config.max_file_size
+            ));
         }
         row.file_name = release.filename.clone();
         row.dest_path = self.config.completed_dir.join(&release.filename);
-        if release.size == 0 || release.size > self.config.max_file_size {
-            return self.insert_failed(
-                row,
-                &format!(
-                    "size {} is outside 1..={} (downloads.max_file_size)",
-                    release.size, self.config.max_file_size
-                ),
-            );
-        }
         row.expected_bytes = release.size;
         row.etag = release.etag;
-        let id = self.registry.insert(&row)?;
-        if release.size != stub.length {
-            let detail = format!(
-                "the peer's file is {} bytes, the stub said {}",
-                release.size, stub.length
-            );
-            self.registry.add_event(id, EventKind::Queued, &detail)?;
-        }
-        log::info!(
-            "download queued id={id} peer={} item={} bytes={}",
-            peer.name,
-            stub.item_id,
-            release.size
-        );
-        self.enqueue(id);
-        Ok(Added::Queued(id))
+        Lookup::Found
     }
 
-    fn insert_failed(&self, mut row: NewDownload, error: &str) -> Result<Added> {
-        if row.file_name.is_empty() {
-            row.dest_path = PathBuf::new();
+    /// A new stub whose release already has a row that is not completed:
+    /// the row takes the new source. Its `.part` is kept only when it is a
+    /// prefix of the same representation (same size, and the same peer
+    /// and item, or an equal strong ETag); otherwise it starts from 0.
+    fn regrab(&self, row: &Download, new: &NewDownload) -> Result<Added> {
+        let same_source = row.peer == new.peer && row.item_id == new.item_id;
+        let same_etag = match (&row.etag, &new.etag) {
+            (Some(a), Some(b)) => a == b,
+            (None, _) | (_, None) => same_source,
+        };
+        let part_fits = row.expected_bytes == new.expected_bytes && same_etag;
+        let restart = (!part_fits && row.downloaded_bytes > 0).then_some("source_changed");
+        let mut detail = format!(
+            "{}: source {}/{} -> {}/{} ({} bytes)",
+            new.stub_name, row.peer, row.item_id, new.peer, new.item_id, new.expected_bytes
+        );
+        if row.status == Status::Failed {
+            detail.push_str(", starting over with fresh attempts");
         }
-        row.expected_bytes = row.expected_bytes.min(self.config.max_file_size);
+        {
+            // Under the slot lock, so no worker starts on the row meanwhile.
+            let slots = self.slots.lock();
+            if matches!(slots.get(&row.id), Some(Slot::Running(_))) {
+                return Ok(Added::Duplicate(row.id));
+            }
+            self.registry
+                .replace_source(row.id, new, restart, &detail)?;
+            if restart.is_some() {
+                truncate_part(&row.part_path).map_err(|e| {
+                    Error::io(format!("cannot truncate {}", row.part_path.display()), e)
+                })?;
+            }
+        }
+        log::info!("download grabbed again id={} {detail}", row.id);
+        self.enqueue(row.id);
+        Ok(Added::Regrabbed(row.id))
+    }
+
+    /// A new stub for a release with a row, whose own checks failed: the
+    /// row keeps its source (a failed row stays failed, with this error).
+    fn keep_source(&self, row: &Download, stub_name: &str, error: String) -> Result<Added> {
+        let detail = format!("{stub_name}: {error}");
+        if row.status == Status::Failed {
+            self.registry.transition(
+                row.id,
+                Status::Failed,
+                Some(&error),
+                EventKind::Failed,
+                &detail,
+            )?;
+        } else {
+            self.registry.add_event(
+                row.id,
+                EventKind::Regrabbed,
+                &format!("{detail}; the current source is kept"),
+            )?;
+        }
+        Ok(Added::Failed(row.id, error))
+    }
+
+    fn insert_failed(&self, row: NewDownload, error: &str) -> Result<Added> {
         let id = self.registry.insert(&row)?;
         self.registry
             .transition(id, Status::Failed, Some(error), EventKind::Failed, error)?;
@@ -260,6 +368,10 @@ impl Downloads {
             row.stub_name
         );
         Ok(Added::Failed(id, error.to_string()))
+    }
+
+    fn is_running(&self, id: i64) -> bool {
+        matches!(self.slots.lock().get(&id), Some(Slot::Running(_)))
     }
 
     /// Puts `id` in the job channel unless it is already waiting or running.
@@ -294,39 +406,101 @@ impl Downloads {
                 }
                 slots.insert(id, Slot::Running(live.clone()));
             }
-            let result = self.process(id, &live);
+            // An outcome that could not be recorded is recorded, not re-run:
+            // a hand-off that happened is never repeated.
+            let pending = self.unrecorded.lock().remove(&id);
+            let step = match pending {
+                Some(p) => Ok(Some(p)),
+                None => self.process(id, &live),
+            };
+            let failed = match step {
+                Ok(Some((row, outcome))) => self
+                    .record(&row, outcome.clone())
+                    .err()
+                    .map(|e| (e, Some((row, outcome)))),
+                Ok(None) => None,
+                Err(e) => Some((e, None)),
+            };
             {
+                // Only this worker's own slot: by now the retry timer may
+                // have handed the id to another worker.
                 let mut slots = self.slots.lock();
-                if matches!(slots.get(&id), Some(Slot::Running(_))) {
+                if matches!(slots.get(&id), Some(Slot::Running(l)) if Arc::ptr_eq(l, &live)) {
                     slots.remove(&id);
                 }
             }
-            if let Err(e) = result {
-                // The registry could not record the outcome (a full disk, a
-                // locked database): keep the download in hand and look again.
+            if let Some((e, unrecorded)) = failed {
+                // The registry could not record (a full disk, a locked
+                // database): keep the download in hand and look again.
                 log::error!("download error id={id} error={}", e.chain());
+                if let Some(p) = unrecorded {
+                    self.unrecorded.lock().insert(id, p);
+                }
                 self.schedule(id, self.config.disk_full_retry);
             }
         }
     }
 
-    fn process(&self, id: i64, live: &Live) -> Result<()> {
-        let Some(row) = self.registry.get(id)? else {
-            return Ok(());
+    /// Runs one attempt of `id`; the outcome is for the caller to record.
+    /// `Ok(None)`: nothing to record (the row is gone or not live, or its
+    /// outcome is already recorded).
+    fn process(&self, id: i64, live: &Live) -> Result<Option<(Download, Outcome)>> {
+        let Some(mut row) = self.registry.get(id)? else {
+            return Ok(None);
         };
         if !row.status.is_live() {
-            return Ok(());
+            return Ok(None);
+        }
+        if row.file_name.is_empty() || row.dest_path.as_os_str().is_empty() {
+            // Its stub failed a check (and it was retried): every check
+            // again before a byte moves.
+            let mut new = NewDownload {
+                stub_name: row.stub_name.clone(),
+                info_hash: row.info_hash.clone(),
+                peer: row.peer.clone(),
+                item_id: row.item_id.clone(),
+                title: row.title.clone(),
+                file_name: String::new(),
+                part_path: row.part_path.clone(),
+                dest_path: PathBuf::new(),
+                etag: None,
+                expected_bytes: row.expected_bytes,
+            };
+            let error = match self.lookup(&mut new) {
+                Lookup::Found => None,
+                Lookup::Failed(error) => Some(Outcome::Fatal { error }),
+                Lookup::Later(error) => Some(Outcome::Retry {
+                    error,
+                    retry_after: None,
+                }),
+            };
+            if let Some(outcome) = error {
+                return Ok(Some((row, outcome)));
+            }
+            let restart = (row.downloaded_bytes > new.expected_bytes).then_some("size_changed");
+            self.registry
+                .replace_source(id, &new, restart, "release checked again")?;
+            row = self
+                .registry
+                .get(id)?
+                .ok_or_else(|| Error::Runtime(format!("no download with id {id}")))?;
         }
         let Some(peer) = self.peers.iter().find(|p| p.name == row.peer) else {
             let error = format!("unknown peer {:?}", row.peer);
-            return self.registry.transition(
-                id,
-                Status::Failed,
-                Some(&error),
-                EventKind::Failed,
-                &error,
-            );
+            return Ok(Some((row, Outcome::Fatal { error })));
         };
+        // Rule 13 at run time: a final name already taken is never
+        // replaced, and is found out before anything is fetched.
+        if let Ok(meta) = std::fs::symlink_metadata(&row.dest_path) {
+            let outcome = if crate::reconcile::put_there_by_jack(&row, &meta) {
+                Outcome::Completed { fetched: 0 }
+            } else {
+                Outcome::Fatal {
+                    error: transfer::DESTINATION_EXISTS.into(),
+                }
+            };
+            return Ok(Some((row, outcome)));
+        }
         let on_disk = std::fs::metadata(&row.part_path)
             .map(|m| m.len())
             .unwrap_or(0);
@@ -352,11 +526,14 @@ impl Downloads {
             live,
             clock: self.clock.as_ref(),
             stopping: &self.stopping,
+            handoff: self.handoff,
         };
         let outcome = transfer::run(&cx, &row);
-        self.record(&row, outcome)
+        Ok(Some((row, outcome)))
     }
 
+    /// Records how an attempt ended. Fails only before anything of it is
+    /// recorded (its first registry write), so it can simply be called again.
     fn record(&self, row: &Download, outcome: Outcome) -> Result<()> {
         let id = row.id;
         let reg = &self.registry;
@@ -400,21 +577,11 @@ impl Downloads {
                     }
                     None => {
                         let error = format!("gave up after {attempts} attempts: {error}");
-                        reg.end_attempt(
-                            id,
-                            Status::Failed,
-                            Some(&error),
-                            EventKind::Failed,
-                            &error,
-                        )?;
-                        log::warn!("download failed id={id} error={error}");
+                        self.fail(row, &error)?;
                     }
                 }
             }
-            Outcome::Fatal { error } => {
-                reg.end_attempt(id, Status::Failed, Some(&error), EventKind::Failed, &error)?;
-                log::warn!("download failed id={id} error={error}");
-            }
+            Outcome::Fatal { error } => self.fail(row, &error)?,
             Outcome::Paused { error } => {
                 reg.transition(id, Status::Paused, Some(&error), EventKind::Paused, &error)?;
                 log::warn!("download paused id={id} error={error}");
@@ -425,6 +592,21 @@ impl Downloads {
                 reg.transition(id, Status::Queued, None, EventKind::Paused, detail)?;
             }
         }
+        Ok(())
+    }
+
+    /// The download fails for good: the row says why, and its stub is set
+    /// aside as `<name>.failed` (never read again; a re-grab writes a new one).
+    fn fail(&self, row: &Download, error: &str) -> Result<()> {
+        self.registry.end_attempt(
+            row.id,
+            Status::Failed,
+            Some(error),
+            EventKind::Failed,
+            error,
+        )?;
+        log::warn!("download failed id={} error={error}", row.id);
+        watch::set_aside(&self.config.watch_dir, &row.stub_name, "failed");
         Ok(())
     }
 
@@ -490,15 +672,45 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::io(format!("cannot start thread {name}"), e))
 }
 
-/// A bare file name: no separators, not `.`/`..`, no control characters,
-/// at most 255 bytes.
+/// A bare file name (`PROTOCOL.md` §2.2): no separators, not `.`/`..`,
+/// no control characters, at most 255 bytes, and not ending in `.part` or
+/// `.partial` in any case (names of unfinished files).
 pub fn safe_file_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
     !name.is_empty()
         && name.len() <= 255
         && name != "."
         && name != ".."
         && !name.contains(['/', '\\'])
         && !name.chars().any(char::is_control)
+        && !lower.ends_with(".part")
+        && !lower.ends_with(".partial")
+}
+
+/// Truncates a `.part` to 0 (one that does not exist is fine).
+fn truncate_part(path: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f.set_len(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Says at start-up how finished files will reach `completed_dir`.
+fn log_handoff(mode: handoff::Mode, d: &DownloadsConfig) {
+    log::info!(
+        "hand-off mode={} incomplete_dir={} completed_dir={}",
+        mode.as_str(),
+        d.incomplete_dir.display(),
+        d.completed_dir.display()
+    );
+    if mode == handoff::Mode::Copy {
+        log::warn!(
+            "incomplete_dir and completed_dir cannot be linked across (two filesystems, or two \
+             bind mounts of one): every finished file is copied, which takes time and twice its \
+             space for a while; mount one folder that holds both for instant hand-offs"
+        );
+    }
 }
 
 /// Removes a completed download's stub from the watch folder.
@@ -536,6 +748,8 @@ mod tests {
             "a\0b",
             "a\nb",
             &"x".repeat(256),
+            "movie.part",
+            "movie.PARTIAL",
         ] {
             assert!(!safe_file_name(bad), "{bad:?}");
         }

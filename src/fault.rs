@@ -7,6 +7,10 @@
 //!   `JACK_FAULT_DISK_LIMIT_FILE` (its content is the limit in bytes;
 //!   absent or empty means no limit), so a test can "free space" while the
 //!   daemon runs.
+//! * Two folders that cannot be linked or renamed across (two bind mounts
+//!   of one filesystem, or two filesystems): with `JACK_FAULT_EXDEV=1`,
+//!   every link or rename from `incomplete_dir` into `completed_dir` fails
+//!   with `EXDEV` ([`cross_device`]), so the copy hand-off runs.
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
 //!   it reaches [`crash_point`]`(name)`, as a power cut would.
 
@@ -44,6 +48,16 @@ pub fn check_write(end: u64) -> io::Result<()> {
     }
     #[cfg(not(debug_assertions))]
     let _ = end;
+    Ok(())
+}
+
+/// `Err(EXDEV)` when `JACK_FAULT_EXDEV=1`: called before every link or
+/// rename from `incomplete_dir` into `completed_dir`.
+pub fn cross_device() -> io::Result<()> {
+    #[cfg(debug_assertions)]
+    if std::env::var("JACK_FAULT_EXDEV").is_ok_and(|v| v == "1") {
+        return Err(io::Error::from_raw_os_error(18));
+    }
     Ok(())
 }
 

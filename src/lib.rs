@@ -11,6 +11,7 @@ pub mod db;
 pub mod downloads;
 pub mod error;
 pub mod fault;
+pub mod handoff;
 pub mod instance;
 pub mod logger;
 pub mod naming;

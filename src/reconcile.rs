@@ -6,8 +6,11 @@
 //! [`run`] looks at the disk, applies each decision, and records it as a
 //! `reconciled` event on the row (and in the log). It never deletes a file
 //! jack does not own: a `.part` without a row is moved to
-//! `incomplete_dir/orphaned/`, and a final file is only ever adopted, never
-//! removed.
+//! `incomplete_dir/orphaned/`, a final file is only ever adopted (with the
+//! evidence of rule 13: the registry recorded every byte durable and named
+//! that very file before the hand-off began), never removed; the only files
+//! it deletes are jack's own unfinished hand-off copies in `completed_dir`
+//! (hidden, never exposed), so the hand-off runs again.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -16,18 +19,20 @@ use std::path::{Path, PathBuf};
 use crate::config::DownloadsConfig;
 use crate::db::{Download, EventKind, Registry, Status};
 use crate::error::{Error, Result};
-use crate::transfer::sync_dir;
+use crate::handoff::{self, sync_dir};
+use crate::transfer::DESTINATION_EXISTS;
 
 /// What was found on disk for one live row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OnDisk {
     /// Length of the `.part`, if it exists.
     pub part: Option<u64>,
-    /// Length of the final file, if it exists.
+    /// Length of the final file, if something has the final name.
     pub dest: Option<u64>,
-    /// The `.part` and the final file are the same file (a crash between
-    /// the hard link and the unlink of the hand-off).
-    pub same_file: bool,
+    /// The final file is the one this node's hand-off gave the name to:
+    /// the `.part` itself (a crash between the hard link and the unlink),
+    /// or the file the registry recorded before the hand-off began.
+    pub dest_ours: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,18 +51,26 @@ pub enum Decision {
     Finalize,
     /// The hand-off happened but the row was not marked: adopt the final file.
     AdoptFinal,
-    /// The hand-off stopped between link and unlink: remove the second name.
+    /// The hand-off placed the final file but the `.part` name is still
+    /// there (a crash before its removal): remove it.
     FinishHandOff,
+    /// Something jack did not put there has the final name: the row fails
+    /// `destination exists`, the file is left untouched (rule 13).
+    DestinationExists,
 }
 
 /// The start-up table of the crash-recovery design, for one live row.
 pub fn decide(row: &Download, disk: OnDisk) -> Decision {
     let expected = row.expected_bytes;
-    if disk.same_file && disk.dest == Some(expected) {
-        return Decision::FinishHandOff;
+    if let Some(dest) = disk.dest {
+        let ours = disk.dest_ours && dest == expected && row.downloaded_bytes == expected;
+        return match (ours, disk.part) {
+            (true, Some(_)) => Decision::FinishHandOff,
+            (true, None) => Decision::AdoptFinal,
+            (false, _) => Decision::DestinationExists,
+        };
     }
     match disk.part {
-        None if disk.dest == Some(expected) => Decision::AdoptFinal,
         None if row.downloaded_bytes > 0 => Decision::RestartMissingPart,
         None => Decision::Resume,
         Some(len) if len > expected => Decision::TruncateTooLong { len },
@@ -80,6 +93,8 @@ pub struct Summary {
     pub decisions: Vec<(i64, Decision)>,
     pub superseded: Vec<i64>,
     pub orphans: Vec<PathBuf>,
+    /// Unfinished hand-off copies removed from `completed_dir`.
+    pub copies_removed: Vec<PathBuf>,
 }
 
 /// Reconciles every live row and the incomplete folder.
@@ -125,11 +140,12 @@ pub fn run(registry: &Registry, config: &DownloadsConfig) -> Result<Summary> {
         log::warn!("reconciled id={id} decision=superseded keeper={keeper}");
     }
     live.retain(|d| !summary.superseded.contains(&d.id));
+    summary.copies_removed = remove_unfinished_copies(registry, &live, &config.completed_dir)?;
 
     for row in live {
         let disk = look(row);
         let decision = decide(row, disk);
-        apply(registry, row, &decision)?;
+        apply(registry, config, row, &decision)?;
         if decision != Decision::Resume {
             log::info!("reconciled id={} decision={decision:?}", row.id);
         }
@@ -146,18 +162,92 @@ fn look(row: &Download) -> OnDisk {
     let dest = if row.dest_path.as_os_str().is_empty() {
         None
     } else {
-        std::fs::metadata(&row.dest_path).ok()
+        std::fs::symlink_metadata(&row.dest_path).ok()
     };
     let same_file =
         matches!((&part, &dest), (Some(p), Some(d)) if p.dev() == d.dev() && p.ino() == d.ino());
     OnDisk {
         part: part.map(|m| m.len()),
+        dest_ours: same_file
+            || dest
+                .as_ref()
+                .is_some_and(|d| recorded_as_handed_off(row, d)),
         dest: dest.map(|m| m.len()),
-        same_file,
     }
 }
 
-fn apply(registry: &Registry, row: &Download, decision: &Decision) -> Result<()> {
+/// Rule 13's evidence: the registry recorded every byte durable and named
+/// this very file (`dev:ino`) before the hand-off began.
+pub fn put_there_by_jack(row: &Download, dest: &std::fs::Metadata) -> bool {
+    row.downloaded_bytes == row.expected_bytes
+        && dest.len() == row.expected_bytes
+        && recorded_as_handed_off(row, dest)
+}
+
+fn recorded_as_handed_off(row: &Download, dest: &std::fs::Metadata) -> bool {
+    dest.is_file() && row.handoff_file.as_deref() == Some(handoff::file_id(dest).as_str())
+}
+
+/// Removes jack's own unfinished hand-off copies (and probe files) from
+/// the completed folders: they were never exposed, and the hand-off runs
+/// again from the `.part`, which is only removed once a copy is in place.
+fn remove_unfinished_copies(
+    registry: &Registry,
+    live: &[&Download],
+    completed: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<&Path> = vec![completed];
+    for d in live {
+        if let Some(p) = d.dest_path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !dirs.contains(&p)
+        {
+            dirs.push(p);
+        }
+    }
+    let mut removed = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let own = name.to_str().is_some_and(handoff::is_own_temp);
+            if !own || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
+            log::info!(
+                "reconciled: unfinished hand-off copy removed path={}",
+                path.display()
+            );
+            if let Some(row) = live.iter().find(|d| {
+                d.dest_path
+                    .parent()
+                    .is_some_and(|p| handoff::temp_path(p, &d.info_hash) == path)
+            }) {
+                registry.add_event(
+                    row.id,
+                    EventKind::Reconciled,
+                    "unfinished copy into completed_dir removed (never exposed): the hand-off runs again",
+                )?;
+            }
+            removed.push(path);
+        }
+        if !removed.is_empty() {
+            sync_dir(dir).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))?;
+        }
+    }
+    Ok(removed)
+}
+
+fn apply(
+    registry: &Registry,
+    config: &DownloadsConfig,
+    row: &Download,
+    decision: &Decision,
+) -> Result<()> {
     let id = row.id;
     let io = |what: &str, e| Error::io(format!("cannot {what} {}", row.part_path.display()), e);
     let note = |detail: &str| registry.add_event(id, EventKind::Reconciled, detail);
@@ -195,7 +285,7 @@ fn apply(registry: &Registry, row: &Download, decision: &Decision) -> Result<()>
         }
         Decision::Finalize => note("complete .part: finalize without a request"),
         Decision::AdoptFinal => {
-            let detail = "final file present, .part gone: the hand-off completed before the crash";
+            let detail = "final file present, .part gone: the hand-off completed before the stop";
             registry.transition(id, Status::Completed, None, EventKind::Reconciled, detail)
         }
         Decision::FinishHandOff => {
@@ -203,8 +293,23 @@ fn apply(registry: &Registry, row: &Download, decision: &Decision) -> Result<()>
             if let Some(dir) = row.part_path.parent() {
                 sync_dir(dir).map_err(|e| io("sync the folder of", e))?;
             }
-            let detail = "final file and .part were one file: hand-off finished";
+            let detail = "the hand-off had placed the final file; its .part name is removed";
             registry.transition(id, Status::Completed, None, EventKind::Reconciled, detail)
+        }
+        Decision::DestinationExists => {
+            let detail = format!(
+                "{} exists and jack did not put it there: left untouched",
+                row.dest_path.display()
+            );
+            registry.transition(
+                id,
+                Status::Failed,
+                Some(DESTINATION_EXISTS),
+                EventKind::Reconciled,
+                &detail,
+            )?;
+            crate::watch::set_aside(&config.watch_dir, &row.stub_name, "failed");
+            Ok(())
         }
     }
 }
@@ -282,14 +387,15 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             completed_at: None,
+            handoff_file: None,
         }
     }
 
-    fn disk(part: Option<u64>, dest: Option<u64>, same_file: bool) -> OnDisk {
+    fn disk(part: Option<u64>, dest: Option<u64>, dest_ours: bool) -> OnDisk {
         OnDisk {
             part,
             dest,
-            same_file,
+            dest_ours,
         }
     }
 
@@ -330,16 +436,30 @@ mod tests {
                 },
             ),
             (row(40, 100), disk(Some(40), None, false), Resume),
-            (row(100, 100), disk(None, Some(100), false), AdoptFinal),
-            (row(0, 100), disk(None, Some(100), false), AdoptFinal),
+            // The hand-off placed the file (the registry named it first).
+            (row(100, 100), disk(None, Some(100), true), AdoptFinal),
             (
                 row(100, 100),
                 disk(Some(100), Some(100), true),
                 FinishHandOff,
             ),
-            // Somebody else's file at the destination is never adopted.
-            (row(40, 100), disk(None, Some(7), false), RestartMissingPart),
-            (row(100, 100), disk(Some(100), Some(100), false), Finalize),
+            // Rule 13: somebody else's file at the destination is never
+            // adopted, whatever its size, and never replaced.
+            (
+                row(100, 100),
+                disk(None, Some(100), false),
+                DestinationExists,
+            ),
+            (row(0, 100), disk(None, Some(100), false), DestinationExists),
+            (row(40, 100), disk(None, Some(7), false), DestinationExists),
+            (
+                row(100, 100),
+                disk(Some(100), Some(100), false),
+                DestinationExists,
+            ),
+            // Named as ours, but not every byte was durable: not adopted.
+            (row(60, 100), disk(None, Some(100), true), DestinationExists),
+            (row(100, 100), disk(None, Some(99), true), DestinationExists),
         ];
         for (r, d, want) in cases {
             assert_eq!(decide(&r, d), want, "{d:?} durable={}", r.downloaded_bytes);

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::config::Peer;
 use crate::db::{Download, Registry};
+use crate::handoff::{self, Failure, HandOff};
 use crate::peer::PeerClient;
 use crate::retry::{self, Class};
 
@@ -166,6 +167,8 @@ pub struct Context<'a> {
     pub stopping: &'a AtomicBool,
     /// Wall-clock time for `Retry-After` dates.
     pub clock: &'a dyn Clock,
+    /// How finished files reach `completed_dir` (decided at start-up).
+    pub handoff: handoff::Mode,
 }
 
 /// Failures inside an attempt, before they are classified.
@@ -236,6 +239,16 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         part.set_len(offset)
             .map_err(|e| Stop::Disk(e, "truncate"))?;
     }
+    if on_disk < row.downloaded_bytes {
+        // The `.part` lost bytes the registry counted: claim only what is
+        // there before anything new is written.
+        log::warn!(
+            "data lost id={} part_bytes={on_disk} recorded_bytes={}: resuming from the .part",
+            row.id,
+            row.downloaded_bytes
+        );
+        checkpoint(cx, row.id, &part, offset)?;
+    }
     let mut fetched = 0u64;
     loop {
         cx.live.store(offset, Ordering::Relaxed);
@@ -289,15 +302,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                 finalize(cx, row, &mut part)?;
                 return Ok(Outcome::Completed { fetched });
             }
-            Verdict::Restart { reason } => {
-                part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
-                cx.registry.record_restart(row.id, &reason)?;
-                cx.registry.set_etag(row.id, None)?;
-                return Ok(Outcome::Retry {
-                    error: format!("restarted from byte 0: {reason}"),
-                    retry_after: None,
-                });
-            }
+            Verdict::Restart { reason } => return restart_from_zero(cx, row, &part, &reason),
             Verdict::Status(status) => {
                 let after = retry_after
                     .as_deref()
@@ -314,10 +319,11 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             }
         };
         if let Some(reason) = reason {
-            part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
+            // The registry lets go of the bytes before the file does.
             if offset > 0 {
                 cx.registry.record_restart(row.id, reason)?;
             }
+            part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
             offset = 0;
         }
         if resp_etag != etag && resp_etag.is_some() {
@@ -325,23 +331,62 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             cx.registry.set_etag(row.id, etag.as_deref())?;
         }
         let body = resp.body_mut().as_reader();
-        let got = append(cx, row.id, &mut part, body, offset, end)?;
+        let sized = content_length.is_some();
+        let got = append(cx, row.id, &mut part, body, offset, end, sized)?;
         fetched += got.bytes;
         offset += got.bytes;
-        if let Some(err) = got.error {
-            return Ok(err);
+        match got.end {
+            End::Whole => {}
+            End::Early(outcome) => return Ok(outcome),
+            End::Longer => {
+                return restart_from_zero(
+                    cx,
+                    row,
+                    &part,
+                    "size_changed: the body ran past its end",
+                );
+            }
         }
     }
 }
 
+/// Rule 8: write nothing more, truncate to 0, record why, try again.
+fn restart_from_zero(
+    cx: &Context<'_>,
+    row: &Download,
+    part: &File,
+    reason: &str,
+) -> Result<Outcome, Stop> {
+    cx.registry.record_restart(row.id, reason)?;
+    part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
+    cx.registry.set_etag(row.id, None)?;
+    Ok(Outcome::Retry {
+        error: format!("restarted from byte 0: {reason}"),
+        retry_after: None,
+    })
+}
+
 struct Appended {
     bytes: u64,
-    /// Why the body stopped early (network error, stall, shutdown).
-    error: Option<Outcome>,
+    end: End,
+}
+
+/// How a body ended.
+enum End {
+    /// Exactly at the end it promised.
+    Whole,
+    /// Before it (network error, stall, shutdown): keep what arrived.
+    Early(Outcome),
+    /// An unsized body went on past the expected end (rule 12).
+    Longer,
 }
 
 /// Appends the body at `offset` up to `end` (exclusive), never past it, with
-/// checkpoints; a short body keeps what arrived.
+/// checkpoints; a short body keeps what arrived. A body without
+/// `Content-Length` (`sized` false) must prove it ends at `end` (rule 12):
+/// one more byte is read; until that read says "end of body" the last byte
+/// is not claimed durable, so a later attempt asks for it again (with a
+/// checked `Content-Range`) rather than trusting an unproven end.
 fn append(
     cx: &Context<'_>,
     id: i64,
@@ -349,13 +394,14 @@ fn append(
     mut body: impl Read,
     offset: u64,
     end: u64,
+    sized: bool,
 ) -> Result<Appended, Stop> {
     part.seek(SeekFrom::Start(offset))
         .map_err(|e| Stop::Disk(e, "seek"))?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut pos = offset;
     let mut last_sync = (pos, Instant::now());
-    let mut error = None;
+    let mut error: Option<Outcome> = None;
     while pos < end {
         if cx.stopping.load(Ordering::Relaxed) {
             error = Some(Outcome::Interrupted);
@@ -386,16 +432,50 @@ fn append(
         }
         pos += n as u64;
         cx.live.store(pos, Ordering::Relaxed);
-        if pos - last_sync.0 >= CHECKPOINT_BYTES || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL {
+        let due =
+            pos - last_sync.0 >= CHECKPOINT_BYTES || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
+        if due && pos < end {
             checkpoint(cx, id, part, pos)?;
             last_sync = (pos, Instant::now());
         }
     }
-    checkpoint(cx, id, part, pos)?;
+    let mut durable = pos;
+    let end = match error {
+        Some(outcome) => End::Early(outcome),
+        None if sized => End::Whole,
+        None => match read_past_end(&mut body) {
+            Ok(false) => End::Whole,
+            Ok(true) => {
+                return Ok(Appended {
+                    bytes: pos - offset,
+                    end: End::Longer,
+                });
+            }
+            Err(e) => {
+                durable = pos - 1;
+                End::Early(network_failure(&format!(
+                    "cannot tell whether the body ends at byte {end}: {e}"
+                )))
+            }
+        },
+    };
+    checkpoint(cx, id, part, durable)?;
     Ok(Appended {
-        bytes: pos - offset,
-        error,
+        bytes: durable - offset,
+        end,
     })
+}
+
+/// Whether a body has anything left to read (rule 12's one byte past).
+fn read_past_end(body: &mut impl Read) -> std::io::Result<bool> {
+    let mut one = [0u8; 1];
+    loop {
+        match body.read(&mut one) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Rule 10: `fdatasync` the `.part`, then commit `downloaded_bytes`.
@@ -415,8 +495,8 @@ fn network_failure(error: &str) -> Outcome {
     }
 }
 
-/// Rule 11: sync, check the length, rename without replacing, sync the
-/// directories. The caller marks the row completed.
+/// Rule 11: sync, check the length, then the hand-off (`handoff`). The
+/// caller marks the row completed.
 fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Stop> {
     part.sync_all().map_err(|e| Stop::Disk(e, "sync"))?;
     let len = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?.len();
@@ -431,51 +511,24 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
         )));
     }
     crate::fault::crash_point("finalize:after_fsync");
-    match rename_no_replace(&row.part_path, &row.dest_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Stop::Outcome(Outcome::Fatal {
-                error: "destination exists".into(),
-            }));
-        }
-        Err(e) => return Err(Stop::Disk(e, "move into place")),
-    }
-    crate::fault::crash_point("finalize:after_rename");
-    for dir in [row.dest_path.parent(), row.part_path.parent()]
-        .into_iter()
-        .flatten()
-    {
-        sync_dir(dir).map_err(|e| Stop::Disk(e, "sync the folder of"))?;
-    }
-    crate::fault::crash_point("finalize:after_dir_fsync");
-    Ok(())
+    let handoff = HandOff {
+        registry: cx.registry,
+        mode: cx.handoff,
+        stopping: cx.stopping,
+    };
+    handoff.run(row, part).map_err(|f| match f {
+        Failure::DestinationExists => Stop::Outcome(Outcome::Fatal {
+            error: DESTINATION_EXISTS.into(),
+        }),
+        Failure::Interrupted => Stop::Outcome(Outcome::Interrupted),
+        Failure::Io(e, what) => Stop::Disk(e, what),
+        Failure::Db(e) => Stop::Db(e),
+    })
 }
 
-/// Moves `from` to `to`, failing with `AlreadyExists` rather than replacing
-/// a file: a hard link (which never replaces) then removing `from`. Where
-/// the filesystem has no hard links, a checked rename.
-pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    match std::fs::hard_link(from, to) {
-        Ok(()) => {
-            crate::fault::crash_point("finalize:after_link");
-            std::fs::remove_file(from)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => {
-            if to.exists() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "destination exists",
-                ));
-            }
-            std::fs::rename(from, to)
-        }
-    }
-}
-
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+/// The error of a download whose final name is taken by a file jack did
+/// not put there (left untouched).
+pub const DESTINATION_EXISTS: &str = "destination exists";
 
 /// The `.part` path of a download: one per info-hash, so two stubs that
 /// name the same destination never share a `.part`.
@@ -615,21 +668,5 @@ mod tests {
         ] {
             assert_eq!(parse_content_range(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn rename_never_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::write(&a, b"new").unwrap();
-        std::fs::write(&b, b"old").unwrap();
-        let err = rename_no_replace(&a, &b).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read(&b).unwrap(), b"old");
-        assert!(a.exists());
-        std::fs::remove_file(&b).unwrap();
-        rename_no_replace(&a, &b).unwrap();
-        assert!(!a.exists());
-        assert_eq!(std::fs::read(&b).unwrap(), b"new");
     }
 }

@@ -3,11 +3,15 @@
 //! The `watch` thread polls `downloads.watch_dir` every `scan_interval_ms`.
 //! A stub is read only once it has stopped changing (same size and
 //! modification time on two polls in a row: *arr writes stubs in chunks),
-//! and handed to [`Downloads::add_stub`] once. A broken stub is renamed
-//! `<name>.invalid` and recorded with its reason (never deleted); a stub
-//! whose peer cannot be reached right now is tried again later. Completed
-//! downloads remove their stub (in `downloads`). Each poll also picks up
-//! `queued` rows nobody is working on (`jack retry`).
+//! and handed to [`Downloads::add_stub`] once, across restarts too: the
+//! registry remembers each processed stub by name, length and modification
+//! time, so only a stub written anew (a re-grab) is read again. A broken
+//! stub is renamed `<name>.invalid` and recorded with its reason; a stub
+//! whose download fails for good becomes `<name>.failed` (in `downloads`);
+//! neither is ever deleted or read again. A stub whose peer cannot be
+//! reached right now is tried again later. Completed downloads remove their
+//! stub (in `downloads`). Each poll also picks up `queued` rows nobody is
+//! working on (`jack retry`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::downloads::{Added, Downloads};
 use crate::error::{Error, Result};
+use crate::handoff::rename_no_replace;
 use crate::stub::MAX_STUB_BYTES;
 
 /// A stub whose peer was unreachable is tried again after this long.
@@ -134,11 +139,26 @@ fn poll(
         if prev.done || prev.not_before.is_some_and(|t| Instant::now() < t) {
             continue;
         }
-        let outcome = handle(downloads, dir, &name, now.len);
-        let entry = seen.entry(name).or_insert(now);
+        let modified = modified_ns(now.modified);
+        let registry = downloads.registry();
+        let outcome = match registry.stub_seen(&name, now.len, modified) {
+            // Processed before (by an earlier run): never again.
+            Ok(true) => None,
+            Ok(false) => handle(downloads, dir, &name, now.len),
+            Err(e) => {
+                log::error!("cannot read processed stubs stub={name} error={e}");
+                Some(LATER)
+            }
+        };
+        let entry = seen.entry(name.clone()).or_insert(now);
         match outcome {
             Some(later) => entry.not_before = Some(Instant::now() + later),
-            None => entry.done = true,
+            None => {
+                entry.done = true;
+                if let Err(e) = registry.remember_stub(&name, now.len, modified) {
+                    log::error!("cannot record a processed stub stub={name} error={e}");
+                }
+            }
         }
     }
     seen.retain(|name, _| present.contains(name));
@@ -163,11 +183,12 @@ fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Dur
     match result {
         Ok(Added::Queued(id)) => log::info!("stub accepted stub={name} id={id}"),
         Ok(Added::Duplicate(id)) => log::info!("stub already known stub={name} id={id}"),
-        Ok(Added::Requeued(id)) => {
-            log::info!("stub requeued a failed download stub={name} id={id}")
+        Ok(Added::Regrabbed(id)) => {
+            log::info!("stub gave its download a new source stub={name} id={id}")
         }
         Ok(Added::Failed(id, e)) => {
-            log::warn!("stub recorded as failed stub={name} id={id} error={e}")
+            log::warn!("stub recorded as failed stub={name} id={id} error={e}");
+            set_aside(dir, name, "failed");
         }
         Ok(Added::Later(e)) => {
             log::warn!("peer unavailable, stub kept for later stub={name} error={e}");
@@ -175,10 +196,7 @@ fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Dur
         }
         Ok(Added::Invalid(reason)) => {
             log::warn!("invalid stub stub={name} reason={reason}");
-            let renamed = dir.join(format!("{name}.invalid"));
-            if let Err(e) = std::fs::rename(&path, &renamed) {
-                log::warn!("cannot rename invalid stub stub={name} error={e}");
-            }
+            set_aside(dir, name, "invalid");
             if let Err(e) = downloads.registry().record_invalid_stub(name, &reason) {
                 log::error!("cannot record invalid stub stub={name} error={e}");
             }
@@ -189,4 +207,39 @@ fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Dur
         }
     }
     None
+}
+
+/// Renames the stub `name` in `dir` to `<name>.<kind>` (`invalid`,
+/// `failed`), never replacing a stub set aside earlier (`<name>.2.<kind>`
+/// and so on). A stub that is not there (added through an API) is fine.
+pub fn set_aside(dir: &Path, name: &str, kind: &str) {
+    if !crate::downloads::safe_file_name(name) {
+        return;
+    }
+    let from = dir.join(name);
+    for n in 1..100 {
+        let to = match n {
+            1 => dir.join(format!("{name}.{kind}")),
+            n => dir.join(format!("{name}.{n}.{kind}")),
+        };
+        match rename_no_replace(&from, &to) {
+            Ok(()) => {
+                log::info!("stub set aside stub={name} as={}", to.display());
+                return;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                log::warn!("cannot set aside stub={name} as={kind} error={e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Nanoseconds since the epoch (0 when unknown), what the registry keeps.
+fn modified_ns(t: Option<SystemTime>) -> i64 {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
 }

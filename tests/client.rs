@@ -332,12 +332,13 @@ fn gives_up_after_max_attempts_and_keeps_the_part() {
             .count(),
         0
     );
-    // Grabbing the same stub again resumes it from the .part, with fresh
-    // attempts (`jack retry` does the same through the registry).
+    // Grabbing the same release again (same source) resumes it from the
+    // .part, with fresh attempts (`jack retry` does the same through the
+    // registry).
     let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
     assert_eq!(
         bed.downloads.add_stub("m.torrent", &stub).unwrap(),
-        Added::Requeued(id)
+        Added::Regrabbed(id)
     );
     let row = bed.wait_done(id);
     assert_eq!(row.status, Status::Completed);
@@ -363,7 +364,10 @@ fn an_existing_destination_is_never_overwritten() {
         (Status::Failed, Some("destination exists"))
     );
     assert_eq!(std::fs::read(bed.completed("m.mkv")).unwrap(), b"mine");
-    assert!(row.part_path.exists(), "the complete .part is kept");
+    assert!(
+        peer.file_requests().is_empty(),
+        "found out before a byte was fetched"
+    );
 }
 
 /// Rows and `.part` files as a crash left them, then a start.

@@ -176,8 +176,16 @@ fn start_up_reconciliation_table() {
     let shorter = s.row("shorter", 100, 40, Some(&[1; 30]));
     let too_long = s.row("toolong", 100, 0, Some(&[1; 150]));
     let exact = s.row("exact", 100, 100, Some(&[1; 100]));
+    // The hand-off named the file in the registry, then placed it.
     let adopted = s.row("adopted", 100, 100, None);
     std::fs::write(s.dest("adopted"), [1; 100]).unwrap();
+    let meta = std::fs::metadata(s.dest("adopted")).unwrap();
+    s.registry
+        .set_handoff_file(adopted, &jack::handoff::file_id(&meta))
+        .unwrap();
+    // The operator's own file of the same size at a row's destination.
+    let foreign = s.row("foreign", 100, 0, None);
+    std::fs::write(s.dest("foreign"), [2; 100]).unwrap();
     let linked = s.row("linked", 100, 100, Some(&[1; 100]));
     std::fs::hard_link(
         s.config.downloads.incomplete_dir.join("linked.part"),
@@ -257,6 +265,13 @@ fn start_up_reconciliation_table() {
     assert_eq!(decision(exact), Some(Decision::Finalize));
     // Final file present, .part absent: completed, no re-download.
     assert_eq!(s.get(adopted).status, Status::Completed);
+    // Rule 13: a file jack never wrote is not adopted, and left untouched.
+    assert_eq!(decision(foreign), Some(Decision::DestinationExists));
+    assert_eq!(
+        (s.get(foreign).status, s.get(foreign).error.as_deref()),
+        (Status::Failed, Some("destination exists"))
+    );
+    assert_eq!(std::fs::read(s.dest("foreign")).unwrap(), [2; 100]);
     // Crash between link and unlink: the second name goes, the file stays.
     assert_eq!(s.get(linked).status, Status::Completed);
     assert!(!s.get(linked).part_path.exists() && s.dest("linked").exists());
@@ -283,7 +298,7 @@ fn start_up_reconciliation_table() {
     );
     // Every decision that changed something left a reconciled event.
     for id in [
-        missing, longer, shorter, too_long, exact, adopted, linked, dup_a,
+        missing, longer, shorter, too_long, exact, adopted, foreign, linked, dup_a,
     ] {
         assert!(
             !s.reconciled(id).is_empty(),

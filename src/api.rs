@@ -174,7 +174,9 @@ impl Api {
             Precondition::NotModified => return validators(Reply::not_modified()),
             Precondition::Failed => return Reply::empty(412),
         }
-        let mut range_header = header(req, "Range").filter(|_| *req.method() == Method::Get);
+        // Two `Range` fields join into a list of ranges: ignored, as one
+        // field with two ranges is.
+        let mut range_header = header_list(req, "Range").filter(|_| *req.method() == Method::Get);
         if let Some(if_range) = header(req, "If-Range")
             && !range::if_range_allows(if_range, &opened.etag, &last_modified)
         {
@@ -190,7 +192,7 @@ impl Api {
             ));
             validators(r)
         };
-        match range::select(range_header, size) {
+        match range::select(range_header.as_deref(), size) {
             Selection::Full => common(Reply::file(200, opened.file, 0, size)),
             Selection::Partial { first, last } => {
                 common(Reply::file(206, opened.file, first, last - first + 1))

@@ -148,6 +148,19 @@ fn range_table_row_by_row() {
             (416, Some("bytes */0"))
         );
     }
+    // Two Range fields are ignored like two ranges in one: 200, whole file.
+    let two = request(
+        node.addr,
+        "GET",
+        &url,
+        &[
+            ("X-Api-Key", KEY),
+            ("Range", "bytes=0-1"),
+            ("Range", "bytes=5-6"),
+        ],
+    );
+    assert_eq!(two.status, 200);
+    assert!(two.body == data, "the whole file");
     // A Range header over 1 KiB is 416 without parsing.
     let long = format!("bytes={}0-1", " ".repeat(1100));
     assert_eq!(get(Some(&long)).status, 416);

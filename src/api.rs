@@ -3,8 +3,9 @@
 //!
 //! Translates requests into calls on the catalogue and results into JSON
 //! or file replies. Authentication is checked here, before anything under
-//! `/peer/` or `/handshake` is looked at, with one uniform 401. Holds no
-//! state of its own beyond shared handles, and never touches SQL.
+//! `/peer/` or `/handshake` is looked at, with one uniform 401 (with
+//! `WWW-Authenticate`); every answer there carries `Cache-Control: private`.
+//! Holds no state of its own beyond shared handles, and never touches SQL.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use tiny_http::{Method, Request};
 
 use crate::catalogue::{Catalogue, Query, imdb_number};
 use crate::config::Secret;
-use crate::range::{self, Selection};
+use crate::range::{self, Conditions, Precondition, Selection};
 use crate::server::{Handler, Reply, redact_query};
 
 /// The peer protocol version this node speaks.
@@ -70,8 +71,17 @@ impl Api {
         if path != "/handshake" && !path.starts_with("/peer/") {
             return not_found();
         }
+        // Key-protected answers, 401s included, are never for shared caches.
+        self.peer(req, path, query)
+            .with_header("Cache-Control", "private")
+    }
+
+    /// `/handshake` and `/peer/*`: the key first, then the route.
+    fn peer(&self, req: &Request, path: &str, query: &str) -> Reply {
+        let method = req.method();
         let Some(owner) = self.caller(req) else {
-            return Reply::error(401, "UNAUTHORIZED", "Unauthorized");
+            return Reply::error(401, "UNAUTHORIZED", "Unauthorized")
+                .with_header("WWW-Authenticate", "Bearer realm=\"jack\"");
         };
         log::debug!("peer request caller={owner} method={method} path={path}");
         let segments: Vec<&str> = path.split('/').skip(1).collect();
@@ -89,10 +99,7 @@ impl Api {
             }),
             ["peer", "search"] => get_only(method, || self.search(query)),
             ["peer", "items", id] => get_only(method, || match decode_id(id) {
-                Some(id) => match self.catalogue.get(&id) {
-                    Some(release) => Reply::json(200, &release.to_json()),
-                    None => not_found(),
-                },
+                Some(id) => self.item(&id),
                 None => not_found(),
             }),
             ["peer", "items", id, "file"] => match method {
@@ -122,15 +129,23 @@ impl Api {
         Reply::json(200, &serde_json::json!({ "items": items }))
     }
 
-    /// `GET`/`HEAD /peer/items/{id}/file`: the byte-range table of §2.3.
+    /// `GET /peer/items/{id}`: the release, with the size and ETag the
+    /// file endpoint serves right now.
+    fn item(&self, id: &str) -> Reply {
+        match self.catalogue.get(id) {
+            Ok(Some(release)) => Reply::json(200, &release.to_json()),
+            Ok(None) => not_found(),
+            Err(e) => cannot_read(id, &e),
+        }
+    }
+
+    /// `GET`/`HEAD /peer/items/{id}/file`: the preconditions, then the
+    /// byte-range table of §2.3.
     fn file(&self, req: &Request, id: &str) -> Reply {
         let opened = match self.catalogue.open(id) {
             Ok(Some(f)) => f,
             Ok(None) => return not_found(),
-            Err(e) => {
-                log::warn!("cannot open a library file id={id} error={e}");
-                return Reply::error(500, "INTERNAL", "Cannot read the file");
-            }
+            Err(e) => return cannot_read(id, &e),
         };
         let size = opened.size;
         let last_modified = httpdate::fmt_http_date(opened.modified);
@@ -140,12 +155,28 @@ impl Api {
                 .push(("Last-Modified".into(), last_modified.clone()));
             r
         };
-        if let Some(inm) = header(req, "If-None-Match")
-            && range::if_none_match(inm, &opened.etag)
-        {
-            return validators(Reply::empty(304));
+        let (if_match, if_none_match) = (
+            header_list(req, "If-Match"),
+            header_list(req, "If-None-Match"),
+        );
+        let (if_unmodified_since, if_modified_since) = (
+            header_list(req, "If-Unmodified-Since"),
+            header_list(req, "If-Modified-Since"),
+        );
+        let conditions = Conditions {
+            if_match: if_match.as_deref(),
+            if_unmodified_since: if_unmodified_since.as_deref(),
+            if_none_match: if_none_match.as_deref(),
+            if_modified_since: if_modified_since.as_deref(),
+        };
+        match range::preconditions(&conditions, &opened.etag, opened.modified) {
+            Precondition::Proceed => {}
+            Precondition::NotModified => return validators(Reply::not_modified()),
+            Precondition::Failed => return Reply::empty(412),
         }
-        let mut range_header = header(req, "Range").filter(|_| *req.method() == Method::Get);
+        // Two `Range` fields join into a list of ranges: ignored, as one
+        // field with two ranges is.
+        let mut range_header = header_list(req, "Range").filter(|_| *req.method() == Method::Get);
         if let Some(if_range) = header(req, "If-Range")
             && !range::if_range_allows(if_range, &opened.etag, &last_modified)
         {
@@ -161,7 +192,7 @@ impl Api {
             ));
             validators(r)
         };
-        match range::select(range_header, size) {
+        match range::select(range_header.as_deref(), size) {
             Selection::Full => common(Reply::file(200, opened.file, 0, size)),
             Selection::Partial { first, last } => {
                 common(Reply::file(206, opened.file, first, last - first + 1))
@@ -207,6 +238,11 @@ fn parse_search(query: &str) -> Result<Query, String> {
     Ok(q)
 }
 
+fn cannot_read(id: &str, e: &std::io::Error) -> Reply {
+    log::warn!("cannot open a library file id={id} error={e}");
+    Reply::error(500, "INTERNAL", "Cannot read the file")
+}
+
 fn not_found() -> Reply {
     Reply::error(404, "NOT_FOUND", "Not found")
 }
@@ -227,6 +263,18 @@ fn header<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
         .iter()
         .find(|h| h.field.equiv(name))
         .map(|h| h.value.as_str())
+}
+
+/// Every field `name` of the request joined into one list (RFC 9110 §5.3),
+/// `None` when there is none. Two dates make a list, which no date parses.
+fn header_list(req: &Request, name: &'static str) -> Option<String> {
+    let values: Vec<&str> = req
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).

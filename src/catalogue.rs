@@ -318,9 +318,25 @@ impl Catalogue {
             .collect()
     }
 
-    pub fn get(&self, id: &str) -> Option<Release> {
+    /// The release of `id` with the size, ETag and date of its file as the
+    /// file endpoint would serve it now: one `stat` with the checks of
+    /// [`Catalogue::open`], no scan. `Ok(None)` when `open` would find nothing.
+    pub fn get(&self, id: &str) -> std::io::Result<Option<Release>> {
         let snap = self.snapshot();
-        self.find(&snap, id).map(|it| self.release(it))
+        let Some((item, real)) = self.locate(&snap, id) else {
+            return Ok(None);
+        };
+        let meta = match std::fs::metadata(&real) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut release = self.release(item);
+        release.size = meta.len();
+        release.etag = etag(&meta);
+        release.publish_date = publish_date(modified_secs(&meta));
+        Ok(Some(release))
     }
 
     /// The item of `id` in `snap`: library name, kind and hash must all match.
@@ -366,7 +382,7 @@ impl Catalogue {
             resolution: facts.resolution,
             release_group: facts.release_group,
             series_title: facts.series_title,
-            publish_date: rfc3339(UNIX_EPOCH + Duration::from_secs(item.modified)),
+            publish_date: publish_date(item.modified),
             etag: etag_text(&item.etag),
         }
     }
@@ -376,18 +392,9 @@ impl Catalogue {
     /// regular file, or now resolves outside its library.
     pub fn open(&self, id: &str) -> std::io::Result<Option<OpenFile>> {
         let snap = self.snapshot();
-        let Some(item) = self.find(&snap, id) else {
+        let Some((item, real)) = self.locate(&snap, id) else {
             return Ok(None);
         };
-        let root = &self.roots[usize::from(item.library)];
-        let path = root.path.join(&*item.rel_path);
-        let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.path.canonicalize()) else {
-            return Ok(None);
-        };
-        if !real.starts_with(&real_root) {
-            log::warn!("refusing a file that now resolves outside its library id={id}");
-            return Ok(None);
-        }
         let file = match File::open(&real) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -408,6 +415,23 @@ impl Catalogue {
                 .to_string(),
             file,
         }))
+    }
+
+    /// The item of `id` and the real path of its file, re-resolved now;
+    /// `None` when the id is unknown, the path is gone, or it now resolves
+    /// outside its library.
+    fn locate<'s>(&self, snap: &'s Snapshot, id: &str) -> Option<(&'s Item, PathBuf)> {
+        let item = self.find(snap, id)?;
+        let root = &self.roots[usize::from(item.library)];
+        let path = root.path.join(&*item.rel_path);
+        let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.path.canonicalize()) else {
+            return None;
+        };
+        if !real.starts_with(&real_root) {
+            log::warn!("refusing a file that now resolves outside its library id={id}");
+            return None;
+        }
+        Some((item, real))
     }
 }
 
@@ -435,6 +459,15 @@ fn etag_bytes(meta: &std::fs::Metadata) -> [u8; 12] {
     let mut out = [0u8; 12];
     out.copy_from_slice(&digest[..12]);
     out
+}
+
+/// Modification time in whole seconds since the epoch (0 before it).
+fn modified_secs(meta: &std::fs::Metadata) -> u64 {
+    meta.mtime().max(0) as u64
+}
+
+fn publish_date(modified_secs: u64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_secs(modified_secs))
 }
 
 fn etag_text(bytes: &[u8; 12]) -> String {
@@ -564,7 +597,7 @@ fn scan_library(
                 out.push(Item {
                     id_hash: id_hash(root, rel),
                     size: meta.len(),
-                    modified: meta.mtime().max(0) as u64,
+                    modified: modified_secs(&meta),
                     etag: etag_bytes(&meta),
                     keys: SearchKeys {
                         tmdb: facts.tmdb_id,
@@ -653,7 +686,7 @@ mod tests {
         assert_eq!(json["tmdbId"], 603);
         assert_eq!(json["quality"]["resolution"], 1080);
         assert!(json["publishDate"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(cat.get(&matrix.id).unwrap(), *matrix);
+        assert_eq!(cat.get(&matrix.id).unwrap().unwrap(), *matrix);
         assert_eq!(
             cat.search(&Query {
                 tmdb_id: Some(603),
@@ -775,6 +808,29 @@ mod tests {
             .unwrap();
         assert!(cat.open(&id).unwrap().is_none());
         assert!(cat.open("m:movie:0000000000000000").unwrap().is_none());
+    }
+
+    #[test]
+    fn get_reports_the_file_as_it_is_now_without_a_rescan() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("A.2000.mkv");
+        touch(&p, 4);
+        let cat = Catalogue::new(&[lib("m", dir.path(), Category::Movies)], 1000);
+        cat.rescan();
+        let id = cat.search(&Query::default())[0].id.clone();
+        let before = cat.get(&id).unwrap().unwrap();
+        fs::write(&p, b"longer now").unwrap();
+        let now = cat.get(&id).unwrap().unwrap();
+        let opened = cat.open(&id).unwrap().unwrap();
+        assert_eq!((now.size, &now.etag), (10, &opened.etag));
+        assert_ne!(now.etag, before.etag);
+        assert_eq!(
+            cat.search(&Query::default())[0].size,
+            4,
+            "search keeps the scan"
+        );
+        fs::remove_file(&p).unwrap();
+        assert_eq!(cat.get(&id).unwrap(), None);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Byte ranges and conditional requests (`PROTOCOL.md` §2.3), as pure
 //! functions: given the request's headers and the file's size, ETag and
-//! `Last-Modified`, what is answered.
+//! modification time, what is answered.
 //!
 //! No I/O here. All offsets are u64 and every number is parsed with
 //! overflow checks; nothing in a header can make this module panic.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A `Range` header longer than this is answered 416 without parsing.
 pub const MAX_RANGE_HEADER: usize = 1024;
@@ -108,14 +110,91 @@ pub fn if_range_allows(if_range: &str, etag: &str, last_modified: &str) -> bool 
     v == last_modified
 }
 
+/// The conditional headers of a GET or HEAD, each `None` when absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Conditions<'a> {
+    pub if_match: Option<&'a str>,
+    pub if_unmodified_since: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub if_modified_since: Option<&'a str>,
+}
+
+/// What the preconditions of a request decide, before `If-Range` and `Range`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Every condition holds (or none was asked): go on to the range.
+    Proceed,
+    /// `304`: the client's copy is current.
+    NotModified,
+    /// `412`, no body.
+    Failed,
+}
+
+/// Evaluates the preconditions of a GET or HEAD of an existing file served
+/// with the strong `etag` and modified at `modified`, in the order of RFC
+/// 9110 §13.2.2: `If-Match`, else `If-Unmodified-Since` (412); then
+/// `If-None-Match`, else `If-Modified-Since` (304). A date that does not
+/// parse is ignored; dates compare at one-second resolution, as
+/// `Last-Modified` is sent.
+pub fn preconditions(c: &Conditions<'_>, etag: &str, modified: SystemTime) -> Precondition {
+    let failed = match (c.if_match, c.if_unmodified_since) {
+        (Some(tags), _) => !if_match(tags, etag),
+        (None, Some(date)) => modified_since(modified, date) == Some(true),
+        (None, None) => false,
+    };
+    if failed {
+        return Precondition::Failed;
+    }
+    let not_modified = match (c.if_none_match, c.if_modified_since) {
+        (Some(tags), _) => if_none_match(tags, etag),
+        (None, Some(date)) => modified_since(modified, date) == Some(false),
+        (None, None) => false,
+    };
+    if not_modified {
+        Precondition::NotModified
+    } else {
+        Precondition::Proceed
+    }
+}
+
+/// `If-Match`: true for `*` or when a listed tag is `etag` by strong
+/// comparison (a weak tag never matches).
+fn if_match(header: &str, etag: &str) -> bool {
+    !etag.starts_with("W/") && entity_tags(header).any(|t| t == "*" || t == etag)
+}
+
 /// `If-None-Match`: true when any listed tag matches `etag` (weak
 /// comparison, as RFC 9110 asks for this header), or for `*`.
-pub fn if_none_match(header: &str, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+fn if_none_match(header: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
     let ours = bare(etag);
+    entity_tags(header).any(|t| t == "*" || bare(t) == ours)
+}
+
+/// The members of an entity-tag list (`*`, `"x"`, `W/"x"`), trimmed,
+/// empty ones skipped; a comma inside quotes does not split.
+fn entity_tags(header: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
     header
-        .split(',')
-        .any(|t| t.trim() == "*" || bare(t) == ours)
+        .split(move |c| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            c == ',' && !quoted
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `modified` is later than the HTTP-date `date`, both in whole
+/// seconds; `None` when `date` does not parse.
+fn modified_since(modified: SystemTime, date: &str) -> Option<bool> {
+    let date = httpdate::parse_http_date(date.trim()).ok()?;
+    Some(unix_seconds(modified) > unix_seconds(date))
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// `Content-Range` of a 206.
@@ -227,6 +306,112 @@ mod tests {
         assert!(!if_range_allows("yesterday", etag, lm));
     }
 
+    /// RFC 9110 §13.2.2 on a file served with `"abc"`, modified at
+    /// 04:05:06.5 (sent as `Last-Modified: ... 04:05:06 GMT`).
+    #[test]
+    fn precondition_table() {
+        use Precondition::{Failed, NotModified, Proceed};
+        let modified = UNIX_EPOCH + std::time::Duration::from_millis(1_770_091_506_500);
+        const BEFORE: &str = "Tue, 03 Feb 2026 04:05:05 GMT";
+        const EQUAL: &str = "Tue, 03 Feb 2026 04:05:06 GMT";
+        const AFTER: &str = "Tue, 03 Feb 2026 04:05:07 GMT";
+        const RFC850: &str = "Tuesday, 03-Feb-26 04:05:06 GMT";
+        const ASCTIME: &str = "Tue Feb  3 04:05:06 2026";
+        // (If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, answer)
+        type Row = (
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+            Precondition,
+        );
+        let rows: &[Row] = &[
+            (None, None, None, None, Proceed),
+            // If-Match alone: strong comparison, lists, `*`.
+            (Some("\"abc\""), None, None, None, Proceed),
+            (Some("\"old\""), None, None, None, Failed),
+            (Some("*"), None, None, None, Proceed),
+            (Some("\"x\", \"abc\""), None, None, None, Proceed),
+            (Some("\"x\",\"y\""), None, None, None, Failed),
+            (Some(" ,\"abc\" ,"), None, None, None, Proceed),
+            (Some("W/\"abc\""), None, None, None, Failed),
+            (Some("\"abc"), None, None, None, Failed),
+            (Some("abc"), None, None, None, Failed),
+            (Some(""), None, None, None, Failed),
+            (Some("\"a,b\", \"abc\""), None, None, None, Proceed),
+            // If-Unmodified-Since alone: 412 only when modified after the date.
+            (None, Some(BEFORE), None, None, Failed),
+            (None, Some(EQUAL), None, None, Proceed),
+            (None, Some(AFTER), None, None, Proceed),
+            (None, Some(RFC850), None, None, Proceed),
+            (None, Some(ASCTIME), None, None, Proceed),
+            (None, Some("yesterday"), None, None, Proceed),
+            (None, Some(""), None, None, Proceed),
+            (
+                None,
+                Some("Tue, 03 Feb 2026 04:05:05 GMT, x"),
+                None,
+                None,
+                Proceed,
+            ),
+            // If-None-Match alone: weak comparison, lists, `*`.
+            (None, None, Some("\"abc\""), None, NotModified),
+            (None, None, Some("W/\"abc\""), None, NotModified),
+            (None, None, Some("\"x\", W/\"abc\""), None, NotModified),
+            (None, None, Some("*"), None, NotModified),
+            (None, None, Some("\"old\""), None, Proceed),
+            (None, None, Some("\"abcd\""), None, Proceed),
+            (None, None, Some(""), None, Proceed),
+            // If-Modified-Since alone: 304 when not modified after the date.
+            (None, None, None, Some(BEFORE), Proceed),
+            (None, None, None, Some(EQUAL), NotModified),
+            (None, None, None, Some(AFTER), NotModified),
+            (None, None, None, Some(RFC850), NotModified),
+            (None, None, None, Some(ASCTIME), NotModified),
+            (
+                None,
+                None,
+                None,
+                Some("Thu, 01 Jan 1970 00:00:00 GMT"),
+                Proceed,
+            ),
+            (None, None, None, Some("not a date"), Proceed),
+            // If-Match wins over If-Unmodified-Since, both ways.
+            (Some("\"abc\""), Some(BEFORE), None, None, Proceed),
+            (Some("\"old\""), Some(AFTER), None, None, Failed),
+            // If-None-Match wins over If-Modified-Since, both ways.
+            (None, None, Some("\"old\""), Some(AFTER), Proceed),
+            (None, None, Some("\"abc\""), Some(BEFORE), NotModified),
+            // 412 is decided before 304.
+            (Some("\"old\""), None, Some("\"abc\""), None, Failed),
+            (None, Some(BEFORE), None, Some(AFTER), Failed),
+            (None, Some(BEFORE), Some("*"), None, Failed),
+            // A passing 412 check goes on to the 304 checks.
+            (Some("*"), None, Some("\"abc\""), None, NotModified),
+            (Some("\"abc\""), None, None, Some(EQUAL), NotModified),
+            (None, Some(EQUAL), None, Some(EQUAL), NotModified),
+            (
+                Some("\"abc\""),
+                Some(BEFORE),
+                Some("\"old\""),
+                Some(AFTER),
+                Proceed,
+            ),
+            // An unparsable date is ignored, not a failure.
+            (None, Some("garbage"), None, Some("garbage"), Proceed),
+            (None, Some("garbage"), Some("\"abc\""), None, NotModified),
+        ];
+        for &(im, ius, inm, ims, want) in rows {
+            let c = Conditions {
+                if_match: im,
+                if_unmodified_since: ius,
+                if_none_match: inm,
+                if_modified_since: ims,
+            };
+            assert_eq!(preconditions(&c, "\"abc\"", modified), want, "{c:?}");
+        }
+    }
+
     #[test]
     fn if_none_match_rules() {
         let etag = "\"abc\"";
@@ -236,6 +421,7 @@ mod tests {
         assert!(if_none_match("*", etag));
         assert!(!if_none_match("\"abcd\"", etag));
         assert!(!if_none_match("", etag));
+        assert!(if_none_match("\"a,b\", \"abc\"", etag));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! Handler threads (`http-1`..`http-N`) loop on `recv()`; a panic in a
 //! handler is caught and answered `500`, and the thread goes on serving.
-//! Every reply carries an exact `Content-Length`, never chunked encoding.
+//! Every reply carries an exact `Content-Length`, never chunked encoding
+//! (a `304` none at all), and `Server: jack/<version>`.
 //! This module knows nothing of routes: it calls a [`Handler`].
 
 use std::collections::HashMap;
@@ -27,6 +28,9 @@ use socket2::{Domain, Socket, Type};
 use tiny_http::{Header, Method, Request, Response};
 
 use crate::error::{Error, Result};
+
+/// The `Server` header of every response, tiny_http's own answers included.
+pub const SERVER: &str = concat!("jack/", env!("CARGO_PKG_VERSION"));
 
 /// A response: status, headers, and a body in memory or a slice of a file.
 #[derive(Debug)]
@@ -47,6 +51,9 @@ pub enum Body {
         offset: u64,
         len: u64,
     },
+    /// No body and no `Content-Length` (a `304`: RFC 9110 §8.6 allows no
+    /// length but the full size's, which tiny_http would write as `0`).
+    Absent,
 }
 
 /// Bytes asked of one `sendfile` call; between calls the handler checks for
@@ -62,12 +69,21 @@ impl Reply {
         }
     }
 
-    /// A reply without a body (304, 416).
+    /// A reply with an empty body and `Content-Length: 0` (412, 416).
     pub fn empty(status: u16) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
             body: Body::Bytes(Vec::new()),
+        }
+    }
+
+    /// `304 Not Modified`: headers only, no `Content-Length`.
+    pub fn not_modified() -> Reply {
+        Reply {
+            status: 304,
+            headers: Vec::new(),
+            body: Body::Absent,
         }
     }
 
@@ -176,6 +192,7 @@ impl HttpServer {
         max_connections: usize,
         handler: Arc<dyn Handler>,
     ) -> Result<HttpServer> {
+        tiny_http::set_server_name(SERVER);
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the listening address", e))?;
@@ -232,11 +249,7 @@ fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
         let request = server.recv();
         if shared.stopping() {
             if let Ok(req) = request {
-                respond(
-                    req,
-                    Reply::error(503, "UNAVAILABLE", "Shutting down"),
-                    shared,
-                );
+                respond(req, own_error(503, "UNAVAILABLE", "Shutting down"), shared);
             }
             return;
         }
@@ -256,19 +269,22 @@ fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
                     req.method(),
                     redact_query(req.url())
                 );
-                Reply::error(500, "INTERNAL", "Internal error")
+                own_error(500, "INTERNAL", "Internal error")
             }
         };
         respond(req, reply, shared);
     }
 }
 
+/// Sends `reply`: bytes through tiny_http's `Response` (which adds `Date`
+/// and `Server`), a file or no body at all with a head written here.
 fn respond(req: Request, reply: Reply, shared: &Shared) {
     let body = match reply.body {
         Body::Bytes(b) => b,
         Body::File { file, offset, len } => {
             return respond_file(req, reply.status, &reply.headers, file, offset, len, shared);
         }
+        Body::Absent => return respond_head_only(req, reply.status, &reply.headers),
     };
     let mut response = Response::from_data(body)
         .with_status_code(reply.status)
@@ -283,6 +299,12 @@ fn respond(req: Request, reply: Reply, shared: &Shared) {
     }
 }
 
+/// An error the server answers in the handler's place (it knows no route,
+/// so the answer may be for a key-protected path: never for shared caches).
+fn own_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::error(status, code, message).with_header("Cache-Control", "private")
+}
+
 /// The path of a URL without its query string (which may carry a key).
 pub fn redact_query(url: &str) -> &str {
     url.split('?').next().unwrap_or("")
@@ -293,7 +315,7 @@ pub fn redact_query(url: &str) -> &str {
 fn overload_response() -> Vec<u8> {
     let body = r#"{"ok":false,"error":{"code":"UNAVAILABLE","message":"Too many connections"}}"#;
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\nServer: {SERVER}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nCache-Control: private\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -321,19 +343,7 @@ fn respond_file(
     // Taking the writer waits for earlier responses on this connection and
     // holds later ones back until this one is done.
     let mut writer = req.into_writer();
-    let mut head = format!(
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: jack/{}\r\nContent-Length: {len}\r\n",
-        reason(status),
-        httpdate::fmt_http_date(std::time::SystemTime::now()),
-        env!("CARGO_PKG_VERSION"),
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if close {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
+    let head = head(status, Some(len), headers, close);
     let sent = writer
         .write_all(head.as_bytes())
         .and_then(|()| writer.flush());
@@ -352,6 +362,45 @@ fn respond_file(
         let _ = sock.shutdown(Shutdown::Both);
     }
     drop(writer);
+}
+
+/// Writes a head without a body or `Content-Length` (a `304`).
+fn respond_head_only(req: Request, status: u16, headers: &[(String, String)]) {
+    let close = wants_close(&req);
+    let mut writer = req.into_writer();
+    let head = head(status, None, headers, close);
+    if let Err(e) = writer
+        .write_all(head.as_bytes())
+        .and_then(|()| writer.flush())
+    {
+        log::debug!("client went away before the response was sent: {e}");
+    }
+}
+
+/// The status line and headers of a response jack writes itself, with
+/// `Date`, `Server` and, when given, a u64 `Content-Length`.
+fn head(
+    status: u16,
+    content_length: Option<u64>,
+    headers: &[(String, String)],
+    close: bool,
+) -> String {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: {SERVER}\r\n",
+        reason(status),
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+    );
+    if let Some(len) = content_length {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    head
 }
 
 /// Sends the `len` bytes from `offset` with `sendfile(2)` (one copy, in the

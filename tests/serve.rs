@@ -148,6 +148,19 @@ fn range_table_row_by_row() {
             (416, Some("bytes */0"))
         );
     }
+    // Two Range fields are ignored like two ranges in one: 200, whole file.
+    let two = request(
+        node.addr,
+        "GET",
+        &url,
+        &[
+            ("X-Api-Key", KEY),
+            ("Range", "bytes=0-1"),
+            ("Range", "bytes=5-6"),
+        ],
+    );
+    assert_eq!(two.status, 200);
+    assert!(two.body == data, "the whole file");
     // A Range header over 1 KiB is 416 without parsing.
     let long = format!("bytes={}0-1", " ".repeat(1100));
     assert_eq!(get(Some(&long)).status, 416);
@@ -639,5 +652,216 @@ fn shutdown_cuts_a_slow_reader_instead_of_waiting_for_it() {
     assert!(
         first.len() + rest.len() < size,
         "the body was cut, not completed"
+    );
+}
+
+/// One answer as `curl -s -D -` saw it: status, head, and the body bytes
+/// curl counted.
+struct Curled {
+    status: u16,
+    head: String,
+    body_bytes: u64,
+}
+
+impl Curled {
+    fn header(&self, name: &str) -> Option<String> {
+        support::header_in(&self.head, name)
+    }
+}
+
+/// Runs the real `curl` (`-I` for HEAD) with `headers` against `url`.
+fn curl(method: &str, url: &str, headers: &[String]) -> Curled {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "10", "-o", "/dev/null", "-D", "-"])
+        .args(["-w", "\n%{size_download}"]);
+    if method == "HEAD" {
+        cmd.arg("-I");
+    }
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    assert!(out.status.success(), "curl {url} {headers:?}: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, size) = text.rsplit_once('\n').unwrap();
+    Curled {
+        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        head: head.trim_end().to_string(),
+        body_bytes: size.trim().parse().unwrap(),
+    }
+}
+
+/// RFC 9110 §13.2.2 against a running node, with curl: every precondition
+/// alone and in combination, and the headers of each kind of answer
+/// (`PROTOCOL.md` §1 and §2.3).
+#[test]
+fn conditional_requests_and_answer_headers_with_curl() {
+    need_tool("curl");
+    let (_site, node) = serving_site("", &[(NAME, &pattern(1000))]);
+    let id = enc(&item_id(node.addr, NAME));
+    let base = format!("http://{}", node.addr);
+    let file = format!("{base}/peer/items/{id}/file");
+    let key = format!("X-Api-Key: {KEY}");
+    let head = curl("HEAD", &file, std::slice::from_ref(&key));
+    let etag = head.header("ETag").unwrap();
+    let lm = head.header("Last-Modified").unwrap();
+    let shift = |secs: u64, later: bool| {
+        let t = httpdate::parse_http_date(&lm).unwrap();
+        let d = Duration::from_secs(secs);
+        httpdate::fmt_http_date(if later { t + d } else { t - d })
+    };
+    let (before, after) = (shift(1, false), shift(1, true));
+    let (etag, lm, before, after) = (etag.as_str(), lm.as_str(), before.as_str(), after.as_str());
+    let (weak, list) = (format!("W/{etag}"), format!("\"x\", {etag}"));
+    let (weak, list) = (weak.as_str(), list.as_str());
+    const OLD: &str = "\"old\"";
+    const R: (&str, &str) = ("Range", "bytes=0-9");
+    const IM: &str = "If-Match";
+    const IUS: &str = "If-Unmodified-Since";
+    const INM: &str = "If-None-Match";
+    const IMS: &str = "If-Modified-Since";
+    // (method, status, headers besides the key), on the file.
+    type Row<'a> = (&'a str, u16, &'a [(&'a str, &'a str)]);
+    let rows: &[Row] = &[
+        ("GET", 200, &[]),
+        // If-Match: strong comparison; `*`; lists.
+        ("GET", 412, &[(IM, OLD), R]),
+        ("HEAD", 412, &[(IM, OLD)]),
+        ("GET", 206, &[(IM, etag), R]),
+        ("GET", 200, &[(IM, "*")]),
+        ("GET", 200, &[(IM, list)]),
+        ("GET", 412, &[(IM, weak)]),
+        // If-Unmodified-Since, and If-Match taking its place.
+        ("GET", 412, &[(IUS, before)]),
+        ("GET", 200, &[(IUS, lm)]),
+        ("GET", 200, &[(IUS, "soon")]),
+        ("GET", 200, &[(IM, etag), (IUS, before)]),
+        // If-None-Match: weak comparison; `*`; before Range.
+        ("GET", 304, &[(INM, etag)]),
+        ("HEAD", 304, &[(INM, etag)]),
+        ("GET", 304, &[(INM, weak)]),
+        ("GET", 304, &[(INM, "*")]),
+        ("GET", 200, &[(INM, OLD)]),
+        ("GET", 304, &[(INM, etag), R]),
+        // If-Modified-Since, and If-None-Match taking its place.
+        ("GET", 304, &[(IMS, lm)]),
+        ("HEAD", 304, &[(IMS, lm)]),
+        ("GET", 304, &[(IMS, after)]),
+        ("GET", 200, &[(IMS, before)]),
+        ("GET", 200, &[(IMS, "yesterday")]),
+        ("GET", 200, &[(INM, OLD), (IMS, lm)]),
+        // 412 is decided before 304; If-Range comes last.
+        ("GET", 412, &[(IM, OLD), (INM, etag)]),
+        ("GET", 412, &[(IUS, before), (IMS, lm)]),
+        ("GET", 206, &[(IM, etag), (INM, OLD), ("If-Range", etag), R]),
+        ("GET", 416, &[("Range", "bytes=1000-")]),
+    ];
+    for &(method, status, extra) in rows {
+        let mut headers = vec![key.clone()];
+        headers.extend(extra.iter().map(|(k, v)| format!("{k}: {v}")));
+        let r = curl(method, &file, &headers);
+        let what = format!("{method} {extra:?}");
+        assert_eq!(r.status, status, "{what}:\n{}", r.head);
+        assert!(r.header("Server").unwrap().starts_with("jack/"), "{what}");
+        assert_eq!(
+            r.header("Cache-Control").as_deref(),
+            Some("private"),
+            "{what}"
+        );
+        match status {
+            304 => {
+                assert_eq!(r.body_bytes, 0, "{what}");
+                let length = r.header("Content-Length");
+                assert!(
+                    length.as_deref().is_none_or(|l| l == "1000"),
+                    "{what}: {length:?}"
+                );
+                assert_eq!(r.header("ETag").as_deref(), Some(etag), "{what}");
+                assert_eq!(r.header("Last-Modified").as_deref(), Some(lm), "{what}");
+            }
+            412 => {
+                assert_eq!(r.body_bytes, 0, "{what}");
+                assert!(
+                    r.header("Content-Length").is_none_or(|l| l == "0"),
+                    "{what}"
+                );
+            }
+            206 => assert_eq!(r.header("Content-Range").as_deref(), Some("bytes 0-9/1000")),
+            416 => assert_eq!(r.header("Content-Range").as_deref(), Some("bytes */1000")),
+            _ => assert_eq!(r.body_bytes, 1000, "{what}"),
+        }
+    }
+    // Every answer on the peer API: never for a shared cache, from jack;
+    // a 401 with its challenge.
+    let unknown = "/peer/items/movies%3Amovie%3A0000000000000000";
+    let peer = [
+        ("/handshake".to_string(), 200),
+        ("/peer/search".into(), 200),
+        (format!("/peer/items/{id}"), 200),
+        (unknown.into(), 404),
+        (format!("{unknown}/file"), 404),
+    ];
+    for (path, status) in peer {
+        let bad_key = "Authorization: Bearer wrong".to_string();
+        for (headers, status) in [
+            (vec![key.clone()], status),
+            (vec![], 401),
+            (vec![bad_key], 401),
+        ] {
+            let r = curl("GET", &format!("{base}{path}"), &headers);
+            assert_eq!(r.status, status, "{path} {headers:?}");
+            assert!(r.header("Server").unwrap().starts_with("jack/"), "{path}");
+            assert_eq!(
+                r.header("Cache-Control").as_deref(),
+                Some("private"),
+                "{path}"
+            );
+            let challenge = r.header("WWW-Authenticate");
+            assert_eq!(challenge.is_some(), status == 401, "{path} {headers:?}");
+            if status == 401 {
+                assert_eq!(challenge.as_deref(), Some("Bearer realm=\"jack\""));
+            }
+        }
+    }
+    // Outside the peer API, and tiny_http's own answers, say jack too.
+    let long = format!("/ping?{}", "a".repeat(9000));
+    for (path, status) in [("/ping", 200), ("/nope", 404), (long.as_str(), 414)] {
+        let r = curl("GET", &format!("{base}{path}"), &[]);
+        assert_eq!(r.status, status);
+        assert!(
+            r.header("Server").unwrap().starts_with("jack/"),
+            "{status}:\n{}",
+            r.head
+        );
+    }
+}
+
+/// `/peer/items/{id}` reports the file as the file endpoint serves it now,
+/// not as the last library scan saw it.
+#[test]
+fn an_item_reports_the_size_and_etag_of_its_file_now() {
+    let (site, node) = serving_site("library_rescan_secs = 3600\n", &[(NAME, &pattern(1000))]);
+    let id = enc(&item_id(node.addr, NAME));
+    let item = |node: &support::Node| {
+        let r = request(node.addr, "GET", &format!("/peer/items/{id}"), &auth());
+        assert_eq!(r.status, 200);
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    let file = format!("/peer/items/{id}/file");
+    let before = item(&node);
+    assert_eq!(before["size"], 1000);
+    std::fs::write(site.path().join("media/movies").join(NAME), pattern(3000)).unwrap();
+    let now = item(&node);
+    let head = request(node.addr, "HEAD", &file, &auth());
+    assert_eq!(head.header("Content-Length").as_deref(), Some("3000"));
+    assert_eq!(now["size"], 3000);
+    assert_eq!(now["etag"].as_str(), head.header("ETag").as_deref());
+    assert_ne!(now["etag"], before["etag"]);
+    // Gone from disk: both answer 404.
+    std::fs::remove_file(site.path().join("media/movies").join(NAME)).unwrap();
+    assert_eq!(request(node.addr, "HEAD", &file, &auth()).status, 404);
+    assert_eq!(
+        request(node.addr, "GET", &format!("/peer/items/{id}"), &auth()).status,
+        404
     );
 }

@@ -116,6 +116,8 @@ pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
+// jack patch: the default `Server` header (see `set_server_name`).
+pub use response::set_server_name;
 pub use test::TestRequest;
 
 mod client;

@@ -70,6 +70,17 @@ impl FromStr for TransferEncoding {
     }
 }
 
+/// jack patch: the `Server` value written on a response that sets none,
+/// including the answers tiny_http writes itself (400, 408, 414, 417, 431,
+/// 505); `tiny-http (Rust)` until `set_server_name` is called.
+static SERVER_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// jack patch: sets the default `Server` header of every response, once per
+/// process (later calls change nothing).
+pub fn set_server_name(name: &str) {
+    let _ = SERVER_NAME.set(name.to_owned());
+}
+
 /// Builds a Date: header with the current date.
 fn build_date_header() -> Header {
     let d = HttpDate::from(SystemTime::now());
@@ -357,7 +368,12 @@ where
         if !self.headers.iter().any(|h| h.field.equiv("Server")) {
             self.headers.insert(
                 0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
+                // jack patch: the name set by `set_server_name`, if any.
+                Header::from_bytes(
+                    &b"Server"[..],
+                    SERVER_NAME.get().map_or("tiny-http (Rust)", String::as_str).as_bytes(),
+                )
+                .unwrap(),
             );
         }
 

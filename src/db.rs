@@ -417,6 +417,9 @@ impl Registry {
         detail: &str,
         attempts: u32,
     ) -> Result<()> {
+        if status == Status::Completed {
+            crate::fault::registry_full().map_err(db_err("update download status"))?;
+        }
         let now = now_rfc3339();
         let completed_at = (status == Status::Completed).then_some(now.as_str());
         let mut conn = self.conn.lock();

@@ -11,6 +11,10 @@
 //!   of one filesystem, or two filesystems): with `JACK_FAULT_EXDEV=1`,
 //!   every link or rename from `incomplete_dir` into `completed_dir` fails
 //!   with `EXDEV` ([`cross_device`]), so the copy hand-off runs.
+//! * A registry that cannot record a completion: with
+//!   `JACK_FAULT_RECORD_FAILS=<n>`, the first `n` transitions to
+//!   `completed` fail as SQLite's "database or disk is full" would
+//!   ([`registry_full`]), after the hand-off has happened.
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
 //!   it reaches [`crash_point`]`(name)`, as a power cut would.
 
@@ -57,6 +61,26 @@ pub fn cross_device() -> io::Result<()> {
     #[cfg(debug_assertions)]
     if std::env::var("JACK_FAULT_EXDEV").is_ok_and(|v| v == "1") {
         return Err(io::Error::from_raw_os_error(18));
+    }
+    Ok(())
+}
+
+/// `Err(SQLITE_FULL)` for the first `JACK_FAULT_RECORD_FAILS` calls.
+pub fn registry_full() -> Result<(), rusqlite::Error> {
+    #[cfg(debug_assertions)]
+    {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let limit: u64 = std::env::var("JACK_FAULT_RECORD_FAILS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if CALLS.fetch_add(1, Ordering::SeqCst) < limit {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(13),
+                Some("database or disk is full (JACK_FAULT_RECORD_FAILS)".into()),
+            ));
+        }
     }
     Ok(())
 }

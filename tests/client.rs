@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use jack::config::Config;
 use jack::db::{NewDownload, Registry, Status};
 use jack::downloads::{Added, Downloads, Pool};
+use jack::handoff::Mode as HandOffMode;
 use jack::retry::SeededRng;
 use support::fake_peer::{self, FakePeer, Mode};
 use support::{OffsetClock, pattern};
@@ -38,6 +39,28 @@ impl Bed {
     }
 
     fn start_with(dir: tempfile::TempDir, peer: &FakePeer, extra: &str, clock: OffsetClock) -> Bed {
+        Bed::start_full(dir, peer, extra, clock, None)
+    }
+
+    /// A bed whose hand-off copies (as across two mounts), on one filesystem.
+    fn start_copying(peer: &FakePeer, extra: &str) -> Bed {
+        let dir = tempfile::tempdir().unwrap();
+        Bed::start_full(
+            dir,
+            peer,
+            extra,
+            OffsetClock::default(),
+            Some(HandOffMode::Copy),
+        )
+    }
+
+    fn start_full(
+        dir: tempfile::TempDir,
+        peer: &FakePeer,
+        extra: &str,
+        clock: OffsetClock,
+        handoff: Option<HandOffMode>,
+    ) -> Bed {
         let max_delay = if extra.contains("retry_max_delay_ms") {
             ""
         } else {
@@ -52,8 +75,13 @@ impl Bed {
         let registry = Arc::new(Registry::open(&config.database.path).unwrap());
         let clock = Arc::new(clock);
         let rng = Box::new(SeededRng::new(7));
-        let (downloads, pool) =
-            Downloads::start(registry.clone(), &config, rng, clock.clone()).unwrap();
+        let (downloads, pool) = match handoff {
+            None => Downloads::start(registry.clone(), &config, rng, clock.clone()),
+            Some(mode) => {
+                Downloads::start_with(registry.clone(), &config, rng, clock.clone(), mode)
+            }
+        }
+        .unwrap();
         Bed {
             dir,
             registry,
@@ -375,6 +403,15 @@ fn stale(part: &[u8], durable: u64) -> (Bed, FakePeer, i64, Vec<u8>) {
     let data = pattern(40_000);
     let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
     let dir = tempfile::tempdir().unwrap();
+    let (reg, id) = stale_row(&dir, part, durable);
+    drop(reg);
+    let bed = Bed::start_in(dir, &peer, "");
+    (bed, peer, id, data)
+}
+
+/// A registry with one row for item `m` (40,000 bytes) and its `.part`.
+fn stale_row(dir: &tempfile::TempDir, part: &[u8], durable: u64) -> (Registry, i64) {
+    let data_len = 40_000u64;
     std::fs::create_dir_all(dir.path().join("data/incomplete")).unwrap();
     let reg = Registry::open(&{
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
@@ -394,13 +431,11 @@ fn stale(part: &[u8], durable: u64) -> (Bed, FakePeer, i64, Vec<u8>) {
             part_path,
             dest_path: dir.path().join("data/completed/m.mkv"),
             etag: Some(fake_peer::ETAG.into()),
-            expected_bytes: data.len() as u64,
+            expected_bytes: data_len,
         })
         .unwrap();
     reg.set_progress(id, durable).unwrap();
-    drop(reg);
-    let bed = Bed::start_in(dir, &peer, "");
-    (bed, peer, id, data)
+    (reg, id)
 }
 
 #[test]
@@ -492,5 +527,249 @@ fn two_stubs_for_one_destination_never_share_a_part() {
     assert!(
         std::fs::read(bed.completed("same.mkv")).unwrap() == a,
         "the first file is untouched"
+    );
+}
+
+fn events(bed: &Bed, id: i64, kind: &str) -> Vec<String> {
+    bed.registry
+        .events(id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.detail)
+        .collect()
+}
+
+/// Rule 12: a 200 without `Content-Length` whose body runs past the
+/// expected size is a size change (restart from 0), never a copy cut to
+/// size; one that ends exactly there completes.
+#[test]
+fn an_unsized_body_must_end_where_it_promised() {
+    let data = pattern(40_000);
+    let newer = pattern(45_000).into_iter().rev().collect::<Vec<u8>>();
+    let peer = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Cut(10_000), Mode::Unsized(newer)],
+        None,
+    );
+    let bed = Bed::start(&peer, "");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(
+        std::fs::read(bed.completed("m.mkv")).unwrap() == data,
+        "never bytes of a version the peer does not hold"
+    );
+    let reasons = bed.reasons(id);
+    assert!(
+        reasons.iter().any(|r| r.contains("size_changed")),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        peer.file_requests().last().unwrap().1.as_deref(),
+        Some("bytes=0-")
+    );
+
+    // An unsized body of exactly the expected length is proven by its end.
+    let peer = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Unsized(data.clone())],
+        None,
+    );
+    let bed = Bed::start(&peer, "");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!((row.status, row.restarts), (Status::Completed, 0));
+    assert_eq!(peer.file_requests().len(), 1);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+}
+
+/// §2.4 Identity: a second stub for the same release (same info-hash)
+/// naming another item gives the failed download that source, looked up
+/// again, with fresh attempts, and it completes from the item that exists.
+#[test]
+fn a_second_stub_for_one_release_takes_the_new_source() {
+    let data = pattern(30_000);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    let bed = Bed::start(&peer, "");
+    let gone = jack::stub::build("alice", "gone", "Title", data.len() as u64);
+    let here = jack::stub::build("alice", "m", "Title", data.len() as u64);
+    assert_eq!(
+        jack::stub::parse(&gone, u64::MAX).unwrap().info_hash,
+        jack::stub::parse(&here, u64::MAX).unwrap().info_hash,
+        "one release"
+    );
+    let Added::Failed(id, error) = bed.downloads.add_stub("a.torrent", &gone).unwrap() else {
+        panic!("the missing item fails")
+    };
+    assert!(error.contains("404"), "{error}");
+    assert_eq!(
+        bed.downloads.add_stub("b.torrent", &here).unwrap(),
+        Added::Regrabbed(id)
+    );
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert_eq!(
+        (row.item_id.as_str(), row.stub_name.as_str()),
+        ("m", "b.torrent")
+    );
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let regrabbed = events(&bed, id, "regrabbed");
+    assert!(
+        regrabbed[0].contains("alice/gone -> alice/m"),
+        "{regrabbed:?}"
+    );
+    assert_eq!(
+        bed.registry.list().unwrap().len(),
+        1,
+        "one release, one row"
+    );
+    // A third stub for the completed release starts nothing.
+    assert_eq!(
+        bed.downloads.add_stub("c.torrent", &here).unwrap(),
+        Added::Duplicate(id)
+    );
+    assert_eq!(peer.file_requests().len(), 1);
+}
+
+/// A new source keeps the `.part` only when it serves the same
+/// representation (same size and ETag); another one restarts it from 0.
+#[test]
+fn a_new_source_keeps_the_part_only_for_the_same_representation() {
+    let data = pattern(30_000);
+    let bigger = pattern(35_000);
+    for (item, bytes, resumed) in [("same", &data, true), ("bigger", &bigger, false)] {
+        let files = vec![
+            file("m", &data),
+            fake_peer::File {
+                id: item.into(),
+                filename: "m.mkv".into(),
+                data: bytes.clone(),
+            },
+        ];
+        let peer = FakePeer::start(
+            files,
+            vec![Mode::Cut(10_000), Mode::Status(404, None)],
+            None,
+        );
+        let bed = Bed::start(&peer, "");
+        let id = bed.add("m", data.len());
+        assert_eq!(bed.wait_done(id).status, Status::Failed);
+        assert_eq!(
+            bed.registry.get(id).unwrap().unwrap().downloaded_bytes,
+            10_000
+        );
+        // Same title and length in the stub: the same release.
+        let stub = jack::stub::build("alice", item, "m", data.len() as u64);
+        assert_eq!(
+            bed.downloads.add_stub("again.torrent", &stub).unwrap(),
+            Added::Regrabbed(id)
+        );
+        let row = bed.wait_done(id);
+        assert_eq!(row.status, Status::Completed, "{item}: {:?}", row.error);
+        assert!(
+            std::fs::read(bed.completed("m.mkv")).unwrap() == *bytes,
+            "{item}"
+        );
+        let last = peer.file_requests().last().unwrap().clone();
+        let range = if resumed { "bytes=10000-" } else { "bytes=0-" };
+        assert_eq!((last.0.as_str(), last.1.as_deref()), (item, Some(range)));
+        assert_eq!(row.restarts, u32::from(!resumed), "{item}");
+        assert_eq!(row.expected_bytes, bytes.len() as u64);
+    }
+}
+
+/// A row whose stub failed a check never transfers a byte: neither a
+/// re-grab nor `jack retry` skips the checks.
+#[test]
+fn a_stub_that_failed_a_check_never_transfers_a_byte() {
+    let data = pattern(5000);
+    let evil = fake_peer::File {
+        id: "evil".into(),
+        filename: "../evil.mkv".into(),
+        data: data.clone(),
+    };
+    let peer = FakePeer::start(vec![evil], vec![], None);
+    let bed = Bed::start(&peer, "");
+    let stub = jack::stub::build("alice", "evil", "evil", data.len() as u64);
+    let Added::Failed(id, error) = bed.downloads.add_stub("e.torrent", &stub).unwrap() else {
+        panic!("unsafe name accepted")
+    };
+    assert!(error.contains("unsafe file name"), "{error}");
+    // Grabbed again: every check again, still failed.
+    assert!(matches!(
+        bed.downloads.add_stub("e2.torrent", &stub).unwrap(),
+        Added::Failed(i, _) if i == id
+    ));
+    // Retried through the registry (`jack retry`): checked again by the worker.
+    bed.registry.retry(id).unwrap();
+    bed.downloads.pick_up_queued_rows().unwrap();
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    assert!(row.error.unwrap().contains("unsafe file name"));
+    assert!(peer.file_requests().is_empty(), "no file request at all");
+    assert!(!row.part_path.exists(), "no .part was ever created");
+}
+
+/// A `.part` shorter than the recorded progress lowers the progress before
+/// anything new is written (the registry never claims missing bytes).
+#[test]
+fn a_part_shorter_than_recorded_progress_lowers_it_first() {
+    let data = pattern(40_000);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![Mode::Status(404, None)], None);
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, id) = stale_row(&dir, &data[..10_000], 20_000);
+    drop(reg);
+    let bed = Bed::start_in(dir, &peer, "");
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    assert_eq!(peer.file_requests()[0].1.as_deref(), Some("bytes=10000-"));
+    assert_eq!(row.downloaded_bytes, 10_000, "no claim beyond the .part");
+}
+
+/// The copy hand-off (two mounts): the file arrives whole under its final
+/// name through a hidden temporary copy, which is gone afterwards, and the
+/// copy shows in the events.
+#[test]
+fn the_copy_hand_off_delivers_whole_files_only() {
+    let data = pattern(SIZE);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    let bed = Bed::start_copying(&peer, "");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let names: Vec<String> = std::fs::read_dir(bed.dir.path().join("data/completed"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["m.mkv"], "no temporary copy left");
+    assert!(!row.part_path.exists());
+    let copy = events(&bed, id, "hand_off");
+    assert!(copy[0].starts_with("copying"), "{copy:?}");
+    assert!(copy.last().unwrap().starts_with("copied"), "{copy:?}");
+    // The registry named the copy before it got the final name (rule 13).
+    let meta = std::fs::metadata(bed.completed("m.mkv")).unwrap();
+    assert_eq!(row.handoff_file, Some(jack::handoff::file_id(&meta)));
+
+    // A file that takes the final name first is never replaced; the copy
+    // is removed and the .part kept.
+    let peer = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Stall(10_000, Duration::from_millis(300))],
+        None,
+    );
+    let bed = Bed::start_copying(&peer, "");
+    let id = bed.add("m", data.len());
+    wait_until(|| !peer.file_requests().is_empty());
+    std::fs::write(bed.completed("m.mkv"), b"mine").unwrap();
+    let row = bed.wait_done(id);
+    assert_eq!(row.error.as_deref(), Some("destination exists"));
+    assert_eq!(std::fs::read(bed.completed("m.mkv")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read_dir(bed.dir.path().join("data/completed"))
+            .unwrap()
+            .count(),
+        1
     );
 }

@@ -40,7 +40,8 @@ fn every_crash_point_recovers_to_one_exact_file() {
     let (_a, alice) = serving_site("", &[(NAME, &data)]);
     let id = item_id(alice.addr, NAME);
     let stub = jack::stub::build("alice", &id, "Crash.Test.2024.1080p", data.len() as u64);
-    for point in [
+    // (crash point, the folders cannot be linked across: the copy hand-off)
+    let link = [
         "checkpoint:after_write",
         "checkpoint:after_sync",
         "checkpoint:after_commit",
@@ -48,10 +49,26 @@ fn every_crash_point_recovers_to_one_exact_file() {
         "finalize:after_link",
         "finalize:after_rename",
         "finalize:after_dir_fsync",
-    ] {
+    ];
+    let copy = [
+        "finalize:after_fsync",
+        "copy:after_create",
+        "copy:after_first_chunk",
+        "copy:after_sync",
+        "copy:after_place",
+        "copy:after_dir_fsync",
+        "copy:after_part_removed",
+    ];
+    let cases = link
+        .iter()
+        .map(|p| (*p, false))
+        .chain(copy.iter().map(|p| (*p, true)));
+    for (point, across) in cases {
         let b = downloader(alice.addr, "");
+        let exdev = if across { "1" } else { "0" };
         let mut cmd = b.command(&["--config", b.config().to_str().unwrap(), "run"]);
-        cmd.env("JACK_CRASH_AT", point);
+        cmd.env("JACK_CRASH_AT", point)
+            .env("JACK_FAULT_EXDEV", exdev);
         let mut node = Node::spawn(cmd);
         drop_stub(&b, "c.torrent", &stub);
         let status = node
@@ -65,7 +82,11 @@ fn every_crash_point_recovers_to_one_exact_file() {
         );
         drop(node);
 
-        let again = b.start();
+        let mut cmd = b.command(&["--config", b.config().to_str().unwrap(), "run"]);
+        cmd.env("JACK_FAULT_EXDEV", exdev);
+        let again = Node::spawn(cmd);
+        let mode = if across { "copy" } else { "link" };
+        assert!(again.log_text().contains(&format!("hand-off mode={mode}")));
         let dest = b.path().join("data/completed").join(NAME);
         wait_for(point, Duration::from_secs(20), || {
             status_json(&b)["downloads"][0]["status"] == "completed"
@@ -77,7 +98,7 @@ fn every_crash_point_recovers_to_one_exact_file() {
         assert_eq!(
             completed_files(&b),
             vec![dest],
-            "{point}: exactly one final file"
+            "{point} ({mode}): exactly one final file, no temporary copy"
         );
         assert!(
             part_files(&b).is_empty(),
@@ -86,6 +107,214 @@ fn every_crash_point_recovers_to_one_exact_file() {
         );
         drop(again);
     }
+}
+
+/// The most common container set-up: `incomplete_dir` and `completed_dir`
+/// are two bind mounts of one filesystem (equal `st_dev`, but `link(2)`
+/// and `rename(2)` fail with `EXDEV`). In a private mount namespace where
+/// the machine allows one (root with CAP_SYS_ADMIN), else with an injected
+/// `EXDEV`: the start-up probe picks the copy hand-off and the file
+/// arrives whole.
+#[test]
+fn two_bind_mounts_of_one_filesystem_hand_off_by_copy() {
+    let data = pattern(5 * 1024 * 1024 + 3);
+    let peer = FakePeer::one("f", &data);
+    let b = downloader(peer.addr, "");
+    let volume = b.path().join("volume");
+    for dir in [
+        "volume/incomplete",
+        "volume/completed",
+        "data/incomplete",
+        "data/completed",
+    ] {
+        std::fs::create_dir_all(b.path().join(dir)).unwrap();
+    }
+    let bind = |from: &str, to: &str| {
+        format!(
+            "mount --bind {} {}",
+            volume.join(from).display(),
+            b.path().join(to).display()
+        )
+    };
+    let mounts = format!(
+        "{} && {}",
+        bind("incomplete", "data/incomplete"),
+        bind("completed", "data/completed")
+    );
+    // unshare -m: a private mount namespace that ends with the process.
+    let can_mount = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &mounts])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd;
+    if can_mount {
+        cmd = std::process::Command::new("unshare");
+        let run = format!(
+            "{mounts} && exec {} --config {} run",
+            support::JACK,
+            b.config().display()
+        );
+        cmd.args(["-m", "sh", "-c", &run])
+            .current_dir(b.path())
+            .env_remove("JACK_CONFIG")
+            .env_remove("JACK_LOG");
+    } else {
+        eprintln!("no private mount namespace here: EXDEV is injected instead");
+        cmd = b.command(&["--config", b.config().to_str().unwrap(), "run"]);
+        cmd.env("JACK_FAULT_EXDEV", "1");
+    }
+    let node = Node::spawn(cmd);
+    assert!(
+        node.log_text().contains("hand-off mode=copy"),
+        "{}",
+        node.log_text()
+    );
+    drop_stub(
+        &b,
+        "f.torrent",
+        &jack::stub::build("alice", "f", "f", data.len() as u64),
+    );
+    // What the node sees as data/completed is volume/completed.
+    let completed = if can_mount {
+        volume.join("completed")
+    } else {
+        b.path().join("data/completed")
+    };
+    let incomplete = completed.with_file_name("incomplete");
+    wait_for("the final file", Duration::from_secs(20), || {
+        status_json(&b)["downloads"][0]["status"] == "completed"
+    });
+    assert!(std::fs::read(completed.join("f.mkv")).unwrap() == data);
+    let names: Vec<_> = std::fs::read_dir(&completed)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["f.mkv"], "no temporary copy left");
+    assert_eq!(
+        std::fs::read_dir(&incomplete).unwrap().count(),
+        0,
+        "no .part left"
+    );
+    let v = status_json(&b);
+    assert_eq!(v["downloads"][0]["error"], serde_json::Value::Null);
+    drop(node);
+}
+
+/// When the registry cannot record a completion (a full disk, a locked
+/// database), the outcome is recorded again later: the file is not fetched
+/// again and the hand-off is not repeated.
+#[test]
+fn a_completion_the_registry_could_not_record_is_recorded_not_refetched() {
+    let data = pattern(3 * 1024 * 1024);
+    let peer = FakePeer::one("f", &data);
+    let b = downloader(peer.addr, "disk_full_retry_ms = 200");
+    let mut cmd = b.command(&["--config", b.config().to_str().unwrap(), "run"]);
+    cmd.env("JACK_FAULT_RECORD_FAILS", "2");
+    let node = Node::spawn(cmd);
+    drop_stub(
+        &b,
+        "f.torrent",
+        &jack::stub::build("alice", "f", "f", data.len() as u64),
+    );
+    wait_for("the completion", Duration::from_secs(20), || {
+        status_json(&b)["downloads"][0]["status"] == "completed"
+    });
+    assert!(
+        node.log_text().contains("JACK_FAULT_RECORD_FAILS"),
+        "the fault happened"
+    );
+    let dest = b.path().join("data/completed/f.mkv");
+    assert!(std::fs::read(&dest).unwrap() == data);
+    assert_eq!(completed_files(&b), vec![dest]);
+    assert!(part_files(&b).is_empty(), "no second .part");
+    assert_eq!(peer.file_requests().len(), 1, "fetched once");
+    assert_eq!(
+        peer.record.body_bytes.load(Ordering::SeqCst),
+        data.len() as u64
+    );
+    let reg = Registry::open(&b.path().join("data/jack.db")).unwrap();
+    let kinds: Vec<String> = reg.events(1).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "completed").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "started").count(),
+        1,
+        "{kinds:?}"
+    );
+    drop(node);
+}
+
+/// §3: a stub is processed once, across restarts too. Failed and invalid
+/// stubs are set aside (`.failed`, `.invalid`) and never read again; even
+/// a stub left under its own name is not processed again by a restart
+/// (the registry remembers it); a stub written anew is a new grab.
+#[test]
+fn a_restart_processes_no_stub_twice() {
+    let data = pattern(20_000);
+    let peer = FakePeer::one("m", &data);
+    let b = downloader(peer.addr, "");
+    let watch = b.path().join("data/watch");
+    let mut node = b.start();
+    let gone = jack::stub::build("alice", "gone", "gone", 100);
+    drop_stub(&b, "gone.torrent", &gone);
+    drop_stub(&b, "broken.torrent", b"this is not bencode");
+    drop_stub(
+        &b,
+        "m.torrent",
+        &jack::stub::build("alice", "m", "m", data.len() as u64),
+    );
+    let names = || {
+        let mut n: Vec<String> = std::fs::read_dir(&watch)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    wait_for("stubs set aside", Duration::from_secs(10), || {
+        names() == ["broken.torrent.invalid", "gone.torrent.failed"]
+    });
+    wait_for("the download", Duration::from_secs(10), || {
+        b.path().join("data/completed/m.mkv").exists()
+    });
+    node.stop_gracefully("TERM");
+    drop(node);
+    let events = || {
+        let reg = Registry::open(&b.path().join("data/jack.db")).unwrap();
+        let rows = reg.list().unwrap();
+        let n: usize = rows.iter().map(|d| reg.events(d.id).unwrap().len()).sum();
+        (rows.len(), n)
+    };
+    let before = (peer.record.all_requests.load(Ordering::SeqCst), events());
+    // As if the rename had not happened: the same stub, same bytes and
+    // modification time, under its own name.
+    std::fs::rename(
+        watch.join("gone.torrent.failed"),
+        watch.join("gone.torrent"),
+    )
+    .unwrap();
+
+    let node = b.start();
+    // Several scans (every 100 ms).
+    std::thread::sleep(Duration::from_millis(800));
+    let after = (peer.record.all_requests.load(Ordering::SeqCst), events());
+    assert_eq!(after, before, "no request, no new event, no new row");
+    assert!(watch.join("gone.torrent").exists());
+
+    // Written anew (a re-grab): a new grab, checked again.
+    drop_stub(&b, "gone.torrent", &gone);
+    wait_for("the re-grab", Duration::from_secs(10), || {
+        watch.join("gone.torrent.failed").exists()
+    });
+    assert!(peer.record.all_requests.load(Ordering::SeqCst) > before.0);
+    let (rows, n) = events();
+    assert_eq!(rows, before.1.0, "still one row per release");
+    assert!(n > before.1.1);
+    drop(node);
 }
 
 /// A registry and folders as a crash left them.
@@ -507,15 +736,7 @@ fn full_filesystem(registry_inside: bool) {
         }
     }
     let data = pattern(12 * 1024 * 1024);
-    let peer = FakePeer::start(
-        vec![fake_peer::File {
-            id: "f".into(),
-            filename: "f.mkv".into(),
-            data: data.clone(),
-        }],
-        vec![],
-        None,
-    );
+    let peer = FakePeer::one("f", &data);
     let db = if registry_inside {
         "\n[database]\npath = \"data/dl/jack.db\""
     } else {

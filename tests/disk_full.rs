@@ -11,21 +11,13 @@ use jack::config::Config;
 use jack::db::{Registry, Status};
 use jack::downloads::{Added, Downloads};
 use jack::retry::SeededRng;
-use support::fake_peer::{self, FakePeer};
+use support::fake_peer::FakePeer;
 use support::pattern;
 
 #[test]
 fn a_full_disk_pauses_and_the_download_resumes_when_space_returns() {
     let data = pattern(300_000);
-    let peer = FakePeer::start(
-        vec![fake_peer::File {
-            id: "m".into(),
-            filename: "m.mkv".into(),
-            data: data.clone(),
-        }],
-        vec![],
-        None,
-    );
+    let peer = FakePeer::one("m", &data);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[server]\napi_key = \"k\"\n[downloads]\ndisk_full_retry_ms = 200\nretry_base_delay_ms = 1\nretry_max_delay_ms = 10\n[[peers]]\nname = \"alice\"\nurl = \"http://{}\"\napi_key = \"k\"\n",

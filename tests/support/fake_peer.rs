@@ -38,6 +38,9 @@ pub enum Mode {
     Gzip,
     /// This status with an empty body (and `Retry-After` when given).
     Status(u16, Option<String>),
+    /// 200 without `Content-Length` (the body ends when the connection
+    /// closes), another ETag, and this body instead of the file's.
+    Unsized(Vec<u8>),
 }
 
 pub struct File {
@@ -48,6 +51,8 @@ pub struct File {
 
 #[derive(Default)]
 pub struct Record {
+    /// Every request of any kind (handshake, release, file).
+    pub all_requests: AtomicUsize,
     /// (file id, Range header) of every file request, in order.
     pub requests: Mutex<Vec<(String, Option<String>, Instant)>>,
     pub body_bytes: AtomicU64,
@@ -95,6 +100,16 @@ impl FakePeer {
         }
     }
 
+    /// Serves one file, `<id>.mkv`, honestly.
+    pub fn one(id: &str, data: &[u8]) -> FakePeer {
+        let file = File {
+            id: id.into(),
+            filename: format!("{id}.mkv"),
+            data: data.to_vec(),
+        };
+        FakePeer::start(vec![file], vec![], None)
+    }
+
     pub fn file_requests(&self) -> Vec<(String, Option<String>, Instant)> {
         self.record.requests.lock().unwrap().clone()
     }
@@ -136,6 +151,7 @@ fn serve(
         }
     }
     let mut out = conn;
+    rec.all_requests.fetch_add(1, Ordering::SeqCst);
     if path == "/handshake" {
         return json(&mut out, r#"{"name":"jack","version":"0.1.0"}"#);
     }
@@ -246,6 +262,16 @@ fn answer(
             None,
         ),
         Mode::Status(code, retry_after) => return status(out, code, retry_after),
+        Mode::Unsized(body) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nETag: \"another-etag\"\r\nConnection: close\r\n\r\n"
+            )?;
+            out.write_all(&body)?;
+            rec.body_bytes
+                .fetch_add(body.len() as u64, Ordering::SeqCst);
+            return Ok(());
+        }
     };
     out.write_all(head.as_bytes())?;
     let end = limit.map_or(to, |n| (from + n).min(to));

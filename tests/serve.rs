@@ -84,6 +84,12 @@ fn range_table_row_by_row() {
         ),
         (Some("items=0-5"), 200, None, Some((0, 1000))),
         (Some("bytes=0-1,5-6"), 200, None, Some((0, 1000))),
+        (
+            Some("bytes=0-5,,"),
+            206,
+            Some("bytes 0-5/1000"),
+            Some((0, 6)),
+        ),
         (Some("Bytes=0-5"), 206, Some("bytes 0-5/1000"), Some((0, 6))),
         (
             Some("bytes= 0-5"),
@@ -158,6 +164,15 @@ fn range_table_row_by_row() {
             ("Range", "bytes=0-1"),
             ("Range", "bytes=5-6"),
         ],
+    );
+    assert_eq!(two.status, 200);
+    assert!(two.body == data, "the whole file");
+    // Even when the second field is empty (joined, it would read as one range).
+    let two = request(
+        node.addr,
+        "GET",
+        &url,
+        &[("X-Api-Key", KEY), ("Range", "bytes=0-1"), ("Range", "")],
     );
     assert_eq!(two.status, 200);
     assert!(two.body == data, "the whole file");

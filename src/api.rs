@@ -174,9 +174,16 @@ impl Api {
             Precondition::NotModified => return validators(Reply::not_modified()),
             Precondition::Failed => return Reply::empty(412),
         }
-        // Two `Range` fields join into a list of ranges: ignored, as one
-        // field with two ranges is.
-        let mut range_header = header_list(req, "Range").filter(|_| *req.method() == Method::Get);
+        // More than one `Range` field is ignored, as one field with two
+        // ranges is. Counted, not joined: joined, `bytes=0-1` and an empty
+        // field would read as the one range `bytes=0-1, `.
+        let range_fields = req
+            .headers()
+            .iter()
+            .filter(|h| h.field.equiv("Range"))
+            .count();
+        let mut range_header =
+            header(req, "Range").filter(|_| range_fields == 1 && *req.method() == Method::Get);
         if let Some(if_range) = header(req, "If-Range")
             && !range::if_range_allows(if_range, &opened.etag, &last_modified)
         {
@@ -192,7 +199,7 @@ impl Api {
             ));
             validators(r)
         };
-        match range::select(range_header.as_deref(), size) {
+        match range::select(range_header, size) {
             Selection::Full => common(Reply::file(200, opened.file, 0, size)),
             Selection::Partial { first, last } => {
                 common(Reply::file(206, opened.file, first, last - first + 1))

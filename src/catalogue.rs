@@ -244,6 +244,8 @@ pub struct OpenFile {
     pub file: File,
     pub size: u64,
     pub etag: String,
+    /// The modification time `Last-Modified` shows: whole seconds, clamped
+    /// to 1970..=9999, which httpdate can format.
     pub modified: SystemTime,
     pub filename: String,
 }
@@ -407,7 +409,7 @@ impl Catalogue {
         Ok(Some(OpenFile {
             size: meta.len(),
             etag: etag(&meta),
-            modified: meta.modified().unwrap_or(UNIX_EPOCH),
+            modified: modified_time(&meta),
             filename: Path::new(&*item.rel_path)
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -461,9 +463,24 @@ fn etag_bytes(meta: &std::fs::Metadata) -> [u8; 12] {
     out
 }
 
-/// Modification time in whole seconds since the epoch (0 before it).
+/// The last second an HTTP-date can show, 9999-12-31T23:59:59Z.
+const LAST_HTTP_DATE_SECS: i64 = 253_402_300_799;
+
+/// Modification time in whole seconds since the epoch, as `Last-Modified`
+/// and `publishDate` show it: clamped to 1970..=9999, because httpdate
+/// panics outside those years (a file dated 1960 made every request for it
+/// a 500) and RFC 3339 has four-digit years. The ETag keeps the real time.
 fn modified_secs(meta: &std::fs::Metadata) -> u64 {
-    meta.mtime().max(0) as u64
+    clamp_to_http_date(meta.mtime())
+}
+
+fn clamp_to_http_date(unix_secs: i64) -> u64 {
+    u64::try_from(unix_secs.clamp(0, LAST_HTTP_DATE_SECS)).unwrap_or(0)
+}
+
+/// [`modified_secs`] as a time.
+fn modified_time(meta: &std::fs::Metadata) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(modified_secs(meta))
 }
 
 fn publish_date(modified_secs: u64) -> String {
@@ -845,6 +862,61 @@ mod tests {
         let after = etag(&fs::metadata(&p).unwrap());
         assert_ne!(before, after);
         assert!(after.starts_with('"') && after.ends_with('"') && !after.starts_with("W/"));
+    }
+
+    /// httpdate panics on a time before 1970 or after 9999: a file dated
+    /// outside is shown at the nearest date it can show, everywhere.
+    #[test]
+    fn a_file_dated_1960_is_shown_at_the_epoch_with_an_etag_that_still_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("Old.1960.mkv");
+        touch(&p, 4);
+        let date_file = |years_before_1970: u64| {
+            let before = Duration::from_secs(years_before_1970 * 365 * 86_400);
+            let f = fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(UNIX_EPOCH - before).unwrap();
+        };
+        date_file(10);
+        let cat = Catalogue::new(&[lib("m", dir.path(), Category::Movies)], 1000);
+        cat.rescan();
+        let scanned = cat.search(&Query::default()).remove(0);
+        assert_eq!(scanned.publish_date, "1970-01-01T00:00:00Z");
+        let opened = cat.open(&scanned.id).unwrap().unwrap();
+        assert_eq!(opened.modified, UNIX_EPOCH);
+        assert_eq!(
+            httpdate::fmt_http_date(opened.modified),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        let now = cat.get(&scanned.id).unwrap().unwrap();
+        assert_eq!(now, scanned);
+        assert_eq!(now.etag, opened.etag);
+        date_file(9);
+        let moved = cat.open(&scanned.id).unwrap().unwrap();
+        assert_eq!(moved.modified, UNIX_EPOCH);
+        assert_ne!(moved.etag, opened.etag);
+    }
+
+    #[test]
+    fn shown_dates_stay_within_what_an_http_date_can_show() {
+        let last = u64::try_from(LAST_HTTP_DATE_SECS).unwrap();
+        for (mtime, want) in [
+            (i64::MIN, 0),
+            (-315_360_000, 0),
+            (-1, 0),
+            (0, 0),
+            (1_767_323_045, 1_767_323_045),
+            (LAST_HTTP_DATE_SECS, last),
+            (LAST_HTTP_DATE_SECS + 1, last),
+            (i64::MAX, last),
+        ] {
+            assert_eq!(clamp_to_http_date(mtime), want, "{mtime}");
+        }
+        let latest = UNIX_EPOCH + Duration::from_secs(last);
+        assert_eq!(
+            httpdate::fmt_http_date(latest),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        assert_eq!(publish_date(last), "9999-12-31T23:59:59Z");
     }
 
     #[test]

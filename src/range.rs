@@ -41,11 +41,16 @@ pub fn select(range: Option<&str>, size: u64) -> Selection {
     if !unit.trim().eq_ignore_ascii_case("bytes") {
         return Selection::Full;
     }
-    if spec.contains(',') {
-        // Multiple ranges are ignored: never multipart/byteranges.
-        return Selection::Full;
-    }
-    match parse_spec(spec.trim()) {
+    // A list may hold empty elements (RFC 9110 §5.6.1): `bytes=0-5,,` and
+    // `bytes=,0-5` are one range. A list of nothing but empty elements is
+    // broken; two or more ranges are ignored: never multipart/byteranges.
+    let mut ranges = spec.split(',').map(str::trim).filter(|r| !r.is_empty());
+    let spec = match (ranges.next(), ranges.next()) {
+        (Some(one), None) => one,
+        (None, _) => return Selection::Unsatisfiable,
+        (Some(_), Some(_)) => return Selection::Full,
+    };
+    match parse_spec(spec) {
         None => Selection::Unsatisfiable,
         Some(_) if size == 0 => Selection::Unsatisfiable,
         Some(Spec::Suffix(0)) => Selection::Unsatisfiable,
@@ -252,6 +257,17 @@ mod tests {
             (Some("0-5"), SIZE, Full),
             (Some("bytes=0-1,5-6"), SIZE, Full),
             (Some("bytes=0-1, 5-6"), SIZE, Full),
+            (Some("bytes=0-1,,5-6"), SIZE, Full),
+            (Some("bytes=0-1,abc"), SIZE, Full),
+            (Some("bytes=0-5,,"), SIZE, p(0, 5)),
+            (Some("bytes=,0-5"), SIZE, p(0, 5)),
+            (Some("bytes= , 0-5 ,"), SIZE, p(0, 5)),
+            (Some("bytes=,-100,"), SIZE, p(900, 999)),
+            (Some("bytes=,1000-"), SIZE, Unsatisfiable),
+            (Some("bytes=5-1,"), SIZE, Unsatisfiable),
+            (Some("bytes=,"), SIZE, Unsatisfiable),
+            (Some("bytes=,,"), SIZE, Unsatisfiable),
+            (Some("bytes= , "), SIZE, Unsatisfiable),
             (Some("Bytes=0-5"), SIZE, p(0, 5)),
             (Some("BYTES=0-5"), SIZE, p(0, 5)),
             (Some("bytes= 0-5"), SIZE, p(0, 5)),

@@ -7,7 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use support::{KEY, enc, item_id, need_tool, pattern, request, serving_site};
 
@@ -84,6 +84,12 @@ fn range_table_row_by_row() {
         ),
         (Some("items=0-5"), 200, None, Some((0, 1000))),
         (Some("bytes=0-1,5-6"), 200, None, Some((0, 1000))),
+        (
+            Some("bytes=0-5,,"),
+            206,
+            Some("bytes 0-5/1000"),
+            Some((0, 6)),
+        ),
         (Some("Bytes=0-5"), 206, Some("bytes 0-5/1000"), Some((0, 6))),
         (
             Some("bytes= 0-5"),
@@ -158,6 +164,15 @@ fn range_table_row_by_row() {
             ("Range", "bytes=0-1"),
             ("Range", "bytes=5-6"),
         ],
+    );
+    assert_eq!(two.status, 200);
+    assert!(two.body == data, "the whole file");
+    // Even when the second field is empty (joined, it would read as one range).
+    let two = request(
+        node.addr,
+        "GET",
+        &url,
+        &[("X-Api-Key", KEY), ("Range", "bytes=0-1"), ("Range", "")],
     );
     assert_eq!(two.status, 200);
     assert!(two.body == data, "the whole file");
@@ -864,4 +879,50 @@ fn an_item_reports_the_size_and_etag_of_its_file_now() {
         request(node.addr, "GET", &format!("/peer/items/{id}"), &auth()).status,
         404
     );
+}
+
+/// A file dated 1960: httpdate panics on a time before 1970, which made every
+/// request for the file a 500. It is served, shown as modified at the epoch,
+/// and its ETag still follows its real time.
+#[test]
+fn a_file_dated_before_1970_is_served() {
+    let data = pattern(1000);
+    let (site, node) = serving_site("", &[(NAME, &data)]);
+    let id = enc(&item_id(node.addr, NAME));
+    let date_file = |years_before_1970: u64| {
+        let before = Duration::from_secs(years_before_1970 * 365 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(site.path().join("media/movies").join(NAME))
+            .unwrap()
+            .set_modified(UNIX_EPOCH - before)
+            .unwrap();
+    };
+    date_file(10);
+    let file = format!("/peer/items/{id}/file");
+    let r = request(node.addr, "GET", &file, &auth());
+    assert_eq!(r.status, 200, "{}", node.log_text());
+    assert!(r.body == data, "the whole file");
+    let last_modified = r.header("Last-Modified").unwrap();
+    assert_eq!(
+        httpdate::parse_http_date(&last_modified).ok(),
+        Some(UNIX_EPOCH)
+    );
+    let item = request(node.addr, "GET", &format!("/peer/items/{id}"), &auth());
+    assert_eq!(item.status, 200);
+    let item: serde_json::Value = serde_json::from_slice(&item.body).unwrap();
+    assert_eq!(item["publishDate"], "1970-01-01T00:00:00Z");
+    assert_eq!(item["etag"].as_str(), r.header("ETag").as_deref());
+    let ranged = request(
+        node.addr,
+        "GET",
+        &file,
+        &[("X-Api-Key", KEY), ("Range", "bytes=0-9")],
+    );
+    assert_eq!((ranged.status, &ranged.body[..]), (206, &data[..10]));
+    date_file(9);
+    let moved = request(node.addr, "HEAD", &file, &auth());
+    assert_eq!(moved.status, 200);
+    assert_eq!(moved.header("Last-Modified"), Some(last_modified));
+    assert_ne!(moved.header("ETag"), r.header("ETag"));
 }

@@ -300,8 +300,8 @@ impl Request {
     /// jack patch: a clone of the connection's TCP socket (`None` for Unix
     /// sockets). A handler that holds this request's writer (from
     /// `into_writer`, which waits for earlier responses on the connection)
-    /// may write a body straight to the socket, e.g. with `std::io::copy`
-    /// from a `File` (sendfile), and may cut the connection with
+    /// may write a body straight to the socket, e.g. with `sendfile(2)`
+    /// from a `File`, and may cut the connection with
     /// `shutdown(Both)` so the client never sees a body that ends early.
     pub fn raw_socket(&self) -> Option<std::net::TcpStream> {
         match self.abort_handle.as_deref() {

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash clean
+.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash bench-handoff clean
 
 all: build
 
@@ -51,9 +51,14 @@ bench-download: build
 	@./scripts/ensure-tools.sh curl nginx aria2c python3
 	./scripts/bench-download.sh
 
-# The kill -9 loop: bytes re-fetched per crash, time to resume (BENCHMARKS.md).
+# The kill -9 loop: bytes re-fetched per crash, time to resume, with the
+# link and the copy hand-off (the copy run needs root for its bind mounts).
 bench-crash: build
 	./scripts/bench-crash.sh
+
+# The copy hand-off of a 1 GiB file against cp + sync (BENCHMARKS.md).
+bench-handoff: build
+	./scripts/bench-handoff.sh
 
 clean:
 	$(CARGO) clean

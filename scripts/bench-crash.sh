@@ -5,79 +5,100 @@
 # restarting each time. Reports the bytes A sent in total (from A's debug
 # log: every file body's byte count), the bytes re-fetched per kill, and the
 # time from each restart to B resuming the transfer (B's "download resumed"
-# log line). Release binary; 127.0.0.1 only. Usage: scripts/bench-crash.sh
+# log line).
+#
+# HANDOFF (default "link copy") runs the loop once per hand-off: "link" with
+# B's incomplete and completed folders on one mount, "copy" with them as two
+# bind mounts of one filesystem (EXDEV: the copy hand-off), in a private
+# mount namespace (root and util-linux's unshare). In the copy run every
+# other kill waits for the copy to start, so kills land inside it too.
+# Release binary; 127.0.0.1 only. Usage: scripts/bench-crash.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/jack}
+HANDOFF=${HANDOFF:-link copy}
 [ -x "$BIN" ] || { echo "build first: make build" >&2; exit 1; }
-python3 - "$BIN" "${SIZE_MIB:-256}" "${KILLS:-10}" <<'PY'
-import hashlib, json, os, random, re, signal, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
-binary, size_mib, kills_wanted = os.path.abspath(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+NS=()
+if [[ " $HANDOFF " == *" copy "* ]]; then
+    if ! unshare -m true 2>/dev/null; then
+        echo "error: the copy run needs a private mount namespace (root, unshare from util-linux); run HANDOFF=link $0" >&2
+        exit 1
+    fi
+    NS=(unshare -m)
+fi
+"${NS[@]}" python3 - "$BIN" "${SIZE_MIB:-256}" "${KILLS:-10}" "$HANDOFF" <<'PY'
+import hashlib, os, random, re, signal, statistics, sys, tempfile, time
+sys.path.insert(0, "scripts")
+from benchlib import Node, bind_mounts, drop_stub, first_item, free_port, stub, unmount
+binary, size_mib, kills_wanted, modes = os.path.abspath(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split()
 size = size_mib * 1024 * 1024
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-class Node:
-    def __init__(self, cfg):
-        self.lines = []
-        self.p = subprocess.Popen([binary, "--config", cfg], stderr=subprocess.PIPE, text=True, env={**os.environ, "JACK_LOG": ""})
-        self.t0 = time.monotonic()
-        threading.Thread(target=self.read, daemon=True).start()
-    def read(self):
-        for l in self.p.stderr: self.lines.append((time.monotonic(), l))
-    def wait_line(self, pat, timeout=30):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for t, l in list(self.lines):
-                if re.search(pat, l): return t
-            time.sleep(0.002)
-        raise SystemExit(f"no log line {pat!r}")
-with tempfile.TemporaryDirectory() as d:
-    lib = os.path.join(d, "a/lib"); os.makedirs(lib)
-    name = "Crash.Bench.2024.1080p.mkv"
-    with open(os.path.join(lib, name), "wb") as f:
-        for _ in range(size_mib): f.write(os.urandom(1024 * 1024))
-    src_sha = hashlib.sha256(open(os.path.join(lib, name), "rb").read()).hexdigest()
-    pa, pb = free_port(), free_port()
-    ca = os.path.join(d, "a/jack.toml")
-    open(ca, "w").write(f'[server]\nlisten = "127.0.0.1:{pa}"\napi_key = "bench"\n[log]\nlevel = "debug"\n'
-                        f'[[library]]\nname = "bench"\npath = "{lib}"\ncategory = "movies"\n')
-    os.makedirs(os.path.join(d, "b"))
-    cb = os.path.join(d, "b/jack.toml")
-    open(cb, "w").write(f'[server]\nlisten = "127.0.0.1:{pb}"\napi_key = "b"\n[downloads]\nscan_interval_ms = 100\n'
-                        f'[[peers]]\nname = "alice"\nurl = "http://127.0.0.1:{pa}"\napi_key = "bench"\n')
-    a = Node(ca); a.wait_line("catalogue scanned")
-    req = urllib.request.Request(f"http://127.0.0.1:{pa}/peer/search", headers={"X-Api-Key": "bench"})
-    item = json.load(urllib.request.urlopen(req))["items"][0]
-    c = ("jack:alice:" + item["id"]).encode(); t = item["title"].encode(); n = -(-size // 16777216)
-    stub = (b"d7:comment%d:" % len(c)) + c + (b"4:infod6:lengthi%de4:name%d:" % (size, len(t))) + t + \
-           (b"12:piece lengthi16777216e6:pieces%d:" % (20 * n)) + b"\0" * (20 * n) + b"ee"
-    b = Node(cb)
-    watch = os.path.join(d, "b/data/watch"); os.makedirs(watch, exist_ok=True)
-    open(os.path.join(watch, ".s.tmp"), "wb").write(stub); os.rename(os.path.join(watch, ".s.tmp"), os.path.join(watch, "s.torrent"))
-    dest = os.path.join(d, "b/data/completed", name)
-    rng = random.Random(int(time.time()))
-    kills, resumes = 0, []
-    start = time.monotonic()
-    while kills < kills_wanted and not os.path.exists(dest):
-        time.sleep(rng.uniform(0.01, 0.08) + (0.2 if kills == 0 else 0))
-        if os.path.exists(dest): break
-        b.p.send_signal(signal.SIGKILL); b.p.wait(); kills += 1
-        b = Node(cb)
-        try:
-            resumes.append((b.wait_line(r"download (resumed|started) id=", 10) - b.t0) * 1000)
-        except SystemExit:
-            pass
-    while not os.path.exists(dest): time.sleep(0.01)
-    wall = time.monotonic() - start
-    ok = hashlib.sha256(open(dest, "rb").read()).hexdigest() == src_sha
-    time.sleep(0.3)
-    sent = sum(int(m.group(1)) for _, l in a.lines for m in [re.search(r"file body sent .* bytes=(\d+)", l)] if m)
-    b.p.terminate(); a.p.terminate(); b.p.wait(); a.p.wait()
-    refetched = sent - size
-    print(f"file: {size_mib} MiB, kills: {kills}, final SHA-256 equal: {ok}, wall: {wall:.1f} s")
-    print(f"bytes sent by the peer: {sent} (file {size}); re-fetched: {refetched} bytes = {refetched/1048576:.1f} MiB")
-    if kills:
-        print(f"re-fetched per kill: {refetched/kills/1048576:.1f} MiB (bound: one checkpoint interval = 64 MiB)")
-    if resumes:
-        print(f"restart to transfer running again: median {statistics.median(resumes):.0f} ms, max {max(resumes):.0f} ms over {len(resumes)} restarts")
+def run(mode):
+  with tempfile.TemporaryDirectory() as d:
+      lib = os.path.join(d, "a/lib"); os.makedirs(lib)
+      name = "Crash.Bench.2024.1080p.mkv"
+      with open(os.path.join(lib, name), "wb") as f:
+          for _ in range(size_mib): f.write(os.urandom(1024 * 1024))
+      src_sha = hashlib.sha256(open(os.path.join(lib, name), "rb").read()).hexdigest()
+      pa, pb = free_port(), free_port()
+      ca = os.path.join(d, "a/jack.toml")
+      open(ca, "w").write(f'[server]\nlisten = "127.0.0.1:{pa}"\napi_key = "bench"\n[log]\nlevel = "debug"\n'
+                          f'[[library]]\nname = "bench"\npath = "{lib}"\ncategory = "movies"\n')
+      os.makedirs(os.path.join(d, "b"))
+      if mode == "copy":
+          bind_mounts(os.path.join(d, "b"))
+      cb = os.path.join(d, "b/jack.toml")
+      open(cb, "w").write(f'[server]\nlisten = "127.0.0.1:{pb}"\napi_key = "b"\n[downloads]\nscan_interval_ms = 100\n'
+                          f'[[peers]]\nname = "alice"\nurl = "http://127.0.0.1:{pa}"\napi_key = "bench"\n')
+      a = Node(binary, ca); a.wait_line("catalogue scanned")
+      s = stub("alice", first_item(pa), size)
+      b = Node(binary, cb)
+      b.wait_line(f"hand-off mode={mode}")
+      drop_stub(os.path.join(d, "b/data/watch"), s)
+      dest = os.path.join(d, "b/data/completed", name)
+      rng = random.Random(int(time.time()))
+      kills, resumes, in_copy = 0, [], 0
+      start = time.monotonic()
+      while kills < kills_wanted and not os.path.exists(dest):
+          if mode == "copy" and kills % 2 == 1:
+              try:
+                  b.wait_line("hand-off copy started", 20)
+              except SystemExit:
+                  break
+              time.sleep(rng.uniform(0, 0.1))
+          else:
+              time.sleep(rng.uniform(0.01, 0.08) + (0.2 if kills == 0 else 0))
+          if os.path.exists(dest): break
+          started = any("hand-off copy started" in l for _, l in b.lines)
+          done = any("hand-off copy done" in l for _, l in b.lines)
+          in_copy += started and not done
+          b.p.send_signal(signal.SIGKILL); b.p.wait(); kills += 1
+          b = Node(binary, cb)
+          try:
+              resumes.append((b.wait_line(r"download (resumed|started) id=", 10)[0] - b.t0) * 1000)
+          except SystemExit:
+              pass
+      while not os.path.exists(dest): time.sleep(0.01)
+      wall = time.monotonic() - start
+      ok = hashlib.sha256(open(dest, "rb").read()).hexdigest() == src_sha
+      time.sleep(0.3)
+      sent = sum(int(m.group(1)) for _, l in a.lines for m in [re.search(r"file body sent .* bytes=(\d+)", l)] if m)
+      b.p.terminate(); a.p.terminate(); b.p.wait(); a.p.wait()
+      completed = sorted(os.listdir(os.path.join(d, "b/data/completed")))
+      parts = [f for f in os.listdir(os.path.join(d, "b/data/incomplete")) if os.path.isfile(os.path.join(d, "b/data/incomplete", f))]
+      if mode == "copy":
+          unmount(os.path.join(d, "b"))
+      refetched = sent - size
+      print(f"hand-off: {mode}")
+      print(f"file: {size_mib} MiB, kills: {kills}, final SHA-256 equal: {ok}, wall: {wall:.1f} s")
+      print(f"completed folder: {completed}; .part files left: {parts}")
+      if mode == "copy":
+          print(f"kills that landed during the copy hand-off: {in_copy}")
+      print(f"bytes sent by the peer: {sent} (file {size}); re-fetched: {refetched} bytes = {refetched/1048576:.1f} MiB")
+      if kills:
+          print(f"re-fetched per kill: {refetched/kills/1048576:.1f} MiB (bound: one checkpoint interval = 64 MiB)")
+      if resumes:
+          print(f"restart to transfer running again: median {statistics.median(resumes):.0f} ms, max {max(resumes):.0f} ms over {len(resumes)} restarts")
+for mode in modes:
+    run(mode)
+    print()
 PY

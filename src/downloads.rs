@@ -421,14 +421,7 @@ impl Downloads {
                 Ok(None) => None,
                 Err(e) => Some((e, None)),
             };
-            {
-                // Only this worker's own slot: by now the retry timer may
-                // have handed the id to another worker.
-                let mut slots = self.slots.lock();
-                if matches!(slots.get(&id), Some(Slot::Running(l)) if Arc::ptr_eq(l, &live)) {
-                    slots.remove(&id);
-                }
-            }
+            release_slot(&mut self.slots.lock(), id, &live);
             if let Some((e, unrecorded)) = failed {
                 // The registry could not record (a full disk, a locked
                 // database): keep the download in hand and look again.
@@ -687,6 +680,15 @@ pub fn safe_file_name(name: &str) -> bool {
         && !lower.ends_with(".partial")
 }
 
+/// A worker is done with `id`: it frees the slot only if the slot is still
+/// its own run (`live`). By then the retry timer may have handed the id to
+/// another worker (a short jitter), whose slot and live bytes stay.
+fn release_slot(slots: &mut HashMap<i64, Slot>, id: i64, live: &Live) {
+    if matches!(slots.get(&id), Some(Slot::Running(l)) if Arc::ptr_eq(l, live)) {
+        slots.remove(&id);
+    }
+}
+
 /// Truncates a `.part` to 0 (one that does not exist is fine).
 fn truncate_part(path: &Path) -> std::io::Result<()> {
     match std::fs::OpenOptions::new().write(true).open(path) {
@@ -728,6 +730,24 @@ fn remove_stub(watch_dir: &Path, stub_name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_frees_only_its_own_slot() {
+        let (mine, theirs): (Live, Live) = (Arc::default(), Arc::new(AtomicU64::new(77)));
+        let mut slots = HashMap::new();
+        // Still running here: freed.
+        slots.insert(1, Slot::Running(mine.clone()));
+        release_slot(&mut slots, 1, &mine);
+        assert!(slots.is_empty());
+        // Rescheduled (waiting in the delay queue): kept.
+        slots.insert(1, Slot::Waiting);
+        release_slot(&mut slots, 1, &mine);
+        assert!(matches!(slots.get(&1), Some(Slot::Waiting)));
+        // Already taken by another worker: kept, with its live bytes.
+        slots.insert(1, Slot::Running(theirs.clone()));
+        release_slot(&mut slots, 1, &mine);
+        assert!(matches!(slots.get(&1), Some(Slot::Running(l)) if l.load(Ordering::Relaxed) == 77));
+    }
 
     #[test]
     fn file_names() {

@@ -333,6 +333,11 @@ fn move_orphans(incomplete: &Path, owned: &HashSet<&Path>) -> Result<Vec<PathBuf
         if !is_file || owned.contains(path.as_path()) {
             continue;
         }
+        if entry.file_name().to_str().is_some_and(handoff::is_own_temp) {
+            // An empty probe file of a start that stopped mid-probe.
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         std::fs::create_dir_all(&orphanage)
             .map_err(|e| Error::io(format!("cannot create {}", orphanage.display()), e))?;
         let name = entry.file_name();

@@ -44,14 +44,13 @@ impl Bed {
 
     /// A bed whose hand-off copies (as across two mounts), on one filesystem.
     fn start_copying(peer: &FakePeer, extra: &str) -> Bed {
+        Bed::start_handing_off(peer, extra, HandOffMode::Copy)
+    }
+
+    /// A bed with the hand-off `mode`, whatever the probe would pick.
+    fn start_handing_off(peer: &FakePeer, extra: &str, mode: HandOffMode) -> Bed {
         let dir = tempfile::tempdir().unwrap();
-        Bed::start_full(
-            dir,
-            peer,
-            extra,
-            OffsetClock::default(),
-            Some(HandOffMode::Copy),
-        )
+        Bed::start_full(dir, peer, extra, OffsetClock::default(), Some(mode))
     }
 
     fn start_full(
@@ -772,4 +771,34 @@ fn the_copy_hand_off_delivers_whole_files_only() {
             .count(),
         1
     );
+}
+
+/// Where the filesystem has no hard links, the hand-off is a rename that
+/// refuses to replace: the file arrives, and a taken name stays untouched.
+#[test]
+fn the_rename_hand_off_never_replaces() {
+    let data = pattern(50_000);
+    let peer = FakePeer::one("m", &data);
+    let bed = Bed::start_handing_off(&peer, "", HandOffMode::Rename);
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    assert!(!row.part_path.exists());
+    let meta = std::fs::metadata(bed.completed("m.mkv")).unwrap();
+    assert_eq!(row.handoff_file, Some(jack::handoff::file_id(&meta)));
+
+    let peer = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Stall(10_000, Duration::from_millis(300))],
+        None,
+    );
+    let bed = Bed::start_handing_off(&peer, "", HandOffMode::Rename);
+    let id = bed.add("m", data.len());
+    wait_until(|| !peer.file_requests().is_empty());
+    std::fs::write(bed.completed("m.mkv"), b"mine").unwrap();
+    let row = bed.wait_done(id);
+    assert_eq!(row.error.as_deref(), Some("destination exists"));
+    assert_eq!(std::fs::read(bed.completed("m.mkv")).unwrap(), b"mine");
+    assert!(row.part_path.exists(), "the .part is kept");
 }

@@ -458,6 +458,15 @@ fn start_up_reconciliation_table() {
         b"nobody's",
     )
     .unwrap();
+    // jack's own leftovers of a stop mid-hand-off: an unfinished copy of
+    // the row `exact` and a probe file in each folder.
+    let copy = jack::handoff::temp_path(
+        &s.config.downloads.completed_dir,
+        &format!("{:0>40}", "exact"),
+    );
+    std::fs::write(&copy, [1; 60]).unwrap();
+    std::fs::write(s.config.downloads.incomplete_dir.join(".jack-probe-1"), b"").unwrap();
+    std::fs::write(s.config.downloads.completed_dir.join(".jack-probe-1"), b"").unwrap();
 
     let summary = s.reconcile();
     let decision = |id| {
@@ -524,6 +533,27 @@ fn start_up_reconciliation_table() {
     assert_eq!(
         reconcile::orphans(&s.config.downloads.incomplete_dir),
         vec![orphan]
+    );
+    // jack's unfinished copy and probe files are gone, never exposed; the
+    // row of the copy says so.
+    assert!(!copy.exists());
+    assert_eq!(
+        summary.copies_removed.len(),
+        2,
+        "{:?}",
+        summary.copies_removed
+    );
+    assert!(
+        s.reconciled(exact)
+            .iter()
+            .any(|e| e.contains("unfinished copy"))
+    );
+    assert!(
+        !s.config
+            .downloads
+            .incomplete_dir
+            .join(".jack-probe-1")
+            .exists()
     );
     // Every decision that changed something left a reconciled event.
     for id in [

@@ -752,25 +752,32 @@ fn the_copy_hand_off_delivers_whole_files_only() {
     assert_eq!(row.handoff_file, Some(jack::handoff::file_id(&meta)));
 
     // A file that takes the final name first is never replaced; the copy
-    // is removed and the .part kept.
+    // is removed.
+    a_taken_final_name_is_left_alone(HandOffMode::Copy);
+}
+
+/// A file that takes the final name while the download runs is never
+/// replaced by the hand-off `mode`: the row fails `destination exists`,
+/// nothing else is left in the folder, and the `.part` is kept.
+fn a_taken_final_name_is_left_alone(mode: HandOffMode) {
+    let data = pattern(50_000);
     let peer = FakePeer::start(
         vec![file("m", &data)],
         vec![Mode::Stall(10_000, Duration::from_millis(300))],
         None,
     );
-    let bed = Bed::start_copying(&peer, "");
+    let bed = Bed::start_handing_off(&peer, "", mode);
     let id = bed.add("m", data.len());
     wait_until(|| !peer.file_requests().is_empty());
     std::fs::write(bed.completed("m.mkv"), b"mine").unwrap();
     let row = bed.wait_done(id);
-    assert_eq!(row.error.as_deref(), Some("destination exists"));
+    assert_eq!(row.error.as_deref(), Some("destination exists"), "{mode:?}");
     assert_eq!(std::fs::read(bed.completed("m.mkv")).unwrap(), b"mine");
-    assert_eq!(
-        std::fs::read_dir(bed.dir.path().join("data/completed"))
-            .unwrap()
-            .count(),
-        1
-    );
+    let in_folder = std::fs::read_dir(bed.dir.path().join("data/completed"))
+        .unwrap()
+        .count();
+    assert_eq!(in_folder, 1, "{mode:?}: only the file that was there");
+    assert!(row.part_path.exists(), "{mode:?}: the .part is kept");
 }
 
 /// Where the filesystem has no hard links, the hand-off is a rename that
@@ -788,17 +795,5 @@ fn the_rename_hand_off_never_replaces() {
     let meta = std::fs::metadata(bed.completed("m.mkv")).unwrap();
     assert_eq!(row.handoff_file, Some(jack::handoff::file_id(&meta)));
 
-    let peer = FakePeer::start(
-        vec![file("m", &data)],
-        vec![Mode::Stall(10_000, Duration::from_millis(300))],
-        None,
-    );
-    let bed = Bed::start_handing_off(&peer, "", HandOffMode::Rename);
-    let id = bed.add("m", data.len());
-    wait_until(|| !peer.file_requests().is_empty());
-    std::fs::write(bed.completed("m.mkv"), b"mine").unwrap();
-    let row = bed.wait_done(id);
-    assert_eq!(row.error.as_deref(), Some("destination exists"));
-    assert_eq!(std::fs::read(bed.completed("m.mkv")).unwrap(), b"mine");
-    assert!(row.part_path.exists(), "the .part is kept");
+    a_taken_final_name_is_left_alone(HandOffMode::Rename);
 }

@@ -216,7 +216,13 @@ impl Downloads {
         if let Some(done) = existing.iter().find(|d| d.status == Status::Completed) {
             return Ok(Added::Duplicate(done.id));
         }
-        let current = existing.last();
+        // One row per release; should there be more (older versions),
+        // the newest live one, else the newest.
+        let current = existing
+            .iter()
+            .rev()
+            .find(|d| d.status.is_live())
+            .or(existing.last());
         if let Some(row) = current
             && self.is_running(row.id)
         {
@@ -470,7 +476,8 @@ impl Downloads {
             if let Some(outcome) = error {
                 return Ok(Some((row, outcome)));
             }
-            let restart = (row.downloaded_bytes > new.expected_bytes).then_some("size_changed");
+            let changed = row.downloaded_bytes > 0 && row.expected_bytes != new.expected_bytes;
+            let restart = changed.then_some("size_changed");
             self.registry
                 .replace_source(id, &new, restart, "release checked again")?;
             row = self
@@ -486,6 +493,12 @@ impl Downloads {
         // replaced, and is found out before anything is fetched.
         if let Ok(meta) = std::fs::symlink_metadata(&row.dest_path) {
             let outcome = if crate::reconcile::put_there_by_jack(&row, &meta) {
+                // The hand-off happened; a `.part` name left is jack's.
+                if let Err(e) = std::fs::remove_file(&row.part_path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    log::warn!("cannot remove {}: {e}", row.part_path.display());
+                }
                 Outcome::Completed { fetched: 0 }
             } else {
                 Outcome::Fatal {

@@ -17,16 +17,16 @@ use crossbeam_channel::{Receiver, bounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::api::{Api, ApiKey};
-use crate::catalogue::Catalogue;
 use crate::config::{Config, SecretOrigin};
 use crate::db::Registry;
-use crate::downloads::Downloads;
+use crate::download::downloads::Downloads;
+use crate::download::retry::SeededRng;
+use crate::download::watch::Watcher;
 use crate::error::{Error, Result};
 use crate::instance::InstanceLock;
-use crate::retry::SeededRng;
-use crate::server::{self, HttpServer};
-use crate::watch::Watcher;
+use crate::serve::api::{Api, ApiKey};
+use crate::serve::catalogue::Catalogue;
+use crate::serve::server::{self, HttpServer};
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
@@ -52,14 +52,14 @@ pub fn run(config: Config) -> Result<()> {
         );
     }
 
-    let summary = crate::reconcile::run(&registry, &config.downloads)?;
+    let summary = crate::download::reconcile::run(&registry, &config.downloads)?;
     log::info!(
         "reconciled live_downloads={} changed={} superseded={} orphans={}",
         summary.decisions.len(),
         summary
             .decisions
             .iter()
-            .filter(|(_, d)| *d != crate::reconcile::Decision::Resume)
+            .filter(|(_, d)| *d != crate::download::reconcile::Decision::Resume)
             .count(),
         summary.superseded.len(),
         summary.orphans.len()

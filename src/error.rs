@@ -63,7 +63,7 @@ impl Error {
                 source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
             }
             Error::Io { source, .. } => {
-                crate::retry::classify_io(source) == crate::retry::Class::Pause
+                crate::download::retry::classify_io(source) == crate::download::retry::Class::Pause
             }
             _ => false,
         }

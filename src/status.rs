@@ -18,7 +18,7 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
     } else {
         (Vec::new(), Vec::new())
     };
-    let orphans = crate::reconcile::orphans(&config.downloads.incomplete_dir);
+    let orphans = crate::download::reconcile::orphans(&config.downloads.incomplete_dir);
     let text = if json {
         to_json(&downloads, &invalid, &orphans)
     } else {

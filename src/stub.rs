@@ -930,16 +930,20 @@ mod tests {
     }
 
     /// The retry module's seeded generator: every run feeds the same input.
-    struct Rng(crate::retry::SeededRng);
+    struct Rng(crate::download::retry::SeededRng);
 
     impl Rng {
         fn next(&mut self) -> u64 {
-            crate::retry::Rng::below_or_equal(&mut self.0, u64::MAX)
+            crate::download::retry::Rng::below_or_equal(&mut self.0, u64::MAX)
         }
 
         fn below(&mut self, n: usize) -> usize {
             let max = u64::try_from(n.saturating_sub(1)).unwrap();
-            usize::try_from(crate::retry::Rng::below_or_equal(&mut self.0, max)).unwrap()
+            usize::try_from(crate::download::retry::Rng::below_or_equal(
+                &mut self.0,
+                max,
+            ))
+            .unwrap()
         }
 
         fn byte(&mut self) -> u8 {
@@ -954,7 +958,9 @@ mod tests {
 
     #[test]
     fn never_panics_on_random_or_mutated_input() {
-        let mut rng = Rng(crate::retry::SeededRng::new(0x9e37_79b9_7f4a_7c15));
+        let mut rng = Rng(crate::download::retry::SeededRng::new(
+            0x9e37_79b9_7f4a_7c15,
+        ));
         let seeds = [
             build("alice", "lib1:movie:4f2a", "T", 1),
             build("bob", "x:y", "日本語", 3 * PIECE_LENGTH + 5),

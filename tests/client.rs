@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use jack::config::Config;
 use jack::db::{NewDownload, Registry, Status};
-use jack::downloads::{Added, Downloads, Pool};
-use jack::handoff::Mode as HandOffMode;
-use jack::retry::SeededRng;
+use jack::download::downloads::{Added, Downloads, Pool};
+use jack::download::handoff::Mode as HandOffMode;
+use jack::download::retry::SeededRng;
 use support::fake_peer::{self, FakePeer, Mode};
 use support::{OffsetClock, pattern};
 
@@ -749,7 +749,10 @@ fn the_copy_hand_off_delivers_whole_files_only() {
     assert!(copy.last().unwrap().starts_with("copied"), "{copy:?}");
     // The registry named the copy before it got the final name (rule 13).
     let meta = std::fs::metadata(bed.completed("m.mkv")).unwrap();
-    assert_eq!(row.handoff_file, Some(jack::handoff::file_id(&meta)));
+    assert_eq!(
+        row.handoff_file,
+        Some(jack::download::handoff::file_id(&meta))
+    );
 
     // A file that takes the final name first is never replaced; the copy
     // is removed.
@@ -793,7 +796,10 @@ fn the_rename_hand_off_never_replaces() {
     assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
     assert!(!row.part_path.exists());
     let meta = std::fs::metadata(bed.completed("m.mkv")).unwrap();
-    assert_eq!(row.handoff_file, Some(jack::handoff::file_id(&meta)));
+    assert_eq!(
+        row.handoff_file,
+        Some(jack::download::handoff::file_id(&meta))
+    );
 
     a_taken_final_name_is_left_alone(HandOffMode::Rename);
 }

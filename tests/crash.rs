@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use jack::config::Config;
 use jack::db::{NewDownload, Registry, Status};
-use jack::reconcile::{self, Decision};
+use jack::download::reconcile::{self, Decision};
 use support::fake_peer::{self, FakePeer};
 use support::{Node, downloader, drop_stub, item_id, pattern, serving_site, status_json, wait_for};
 
@@ -410,7 +410,7 @@ fn start_up_reconciliation_table() {
     std::fs::write(s.dest("adopted"), [1; 100]).unwrap();
     let meta = std::fs::metadata(s.dest("adopted")).unwrap();
     s.registry
-        .set_handoff_file(adopted, &jack::handoff::file_id(&meta))
+        .set_handoff_file(adopted, &jack::download::handoff::file_id(&meta))
         .unwrap();
     // The operator's own file of the same size at a row's destination.
     let foreign = s.row("foreign", 100, 0, None);
@@ -460,7 +460,7 @@ fn start_up_reconciliation_table() {
     .unwrap();
     // jack's own leftovers of a stop mid-hand-off: an unfinished copy of
     // the row `exact` and a probe file in each folder.
-    let copy = jack::handoff::temp_path(
+    let copy = jack::download::handoff::temp_path(
         &s.config.downloads.completed_dir,
         &format!("{:0>40}", "exact"),
     );
@@ -682,7 +682,7 @@ fn kill_9_loop_loses_at_most_one_checkpoint_interval_per_kill() {
                 .unwrap()
         })
         .sum();
-    let bound = size as u64 + kills * jack::transfer::CHECKPOINT_BYTES;
+    let bound = size as u64 + kills * jack::download::transfer::CHECKPOINT_BYTES;
     assert!(kills >= 3, "only {kills} kills happened before completion");
     assert!(
         sent <= bound,

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use jack::config::Config;
 use jack::db::{Registry, Status};
-use jack::downloads::{Added, Downloads};
-use jack::retry::SeededRng;
+use jack::download::downloads::{Added, Downloads};
+use jack::download::retry::SeededRng;
 use support::fake_peer::FakePeer;
 use support::pattern;
 

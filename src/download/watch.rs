@@ -22,9 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::downloads::{Added, Downloads};
+use crate::download::downloads::{Added, Downloads};
+use crate::download::handoff::rename_no_replace;
 use crate::error::{Error, Result};
-use crate::handoff::rename_no_replace;
 use crate::stub::MAX_STUB_BYTES;
 
 /// A stub whose peer was unreachable is tried again after this long.
@@ -213,7 +213,7 @@ fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Dur
 /// `failed`), never replacing a stub set aside earlier (`<name>.2.<kind>`
 /// and so on). A stub that is not there (added through an API) is fine.
 pub fn set_aside(dir: &Path, name: &str, kind: &str) {
-    if !crate::downloads::safe_file_name(name) {
+    if !crate::download::downloads::safe_file_name(name) {
         return;
     }
     let from = dir.join(name);

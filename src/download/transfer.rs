@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::config::Peer;
 use crate::db::{Download, Registry};
-use crate::handoff::{self, Failure, HandOff};
-use crate::peer::PeerClient;
-use crate::retry::{self, Class};
+use crate::download::handoff::{self, Failure, HandOff};
+use crate::download::peer::PeerClient;
+use crate::download::retry::{self, Class};
 
 /// Progress is made durable at least every this many bytes...
 pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;

@@ -25,7 +25,7 @@ use parking_lot::RwLock;
 
 use crate::clock::rfc3339;
 use crate::config::{Category, Library};
-use crate::naming;
+use crate::serve::naming;
 
 /// Video file extensions served when a library does not list its own.
 pub const DEFAULT_EXTENSIONS: &[&str] = &[

@@ -23,13 +23,13 @@ use parking_lot::Mutex;
 use crate::clock::Clock;
 use crate::config::{Config, DownloadsConfig, Peer};
 use crate::db::{Download, EventKind, NewDownload, Registry, Status};
+use crate::download::handoff;
+use crate::download::peer::{PeerClient, PeerError};
+use crate::download::retry::{self, Policy, Rng};
+use crate::download::transfer::{self, Context, Live, Outcome};
+use crate::download::watch;
 use crate::error::{Error, Result};
-use crate::handoff;
-use crate::peer::{PeerClient, PeerError};
-use crate::retry::{self, Policy, Rng};
 use crate::stub;
-use crate::transfer::{self, Context, Live, Outcome};
-use crate::watch;
 
 /// What became of a stub handed to [`Downloads::add_stub`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,7 +492,7 @@ impl Downloads {
         // Rule 13 at run time: a final name already taken is never
         // replaced, and is found out before anything is fetched.
         if let Ok(meta) = std::fs::symlink_metadata(&row.dest_path) {
-            let outcome = if crate::reconcile::put_there_by_jack(&row, &meta) {
+            let outcome = if crate::download::reconcile::put_there_by_jack(&row, &meta) {
                 // The hand-off happened; a `.part` name left is jack's.
                 if let Err(e) = std::fs::remove_file(&row.part_path)
                     && e.kind() != std::io::ErrorKind::NotFound

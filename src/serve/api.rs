@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use tiny_http::{Method, Request};
 
-use crate::catalogue::{Catalogue, Query, imdb_number};
 use crate::config::Secret;
-use crate::range::{self, Conditions, Precondition, Selection};
-use crate::server::{Handler, Reply, redact_query};
+use crate::serve::catalogue::{Catalogue, Query, imdb_number};
+use crate::serve::range::{self, Conditions, Precondition, Selection};
+use crate::serve::server::{Handler, Reply, redact_query};
 
 /// The peer protocol version this node speaks.
 pub const PROTOCOL_VERSION: &str = "0.1.0";

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::DownloadsConfig;
 use crate::db::{Download, EventKind, Registry, Status};
+use crate::download::handoff::{self, sync_dir};
+use crate::download::transfer::DESTINATION_EXISTS;
 use crate::error::{Error, Result};
-use crate::handoff::{self, sync_dir};
-use crate::transfer::DESTINATION_EXISTS;
 
 /// What was found on disk for one live row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,7 +308,7 @@ fn apply(
                 EventKind::Reconciled,
                 &detail,
             )?;
-            crate::watch::set_aside(&config.watch_dir, &row.stub_name, "failed");
+            crate::download::watch::set_aside(&config.watch_dir, &row.stub_name, "failed");
             Ok(())
         }
     }

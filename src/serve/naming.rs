@@ -847,16 +847,20 @@ mod tests {
     }
 
     /// The retry module's seeded generator: every run feeds the same input.
-    struct Rng(crate::retry::SeededRng);
+    struct Rng(crate::download::retry::SeededRng);
 
     impl Rng {
         fn next(&mut self) -> u64 {
-            crate::retry::Rng::below_or_equal(&mut self.0, u64::MAX)
+            crate::download::retry::Rng::below_or_equal(&mut self.0, u64::MAX)
         }
 
         fn below(&mut self, n: usize) -> usize {
             let max = u64::try_from(n.saturating_sub(1)).unwrap();
-            usize::try_from(crate::retry::Rng::below_or_equal(&mut self.0, max)).unwrap()
+            usize::try_from(crate::download::retry::Rng::below_or_equal(
+                &mut self.0,
+                max,
+            ))
+            .unwrap()
         }
 
         /// Random bytes mixed with fragments the parser reacts to.
@@ -897,7 +901,9 @@ mod tests {
 
     #[test]
     fn never_panics_on_random_names() {
-        let mut rng = Rng(crate::retry::SeededRng::new(0x9E37_79B9_7F4A_7C15));
+        let mut rng = Rng(crate::download::retry::SeededRng::new(
+            0x9E37_79B9_7F4A_7C15,
+        ));
         for _ in 0..5000 {
             let file = rng.name();
             let folders: Vec<String> = (0..rng.below(4)).map(|_| rng.name()).collect();

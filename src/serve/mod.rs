@@ -1,0 +1,11 @@
+//! The serving plane: what peers see of this node. The prepared listener
+//! and the tiny_http handler threads (`server`), the routes and their
+//! authentication (`api`), the library catalogue (`catalogue`, with the
+//! facts read from file names in `naming`), and the byte-range and
+//! conditional-request decisions (`range`, pure).
+
+pub mod api;
+pub mod catalogue;
+pub mod naming;
+pub mod range;
+pub mod server;

@@ -34,7 +34,50 @@ pub struct Config {
     pub libraries: Vec<Library>,
     pub downloads: DownloadsConfig,
     pub peers: Vec<Peer>,
+    pub torznab: TorznabConfig,
+    /// The qBittorrent-compatible API; `None` (no `[qbittorrent]` table):
+    /// not offered.
+    pub qbittorrent: Option<QbitConfig>,
+    /// The operator's own Radarr/Sonarr (`[[arr]]`).
+    pub arrs: Vec<Arr>,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TorznabConfig {
+    /// The longest a search waits for one peer's answer.
+    pub peer_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct QbitConfig {
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrKind {
+    Radarr,
+    Sonarr,
+}
+
+impl ArrKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArrKind::Radarr => "radarr",
+            ArrKind::Sonarr => "sonarr",
+        }
+    }
+}
+
+/// A Radarr or Sonarr instance: `[[arr]]`, or the source of a library.
+#[derive(Debug, Clone)]
+pub struct Arr {
+    pub name: String,
+    pub kind: ArrKind,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub api_key: Secret,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +125,17 @@ pub struct Library {
     pub category: Category,
     /// Lower-case file extensions to serve; empty means the default video list.
     pub extensions: Vec<String>,
+    /// Where the files come from: a folder (`path`), or the files a
+    /// Radarr/Sonarr knows (`path` is then empty).
+    pub source: LibrarySource,
+}
+
+#[derive(Debug, Clone)]
+pub enum LibrarySource {
+    /// `kind = "directory"` (the default): every video under `path`.
+    Directory,
+    /// `kind = "radarr"` or `"sonarr"`: the movies or episodes that have a file.
+    Arr(Arr),
 }
 
 #[derive(Debug, Clone)]
@@ -265,7 +319,12 @@ impl Config {
             .into_iter()
             .cloned()
             .chain(db_dir)
-            .chain(self.libraries.iter().map(|l| l.path.clone()));
+            .chain(
+                self.libraries
+                    .iter()
+                    .filter(|l| matches!(l.source, LibrarySource::Directory))
+                    .map(|l| l.path.clone()),
+            );
         for dir in dirs {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(format!("cannot create directory {}", dir.display()), e))?;
@@ -293,7 +352,13 @@ impl fmt::Display for Config {
         writeln!(f, "\n[database]\npath = {:?}", self.database.path.display())?;
         for l in &self.libraries {
             writeln!(f, "\n[[library]]\nname = {:?}", l.name)?;
-            writeln!(f, "path = {:?}", l.path.display())?;
+            match &l.source {
+                LibrarySource::Directory => writeln!(f, "path = {:?}", l.path.display())?,
+                LibrarySource::Arr(a) => {
+                    writeln!(f, "kind = \"{}\"", a.kind.as_str())?;
+                    writeln!(f, "url = {:?}\napi_key = {}", a.url, a.api_key)?;
+                }
+            }
             writeln!(f, "category = \"{}\"", l.category.as_str())?;
             if !l.extensions.is_empty() {
                 writeln!(f, "extensions = {:?}", l.extensions)?;
@@ -323,6 +388,18 @@ impl fmt::Display for Config {
             writeln!(f, "\n[[peers]]\nname = {:?}", p.name)?;
             writeln!(f, "url = {:?}", p.url)?;
             writeln!(f, "api_key = {}", p.api_key)?;
+        }
+        writeln!(f, "\n[torznab]")?;
+        let timeout = self.torznab.peer_timeout.as_millis();
+        writeln!(f, "peer_timeout_ms = {timeout}")?;
+        if let Some(q) = &self.qbittorrent {
+            writeln!(f, "\n[qbittorrent]\nusername = {:?}", q.username)?;
+            writeln!(f, "password = {}", q.password)?;
+        }
+        for a in &self.arrs {
+            writeln!(f, "\n[[arr]]\nname = {:?}", a.name)?;
+            writeln!(f, "kind = \"{}\"\nurl = {:?}", a.kind.as_str(), a.url)?;
+            writeln!(f, "api_key = {}", a.api_key)?;
         }
         writeln!(f, "\n[log]")?;
         let level = self.log.level.as_str().to_ascii_lowercase();
@@ -657,7 +734,7 @@ impl<'a> Cx<'a> {
             }
         };
         if secret.expose().trim().is_empty() {
-            self.problem(key, Some(span), "api key must not be empty");
+            self.problem(key, Some(span), "must not be empty");
             return None;
         }
         let v = secret.expose();
@@ -665,7 +742,7 @@ impl<'a> Cx<'a> {
             self.problem(
                 key,
                 Some(span),
-                "api key must not contain control characters or start or end with a space",
+                "must not contain control characters or start or end with a space",
             );
             return None;
         }
@@ -687,6 +764,9 @@ impl<'a> Cx<'a> {
         let libraries = self.libraries(&mut top);
         let downloads = self.downloads(&mut top);
         let peers = self.peers(&mut top);
+        let torznab = self.torznab(&mut top);
+        let qbittorrent = self.qbittorrent(&mut top);
+        let arrs = self.arrs(&mut top);
         let log = self.log(&mut top);
         self.finish(top);
         Config {
@@ -696,6 +776,9 @@ impl<'a> Cx<'a> {
             libraries,
             downloads,
             peers,
+            torznab,
+            qbittorrent,
+            arrs,
             log,
         }
     }
@@ -747,24 +830,46 @@ impl<'a> Cx<'a> {
         let mut out: Vec<Library> = Vec::new();
         for (mut t, _) in self.array_of_tables(top, "library") {
             let name = self.required_string(&mut t, "name");
-            let path = self
-                .required_string(&mut t, "path")
-                .map(|(raw, _)| self.resolve(&raw));
-            let category = match self.string(&mut t, "category") {
-                None => Category::Movies,
-                Some((s, span)) => match s.as_str() {
-                    "movies" => Category::Movies,
-                    "tv" => Category::Tv,
-                    _ => {
-                        self.problem(
-                            t.key("category"),
-                            Some(span),
-                            format!("{s:?} is not one of \"movies\", \"tv\""),
+            let kind = self.one_of(
+                &mut t,
+                "kind",
+                &[
+                    ("directory", None),
+                    ("radarr", Some(ArrKind::Radarr)),
+                    ("sonarr", Some(ArrKind::Sonarr)),
+                ],
+                None,
+            );
+            let (path, source) = match kind {
+                None => {
+                    let path = self
+                        .required_string(&mut t, "path")
+                        .map(|(raw, _)| self.resolve(&raw));
+                    (path, Some(LibrarySource::Directory))
+                }
+                Some(kind) => {
+                    if let Some(v) = t.get("path") {
+                        let msg = format!(
+                            "not used with kind = \"{}\": the *arr says where its files are",
+                            kind.as_str()
                         );
-                        Category::Movies
+                        self.problem(t.key("path"), Some(v.span()), msg);
                     }
-                },
+                    let endpoint =
+                        self.arr_endpoint(&mut t, kind, name.as_ref().map(|n| n.0.clone()));
+                    (Some(PathBuf::new()), endpoint.map(LibrarySource::Arr))
+                }
             };
+            let default_category = match kind {
+                Some(ArrKind::Sonarr) => Category::Tv,
+                _ => Category::Movies,
+            };
+            let category = self.one_of(
+                &mut t,
+                "category",
+                &[("movies", Category::Movies), ("tv", Category::Tv)],
+                default_category,
+            );
             if let Some((name, nspan)) = &name {
                 if !valid_name(name) {
                     self.problem(t.key("name"), Some(nspan.clone()), NAME_RULE);
@@ -778,13 +883,118 @@ impl<'a> Cx<'a> {
             }
             let extensions = self.string_list(&mut t, "extensions");
             self.finish(t);
-            if let (Some((name, _)), Some(path)) = (name, path) {
+            if let (Some((name, _)), Some(path), Some(source)) = (name, path, source) {
                 out.push(Library {
                     name,
                     path,
                     category,
                     extensions,
+                    source,
                 });
+            }
+        }
+        out
+    }
+
+    /// `url` and `api_key` of a Radarr/Sonarr (`[[arr]]` or an *arr library).
+    fn arr_endpoint(
+        &mut self,
+        t: &mut Table<'_, '_>,
+        kind: ArrKind,
+        name: Option<String>,
+    ) -> Option<Arr> {
+        let url = self.required_string(t, "url");
+        let api_key = self.secret(t, "api_key");
+        let url = url.and_then(|(u, span)| match check_url(&u, &["http"]) {
+            Ok(u) => Some(u),
+            Err(msg) => {
+                self.problem(t.key("url"), Some(span), msg);
+                None
+            }
+        });
+        Some(Arr {
+            name: name?,
+            kind,
+            url: url?,
+            api_key: api_key?,
+        })
+    }
+
+    /// A string key that must be one of `choices` (`default` when absent).
+    fn one_of<T: Copy>(
+        &mut self,
+        t: &mut Table<'_, '_>,
+        k: &'static str,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> T {
+        let Some((s, span)) = self.string(t, k) else {
+            return default;
+        };
+        if let Some((_, v)) = choices.iter().find(|(c, _)| *c == s) {
+            return *v;
+        }
+        let names: Vec<String> = choices.iter().map(|(c, _)| format!("{c:?}")).collect();
+        let msg = format!("{s:?} is not one of {}", names.join(", "));
+        self.problem(t.key(k), Some(span), msg);
+        default
+    }
+
+    fn torznab(&mut self, top: &mut Table<'_, '_>) -> TorznabConfig {
+        let mut t = self.table(top, "torznab");
+        let peer_timeout = self.millis(&mut t, "peer_timeout_ms", 10_000, 100, 600_000);
+        self.finish(t);
+        TorznabConfig { peer_timeout }
+    }
+
+    fn qbittorrent(&mut self, top: &mut Table<'_, '_>) -> Option<QbitConfig> {
+        top.get("qbittorrent")?;
+        let mut t = self.table(top, "qbittorrent");
+        let username = self.required_string(&mut t, "username");
+        let password = self.secret(&mut t, "password");
+        if let Some((u, span)) = &username
+            && (u.is_empty() || u.chars().any(char::is_control))
+        {
+            let msg = "must not be empty or contain control characters";
+            self.problem(t.key("username"), Some(span.clone()), msg);
+        }
+        self.finish(t);
+        Some(QbitConfig {
+            username: username?.0,
+            password: password?,
+        })
+    }
+
+    fn arrs(&mut self, top: &mut Table<'_, '_>) -> Vec<Arr> {
+        let mut out: Vec<Arr> = Vec::new();
+        for (mut t, _) in self.array_of_tables(top, "arr") {
+            let name = self.required_string(&mut t, "name");
+            let kind = match t.get("kind") {
+                None => {
+                    self.problem(t.key("kind"), None, "required key is missing");
+                    None
+                }
+                Some(_) => {
+                    let choices = [
+                        ("radarr", Some(ArrKind::Radarr)),
+                        ("sonarr", Some(ArrKind::Sonarr)),
+                    ];
+                    self.one_of(&mut t, "kind", &choices, None)
+                }
+            };
+            if let Some((n, span)) = &name {
+                if !valid_name(n) {
+                    self.problem(t.key("name"), Some(span.clone()), NAME_RULE);
+                } else if out.iter().any(|a| &a.name == n) {
+                    let msg = format!("duplicate arr name {n:?}");
+                    self.problem(t.key("name"), Some(span.clone()), msg);
+                }
+            }
+            let endpoint =
+                self.arr_endpoint(&mut t, kind.unwrap_or(ArrKind::Radarr), name.map(|n| n.0));
+            self.finish(t);
+            if let (Some(_), Some(arr)) = (kind, endpoint) {
+                out.push(arr);
             }
         }
         out
@@ -894,21 +1104,12 @@ impl<'a> Cx<'a> {
                 log::LevelFilter::Info
             }),
         };
-        let format = match self.string(&mut t, "format") {
-            None => LogFormat::Text,
-            Some((s, span)) => match s.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => {
-                    self.problem(
-                        t.key("format"),
-                        Some(span),
-                        format!("{s:?} is not one of \"text\", \"json\""),
-                    );
-                    LogFormat::Text
-                }
-            },
-        };
+        let format = self.one_of(
+            &mut t,
+            "format",
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            LogFormat::Text,
+        );
         self.finish(t);
         let mut level_from_env = false;
         if let Some(v) = (self.env)("JACK_LOG").filter(|v| !v.is_empty()) {
@@ -1285,6 +1486,53 @@ mod tests {
         let bad = |k: &str| (k == "JACK_LOG").then(|| "chatty".to_string());
         let err = Config::parse(MINIMAL, Path::new("/x/jack.toml"), &bad).unwrap_err();
         assert_eq!(err.list[0].key, "JACK_LOG (environment)");
+    }
+
+    #[test]
+    fn arr_tables_are_checked_with_every_problem_at_once() {
+        let ok = "[server]\napi_key = \"k\"\n[torznab]\npeer_timeout_ms = 2500\n\
+            [qbittorrent]\nusername = \"admin\"\npassword = \"pw\"\n\
+            [[arr]]\nname = \"radarr\"\nkind = \"radarr\"\nurl = \"http://127.0.0.1:7878\"\napi_key = \"r\"\n\
+            [[library]]\nname = \"films\"\nkind = \"radarr\"\nurl = \"http://127.0.0.1:7878/\"\napi_key = \"r\"\n\
+            [[library]]\nname = \"shows\"\nkind = \"sonarr\"\nurl = \"http://127.0.0.1:8989\"\napi_key = \"s\"\n";
+        let c = parse(ok).unwrap();
+        assert_eq!(c.torznab.peer_timeout, Duration::from_millis(2500));
+        assert_eq!(c.qbittorrent.as_ref().unwrap().username, "admin");
+        assert_eq!(c.arrs[0].kind, ArrKind::Radarr);
+        assert!(
+            matches!(&c.libraries[0].source, LibrarySource::Arr(a) if a.url == "http://127.0.0.1:7878")
+        );
+        assert_eq!(c.libraries[1].category, Category::Tv, "sonarr serves tv");
+        let shown = c.to_string();
+        assert!(
+            shown.contains("[qbittorrent]") && !shown.contains("\"pw\""),
+            "{shown}"
+        );
+        // No [qbittorrent] table: the API is not offered.
+        assert!(
+            parse("[server]\napi_key = \"k\"\n")
+                .unwrap()
+                .qbittorrent
+                .is_none()
+        );
+
+        let bad = "[server]\napi_key = \"k\"\n[torznab]\npeer_timeout_ms = 5\n\
+            [qbittorrent]\nusername = \"\"\n\
+            [[arr]]\nname = \"a\"\nkind = \"lidarr\"\nurl = \"ftp://x\"\napi_key = \"r\"\n\
+            [[arr]]\nname = \"b\"\nurl = \"http://x\"\napi_key = \"r\"\n\
+            [[library]]\nname = \"films\"\nkind = \"radarr\"\npath = \"/x\"\nurl = \"http://x\"\napi_key = \"r\"\n";
+        let keys: Vec<String> = problems(bad).into_iter().map(|p| p.key).collect();
+        for want in [
+            "torznab.peer_timeout_ms",
+            "qbittorrent.username",
+            "qbittorrent.password",
+            "arr[0].kind",
+            "arr[0].url",
+            "arr[1].kind",
+            "library[0].path",
+        ] {
+            assert!(keys.contains(&want.to_string()), "{want} not in {keys:?}");
+        }
     }
 
     #[test]

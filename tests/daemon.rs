@@ -109,7 +109,7 @@ fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3 problems"), "{err}");
     assert!(
-        err.contains("jack.toml:3: server.api_key: api key must not be empty"),
+        err.contains("jack.toml:3: server.api_key: must not be empty"),
         "{err}"
     );
     assert!(

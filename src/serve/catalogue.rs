@@ -255,8 +255,10 @@ impl Catalogue {
     /// about 260 bytes per item; files past the limit are left out and
     /// counted in [`ScanStats::over_limit`]).
     pub fn new(libraries: &[Library], limit: usize) -> Catalogue {
+        // Folders only, for now; *arr sources come with their own reader.
         let roots = libraries
             .iter()
+            .filter(|l| matches!(l.source, crate::config::LibrarySource::Directory))
             .map(|l| Root {
                 name: l.name.clone(),
                 path: l.path.clone(),
@@ -654,6 +656,7 @@ mod tests {
             path: path.to_path_buf(),
             category,
             extensions: Vec::new(),
+            source: crate::config::LibrarySource::Directory,
         }
     }
 

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::instance::InstanceLock;
 use crate::serve::api::{Api, ApiKey};
 use crate::serve::catalogue::Catalogue;
-use crate::serve::server::{self, HttpServer};
+use crate::serve::server::{self, HttpServer, Router};
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
@@ -83,7 +83,9 @@ pub fn run(config: Config) -> Result<()> {
         key: s.api_key.clone(),
     }];
     let api = Arc::new(Api::new(keys, catalogue));
-    let http = HttpServer::start(listener, s.handler_threads, s.max_connections, api)?;
+    // The *arr side's routes join the peer API here.
+    let router = Arc::new(Router::new(api));
+    let http = HttpServer::start(listener, s.handler_threads, s.max_connections, router)?;
     let addr: SocketAddr = http.local_addr();
     log::info!(
         "jack {} listening addr={addr} public_url={} handler_threads={} libraries={} peers={}",

@@ -1,6 +1,7 @@
 //! jack: a small daemon that lets friends share media libraries through the
 //! Radarr/Sonarr stack they already run. See ARCHITECTURE.md for the map.
 
+pub mod arr;
 pub mod cli;
 pub mod clock;
 pub mod config;

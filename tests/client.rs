@@ -803,3 +803,25 @@ fn the_rename_hand_off_never_replaces() {
 
     a_taken_final_name_is_left_alone(HandOffMode::Rename);
 }
+
+/// Completions are announced once recorded (the *arr plane's import scan
+/// listens), and only for downloads that completed.
+#[test]
+fn completions_are_announced_once_recorded() {
+    let data = pattern(20_000);
+    let peer = FakePeer::one("m", &data);
+    let bed = Bed::start(&peer, "");
+    let done = bed.downloads.completions();
+    let id = bed.add("m", data.len());
+    assert_eq!(done.recv_timeout(Duration::from_secs(10)), Ok(id));
+    assert_eq!(
+        bed.registry.get(id).unwrap().unwrap().status,
+        Status::Completed
+    );
+    let gone = jack::stub::build("alice", "gone", "gone", 10);
+    assert!(matches!(
+        bed.downloads.add_stub("g.torrent", &gone).unwrap(),
+        Added::Failed(..)
+    ));
+    assert!(done.recv_timeout(Duration::from_millis(300)).is_err());
+}

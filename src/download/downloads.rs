@@ -88,6 +88,8 @@ pub struct Downloads {
     unrecorded: Mutex<HashMap<i64, (Download, Outcome)>>,
     /// How finished files reach `completed_dir` (probed at start).
     handoff: handoff::Mode,
+    /// Told the id of every download once its completion is recorded.
+    completions: Mutex<Vec<Sender<i64>>>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -154,6 +156,7 @@ impl Downloads {
             slots: Mutex::new(HashMap::new()),
             unrecorded: Mutex::new(HashMap::new()),
             handoff: mode,
+            completions: Mutex::new(Vec::new()),
             stopping: stopping.clone(),
         });
         let (done_tx, done) = unbounded();
@@ -188,6 +191,14 @@ impl Downloads {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// A channel that receives the id of every download whose completion
+    /// is recorded from now on (the final file is in place and durable).
+    pub fn completions(&self) -> Receiver<i64> {
+        let (tx, rx) = unbounded();
+        self.completions.lock().push(tx);
+        rx
     }
 
     /// Live bytes of a running download (between checkpoints), if running.
@@ -556,6 +567,7 @@ impl Downloads {
                     row.dest_path.display()
                 );
                 remove_stub(&self.config.watch_dir, &row.stub_name);
+                self.completions.lock().retain(|tx| tx.send(id).is_ok());
             }
             Outcome::Retry { error, retry_after } => {
                 let attempts = row.attempts + 1;

@@ -250,11 +250,11 @@ fn cannot_read(id: &str, e: &std::io::Error) -> Reply {
     Reply::error(500, "INTERNAL", "Cannot read the file")
 }
 
-fn not_found() -> Reply {
+pub fn not_found() -> Reply {
     Reply::error(404, "NOT_FOUND", "Not found")
 }
 
-fn method_not_allowed(allow: &str) -> Reply {
+pub fn method_not_allowed(allow: &str) -> Reply {
     Reply::error(405, "BAD_REQUEST", "Method not allowed").with_header("Allow", allow)
 }
 
@@ -265,7 +265,7 @@ fn get_only(method: &Method, f: impl FnOnce() -> Reply) -> Reply {
     }
 }
 
-fn header<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
+pub fn header<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
     req.headers()
         .iter()
         .find(|h| h.field.equiv(name))
@@ -303,7 +303,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// (`/path`, `query`) of a request target.
-fn split_url(url: &str) -> (&str, &str) {
+pub fn split_url(url: &str) -> (&str, &str) {
     match url.split_once('?') {
         Some((p, q)) => (p, q),
         None => (url, ""),
@@ -322,7 +322,7 @@ fn decode_id(raw: &str) -> Option<String> {
 
 /// `%XX` decoding (and `+` as space in queries); `None` on a broken escape
 /// or invalid UTF-8.
-fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -348,7 +348,7 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
 }
 
 /// Decoded `key=value` pairs of a query string; broken pairs are skipped.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())

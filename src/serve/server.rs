@@ -114,6 +114,43 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: &mut Request) -> Reply;
 }
 
+/// Sends each request to the handler of the first route whose path prefix
+/// it has (`/torznab/`, `/api/v2/`...), else to the fallback (the peer API).
+pub struct Router {
+    routes: Vec<(&'static str, Arc<dyn Handler>)>,
+    fallback: Arc<dyn Handler>,
+}
+
+impl Router {
+    pub fn new(fallback: Arc<dyn Handler>) -> Router {
+        Router {
+            routes: Vec::new(),
+            fallback,
+        }
+    }
+
+    /// Requests whose path starts with `prefix` (which ends in `/`), or is
+    /// `prefix` without its `/`, go to `handler`.
+    pub fn route(mut self, prefix: &'static str, handler: Arc<dyn Handler>) -> Router {
+        self.routes.push((prefix, handler));
+        self
+    }
+}
+
+impl Handler for Router {
+    fn handle(&self, request: &mut Request) -> Reply {
+        let path = redact_query(request.url());
+        let chosen = self
+            .routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix) || path == prefix.trim_end_matches('/'));
+        match chosen {
+            Some((_, handler)) => handler.handle(request),
+            None => self.fallback.handle(request),
+        }
+    }
+}
+
 /// Binds `addr` with the given socket timeouts, inherited by every accepted
 /// connection.
 pub fn bind(

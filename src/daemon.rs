@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, bounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
+use crate::arr::notify::{Backoff, Notifier};
 use crate::config::{Config, SecretOrigin};
 use crate::db::Registry;
 use crate::download::downloads::Downloads;
@@ -27,6 +28,7 @@ use crate::instance::InstanceLock;
 use crate::serve::api::{Api, ApiKey};
 use crate::serve::catalogue::Catalogue;
 use crate::serve::server::{self, HttpServer, Router};
+use crate::worker::Worker;
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
@@ -71,6 +73,17 @@ pub fn run(config: Config) -> Result<()> {
         Box::new(SeededRng::from_entropy()),
         Arc::new(crate::clock::SystemClock),
     )?;
+    // Subscribed before the watch folder is read: every grab it starts
+    // reaches the *arrs.
+    let notifier = match config.arrs.is_empty() {
+        true => None,
+        false => Some(Notifier::start(
+            &config.arrs,
+            registry.clone(),
+            downloads.completions(),
+            Backoff::default(),
+        )?),
+    };
     let d = &config.downloads;
     let watcher = Watcher::start(downloads, d.watch_dir.clone(), d.scan_interval)?;
     let catalogue = Arc::new(Catalogue::new(
@@ -103,7 +116,11 @@ pub fn run(config: Config) -> Result<()> {
     watcher.stop(Duration::from_secs(1));
     http.shutdown();
     pool.shutdown(Duration::from_secs(3));
-    scanner.stop();
+    // Both may be waiting on an *arr (bounded, but longer than the budget).
+    if let Some(n) = notifier {
+        n.stop(Duration::from_millis(300));
+    }
+    scanner.stop(Duration::from_millis(300));
     drop(registry);
     drop(lock);
     signals.close();
@@ -195,12 +212,16 @@ impl Watchdog {
     }
 }
 
+/// How soon a scan runs again when an *arr library could not be asked.
+const UNAVAILABLE_RESCAN: Duration = Duration::from_secs(30);
+
 /// The `catalogue` thread: scans the libraries at start-up, then every
-/// `interval`, until stopped.
+/// `interval` (sooner, [`UNAVAILABLE_RESCAN`], while an *arr library's
+/// source is unavailable), until stopped.
 struct Rescanner {
     stop: crossbeam_channel::Sender<()>,
     cancel: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    worker: Worker,
 }
 
 impl Rescanner {
@@ -208,45 +229,51 @@ impl Rescanner {
         let (stop, rx) = bounded::<()>(1);
         let cancel = Arc::new(AtomicBool::new(false));
         let cancelled = cancel.clone();
-        let thread = std::thread::Builder::new()
-            .name("catalogue".into())
-            .spawn(move || {
-                loop {
-                    let Some(stats) = catalogue.rescan_unless(&cancelled) else {
-                        return;
-                    };
-                    log::info!(
-                        "catalogue scanned items={} skipped={} errors={} elapsed_ms={}",
-                        stats.items,
-                        stats.skipped,
-                        stats.errors,
-                        stats.elapsed.as_millis()
-                    );
-                    if stats.over_limit > 0 {
-                        log::warn!(
-                            "catalogue full: {} video files left out (server.max_catalogue_items)",
-                            stats.over_limit
-                        );
-                    }
-                    if rx.recv_timeout(interval)
-                        != Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                    {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| Error::io("cannot start the catalogue thread", e))?;
+        let worker = Worker::spawn("catalogue", move || {
+            Rescanner::run(&catalogue, interval, &rx, &cancelled);
+        })?;
         Ok(Rescanner {
             stop,
             cancel,
-            thread,
+            worker,
         })
     }
 
-    /// Stops the thread, abandoning a scan in progress.
-    fn stop(self) {
+    fn run(catalogue: &Catalogue, interval: Duration, stop: &Receiver<()>, cancelled: &AtomicBool) {
+        loop {
+            let Some(stats) = catalogue.rescan_unless(cancelled) else {
+                return;
+            };
+            log::info!(
+                "catalogue scanned items={} skipped={} errors={} unavailable={} elapsed_ms={}",
+                stats.items,
+                stats.skipped,
+                stats.errors,
+                stats.unavailable,
+                stats.elapsed.as_millis()
+            );
+            if stats.over_limit > 0 {
+                log::warn!(
+                    "catalogue full: {} video files left out (server.max_catalogue_items)",
+                    stats.over_limit
+                );
+            }
+            let wait = match stats.unavailable {
+                0 => interval,
+                _ => interval.min(UNAVAILABLE_RESCAN),
+            };
+            if stop.recv_timeout(wait) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
+                return;
+            }
+        }
+    }
+
+    /// Stops the thread, abandoning a scan in progress: joined when it ends
+    /// within `limit` (an *arr being asked answers within its deadline,
+    /// longer than the shutdown budget: past `limit` it is left behind).
+    fn stop(self, limit: Duration) {
         self.cancel.store(true, Ordering::Relaxed);
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        self.worker.join_within(limit, "an *arr");
     }
 }

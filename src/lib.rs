@@ -15,3 +15,4 @@ pub mod logger;
 pub mod serve;
 pub mod status;
 pub mod stub;
+pub mod worker;

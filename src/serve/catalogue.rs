@@ -1,20 +1,26 @@
 //! The catalogue: what this node serves, one [`Release`] per video file in
-//! the `[[library]]` folders.
+//! the `[[library]]` folders, and per file a Radarr/Sonarr library knows.
 //!
-//! A scan walks each library iteratively (no recursion), skips hidden
-//! entries and NAS junk, and never follows a symlink out of its library.
-//! It builds a new [`Snapshot`] off to the side and swaps it in whole, so
-//! requests always read a complete catalogue and never wait for a scan.
-//! Scans run at start-up and then every `server.library_rescan_secs` on the
-//! `catalogue` thread; never on the request path.
+//! A scan walks each folder library iteratively (no recursion), skips
+//! hidden entries and NAS junk, and never follows a symlink out of its
+//! library. An *arr library is asked for its files instead
+//! ([`ArrLibrary::fetch`]); each path it names is served only when it
+//! resolves to a regular video file inside one of the *arr's root folders,
+//! and an *arr that cannot be asked keeps the items it had. A scan builds a
+//! new [`Snapshot`] off to the side and swaps it in whole, so requests
+//! always read a complete catalogue and never wait for a scan. Scans run
+//! at start-up and then every `server.library_rescan_secs` on the
+//! `catalogue` thread; never on the request path (an *arr is never asked
+//! because of a request).
 //!
 //! Item ids are `<library>:<movie|episode>:<16 hex>`, a hash of the library
-//! name and the file's path inside it: stable while the file stays where it
-//! is, opaque, and never a path. Opening a file re-checks that it is a
-//! regular file still inside its library.
+//! name and the file's path inside it (for an *arr library: the *arr's id
+//! of the file): stable while the file stays where it is, opaque, and never
+//! a path. Opening a file re-checks that it is a regular file still inside
+//! its library (or the *arr's root folders).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,8 +29,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
+use crate::arr::library::{ArrLibrary, Entry};
 use crate::clock::rfc3339;
-use crate::config::{Category, Library};
+use crate::config::{Category, Library, LibrarySource};
 use crate::serve::naming;
 
 /// Video file extensions served when a library does not list its own.
@@ -152,7 +159,10 @@ impl Query {
         if let Some(id) = self.tvdb_id {
             return k.tvdb == Some(id)
                 && self.season.is_none_or(|s| k.season == Some(s))
-                && self.episode.is_none_or(|e| k.episode == Some(e));
+                && self.episode.is_none_or(|e| {
+                    k.episode
+                        .is_some_and(|first| (first..=k.episode_last.unwrap_or(first)).contains(&e))
+                });
         }
         true
     }
@@ -169,10 +179,12 @@ pub fn imdb_number(s: &str) -> Option<u64> {
 
 /// One file of the catalogue. Kept small (about 200 bytes with its path)
 /// so a library of 100,000 files fits a small NAS: the `Release` is derived
-/// again from the path when a response needs it.
-#[derive(Debug)]
+/// again from the path when a response needs it (or from what the *arr
+/// said, kept in `told`: about 150 bytes more).
+#[derive(Debug, Clone)]
 struct Item {
-    /// Path inside the library root.
+    /// Path inside the library root; for an *arr library, the file's real
+    /// (canonical) absolute path.
     rel_path: Box<str>,
     /// The hash part of the item id.
     id_hash: u64,
@@ -182,6 +194,20 @@ struct Item {
     etag: [u8; 12],
     keys: SearchKeys,
     library: u16,
+    /// What the *arr said about the file; `None`: the names say it.
+    told: Option<Box<Told>>,
+}
+
+/// The facts of an *arr item that are not search keys.
+#[derive(Debug, Clone)]
+struct Told {
+    title: Box<str>,
+    year: Option<u16>,
+    quality_name: Option<Box<str>>,
+    source: Option<Box<str>>,
+    resolution: Option<u32>,
+    release_group: Option<Box<str>>,
+    series_title: Option<Box<str>>,
 }
 
 /// What `/peer/search` filters on.
@@ -192,6 +218,8 @@ struct SearchKeys {
     tvdb: Option<u64>,
     season: Option<u32>,
     episode: Option<u32>,
+    /// The last episode of a multi-episode file (`S01E02E03`: 3).
+    episode_last: Option<u32>,
 }
 
 /// One complete catalogue.
@@ -200,6 +228,9 @@ pub struct Snapshot {
     items: Vec<Item>,
     /// Item index by id hash.
     by_id: HashMap<u64, u32>,
+    /// By library index: the real paths of an *arr library's root folders
+    /// when its files were listed (empty for a folder library).
+    arr_roots: Vec<Vec<PathBuf>>,
 }
 
 impl Snapshot {
@@ -218,6 +249,8 @@ struct Root {
     path: PathBuf,
     category: Category,
     extensions: Vec<String>,
+    /// Where the files come from when not from `path`.
+    arr: Option<ArrLibrary>,
 }
 
 /// What a scan found.
@@ -228,6 +261,8 @@ pub struct ScanStats {
     /// Video files left out because the catalogue was full.
     pub over_limit: usize,
     pub errors: usize,
+    /// *arr libraries that could not be asked (their previous items kept).
+    pub unavailable: usize,
     pub elapsed: Duration,
 }
 
@@ -255,10 +290,8 @@ impl Catalogue {
     /// about 260 bytes per item; files past the limit are left out and
     /// counted in [`ScanStats::over_limit`]).
     pub fn new(libraries: &[Library], limit: usize) -> Catalogue {
-        // Folders only, for now; *arr sources come with their own reader.
         let roots = libraries
             .iter()
-            .filter(|l| matches!(l.source, crate::config::LibrarySource::Directory))
             .map(|l| Root {
                 name: l.name.clone(),
                 path: l.path.clone(),
@@ -268,6 +301,10 @@ impl Catalogue {
                     .iter()
                     .map(|e| e.to_ascii_lowercase())
                     .collect(),
+                arr: match &l.source {
+                    LibrarySource::Directory => None,
+                    LibrarySource::Arr(arr) => Some(ArrLibrary::new(arr)),
+                },
             })
             .collect();
         Catalogue {
@@ -292,11 +329,26 @@ impl Catalogue {
     /// catalogue) as soon as `cancel` is set; `None` then.
     pub fn rescan_unless(&self, cancel: &AtomicBool) -> Option<ScanStats> {
         let started = Instant::now();
+        let previous = self.snapshot();
         let mut stats = ScanStats::default();
         let mut items = Vec::new();
+        let mut arr_roots = Vec::with_capacity(self.roots.len());
         for (i, root) in self.roots.iter().enumerate() {
             let index = u16::try_from(i).unwrap_or(u16::MAX);
-            scan_library(index, root, &mut items, &mut stats, cancel, self.limit);
+            let mut scan = Scan {
+                index,
+                out: &mut items,
+                stats: &mut stats,
+                cancel,
+                limit: self.limit,
+            };
+            arr_roots.push(match &root.arr {
+                None => {
+                    scan.folder(root);
+                    Vec::new()
+                }
+                Some(arr) => scan.arr(root, arr, &previous),
+            });
         }
         if cancel.load(Ordering::Relaxed) {
             return None;
@@ -309,7 +361,11 @@ impl Catalogue {
         items.shrink_to_fit();
         stats.items = items.len();
         stats.elapsed = started.elapsed();
-        *self.current.write() = Arc::new(Snapshot { items, by_id });
+        *self.current.write() = Arc::new(Snapshot {
+            items,
+            by_id,
+            arr_roots,
+        });
         Some(stats)
     }
 
@@ -360,10 +416,14 @@ impl Catalogue {
         let root = &self.roots[usize::from(item.library)];
         let path = Path::new(&*item.rel_path);
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let facts = facts_of(path);
-        let title = file_name
+        let stem = file_name
             .rsplit_once('.')
             .map_or(file_name, |(stem, _)| stem);
+        let facts = match &item.told {
+            Some(told) => told.facts(&item.keys),
+            None => facts_of(path),
+        };
+        let title = item.told.as_ref().map_or(stem, |t| &t.title);
         Release {
             id: format!(
                 "{}:{}:{:016x}",
@@ -423,18 +483,26 @@ impl Catalogue {
 
     /// The item of `id` and the real path of its file, re-resolved now;
     /// `None` when the id is unknown, the path is gone, or it now resolves
-    /// outside its library.
+    /// outside its library (for an *arr library: outside the *arr's root
+    /// folders as of the scan).
     fn locate<'s>(&self, snap: &'s Snapshot, id: &str) -> Option<(&'s Item, PathBuf)> {
         let item = self.find(snap, id)?;
         let root = &self.roots[usize::from(item.library)];
-        let path = root.path.join(&*item.rel_path);
-        let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.path.canonicalize()) else {
-            return None;
+        let inside = if root.arr.is_some() {
+            let real = Path::new(&*item.rel_path).canonicalize().ok()?;
+            let roots = snap.arr_roots.get(usize::from(item.library))?;
+            roots.iter().any(|r| real.starts_with(r)).then_some(real)
+        } else {
+            let path = root.path.join(&*item.rel_path);
+            let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.path.canonicalize()) else {
+                return None;
+            };
+            real.starts_with(&real_root).then_some(real)
         };
-        if !real.starts_with(&real_root) {
+        let Some(real) = inside else {
             log::warn!("refusing a file that now resolves outside its library id={id}");
             return None;
-        }
+        };
         Some((item, real))
     }
 }
@@ -523,114 +591,259 @@ fn is_junk(name: &str) -> bool {
     name.starts_with('.') || JUNK.contains(&name)
 }
 
-fn scan_library(
+/// One library's part of a scan: where its items go and what is counted.
+struct Scan<'a> {
     index: u16,
-    root: &Root,
-    out: &mut Vec<Item>,
-    stats: &mut ScanStats,
-    cancel: &AtomicBool,
+    out: &'a mut Vec<Item>,
+    stats: &'a mut ScanStats,
+    cancel: &'a AtomicBool,
     limit: usize,
-) {
-    let real_root = match root.path.canonicalize() {
-        Ok(p) => p,
-        Err(e) => {
-            log::warn!(
-                "library unreadable library={} path={} error={e}",
-                root.name,
-                root.path.display()
-            );
-            stats.errors += 1;
-            return;
-        }
-    };
-    // Directories still to read, as paths inside the root.
-    let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
-    // (device, inode) of every directory entered: no loops through links or bind mounts.
-    let mut seen: HashSet<(u64, u64)> = HashSet::new();
-    if let Ok(m) = std::fs::metadata(&real_root) {
-        seen.insert((m.dev(), m.ino()));
-    }
-    while let Some(rel_dir) = pending.pop() {
-        if cancel.load(Ordering::Relaxed) {
-            return;
-        }
-        let dir = real_root.join(&rel_dir);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
+}
+
+impl Scan<'_> {
+    /// Walks a folder library.
+    fn folder(&mut self, root: &Root) {
+        let real_root = match root.path.canonicalize() {
+            Ok(p) => p,
             Err(e) => {
-                log::warn!("cannot read folder library={} error={e}", root.name);
-                stats.errors += 1;
-                continue;
+                log::warn!(
+                    "library unreadable library={} path={} error={e}",
+                    root.name,
+                    root.path.display()
+                );
+                self.stats.errors += 1;
+                return;
             }
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name_str) = name.to_str() else {
-                stats.skipped += 1;
-                continue;
-            };
-            if is_junk(name_str) {
-                continue;
+        // Directories still to read, as paths inside the root.
+        let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
+        // (device, inode) of every directory entered: no loops through links or bind mounts.
+        let mut seen: HashSet<(u64, u64)> = HashSet::new();
+        if let Ok(m) = std::fs::metadata(&real_root) {
+            seen.insert((m.dev(), m.ino()));
+        }
+        while let Some(rel_dir) = pending.pop() {
+            if self.cancel.load(Ordering::Relaxed) {
+                return;
             }
-            let rel = rel_dir.join(&name);
-            let Ok(ft) = entry.file_type() else {
-                stats.errors += 1;
-                continue;
-            };
-            let meta = if ft.is_symlink() {
-                // Follow a link only when it stays inside the library.
-                match real_root.join(&rel).canonicalize() {
-                    Ok(target) if target.starts_with(&real_root) => {
-                        match std::fs::metadata(&target) {
-                            Ok(m) => m,
-                            Err(_) => continue,
-                        }
-                    }
-                    _ => {
-                        stats.skipped += 1;
-                        continue;
-                    }
-                }
-            } else {
-                match entry.metadata() {
-                    Ok(m) => m,
-                    Err(_) => {
-                        stats.errors += 1;
-                        continue;
-                    }
-                }
-            };
-            if meta.is_dir() {
-                if seen.insert((meta.dev(), meta.ino())) {
-                    pending.push(rel);
-                }
-            } else if meta.is_file()
-                && has_video_extension(name_str, &root.extensions)
-                && let Some(rel) = rel.to_str()
-            {
-                if out.len() >= limit {
-                    stats.over_limit += 1;
+            let dir = real_root.join(&rel_dir);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    log::warn!("cannot read folder library={} error={e}", root.name);
+                    self.stats.errors += 1;
                     continue;
                 }
-                let facts = facts_of(Path::new(rel));
-                out.push(Item {
-                    id_hash: id_hash(root, rel),
-                    size: meta.len(),
-                    modified: modified_secs(&meta),
-                    etag: etag_bytes(&meta),
-                    keys: SearchKeys {
-                        tmdb: facts.tmdb_id,
-                        imdb: facts.imdb_id.as_deref().and_then(imdb_number),
-                        tvdb: facts.tvdb_id,
-                        season: facts.season,
-                        episode: facts.episode,
-                    },
-                    library: index,
-                    rel_path: rel.into(),
-                });
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(name_str) = name.to_str() else {
+                    self.stats.skipped += 1;
+                    continue;
+                };
+                if is_junk(name_str) {
+                    continue;
+                }
+                let rel = rel_dir.join(&name);
+                let Ok(ft) = entry.file_type() else {
+                    self.stats.errors += 1;
+                    continue;
+                };
+                let meta = if ft.is_symlink() {
+                    // Follow a link only when it stays inside the library.
+                    match real_root.join(&rel).canonicalize() {
+                        Ok(target) if target.starts_with(&real_root) => {
+                            match std::fs::metadata(&target) {
+                                Ok(m) => m,
+                                Err(_) => continue,
+                            }
+                        }
+                        _ => {
+                            self.stats.skipped += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    match entry.metadata() {
+                        Ok(m) => m,
+                        Err(_) => {
+                            self.stats.errors += 1;
+                            continue;
+                        }
+                    }
+                };
+                if meta.is_dir() {
+                    if seen.insert((meta.dev(), meta.ino())) {
+                        pending.push(rel);
+                    }
+                } else if meta.is_file()
+                    && has_video_extension(name_str, &root.extensions)
+                    && let Some(rel) = rel.to_str()
+                {
+                    if self.out.len() >= self.limit {
+                        self.stats.over_limit += 1;
+                        continue;
+                    }
+                    let facts = facts_of(Path::new(rel));
+                    self.out.push(Item {
+                        id_hash: id_hash(root, rel),
+                        size: meta.len(),
+                        modified: modified_secs(&meta),
+                        etag: etag_bytes(&meta),
+                        keys: SearchKeys {
+                            tmdb: facts.tmdb_id,
+                            imdb: facts.imdb_id.as_deref().and_then(imdb_number),
+                            tvdb: facts.tvdb_id,
+                            season: facts.season,
+                            episode: facts.episode,
+                            episode_last: facts.episode,
+                        },
+                        library: self.index,
+                        rel_path: rel.into(),
+                        told: None,
+                    });
+                }
             }
         }
     }
+
+    /// Asks an *arr library's source for its files and admits each one
+    /// that resolves to a regular video file inside one of the *arr's root
+    /// folders. An *arr that cannot be asked keeps `previous`'s items.
+    /// Returns the root folders the admitted files are inside.
+    fn arr(&mut self, root: &Root, arr: &ArrLibrary, previous: &Snapshot) -> Vec<PathBuf> {
+        let room = self.limit.saturating_sub(self.out.len());
+        let listing = match arr.fetch(self.cancel, room) {
+            Ok(listing) => listing,
+            Err(_) if self.cancel.load(Ordering::Relaxed) => return Vec::new(),
+            Err(e) => {
+                let kept: Vec<Item> = previous
+                    .items
+                    .iter()
+                    .filter(|it| it.library == self.index)
+                    .take(room)
+                    .cloned()
+                    .collect();
+                log::warn!(
+                    "library source unavailable, keeping its {} items library={} error={e}",
+                    kept.len(),
+                    root.name
+                );
+                self.stats.unavailable += 1;
+                self.out.extend(kept);
+                let roots = previous.arr_roots.get(usize::from(self.index));
+                return roots.cloned().unwrap_or_default();
+            }
+        };
+        let roots: Vec<PathBuf> = listing
+            .root_folders
+            .iter()
+            .filter_map(|r| r.canonicalize().ok())
+            .collect();
+        if roots.is_empty() {
+            log::warn!(
+                "no root folder of the *arr is readable here: none of its files is served library={}",
+                root.name
+            );
+        }
+        self.stats.over_limit += listing.left_out;
+        let (listed, before) = (listing.entries.len(), self.out.len());
+        for entry in listing.entries {
+            match admit(&entry.path, &roots, &root.extensions) {
+                Some((real, meta)) => self
+                    .out
+                    .push(arr_item(self.index, root, entry, real, &meta)),
+                None => {
+                    log::debug!(
+                        "not serving a file the *arr lists library={} file_id={}",
+                        root.name,
+                        entry.file_id
+                    );
+                    self.stats.skipped += 1;
+                }
+            }
+        }
+        log::info!(
+            "library source asked library={} arr={} files={listed} served={} left_out={}",
+            root.name,
+            arr.arr().kind.as_str(),
+            self.out.len() - before,
+            listing.left_out
+        );
+        roots
+    }
+}
+
+/// The real path and metadata of a file an *arr names, when jack may serve
+/// it: the path resolves (symlinks followed) to a regular file with a
+/// video extension inside one of `roots` (the *arr's root folders, real
+/// paths). The *arr's word alone is never enough: a path outside its root
+/// folders, or a link leading out of them, is refused.
+fn admit(path: &Path, roots: &[PathBuf], extensions: &[String]) -> Option<(String, Metadata)> {
+    let real = path.canonicalize().ok()?;
+    if !roots.iter().any(|r| real.starts_with(r)) {
+        return None;
+    }
+    let meta = std::fs::metadata(&real).ok()?;
+    let name = real.file_name()?.to_str()?;
+    if !meta.is_file() || !has_video_extension(name, extensions) {
+        return None;
+    }
+    Some((real.into_os_string().into_string().ok()?, meta))
+}
+
+fn arr_item(index: u16, root: &Root, e: Entry, real: String, meta: &Metadata) -> Item {
+    let f = e.facts;
+    Item {
+        id_hash: arr_id_hash(root, e.file_id),
+        size: meta.len(),
+        modified: modified_secs(meta),
+        etag: etag_bytes(meta),
+        keys: SearchKeys {
+            tmdb: f.tmdb_id,
+            imdb: f.imdb_id.as_deref().and_then(imdb_number),
+            tvdb: f.tvdb_id,
+            season: f.season,
+            episode: f.episode,
+            episode_last: e.episode_last,
+        },
+        library: index,
+        rel_path: real.into(),
+        told: Some(Box::new(Told {
+            title: e.title.into(),
+            year: f.year,
+            quality_name: f.quality_name.map(Into::into),
+            source: f.source.map(Into::into),
+            resolution: f.resolution,
+            release_group: f.release_group.map(Into::into),
+            series_title: f.series_title.map(Into::into),
+        })),
+    }
+}
+
+impl Told {
+    /// The facts a release shows, as the names of a folder item give them.
+    fn facts(&self, keys: &SearchKeys) -> naming::NameFacts {
+        naming::NameFacts {
+            tmdb_id: keys.tmdb,
+            imdb_id: keys.imdb.map(|n| format!("tt{n:07}")),
+            tvdb_id: keys.tvdb,
+            year: self.year,
+            season: keys.season,
+            episode: keys.episode,
+            resolution: self.resolution,
+            source: self.source.as_deref().map(str::to_string),
+            quality_name: self.quality_name.as_deref().map(str::to_string),
+            release_group: self.release_group.as_deref().map(str::to_string),
+            series_title: self.series_title.as_deref().map(str::to_string),
+        }
+    }
+}
+
+/// The hash part of an *arr item's id: the library name and the *arr's id
+/// of the file (kept through renames; a new file, an upgrade, is a new id).
+fn arr_id_hash(root: &Root, file_id: u64) -> u64 {
+    id_hash(root, &format!("\0arr-file\0{file_id}"))
 }
 
 fn has_video_extension(name: &str, extensions: &[String]) -> bool {
@@ -920,6 +1133,73 @@ mod tests {
             "Fri, 31 Dec 9999 23:59:59 GMT"
         );
         assert_eq!(publish_date(last), "9999-12-31T23:59:59Z");
+    }
+
+    /// An *arr's word is not enough: a file it names is served only when
+    /// it resolves to a regular video file inside one of its root folders.
+    #[test]
+    fn an_arr_file_is_admitted_only_inside_its_root_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("movies");
+        let inside = root.join("A (2000)/A.2000.mkv");
+        touch(&inside, 3);
+        touch(&dir.path().join("outside/Secret.2000.mkv"), 3);
+        touch(&root.join("B (2000)/notes.txt"), 3);
+        fs::create_dir_all(root.join("C (2000)/C.2000.mkv")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("outside/Secret.2000.mkv"),
+            root.join("A (2000)/Leak.2000.mkv"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&inside, root.join("A (2000)/Alias.2000.mkv")).unwrap();
+        let roots = [root.canonicalize().unwrap()];
+        let ok = |p: &Path| admit(p, &roots, &[]).map(|(real, meta)| (real, meta.len()));
+        let real_inside = inside.canonicalize().unwrap();
+        let want = Some((real_inside.to_str().unwrap().to_string(), 3));
+        assert_eq!(ok(&inside), want);
+        assert_eq!(ok(&root.join("A (2000)/../A (2000)/A.2000.mkv")), want);
+        assert_eq!(
+            ok(&root.join("A (2000)/Alias.2000.mkv")),
+            want,
+            "a link inside"
+        );
+        for refused in [
+            dir.path().join("outside/Secret.2000.mkv"),
+            root.join("A (2000)/Leak.2000.mkv"),
+            root.join("../outside/Secret.2000.mkv"),
+            root.join("B (2000)/notes.txt"),
+            root.join("C (2000)/C.2000.mkv"),
+            root.join("gone.mkv"),
+        ] {
+            assert_eq!(ok(&refused), None, "{}", refused.display());
+        }
+        assert_eq!(
+            admit(&inside, &[], &[]).map(|(r, _)| r),
+            None,
+            "no root folder"
+        );
+    }
+
+    #[test]
+    fn a_multi_episode_item_is_found_by_each_of_its_episodes() {
+        let keys = SearchKeys {
+            tvdb: Some(1),
+            season: Some(1),
+            episode: Some(2),
+            episode_last: Some(4),
+            ..SearchKeys::default()
+        };
+        let q = |episode| Query {
+            tvdb_id: Some(1),
+            season: Some(1),
+            episode,
+            ..Query::default()
+        };
+        let found: Vec<bool> = [None, Some(1), Some(2), Some(3), Some(4), Some(5)]
+            .into_iter()
+            .map(|e| q(e).matches(&keys))
+            .collect();
+        assert_eq!(found, [true, false, true, true, true, false]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_arr;
 pub mod fake_peer;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -45,6 +46,14 @@ impl Site {
             .env_remove("JACK_LOG")
             .args(args);
         cmd
+    }
+
+    /// Runs `jack <args> --config <this site's config>` to its end.
+    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        let config = self.config();
+        let mut all = args.to_vec();
+        all.extend(["--config", config.to_str().unwrap()]);
+        self.command(&all).output().unwrap()
     }
 
     /// Starts `jack run` and waits until it logs its listening address.
@@ -288,15 +297,7 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 /// `jack status --json` of a site.
 pub fn status_json(site: &Site) -> serde_json::Value {
-    let out = site
-        .command(&[
-            "status",
-            "--json",
-            "--config",
-            site.config().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = site.run_cli(&["status", "--json"]);
     assert!(
         out.status.success(),
         "{}",

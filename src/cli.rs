@@ -1,4 +1,4 @@
-//! The command line: `jack [--config PATH] [run | check-config | status [--json]]`.
+//! The command line: `jack [--config PATH] [run | check-config | status [--json] | retry ID | arr register]`.
 //!
 //! Parses arguments into a [`Command`], finds the configuration file
 //! (`--config`, then `JACK_CONFIG`, then `./jack.toml`) and dispatches.
@@ -19,6 +19,7 @@ usage:
   jack check-config [--config PATH]       validate jack.toml and print the effective configuration
   jack status [--json] [--config PATH]    list downloads from the registry (daemon running or not)
   jack retry ID [--config PATH]           resume a failed or paused download (the node picks it up)
+  jack arr register [--config PATH]       add jack to each [[arr]] as indexer and download client
   jack --version | --help
 
 The configuration is --config PATH, else $JACK_CONFIG, else ./jack.toml.
@@ -32,6 +33,7 @@ pub enum Command {
     CheckConfig,
     Status { json: bool },
     Retry { id: i64 },
+    ArrRegister,
     Version,
     Help,
 }
@@ -86,6 +88,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                     }
                 }
             }
+            "arr" if command.is_none() => match args.next().as_ref().and_then(|v| v.to_str()) {
+                Some("register") => command = Some(Command::ArrRegister),
+                _ => return Err(usage("arr needs a subcommand: `jack arr register`".into())),
+            },
             "run" | "check-config" | "status" if command.is_none() => {
                 command = Some(match a {
                     "run" => Command::Run,
@@ -147,6 +153,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
                 &format!("download {id} was {was}; queued again\n"),
             )
         }
+        Command::ArrRegister => {
+            let config = Config::load(&config_path, &env)?;
+            crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
+            crate::arr::register::run(&config, &mut stdout)
+        }
         Command::Run => {
             drop(stdout);
             let config = Config::load(&config_path, &env)?;
@@ -190,6 +201,13 @@ mod tests {
         assert_eq!(p(&["check-config"]).unwrap().command, Command::CheckConfig);
         assert_eq!(p(&["--version"]).unwrap().command, Command::Version);
         assert_eq!(p(&["status", "-h"]).unwrap().command, Command::Help);
+        assert_eq!(
+            p(&["arr", "register", "-c", "/a.toml"]).unwrap(),
+            Args {
+                command: Command::ArrRegister,
+                config: Some(PathBuf::from("/a.toml"))
+            }
+        );
     }
 
     #[test]
@@ -200,6 +218,9 @@ mod tests {
             &["--config"],
             &["run", "status"],
             &["run", "--json"],
+            &["arr"],
+            &["arr", "frobnicate"],
+            &["arr", "register", "--json"],
         ] {
             let err = p(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");

@@ -1,7 +1,7 @@
 //! The Radarr/Sonarr side against `tests/support/fake_arr.rs`, a real
 //! HTTP server: *arr libraries served to peers (asked at start-up and on
-//! rescan, never per request; kept while the *arr is down), and the scan
-//! command after a completed download.
+//! rescan, never per request; kept while the *arr is down), the scan
+//! command after a completed download, and `jack arr register`.
 
 mod support;
 
@@ -15,7 +15,7 @@ use jack::arr::notify::{Backoff, Notifier};
 use jack::config::{Arr, ArrKind, Secret, SecretOrigin};
 use jack::db::{NewDownload, Registry};
 use serde_json::{Value, json};
-use support::fake_arr::{ARR_KEY, Behaviour, FakeArr, Kind};
+use support::fake_arr::{ARR_KEY, Behaviour, FakeArr, Kind, field};
 use support::fake_peer::FakePeer;
 use support::{KEY, Node, Site, downloader, drop_stub, enc, pattern, request, wait_for};
 
@@ -443,4 +443,130 @@ fn scan_requests_back_off_give_up_and_stop_at_once() {
         "{:?}",
         t.elapsed()
     );
+}
+
+fn register(site: &Site) -> (Option<i32>, String) {
+    let out = site.run_cli(&["arr", "register"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[test]
+fn arr_register_adds_indexer_and_download_client_once() {
+    let radarr = FakeArr::start(Kind::Radarr);
+    let sonarr = FakeArr::start(Kind::Sonarr);
+    let site = Site::new(&format!(
+        "public_url = \"http://192.168.1.20:5225\"\n\
+         [qbittorrent]\nusername = \"admin\"\npassword = \"qbit-pw\"\n\
+         [[arr]]\nname = \"radarr\"\nkind = \"radarr\"\nurl = \"{}\"\napi_key = \"{ARR_KEY}\"\n\
+         [[arr]]\nname = \"sonarr\"\nkind = \"sonarr\"\nurl = \"{}\"\napi_key = \"{ARR_KEY}\"\n",
+        radarr.url(),
+        sonarr.url()
+    ));
+    let (code, out) = register(&site);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.matches(": added").count(), 4, "{out}");
+    assert!(
+        !out.contains("qbit-pw") && !out.contains("test-key"),
+        "{out}"
+    );
+    for (fake, categories, category_field) in [
+        (&radarr, json!([2000]), "movieCategory"),
+        (&sonarr, json!([5000]), "tvCategory"),
+    ] {
+        let dc = &fake.stored("downloadclient")[0];
+        assert_eq!(dc["name"], "jack");
+        assert_eq!(dc["implementation"], "QBittorrent");
+        assert_eq!(dc["enable"], true);
+        assert_eq!(field(dc, "host"), "192.168.1.20");
+        assert_eq!(field(dc, "port"), 5225);
+        assert_eq!(field(dc, "useSsl"), false);
+        assert_eq!(field(dc, "username"), "admin");
+        assert_eq!(field(dc, "password"), "qbit-pw");
+        assert_eq!(field(dc, category_field), "jack");
+        assert_eq!(
+            field(dc, "initialState"),
+            0,
+            "the template's default is kept"
+        );
+        let ix = &fake.stored("indexer")[0];
+        assert_eq!(ix["name"], "jack");
+        assert_eq!(ix["implementation"], "Torznab");
+        assert_eq!(ix["configContract"], "TorznabSettings");
+        assert_eq!(ix["protocol"], "torrent");
+        assert_eq!(ix["downloadClientId"], dc["id"]);
+        assert_eq!(ix["enableAutomaticSearch"], true);
+        assert!(ix.get("presets").is_none());
+        assert_eq!(field(ix, "baseUrl"), "http://192.168.1.20:5225/torznab");
+        assert_eq!(field(ix, "apiPath"), "/api");
+        assert_eq!(field(ix, "apiKey"), KEY);
+        assert_eq!(field(ix, "categories"), categories);
+        assert_eq!(field(ix, "minimumSeeders"), 1);
+        let posts: Vec<String> = fake.writes().iter().map(|r| r.path.clone()).collect();
+        assert_eq!(
+            posts,
+            [
+                "/api/v3/downloadclient?forceSave=true",
+                "/api/v3/indexer?forceSave=true"
+            ]
+        );
+    }
+
+    // Again: nothing changes, and it says so.
+    let (code, out) = register(&site);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.matches(": unchanged").count(), 4, "{out}");
+    assert_eq!(radarr.writes().len(), 2, "no POST or PUT the second time");
+    assert_eq!(sonarr.writes().len(), 2, "no POST or PUT the second time");
+
+    // Someone changed jack's indexer in Radarr: the third run puts it back.
+    radarr.edit_field("indexer", "baseUrl", json!("http://old:1/torznab"));
+    let (code, out) = register(&site);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("indexer \"jack\" (Torznab at http://192.168.1.20:5225/torznab/api): updated"),
+        "{out}"
+    );
+    let last = radarr.writes().pop().unwrap();
+    assert_eq!(last.method, "PUT");
+    let ix = &radarr.stored("indexer")[0];
+    assert_eq!(field(ix, "baseUrl"), "http://192.168.1.20:5225/torznab");
+    assert_eq!(field(ix, "apiKey"), KEY, "the masked key was sent in clear");
+    assert_eq!(radarr.stored("indexer").len(), 1);
+}
+
+#[test]
+fn arr_register_reports_an_arr_it_cannot_reach_and_still_does_the_others() {
+    let radarr = FakeArr::start(Kind::Radarr);
+    let gone = FakeArr::start(Kind::Sonarr);
+    gone.behave(Behaviour::Fail(401));
+    let site = Site::new(&format!(
+        "[[arr]]\nname = \"sonarr\"\nkind = \"sonarr\"\nurl = \"{}\"\napi_key = \"wrong\"\n\
+         [[arr]]\nname = \"radarr\"\nkind = \"radarr\"\nurl = \"{}\"\napi_key = \"{ARR_KEY}\"\n",
+        gone.url(),
+        radarr.url()
+    ));
+    let (code, out) = register(&site);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("answered 401") && out.contains("check its api_key"),
+        "{out}"
+    );
+    assert!(out.contains("download client: skipped"), "{out}");
+    assert!(
+        out.contains("indexer \"jack\" (Torznab at http://127.0.0.1:0/torznab/api): added"),
+        "{out}"
+    );
+    assert!(
+        out.contains("could not register with 1 of 2 *arr: sonarr"),
+        "{out}"
+    );
+    assert_eq!(radarr.stored("indexer").len(), 1);
+    assert!(radarr.stored("downloadclient").is_empty());
+
+    let none = Site::new("");
+    let (code, out) = register(&none);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("no [[arr]]"), "{out}");
 }

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod library;
 pub mod notify;
+pub mod register;
 
 use crate::config::Peer;
 use crate::download::peer::{PeerClient, PeerError};

@@ -1239,6 +1239,38 @@ mod tests {
         assert_eq!(c.libraries[0].path, PathBuf::from("/srv/jack/media/movies"));
     }
 
+    /// The commented `[[library]] kind = "radarr"` and `[[arr]]` examples
+    /// of the shipped file are valid once uncommented.
+    #[test]
+    fn the_commented_arr_examples_of_jack_toml_are_valid() {
+        let mut text = String::new();
+        let mut in_example = false;
+        for line in include_str!("../jack.toml").lines() {
+            match line.strip_prefix("# ") {
+                Some(bare) if bare.starts_with("[[") => {
+                    in_example = true;
+                    text.push_str(bare);
+                }
+                Some(bare) if in_example && bare.contains(" = ") => text.push_str(bare),
+                _ => {
+                    in_example = false;
+                    text.push_str(line);
+                }
+            }
+            text.push('\n');
+        }
+        let env = |k: &str| (k == "RADARR_API_KEY").then(|| "r".to_string());
+        let c = Config::parse(&text, Path::new("/srv/jack/jack.toml"), &env).unwrap();
+        assert_eq!(c.libraries.len(), 3);
+        let films = &c.libraries[2];
+        assert!(
+            matches!(&films.source, LibrarySource::Arr(a) if a.kind == ArrKind::Radarr && a.api_key.expose() == "r")
+        );
+        assert_eq!(films.category, Category::Movies);
+        assert_eq!(c.arrs.len(), 1);
+        assert_eq!(c.arrs[0].url, "http://127.0.0.1:7878");
+    }
+
     /// Each bad configuration and the key and message it must produce.
     #[test]
     fn bad_configs_are_reported_with_key_and_line() {

@@ -73,8 +73,10 @@ pub fn run(config: Config) -> Result<()> {
         Box::new(SeededRng::from_entropy()),
         Arc::new(crate::clock::SystemClock),
     )?;
-    // Subscribed before the watch folder is read: every grab it starts
-    // reaches the *arrs.
+    // Subscribed before the watch folder is read, so every grab it starts
+    // is announced. (A row the pool finalizes at once on start-up may beat
+    // the subscription; the *arr's own import of its download folder finds
+    // that file anyway.)
     let notifier = match config.arrs.is_empty() {
         true => None,
         false => Some(Notifier::start(

@@ -338,6 +338,14 @@ fn register_one(
 ) -> Result<std::result::Result<(), ArrError>> {
     let kind = client.arr().kind;
     let public_url = &config.server.public_url;
+    if unreachable_from(public_url, &client.arr().url) {
+        say(
+            out,
+            &format!(
+                "  note: server.public_url {public_url} is this machine only; set it to an address this *arr reaches\n"
+            ),
+        )?;
+    }
     let mut client_id = None;
     match &config.qbittorrent {
         Some(q) => {
@@ -372,6 +380,20 @@ fn register_one(
         Err(e) => return Ok(Err(e)),
     }
     Ok(Ok(()))
+}
+
+/// True when `public_url` is a loopback address and the *arr at `arr_url`
+/// is not: the *arr, elsewhere, cannot reach jack there. Pure.
+pub fn unreachable_from(public_url: &str, arr_url: &str) -> bool {
+    let loopback = |url: &str| {
+        Endpoint::parse(url).is_ok_and(|e| {
+            e.host == "localhost"
+                || e.host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+    };
+    loopback(public_url) && !loopback(arr_url)
 }
 
 /// Writes and flushes, so each step shows before its request is made.
@@ -425,6 +447,22 @@ mod tests {
         assert!(e("http://:5225").is_err());
         assert!(e("http://host:99999").is_err());
         assert!(e("ftp://host").is_err());
+    }
+
+    #[test]
+    fn a_loopback_public_url_is_noted_for_an_arr_elsewhere() {
+        let local = "http://127.0.0.1:5225";
+        assert!(unreachable_from(local, "http://radarr:7878"));
+        assert!(unreachable_from(
+            "http://localhost:5225",
+            "http://10.0.0.3:7878"
+        ));
+        assert!(!unreachable_from(local, "http://127.0.0.1:7878"));
+        assert!(!unreachable_from(local, "http://[::1]:7878"));
+        assert!(!unreachable_from(
+            "http://10.0.0.2:5225",
+            "http://radarr:7878"
+        ));
     }
 
     #[test]

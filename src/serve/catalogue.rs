@@ -180,7 +180,8 @@ pub fn imdb_number(s: &str) -> Option<u64> {
 /// One file of the catalogue. Kept small (about 200 bytes with its path)
 /// so a library of 100,000 files fits a small NAS: the `Release` is derived
 /// again from the path when a response needs it (or from what the *arr
-/// said, kept in `told`: about 150 bytes more).
+/// said, kept in `told`: about 250 bytes more, estimated from the field
+/// sizes and typical titles).
 #[derive(Debug, Clone)]
 struct Item {
     /// Path inside the library root; for an *arr library, the file's real
@@ -591,6 +592,118 @@ fn is_junk(name: &str) -> bool {
     name.starts_with('.') || JUNK.contains(&name)
 }
 
+fn scan_library(
+    index: u16,
+    root: &Root,
+    out: &mut Vec<Item>,
+    stats: &mut ScanStats,
+    cancel: &AtomicBool,
+    limit: usize,
+) {
+    let real_root = match root.path.canonicalize() {
+        Ok(p) => p,
+        Err(e) => {
+            log::warn!(
+                "library unreadable library={} path={} error={e}",
+                root.name,
+                root.path.display()
+            );
+            stats.errors += 1;
+            return;
+        }
+    };
+    // Directories still to read, as paths inside the root.
+    let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
+    // (device, inode) of every directory entered: no loops through links or bind mounts.
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    if let Ok(m) = std::fs::metadata(&real_root) {
+        seen.insert((m.dev(), m.ino()));
+    }
+    while let Some(rel_dir) = pending.pop() {
+        if cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        let dir = real_root.join(&rel_dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("cannot read folder library={} error={e}", root.name);
+                stats.errors += 1;
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name_str) = name.to_str() else {
+                stats.skipped += 1;
+                continue;
+            };
+            if is_junk(name_str) {
+                continue;
+            }
+            let rel = rel_dir.join(&name);
+            let Ok(ft) = entry.file_type() else {
+                stats.errors += 1;
+                continue;
+            };
+            let meta = if ft.is_symlink() {
+                // Follow a link only when it stays inside the library.
+                match real_root.join(&rel).canonicalize() {
+                    Ok(target) if target.starts_with(&real_root) => {
+                        match std::fs::metadata(&target) {
+                            Ok(m) => m,
+                            Err(_) => continue,
+                        }
+                    }
+                    _ => {
+                        stats.skipped += 1;
+                        continue;
+                    }
+                }
+            } else {
+                match entry.metadata() {
+                    Ok(m) => m,
+                    Err(_) => {
+                        stats.errors += 1;
+                        continue;
+                    }
+                }
+            };
+            if meta.is_dir() {
+                if seen.insert((meta.dev(), meta.ino())) {
+                    pending.push(rel);
+                }
+            } else if meta.is_file()
+                && has_video_extension(name_str, &root.extensions)
+                && let Some(rel) = rel.to_str()
+            {
+                if out.len() >= limit {
+                    stats.over_limit += 1;
+                    continue;
+                }
+                let facts = facts_of(Path::new(rel));
+                out.push(Item {
+                    id_hash: id_hash(root, rel),
+                    size: meta.len(),
+                    modified: modified_secs(&meta),
+                    etag: etag_bytes(&meta),
+                    keys: SearchKeys {
+                        tmdb: facts.tmdb_id,
+                        imdb: facts.imdb_id.as_deref().and_then(imdb_number),
+                        tvdb: facts.tvdb_id,
+                        season: facts.season,
+                        episode: facts.episode,
+                        episode_last: facts.episode,
+                    },
+                    library: index,
+                    rel_path: rel.into(),
+                    told: None,
+                });
+            }
+        }
+    }
+}
+
 /// One library's part of a scan: where its items go and what is counted.
 struct Scan<'a> {
     index: u16,
@@ -603,108 +716,8 @@ struct Scan<'a> {
 impl Scan<'_> {
     /// Walks a folder library.
     fn folder(&mut self, root: &Root) {
-        let real_root = match root.path.canonicalize() {
-            Ok(p) => p,
-            Err(e) => {
-                log::warn!(
-                    "library unreadable library={} path={} error={e}",
-                    root.name,
-                    root.path.display()
-                );
-                self.stats.errors += 1;
-                return;
-            }
-        };
-        // Directories still to read, as paths inside the root.
-        let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
-        // (device, inode) of every directory entered: no loops through links or bind mounts.
-        let mut seen: HashSet<(u64, u64)> = HashSet::new();
-        if let Ok(m) = std::fs::metadata(&real_root) {
-            seen.insert((m.dev(), m.ino()));
-        }
-        while let Some(rel_dir) = pending.pop() {
-            if self.cancel.load(Ordering::Relaxed) {
-                return;
-            }
-            let dir = real_root.join(&rel_dir);
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) => {
-                    log::warn!("cannot read folder library={} error={e}", root.name);
-                    self.stats.errors += 1;
-                    continue;
-                }
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let Some(name_str) = name.to_str() else {
-                    self.stats.skipped += 1;
-                    continue;
-                };
-                if is_junk(name_str) {
-                    continue;
-                }
-                let rel = rel_dir.join(&name);
-                let Ok(ft) = entry.file_type() else {
-                    self.stats.errors += 1;
-                    continue;
-                };
-                let meta = if ft.is_symlink() {
-                    // Follow a link only when it stays inside the library.
-                    match real_root.join(&rel).canonicalize() {
-                        Ok(target) if target.starts_with(&real_root) => {
-                            match std::fs::metadata(&target) {
-                                Ok(m) => m,
-                                Err(_) => continue,
-                            }
-                        }
-                        _ => {
-                            self.stats.skipped += 1;
-                            continue;
-                        }
-                    }
-                } else {
-                    match entry.metadata() {
-                        Ok(m) => m,
-                        Err(_) => {
-                            self.stats.errors += 1;
-                            continue;
-                        }
-                    }
-                };
-                if meta.is_dir() {
-                    if seen.insert((meta.dev(), meta.ino())) {
-                        pending.push(rel);
-                    }
-                } else if meta.is_file()
-                    && has_video_extension(name_str, &root.extensions)
-                    && let Some(rel) = rel.to_str()
-                {
-                    if self.out.len() >= self.limit {
-                        self.stats.over_limit += 1;
-                        continue;
-                    }
-                    let facts = facts_of(Path::new(rel));
-                    self.out.push(Item {
-                        id_hash: id_hash(root, rel),
-                        size: meta.len(),
-                        modified: modified_secs(&meta),
-                        etag: etag_bytes(&meta),
-                        keys: SearchKeys {
-                            tmdb: facts.tmdb_id,
-                            imdb: facts.imdb_id.as_deref().and_then(imdb_number),
-                            tvdb: facts.tvdb_id,
-                            season: facts.season,
-                            episode: facts.episode,
-                            episode_last: facts.episode,
-                        },
-                        library: self.index,
-                        rel_path: rel.into(),
-                        told: None,
-                    });
-                }
-            }
-        }
+        let (index, limit) = (self.index, self.limit);
+        scan_library(index, root, self.out, self.stats, self.cancel, limit);
     }
 
     /// Asks an *arr library's source for its files and admits each one

@@ -241,6 +241,7 @@ impl Rescanner {
         })
     }
 
+    /// Scan, log, wait; until `stop` says so (or `cancelled` ends a scan).
     fn run(catalogue: &Catalogue, interval: Duration, stop: &Receiver<()>, cancelled: &AtomicBool) {
         loop {
             let Some(stats) = catalogue.rescan_unless(cancelled) else {

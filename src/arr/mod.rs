@@ -6,6 +6,10 @@
 //! Every stub this plane hands out or takes in goes through [`stub_for`]
 //! and `Downloads::add_stub`, the same path as the watch folder.
 
+pub mod feed;
+pub mod torznab;
+pub mod xml;
+
 use crate::config::Peer;
 use crate::download::peer::{PeerClient, PeerError};
 use crate::stub;

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash bench-handoff clean
+.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash bench-handoff bench-torznab clean
 
 all: build
 
@@ -59,6 +59,12 @@ bench-crash: build
 # The copy hand-off of a 1 GiB file against cp + sync (BENCHMARKS.md).
 bench-handoff: build
 	./scripts/bench-handoff.sh
+
+# A Torznab search across a healthy, a slow and a dead peer against the
+# configured peer timeout (BENCHMARKS.md, Torznab).
+bench-torznab: build
+	@./scripts/ensure-tools.sh python3
+	./scripts/bench-torznab.sh
 
 clean:
 	$(CARGO) clean

@@ -99,7 +99,8 @@ pub fn run(config: Config) -> Result<()> {
     }];
     let api = Arc::new(Api::new(keys, catalogue));
     // The *arr side's routes join the peer API here.
-    let router = Arc::new(Router::new(api));
+    let torznab = Arc::new(crate::arr::torznab::Torznab::new(&config));
+    let router = Arc::new(Router::new(api).route("/torznab/", torznab));
     let http = HttpServer::start(listener, s.handler_threads, s.max_connections, router)?;
     let addr: SocketAddr = http.local_addr();
     log::info!(

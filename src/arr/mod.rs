@@ -7,9 +7,12 @@
 //! and `Downloads::add_stub`, the same path as the watch folder.
 
 pub mod client;
+pub mod feed;
 pub mod library;
 pub mod notify;
 pub mod register;
+pub mod torznab;
+pub mod xml;
 
 use crate::config::Peer;
 use crate::download::peer::{PeerClient, PeerError};

@@ -4,7 +4,9 @@
 //! host), never turns a status into an error (416 and 429 carry headers we
 //! need), asks for `identity` encoding, and has connect and per-read
 //! timeouts but no total deadline, so a slow but healthy 50 GB transfer is
-//! never cut. Keys go in `X-Api-Key` only.
+//! never cut. Only [`PeerClient::search`] (the Torznab fan-out) sets a total
+//! deadline on its one exchange, body included, so a peer that trickles
+//! bytes cannot keep it past the deadline. Keys go in `X-Api-Key` only.
 
 use std::time::Duration;
 
@@ -39,8 +41,67 @@ impl std::fmt::Display for PeerError {
     }
 }
 
+/// A release as `/peer/search` lists it (`PROTOCOL.md` §2.2): what the
+/// Torznab feed shows of it. Fields a feed does not need are not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRelease {
+    pub id: String,
+    pub title: String,
+    pub category: u32,
+    pub size: u64,
+    pub tmdb_id: Option<u64>,
+    /// As the peer sent it (`tt0133093` or `0133093`).
+    pub imdb_id: Option<String>,
+    pub tvdb_id: Option<u64>,
+    pub season: Option<u32>,
+    pub episode: Option<u32>,
+    /// RFC 3339, unchecked.
+    pub publish_date: Option<String>,
+}
+
+/// Item ids longer than this are not ids (`PROTOCOL.md` §2.2).
+const MAX_ITEM_ID: usize = 200;
+
+impl ListedRelease {
+    /// One element of a search answer's `items`; `None` when a required
+    /// field (`id` of 1 to 200 bytes, a non-empty `title`, `category`,
+    /// `size`) is missing or of the wrong type. An optional field of the
+    /// wrong type counts as absent.
+    pub fn from_json(v: &serde_json::Value) -> Option<ListedRelease> {
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let number = |k: &str| v.get(k).and_then(|x| x.as_u64());
+        let small = |k: &str| number(k).and_then(|n| u32::try_from(n).ok());
+        let id = text("id").filter(|id| (1..=MAX_ITEM_ID).contains(&id.len()))?;
+        let title = text("title").filter(|t| !t.is_empty())?;
+        Some(ListedRelease {
+            id,
+            title,
+            category: small("category")?,
+            size: number("size")?,
+            tmdb_id: number("tmdbId"),
+            imdb_id: text("imdbId"),
+            tvdb_id: number("tvdbId"),
+            season: small("season"),
+            episode: small("episode"),
+            publish_date: text("publishDate"),
+        })
+    }
+}
+
+/// What one peer's `/peer/search` answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub releases: Vec<ListedRelease>,
+    /// Items left out because they are not valid releases.
+    pub skipped: usize,
+}
+
 /// Largest JSON body read from a peer.
 const MAX_JSON: u64 = 1024 * 1024;
+/// Largest `/peer/search` answer read: about 45,000 releases of ~350
+/// bytes. A whole catalogue can be asked for (no id given), so this is
+/// larger than [`MAX_JSON`]; a larger answer is a failed search.
+const MAX_SEARCH_JSON: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct PeerClient {
@@ -68,10 +129,21 @@ impl PeerClient {
         format!("{}/peer/items/{}", peer.url, percent_encode(item_id))
     }
 
-    fn get_json(&self, peer: &Peer, url: &str) -> Result<serde_json::Value, PeerError> {
+    /// `GET url` as JSON of at most `limit` bytes; `total` bounds the whole
+    /// exchange, body included.
+    fn get_json(
+        &self,
+        peer: &Peer,
+        url: &str,
+        total: Option<Duration>,
+        limit: u64,
+    ) -> Result<serde_json::Value, PeerError> {
         let mut resp = self
             .agent
             .get(url)
+            .config()
+            .timeout_global(total)
+            .build()
             .header("X-Api-Key", peer.api_key.expose())
             .call()
             .map_err(|e| PeerError::Transient(format!("cannot reach peer {}: {e}", peer.name)))?;
@@ -94,7 +166,7 @@ impl PeerClient {
         let body = resp
             .body_mut()
             .with_config()
-            .limit(MAX_JSON)
+            .limit(limit)
             .read_to_vec()
             .map_err(|e| {
                 PeerError::Transient(format!("cannot read the answer of peer {}: {e}", peer.name))
@@ -106,7 +178,7 @@ impl PeerClient {
     /// `GET /handshake`: the peer must speak protocol 0.1.0 or later.
     pub fn handshake(&self, peer: &Peer) -> Result<(), PeerError> {
         let v = self
-            .get_json(peer, &format!("{}/handshake", peer.url))
+            .get_json(peer, &format!("{}/handshake", peer.url), None, MAX_JSON)
             .map_err(|e| match e {
                 PeerError::Permanent(m) if m.ends_with("404") => PeerError::Permanent(format!(
                     "peer {} is not a compatible jack node (no /handshake)",
@@ -126,7 +198,7 @@ impl PeerClient {
 
     /// `GET /peer/items/{id}`.
     pub fn release(&self, peer: &Peer, item_id: &str) -> Result<RemoteRelease, PeerError> {
-        let v = self.get_json(peer, &Self::item_url(peer, item_id))?;
+        let v = self.get_json(peer, &Self::item_url(peer, item_id), None, MAX_JSON)?;
         let bad = |what: &str| {
             PeerError::Permanent(format!(
                 "peer {} sent a release without a valid {what}",
@@ -149,6 +221,38 @@ impl PeerClient {
                 .and_then(|x| x.as_u64())
                 .ok_or_else(|| bad("size"))?,
             etag: v.get("etag").and_then(|x| x.as_str()).map(str::to_string),
+        })
+    }
+
+    /// `GET /peer/search` with `query` (§2.1 names: `tmdbId`, `imdbId`,
+    /// `tvdbId`, `season`, `episode`), the whole exchange bounded by
+    /// `deadline`: a thread calling this returns within about `deadline`
+    /// whatever the peer does.
+    pub fn search(
+        &self,
+        peer: &Peer,
+        query: &[(&str, String)],
+        deadline: Duration,
+    ) -> Result<Listing, PeerError> {
+        let mut url = format!("{}/peer/search", peer.url);
+        for (i, (key, value)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(key);
+            url.push('=');
+            url.push_str(&percent_encode(value));
+        }
+        let v = self.get_json(peer, &url, Some(deadline), MAX_SEARCH_JSON)?;
+        let items = v.get("items").and_then(|i| i.as_array()).ok_or_else(|| {
+            PeerError::Permanent(format!(
+                "peer {} sent a search answer without an items list",
+                peer.name
+            ))
+        })?;
+        let releases: Vec<ListedRelease> =
+            items.iter().filter_map(ListedRelease::from_json).collect();
+        Ok(Listing {
+            skipped: items.len() - releases.len(),
+            releases,
         })
     }
 
@@ -207,6 +311,61 @@ mod tests {
         assert_eq!(parse_version("0.1.0.1"), None);
         assert_eq!(parse_version("v0.1.0"), None);
         assert_eq!(parse_version(""), None);
+    }
+
+    #[test]
+    fn listed_releases_keep_valid_items_only() {
+        use serde_json::json;
+        let full = json!({
+            "id": "lib1:movie:4f2a", "title": "The.Matrix.1999", "filename": "m.mkv",
+            "category": 2000, "size": 8_547_483_648u64, "tmdbId": 603,
+            "imdbId": "tt0133093", "tvdbId": 81189, "season": 1, "episode": 2,
+            "publishDate": "2026-01-02T03:04:05Z", "quality": {"name": "Bluray-1080p"}
+        });
+        assert_eq!(
+            ListedRelease::from_json(&full),
+            Some(ListedRelease {
+                id: "lib1:movie:4f2a".into(),
+                title: "The.Matrix.1999".into(),
+                category: 2000,
+                size: 8_547_483_648,
+                tmdb_id: Some(603),
+                imdb_id: Some("tt0133093".into()),
+                tvdb_id: Some(81189),
+                season: Some(1),
+                episode: Some(2),
+                publish_date: Some("2026-01-02T03:04:05Z".into()),
+            })
+        );
+        let minimal = json!({"id": "x", "title": "T", "category": 5000, "size": 0});
+        let r = ListedRelease::from_json(&minimal).unwrap();
+        assert_eq!((r.tmdb_id, r.imdb_id, r.season), (None, None, None));
+        let wrong_optional = json!({"id": "x", "title": "T", "category": 2000, "size": 1,
+            "tmdbId": "603", "season": -1, "episode": 4_294_967_296u64, "imdbId": 7});
+        let r = ListedRelease::from_json(&wrong_optional).unwrap();
+        assert_eq!(
+            (r.tmdb_id, r.season, r.episode, r.imdb_id),
+            (None, None, None, None)
+        );
+        let rejected = [
+            json!({"title": "T", "category": 2000, "size": 1}),
+            json!({"id": "", "title": "T", "category": 2000, "size": 1}),
+            json!({"id": "a".repeat(201), "title": "T", "category": 2000, "size": 1}),
+            json!({"id": 5, "title": "T", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "", "category": 2000, "size": 1}),
+            json!({"id": "x", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "T", "size": 1}),
+            json!({"id": "x", "title": "T", "category": "2000", "size": 1}),
+            json!({"id": "x", "title": "T", "category": 2000, "size": -1}),
+            json!({"id": "x", "title": "T", "category": 2000, "size": 1.5}),
+            json!({"id": "x", "title": "T", "category": 2000}),
+            json!("not an object"),
+        ];
+        for v in rejected {
+            assert_eq!(ListedRelease::from_json(&v), None, "{v}");
+        }
+        let longest = json!({"id": "a".repeat(200), "title": "T", "category": 2000, "size": 1});
+        assert!(ListedRelease::from_json(&longest).is_some());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tiny_http::{Method, Request};
 use crate::config::Secret;
 use crate::serve::catalogue::{Catalogue, Query, imdb_number};
 use crate::serve::range::{self, Conditions, Precondition, Selection};
-use crate::serve::server::{Handler, Reply, redact_query};
+use crate::serve::server::{Handler, Reply};
 
 /// The peer protocol version this node speaks.
 pub const PROTOCOL_VERSION: &str = "0.1.0";
@@ -213,14 +213,7 @@ impl Api {
 
 impl Handler for Api {
     fn handle(&self, req: &mut Request) -> Reply {
-        let reply = self.route(req);
-        log::debug!(
-            "http method={} path={} status={}",
-            req.method(),
-            redact_query(req.url()),
-            reply.status
-        );
-        reply
+        self.route(req)
     }
 }
 

@@ -115,7 +115,8 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Sends each request to the handler of the first route whose path prefix
-/// it has (`/torznab/`, `/api/v2/`...), else to the fallback (the peer API).
+/// it has (`/torznab/`, `/api/v2/`...), else to the fallback (the peer API),
+/// and logs each answer (debug, the path without its query).
 pub struct Router {
     routes: Vec<(&'static str, Arc<dyn Handler>)>,
     fallback: Arc<dyn Handler>,
@@ -139,15 +140,21 @@ impl Router {
 
 impl Handler for Router {
     fn handle(&self, request: &mut Request) -> Reply {
-        let path = redact_query(request.url());
+        let path = redact_query(request.url()).to_string();
         let chosen = self
             .routes
             .iter()
             .find(|(prefix, _)| path.starts_with(prefix) || path == prefix.trim_end_matches('/'));
-        match chosen {
+        let reply = match chosen {
             Some((_, handler)) => handler.handle(request),
             None => self.fallback.handle(request),
-        }
+        };
+        log::debug!(
+            "http method={} path={path} status={}",
+            request.method(),
+            reply.status
+        );
+        reply
     }
 }
 

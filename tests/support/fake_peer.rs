@@ -133,23 +133,8 @@ fn serve(
     rec: &Record,
     rate: Option<u64>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut range = None;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("range")
-        {
-            range = Some(v.trim().to_string());
-        }
-    }
+    let (path, headers) = read_head(&conn)?;
+    let range = header(&headers, "range");
     let mut out = conn;
     rec.all_requests.fetch_add(1, Ordering::SeqCst);
     if path == "/handshake" {
@@ -286,6 +271,34 @@ fn answer(
         pos += chunk;
     }
     Ok(())
+}
+
+/// The request target and the header fields (name, trimmed value) of the
+/// request head waiting on `conn`.
+pub fn read_head(conn: &TcpStream) -> std::io::Result<(String, Vec<(String, String)>)> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        if h.trim().is_empty() {
+            return Ok((target, headers));
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+}
+
+/// The value of the first field `name` (case-insensitive).
+pub fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
 }
 
 fn json(out: &mut TcpStream, body: &str) -> std::io::Result<()> {

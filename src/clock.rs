@@ -54,6 +54,52 @@ pub fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
 }
 
+/// Seconds since the epoch of an RFC 3339 UTC time as [`rfc3339`] writes
+/// it (`2026-11-27T06:17:28Z`, fractions of a second ignored); `None` for
+/// anything else or a time before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let shape = b.len() >= 20
+        && [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')]
+            .iter()
+            .all(|&(i, c)| b[i] == c)
+        && b[b.len() - 1] == b'Z'
+        && (b.len() == 20 || b[19] == b'.');
+    if !shape {
+        return None;
+    }
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (h, min, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if y < 1970
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || min > 59
+        || sec > 60
+    {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + sec)
+}
+
+/// Howard Hinnant's `days_from_civil` (the inverse of [`civil_from_days`]),
+/// for years from 1970.
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// (`YYYY-MM-DD`, seconds into the day, milliseconds). Times before 1970
 /// are shown as the epoch.
 fn split(t: SystemTime) -> (String, u64, u32) {
@@ -107,6 +153,33 @@ mod tests {
             rfc3339_millis(at(1_767_323_045, 7)),
             "2026-01-02T03:04:05.007Z"
         );
+    }
+
+    #[test]
+    fn parses_what_it_writes() {
+        for secs in (0..4_102_444_800u64)
+            .step_by(9_876_543)
+            .chain([0, 951_782_400, 1_767_323_045])
+        {
+            assert_eq!(parse_rfc3339(&rfc3339(at(secs, 0))), Some(secs), "{secs}");
+        }
+        assert_eq!(
+            parse_rfc3339("2026-01-02T03:04:05.007Z"),
+            Some(1_767_323_045)
+        );
+        for bad in [
+            "",
+            "2026-01-02",
+            "2026-01-02T03:04:05",
+            "2026-01-02T03:04:05+01:00",
+            "2026-13-02T03:04:05Z",
+            "1969-12-31T23:59:59Z",
+            "2026-01-02 03:04:05Z",
+            "2026-01-0xT03:04:05Z",
+            "+026-01-02T03:04:05Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

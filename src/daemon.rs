@@ -65,14 +65,15 @@ pub fn run(config: Config) -> Result<()> {
         summary.orphans.len()
     );
     let signals = SignalWatcher::install()?;
+    let clock = Arc::new(crate::clock::SystemClock);
     let (downloads, pool) = Downloads::start(
         registry.clone(),
         &config,
         Box::new(SeededRng::from_entropy()),
-        Arc::new(crate::clock::SystemClock),
+        clock.clone(),
     )?;
     let d = &config.downloads;
-    let watcher = Watcher::start(downloads, d.watch_dir.clone(), d.scan_interval)?;
+    let watcher = Watcher::start(downloads.clone(), d.watch_dir.clone(), d.scan_interval)?;
     let catalogue = Arc::new(Catalogue::new(
         &config.libraries,
         config.server.max_catalogue_items,
@@ -84,7 +85,15 @@ pub fn run(config: Config) -> Result<()> {
     }];
     let api = Arc::new(Api::new(keys, catalogue));
     // The *arr side's routes join the peer API here.
-    let router = Arc::new(Router::new(api));
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the address", e))?;
+    let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock)?;
+    let mut router = Router::new(api);
+    if let Some(q) = &qbit {
+        router = router.route("/api/v2/", q.handler());
+    }
+    let router = Arc::new(router);
     let http = HttpServer::start(listener, s.handler_threads, s.max_connections, router)?;
     let addr: SocketAddr = http.local_addr();
     log::info!(
@@ -102,6 +111,9 @@ pub fn run(config: Config) -> Result<()> {
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
     watcher.stop(Duration::from_secs(1));
     http.shutdown();
+    if let Some(q) = qbit {
+        q.stop(Duration::from_millis(500));
+    }
     pool.shutdown(Duration::from_secs(3));
     scanner.stop();
     drop(registry);

@@ -6,6 +6,13 @@
 //! Every stub this plane hands out or takes in goes through [`stub_for`]
 //! and `Downloads::add_stub`, the same path as the watch folder.
 
+pub mod form;
+pub mod multipart;
+pub mod qbit;
+pub mod qbit_add;
+pub mod qbit_view;
+pub mod sessions;
+
 use crate::config::Peer;
 use crate::download::peer::{PeerClient, PeerError};
 use crate::stub;

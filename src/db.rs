@@ -23,7 +23,7 @@ use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 
 mod clients;
-pub use clients::{Grab, NewGrab};
+pub use clients::{ClientRow, Grab, NewGrab};
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
 /// append a new one.

@@ -6,6 +6,7 @@
 //! (`qbit`) does the reading and the HTTP. Must not do I/O or hold state
 //! beyond [`Speedometer`]'s samples.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::clock::parse_rfc3339;
-use crate::db::{Download, Grab, Status};
+use crate::db::{ClientRow, Grab, Status};
 
 /// `eta` when it cannot be told (qBittorrent's "infinity": 100 days).
 pub const ETA_UNKNOWN: u64 = 8_640_000;
@@ -38,13 +39,13 @@ pub fn state(status: Status) -> &'static str {
 /// The state of an add not yet made a download.
 pub const PENDING_STATE: &str = "queuedDL";
 
-/// One torrent of `torrents/info`, and what `properties` and `files` show.
+/// One torrent of `torrents/info`: the qBittorrent fields *arr and common
+/// clients read, borrowed from the rows it is made of; `properties` and
+/// `files` are made from it too.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Torrent {
-    pub hash: String,
-    pub infohash_v1: String,
-    pub infohash_v2: &'static str,
-    pub name: String,
+pub struct Torrent<'a> {
+    pub hash: &'a str,
+    pub name: &'a str,
     pub size: u64,
     pub total_size: u64,
     pub progress: f64,
@@ -52,107 +53,119 @@ pub struct Torrent {
     pub upspeed: u64,
     pub eta: u64,
     pub state: &'static str,
-    pub category: String,
+    pub category: &'a str,
     pub tags: &'static str,
-    pub save_path: String,
-    pub content_path: String,
-    pub download_path: &'static str,
+    pub save_path: &'a str,
+    pub content_path: Cow<'a, str>,
     pub ratio: f64,
     pub ratio_limit: i64,
     pub seeding_time_limit: i64,
     pub inactive_seeding_time_limit: i64,
-    pub max_ratio: i64,
-    pub max_seeding_time: i64,
     pub seeding_time: u64,
     pub amount_left: u64,
     pub completed: u64,
     pub downloaded: u64,
-    pub downloaded_session: u64,
     pub uploaded: u64,
-    pub uploaded_session: u64,
     pub added_on: i64,
     pub completion_on: i64,
     pub last_activity: i64,
     pub time_active: u64,
     pub priority: i64,
     pub num_seeds: u64,
-    pub num_complete: u64,
     pub num_leechs: u64,
-    pub num_incomplete: u64,
-    pub availability: f64,
     pub force_start: bool,
     pub auto_tmm: bool,
-    pub seq_dl: bool,
-    pub f_l_piece_prio: bool,
-    pub super_seeding: bool,
-    pub dl_limit: i64,
-    pub up_limit: i64,
-    pub magnet_uri: &'static str,
-    pub tracker: &'static str,
-    pub trackers_count: u64,
     /// The file's name inside `save_path` (`torrents/files`).
     #[serde(skip)]
-    pub file_name: String,
+    pub file_name: &'a str,
 }
 
 /// What every torrent shares: where files land, and the time now.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
-    pub save_path: &'a Path,
+    pub save_path: &'a str,
     /// Unix seconds.
     pub now: u64,
 }
 
-/// The torrents the registry holds: one per release (the row Identity
-/// picks: a completed one, else the newest live one, else the newest), then the adds not yet
-/// made downloads whose release has none, oldest first. `live` holds the
-/// bytes of running downloads, `rates` their speed (bytes/s).
-pub fn torrents(
-    rows: &[(Download, String)],
-    grabs: &[Grab],
-    live: &HashMap<i64, u64>,
-    rates: &HashMap<i64, u64>,
-    facts: Facts<'_>,
-) -> Vec<Torrent> {
-    let mut chosen: HashMap<&str, usize> = HashMap::new();
+/// What a torrent is made of: a registry row, or an add not yet made a
+/// download (indices into the slices given to [`picks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Row(usize),
+    Grab(usize),
+}
+
+/// The torrents the registry holds, in order: one per release (the row
+/// Identity picks: a completed one, else the newest live one, else the
+/// newest), then the adds not yet made downloads whose release has none.
+pub fn picks(rows: &[ClientRow], grabs: &[Grab]) -> Vec<Pick> {
     let rank = |s: Status| match s {
         Status::Completed => 2,
         s if s.is_live() => 1,
         _ => 0,
     };
-    for (i, (row, _)) in rows.iter().enumerate() {
-        let replaces = |j: &usize| rank(row.status) >= rank(rows[*j].0.status);
+    let mut chosen: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let replaces = |j: &usize| rank(row.status) >= rank(rows[*j].status);
         if chosen.get(row.info_hash.as_str()).is_none_or(replaces) {
             chosen.insert(&row.info_hash, i);
         }
     }
-    let mut picked: Vec<usize> = chosen.values().copied().collect();
-    picked.sort_unstable();
-    let mut out: Vec<Torrent> = picked
-        .into_iter()
-        .map(|i| {
-            let (row, category) = &rows[i];
-            from_row(row, category, live.get(&row.id).copied(), rates, facts)
-        })
-        .collect();
-    for g in grabs {
-        if let Some(hash) = &g.info_hash
-            && !chosen.contains_key(hash.as_str())
-            && !out.iter().any(|t| &t.hash == hash)
+    let mut out: Vec<Pick> = chosen.values().map(|&i| Pick::Row(i)).collect();
+    out.sort_unstable_by_key(|p| match p {
+        Pick::Row(i) | Pick::Grab(i) => *i,
+    });
+    for (i, g) in grabs.iter().enumerate() {
+        if let Some(hash) = g.info_hash.as_deref()
+            && !chosen.contains_key(hash)
         {
-            out.push(from_grab(g, hash, facts));
+            chosen.insert(hash, usize::MAX);
+            out.push(Pick::Grab(i));
         }
     }
     out
 }
 
-fn from_row(
-    row: &Download,
-    category: &str,
+/// The torrent `pick` makes. `live` holds the bytes of running downloads,
+/// `rates` their speed (bytes/s).
+pub fn torrent<'a>(
+    pick: Pick,
+    rows: &'a [ClientRow],
+    grabs: &'a [Grab],
+    live: &HashMap<i64, u64>,
+    rates: &HashMap<i64, u64>,
+    facts: Facts<'a>,
+) -> Torrent<'a> {
+    match pick {
+        Pick::Row(i) => {
+            let row = &rows[i];
+            from_row(row, live.get(&row.id).copied(), rates, facts)
+        }
+        Pick::Grab(i) => from_grab(&grabs[i], facts),
+    }
+}
+
+/// Every torrent, made (`torrents/properties` and `files`, tests).
+pub fn torrents<'a>(
+    rows: &'a [ClientRow],
+    grabs: &'a [Grab],
+    live: &HashMap<i64, u64>,
+    rates: &HashMap<i64, u64>,
+    facts: Facts<'a>,
+) -> Vec<Torrent<'a>> {
+    picks(rows, grabs)
+        .into_iter()
+        .map(|p| torrent(p, rows, grabs, live, rates, facts))
+        .collect()
+}
+
+fn from_row<'a>(
+    row: &'a ClientRow,
     live: Option<u64>,
     rates: &HashMap<i64, u64>,
-    facts: Facts<'_>,
-) -> Torrent {
+    facts: Facts<'a>,
+) -> Torrent<'a> {
     let size = row.expected_bytes;
     let complete = row.status == Status::Completed;
     let done = if complete {
@@ -167,23 +180,19 @@ fn from_row(
         (false, 0) => ETA_UNKNOWN,
         (false, s) => left.div_ceil(s).min(ETA_UNKNOWN),
     };
-    let added = secs(&row.created_at);
-    let last_activity = if live.is_some() {
-        facts.now as i64
-    } else {
-        secs(&row.updated_at)
-    };
     let file_name = if row.file_name.is_empty() {
-        row.title.clone()
+        &row.title
     } else {
-        row.file_name.clone()
+        &row.file_name
     };
-    let content_path = if row.dest_path.as_os_str().is_empty() {
-        facts.save_path.join(&file_name)
-    } else {
-        row.dest_path.clone()
-    };
-    let mut t = base(&row.info_hash, &row.title, size, category, facts, added);
+    let mut t = base(
+        &row.info_hash,
+        &row.title,
+        size,
+        &row.category,
+        facts,
+        secs(&row.created_at),
+    );
     t.progress = if complete || size == 0 {
         f64::from(u8::from(complete))
     } else {
@@ -192,18 +201,26 @@ fn from_row(
     t.dlspeed = speed;
     t.eta = eta;
     t.state = state(row.status);
-    t.content_path = content_path.display().to_string();
+    t.content_path = if row.dest_path.is_empty() {
+        inside(facts.save_path, file_name)
+    } else {
+        Cow::Borrowed(&row.dest_path)
+    };
     t.amount_left = left;
     t.completed = done;
     t.downloaded = done;
-    t.downloaded_session = done;
     t.completion_on = row.completed_at.as_deref().map_or(-1, secs);
-    t.last_activity = last_activity;
+    t.last_activity = if live.is_some() {
+        i64::try_from(facts.now).unwrap_or(0)
+    } else {
+        secs(&row.updated_at)
+    };
     t.file_name = file_name;
     t
 }
 
-fn from_grab(g: &Grab, hash: &str, facts: Facts<'_>) -> Torrent {
+fn from_grab<'a>(g: &'a Grab, facts: Facts<'a>) -> Torrent<'a> {
+    let hash = g.info_hash.as_deref().unwrap_or_default();
     let mut t = base(
         hash,
         &g.title,
@@ -212,26 +229,28 @@ fn from_grab(g: &Grab, hash: &str, facts: Facts<'_>) -> Torrent {
         facts,
         secs(&g.added_at),
     );
-    t.content_path = facts.save_path.join(&g.title).display().to_string();
-    t.file_name = g.title.clone();
-    t.last_activity = t.added_on;
+    t.content_path = inside(facts.save_path, &g.title);
+    t.file_name = &g.title;
     t
 }
 
+/// `dir/name` as text.
+fn inside<'a>(dir: &str, name: &str) -> Cow<'a, str> {
+    Cow::Owned(Path::new(dir).join(name).display().to_string())
+}
+
 /// A torrent with nothing done yet, in `PENDING_STATE`.
-fn base(
-    hash: &str,
-    name: &str,
+fn base<'a>(
+    hash: &'a str,
+    name: &'a str,
     size: u64,
-    category: &str,
-    facts: Facts<'_>,
+    category: &'a str,
+    facts: Facts<'a>,
     added_on: i64,
-) -> Torrent {
+) -> Torrent<'a> {
     Torrent {
-        hash: hash.to_string(),
-        infohash_v1: hash.to_string(),
-        infohash_v2: "",
-        name: name.to_string(),
+        hash,
+        name,
         size,
         total_size: size,
         progress: 0.0,
@@ -239,24 +258,19 @@ fn base(
         upspeed: 0,
         eta: ETA_UNKNOWN,
         state: PENDING_STATE,
-        category: category.to_string(),
+        category,
         tags: "",
-        save_path: facts.save_path.display().to_string(),
-        content_path: String::new(),
-        download_path: "",
+        save_path: facts.save_path,
+        content_path: Cow::Borrowed(""),
         ratio: 0.0,
         ratio_limit: -2,
         seeding_time_limit: -2,
         inactive_seeding_time_limit: -2,
-        max_ratio: -1,
-        max_seeding_time: -1,
         seeding_time: 0,
         amount_left: size,
         completed: 0,
         downloaded: 0,
-        downloaded_session: 0,
         uploaded: 0,
-        uploaded_session: 0,
         added_on,
         completion_on: -1,
         last_activity: added_on,
@@ -265,21 +279,10 @@ fn base(
             .saturating_sub(u64::try_from(added_on).unwrap_or(0)),
         priority: 0,
         num_seeds: 1,
-        num_complete: 1,
         num_leechs: 0,
-        num_incomplete: 0,
-        availability: 1.0,
         force_start: false,
         auto_tmm: false,
-        seq_dl: false,
-        f_l_piece_prio: false,
-        super_seeding: false,
-        dl_limit: 0,
-        up_limit: 0,
-        magnet_uri: "",
-        tracker: "",
-        trackers_count: 0,
-        file_name: String::new(),
+        file_name: "",
     }
 }
 
@@ -306,14 +309,12 @@ pub fn hash_list(value: Option<&str>) -> Option<Vec<String>> {
 
 /// `torrents/info`'s filters: a category (`Some("")`: uncategorized only;
 /// `None`: any), and hashes.
-pub fn select(torrents: &mut Vec<Torrent>, category: Option<&str>, hashes: Option<&[String]>) {
-    torrents.retain(|t| {
-        category.is_none_or(|c| t.category == c) && hashes.is_none_or(|h| h.contains(&t.hash))
-    });
+pub fn selected(t: &Torrent<'_>, category: Option<&str>, hashes: Option<&[String]>) -> bool {
+    category.is_none_or(|c| t.category == c) && hashes.is_none_or(|h| h.iter().any(|x| x == t.hash))
 }
 
 /// `torrents/properties` of one torrent.
-pub fn properties(t: &Torrent) -> serde_json::Value {
+pub fn properties(t: &Torrent<'_>) -> serde_json::Value {
     let pieces = t.size.div_ceil(PIECE);
     let have = if t.state == "pausedUP" {
         pieces
@@ -322,8 +323,6 @@ pub fn properties(t: &Torrent) -> serde_json::Value {
     };
     serde_json::json!({
         "hash": t.hash,
-        "infohash_v1": t.hash,
-        "infohash_v2": "",
         "name": t.name,
         "save_path": t.save_path,
         "download_path": "",
@@ -364,7 +363,7 @@ pub fn properties(t: &Torrent) -> serde_json::Value {
 }
 
 /// `torrents/files` of one torrent: its one file.
-pub fn files(t: &Torrent) -> serde_json::Value {
+pub fn files(t: &Torrent<'_>) -> serde_json::Value {
     let last_piece = t.size.div_ceil(PIECE).saturating_sub(1);
     serde_json::json!([{
         "index": 0,
@@ -434,7 +433,6 @@ impl Speedometer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn every_registry_status_has_a_qbittorrent_state() {
@@ -456,35 +454,26 @@ mod tests {
         }
     }
 
-    fn row(id: i64, hash: &str, status: Status, done: u64) -> (Download, String) {
-        let d = Download {
+    fn row(id: i64, hash: &str, status: Status, done: u64) -> ClientRow {
+        ClientRow {
             id,
-            stub_name: "api/x.torrent".into(),
             info_hash: hash.into(),
-            peer: "alice".into(),
-            item_id: "m:1".into(),
             title: format!("Movie.{id}"),
             file_name: format!("Movie.{id}.mkv"),
-            part_path: PathBuf::from(format!("/d/incomplete/{hash}.part")),
-            dest_path: PathBuf::from(format!("/d/completed/Movie.{id}.mkv")),
-            etag: None,
+            dest_path: format!("/d/completed/Movie.{id}.mkv"),
             expected_bytes: 1000,
             downloaded_bytes: done,
             status,
-            attempts: 0,
-            restarts: 0,
-            error: None,
+            category: "radarr".into(),
             created_at: "2026-01-02T03:04:05Z".into(),
             updated_at: "2026-01-02T03:05:00Z".into(),
             completed_at: (status == Status::Completed).then(|| "2026-01-02T03:06:00Z".into()),
-            handoff_file: None,
-        };
-        (d, "radarr".into())
+        }
     }
 
     fn facts() -> Facts<'static> {
         Facts {
-            save_path: Path::new("/d/completed"),
+            save_path: "/d/completed",
             now: 1_767_323_145,
         }
     }
@@ -502,16 +491,7 @@ mod tests {
         let t = torrents(&rows, &[], &live, &rates, facts());
         let view: Vec<_> = t
             .iter()
-            .map(|t| {
-                (
-                    t.hash.as_str(),
-                    t.state,
-                    t.progress,
-                    t.completed,
-                    t.dlspeed,
-                    t.eta,
-                )
-            })
+            .map(|t| (t.hash, t.state, t.progress, t.completed, t.dlspeed, t.eta))
             .collect();
         assert_eq!(
             view,
@@ -573,10 +553,7 @@ mod tests {
             grab(4, Some("ee")),
         ];
         let t = torrents(&rows, &grabs, &HashMap::new(), &HashMap::new(), facts());
-        let ids: Vec<_> = t
-            .iter()
-            .map(|t| (t.hash.as_str(), t.name.as_str(), t.state))
-            .collect();
+        let ids: Vec<_> = t.iter().map(|t| (t.hash, t.name, t.state)).collect();
         assert_eq!(
             ids,
             [
@@ -587,7 +564,7 @@ mod tests {
         );
         let pending = &t[2];
         assert_eq!(
-            (pending.size, pending.progress, pending.category.as_str()),
+            (pending.size, pending.progress, pending.category),
             (77, 0.0, "sonarr")
         );
         assert_eq!(pending.content_path, "/d/completed/Pending.Movie");
@@ -600,18 +577,18 @@ mod tests {
             row(2, "bb", Status::Queued, 0),
         ];
         let mut all = torrents(&rows, &[], &HashMap::new(), &HashMap::new(), facts());
-        all[1].category.clear();
+        all[1].category = "";
         let pick = |c: Option<&str>, h: Option<&str>| {
-            let mut t = all.clone();
-            select(&mut t, c, hash_list(h).as_deref());
-            t.into_iter().map(|t| t.hash).collect::<Vec<_>>()
+            let hashes = hash_list(h);
+            let t = all.iter().filter(|t| selected(t, c, hashes.as_deref()));
+            t.map(|t| t.hash).collect::<Vec<_>>()
         };
         assert_eq!(pick(None, None), ["aa", "bb"]);
         assert_eq!(pick(Some("radarr"), None), ["aa"]);
         assert_eq!(pick(Some(""), None), ["bb"], "empty: uncategorized only");
         assert_eq!(pick(None, Some("BB|zz")), ["bb"]);
         assert_eq!(pick(None, Some("all")), ["aa", "bb"]);
-        assert_eq!(pick(Some("radarr"), Some("bb")), Vec::<String>::new());
+        assert_eq!(pick(Some("radarr"), Some("bb")), Vec::<&str>::new());
     }
 
     #[test]

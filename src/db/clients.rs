@@ -9,9 +9,7 @@
 
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
-use super::{
-    DOWNLOAD_COLUMNS, Download, Registry, db_err, get_u64, query_all, read_download, to_i64,
-};
+use super::{Registry, Status, db_err, get_u64, query_all, to_i64};
 use crate::clock::now_rfc3339;
 use crate::error::Result;
 
@@ -31,6 +29,26 @@ pub struct Grab {
     pub added_at: String,
 }
 
+/// What the client API shows of a download (only what it needs: it reads
+/// every row of the registry on each `torrents/info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    pub id: i64,
+    pub info_hash: String,
+    pub title: String,
+    /// Empty until the release was looked up.
+    pub file_name: String,
+    /// The final file (empty until the release was looked up).
+    pub dest_path: String,
+    pub expected_bytes: u64,
+    pub downloaded_bytes: u64,
+    pub status: Status,
+    pub category: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+}
+
 /// What a new grab carries: a stub (with what parsing it told), or a link.
 #[derive(Debug, Clone)]
 pub struct NewGrab {
@@ -47,15 +65,45 @@ pub struct NewGrab {
 const VISIBLE: &str = "removal IS NULL";
 
 impl Registry {
-    /// Downloads not being removed, with their category, oldest first;
-    /// only those with `info_hash` when given.
-    pub fn client_rows(&self, info_hash: Option<&str>) -> Result<Vec<(Download, String)>> {
+    /// Downloads not being removed, oldest first; only those with
+    /// `info_hash`, and only those in `category`, when given.
+    pub fn client_rows(
+        &self,
+        info_hash: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<Vec<ClientRow>> {
         let sql = format!(
-            "SELECT {DOWNLOAD_COLUMNS}, category FROM downloads WHERE {VISIBLE} \
-             AND (?1 IS NULL OR info_hash = ?1) ORDER BY id"
+            "SELECT id, info_hash, title, file_name, dest_path, expected_bytes, \
+             downloaded_bytes, status, category, created_at, updated_at, completed_at \
+             FROM downloads WHERE {VISIBLE} AND (?1 IS NULL OR info_hash = ?1) \
+             AND (?2 IS NULL OR category = ?2) ORDER BY id"
         );
-        let read = |r: &rusqlite::Row<'_>| Ok((read_download(r)?, r.get(20)?));
-        query_all(&self.conn.lock(), &sql, [info_hash], read, "list downloads")
+        let read = |r: &rusqlite::Row<'_>| {
+            let status: String = r.get(7)?;
+            Ok(ClientRow {
+                id: r.get(0)?,
+                info_hash: r.get(1)?,
+                title: r.get(2)?,
+                file_name: r.get(3)?,
+                dest_path: r.get(4)?,
+                expected_bytes: get_u64(r, 5)?,
+                downloaded_bytes: get_u64(r, 6)?,
+                status: Status::parse(&status).ok_or_else(|| {
+                    let e = format!("unknown status {status:?}");
+                    rusqlite::Error::FromSqlConversionFailure(
+                        7,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
+                category: r.get(8)?,
+                created_at: r.get(9)?,
+                updated_at: r.get(10)?,
+                completed_at: r.get(11)?,
+            })
+        };
+        let params = rusqlite::params![info_hash, category];
+        query_all(&self.conn.lock(), &sql, params, read, "list downloads")
     }
 
     /// Sets the category of the visible downloads and pending grabs with
@@ -289,8 +337,8 @@ mod tests {
             reg.insert(&new(2, "bb")).unwrap(),
         );
         let category = |id| {
-            let rows = reg.client_rows(None).unwrap();
-            rows.into_iter().find(|(d, _)| d.id == id).map(|(_, c)| c)
+            let rows = reg.client_rows(None, None).unwrap();
+            rows.into_iter().find(|r| r.id == id).map(|r| r.category)
         };
         assert_eq!(category(a).as_deref(), Some(""));
 
@@ -357,7 +405,7 @@ mod tests {
             (Some(true), Some(false))
         );
         assert_eq!(reg.removals().unwrap(), [a, b]);
-        assert!(reg.client_rows(None).unwrap().is_empty());
+        assert!(reg.client_rows(None, None).unwrap().is_empty());
         assert!(reg.by_info_hash("aa").unwrap().is_empty());
         reg.delete_download(a).unwrap();
         assert!(reg.get(a).unwrap().is_none() && reg.events(a).unwrap().is_empty());

@@ -727,14 +727,7 @@ fn insert_restart_event(conn: &Connection, id: i64, at: &str, reason: &str) -> R
 }
 
 fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
-    let status: String = r.get(12)?;
-    let status = Status::parse(&status).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            12,
-            rusqlite::types::Type::Text,
-            format!("unknown status {status:?}").into(),
-        )
-    })?;
+    let status = get_status(r, 12)?;
     Ok(Download {
         id: r.get(0)?,
         stub_name: r.get(1)?,
@@ -756,6 +749,18 @@ fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
         updated_at: r.get(17)?,
         completed_at: r.get(18)?,
         handoff_file: r.get(19)?,
+    })
+}
+
+/// A `status` column.
+fn get_status(r: &Row<'_>, i: usize) -> rusqlite::Result<Status> {
+    let status: String = r.get(i)?;
+    Status::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown status {status:?}").into(),
+        )
     })
 }
 

@@ -9,7 +9,7 @@
 
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
-use super::{Registry, Status, db_err, get_u64, query_all, to_i64};
+use super::{Registry, Status, db_err, get_status, get_u64, query_all, to_i64};
 use crate::clock::now_rfc3339;
 use crate::error::Result;
 
@@ -79,7 +79,6 @@ impl Registry {
              AND (?2 IS NULL OR category = ?2) ORDER BY id"
         );
         let read = |r: &rusqlite::Row<'_>| {
-            let status: String = r.get(7)?;
             Ok(ClientRow {
                 id: r.get(0)?,
                 info_hash: r.get(1)?,
@@ -88,14 +87,7 @@ impl Registry {
                 dest_path: r.get(4)?,
                 expected_bytes: get_u64(r, 5)?,
                 downloaded_bytes: get_u64(r, 6)?,
-                status: Status::parse(&status).ok_or_else(|| {
-                    let e = format!("unknown status {status:?}");
-                    rusqlite::Error::FromSqlConversionFailure(
-                        7,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?,
+                status: get_status(r, 7)?,
                 category: r.get(8)?,
                 created_at: r.get(9)?,
                 updated_at: r.get(10)?,

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash bench-handoff bench-torznab clean
+.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit clean
 
 all: build
 
@@ -18,7 +18,8 @@ sample:
 
 # Outside programs the tests drive (installed when missing, where possible).
 tools:
-	@./scripts/ensure-tools.sh curl wget aria2c
+	@./scripts/ensure-tools.sh curl wget aria2c python3
+	@./scripts/ensure-qbittorrent-api.sh
 
 # The whole test suite (unit, integration, end to end with the real binary).
 test: tools
@@ -65,6 +66,12 @@ bench-handoff: build
 bench-torznab: build
 	@./scripts/ensure-tools.sh python3
 	./scripts/bench-torznab.sh
+
+# The qBittorrent-compatible API: torrents/info on 10,000 rows, and memory
+# during three transfers with the API polled every second (BENCHMARKS.md).
+bench-qbit: build
+	@./scripts/ensure-tools.sh python3
+	./scripts/bench-qbit.sh
 
 clean:
 	$(CARGO) clean

@@ -67,11 +67,12 @@ pub fn run(config: Config) -> Result<()> {
         summary.orphans.len()
     );
     let signals = SignalWatcher::install()?;
+    let clock = Arc::new(crate::clock::SystemClock);
     let (downloads, pool) = Downloads::start(
         registry.clone(),
         &config,
         Box::new(SeededRng::from_entropy()),
-        Arc::new(crate::clock::SystemClock),
+        clock.clone(),
     )?;
     // Subscribed before the watch folder is read, so every grab it starts
     // is announced. (A row the pool finalizes at once on start-up may beat
@@ -87,7 +88,7 @@ pub fn run(config: Config) -> Result<()> {
         )?),
     };
     let d = &config.downloads;
-    let watcher = Watcher::start(downloads, d.watch_dir.clone(), d.scan_interval)?;
+    let watcher = Watcher::start(downloads.clone(), d.watch_dir.clone(), d.scan_interval)?;
     let catalogue = Arc::new(Catalogue::new(
         &config.libraries,
         config.server.max_catalogue_items,
@@ -100,7 +101,15 @@ pub fn run(config: Config) -> Result<()> {
     let api = Arc::new(Api::new(keys, catalogue));
     // The *arr side's routes join the peer API here.
     let torznab = Arc::new(crate::arr::torznab::Torznab::new(&config));
-    let router = Arc::new(Router::new(api).route("/torznab/", torznab));
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the address", e))?;
+    let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock)?;
+    let mut router = Router::new(api).route("/torznab/", torznab);
+    if let Some(q) = &qbit {
+        router = router.route("/api/v2/", q.handler());
+    }
+    let router = Arc::new(router);
     let http = HttpServer::start(listener, s.handler_threads, s.max_connections, router)?;
     let addr: SocketAddr = http.local_addr();
     log::info!(
@@ -118,6 +127,9 @@ pub fn run(config: Config) -> Result<()> {
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
     watcher.stop(Duration::from_secs(1));
     http.shutdown();
+    if let Some(q) = qbit {
+        q.stop(Duration::from_millis(500));
+    }
     pool.shutdown(Duration::from_secs(3));
     // Both may be waiting on an *arr (bounded, but longer than the budget).
     if let Some(n) = notifier {

@@ -1,6 +1,7 @@
 //! The download registry: SQLite, the one source of truth for downloads.
 //!
-//! Only this module contains SQL. One connection sits behind a
+//! Only this module (with its part `db/clients.rs`: categories, pending
+//! adds and removals for the download-client API) contains SQL. One connection sits behind a
 //! `parking_lot::Mutex` that is held only for the duration of a statement or
 //! transaction, never across network or disk I/O of the caller. Every status
 //! change writes its `download_events` row in the same transaction, so the
@@ -20,6 +21,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
+
+mod clients;
+pub use clients::{ClientRow, Grab, NewGrab};
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
 /// append a new one.
@@ -75,6 +79,31 @@ const MIGRATIONS: &[&str] = &[
         len         INTEGER NOT NULL,
         modified_ns INTEGER NOT NULL,
         at          TEXT    NOT NULL
+    );",
+    // 4: the qBittorrent-compatible API: a category per download, a removal
+    // asked for (finished once no worker holds the download, at the latest
+    // at the next start), the categories *arr created, and the adds taken
+    // but not yet turned into downloads (a stub, or a peer's item for a
+    // link), so a restart loses none of them.
+    "ALTER TABLE downloads ADD COLUMN category TEXT NOT NULL DEFAULT '';
+    ALTER TABLE downloads ADD COLUMN removal TEXT
+        CHECK (removal IN ('keep_files', 'delete_files'));
+    CREATE TABLE categories (
+        name      TEXT PRIMARY KEY,
+        save_path TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE grabs (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        stub_name TEXT    NOT NULL,
+        stub      BLOB,
+        info_hash TEXT,
+        title     TEXT    NOT NULL,
+        size      INTEGER NOT NULL CHECK (size >= 0),
+        peer      TEXT    NOT NULL,
+        item_id   TEXT    NOT NULL,
+        category  TEXT    NOT NULL DEFAULT '',
+        added_at  TEXT    NOT NULL,
+        CHECK ((stub IS NULL) = (info_hash IS NULL))
     );",
 ];
 
@@ -335,9 +364,11 @@ impl Registry {
         self.downloads_where("1", [])
     }
 
-    /// Rows with this info-hash, oldest first.
+    /// Rows with this info-hash, oldest first, but for those being removed
+    /// (a removed download is no longer the release's: a new stub for it
+    /// starts a new one).
     pub fn by_info_hash(&self, info_hash: &str) -> Result<Vec<Download>> {
-        self.downloads_where("info_hash = ?1", [info_hash])
+        self.downloads_where("info_hash = ?1 AND removal IS NULL", [info_hash])
     }
 
     fn downloads_where<P: rusqlite::Params>(
@@ -662,6 +693,20 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
 }
 
+/// Every row `sql` selects with `params`, each read by `read`.
+fn query_all<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    what: &'static str,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql).map_err(db_err(what))?;
+    let rows = stmt.query_map(params, read).map_err(db_err(what))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err(what))
+}
+
 fn user_version(conn: &Connection) -> Result<u32> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(db_err("read schema version"))
@@ -682,14 +727,7 @@ fn insert_restart_event(conn: &Connection, id: i64, at: &str, reason: &str) -> R
 }
 
 fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
-    let status: String = r.get(12)?;
-    let status = Status::parse(&status).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            12,
-            rusqlite::types::Type::Text,
-            format!("unknown status {status:?}").into(),
-        )
-    })?;
+    let status = get_status(r, 12)?;
     Ok(Download {
         id: r.get(0)?,
         stub_name: r.get(1)?,
@@ -711,6 +749,18 @@ fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
         updated_at: r.get(17)?,
         completed_at: r.get(18)?,
         handoff_file: r.get(19)?,
+    })
+}
+
+/// A `status` column.
+fn get_status(r: &Row<'_>, i: usize) -> rusqlite::Result<Status> {
+    let status: String = r.get(i)?;
+    Status::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown status {status:?}").into(),
+        )
     })
 }
 

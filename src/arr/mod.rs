@@ -8,9 +8,15 @@
 
 pub mod client;
 pub mod feed;
+pub mod form;
 pub mod library;
+pub mod multipart;
 pub mod notify;
+pub mod qbit;
+pub mod qbit_add;
+pub mod qbit_view;
 pub mod register;
+pub mod sessions;
 pub mod torznab;
 pub mod xml;
 

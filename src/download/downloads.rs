@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -66,8 +66,16 @@ enum Lookup {
 enum Slot {
     /// In the job channel or the delay queue.
     Waiting,
-    /// In a worker, with its live byte count.
-    Running(Live),
+    /// In a worker, with its live byte count and cancel switch.
+    Running(Run),
+}
+
+/// One attempt in a worker: its live byte count, and the switch that stops
+/// it between two reads when its download is removed.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    live: Live,
+    cancel: Arc<AtomicBool>,
 }
 
 pub struct Downloads {
@@ -173,7 +181,13 @@ impl Downloads {
             me.run_timer(&timer_rx);
             let _ = done_tx.send(());
         })?);
-        // Every live row, in its original order.
+        // Removals asked for before the last stop, then every live row,
+        // in its original order.
+        for id in downloads.registry.removals()? {
+            if let Err(e) = downloads.finish_removal(id) {
+                log::error!("cannot remove download id={id} error={}", e.chain());
+            }
+        }
         for row in downloads.registry.list()? {
             if row.status.is_live() {
                 downloads.enqueue(row.id);
@@ -204,9 +218,85 @@ impl Downloads {
     /// Live bytes of a running download (between checkpoints), if running.
     pub fn live_bytes(&self, id: i64) -> Option<u64> {
         match self.slots.lock().get(&id) {
-            Some(Slot::Running(live)) => Some(live.load(Ordering::Relaxed)),
+            Some(Slot::Running(run)) => Some(run.live.load(Ordering::Relaxed)),
             _ => None,
         }
+    }
+
+    /// [`Downloads::live_bytes`] of every running download, under one lock.
+    pub fn running(&self) -> HashMap<i64, u64> {
+        let slots = self.slots.lock();
+        slots
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Running(run) => Some((*id, run.live.load(Ordering::Relaxed))),
+                Slot::Waiting => None,
+            })
+            .collect()
+    }
+
+    /// Removes download `id` (the qBittorrent API's delete). The request
+    /// is recorded first (a restart finishes it). A download no worker
+    /// holds is removed now: `Ok(true)`. A running one is told to stop
+    /// between two reads and its worker removes it when the attempt ends
+    /// (`Ok(false)`); a hand-off under way finishes first. With
+    /// `delete_files` its `.part` goes, and the final file only when jack
+    /// put it there (rule 13's evidence); otherwise no file is touched.
+    pub fn remove(&self, id: i64, delete_files: bool) -> Result<bool> {
+        self.registry.request_removal(id, delete_files)?;
+        let mut slots = self.slots.lock();
+        if let Some(Slot::Running(run)) = slots.get(&id) {
+            run.cancel.store(true, Ordering::SeqCst);
+            log::info!("download removal asked id={id}: stopping its transfer");
+            return Ok(false);
+        }
+        // A waiting id: the worker that takes it finds no slot and skips it.
+        slots.remove(&id);
+        self.unrecorded.lock().remove(&id);
+        // Still under the slot lock: no worker starts on it meanwhile.
+        self.finish_removal(id)?;
+        Ok(true)
+    }
+
+    /// The end of a removal: the files it asked for, then the row and its
+    /// events. Called only while no worker holds `id`.
+    fn finish_removal(&self, id: i64) -> Result<()> {
+        let Some(row) = self.registry.get(id)? else {
+            return Ok(());
+        };
+        let delete_files = self.registry.removal(id)?.unwrap_or(false);
+        let mut removed = Vec::new();
+        if delete_files {
+            // A `.part` is named by the info-hash: a download of the same
+            // release added since the removal keeps it.
+            if row.part_path.starts_with(&self.config.incomplete_dir)
+                && self.registry.by_info_hash(&row.info_hash)?.is_empty()
+                && remove_if_there(&row.part_path)?
+            {
+                removed.push(&row.part_path);
+            }
+            let jacks =
+                |m: &std::fs::Metadata| crate::download::reconcile::put_there_by_jack(&row, m);
+            if row.dest_path.starts_with(&self.config.completed_dir)
+                && std::fs::symlink_metadata(&row.dest_path).is_ok_and(|m| jacks(&m))
+                && remove_if_there(&row.dest_path)?
+            {
+                removed.push(&row.dest_path);
+            }
+        }
+        self.registry.delete_download(id)?;
+        log::info!(
+            "download removed id={id} info_hash={} files_removed={}",
+            row.info_hash,
+            removed.len()
+        );
+        Ok(())
+    }
+
+    /// Whether a removal of `id` was asked for (a running attempt is told
+    /// through `run.cancel`; a waiting one is found in the registry).
+    fn removal_asked(&self, id: i64, run: &Run) -> bool {
+        run.cancel.load(Ordering::SeqCst) || matches!(self.registry.removal(id), Ok(Some(_)))
     }
 
     /// The one way a stub becomes a download (watch folder today, an HTTP
@@ -415,21 +505,34 @@ impl Downloads {
             let Ok(id) = jobs.recv_timeout(Duration::from_millis(100)) else {
                 continue;
             };
-            let live: Live = Arc::new(AtomicU64::new(0));
+            let run = Run::default();
+            let live = &run.live;
             {
                 let mut slots = self.slots.lock();
                 if !matches!(slots.get(&id), Some(Slot::Waiting)) {
                     continue; // a stale message: the id is elsewhere
                 }
-                slots.insert(id, Slot::Running(live.clone()));
+                slots.insert(id, Slot::Running(run.clone()));
             }
             // An outcome that could not be recorded is recorded, not re-run:
             // a hand-off that happened is never repeated.
             let pending = self.unrecorded.lock().remove(&id);
             let step = match pending {
+                _ if self.removal_asked(id, &run) => Ok(None),
                 Some(p) => Ok(Some(p)),
-                None => self.process(id, &live),
+                None => self.process(id, &run),
             };
+            if self.removal_asked(id, &run) {
+                // Removed: how the attempt ended is not recorded; the row goes.
+                let mut slots = self.slots.lock();
+                release_slot(&mut slots, id, live);
+                if !slots.contains_key(&id)
+                    && let Err(e) = self.finish_removal(id)
+                {
+                    log::error!("cannot remove download id={id} error={}", e.chain());
+                }
+                continue;
+            }
             let failed = match step {
                 Ok(Some((row, outcome))) => self
                     .record(&row, outcome.clone())
@@ -438,7 +541,7 @@ impl Downloads {
                 Ok(None) => None,
                 Err(e) => Some((e, None)),
             };
-            release_slot(&mut self.slots.lock(), id, &live);
+            release_slot(&mut self.slots.lock(), id, live);
             if let Some((e, unrecorded)) = failed {
                 // The registry could not record (a full disk, a locked
                 // database): keep the download in hand and look again.
@@ -454,7 +557,8 @@ impl Downloads {
     /// Runs one attempt of `id`; the outcome is for the caller to record.
     /// `Ok(None)`: nothing to record (the row is gone or not live, or its
     /// outcome is already recorded).
-    fn process(&self, id: i64, live: &Live) -> Result<Option<(Download, Outcome)>> {
+    fn process(&self, id: i64, run: &Run) -> Result<Option<(Download, Outcome)>> {
+        let live = &run.live;
         let Some(mut row) = self.registry.get(id)? else {
             return Ok(None);
         };
@@ -543,6 +647,7 @@ impl Downloads {
             live,
             clock: self.clock.as_ref(),
             stopping: &self.stopping,
+            cancel: &run.cancel,
             handoff: self.handoff,
         };
         let outcome = transfer::run(&cx, &row);
@@ -709,8 +814,17 @@ pub fn safe_file_name(name: &str) -> bool {
 /// its own run (`live`). By then the retry timer may have handed the id to
 /// another worker (a short jitter), whose slot and live bytes stay.
 fn release_slot(slots: &mut HashMap<i64, Slot>, id: i64, live: &Live) {
-    if matches!(slots.get(&id), Some(Slot::Running(l)) if Arc::ptr_eq(l, live)) {
+    if matches!(slots.get(&id), Some(Slot::Running(r)) if Arc::ptr_eq(&r.live, live)) {
         slots.remove(&id);
+    }
+}
+
+/// Removes a file; `Ok(false)` when it was not there.
+fn remove_if_there(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(format!("cannot remove {}", path.display()), e)),
     }
 }
 
@@ -755,13 +869,20 @@ fn remove_stub(watch_dir: &Path, stub_name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
 
     #[test]
     fn a_worker_frees_only_its_own_slot() {
         let (mine, theirs): (Live, Live) = (Arc::default(), Arc::new(AtomicU64::new(77)));
         let mut slots = HashMap::new();
         // Still running here: freed.
-        slots.insert(1, Slot::Running(mine.clone()));
+        let run = |live: &Live| {
+            Slot::Running(Run {
+                live: live.clone(),
+                cancel: Arc::default(),
+            })
+        };
+        slots.insert(1, run(&mine));
         release_slot(&mut slots, 1, &mine);
         assert!(slots.is_empty());
         // Rescheduled (waiting in the delay queue): kept.
@@ -769,9 +890,11 @@ mod tests {
         release_slot(&mut slots, 1, &mine);
         assert!(matches!(slots.get(&1), Some(Slot::Waiting)));
         // Already taken by another worker: kept, with its live bytes.
-        slots.insert(1, Slot::Running(theirs.clone()));
+        slots.insert(1, run(&theirs));
         release_slot(&mut slots, 1, &mine);
-        assert!(matches!(slots.get(&1), Some(Slot::Running(l)) if l.load(Ordering::Relaxed) == 77));
+        assert!(
+            matches!(slots.get(&1), Some(Slot::Running(r)) if r.live.load(Ordering::Relaxed) == 77)
+        );
     }
 
     #[test]

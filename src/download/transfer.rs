@@ -165,10 +165,20 @@ pub struct Context<'a> {
     /// Live byte count for status between checkpoints.
     pub live: &'a AtomicU64,
     pub stopping: &'a AtomicBool,
+    /// Set when this download is removed: the attempt stops like at
+    /// shutdown (between two reads), checkpointing what it has.
+    pub cancel: &'a AtomicBool,
     /// Wall-clock time for `Retry-After` dates.
     pub clock: &'a dyn Clock,
     /// How finished files reach `completed_dir` (decided at start-up).
     pub handoff: handoff::Mode,
+}
+
+impl Context<'_> {
+    /// The node is shutting down, or this download is being removed.
+    fn should_stop(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed)
+    }
 }
 
 /// Failures inside an attempt, before they are classified.
@@ -257,7 +267,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             finalize(cx, row, &mut part)?;
             return Ok(Outcome::Completed { fetched });
         }
-        if cx.stopping.load(Ordering::Relaxed) {
+        if cx.should_stop() {
             return Ok(Outcome::Interrupted);
         }
         let mut resp = match cx
@@ -403,7 +413,7 @@ fn append(
     let mut last_sync = (pos, Instant::now());
     let mut error: Option<Outcome> = None;
     while pos < end {
-        if cx.stopping.load(Ordering::Relaxed) {
+        if cx.should_stop() {
             error = Some(Outcome::Interrupted);
             break;
         }

@@ -17,14 +17,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
-
+use crate::background::Background;
 use crate::download::downloads::{Added, Downloads};
 use crate::download::handoff::rename_no_replace;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::stub::MAX_STUB_BYTES;
 
 /// A stub whose peer was unreachable is tried again after this long.
@@ -40,55 +38,31 @@ struct Seen {
 }
 
 pub struct Watcher {
-    stop: Sender<()>,
-    stopping: Arc<AtomicBool>,
-    done: Receiver<()>,
-    thread: JoinHandle<()>,
+    thread: Background,
 }
 
 impl Watcher {
     pub fn start(downloads: Arc<Downloads>, dir: PathBuf, interval: Duration) -> Result<Watcher> {
-        let (stop, rx) = bounded::<()>(1);
-        let (done_tx, done) = bounded::<()>(1);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let flag = stopping.clone();
-        let thread = std::thread::Builder::new()
-            .name("watch".into())
-            .spawn(move || {
-                let mut seen = HashMap::new();
-                loop {
-                    poll(&downloads, &dir, &mut seen, &flag);
-                    if let Err(e) = downloads.pick_up_queued_rows() {
-                        log::error!("cannot read queued downloads: {e}");
-                    }
-                    if rx.recv_timeout(interval)
-                        != Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                    {
-                        break;
-                    }
+        let thread = Background::spawn("watch", move |rx, flag| {
+            let mut seen = HashMap::new();
+            loop {
+                poll(&downloads, &dir, &mut seen, &flag);
+                if let Err(e) = downloads.pick_up_queued_rows() {
+                    log::error!("cannot read queued downloads: {e}");
                 }
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| Error::io("cannot start the watch thread", e))?;
-        Ok(Watcher {
-            stop,
-            stopping,
-            done,
-            thread,
-        })
+                if rx.recv_timeout(interval) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
+                    break;
+                }
+            }
+        })?;
+        Ok(Watcher { thread })
     }
 
     /// Stops the thread and joins it, waiting at most `limit`: a stub being
     /// looked up on a peer that does not answer is left behind (it has
     /// written nothing yet, and the stub stays for the next start).
     pub fn stop(self, limit: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = self.stop.send(());
-        if self.done.recv_timeout(limit).is_ok() {
-            let _ = self.thread.join();
-        } else {
-            log::warn!("the watch thread is still waiting on a peer: leaving it behind");
-        }
+        self.thread.stop(limit);
     }
 }
 

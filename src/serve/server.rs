@@ -324,11 +324,24 @@ fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
 /// and `Server`), a file or no body at all with a head written here.
 fn respond(req: Request, reply: Reply, shared: &Shared) {
     let body = match reply.body {
+        // tiny_http drops a `Connection` header: a reply that closes the
+        // connection (a refused request body left unread) is written here.
+        Body::Bytes(b) if closes(&reply.headers) => {
+            let headers: Vec<_> = reply
+                .headers
+                .into_iter()
+                .filter(|(k, _)| !is_connection(k))
+                .collect();
+            return respond_written(req, reply.status, Some(&b), &headers, true);
+        }
         Body::Bytes(b) => b,
         Body::File { file, offset, len } => {
             return respond_file(req, reply.status, &reply.headers, file, offset, len, shared);
         }
-        Body::Absent => return respond_head_only(req, reply.status, &reply.headers),
+        Body::Absent => {
+            let close = wants_close(&req);
+            return respond_written(req, reply.status, None, &reply.headers, close);
+        }
     };
     let mut response = Response::from_data(body)
         .with_status_code(reply.status)
@@ -408,17 +421,35 @@ fn respond_file(
     drop(writer);
 }
 
-/// Writes a head without a body or `Content-Length` (a `304`).
-fn respond_head_only(req: Request, status: u16, headers: &[(String, String)]) {
-    let close = wants_close(&req);
+/// Writes a response head and `body` here: without a body or
+/// `Content-Length` (a `304`), or with `Connection: close`.
+fn respond_written(
+    req: Request,
+    status: u16,
+    body: Option<&[u8]>,
+    headers: &[(String, String)],
+    close: bool,
+) {
     let mut writer = req.into_writer();
-    let head = head(status, None, headers, close);
+    let head = head(status, body.map(|b| b.len() as u64), headers, close);
     if let Err(e) = writer
         .write_all(head.as_bytes())
+        .and_then(|()| writer.write_all(body.unwrap_or_default()))
         .and_then(|()| writer.flush())
     {
         log::debug!("client went away before the response was sent: {e}");
     }
+}
+
+fn is_connection(name: &str) -> bool {
+    name.eq_ignore_ascii_case("Connection")
+}
+
+/// Whether a reply says `Connection: close`.
+fn closes(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(k, v)| is_connection(k) && v.eq_ignore_ascii_case("close"))
 }
 
 /// The status line and headers of a response jack writes itself, with
@@ -521,6 +552,10 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         206 => "Partial Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         304 => "Not Modified",
         416 => "Range Not Satisfiable",
         _ => "Unknown",

@@ -1,0 +1,628 @@
+//! What the qBittorrent-compatible API shows of the registry: registry rows
+//! (and adds not yet made downloads) translated into qBittorrent's torrent
+//! objects, the state mapping, filters, and the download speed average.
+//!
+//! Pure: rows, live byte counts and times in, values out. The API module
+//! (`qbit`) does the reading and the HTTP. Must not do I/O or hold state
+//! beyond [`Speedometer`]'s samples.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::clock::parse_rfc3339;
+use crate::db::{ClientRow, Grab, Status};
+
+/// `eta` when it cannot be told (qBittorrent's "infinity": 100 days).
+pub const ETA_UNKNOWN: u64 = 8_640_000;
+
+/// Stub piece length (`PROTOCOL.md` §3).
+const PIECE: u64 = 16 * 1024 * 1024;
+
+/// The qBittorrent state of a download in `status`.
+pub fn state(status: Status) -> &'static str {
+    match status {
+        Status::Queued => "queuedDL",
+        Status::Downloading => "downloading",
+        // Waiting out a retry delay: no data flows, it will resume.
+        Status::Retrying => "stalledDL",
+        // Paused on a full disk: *arr waits for a paused download.
+        Status::Paused => "pausedDL",
+        Status::Completed => "pausedUP",
+        Status::Failed => "error",
+    }
+}
+
+/// The state of an add not yet made a download.
+pub const PENDING_STATE: &str = "queuedDL";
+
+/// One torrent of `torrents/info`: the qBittorrent fields *arr and common
+/// clients read, borrowed from the rows it is made of; `properties` and
+/// `files` are made from it too.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Torrent<'a> {
+    pub hash: &'a str,
+    pub name: &'a str,
+    pub size: u64,
+    pub total_size: u64,
+    pub progress: f64,
+    pub dlspeed: u64,
+    pub upspeed: u64,
+    pub eta: u64,
+    pub state: &'static str,
+    pub category: &'a str,
+    pub tags: &'static str,
+    pub save_path: &'a str,
+    pub content_path: Cow<'a, str>,
+    pub ratio: f64,
+    pub ratio_limit: i64,
+    pub seeding_time_limit: i64,
+    pub inactive_seeding_time_limit: i64,
+    pub seeding_time: u64,
+    pub amount_left: u64,
+    pub completed: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub added_on: i64,
+    pub completion_on: i64,
+    pub last_activity: i64,
+    pub time_active: u64,
+    pub priority: i64,
+    pub num_seeds: u64,
+    pub num_leechs: u64,
+    pub force_start: bool,
+    pub auto_tmm: bool,
+    /// The file's name inside `save_path` (`torrents/files`).
+    #[serde(skip)]
+    pub file_name: &'a str,
+}
+
+/// What every torrent shares: where files land, and the time now.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub save_path: &'a str,
+    /// Unix seconds.
+    pub now: u64,
+}
+
+/// What a torrent is made of: a registry row, or an add not yet made a
+/// download (indices into the slices given to [`picks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Row(usize),
+    Grab(usize),
+}
+
+/// The torrents the registry holds, in order: one per release (the row
+/// Identity picks: a completed one, else the newest live one, else the
+/// newest), then the adds not yet made downloads whose release has none.
+pub fn picks(rows: &[ClientRow], grabs: &[Grab]) -> Vec<Pick> {
+    let rank = |s: Status| match s {
+        Status::Completed => 2,
+        s if s.is_live() => 1,
+        _ => 0,
+    };
+    let mut chosen: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let replaces = |j: &usize| rank(row.status) >= rank(rows[*j].status);
+        if chosen.get(row.info_hash.as_str()).is_none_or(replaces) {
+            chosen.insert(&row.info_hash, i);
+        }
+    }
+    let mut out: Vec<Pick> = chosen.values().map(|&i| Pick::Row(i)).collect();
+    out.sort_unstable_by_key(|p| match p {
+        Pick::Row(i) | Pick::Grab(i) => *i,
+    });
+    for (i, g) in grabs.iter().enumerate() {
+        if let Some(hash) = g.info_hash.as_deref()
+            && !chosen.contains_key(hash)
+        {
+            chosen.insert(hash, usize::MAX);
+            out.push(Pick::Grab(i));
+        }
+    }
+    out
+}
+
+/// The torrent `pick` makes. `live` holds the bytes of running downloads,
+/// `rates` their speed (bytes/s).
+pub fn torrent<'a>(
+    pick: Pick,
+    rows: &'a [ClientRow],
+    grabs: &'a [Grab],
+    live: &HashMap<i64, u64>,
+    rates: &HashMap<i64, u64>,
+    facts: Facts<'a>,
+) -> Torrent<'a> {
+    match pick {
+        Pick::Row(i) => {
+            let row = &rows[i];
+            from_row(row, live.get(&row.id).copied(), rates, facts)
+        }
+        Pick::Grab(i) => from_grab(&grabs[i], facts),
+    }
+}
+
+/// Every torrent, made (`torrents/properties` and `files`, tests).
+pub fn torrents<'a>(
+    rows: &'a [ClientRow],
+    grabs: &'a [Grab],
+    live: &HashMap<i64, u64>,
+    rates: &HashMap<i64, u64>,
+    facts: Facts<'a>,
+) -> Vec<Torrent<'a>> {
+    picks(rows, grabs)
+        .into_iter()
+        .map(|p| torrent(p, rows, grabs, live, rates, facts))
+        .collect()
+}
+
+fn from_row<'a>(
+    row: &'a ClientRow,
+    live: Option<u64>,
+    rates: &HashMap<i64, u64>,
+    facts: Facts<'a>,
+) -> Torrent<'a> {
+    let size = row.expected_bytes;
+    let complete = row.status == Status::Completed;
+    let done = if complete {
+        size
+    } else {
+        live.unwrap_or(row.downloaded_bytes).min(size)
+    };
+    let speed = live.and(rates.get(&row.id).copied()).unwrap_or(0);
+    let left = size - done;
+    let eta = match (complete, speed) {
+        (true, _) => 0,
+        (false, 0) => ETA_UNKNOWN,
+        (false, s) => left.div_ceil(s).min(ETA_UNKNOWN),
+    };
+    let file_name = if row.file_name.is_empty() {
+        &row.title
+    } else {
+        &row.file_name
+    };
+    let mut t = base(
+        &row.info_hash,
+        &row.title,
+        size,
+        &row.category,
+        facts,
+        secs(&row.created_at),
+    );
+    t.progress = if complete || size == 0 {
+        f64::from(u8::from(complete))
+    } else {
+        done as f64 / size as f64
+    };
+    t.dlspeed = speed;
+    t.eta = eta;
+    t.state = state(row.status);
+    t.content_path = if row.dest_path.is_empty() {
+        inside(facts.save_path, file_name)
+    } else {
+        Cow::Borrowed(&row.dest_path)
+    };
+    t.amount_left = left;
+    t.completed = done;
+    t.downloaded = done;
+    t.completion_on = row.completed_at.as_deref().map_or(-1, secs);
+    t.last_activity = if live.is_some() {
+        i64::try_from(facts.now).unwrap_or(0)
+    } else {
+        secs(&row.updated_at)
+    };
+    t.file_name = file_name;
+    t
+}
+
+fn from_grab<'a>(g: &'a Grab, facts: Facts<'a>) -> Torrent<'a> {
+    let hash = g.info_hash.as_deref().unwrap_or_default();
+    let mut t = base(
+        hash,
+        &g.title,
+        g.size,
+        &g.category,
+        facts,
+        secs(&g.added_at),
+    );
+    t.content_path = inside(facts.save_path, &g.title);
+    t.file_name = &g.title;
+    t
+}
+
+/// `dir/name` as text.
+fn inside<'a>(dir: &str, name: &str) -> Cow<'a, str> {
+    Cow::Owned(Path::new(dir).join(name).display().to_string())
+}
+
+/// A torrent with nothing done yet, in `PENDING_STATE`.
+fn base<'a>(
+    hash: &'a str,
+    name: &'a str,
+    size: u64,
+    category: &'a str,
+    facts: Facts<'a>,
+    added_on: i64,
+) -> Torrent<'a> {
+    Torrent {
+        hash,
+        name,
+        size,
+        total_size: size,
+        progress: 0.0,
+        dlspeed: 0,
+        upspeed: 0,
+        eta: ETA_UNKNOWN,
+        state: PENDING_STATE,
+        category,
+        tags: "",
+        save_path: facts.save_path,
+        content_path: Cow::Borrowed(""),
+        ratio: 0.0,
+        ratio_limit: -2,
+        seeding_time_limit: -2,
+        inactive_seeding_time_limit: -2,
+        seeding_time: 0,
+        amount_left: size,
+        completed: 0,
+        downloaded: 0,
+        uploaded: 0,
+        added_on,
+        completion_on: -1,
+        last_activity: added_on,
+        time_active: facts
+            .now
+            .saturating_sub(u64::try_from(added_on).unwrap_or(0)),
+        priority: 0,
+        num_seeds: 1,
+        num_leechs: 0,
+        force_start: false,
+        auto_tmm: false,
+        file_name: "",
+    }
+}
+
+/// Unix seconds of a registry time (0 if it does not parse).
+fn secs(rfc3339: &str) -> i64 {
+    parse_rfc3339(rfc3339)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0)
+}
+
+/// `hashes=a|b` (`None`: every torrent; `all` means every torrent too),
+/// lowercased.
+pub fn hash_list(value: Option<&str>) -> Option<Vec<String>> {
+    let v = value?.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("all") {
+        return None;
+    }
+    Some(
+        v.split('|')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect(),
+    )
+}
+
+/// `torrents/info`'s filters: a category (`Some("")`: uncategorized only;
+/// `None`: any), and hashes.
+pub fn selected(t: &Torrent<'_>, category: Option<&str>, hashes: Option<&[String]>) -> bool {
+    category.is_none_or(|c| t.category == c) && hashes.is_none_or(|h| h.iter().any(|x| x == t.hash))
+}
+
+/// `torrents/properties` of one torrent.
+pub fn properties(t: &Torrent<'_>) -> serde_json::Value {
+    let pieces = t.size.div_ceil(PIECE);
+    let have = if t.state == "pausedUP" {
+        pieces
+    } else {
+        t.completed / PIECE
+    };
+    serde_json::json!({
+        "hash": t.hash,
+        "name": t.name,
+        "save_path": t.save_path,
+        "download_path": "",
+        "creation_date": t.added_on,
+        "addition_date": t.added_on,
+        "completion_date": t.completion_on,
+        "created_by": "jack",
+        "comment": "",
+        "piece_size": PIECE,
+        "pieces_num": pieces,
+        "pieces_have": have,
+        "total_size": t.size,
+        "total_downloaded": t.completed,
+        "total_downloaded_session": t.completed,
+        "total_uploaded": 0,
+        "total_uploaded_session": 0,
+        "total_wasted": 0,
+        "dl_speed": t.dlspeed,
+        "dl_speed_avg": t.dlspeed,
+        "up_speed": 0,
+        "up_speed_avg": 0,
+        "dl_limit": -1,
+        "up_limit": -1,
+        "eta": t.eta,
+        "time_elapsed": t.time_active,
+        "seeding_time": 0,
+        "share_ratio": 0,
+        "last_seen": t.last_activity,
+        "nb_connections": u8::from(t.state == "downloading"),
+        "nb_connections_limit": 1,
+        "peers": 0,
+        "peers_total": 0,
+        "seeds": 1,
+        "seeds_total": 1,
+        "reannounce": 0,
+        "is_private": true,
+    })
+}
+
+/// `torrents/files` of one torrent: its one file.
+pub fn files(t: &Torrent<'_>) -> serde_json::Value {
+    let last_piece = t.size.div_ceil(PIECE).saturating_sub(1);
+    serde_json::json!([{
+        "index": 0,
+        "name": t.file_name,
+        "size": t.size,
+        "progress": t.progress,
+        "priority": 1,
+        "is_seed": t.state == "pausedUP",
+        "piece_range": [0, last_piece],
+        "availability": 1,
+    }])
+}
+
+/// Download speeds as a moving average of the live byte counts, sampled
+/// whenever the API is asked: each sample moves the average towards the
+/// speed since the previous one, weighted by the time between them
+/// (time constant [`Speedometer::TAU`]), so it reads the same whether *arr
+/// polls every second or every minute.
+#[derive(Debug, Default)]
+pub struct Speedometer {
+    samples: HashMap<i64, Sample>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    bytes: u64,
+    rate: f64,
+}
+
+impl Speedometer {
+    /// The time constant of the average.
+    pub const TAU: Duration = Duration::from_secs(5);
+    /// Samples closer than this to the previous one change nothing.
+    pub const MIN_GAP: Duration = Duration::from_millis(250);
+
+    /// Takes a sample of every running download's bytes at `now`; returns
+    /// their speeds (bytes/s). Downloads not running are forgotten.
+    pub fn update(&mut self, now: Instant, running: &HashMap<i64, u64>) -> HashMap<i64, u64> {
+        self.samples.retain(|id, _| running.contains_key(id));
+        let mut rates = HashMap::with_capacity(running.len());
+        for (&id, &bytes) in running {
+            let fresh = Sample {
+                at: now,
+                bytes,
+                rate: 0.0,
+            };
+            let s = self.samples.entry(id).or_insert(fresh);
+            let gap = now.saturating_duration_since(s.at);
+            if bytes < s.bytes {
+                *s = fresh; // restarted from byte 0
+            } else if gap >= Self::MIN_GAP {
+                let speed = (bytes - s.bytes) as f64 / gap.as_secs_f64();
+                let weight = 1.0 - (-gap.as_secs_f64() / Self::TAU.as_secs_f64()).exp();
+                *s = Sample {
+                    at: now,
+                    bytes,
+                    rate: s.rate + (speed - s.rate) * weight,
+                };
+            }
+            rates.insert(id, s.rate.round() as u64);
+        }
+        rates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registry_status_has_a_qbittorrent_state() {
+        let table = [
+            (Status::Queued, "queuedDL"),
+            (Status::Downloading, "downloading"),
+            (Status::Retrying, "stalledDL"),
+            (Status::Paused, "pausedDL"),
+            (Status::Completed, "pausedUP"),
+            (Status::Failed, "error"),
+        ];
+        assert_eq!(
+            table.len(),
+            Status::ALL.len(),
+            "every status is in the table"
+        );
+        for (status, want) in table {
+            assert_eq!(state(status), want, "{status}");
+        }
+    }
+
+    fn row(id: i64, hash: &str, status: Status, done: u64) -> ClientRow {
+        ClientRow {
+            id,
+            info_hash: hash.into(),
+            title: format!("Movie.{id}"),
+            file_name: format!("Movie.{id}.mkv"),
+            dest_path: format!("/d/completed/Movie.{id}.mkv"),
+            expected_bytes: 1000,
+            downloaded_bytes: done,
+            status,
+            category: "radarr".into(),
+            created_at: "2026-01-02T03:04:05Z".into(),
+            updated_at: "2026-01-02T03:05:00Z".into(),
+            completed_at: (status == Status::Completed).then(|| "2026-01-02T03:06:00Z".into()),
+        }
+    }
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            save_path: "/d/completed",
+            now: 1_767_323_145,
+        }
+    }
+
+    #[test]
+    fn rows_become_torrents() {
+        let rows = vec![
+            row(1, "aa", Status::Downloading, 100),
+            row(2, "bb", Status::Completed, 1000),
+            row(3, "cc", Status::Retrying, 250),
+            row(4, "dd", Status::Failed, 0),
+        ];
+        let live = HashMap::from([(1, 600)]);
+        let rates = HashMap::from([(1, 100), (3, 999)]);
+        let t = torrents(&rows, &[], &live, &rates, facts());
+        let view: Vec<_> = t
+            .iter()
+            .map(|t| (t.hash, t.state, t.progress, t.completed, t.dlspeed, t.eta))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("aa", "downloading", 0.6, 600, 100, 4),
+                ("bb", "pausedUP", 1.0, 1000, 0, 0),
+                ("cc", "stalledDL", 0.25, 250, 0, ETA_UNKNOWN),
+                ("dd", "error", 0.0, 0, 0, ETA_UNKNOWN),
+            ],
+            "live bytes count, not only the checkpoint; a speed only while running"
+        );
+        let done = &t[1];
+        assert_eq!(done.content_path, "/d/completed/Movie.2.mkv");
+        assert_ne!(done.content_path, done.save_path);
+        assert_eq!((done.amount_left, done.added_on), (0, 1_767_323_045));
+        assert_eq!(
+            (done.completion_on, done.last_activity),
+            (1_767_323_160, 1_767_323_100)
+        );
+        assert_eq!(
+            (t[0].completion_on, t[0].last_activity),
+            (-1, facts().now as i64)
+        );
+        assert_eq!(
+            (done.ratio, done.ratio_limit, done.seeding_time_limit),
+            (0.0, -2, -2)
+        );
+        assert_eq!(done.category, "radarr");
+        let json = serde_json::to_value(done).unwrap();
+        assert!(json.get("file_name").is_none() && json["total_size"] == 1000);
+    }
+
+    #[test]
+    fn one_torrent_per_release_and_pending_adds() {
+        // An old failed row and a newer live one of one release: the live
+        // one; a completed one wins over newer rows.
+        let rows = vec![
+            row(1, "aa", Status::Failed, 0),
+            row(2, "aa", Status::Queued, 0),
+            row(3, "aa", Status::Failed, 0),
+            row(4, "bb", Status::Completed, 1000),
+            row(5, "bb", Status::Queued, 0),
+        ];
+        let grab = |id: i64, hash: Option<&str>| Grab {
+            id,
+            stub_name: "api/y.torrent".into(),
+            info_hash: hash.map(String::from),
+            title: "Pending.Movie".into(),
+            size: 77,
+            peer: "alice".into(),
+            item_id: "m:9".into(),
+            category: "sonarr".into(),
+            added_at: "2026-01-02T03:04:05Z".into(),
+        };
+        let grabs = [
+            grab(1, Some("aa")),
+            grab(2, Some("ee")),
+            grab(3, None),
+            grab(4, Some("ee")),
+        ];
+        let t = torrents(&rows, &grabs, &HashMap::new(), &HashMap::new(), facts());
+        let ids: Vec<_> = t.iter().map(|t| (t.hash, t.name, t.state)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("aa", "Movie.2", "queuedDL"),
+                ("bb", "Movie.4", "pausedUP"),
+                ("ee", "Pending.Movie", PENDING_STATE),
+            ]
+        );
+        let pending = &t[2];
+        assert_eq!(
+            (pending.size, pending.progress, pending.category),
+            (77, 0.0, "sonarr")
+        );
+        assert_eq!(pending.content_path, "/d/completed/Pending.Movie");
+    }
+
+    #[test]
+    fn filters() {
+        let rows = vec![
+            row(1, "aa", Status::Queued, 0),
+            row(2, "bb", Status::Queued, 0),
+        ];
+        let mut all = torrents(&rows, &[], &HashMap::new(), &HashMap::new(), facts());
+        all[1].category = "";
+        let pick = |c: Option<&str>, h: Option<&str>| {
+            let hashes = hash_list(h);
+            let t = all.iter().filter(|t| selected(t, c, hashes.as_deref()));
+            t.map(|t| t.hash).collect::<Vec<_>>()
+        };
+        assert_eq!(pick(None, None), ["aa", "bb"]);
+        assert_eq!(pick(Some("radarr"), None), ["aa"]);
+        assert_eq!(pick(Some(""), None), ["bb"], "empty: uncategorized only");
+        assert_eq!(pick(None, Some("BB|zz")), ["bb"]);
+        assert_eq!(pick(None, Some("all")), ["aa", "bb"]);
+        assert_eq!(pick(Some("radarr"), Some("bb")), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn the_speed_is_a_time_weighted_moving_average() {
+        let mut s = Speedometer::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mb = 1_000_000;
+        assert_eq!(
+            s.update(at(0), &HashMap::from([(1, 0)]))[&1],
+            0,
+            "first sample"
+        );
+        // 1 MB/s for a long time: the average reaches it.
+        let mut rate = 0;
+        for i in 1..=60 {
+            rate = s.update(at(i * 1000), &HashMap::from([(1, i * mb)]))[&1];
+        }
+        assert!((mb - 1000..=mb).contains(&rate), "{rate}");
+        // Samples too close together change nothing.
+        assert_eq!(
+            s.update(at(60_100), &HashMap::from([(1, 70 * mb)]))[&1],
+            rate
+        );
+        // One minute-long gap at 2 MB/s moves it almost all the way.
+        let r = s.update(at(120_000), &HashMap::from([(1, 180 * mb)]))[&1];
+        assert!(r > 1_990_000 && r <= 2 * mb, "{r}");
+        // A stall pulls it down by 1 - e^(-1/5) per second.
+        let r = s.update(at(121_000), &HashMap::from([(1, 180 * mb)]))[&1];
+        assert!((1_600_000..1_650_000).contains(&r), "{r}");
+        // A restart from byte 0 starts over; a download that stopped is forgotten.
+        assert_eq!(s.update(at(122_000), &HashMap::from([(1, 5)]))[&1], 0);
+        assert!(s.update(at(123_000), &HashMap::new()).is_empty());
+        assert!(s.samples.is_empty());
+    }
+}

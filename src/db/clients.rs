@@ -1,0 +1,406 @@
+//! What the download-client API (qBittorrent-compatible) keeps in the
+//! registry: each download's category, the categories *arr created, the
+//! adds taken but not yet turned into downloads (`grabs`), and removals
+//! asked for.
+//!
+//! Part of `db`: the only SQL outside `db.rs`, under the same rules (the
+//! mutex held only around SQL, one transaction per change). Rows are plain
+//! structs; the API module translates them into its JSON.
+
+use rusqlite::{OptionalExtension, params, params_from_iter};
+
+use super::{Registry, Status, db_err, get_status, get_u64, query_all, to_i64};
+use crate::clock::now_rfc3339;
+use crate::error::Result;
+
+/// An add taken by the API, before `Downloads::add_stub` made it a download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grab {
+    pub id: i64,
+    pub stub_name: String,
+    /// The stub's info-hash; `None` for a link, whose stub is built from the
+    /// peer's release when the add is processed.
+    pub info_hash: Option<String>,
+    pub title: String,
+    pub size: u64,
+    pub peer: String,
+    pub item_id: String,
+    pub category: String,
+    pub added_at: String,
+}
+
+/// What the client API shows of a download (only what it needs: it reads
+/// every row of the registry on each `torrents/info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    pub id: i64,
+    pub info_hash: String,
+    pub title: String,
+    /// Empty until the release was looked up.
+    pub file_name: String,
+    /// The final file (empty until the release was looked up).
+    pub dest_path: String,
+    pub expected_bytes: u64,
+    pub downloaded_bytes: u64,
+    pub status: Status,
+    pub category: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+}
+
+/// What a new grab carries: a stub (with what parsing it told), or a link.
+#[derive(Debug, Clone)]
+pub struct NewGrab {
+    pub stub_name: String,
+    /// `(bytes, info-hash)` of a stub; `None` for a link.
+    pub stub: Option<(Vec<u8>, String)>,
+    pub title: String,
+    pub size: u64,
+    pub peer: String,
+    pub item_id: String,
+}
+
+/// Every download the API shows: not being removed, with its category.
+const VISIBLE: &str = "removal IS NULL";
+
+impl Registry {
+    /// Downloads not being removed, oldest first; only those with
+    /// `info_hash`, and only those in `category`, when given.
+    pub fn client_rows(
+        &self,
+        info_hash: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<Vec<ClientRow>> {
+        let sql = format!(
+            "SELECT id, info_hash, title, file_name, dest_path, expected_bytes, \
+             downloaded_bytes, status, category, created_at, updated_at, completed_at \
+             FROM downloads WHERE {VISIBLE} AND (?1 IS NULL OR info_hash = ?1) \
+             AND (?2 IS NULL OR category = ?2) ORDER BY id"
+        );
+        let read = |r: &rusqlite::Row<'_>| {
+            Ok(ClientRow {
+                id: r.get(0)?,
+                info_hash: r.get(1)?,
+                title: r.get(2)?,
+                file_name: r.get(3)?,
+                dest_path: r.get(4)?,
+                expected_bytes: get_u64(r, 5)?,
+                downloaded_bytes: get_u64(r, 6)?,
+                status: get_status(r, 7)?,
+                category: r.get(8)?,
+                created_at: r.get(9)?,
+                updated_at: r.get(10)?,
+                completed_at: r.get(11)?,
+            })
+        };
+        let params = rusqlite::params![info_hash, category];
+        query_all(&self.conn.lock(), &sql, params, read, "list downloads")
+    }
+
+    /// Sets the category of the visible downloads and pending grabs with
+    /// one of `hashes` (every one when `None`).
+    pub fn set_category(&self, hashes: Option<&[String]>, category: &str) -> Result<()> {
+        let (filter, values): (String, Vec<&str>) = match hashes {
+            None => ("1".into(), vec![category]),
+            Some(h) => {
+                let marks = vec!["?"; h.len()].join(", ");
+                let mut values = vec![category];
+                values.extend(h.iter().map(String::as_str));
+                (format!("info_hash IN ({marks})"), values)
+            }
+        };
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction()
+            .map_err(db_err("begin category change"))?;
+        for table in ["downloads", "grabs"] {
+            let visible = if table == "downloads" { VISIBLE } else { "1" };
+            tx.execute(
+                &format!("UPDATE {table} SET category = ?1 WHERE {visible} AND {filter}"),
+                params_from_iter(values.iter()),
+            )
+            .map_err(db_err("set the category"))?;
+        }
+        tx.commit().map_err(db_err("commit category change"))
+    }
+
+    /// Every category: (name, save path), by name.
+    pub fn categories(&self) -> Result<Vec<(String, String)>> {
+        let sql = "SELECT name, save_path FROM categories ORDER BY name";
+        let read = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        query_all(&self.conn.lock(), sql, [], read, "list categories")
+    }
+
+    /// Creates a category; `false` when it already exists (left as it was).
+    pub fn create_category(&self, name: &str, save_path: &str) -> Result<bool> {
+        let conn = self.conn.lock();
+        let n = conn
+            .execute(
+                "INSERT OR IGNORE INTO categories (name, save_path) VALUES (?1, ?2)",
+                params![name, save_path],
+            )
+            .map_err(db_err("create a category"))?;
+        Ok(n == 1)
+    }
+
+    /// Records adds (one transaction), creating `category` if it is new;
+    /// returns their ids.
+    pub fn insert_grabs(&self, grabs: &[NewGrab], category: &str) -> Result<Vec<i64>> {
+        let now = now_rfc3339();
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin add"))?;
+        if !category.is_empty() {
+            tx.execute(
+                "INSERT OR IGNORE INTO categories (name) VALUES (?1)",
+                [category],
+            )
+            .map_err(db_err("create a category"))?;
+        }
+        let mut ids = Vec::with_capacity(grabs.len());
+        for g in grabs {
+            let (stub, hash) = match &g.stub {
+                Some((bytes, hash)) => (Some(bytes.as_slice()), Some(hash.as_str())),
+                None => (None, None),
+            };
+            tx.execute(
+                "INSERT INTO grabs (stub_name, stub, info_hash, title, size, peer, item_id, \
+                 category, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    g.stub_name,
+                    stub,
+                    hash,
+                    g.title,
+                    to_i64(g.size)?,
+                    g.peer,
+                    g.item_id,
+                    category,
+                    now
+                ],
+            )
+            .map_err(db_err("record an add"))?;
+            ids.push(tx.last_insert_rowid());
+        }
+        tx.commit().map_err(db_err("commit add"))?;
+        Ok(ids)
+    }
+
+    /// Adds not yet turned into downloads, oldest first (without their stubs).
+    pub fn grabs(&self) -> Result<Vec<Grab>> {
+        let sql = "SELECT id, stub_name, info_hash, title, size, peer, item_id, category, \
+                   added_at FROM grabs ORDER BY id";
+        let read = |r: &rusqlite::Row<'_>| {
+            Ok(Grab {
+                id: r.get(0)?,
+                stub_name: r.get(1)?,
+                info_hash: r.get(2)?,
+                title: r.get(3)?,
+                size: get_u64(r, 4)?,
+                peer: r.get(5)?,
+                item_id: r.get(6)?,
+                category: r.get(7)?,
+                added_at: r.get(8)?,
+            })
+        };
+        query_all(&self.conn.lock(), sql, [], read, "list adds")
+    }
+
+    /// The stub bytes of a grab (`None` for a link, or a grab that is gone).
+    pub fn grab_stub(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        let conn = self.conn.lock();
+        let stub: Option<Option<Vec<u8>>> = conn
+            .query_row("SELECT stub FROM grabs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(db_err("read an add"))?;
+        Ok(stub.flatten())
+    }
+
+    /// A grab was processed: it goes, and the download it became (if any)
+    /// takes its category, in one transaction. `false` when the grab was
+    /// already gone (deleted meanwhile).
+    pub fn settle_grab(&self, id: i64, download: Option<i64>) -> Result<bool> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin add"))?;
+        if let Some(download) = download {
+            tx.execute(
+                "UPDATE downloads SET category = (SELECT category FROM grabs WHERE id = ?1) \
+                 WHERE id = ?2 AND EXISTS (SELECT 1 FROM grabs WHERE id = ?1)",
+                params![id, download],
+            )
+            .map_err(db_err("set the category"))?;
+        }
+        let n = tx
+            .execute("DELETE FROM grabs WHERE id = ?1", [id])
+            .map_err(db_err("settle an add"))?;
+        tx.commit().map_err(db_err("commit add"))?;
+        Ok(n == 1)
+    }
+
+    /// Drops a pending grab (its torrent was deleted before it became one).
+    pub fn delete_grab(&self, id: i64) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute("DELETE FROM grabs WHERE id = ?1", [id])
+            .map_err(db_err("drop an add"))?;
+        Ok(())
+    }
+
+    /// Records that download `id` is to be removed (`delete_files`: its
+    /// `.part` and a final file jack put there go too). Durable before any
+    /// file is touched, so a restart finishes it.
+    pub fn request_removal(&self, id: i64, delete_files: bool) -> Result<()> {
+        let mode = if delete_files {
+            "delete_files"
+        } else {
+            "keep_files"
+        };
+        let conn = self.conn.lock();
+        conn.execute(
+            "UPDATE downloads SET removal = ?2 WHERE id = ?1",
+            params![id, mode],
+        )
+        .map_err(db_err("record a removal"))?;
+        Ok(())
+    }
+
+    /// `Some(delete_files)` when a removal of `id` was asked for.
+    pub fn removal(&self, id: i64) -> Result<Option<bool>> {
+        let conn = self.conn.lock();
+        let mode: Option<Option<String>> = conn
+            .query_row("SELECT removal FROM downloads WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db_err("read a removal"))?;
+        Ok(mode.flatten().map(|m| m == "delete_files"))
+    }
+
+    /// Ids of the downloads whose removal was asked for, oldest first.
+    pub fn removals(&self) -> Result<Vec<i64>> {
+        let sql = "SELECT id FROM downloads WHERE removal IS NOT NULL ORDER BY id";
+        query_all(&self.conn.lock(), sql, [], |r| r.get(0), "list removals")
+    }
+
+    /// Deletes a download's row and its events (the removal's last step).
+    pub fn delete_download(&self, id: i64) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute("DELETE FROM downloads WHERE id = ?1", [id])
+            .map_err(db_err("delete a download"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{EventKind, NewDownload, Status};
+
+    fn new(n: u32, hash: &str) -> NewDownload {
+        NewDownload {
+            stub_name: format!("api/{n}.torrent"),
+            info_hash: hash.into(),
+            peer: "alice".into(),
+            item_id: format!("m:{n}"),
+            title: format!("T{n}"),
+            file_name: format!("T{n}.mkv"),
+            part_path: format!("/i/{hash}.part").into(),
+            dest_path: format!("/c/T{n}.mkv").into(),
+            etag: None,
+            expected_bytes: 10,
+        }
+    }
+
+    fn grab(name: &str, stub: Option<(&[u8], &str)>) -> NewGrab {
+        NewGrab {
+            stub_name: name.into(),
+            stub: stub.map(|(b, h)| (b.to_vec(), h.to_string())),
+            title: "T".into(),
+            size: 10,
+            peer: "alice".into(),
+            item_id: "m:1".into(),
+        }
+    }
+
+    #[test]
+    fn categories_grabs_and_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let (a, b) = (
+            reg.insert(&new(1, "aa")).unwrap(),
+            reg.insert(&new(2, "bb")).unwrap(),
+        );
+        let category = |id| {
+            let rows = reg.client_rows(None, None).unwrap();
+            rows.into_iter().find(|r| r.id == id).map(|r| r.category)
+        };
+        assert_eq!(category(a).as_deref(), Some(""));
+
+        // Adds: recorded with their category (created), read back, settled.
+        let ids = reg
+            .insert_grabs(
+                &[grab("s", Some((b"stub", "aa"))), grab("l", None)],
+                "radarr",
+            )
+            .unwrap();
+        assert!(reg.create_category("sonarr", "/x").unwrap());
+        assert!(!reg.create_category("sonarr", "/y").unwrap(), "exists");
+        assert_eq!(
+            reg.categories().unwrap(),
+            [("radarr".into(), "".into()), ("sonarr".into(), "/x".into())]
+        );
+        let grabs = reg.grabs().unwrap();
+        assert_eq!(grabs.len(), 2);
+        assert_eq!(
+            (grabs[0].info_hash.as_deref(), grabs[1].info_hash.as_deref()),
+            (Some("aa"), None)
+        );
+        assert_eq!(
+            reg.grab_stub(ids[0]).unwrap().as_deref(),
+            Some(&b"stub"[..])
+        );
+        assert_eq!(reg.grab_stub(ids[1]).unwrap(), None);
+        assert!(reg.settle_grab(ids[0], Some(a)).unwrap());
+        assert_eq!(category(a).as_deref(), Some("radarr"), "the add's category");
+        assert!(
+            !reg.settle_grab(ids[0], Some(b)).unwrap(),
+            "already settled"
+        );
+        assert_eq!(
+            category(b).as_deref(),
+            Some(""),
+            "a settled add changes nothing"
+        );
+        reg.delete_grab(ids[1]).unwrap();
+        assert!(reg.grabs().unwrap().is_empty());
+
+        // Categories by hash, or all.
+        reg.set_category(Some(&["bb".to_string(), "zz".to_string()]), "sonarr")
+            .unwrap();
+        assert_eq!(
+            (category(a).unwrap(), category(b).unwrap()),
+            ("radarr".into(), "sonarr".into())
+        );
+        reg.set_category(None, "").unwrap();
+        assert_eq!(
+            (category(a).unwrap(), category(b).unwrap()),
+            (String::new(), String::new())
+        );
+
+        // A removal hides the row from clients and from Identity, then the
+        // row goes with its events.
+        reg.transition(a, Status::Failed, Some("x"), EventKind::Failed, "x")
+            .unwrap();
+        assert_eq!(reg.removal(a).unwrap(), None);
+        reg.request_removal(a, true).unwrap();
+        reg.request_removal(b, false).unwrap();
+        assert_eq!(
+            (reg.removal(a).unwrap(), reg.removal(b).unwrap()),
+            (Some(true), Some(false))
+        );
+        assert_eq!(reg.removals().unwrap(), [a, b]);
+        assert!(reg.client_rows(None, None).unwrap().is_empty());
+        assert!(reg.by_info_hash("aa").unwrap().is_empty());
+        reg.delete_download(a).unwrap();
+        assert!(reg.get(a).unwrap().is_none() && reg.events(a).unwrap().is_empty());
+        assert_eq!(reg.removal(a).unwrap(), None);
+    }
+}

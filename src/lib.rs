@@ -2,7 +2,6 @@
 //! Radarr/Sonarr stack they already run. See ARCHITECTURE.md for the map.
 
 pub mod arr;
-pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,13 +1,19 @@
-//! A named thread that can be waited for a bounded time.
+//! Named threads that can be waited for a bounded time.
 //!
-//! Threads that may be blocked on another program (an *arr that stalls)
-//! must not hold shutdown past its budget: [`Worker::join_within`] joins
-//! the thread when it ends in time and otherwise leaves it behind, logged.
+//! Threads that may be blocked on another program (a peer or an *arr that
+//! stalls) must not hold shutdown past its budget: [`Worker::join_within`]
+//! joins the thread when it ends in time and otherwise leaves it behind,
+//! logged. [`Background`] is a worker that runs until asked to stop (the
+//! `watch` and `qbit-add` threads): its body gets a stop channel (to wait
+//! on between passes) and a stop flag (to look at inside a pass). Knows
+//! nothing of what the threads do.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::error::{Error, Result};
 
@@ -49,6 +55,40 @@ impl Worker {
             );
             false
         }
+    }
+}
+
+/// A named thread that runs until asked to stop.
+pub struct Background {
+    worker: Worker,
+    stop: Sender<()>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Background {
+    /// Starts thread `name` running `body(stop, stopping)`.
+    pub fn spawn(
+        name: &'static str,
+        body: impl FnOnce(Receiver<()>, Arc<AtomicBool>) + Send + 'static,
+    ) -> Result<Background> {
+        let (stop, stopped) = bounded::<()>(1);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let flag = stopping.clone();
+        let worker = Worker::spawn(name, move || body(stopped, flag))?;
+        Ok(Background {
+            worker,
+            stop,
+            stopping,
+        })
+    }
+
+    /// Asks the thread to stop and joins it, waiting at most `limit` (one
+    /// blocked on a peer that does not answer is left behind: whatever it
+    /// holds is recorded for the next start).
+    pub fn stop(self, limit: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(());
+        self.worker.join_within(limit, "a peer");
     }
 }
 

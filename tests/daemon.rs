@@ -89,7 +89,7 @@ fn a_second_instance_on_the_same_registry_exits_1_and_leaves_the_first_alone() {
 
 #[test]
 fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
-    let port = free_port();
+    let port = support::free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jack.toml");
     std::fs::write(
@@ -313,14 +313,6 @@ fn server_keeps_accepting_after_an_idle_period() {
     assert_eq!(get(node.addr, "/ping").status, 200);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(get(node.addr, "/ping").status, 200);
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, bounded, select};
 
 use crate::arr::{StubFailure, stub_for};
-use crate::background::Background;
 use crate::clock::Clock;
 use crate::config::Peer;
 use crate::db::Grab;
@@ -28,6 +27,7 @@ use crate::download::downloads::{Added, Downloads};
 use crate::download::peer::PeerClient;
 use crate::error::Result;
 use crate::serve::api::percent_decode;
+use crate::worker::Background;
 
 /// An add whose peer could not be asked is tried again after this long.
 pub const LATER: Duration = Duration::from_secs(15);

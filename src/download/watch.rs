@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::background::Background;
 use crate::download::downloads::{Added, Downloads};
 use crate::download::handoff::rename_no_replace;
 use crate::error::Result;
 use crate::stub::MAX_STUB_BYTES;
+use crate::worker::Background;
 
 /// A stub whose peer was unreachable is tried again after this long.
 const LATER: Duration = Duration::from_secs(30);

@@ -20,8 +20,11 @@ usage:
   jack status [--json] [--config PATH]    list downloads from the registry (daemon running or not)
   jack retry ID [--config PATH]           resume a failed or paused download (the node picks it up)
   jack arr register [--config PATH]       add jack to each [[arr]] as indexer and download client
+  jack key new NAME                       print a fresh key for the friend NAME and its [[server.peer_keys]] entry
   jack --version | --help
 
+A running node reloads [[server.peer_keys]] on SIGHUP (a file that fails
+validation is refused and the running keys kept).
 The configuration is --config PATH, else $JACK_CONFIG, else ./jack.toml.
 JACK_LOG=debug overrides log.level.
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
@@ -34,6 +37,7 @@ pub enum Command {
     Status { json: bool },
     Retry { id: i64 },
     ArrRegister,
+    KeyNew { name: String },
     Version,
     Help,
 }
@@ -92,6 +96,26 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                 Some("register") => command = Some(Command::ArrRegister),
                 _ => return Err(usage("arr needs a subcommand: `jack arr register`".into())),
             },
+            "key" if command.is_none() => {
+                let sub = args.next();
+                let name = args.next();
+                match (sub.as_ref().and_then(|v| v.to_str()), name) {
+                    (Some("new"), Some(n)) => match n.to_str() {
+                        Some(n) if crate::config::valid_name(n) => {
+                            command = Some(Command::KeyNew {
+                                name: n.to_string(),
+                            })
+                        }
+                        _ => {
+                            return Err(usage(format!(
+                                "key new: the name {n:?} {}",
+                                crate::config::NAME_RULE
+                            )));
+                        }
+                    },
+                    _ => return Err(usage("key needs `new NAME`: `jack key new alice`".into())),
+                }
+            }
             "run" | "check-config" | "status" if command.is_none() => {
                 command = Some(match a {
                     "run" => Command::Run,
@@ -153,6 +177,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
                 &format!("download {id} was {was}; queued again\n"),
             )
         }
+        Command::KeyNew { name } => {
+            let key = crate::keys::random_hex::<32>()
+                .map_err(|e| Error::io("cannot read /dev/urandom", e))?;
+            print(&mut stdout, &crate::keys::new_entry(&name, &key))
+        }
         Command::ArrRegister => {
             let config = Config::load(&config_path, &env)?;
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
@@ -199,6 +228,12 @@ mod tests {
             Command::Status { json: true }
         );
         assert_eq!(p(&["check-config"]).unwrap().command, Command::CheckConfig);
+        assert_eq!(
+            p(&["key", "new", "alice"]).unwrap().command,
+            Command::KeyNew {
+                name: "alice".into()
+            }
+        );
         assert_eq!(p(&["--version"]).unwrap().command, Command::Version);
         assert_eq!(p(&["status", "-h"]).unwrap().command, Command::Help);
         assert_eq!(
@@ -221,6 +256,10 @@ mod tests {
             &["arr"],
             &["arr", "frobnicate"],
             &["arr", "register", "--json"],
+            &["key"],
+            &["key", "new"],
+            &["key", "new", "bad name"],
+            &["key", "old", "alice"],
         ] {
             let err = p(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");

@@ -96,6 +96,44 @@ pub struct ServerConfig {
     pub library_rescan: Duration,
     /// Most items the catalogue holds (its memory bound).
     pub max_catalogue_items: usize,
+    /// Friends' own keys (`[[server.peer_keys]]`): `/handshake` and `/peer/*` only.
+    pub peer_keys: Vec<PeerKey>,
+}
+
+/// A friend's key: its owner's name (for logs) and how to recognise it.
+#[derive(Debug, Clone)]
+pub struct PeerKey {
+    pub name: String,
+    pub check: KeyCheck,
+}
+
+/// A per-peer key as written (`key`) or only its SHA-256 (`key_sha256`).
+#[derive(Debug, Clone)]
+pub enum KeyCheck {
+    Key(Secret),
+    Sha256([u8; 32]),
+}
+
+impl KeyCheck {
+    /// Whether two entries let in the same key the same way.
+    pub fn same(&self, other: &KeyCheck) -> bool {
+        match (self, other) {
+            (KeyCheck::Key(a), KeyCheck::Key(b)) => a.expose() == b.expose(),
+            (KeyCheck::Sha256(a), KeyCheck::Sha256(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 #[derive(Debug, Clone)]
@@ -349,6 +387,13 @@ impl fmt::Display for Config {
         writeln!(f, "max_connections = {}", s.max_connections)?;
         writeln!(f, "library_rescan_secs = {}", s.library_rescan.as_secs())?;
         writeln!(f, "max_catalogue_items = {}", s.max_catalogue_items)?;
+        for k in &s.peer_keys {
+            writeln!(f, "\n[[server.peer_keys]]\nname = {:?}", k.name)?;
+            match &k.check {
+                KeyCheck::Key(secret) => writeln!(f, "key = {secret}")?,
+                KeyCheck::Sha256(d) => writeln!(f, "key_sha256 = \"{}\"", crate::keys::hex(d))?,
+            }
+        }
         writeln!(f, "\n[database]\npath = {:?}", self.database.path.display())?;
         for l in &self.libraries {
             writeln!(f, "\n[[library]]\nname = {:?}", l.name)?;
@@ -812,6 +857,7 @@ impl<'a> Cx<'a> {
         let library_rescan_secs = self.integer(&mut t, "library_rescan_secs", 300, 1, 604_800);
         let max_catalogue_items =
             self.integer(&mut t, "max_catalogue_items", 200_000, 1, 10_000_000) as usize;
+        let peer_keys = self.peer_keys(&mut t);
         self.finish(t);
         ServerConfig {
             listen,
@@ -823,7 +869,60 @@ impl<'a> Cx<'a> {
             max_connections,
             library_rescan: Duration::from_secs(library_rescan_secs),
             max_catalogue_items,
+            peer_keys,
         }
+    }
+
+    /// `[[server.peer_keys]]`: a unique `name` and exactly one of `key` or
+    /// `key_sha256`.
+    fn peer_keys(&mut self, server: &mut Table<'_, '_>) -> Vec<PeerKey> {
+        let mut out = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (mut t, span) in self.array_of_tables(server, "peer_keys") {
+            let name = self.required_string(&mut t, "name");
+            if let Some((n, nspan)) = &name {
+                if !valid_name(n) {
+                    self.problem(t.key("name"), Some(nspan.clone()), NAME_RULE);
+                } else if names.contains(n) {
+                    let msg = format!("duplicate peer key name {n:?}");
+                    self.problem(t.key("name"), Some(nspan.clone()), msg);
+                }
+                names.push(n.clone());
+            }
+            let has_key = t.table.is_some_and(|tbl| tbl.get("key").is_some());
+            let has_hash = t.table.is_some_and(|tbl| tbl.get("key_sha256").is_some());
+            let check = match (has_key, has_hash) {
+                (true, false) => self.secret(&mut t, "key").map(KeyCheck::Key),
+                (false, true) => match self.string(&mut t, "key_sha256") {
+                    Some((h, hspan)) => match parse_sha256_hex(&h) {
+                        Some(d) => Some(KeyCheck::Sha256(d)),
+                        None => {
+                            let msg = "must be 64 hexadecimal characters (the SHA-256 of the key)";
+                            self.problem(t.key("key_sha256"), Some(hspan), msg);
+                            None
+                        }
+                    },
+                    None => None,
+                },
+                (true, true) => {
+                    t.get("key");
+                    t.get("key_sha256");
+                    let msg = "set key or key_sha256, not both";
+                    self.problem(t.key("key"), Some(span.clone()), msg);
+                    None
+                }
+                (false, false) => {
+                    let msg = "required: key or key_sha256";
+                    self.problem(t.key("key"), Some(span.clone()), msg);
+                    None
+                }
+            };
+            self.finish(t);
+            if let (Some((name, _)), Some(check)) = (name, check) {
+                out.push(PeerKey { name, check });
+            }
+        }
+        out
     }
 
     fn libraries(&mut self, top: &mut Table<'_, '_>) -> Vec<Library> {
@@ -1134,7 +1233,7 @@ impl<'a> Cx<'a> {
 }
 
 const LEVELS: &str = "error, warn, info, debug, trace";
-const NAME_RULE: &str = "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'";
+pub const NAME_RULE: &str = "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'";
 
 fn parse_level(s: &str) -> Option<log::LevelFilter> {
     match s.to_ascii_lowercase().as_str() {
@@ -1239,8 +1338,8 @@ mod tests {
         assert_eq!(c.libraries[0].path, PathBuf::from("/srv/jack/media/movies"));
     }
 
-    /// The commented `[[library]] kind = "radarr"` and `[[arr]]` examples
-    /// of the shipped file are valid once uncommented.
+    /// The commented `[[server.peer_keys]]`, `[[library]] kind = "radarr"`
+    /// and `[[arr]]` examples of the shipped file are valid once uncommented.
     #[test]
     fn the_commented_arr_examples_of_jack_toml_are_valid() {
         let mut text = String::new();
@@ -1259,8 +1358,14 @@ mod tests {
             }
             text.push('\n');
         }
-        let env = |k: &str| (k == "RADARR_API_KEY").then(|| "r".to_string());
+        let env = |k: &str| match k {
+            "RADARR_API_KEY" => Some("r".to_string()),
+            "JACK_KEY_BOB" => Some("b".to_string()),
+            _ => None,
+        };
         let c = Config::parse(&text, Path::new("/srv/jack/jack.toml"), &env).unwrap();
+        assert_eq!(c.server.peer_keys.len(), 1);
+        assert_eq!(c.server.peer_keys[0].name, "bob");
         assert_eq!(c.libraries.len(), 3);
         let films = &c.libraries[2];
         assert!(
@@ -1420,6 +1525,66 @@ mod tests {
                 "plain HTTP",
             ),
             (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"bad name\"\nkey = \"x\"\n",
+                "server.peer_keys[0].name",
+                Some(4),
+                "must be 1 to 64 characters",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"a\"\nkey = \"x\"\n[[server.peer_keys]]\nname = \"a\"\nkey = \"y\"\n",
+                "server.peer_keys[1].name",
+                Some(7),
+                "duplicate peer key name",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nkey = \"x\"\n",
+                "server.peer_keys[0].name",
+                None,
+                "required key is missing",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"a\"\n",
+                "server.peer_keys[0].key",
+                Some(3),
+                "required: key or key_sha256",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"a\"\nkey = \"x\"\nkey_sha256 = \"00\"\n",
+                "server.peer_keys[0].key",
+                Some(3),
+                "not both",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"a\"\nkey_sha256 = \"abc\"\n",
+                "server.peer_keys[0].key_sha256",
+                Some(5),
+                "64 hexadecimal characters",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"a\"\nkey = { env = \"JACK_TEST_UNSET\" }\n",
+                "server.peer_keys[0].key",
+                Some(5),
+                "JACK_TEST_UNSET is not set",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"a\"\nkey = \"\"\n",
+                "server.peer_keys[0].key",
+                Some(5),
+                "must not be empty",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"a\"\nkey = \"x\"\nkye = 1\n",
+                "server.peer_keys[0].kye",
+                Some(6),
+                "unknown key",
+            ),
+            (
+                "[server]\napi_key = \"k\"\npeer_keys = \"x\"\n",
+                "server.peer_keys",
+                Some(3),
+                "expected an array of tables",
+            ),
+            (
                 "[server]\napi_key = \"k\"\n[log]\nlevel = \"loud\"\n",
                 "log.level",
                 Some(4),
@@ -1455,6 +1620,27 @@ mod tests {
                 p.message
             );
         }
+    }
+
+    #[test]
+    fn peer_keys_take_a_key_or_its_sha256() {
+        let text = format!(
+            "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"alice\"\nkey = \"alice-key\"\n\
+             [[server.peer_keys]]\nname = \"bob\"\nkey_sha256 = \"{}\"\n",
+            crate::keys::sha256_hex("bob-key").to_uppercase()
+        );
+        let c = parse(&text).unwrap();
+        let k = &c.server.peer_keys;
+        assert_eq!(k.len(), 2);
+        assert_eq!(k[0].name, "alice");
+        assert!(matches!(&k[0].check, KeyCheck::Key(s) if s.expose() == "alice-key"));
+        assert!(
+            matches!(&k[1].check, KeyCheck::Sha256(d) if crate::keys::hex(d) == crate::keys::sha256_hex("bob-key"))
+        );
+        // The effective configuration shows the hash, never the key.
+        let shown = c.to_string();
+        assert!(shown.contains("[[server.peer_keys]]\nname = \"bob\"\nkey_sha256 = "));
+        assert!(!shown.contains("alice-key"));
     }
 
     #[test]

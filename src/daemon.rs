@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, bounded};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::arr::notify::{Backoff, Notifier};
@@ -25,7 +25,7 @@ use crate::download::retry::SeededRng;
 use crate::download::watch::Watcher;
 use crate::error::{Error, Result};
 use crate::instance::InstanceLock;
-use crate::serve::api::{Api, ApiKey};
+use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
 use crate::serve::server::{self, HttpServer, Router};
 use crate::worker::Worker;
@@ -94,11 +94,8 @@ pub fn run(config: Config) -> Result<()> {
         config.server.max_catalogue_items,
     ));
     let scanner = Rescanner::start(catalogue.clone(), config.server.library_rescan)?;
-    let keys = vec![ApiKey {
-        owner: "node".into(),
-        key: s.api_key.clone(),
-    }];
-    let api = Arc::new(Api::new(keys, catalogue));
+    let keys = Arc::new(KeyRing::new(s.api_key.clone(), s.peer_keys.clone()));
+    let api = Arc::new(Api::new(keys.clone(), catalogue));
     // The *arr side's routes join the peer API here.
     let torznab = Arc::new(crate::arr::torznab::Torznab::new(&config));
     let bound = listener
@@ -121,7 +118,7 @@ pub fn run(config: Config) -> Result<()> {
         config.peers.len()
     );
 
-    let signal = signals.wait();
+    let signal = signals.wait(|| reload(&config.file, &keys));
     log::info!("shutdown started signal={signal}");
     let started = Instant::now();
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
@@ -148,24 +145,31 @@ pub fn run(config: Config) -> Result<()> {
 }
 
 /// The `signals` thread: the first SIGINT/SIGTERM is handed to `run`, a
-/// second one ends the process at once.
+/// second one ends the process at once; each SIGHUP asks `run` to reload.
 struct SignalWatcher {
     first: Receiver<i32>,
+    hup: Receiver<()>,
     handle: Handle,
     thread: JoinHandle<()>,
 }
 
 impl SignalWatcher {
     fn install() -> Result<SignalWatcher> {
-        let mut signals = Signals::new([SIGINT, SIGTERM])
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
             .map_err(|e| Error::io("cannot install signal handlers", e))?;
         let handle = signals.handle();
         let (tx, first) = bounded(1);
+        // One pending reload is enough: it reads the file as it is then.
+        let (hup_tx, hup) = bounded(1);
         let thread = std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 let mut seen = 0;
                 for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        let _ = hup_tx.try_send(());
+                        continue;
+                    }
                     seen += 1;
                     if seen == 1 {
                         let _ = tx.send(sig);
@@ -178,16 +182,23 @@ impl SignalWatcher {
             .map_err(|e| Error::io("cannot start the signal thread", e))?;
         Ok(SignalWatcher {
             first,
+            hup,
             handle,
             thread,
         })
     }
 
-    fn wait(&self) -> &'static str {
-        match self.first.recv() {
-            Ok(SIGINT) => "SIGINT",
-            Ok(SIGTERM) => "SIGTERM",
-            _ => "unknown",
+    /// Waits for SIGINT/SIGTERM, calling `reload` for each SIGHUP meanwhile.
+    fn wait(&self, mut reload: impl FnMut()) -> &'static str {
+        loop {
+            crossbeam_channel::select! {
+                recv(self.first) -> sig => return match sig {
+                    Ok(SIGINT) => "SIGINT",
+                    Ok(SIGTERM) => "SIGTERM",
+                    _ => "unknown",
+                },
+                recv(self.hup) -> _ => reload(),
+            }
         }
     }
 
@@ -195,6 +206,44 @@ impl SignalWatcher {
         self.handle.close();
         let _ = self.thread.join();
     }
+}
+
+/// `SIGHUP`: reads and validates the configuration file again; a file that
+/// fails is refused with every problem logged and the running keys kept,
+/// else the friends' keys are swapped in (requests already past the key
+/// check, transfers included, carry on). Logs names, never keys.
+fn reload(file: &std::path::Path, keys: &KeyRing) {
+    log::info!("reload requested signal=SIGHUP file={}", file.display());
+    let env = |k: &str| std::env::var(k).ok();
+    let config = match Config::load(file, &env) {
+        Ok(c) => c,
+        Err(Error::Config(problems)) => {
+            for p in &problems.list {
+                log::error!(
+                    "reload refused key={} line={} problem={}",
+                    p.key,
+                    p.line.map_or("-".into(), |l| l.to_string()),
+                    p.message
+                );
+            }
+            log::error!(
+                "reload refused: {} problem(s); the running configuration is kept",
+                problems.list.len()
+            );
+            return;
+        }
+        Err(e) => {
+            log::error!("reload refused: {e}; the running configuration is kept");
+            return;
+        }
+    };
+    let (added, removed, changed) = keys.replace(config.server.peer_keys);
+    log::info!(
+        "reload done peer_keys_added=[{}] peer_keys_removed=[{}] peer_keys_changed=[{}]",
+        added.join(","),
+        removed.join(","),
+        changed.join(",")
+    );
 }
 
 /// Ends the process if shutdown overruns its budget.

@@ -11,6 +11,7 @@ pub mod download;
 pub mod error;
 pub mod fault;
 pub mod instance;
+pub mod keys;
 pub mod logger;
 pub mod serve;
 pub mod status;

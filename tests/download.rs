@@ -6,7 +6,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{downloader, drop_stub, item_id, pattern, serving_site, status_json, wait_for};
+use support::{
+    downloader, drop_grab, drop_stub, item_id, pattern, serving_site, status_json, wait_for,
+};
 
 #[test]
 fn one_node_downloads_from_another_through_a_dropped_stub() {
@@ -17,13 +19,8 @@ fn one_node_downloads_from_another_through_a_dropped_stub() {
 
     let b = downloader(alice.addr, "");
     let bob = b.start();
-    let stub = jack::stub::build(
-        "alice",
-        &id,
-        "Some.Movie.2024.1080p.WEB-DL.x264-GRP",
-        data.len() as u64,
-    );
-    drop_stub(&b, "Some.Movie.torrent", &stub);
+    let title = "Some.Movie.2024.1080p.WEB-DL.x264-GRP";
+    drop_grab(&b, "Some.Movie.torrent", "alice", &id, title, data.len());
 
     let dest = b.path().join("data/completed").join(name);
     wait_for("the completed file", Duration::from_secs(30), || {
@@ -46,7 +43,7 @@ fn one_node_downloads_from_another_through_a_dropped_stub() {
     assert_eq!(row["downloaded_bytes"], data.len() as u64);
     assert_eq!(row["attempts"], 1);
     // The same stub dropped again starts nothing new.
-    drop_stub(&b, "Again.torrent", &stub);
+    drop_grab(&b, "Again.torrent", "alice", &id, title, data.len());
     bob.wait_log(
         "stub already known stub=Again.torrent",
         Duration::from_secs(15),

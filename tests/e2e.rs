@@ -9,43 +9,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::{KEY, Site, pattern, serving_site};
+use support::{KEY, Site, pattern, serving_site, throttle};
 
 const FILE: &str = "The.Matrix.1999.1080p.BluRay.x264-GRP.mkv";
-
-/// Forwards connections to `target`, the answers at most `rate` bytes a
-/// second. Runs until the test process ends (its peers close first).
-fn throttle(target: SocketAddr, rate: u64) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(target) else {
-                continue;
-            };
-            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_in, &mut s_out);
-                let _ = s_out.shutdown(std::net::Shutdown::Write);
-            });
-            let (mut s_in, mut c_out) = (server, client);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16 * 1024];
-                while let Ok(n) = s_in.read(&mut buf) {
-                    if n == 0 || c_out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
-                }
-                let _ = c_out.shutdown(std::net::Shutdown::Both);
-            });
-        }
-    });
-    addr
-}
 
 /// One request with a body; the response's status, headers and body.
 fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {

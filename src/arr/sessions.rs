@@ -9,7 +9,6 @@
 //! Must not log or keep an id in clear.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,9 +100,7 @@ fn digest(id: &str) -> Digest {
 
 /// 16 bytes from the kernel's CSPRNG, as 32 lowercase hex characters.
 fn random_id() -> std::io::Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::keys::random_hex::<16>()
 }
 
 #[cfg(test)]

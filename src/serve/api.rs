@@ -9,9 +9,11 @@
 
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+use sha2::Digest;
 use tiny_http::{Method, Request};
 
-use crate::config::Secret;
+use crate::config::{KeyCheck, PeerKey, Secret};
 use crate::serve::catalogue::{Catalogue, Query, imdb_number};
 use crate::serve::range::{self, Conditions, Precondition, Selection};
 use crate::serve::server::{Handler, Reply};
@@ -22,39 +24,85 @@ pub const PROTOCOL_VERSION: &str = "0.1.0";
 /// Item ids longer than this are not looked up (`PROTOCOL.md` §2.2).
 const MAX_ID_LEN: usize = 200;
 
-/// A key that may call the peer API, and whose it is (for logs).
-#[derive(Debug, Clone)]
-pub struct ApiKey {
-    pub owner: String,
-    pub key: Secret,
+/// The keys that may call the peer API: the node's own and the friends'
+/// (`[[server.peer_keys]]`), which a `SIGHUP` replaces whole.
+#[derive(Debug)]
+pub struct KeyRing {
+    node: Secret,
+    peers: RwLock<Arc<Vec<PeerKey>>>,
+}
+
+impl KeyRing {
+    pub fn new(node: Secret, peers: Vec<PeerKey>) -> KeyRing {
+        KeyRing {
+            node,
+            peers: RwLock::new(Arc::new(peers)),
+        }
+    }
+
+    /// Swaps in `peers` and says what changed, by name only:
+    /// `(added, removed, changed)`.
+    pub fn replace(&self, peers: Vec<PeerKey>) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let old = self.peers.read().clone();
+        let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+        for n in &peers {
+            match old.iter().find(|o| o.name == n.name) {
+                None => added.push(n.name.clone()),
+                Some(o) if !o.check.same(&n.check) => changed.push(n.name.clone()),
+                Some(_) => {}
+            }
+        }
+        for o in old.iter() {
+            if !peers.iter().any(|n| n.name == o.name) {
+                removed.push(o.name.clone());
+            }
+        }
+        *self.peers.write() = Arc::new(peers);
+        (added, removed, changed)
+    }
+
+    /// The owner of `presented`: `node` for the node's own key, else the
+    /// friend's name. Every key is compared, so the time taken does not
+    /// tell which matched.
+    pub fn owner(&self, presented: &[u8]) -> Option<String> {
+        let mut owner = None;
+        if constant_time_eq(presented, self.node.expose().as_bytes()) {
+            owner = Some("node".to_string());
+        }
+        let peers = self.peers.read().clone();
+        let digest: [u8; 32] = sha2::Sha256::digest(presented).into();
+        for k in peers.iter() {
+            let ok = match &k.check {
+                KeyCheck::Key(s) => constant_time_eq(presented, s.expose().as_bytes()),
+                KeyCheck::Sha256(d) => constant_time_eq(&digest, d),
+            };
+            if ok && owner.is_none() {
+                owner = Some(k.name.clone());
+            }
+        }
+        owner
+    }
 }
 
 #[derive(Debug)]
 pub struct Api {
-    keys: Vec<ApiKey>,
+    keys: Arc<KeyRing>,
     catalogue: Arc<Catalogue>,
 }
 
 impl Api {
-    pub fn new(keys: Vec<ApiKey>, catalogue: Arc<Catalogue>) -> Api {
+    pub fn new(keys: Arc<KeyRing>, catalogue: Arc<Catalogue>) -> Api {
         Api { keys, catalogue }
     }
 
     /// The owner of the key the request presents, if any key matches.
     /// `X-Api-Key` first, else `Authorization: Bearer`; never the query.
-    fn caller(&self, req: &Request) -> Option<&str> {
+    fn caller(&self, req: &Request) -> Option<String> {
         let presented = match header(req, "X-Api-Key") {
             Some(k) => k,
             None => bearer(header(req, "Authorization")?)?,
         };
-        // Every key is compared, so the time taken does not tell which matched.
-        let mut owner = None;
-        for k in &self.keys {
-            if constant_time_eq(presented.as_bytes(), k.key.expose().as_bytes()) {
-                owner = Some(k.owner.as_str());
-            }
-        }
-        owner
+        self.keys.owner(presented.as_bytes())
     }
 
     fn route(&self, req: &Request) -> Reply {

@@ -7,7 +7,7 @@ pub mod fake_arr;
 pub mod fake_peer;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -322,6 +322,12 @@ pub fn drop_stub(site: &Site, name: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, watch.join(name)).unwrap();
 }
 
+/// Drops the stub of `peer`'s item `id` (`title`, `size` bytes) as `stub_name`.
+pub fn drop_grab(site: &Site, stub_name: &str, peer: &str, id: &str, title: &str, size: usize) {
+    let stub = jack::stub::build(peer, id, title, size as u64);
+    drop_stub(site, stub_name, &stub);
+}
+
 /// A test clock: real time plus whatever a test adds with
 /// [`OffsetClock::advance`] (short delays pass by themselves, long ones are
 /// skipped on demand), or, when frozen, only what the test adds.
@@ -374,4 +380,35 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Forwards connections to `target`, the answers at most `rate` bytes a
+/// second. Runs until the test process ends (its peers close first).
+pub fn throttle(target: SocketAddr, rate: u64) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(target) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 || c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    addr
 }

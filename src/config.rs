@@ -198,6 +198,62 @@ pub struct Peer {
     /// Base URL without a trailing slash.
     pub url: String,
     pub api_key: Secret,
+    /// `ca_file`: a PEM file whose certificates are this peer's only
+    /// trusted roots (a friend's self-signed certificate); `None` trusts
+    /// the bundled Mozilla roots (webpki-roots).
+    pub ca_file: Option<PathBuf>,
+    /// The TLS settings `ca_file` makes (its certificates as the roots).
+    pub tls: Option<ureq::tls::TlsConfig>,
+}
+
+impl Peer {
+    /// A plain `http://` peer whose host is not a loopback, private,
+    /// link-local or shared (CGNAT, Tailscale) address, nor a local name:
+    /// the key travels in clear text across networks jack cannot vouch for.
+    pub fn in_clear_text_beyond_the_lan(&self) -> bool {
+        let Some(rest) = self.url.strip_prefix("http://") else {
+            return false;
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        !local_host(host)
+    }
+}
+
+/// Whether `host` (a name or an address) is on this machine or a private
+/// network.
+fn local_host(host: &str) -> bool {
+    use std::net::IpAddr;
+    let host = host.to_ascii_lowercase();
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => {
+            let [o1, o2, ..] = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || (o1 == 100 && (64..128).contains(&o2))
+        }
+        Ok(IpAddr::V6(a)) => {
+            let first = a.segments()[0];
+            a.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+        Err(_) => {
+            host == "localhost"
+                || [
+                    ".localhost",
+                    ".local",
+                    ".lan",
+                    ".internal",
+                    ".home.arpa",
+                    ".ts.net",
+                ]
+                .iter()
+                .any(|suffix| host.ends_with(suffix))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,6 +489,9 @@ impl fmt::Display for Config {
             writeln!(f, "\n[[peers]]\nname = {:?}", p.name)?;
             writeln!(f, "url = {:?}", p.url)?;
             writeln!(f, "api_key = {}", p.api_key)?;
+            if let Some(ca) = &p.ca_file {
+                writeln!(f, "ca_file = {:?}", ca.display())?;
+            }
         }
         writeln!(f, "\n[torznab]")?;
         let timeout = self.torznab.peer_timeout.as_millis();
@@ -1175,19 +1234,77 @@ impl<'a> Cx<'a> {
                 }
                 names.push(n.clone());
             }
-            let url = url.and_then(|(u, span)| match check_url(&u, &["http"]) {
+            let url = url.and_then(|(u, span)| match check_url(&u, &["http", "https"]) {
                 Ok(u) => Some(u),
                 Err(msg) => {
                     self.problem(t.key("url"), Some(span), msg);
                     None
                 }
             });
+            let ca = self.ca_file(&mut t, url.as_deref());
             self.finish(t);
-            if let (Some((name, _)), Some(url), Some(api_key)) = (name, url, api_key) {
-                out.push(Peer { name, url, api_key });
+            if let (Some((name, _)), Some(url), Some(api_key), Some((ca_file, tls))) =
+                (name, url, api_key, ca)
+            {
+                out.push(Peer {
+                    name,
+                    url,
+                    api_key,
+                    ca_file,
+                    tls,
+                });
             }
         }
         out
+    }
+
+    /// A peer's `ca_file` (https only): a readable PEM file with at least one
+    /// certificate, which becomes the peer's only trusted roots. `None`
+    /// when it is set but wrong (reported); `Some((None, None))` when unset.
+    #[allow(clippy::type_complexity)]
+    fn ca_file(
+        &mut self,
+        t: &mut Table<'_, '_>,
+        url: Option<&str>,
+    ) -> Option<(Option<PathBuf>, Option<ureq::tls::TlsConfig>)> {
+        let Some((raw, span)) = self.string(t, "ca_file") else {
+            return Some((None, None));
+        };
+        let key = t.key("ca_file");
+        if url.is_some_and(|u| !u.starts_with("https://")) {
+            self.problem(key, Some(span), "applies only to an https:// url");
+            return None;
+        }
+        let path = self.resolve(&raw);
+        let pem = match std::fs::read(&path) {
+            Ok(pem) => pem,
+            Err(e) => {
+                let msg = format!("cannot read {}: {e}", path.display());
+                self.problem(key, Some(span), msg);
+                return None;
+            }
+        };
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => {
+                    let msg = format!("{} is not valid PEM: {e}", path.display());
+                    self.problem(key, Some(span), msg);
+                    return None;
+                }
+            }
+        }
+        if certs.is_empty() {
+            let msg = format!("{} holds no PEM certificate", path.display());
+            self.problem(key, Some(span), msg);
+            return None;
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+            .build();
+        Some((Some(path), Some(tls)))
     }
 
     fn log(&mut self, top: &mut Table<'_, '_>) -> LogConfig {
@@ -1262,15 +1379,7 @@ fn check_url(url: &str, schemes: &[&str]) -> Result<String, String> {
         ));
     };
     if !schemes.contains(&scheme) {
-        let hint = if scheme == "https" {
-            " (this build speaks plain HTTP to peers; reach them over a LAN or VPN)"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "{url:?}: scheme must be {}{hint}",
-            schemes.join(" or ")
-        ));
+        return Err(format!("{url:?}: scheme must be {}", schemes.join(" or ")));
     }
     let host = rest.split('/').next().unwrap_or("");
     if host.is_empty() || host.contains('@') {
@@ -1519,10 +1628,34 @@ mod tests {
                 "duplicate peer name",
             ),
             (
-                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"https://x\"\napi_key = \"p\"\n",
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"ftp://x\"\napi_key = \"p\"\n",
                 "peers[0].url",
                 Some(5),
-                "plain HTTP",
+                "scheme must be http or https",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"http://x\"\napi_key = \"p\"\nca_file = \"/etc/hostname\"\n",
+                "peers[0].ca_file",
+                Some(7),
+                "applies only to an https:// url",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"https://x\"\napi_key = \"p\"\nca_file = \"/nonexistent/ca.pem\"\n",
+                "peers[0].ca_file",
+                Some(7),
+                "cannot read /nonexistent/ca.pem",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"https://x\"\napi_key = \"p\"\nca_file = \"/proc/self/cmdline\"\n",
+                "peers[0].ca_file",
+                Some(7),
+                "holds no PEM certificate",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[[peers]]\nname = \"a\"\nurl = \"https://x\"\napi_key = \"p\"\nca_file = 3\n",
+                "peers[0].ca_file",
+                Some(7),
+                "expected a string",
             ),
             (
                 "[server]\napi_key = \"k\"\n[[server.peer_keys]]\nname = \"bad name\"\nkey = \"x\"\n",
@@ -1641,6 +1774,62 @@ mod tests {
         let shown = c.to_string();
         assert!(shown.contains("[[server.peer_keys]]\nname = \"bob\"\nkey_sha256 = "));
         assert!(!shown.contains("alice-key"));
+    }
+
+    #[test]
+    fn https_peers_and_their_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["nas.example".to_string()]).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), made.cert.pem()).unwrap();
+        let text = "[server]\napi_key = \"k\"\n\
+            [[peers]]\nname = \"a\"\nurl = \"https://nas.example/jack/\"\napi_key = \"p\"\nca_file = \"ca.pem\"\n\
+            [[peers]]\nname = \"b\"\nurl = \"https://b.example\"\napi_key = \"q\"\n";
+        let c = Config::parse(text, &dir.path().join("jack.toml"), &no_env).unwrap();
+        assert_eq!(c.peers[0].url, "https://nas.example/jack");
+        assert_eq!(
+            c.peers[0].ca_file.as_deref(),
+            Some(dir.path().join("ca.pem").as_path())
+        );
+        assert!(c.peers[0].tls.is_some());
+        assert!(c.peers[1].ca_file.is_none() && c.peers[1].tls.is_none());
+        assert!(c.to_string().contains("ca_file = "));
+    }
+
+    #[test]
+    fn plain_http_beyond_the_lan_is_spotted() {
+        let peer = |url: &str| Peer {
+            name: "a".into(),
+            url: url.into(),
+            api_key: Secret::new("k", SecretOrigin::Inline),
+            ca_file: None,
+            tls: None,
+        };
+        for near in [
+            "http://127.0.0.1:5225",
+            "http://10.0.0.2",
+            "http://172.16.5.4:80/jack",
+            "http://192.168.1.20:5225",
+            "http://100.101.102.103:5225",
+            "http://169.254.1.1",
+            "http://[::1]:5225",
+            "http://[fd7a:115c:a1e0::1]:5225",
+            "http://localhost:5225",
+            "http://nas.local:5225",
+            "http://nas.tail1234.ts.net",
+            "https://203.0.113.7",
+            "https://friend.example.com",
+        ] {
+            assert!(!peer(near).in_clear_text_beyond_the_lan(), "{near}");
+        }
+        for far in [
+            "http://203.0.113.7:5225",
+            "http://friend.example.com",
+            "http://[2001:db8::1]:5225",
+            "http://100.128.0.1",
+            "http://172.32.0.1",
+        ] {
+            assert!(peer(far).in_clear_text_beyond_the_lan(), "{far}");
+        }
     }
 
     #[test]

@@ -54,6 +54,17 @@ pub fn run(config: Config) -> Result<()> {
         );
     }
 
+    for p in config
+        .peers
+        .iter()
+        .filter(|p| p.in_clear_text_beyond_the_lan())
+    {
+        log::warn!(
+            "peer {} is reached over plain http at {}, not a private or loopback address: its key travels in clear text (use https://)",
+            p.name,
+            p.url
+        );
+    }
     let summary = crate::download::reconcile::run(&registry, &config.downloads)?;
     log::info!(
         "reconciled live_downloads={} changed={} superseded={} orphans={}",

@@ -7,6 +7,11 @@
 //! never cut. Only [`PeerClient::search`] (the Torznab fan-out) sets a total
 //! deadline on its one exchange, body included, so a peer that trickles
 //! bytes cannot keep it past the deadline. Keys go in `X-Api-Key` only.
+//!
+//! `https://` peers are checked against the bundled Mozilla roots
+//! (webpki-roots, so a NAS without a CA bundle verifies too) or, with a
+//! `ca_file`, against that file's certificates only. A certificate that is
+//! not trusted is [`certificate_error`]: a permanent failure, never retried.
 
 use std::time::Duration;
 
@@ -125,6 +130,21 @@ impl PeerClient {
         PeerClient { agent }
     }
 
+    /// `GET url` with the peer's key, its TLS roots (`ca_file`) and `total`
+    /// as the deadline of the whole exchange.
+    fn get(
+        &self,
+        peer: &Peer,
+        url: &str,
+        total: Option<Duration>,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let mut config = self.agent.get(url).config().timeout_global(total);
+        if let Some(tls) = &peer.tls {
+            config = config.tls_config(tls.clone());
+        }
+        config.build().header("X-Api-Key", peer.api_key.expose())
+    }
+
     pub fn item_url(peer: &Peer, item_id: &str) -> String {
         format!("{}/peer/items/{}", peer.url, percent_encode(item_id))
     }
@@ -138,15 +158,13 @@ impl PeerClient {
         total: Option<Duration>,
         limit: u64,
     ) -> Result<serde_json::Value, PeerError> {
-        let mut resp = self
-            .agent
-            .get(url)
-            .config()
-            .timeout_global(total)
-            .build()
-            .header("X-Api-Key", peer.api_key.expose())
-            .call()
-            .map_err(|e| PeerError::Transient(format!("cannot reach peer {}: {e}", peer.name)))?;
+        let mut resp = self.get(peer, url, total).call().map_err(|e| {
+            match certificate_error(&e) {
+                // Will not pass by itself, and nothing was sent.
+                Some(why) => PeerError::Permanent(format!("peer {}: {why}", peer.name)),
+                None => PeerError::Transient(format!("cannot reach peer {}: {e}", peer.name)),
+            }
+        })?;
         let status = resp.status().as_u16();
         match status {
             200 => {}
@@ -265,16 +283,29 @@ impl PeerClient {
         offset: u64,
         etag: Option<&str>,
     ) -> Result<Response<ureq::Body>, ureq::Error> {
+        let url = format!("{}/file", Self::item_url(peer, item_id));
         let mut req = self
-            .agent
-            .get(format!("{}/file", Self::item_url(peer, item_id)))
-            .header("X-Api-Key", peer.api_key.expose())
+            .get(peer, &url, None)
             .header("Accept-Encoding", "identity")
             .header("Range", format!("bytes={offset}-"));
         if let Some(tag) = etag {
             req = req.header("If-Range", tag);
         }
         req.call()
+    }
+}
+
+/// `certificate ...`: why the peer's TLS certificate was refused, when that
+/// is what `e` is (the handshake failed before any request was sent).
+pub fn certificate_error(e: &ureq::Error) -> Option<String> {
+    let tls = match e {
+        ureq::Error::Rustls(t) => t,
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(_) => Some(format!("certificate not trusted: {tls}")),
+        _ => None,
     }
 }
 

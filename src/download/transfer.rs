@@ -275,7 +275,14 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             .file(cx.peer, &row.item_id, offset, etag.as_deref())
         {
             Ok(r) => r,
-            Err(e) => return Ok(network_failure(&e.to_string())),
+            Err(e) => {
+                return Ok(match crate::download::peer::certificate_error(&e) {
+                    Some(why) => Outcome::Fatal {
+                        error: format!("peer {}: {why}", cx.peer.name),
+                    },
+                    None => network_failure(&e.to_string()),
+                });
+            }
         };
         let header = |name: &str| {
             resp.headers()

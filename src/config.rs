@@ -15,8 +15,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -33,7 +35,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub libraries: Vec<Library>,
     pub downloads: DownloadsConfig,
-    pub peers: Vec<Peer>,
+    pub peers: Peers,
     pub torznab: TorznabConfig,
     /// The qBittorrent-compatible API; `None` (no `[qbittorrent]` table):
     /// not offered.
@@ -204,6 +206,68 @@ pub struct Peer {
     pub ca_file: Option<PathBuf>,
     /// The TLS settings `ca_file` makes (its certificates as the roots).
     pub tls: Option<ureq::tls::TlsConfig>,
+}
+
+/// The `[[peers]]` entries, a handle shared by every part that asks peers
+/// (clones share one list). `SIGHUP` replaces the list whole; a lookup,
+/// search or transfer takes the list as it is then ([`Peers::current`])
+/// and keeps its `Peer` to its end.
+#[derive(Debug, Clone, Default)]
+pub struct Peers(Arc<RwLock<Arc<Vec<Peer>>>>);
+
+impl Peers {
+    pub fn new(list: Vec<Peer>) -> Peers {
+        Peers(Arc::new(RwLock::new(Arc::new(list))))
+    }
+
+    /// The list as it is now.
+    pub fn current(&self) -> Arc<Vec<Peer>> {
+        self.0.read().clone()
+    }
+
+    /// The peer named `name`, as it is now.
+    pub fn get(&self, name: &str) -> Option<Peer> {
+        self.current().iter().find(|p| p.name == name).cloned()
+    }
+
+    /// Swaps in `list` and says what changed, by name only:
+    /// `(added, removed, changed)` (a changed url, key or `ca_file`).
+    pub fn replace(&self, list: Vec<Peer>) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let old = self.current();
+        let diff = diff_by_name(
+            &old,
+            &list,
+            |p| &p.name,
+            |a, b| {
+                a.url == b.url && a.api_key.expose() == b.api_key.expose() && a.ca_file == b.ca_file
+            },
+        );
+        *self.0.write() = Arc::new(list);
+        diff
+    }
+}
+
+/// What changed from `old` to `new`, by name: `(added, removed, changed)`.
+pub fn diff_by_name<T>(
+    old: &[T],
+    new: &[T],
+    name: impl Fn(&T) -> &str,
+    same: impl Fn(&T, &T) -> bool,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for n in new {
+        match old.iter().find(|o| name(o) == name(n)) {
+            None => added.push(name(n).to_string()),
+            Some(o) if !same(o, n) => changed.push(name(n).to_string()),
+            Some(_) => {}
+        }
+    }
+    for o in old {
+        if !new.iter().any(|n| name(n) == name(o)) {
+            removed.push(name(o).to_string());
+        }
+    }
+    (added, removed, changed)
 }
 
 impl Peer {
@@ -485,7 +549,7 @@ impl fmt::Display for Config {
         writeln!(f, "idle_timeout_ms = {}", d.idle_timeout.as_millis())?;
         writeln!(f, "max_file_size = {}", d.max_file_size)?;
         writeln!(f, "disk_full_retry_ms = {}", d.disk_full_retry.as_millis())?;
-        for p in &self.peers {
+        for p in self.peers.current().iter() {
             writeln!(f, "\n[[peers]]\nname = {:?}", p.name)?;
             writeln!(f, "url = {:?}", p.url)?;
             writeln!(f, "api_key = {}", p.api_key)?;
@@ -867,7 +931,7 @@ impl<'a> Cx<'a> {
         self.finish(db);
         let libraries = self.libraries(&mut top);
         let downloads = self.downloads(&mut top);
-        let peers = self.peers(&mut top);
+        let peers = Peers::new(self.peers(&mut top));
         let torznab = self.torznab(&mut top);
         let qbittorrent = self.qbittorrent(&mut top);
         let arrs = self.arrs(&mut top);
@@ -1435,7 +1499,7 @@ mod tests {
         assert_eq!(c.downloads.max_file_size, 107_374_182_400);
         assert_eq!(c.log.level, log::LevelFilter::Info);
         assert_eq!(c.log.format, LogFormat::Text);
-        assert!(c.libraries.is_empty() && c.peers.is_empty());
+        assert!(c.libraries.is_empty() && c.peers.current().is_empty());
     }
 
     #[test]
@@ -1443,7 +1507,7 @@ mod tests {
         let text = include_str!("../jack.toml");
         let c = Config::parse(text, Path::new("/srv/jack/jack.toml"), &no_env).unwrap();
         assert_eq!(c.libraries.len(), 2);
-        assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.peers.current().len(), 1);
         assert_eq!(c.libraries[0].path, PathBuf::from("/srv/jack/media/movies"));
     }
 
@@ -1785,13 +1849,13 @@ mod tests {
             [[peers]]\nname = \"a\"\nurl = \"https://nas.example/jack/\"\napi_key = \"p\"\nca_file = \"ca.pem\"\n\
             [[peers]]\nname = \"b\"\nurl = \"https://b.example\"\napi_key = \"q\"\n";
         let c = Config::parse(text, &dir.path().join("jack.toml"), &no_env).unwrap();
-        assert_eq!(c.peers[0].url, "https://nas.example/jack");
+        assert_eq!(c.peers.current()[0].url, "https://nas.example/jack");
         assert_eq!(
-            c.peers[0].ca_file.as_deref(),
+            c.peers.current()[0].ca_file.as_deref(),
             Some(dir.path().join("ca.pem").as_path())
         );
-        assert!(c.peers[0].tls.is_some());
-        assert!(c.peers[1].ca_file.is_none() && c.peers[1].tls.is_none());
+        assert!(c.peers.current()[0].tls.is_some());
+        assert!(c.peers.current()[1].ca_file.is_none() && c.peers.current()[1].tls.is_none());
         assert!(c.to_string().contains("ca_file = "));
     }
 
@@ -1875,8 +1939,8 @@ mod tests {
             c.server.api_key.origin(),
             &SecretOrigin::Env("JACK_API_KEY".into())
         );
-        assert_eq!(c.peers[0].api_key.expose(), "file-secret-value");
-        assert_eq!(c.peers[0].url, "http://127.0.0.1:5226");
+        assert_eq!(c.peers.current()[0].api_key.expose(), "file-secret-value");
+        assert_eq!(c.peers.current()[0].url, "http://127.0.0.1:5226");
         let shown = format!("{c}\n{c:?}");
         assert!(
             !shown.contains("env-secret-value") && !shown.contains("file-secret-value"),

@@ -56,6 +56,7 @@ pub fn run(config: Config) -> Result<()> {
 
     for p in config
         .peers
+        .current()
         .iter()
         .filter(|p| p.in_clear_text_beyond_the_lan())
     {
@@ -126,10 +127,10 @@ pub fn run(config: Config) -> Result<()> {
         s.public_url,
         s.handler_threads,
         config.libraries.len(),
-        config.peers.len()
+        config.peers.current().len()
     );
 
-    let signal = signals.wait(|| reload(&config.file, &keys));
+    let signal = signals.wait(|| reload(&config, &keys));
     log::info!("shutdown started signal={signal}");
     let started = Instant::now();
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
@@ -223,7 +224,8 @@ impl SignalWatcher {
 /// fails is refused with every problem logged and the running keys kept,
 /// else the friends' keys are swapped in (requests already past the key
 /// check, transfers included, carry on). Logs names, never keys.
-fn reload(file: &std::path::Path, keys: &KeyRing) {
+fn reload(running: &Config, keys: &KeyRing) {
+    let file = running.file.as_path();
     log::info!("reload requested signal=SIGHUP file={}", file.display());
     let env = |k: &str| std::env::var(k).ok();
     let config = match Config::load(file, &env) {
@@ -249,11 +251,31 @@ fn reload(file: &std::path::Path, keys: &KeyRing) {
         }
     };
     let (added, removed, changed) = keys.replace(config.server.peer_keys);
+    let (p_added, p_removed, p_changed) = running.peers.replace(config.peers.current().to_vec());
     log::info!(
-        "reload done peer_keys_added=[{}] peer_keys_removed=[{}] peer_keys_changed=[{}]",
+        "reload done peer_keys_added=[{}] peer_keys_removed=[{}] peer_keys_changed=[{}] peers_added=[{}] peers_removed=[{}] peers_changed=[{}]",
         added.join(","),
         removed.join(","),
-        changed.join(",")
+        changed.join(","),
+        p_added.join(","),
+        p_removed.join(","),
+        p_changed.join(",")
+    );
+    for p in config
+        .peers
+        .current()
+        .iter()
+        .filter(|p| p.in_clear_text_beyond_the_lan())
+    {
+        warn_clear_text(p);
+    }
+}
+
+fn warn_clear_text(p: &crate::config::Peer) {
+    log::warn!(
+        "peer {} is reached over plain http at {}, not a private or loopback address: its key travels in clear text (use https://)",
+        p.name,
+        p.url
     );
 }
 

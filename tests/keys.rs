@@ -131,6 +131,11 @@ fn sighup_revokes_a_key_while_a_transfer_it_started_completes() {
         status_json(&b)["downloads"][0]["status"] == "downloading",
         "the transfer was still running when the key went"
     );
+    // Bob points alice elsewhere: the running transfer keeps the peer it had.
+    let text = std::fs::read_to_string(b.config()).unwrap();
+    std::fs::write(b.config(), text.replace(&slow.to_string(), "127.0.0.1:9")).unwrap();
+    bob.signal("HUP");
+    bob.wait_log("peers_changed=[alice]", Duration::from_secs(5));
 
     // The transfer Bob's key started runs to its end, once.
     let dest = b.path().join("data/completed").join(FILE);
@@ -221,4 +226,27 @@ fn key_new_prints_a_key_and_entries_that_validate_and_work() {
     // Each run gives a new key.
     let again = site.command(&["key", "new", "erin"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&again.stdout).contains(&key));
+}
+
+#[test]
+fn sighup_adds_a_peer_for_new_downloads() {
+    let data = pattern(64 * 1024);
+    let (_a, alice) = serving_site(&keys_toml(&[("bob", "bob-key")]), &[(FILE, &data)]);
+    let id = item_id(alice.addr, FILE);
+    let b = Site::new("[downloads]\nscan_interval_ms = 100\n");
+    let bob = b.start();
+    let entry = format!(
+        "\n[[peers]]\nname = \"alice\"\nurl = \"http://{}\"\napi_key = \"bob-key\"\n",
+        alice.addr
+    );
+    let text = std::fs::read_to_string(b.config()).unwrap();
+    std::fs::write(b.config(), format!("{text}{entry}")).unwrap();
+    bob.signal("HUP");
+    bob.wait_log("peers_added=[alice]", Duration::from_secs(5));
+    drop_grab(&b, "New.torrent", "alice", &id, "Some.Movie", data.len());
+    let dest = b.path().join("data/completed").join(FILE);
+    wait_for("the completed file", Duration::from_secs(15), || {
+        dest.exists()
+    });
+    assert!(std::fs::read(&dest).unwrap() == data);
 }

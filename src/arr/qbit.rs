@@ -27,7 +27,7 @@ use crate::arr::qbit_add::{Adder, own_bases, parse_link};
 use crate::arr::qbit_view::{self, Facts, Speedometer, Torrent};
 use crate::arr::sessions::{Sessions, sid_in_cookie};
 use crate::clock::Clock;
-use crate::config::{Config, Secret};
+use crate::config::{Config, Peers, Secret};
 use crate::db::{ClientRow, Grab, NewGrab, Registry};
 use crate::download::downloads::Downloads;
 use crate::error::Result;
@@ -83,7 +83,7 @@ pub struct Qbit {
     /// This node's own URLs (links in `urls` must start with one).
     bases: Vec<String>,
     save_path: PathBuf,
-    peers: Vec<String>,
+    peers: Peers,
     max_file_size: u64,
     max_active: usize,
     clock: Arc<dyn Clock>,
@@ -133,7 +133,7 @@ impl QbitApi {
             wake: adder.waker(),
             bases: own_bases(&config.server.public_url, listen),
             save_path: d.completed_dir.clone(),
-            peers: config.peers.iter().map(|p| p.name.clone()).collect(),
+            peers: config.peers.clone(),
             max_file_size: d.max_file_size,
             max_active: d.max_concurrent_downloads,
             clock,
@@ -502,7 +502,7 @@ impl Qbit {
                 let msg = format!("{shown:?} is not a /torznab/download/ link of this node");
                 return Ok(text(415, &msg));
             };
-            if !self.peers.contains(&peer) {
+            if self.peers.get(&peer).is_none() {
                 let msg = format!("{shown:?} names an unknown peer {peer:?}");
                 return Ok(text(415, &msg));
             }

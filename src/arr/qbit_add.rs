@@ -21,7 +21,7 @@ use crossbeam_channel::{Sender, bounded, select};
 
 use crate::arr::{StubFailure, stub_for};
 use crate::clock::Clock;
-use crate::config::Peer;
+use crate::config::Peers;
 use crate::db::Grab;
 use crate::download::downloads::{Added, Downloads};
 use crate::download::peer::PeerClient;
@@ -82,7 +82,7 @@ pub fn own_bases(public_url: &str, listen: SocketAddr) -> Vec<String> {
 struct Work {
     downloads: Arc<Downloads>,
     client: PeerClient,
-    peers: Vec<Peer>,
+    peers: Peers,
     max_file_size: u64,
     clock: Arc<dyn Clock>,
 }
@@ -96,7 +96,7 @@ pub struct Adder {
 impl Adder {
     pub fn start(
         downloads: Arc<Downloads>,
-        peers: Vec<Peer>,
+        peers: Peers,
         max_file_size: u64,
         idle_timeout: Duration,
         clock: Arc<dyn Clock>,
@@ -175,7 +175,7 @@ impl Work {
             (Ok(None), None) => {
                 let built = stub_for(
                     &self.client,
-                    &self.peers,
+                    &self.peers.current(),
                     &grab.peer,
                     &grab.item_id,
                     self.max_file_size,

@@ -25,7 +25,7 @@ use tiny_http::{Method, Request};
 
 use crate::arr::feed::{self, DOWNLOAD_PREFIX, Found, Function, Links, Search, TorznabError};
 use crate::arr::{StubFailure, stub_for};
-use crate::config::{Config, Peer, Secret};
+use crate::config::{Config, Peers, Secret};
 use crate::download::peer::PeerClient;
 use crate::serve::api::{
     constant_time_eq, content_disposition, method_not_allowed, not_found, query_pairs, split_url,
@@ -39,7 +39,7 @@ const RSS: &str = "application/rss+xml; charset=utf-8";
 #[derive(Debug)]
 pub struct Torznab {
     client: PeerClient,
-    peers: Vec<Peer>,
+    peers: Peers,
     key: Secret,
     public_url: String,
     timeout: Duration,
@@ -120,7 +120,7 @@ impl Torznab {
         log::info!(
             "torznab search t={} peers={} listed={listed} matching={matching} shown={} elapsed_ms={}",
             search.function.as_str(),
-            self.peers.len(),
+            self.peers.current().len(),
             page.len(),
             started.elapsed().as_millis()
         );
@@ -137,7 +137,8 @@ impl Torznab {
         let deadline = Instant::now() + self.timeout;
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut waiting: Vec<&str> = Vec::new();
-        for (i, peer) in self.peers.iter().enumerate() {
+        let peers = self.peers.current();
+        for (i, peer) in peers.iter().enumerate() {
             let (tx, client, peer_copy) = (tx.clone(), self.client.clone(), peer.clone());
             let (query, timeout) = (query.to_vec(), self.timeout);
             let spawned = std::thread::Builder::new()
@@ -202,7 +203,13 @@ impl Torznab {
         let Some((peer, item)) = feed::parse_download_path(path) else {
             return not_found();
         };
-        match stub_for(&self.client, &self.peers, &peer, &item, self.max_file_size) {
+        match stub_for(
+            &self.client,
+            &self.peers.current(),
+            &peer,
+            &item,
+            self.max_file_size,
+        ) {
             Ok(bytes) => {
                 // Read back for its name and hash: `stub_for` checked the size.
                 let (name, hash) = match crate::stub::parse(&bytes, self.max_file_size) {

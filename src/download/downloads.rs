@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
 
 use crate::clock::Clock;
-use crate::config::{Config, DownloadsConfig, Peer};
+use crate::config::{Config, DownloadsConfig, Peers};
 use crate::db::{Download, EventKind, NewDownload, Registry, Status};
 use crate::download::handoff;
 use crate::download::peer::{PeerClient, PeerError};
@@ -81,7 +81,7 @@ struct Run {
 pub struct Downloads {
     registry: Arc<Registry>,
     config: DownloadsConfig,
-    peers: Vec<Peer>,
+    peers: Peers,
     client: PeerClient,
     policy: Policy,
     rng: Mutex<Box<dyn Rng>>,
@@ -371,7 +371,7 @@ impl Downloads {
     /// stub gets: a known peer, a compatible handshake, a release, a bare
     /// safe file name, a size within the guard. Fills `row` in from it.
     fn lookup(&self, row: &mut NewDownload) -> Lookup {
-        let Some(peer) = self.peers.iter().find(|p| p.name == row.peer) else {
+        let Some(peer) = self.peers.get(&row.peer) else {
             return Lookup::Failed(format!(
                 "unknown peer {:?}: no [[peers]] entry has that name",
                 row.peer
@@ -379,8 +379,8 @@ impl Downloads {
         };
         let release = match self
             .client
-            .handshake(peer)
-            .and_then(|()| self.client.release(peer, &row.item_id))
+            .handshake(&peer)
+            .and_then(|()| self.client.release(&peer, &row.item_id))
         {
             Ok(r) => r,
             Err(PeerError::Transient(e)) => return Lookup::Later(e),
@@ -600,7 +600,7 @@ impl Downloads {
                 .get(id)?
                 .ok_or_else(|| Error::Runtime(format!("no download with id {id}")))?;
         }
-        let Some(peer) = self.peers.iter().find(|p| p.name == row.peer) else {
+        let Some(peer) = self.peers.get(&row.peer) else {
             let error = format!("unknown peer {:?}", row.peer);
             return Ok(Some((row, Outcome::Fatal { error })));
         };
@@ -642,7 +642,7 @@ impl Downloads {
         let cx = Context {
             registry: &self.registry,
             client: &self.client,
-            peer,
+            peer: &peer,
             max_file_size: self.config.max_file_size,
             live,
             clock: self.clock.as_ref(),

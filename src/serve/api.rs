@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use sha2::Digest;
 use tiny_http::{Method, Request};
 
-use crate::config::{KeyCheck, PeerKey, Secret};
+use crate::config::{KeyCheck, PeerKey, Secret, diff_by_name};
 use crate::serve::catalogue::{Catalogue, Query, imdb_number};
 use crate::serve::range::{self, Conditions, Precondition, Selection};
 use crate::serve::server::{Handler, Reply};
@@ -44,21 +44,9 @@ impl KeyRing {
     /// `(added, removed, changed)`.
     pub fn replace(&self, peers: Vec<PeerKey>) -> (Vec<String>, Vec<String>, Vec<String>) {
         let old = self.peers.read().clone();
-        let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
-        for n in &peers {
-            match old.iter().find(|o| o.name == n.name) {
-                None => added.push(n.name.clone()),
-                Some(o) if !o.check.same(&n.check) => changed.push(n.name.clone()),
-                Some(_) => {}
-            }
-        }
-        for o in old.iter() {
-            if !peers.iter().any(|n| n.name == o.name) {
-                removed.push(o.name.clone());
-            }
-        }
+        let diff = diff_by_name(&old, &peers, |k| &k.name, |a, b| a.check.same(&b.check));
         *self.peers.write() = Arc::new(peers);
-        (added, removed, changed)
+        diff
     }
 
     /// The owner of `presented`: `node` for the node's own key, else the

@@ -250,6 +250,11 @@ fn reload(running: &Config, keys: &KeyRing) {
             return;
         }
     };
+    if other_settings(running) != other_settings(&config) {
+        log::warn!(
+            "reload: settings other than [[server.peer_keys]] and [[peers]] changed; they apply at the next start"
+        );
+    }
     let (added, removed, changed) = keys.replace(config.server.peer_keys);
     let (p_added, p_removed, p_changed) = running.peers.replace(config.peers.current().to_vec());
     log::info!(
@@ -269,6 +274,14 @@ fn reload(running: &Config, keys: &KeyRing) {
     {
         warn_clear_text(p);
     }
+}
+
+/// The effective configuration without what a reload applies.
+fn other_settings(c: &Config) -> String {
+    let mut c = c.clone();
+    c.server.peer_keys.clear();
+    c.peers = crate::config::Peers::default();
+    c.to_string()
 }
 
 fn warn_clear_text(p: &crate::config::Peer) {

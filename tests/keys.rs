@@ -243,6 +243,16 @@ fn sighup_adds_a_peer_for_new_downloads() {
     std::fs::write(b.config(), format!("{text}{entry}")).unwrap();
     bob.signal("HUP");
     bob.wait_log("peers_added=[alice]", Duration::from_secs(5));
+    assert!(!bob.log_text().contains("apply at the next start"));
+    // Anything else waits for a restart, and says so.
+    let text = std::fs::read_to_string(b.config()).unwrap();
+    std::fs::write(
+        b.config(),
+        text.replace("handler_threads = 4", "handler_threads = 5"),
+    )
+    .unwrap();
+    bob.signal("HUP");
+    bob.wait_log("they apply at the next start", Duration::from_secs(5));
     drop_grab(&b, "New.torrent", "alice", &id, "Some.Movie", data.len());
     let dest = b.path().join("data/completed").join(FILE);
     wait_for("the completed file", Duration::from_secs(15), || {

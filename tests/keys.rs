@@ -81,7 +81,8 @@ fn a_friends_key_opens_the_peer_api_and_nothing_else() {
         let r = request(node.addr, "GET", path, &[("X-Api-Key", "bob-key")]);
         assert!(r.status == 401 || r.status == 404, "{path}: {}", r.status);
     }
-    node.wait_log("caller=bob", Duration::from_secs(5));
+    node.wait_log("peer file request caller=bob", Duration::from_secs(5));
+    node.wait_log("peer request caller=carol", Duration::from_secs(5));
     let log = node.log_text();
     assert!(
         !log.contains("bob-key") && !log.contains("carol-key"),

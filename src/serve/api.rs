@@ -140,7 +140,15 @@ impl Api {
             }),
             ["peer", "items", id, "file"] => match method {
                 Method::Get | Method::Head => match decode_id(id) {
-                    Some(id) => self.file(req, &id),
+                    Some(id) => {
+                        let reply = self.file(req, &id);
+                        // Who fetches what, by the key's owner (never the key).
+                        log::info!(
+                            "peer file request caller={owner} id={id:?} status={}",
+                            reply.status
+                        );
+                        reply
+                    }
                     None => not_found(),
                 },
                 _ => method_not_allowed("GET, HEAD"),

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 lint ci bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit clean
+.PHONY: all build run sample tools test test-32 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit clean
 
 all: build
 
@@ -36,6 +36,17 @@ lint:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 ci: lint test
+
+# The deployment files run for real (docs/INSTALL-NAS.md, REVERSE-PROXY.md):
+# systemd-analyze verify on the unit, contrib/nginx/jack.conf in front of a
+# node over TLS, the unit's SystemCallFilter against a traced download.
+# Needs systemd-analyze, strace, nginx and openssl (nginx is installed).
+check-deploy: build
+	@./scripts/ensure-tools.sh curl nginx openssl python3 strace
+	sed 's#/usr/local/bin/jack#$(CURDIR)/$(BIN)#' contrib/jack.service > target/jack.service
+	systemd-analyze verify target/jack.service
+	./scripts/check-proxy.sh
+	./scripts/check-syscalls.sh
 
 # Measurements for BENCHMARKS.md (not tests).
 bench: build

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fault;
 pub mod instance;
 pub mod logger;
+pub mod metrics;
 pub mod serve;
 pub mod status;
 pub mod stub;

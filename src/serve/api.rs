@@ -43,10 +43,7 @@ impl Api {
     /// The owner of the key the request presents, if any key matches.
     /// `X-Api-Key` first, else `Authorization: Bearer`; never the query.
     fn caller(&self, req: &Request) -> Option<&str> {
-        let presented = match header(req, "X-Api-Key") {
-            Some(k) => k,
-            None => bearer(header(req, "Authorization")?)?,
-        };
+        let presented = presented_key(req)?;
         // Every key is compared, so the time taken does not tell which matched.
         let mut owner = None;
         for k in &self.keys {
@@ -275,6 +272,14 @@ fn header_list(req: &Request, name: &'static str) -> Option<String> {
         .map(|h| h.value.as_str())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// The key a request presents: `X-Api-Key`, else `Authorization: Bearer`.
+pub fn presented_key(req: &Request) -> Option<&str> {
+    match header(req, "X-Api-Key") {
+        Some(k) => Some(k),
+        None => bearer(header(req, "Authorization")?),
+    }
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).

@@ -149,6 +149,7 @@ impl Handler for Router {
             Some((_, handler)) => handler.handle(request),
             None => self.fallback.handle(request),
         };
+        crate::metrics::METRICS.answered(reply.status);
         log::debug!(
             "http method={} path={path} status={}",
             request.method(),
@@ -271,6 +272,13 @@ impl HttpServer {
     /// Connections open right now.
     pub fn connections(&self) -> usize {
         self.server.num_connections()
+    }
+
+    /// [`HttpServer::connections`] for a handler (`/metrics`): holds no
+    /// reference to the server, and reads 0 once it is gone.
+    pub fn connection_counter(&self) -> Box<dyn Fn() -> usize + Send + Sync> {
+        let weak = Arc::downgrade(&self.server);
+        Box::new(move || weak.upgrade().map_or(0, |s| s.num_connections()))
     }
 
     /// Stops taking requests and joins every handler thread. A handler in
@@ -412,6 +420,7 @@ fn respond_file(
             None => copy_through(&file, offset, len, &mut writer, stopping),
         },
     };
+    crate::metrics::METRICS.served(body_bytes);
     log::debug!(
         "file body sent status={status} offset={offset} bytes={body_bytes} of={len} complete={complete}"
     );

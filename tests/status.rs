@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use jack::db::{EventKind, NewDownload, Registry, Status};
@@ -432,4 +433,82 @@ fn metrics_parse_and_move_with_a_transfer() {
         .map(|(_, v)| v)
         .sum();
     assert_eq!(failed, 0.0);
+}
+
+fn downloads(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let r = call(addr, "GET", "/api/v1/downloads", Some(KEY));
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["downloads"].as_array().unwrap().clone()
+}
+
+#[test]
+fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
+    use support::fake_peer::{self, FakePeer};
+    let data = pattern(8 * 1024 * 1024);
+    let file = fake_peer::File {
+        id: "f".into(),
+        filename: "f.mkv".into(),
+        data: data.clone(),
+    };
+    // 512 KiB/s: the transfer runs for seconds, long enough to watch.
+    let peer = FakePeer::start(vec![file], vec![], Some(512 * 1024));
+    let b = downloader(peer.addr, "");
+    let bob = b.start();
+    let stub = jack::stub::build("alice", "f", "Film.2024", data.len() as u64);
+    drop_stub(&b, "f.torrent", &stub);
+    // Live bytes (ahead of the durable checkpoints), a speed and an ETA.
+    let mut seen = serde_json::Value::Null;
+    wait_for("a live speed", Duration::from_secs(15), || {
+        let d = downloads(bob.addr);
+        seen = d.first().cloned().unwrap_or_default();
+        seen["status"] == "downloading"
+            && seen["speed"].as_u64().unwrap_or(0) > 0
+            && seen["done_bytes"].as_u64().unwrap_or(0) > seen["downloaded_bytes"].as_u64().unwrap()
+    });
+    assert!(seen["eta_seconds"].as_u64().is_some(), "{seen}");
+    let speed = seen["speed"].as_u64().unwrap();
+    assert!(speed < 4 * 512 * 1024, "about the peer's rate: {speed}");
+    let m = metrics(bob.addr);
+    assert_eq!(m["jack_transfers_active"], 1.0);
+    assert!(m["jack_downloaded_bytes_total"] > 0.0);
+
+    let id = seen["id"].as_i64().unwrap();
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/cancel"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    wait_for("the cancel", Duration::from_secs(10), || {
+        downloads(bob.addr)[0]["status"] == "failed"
+    });
+    let row = &downloads(bob.addr)[0];
+    assert_eq!(row["error"], "cancelled by the owner");
+    // Its .part stays (a retry resumes it); the row stays.
+    let part = row["part_path"].as_str().unwrap();
+    assert!(Path::new(part).exists(), "{part}");
+    let m = metrics(bob.addr);
+    assert_eq!(m["jack_downloads_failed_total{reason=\"cancelled\"}"], 1.0);
+    assert_eq!(m["jack_transfers_active"], 0.0);
+    // Cancelled again: nothing live to cancel.
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/cancel"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 409);
+    // And retried: it resumes.
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/retry"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200);
+    wait_for("the resume", Duration::from_secs(10), || {
+        downloads(bob.addr)[0]["status"] == "downloading"
+    });
 }

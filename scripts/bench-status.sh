@@ -16,7 +16,7 @@ BIN=${BIN:-target/release/jack}
 python3 - "$BIN" "${ROWS:-10000}" "${REQUESTS:-50}" "${RUNS:-20}" <<'PY'
 import http.client, os, signal, sqlite3, statistics, subprocess, sys, tempfile, time, uuid
 sys.path.insert(0, "scripts")
-from benchlib import Node, free_port
+from benchlib import Node, fill_registry, free_port
 binary, rows, requests, runs = os.path.abspath(sys.argv[1]), *map(int, sys.argv[2:5])
 
 def stop(node):
@@ -33,21 +33,7 @@ with tempfile.TemporaryDirectory() as d:
     cfg = os.path.join(d, "jack.toml")
     open(cfg, "w").write(f'[server]\nlisten = "127.0.0.1:{port}"\napi_key = "bench"\n')
     node = Node(binary, cfg); node.wait_line("listening"); stop(node)
-    db = sqlite3.connect(os.path.join(d, "data/jack.db"))
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    data = []
-    for i in range(rows):
-        h = uuid.uuid4().hex + uuid.uuid4().hex[:8]
-        done = i % 10 != 0
-        title = f"Some.Movie.Title.{i}.2024.1080p.BluRay.x264-GRP"
-        data.append((f"{title}.torrent", h, "alice", f"movies:movie:{i:08x}", title, title + ".mkv",
-                     os.path.join(d, f"data/incomplete/{h}.part"), os.path.join(d, f"data/completed/{title}.mkv"),
-                     8_000_000_000 + i, 8_000_000_000 + i if done else 4_000_000_000, "completed" if done else "failed",
-                     None if done else "peer answered HTTP 404", now, now, now if done else None))
-    db.executemany("INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, file_name, part_path, "
-                   "dest_path, expected_bytes, downloaded_bytes, status, error, created_at, updated_at, "
-                   "completed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", data)
-    db.commit(); db.close()
+    fill_registry(d, rows)
 
     def cli(args, expect):
         times = []

@@ -511,4 +511,23 @@ fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
     wait_for("the resume", Duration::from_secs(10), || {
         downloads(bob.addr)[0]["status"] == "downloading"
     });
+    // Deleted while running: the transfer stops, jack's .part and the row go.
+    let r = call(
+        bob.addr,
+        "DELETE",
+        &format!("/api/v1/downloads/{id}"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200);
+    wait_for("the removal", Duration::from_secs(10), || {
+        call(
+            bob.addr,
+            "GET",
+            &format!("/api/v1/downloads/{id}"),
+            Some(KEY),
+        )
+        .status
+            == 404
+    });
+    assert!(!Path::new(part).exists(), "{part}");
 }

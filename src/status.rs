@@ -8,6 +8,7 @@
 //! with tables. Never creates a registry that does not exist yet.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -144,8 +145,7 @@ pub fn run(config: &Config, json: bool, watch: bool, out: &mut dyn Write) -> Res
             .map_err(|e| Error::io("cannot write the status", e))
     };
     if !watch {
-        let (header, report) = gather(config)?;
-        return write(out, &render(&header, &report, json));
+        return write(out, &gather(config, json)?);
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -153,12 +153,9 @@ pub fn run(config: &Config, json: bool, watch: bool, out: &mut dyn Write) -> Res
             .map_err(|e| Error::io("cannot install the signal handler", e))?;
     }
     while !stop.load(Ordering::Relaxed) {
-        let (header, report) = gather(config)?;
+        let frame = gather(config, json)?;
         // Home, clear the screen, then the frame.
-        write(
-            out,
-            &format!("\x1b[H\x1b[2J{}", render(&header, &report, json)),
-        )?;
+        write(out, &format!("\x1b[H\x1b[2J{frame}"))?;
         let until = Instant::now() + Duration::from_secs(1);
         while !stop.load(Ordering::Relaxed) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(50));
@@ -173,29 +170,30 @@ fn render(header: &str, report: &Report, json: bool) -> String {
         s.push('\n');
         return s;
     }
-    let mut t = format!("{header}\n");
-    t.push_str(&to_table(&report.downloads));
+    format!("{header}\n{}", text(report))
+}
+
+/// The table, then the invalid stubs and orphaned `.part` files (the
+/// status API's `?format=text`).
+pub fn text(report: &Report) -> String {
+    let mut t = to_table(&report.downloads);
     for i in &report.invalid_stubs {
-        t.push_str(&format!(
-            "invalid stub {} ({}): {}\n",
-            i.stub_name, i.at, i.reason
-        ));
+        let _ = writeln!(t, "invalid stub {} ({}): {}", i.stub_name, i.at, i.reason);
     }
     for o in &report.orphaned_parts {
-        t.push_str(&format!(
-            "orphaned .part (no download owns it): {}\n",
-            o.display()
-        ));
+        let _ = writeln!(t, "orphaned .part (no download owns it): {}", o.display());
     }
     t
 }
 
-/// The report and a header line saying where it came from: the daemon's
-/// status API when it answers, else the registry.
-fn gather(config: &Config) -> Result<(String, Report)> {
+/// What `jack status` prints: from the daemon's status API when it
+/// answers (the daemon renders it: `?format=text`, or its JSON as is),
+/// else from the registry, with a header line saying which.
+fn gather(config: &Config, json: bool) -> Result<String> {
     let addr = api_addr(config.server.listen);
-    let why = match from_daemon(addr, config.server.api_key.expose()) {
-        Ok(report) => return Ok((format!("source: daemon at http://{addr}"), report)),
+    let why = match from_daemon(addr, config.server.api_key.expose(), json) {
+        Ok(body) if json => return Ok(format!("{}\n", body.trim_end())),
+        Ok(body) => return Ok(format!("source: daemon at http://{addr}\n{body}")),
         Err(why) => why,
     };
     let path = &config.database.path;
@@ -209,7 +207,7 @@ fn gather(config: &Config) -> Result<(String, Report)> {
     let none = HashMap::new();
     let report = report("registry", &downloads, &none, &none, &invalid, orphans);
     let header = format!("source: registry {} ({why})", path.display());
-    Ok((header, report))
+    Ok(render(&header, &report, json))
 }
 
 /// Where this machine reaches its own daemon: the listen address, with an
@@ -225,9 +223,9 @@ fn api_addr(listen: SocketAddr) -> SocketAddr {
     addr
 }
 
-/// `GET /api/v1/downloads` of the daemon at `addr`; the error says why not
-/// (never with the key).
-fn from_daemon(addr: SocketAddr, key: &str) -> std::result::Result<Report, String> {
+/// `GET /api/v1/downloads` of the daemon at `addr` (its JSON, or its text
+/// without `json`); the error says why not (never with the key).
+fn from_daemon(addr: SocketAddr, key: &str, json: bool) -> std::result::Result<String, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_millis(500)))
@@ -236,7 +234,10 @@ fn from_daemon(addr: SocketAddr, key: &str) -> std::result::Result<Report, Strin
         .build()
         .into();
     let mut resp = agent
-        .get(format!("http://{addr}/api/v1/downloads"))
+        .get(format!(
+            "http://{addr}/api/v1/downloads{}",
+            if json { "" } else { "?format=text" }
+        ))
         .header("X-Api-Key", key)
         .call()
         .map_err(|e| format!("daemon not answering at {addr}: {e}"))?;
@@ -252,7 +253,11 @@ fn from_daemon(addr: SocketAddr, key: &str) -> std::result::Result<Report, Strin
         .limit(512 * 1024 * 1024)
         .read_to_string()
         .map_err(|e| format!("cannot read the daemon's status: {e}"))?;
-    serde_json::from_str(&body).map_err(|e| format!("the daemon's status is not understood: {e}"))
+    let expected = if json { "{\"source\":\"daemon\"" } else { "" };
+    match body.starts_with(expected) {
+        true => Ok(body),
+        false => Err(format!("the daemon at {addr} did not answer a status")),
+    }
 }
 
 /// The table's columns (ATT: attempts, RST: restarts).
@@ -298,26 +303,27 @@ pub fn to_table(downloads: &[View]) -> String {
         } else {
             &d.title
         };
-        s.push_str(&format!(
-            "{:>5}  {:<24}  {:<10}  {:<11}  {} {:>5.1}%  {:>21}  {:>10}  {:>7}  {:>4}  {:>4}  {}\n",
+        let done = format!(
+            "{}/{}",
+            human_bytes(d.done_bytes),
+            human_bytes(d.expected_bytes)
+        );
+        let _ = writeln!(
+            s,
+            "{:>5}  {:<24}  {:<10}  {:<11}  {} {:>5.1}%  {done:>21}  {:>10}  {:>7}  {:>4}  {:>4}  {}",
             d.id,
             clip(name, 24),
             clip(&d.peer, 10),
             d.status,
             bar(d.progress, 14),
             d.progress * 100.0,
-            format!(
-                "{}/{}",
-                human_bytes(d.done_bytes),
-                human_bytes(d.expected_bytes)
-            ),
             d.speed.map_or_else(|| "-".to_string(), human_speed),
             d.eta_seconds
                 .map_or_else(|| "-".to_string(), human_duration),
             d.attempts,
             d.restarts,
             d.error.as_deref().unwrap_or("")
-        ));
+        );
     }
     s
 }

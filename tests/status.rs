@@ -123,6 +123,7 @@ fn status_reads_the_daemon_when_it_runs() {
     let text = run_status(&site, &["status"]);
     assert!(text.starts_with("source: registry "), "{text}");
     assert!(text.contains("daemon not answering"), "{text}");
+    rows_in_every_state(&site);
     let node = site.start();
     assert_eq!(node.addr, addr);
     let text = run_status(&site, &["status"]);
@@ -133,7 +134,14 @@ fn status_reads_the_daemon_when_it_runs() {
     let v: serde_json::Value =
         serde_json::from_str(&run_status(&site, &["status", "--json"])).unwrap();
     assert_eq!(v["source"], "daemon");
-    assert_eq!(v["downloads"], serde_json::json!([]));
+    assert_eq!(v["downloads"].as_array().unwrap().len(), Status::ALL.len());
+    // The daemon's text is the same table.
+    let head = text.lines().nth(1).unwrap();
+    assert!(
+        jack::status::COLUMNS.iter().all(|c| head.contains(c)),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 2 + Status::ALL.len(), "{text}");
 }
 
 #[test]

@@ -111,7 +111,7 @@ impl StatusApi {
         };
         let segments: Vec<&str> = rest.split('/').skip(1).collect();
         match (segments.as_slice(), &method) {
-            ([], Method::Get) => self.list(),
+            ([], Method::Get) => self.list(query),
             ([], _) => crate::serve::api::method_not_allowed("GET"),
             ([id], m) => match (id.parse::<i64>(), m) {
                 (Ok(id), Method::Get) => self.one(id),
@@ -141,11 +141,23 @@ impl StatusApi {
         ))
     }
 
-    fn list(&self) -> Reply {
-        match self.report() {
-            Ok(r) => json(200, &r),
-            Err(e) => internal(&e),
+    /// The report as JSON, or with `format=text` as `jack status` prints it.
+    fn list(&self, query: &str) -> Reply {
+        let report = match self.report() {
+            Ok(r) => r,
+            Err(e) => return internal(&e),
+        };
+        if query_pairs(query)
+            .iter()
+            .any(|(k, v)| k == "format" && v == "text")
+        {
+            return Reply {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+                body: Body::Bytes(crate::status::text(&report).into_bytes()),
+            };
         }
+        json(200, &report)
     }
 
     fn one(&self, id: i64) -> Reply {

@@ -11,28 +11,28 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::Config;
 use crate::db::{Download, InvalidStub, Registry, Status};
 use crate::error::{Error, Result};
 
 /// One download as `jack status` and `GET /api/v1/downloads` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct View<'a> {
     pub id: i64,
-    pub status: String,
-    pub title: String,
-    pub file_name: String,
-    pub peer: String,
-    pub item_id: String,
-    pub info_hash: String,
-    pub stub_name: String,
+    pub status: &'static str,
+    pub title: &'a str,
+    pub file_name: &'a str,
+    pub peer: &'a str,
+    pub item_id: &'a str,
+    pub info_hash: &'a str,
+    pub stub_name: &'a str,
     pub expected_bytes: u64,
     /// Durable bytes (the registry's).
     pub downloaded_bytes: u64,
@@ -45,33 +45,33 @@ pub struct View {
     pub eta_seconds: Option<u64>,
     pub attempts: u32,
     pub restarts: u32,
-    pub error: Option<String>,
-    pub part_path: PathBuf,
-    pub dest_path: PathBuf,
-    pub created_at: String,
-    pub updated_at: String,
-    pub completed_at: Option<String>,
+    pub error: Option<&'a str>,
+    pub part_path: &'a Path,
+    pub dest_path: &'a Path,
+    pub created_at: &'a str,
+    pub updated_at: &'a str,
+    pub completed_at: Option<&'a str>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InvalidView {
-    pub stub_name: String,
-    pub reason: String,
-    pub at: String,
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvalidView<'a> {
+    pub stub_name: &'a str,
+    pub reason: &'a str,
+    pub at: &'a str,
 }
 
 /// Everything `jack status` shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report<'a> {
     /// Where the figures come from: `daemon` or `registry`.
-    pub source: String,
-    pub downloads: Vec<View>,
-    pub invalid_stubs: Vec<InvalidView>,
+    pub source: &'static str,
+    pub downloads: Vec<View<'a>>,
+    pub invalid_stubs: Vec<InvalidView<'a>>,
     pub orphaned_parts: Vec<PathBuf>,
 }
 
 /// The view of `d`, with `live` bytes and `speed` when it is running.
-pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View {
+pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
     let done = live
         .unwrap_or(d.downloaded_bytes)
         .min(d.expected_bytes.max(d.downloaded_bytes));
@@ -86,13 +86,13 @@ pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View {
     };
     View {
         id: d.id,
-        status: d.status.as_str().to_string(),
-        title: d.title.clone(),
-        file_name: d.file_name.clone(),
-        peer: d.peer.clone(),
-        item_id: d.item_id.clone(),
-        info_hash: d.info_hash.clone(),
-        stub_name: d.stub_name.clone(),
+        status: d.status.as_str(),
+        title: &d.title,
+        file_name: &d.file_name,
+        peer: &d.peer,
+        item_id: &d.item_id,
+        info_hash: &d.info_hash,
+        stub_name: &d.stub_name,
         expected_bytes: d.expected_bytes,
         downloaded_bytes: d.downloaded_bytes,
         done_bytes: done,
@@ -101,26 +101,26 @@ pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View {
         eta_seconds: speed.and_then(|s| eta(d.expected_bytes.saturating_sub(done), s)),
         attempts: d.attempts,
         restarts: d.restarts,
-        error: d.error.clone(),
-        part_path: d.part_path.clone(),
-        dest_path: d.dest_path.clone(),
-        created_at: d.created_at.clone(),
-        updated_at: d.updated_at.clone(),
-        completed_at: d.completed_at.clone(),
+        error: d.error.as_deref(),
+        part_path: &d.part_path,
+        dest_path: &d.dest_path,
+        created_at: &d.created_at,
+        updated_at: &d.updated_at,
+        completed_at: d.completed_at.as_deref(),
     }
 }
 
 /// The report of `downloads` with the live bytes and speeds of the running ones.
-pub fn report(
-    source: &str,
-    downloads: &[Download],
+pub fn report<'a>(
+    source: &'static str,
+    downloads: &'a [Download],
     live: &HashMap<i64, u64>,
     speeds: &HashMap<i64, u64>,
-    invalid: &[InvalidStub],
+    invalid: &'a [InvalidStub],
     orphans: Vec<PathBuf>,
-) -> Report {
+) -> Report<'a> {
     Report {
-        source: source.to_string(),
+        source,
         downloads: downloads
             .iter()
             .map(|d| view(d, live.get(&d.id).copied(), speeds.get(&d.id).copied()))
@@ -128,9 +128,9 @@ pub fn report(
         invalid_stubs: invalid
             .iter()
             .map(|i| InvalidView {
-                stub_name: i.stub_name.clone(),
-                reason: i.reason.clone(),
-                at: i.at.clone(),
+                stub_name: &i.stub_name,
+                reason: &i.reason,
+                at: &i.at,
             })
             .collect(),
         orphaned_parts: orphans,
@@ -299,9 +299,9 @@ pub fn to_table(downloads: &[View]) -> String {
     );
     for d in downloads {
         let name = if d.title.is_empty() {
-            &d.stub_name
+            d.stub_name
         } else {
-            &d.title
+            d.title
         };
         let done = format!(
             "{}/{}",
@@ -313,7 +313,7 @@ pub fn to_table(downloads: &[View]) -> String {
             "{:>5}  {:<24}  {:<10}  {:<11}  {} {:>5.1}%  {done:>21}  {:>10}  {:>7}  {:>4}  {:>4}  {}",
             d.id,
             clip(name, 24),
-            clip(&d.peer, 10),
+            clip(d.peer, 10),
             d.status,
             bar(d.progress, 14),
             d.progress * 100.0,
@@ -322,7 +322,7 @@ pub fn to_table(downloads: &[View]) -> String {
                 .map_or_else(|| "-".to_string(), human_duration),
             d.attempts,
             d.restarts,
-            d.error.as_deref().unwrap_or("")
+            d.error.unwrap_or("")
         );
     }
     s

@@ -129,24 +129,17 @@ impl StatusApi {
         }
     }
 
-    fn report(&self) -> crate::error::Result<crate::status::Report> {
+    /// The report as JSON, or with `format=text` as `jack status` prints it.
+    fn list(&self, query: &str) -> Reply {
         let reg = self.downloads.registry();
-        let rows = reg.list()?;
-        let invalid = reg.invalid_stubs()?;
+        let (rows, invalid) = match reg.list().and_then(|r| Ok((r, reg.invalid_stubs()?))) {
+            Ok(both) => both,
+            Err(e) => return internal(&e),
+        };
         let live = self.downloads.running();
         let speeds = self.speeds.lock().update(Instant::now(), &live);
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
-        Ok(crate::status::report(
-            "daemon", &rows, &live, &speeds, &invalid, orphans,
-        ))
-    }
-
-    /// The report as JSON, or with `format=text` as `jack status` prints it.
-    fn list(&self, query: &str) -> Reply {
-        let report = match self.report() {
-            Ok(r) => r,
-            Err(e) => return internal(&e),
-        };
+        let report = crate::status::report("daemon", &rows, &live, &speeds, &invalid, orphans);
         if query_pairs(query)
             .iter()
             .any(|(k, v)| k == "format" && v == "text")

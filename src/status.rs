@@ -7,6 +7,7 @@
 //! The formatting (bar, sizes, speed, ETA, the table) is pure and tested
 //! with tables. Never creates a registry that does not exist yet.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -329,13 +330,13 @@ pub fn to_table(downloads: &[View]) -> String {
 }
 
 /// `name` cut to `width` characters (an ellipsis marks the cut).
-fn clip(name: &str, width: usize) -> String {
+fn clip(name: &str, width: usize) -> Cow<'_, str> {
     if name.chars().count() <= width {
-        return name.to_string();
+        return name.into();
     }
     let mut s: String = name.chars().take(width.saturating_sub(1)).collect();
     s.push('…');
-    s
+    s.into()
 }
 
 /// `[#####.....]`: `width` cells inside the brackets, filled for `progress`

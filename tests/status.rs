@@ -539,3 +539,41 @@ fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
     });
     assert!(!Path::new(part).exists(), "{part}");
 }
+
+#[test]
+fn a_cancel_of_a_waiting_retry_fails_it_without_counting_an_attempt() {
+    use support::fake_peer::{self, FakePeer, Mode};
+    let data = pattern(64 * 1024);
+    let file = fake_peer::File {
+        id: "f".into(),
+        filename: "f.mkv".into(),
+        data: data.clone(),
+    };
+    // 503 with Retry-After: 60: the row waits in the delay queue.
+    let peer = FakePeer::start(vec![file], vec![Mode::Status(503, Some("60".into()))], None);
+    let b = downloader(peer.addr, "");
+    let bob = b.start();
+    let stub = jack::stub::build("alice", "f", "Film.2024", data.len() as u64);
+    drop_stub(&b, "f.torrent", &stub);
+    wait_for("the retry to be scheduled", Duration::from_secs(15), || {
+        downloads(bob.addr)
+            .first()
+            .is_some_and(|d| d["status"] == "retrying")
+    });
+    let row = downloads(bob.addr)[0].clone();
+    let id = row["id"].as_i64().unwrap();
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/cancel"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200);
+    let after = downloads(bob.addr)[0].clone();
+    assert_eq!(after["status"], "failed");
+    assert_eq!(after["error"], "cancelled by the owner");
+    assert_eq!(after["attempts"], row["attempts"]);
+    let m = metrics(bob.addr);
+    assert_eq!(m["jack_download_retries_total{reason=\"http_5xx\"}"], 1.0);
+    assert_eq!(m["jack_downloads_failed_total{reason=\"cancelled\"}"], 1.0);
+}

@@ -331,7 +331,7 @@ impl Downloads {
         // A waiting id: the worker that takes it finds no slot and skips it.
         slots.remove(&id);
         // Still under the slot lock: no worker starts on it meanwhile.
-        self.fail(&row, CANCELLED)?;
+        self.give_up(&row, CANCELLED, false)?;
         Ok(true)
     }
 
@@ -769,13 +769,21 @@ impl Downloads {
     /// The download fails for good: the row says why, and its stub is set
     /// aside as `<name>.failed` (never read again; a re-grab writes a new one).
     fn fail(&self, row: &Download, error: &str) -> Result<()> {
-        self.registry.end_attempt(
-            row.id,
-            Status::Failed,
-            Some(error),
-            EventKind::Failed,
-            error,
-        )?;
+        self.give_up(row, error, true)
+    }
+
+    /// [`Downloads::fail`]; `attempted`: an attempt ended (and is counted),
+    /// else the row fails while waiting (a cancel).
+    fn give_up(&self, row: &Download, error: &str, attempted: bool) -> Result<()> {
+        let (id, failed, kind) = (row.id, Status::Failed, EventKind::Failed);
+        match attempted {
+            true => self
+                .registry
+                .end_attempt(id, failed, Some(error), kind, error)?,
+            false => self
+                .registry
+                .transition(id, failed, Some(error), kind, error)?,
+        }
         crate::metrics::METRICS.failed(error);
         log::warn!("download failed id={} error={error}", row.id);
         watch::set_aside(&self.config.watch_dir, &row.stub_name, "failed");

@@ -427,6 +427,8 @@ fn metrics_parse_and_move_with_a_transfer() {
     wait_for("the completion to count", Duration::from_secs(10), || {
         metrics(bob.addr)["jack_downloads_completed_total"] == 1.0
     });
+    // The status API's JSON (a generated document) is not a served file.
+    assert_eq!(downloads(alice.addr).len(), 0);
     let (a1, b1) = (metrics(alice.addr), metrics(bob.addr));
     let size = data.len() as f64;
     let delta = |m1: &BTreeMap<String, f64>, m0: &BTreeMap<String, f64>, k: &str| m1[k] - m0[k];

@@ -273,12 +273,25 @@ impl Handler for StatusApi {
     }
 }
 
+/// `value` as JSON, written into an in-memory file (`memfd`) and sent with
+/// `sendfile`, as `torrents/info` is: 10,000 downloads are ~8 MiB of JSON,
+/// never one heap buffer.
 fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    Reply {
-        status,
-        headers: vec![("Content-Type".into(), "application/json".into())],
-        body: Body::Bytes(body),
+    let written = (|| -> std::io::Result<(std::fs::File, u64)> {
+        let fd = rustix::fs::memfd_create("jack-status", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let file = std::fs::File::from(fd);
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &file);
+        serde_json::to_writer(&mut out, value)?;
+        std::io::Write::flush(&mut out)?;
+        drop(out);
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    })();
+    match written {
+        Ok((file, len)) => {
+            Reply::document(status, file, len).with_header("Content-Type", "application/json")
+        }
+        Err(e) => internal(&crate::error::Error::io("cannot write the status", e)),
     }
 }
 

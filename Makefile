@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit clean
+.PHONY: all build run sample tools test test-32 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status clean
 
 all: build
 
@@ -83,6 +83,12 @@ bench-torznab: build
 bench-qbit: build
 	@./scripts/ensure-tools.sh python3
 	./scripts/bench-qbit.sh
+
+# Status and metrics: /metrics, /api/v1/downloads and `jack status` on a
+# registry of 10,000 rows (BENCHMARKS.md, "Status and metrics").
+bench-status: build
+	@./scripts/ensure-tools.sh python3
+	./scripts/bench-status.sh
 
 clean:
 	$(CARGO) clean

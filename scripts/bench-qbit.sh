@@ -17,7 +17,7 @@ BIN=${BIN:-target/release/jack}
 python3 - "$BIN" "${ROWS:-10000}" "${REQUESTS:-50}" "${SIZE_MIB:-48}" "${RATE_MIB:-3}" <<'PY'
 import http.client, http.server, json, os, re, signal, socketserver, sqlite3, statistics, sys, tempfile, threading, time, uuid
 sys.path.insert(0, "scripts")
-from benchlib import Node, free_port, stub
+from benchlib import Node, fill_registry, free_port, stub
 binary, rows, requests, size_mib, rate_mib = os.path.abspath(sys.argv[1]), *map(int, sys.argv[2:6])
 USER, PASS = "admin", "bench-pass"
 
@@ -48,22 +48,7 @@ def stop(node):
 with tempfile.TemporaryDirectory() as d:
     port = free_port(); cfg = config(d, port)
     node = Node(binary, cfg); node.wait_line("listening"); stop(node)
-    db = sqlite3.connect(os.path.join(d, "data/jack.db"))
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    data = []
-    for i in range(rows):
-        h = uuid.uuid4().hex + uuid.uuid4().hex[:8]
-        done = i % 10 != 0
-        title = f"Some.Movie.Title.{i}.2024.1080p.BluRay.x264-GRP"
-        data.append((f"api/{title}.torrent", h, "alice", f"movies:movie:{i:08x}", title, title + ".mkv",
-                     os.path.join(d, f"data/incomplete/{h}.part"), os.path.join(d, f"data/completed/{title}.mkv"),
-                     8_000_000_000 + i, 8_000_000_000 + i if done else 0, "completed" if done else "failed",
-                     None if done else "peer answered 404", now, now, now if done else None,
-                     "radarr" if i % 2 else "sonarr"))
-    db.executemany("INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, file_name, part_path, "
-                   "dest_path, expected_bytes, downloaded_bytes, status, error, created_at, updated_at, "
-                   "completed_at, category) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", data)
-    db.commit(); db.close()
+    fill_registry(d, rows, "api/", category=True)
     node = Node(binary, cfg); node.wait_line("listening")
     c, cookie = login(port)
     for path, label in [("/api/v2/torrents/info", "all"), ("/api/v2/torrents/info?category=radarr", "category=radarr")]:

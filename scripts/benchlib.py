@@ -2,7 +2,7 @@
 a free port on 127.0.0.1, a jack process whose log lines are collected, the
 search of a serving node, a stub for one of its items, and two bind mounts
 of one filesystem (which cannot be linked across: the copy hand-off)."""
-import json, os, re, socket, subprocess, threading, time, urllib.request
+import json, os, re, socket, sqlite3, subprocess, threading, time, urllib.request, uuid
 
 
 def free_port():
@@ -63,3 +63,25 @@ def bind_mounts(root):
 def unmount(root):
     for sub in ("incomplete", "completed"):
         subprocess.run(["umount", os.path.join(root, "data", sub)], check=True)
+
+
+def fill_registry(d, rows, stub_prefix="", category=False):
+    """`rows` downloads in the registry of the stopped node in `d`: nine in
+    ten completed, the rest failed halfway (`peer answered 404`); with
+    `category`, alternately radarr and sonarr."""
+    db = sqlite3.connect(os.path.join(d, "data/jack.db"))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    data = []
+    for i in range(rows):
+        h = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+        done = i % 10 != 0
+        title = f"Some.Movie.Title.{i}.2024.1080p.BluRay.x264-GRP"
+        data.append((f"{stub_prefix}{title}.torrent", h, "alice", f"movies:movie:{i:08x}", title, title + ".mkv",
+                     os.path.join(d, f"data/incomplete/{h}.part"), os.path.join(d, f"data/completed/{title}.mkv"),
+                     8_000_000_000 + i, 8_000_000_000 + i if done else 4_000_000_000,
+                     "completed" if done else "failed", None if done else "peer answered 404",
+                     now, now, now if done else None) + (("radarr" if i % 2 else "sonarr",) if category else ()))
+    cols = ("stub_name, info_hash, peer, item_id, title, file_name, part_path, dest_path, expected_bytes, "
+            "downloaded_bytes, status, error, created_at, updated_at, completed_at" + (", category" if category else ""))
+    db.executemany(f"INSERT INTO downloads ({cols}) VALUES ({', '.join('?' * len(data[0]))})", data)
+    db.commit(); db.close()

@@ -1,4 +1,4 @@
-//! The command line: `jack [--config PATH] [run | check-config | status [--json] | retry ID | arr register]`.
+//! The command line: `jack [--config PATH] [run | check-config | status [--json] [--watch] | retry ID | arr register]`.
 //!
 //! Parses arguments into a [`Command`], finds the configuration file
 //! (`--config`, then `JACK_CONFIG`, then `./jack.toml`) and dispatches.
@@ -17,7 +17,9 @@ jack: share media libraries between friends through Radarr/Sonarr
 usage:
   jack [--config PATH] [run]              start the node (the default command)
   jack check-config [--config PATH]       validate jack.toml and print the effective configuration
-  jack status [--json] [--config PATH]    list downloads from the registry (daemon running or not)
+  jack status [--json] [--watch] [--config PATH]
+                                          list downloads (from the daemon if it runs, else the registry);
+                                          --watch refreshes every second until Ctrl-C
   jack retry ID [--config PATH]           resume a failed or paused download (the node picks it up)
   jack arr register [--config PATH]       add jack to each [[arr]] as indexer and download client
   jack key new NAME                       print a fresh key for the friend NAME and its [[server.peer_keys]] entry
@@ -34,7 +36,7 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 pub enum Command {
     Run,
     CheckConfig,
-    Status { json: bool },
+    Status { json: bool, watch: bool },
     Retry { id: i64 },
     ArrRegister,
     KeyNew { name: String },
@@ -53,6 +55,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
     let mut command: Option<Command> = None;
     let mut config = None;
     let mut json = false;
+    let mut watch = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let Some(a) = arg.to_str() else {
@@ -79,6 +82,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                 config = Some(PathBuf::from(&a["--config=".len()..]))
             }
             "--json" => json = true,
+            "--watch" => watch = true,
             "retry" if command.is_none() => {
                 let id = args
                     .next()
@@ -120,7 +124,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                 command = Some(match a {
                     "run" => Command::Run,
                     "check-config" => Command::CheckConfig,
-                    _ => Command::Status { json: false },
+                    _ => Command::Status {
+                        json: false,
+                        watch: false,
+                    },
                 })
             }
             _ if a.starts_with('-') => return Err(usage(format!("unknown option {a}"))),
@@ -128,8 +135,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
         }
     }
     let command = match command.unwrap_or(Command::Run) {
-        Command::Status { .. } => Command::Status { json },
+        Command::Status { .. } => Command::Status { json, watch },
         _ if json => return Err(usage("--json applies only to `jack status`".into())),
+        _ if watch => return Err(usage("--watch applies only to `jack status`".into())),
         other => other,
     };
     Ok(Args { command, config })
@@ -163,10 +171,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             let config = Config::load(&config_path, &env)?;
             print(&mut stdout, &config.to_string())
         }
-        Command::Status { json } => {
+        Command::Status { json, watch } => {
             let config = Config::load(&config_path, &env)?;
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
-            crate::status::run(&config, json, &mut stdout)
+            crate::status::run(&config, json, watch, &mut stdout)
         }
         Command::Retry { id } => {
             let config = Config::load(&config_path, &env)?;
@@ -221,11 +229,17 @@ mod tests {
         );
         assert_eq!(
             p(&["status", "--json"]).unwrap().command,
-            Command::Status { json: true }
+            Command::Status {
+                json: true,
+                watch: false
+            }
         );
         assert_eq!(
             p(&["--json", "status"]).unwrap().command,
-            Command::Status { json: true }
+            Command::Status {
+                json: true,
+                watch: false
+            }
         );
         assert_eq!(p(&["check-config"]).unwrap().command, Command::CheckConfig);
         assert_eq!(

@@ -28,6 +28,7 @@ use crate::instance::InstanceLock;
 use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
 use crate::serve::server::{self, HttpServer, Router};
+use crate::serve::status_api::StatusApi;
 use crate::worker::Worker;
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
@@ -113,13 +114,23 @@ pub fn run(config: Config) -> Result<()> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("cannot read the address", e))?;
+    let status = Arc::new(StatusApi::new(
+        s.api_key.clone(),
+        keys.clone(), // friends' keys: told apart, and refused
+        downloads.clone(),
+        d.incomplete_dir.clone(),
+    ));
     let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock)?;
-    let mut router = Router::new(api).route("/torznab/", torznab);
+    let mut router = Router::new(api)
+        .route("/torznab/", torznab)
+        .route("/api/v1/", status.clone())
+        .route("/metrics/", status.clone());
     if let Some(q) = &qbit {
         router = router.route("/api/v2/", q.handler());
     }
     let router = Arc::new(router);
     let http = HttpServer::start(listener, s.handler_threads, s.max_connections, router)?;
+    status.set_connections(http.connection_counter());
     let addr: SocketAddr = http.local_addr();
     log::info!(
         "jack {} listening addr={addr} public_url={} handler_threads={} libraries={} peers={}",

@@ -13,6 +13,7 @@ pub mod fault;
 pub mod instance;
 pub mod keys;
 pub mod logger;
+pub mod metrics;
 pub mod serve;
 pub mod status;
 pub mod stub;

@@ -1,16 +1,202 @@
-//! `jack status`: the downloads as the registry records them.
+//! `jack status`: the downloads, from the daemon's status API when it
+//! runs, else from the registry.
 //!
-//! Reads the registry only, so it works whether or not the daemon is
-//! running (SQLite's WAL lets it read while the daemon writes). It never
-//! creates a registry that does not exist yet.
+//! [`Report`] is the one shape of a status, both as the status API's JSON
+//! (`serve/status_api` builds it with live bytes and speeds) and as what
+//! this command prints; the registry path builds it without live figures.
+//! The formatting (bar, sizes, speed, ETA, the table) is pure and tested
+//! with tables. Never creates a registry that does not exist yet.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::config::Config;
-use crate::db::{Download, InvalidStub, Registry};
+use crate::db::{Download, InvalidStub, Registry, Status};
 use crate::error::{Error, Result};
 
-pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
+/// One download as `jack status` and `GET /api/v1/downloads` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct View<'a> {
+    pub id: i64,
+    pub status: &'static str,
+    pub title: &'a str,
+    pub file_name: &'a str,
+    pub peer: &'a str,
+    pub item_id: &'a str,
+    pub info_hash: &'a str,
+    pub stub_name: &'a str,
+    pub expected_bytes: u64,
+    /// Durable bytes (the registry's).
+    pub downloaded_bytes: u64,
+    /// Bytes in the `.part` now: the live count of a running transfer,
+    /// else the durable one.
+    pub done_bytes: u64,
+    pub progress: f64,
+    /// Bytes per second (a moving average), running downloads only.
+    pub speed: Option<u64>,
+    pub eta_seconds: Option<u64>,
+    pub attempts: u32,
+    pub restarts: u32,
+    pub error: Option<&'a str>,
+    pub part_path: &'a Path,
+    pub dest_path: &'a Path,
+    pub created_at: &'a str,
+    pub updated_at: &'a str,
+    pub completed_at: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvalidView<'a> {
+    pub stub_name: &'a str,
+    pub reason: &'a str,
+    pub at: &'a str,
+}
+
+/// Everything `jack status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report<'a> {
+    /// Where the figures come from: `daemon` or `registry`.
+    pub source: &'static str,
+    pub downloads: Vec<View<'a>>,
+    pub invalid_stubs: Vec<InvalidView<'a>>,
+    pub orphaned_parts: Vec<PathBuf>,
+}
+
+/// The view of `d`, with `live` bytes and `speed` when it is running.
+pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
+    let done = live
+        .unwrap_or(d.downloaded_bytes)
+        .min(d.expected_bytes.max(d.downloaded_bytes));
+    let progress = if d.expected_bytes == 0 {
+        if d.status == Status::Completed {
+            1.0
+        } else {
+            0.0
+        }
+    } else {
+        done as f64 / d.expected_bytes as f64
+    };
+    View {
+        id: d.id,
+        status: d.status.as_str(),
+        title: &d.title,
+        file_name: &d.file_name,
+        peer: &d.peer,
+        item_id: &d.item_id,
+        info_hash: &d.info_hash,
+        stub_name: &d.stub_name,
+        expected_bytes: d.expected_bytes,
+        downloaded_bytes: d.downloaded_bytes,
+        done_bytes: done,
+        progress,
+        speed,
+        eta_seconds: speed.and_then(|s| eta(d.expected_bytes.saturating_sub(done), s)),
+        attempts: d.attempts,
+        restarts: d.restarts,
+        error: d.error.as_deref(),
+        part_path: &d.part_path,
+        dest_path: &d.dest_path,
+        created_at: &d.created_at,
+        updated_at: &d.updated_at,
+        completed_at: d.completed_at.as_deref(),
+    }
+}
+
+/// The report of `downloads` with the live bytes and speeds of the running ones.
+pub fn report<'a>(
+    source: &'static str,
+    downloads: &'a [Download],
+    live: &HashMap<i64, u64>,
+    speeds: &HashMap<i64, u64>,
+    invalid: &'a [InvalidStub],
+    orphans: Vec<PathBuf>,
+) -> Report<'a> {
+    Report {
+        source,
+        downloads: downloads
+            .iter()
+            .map(|d| view(d, live.get(&d.id).copied(), speeds.get(&d.id).copied()))
+            .collect(),
+        invalid_stubs: invalid
+            .iter()
+            .map(|i| InvalidView {
+                stub_name: &i.stub_name,
+                reason: &i.reason,
+                at: &i.at,
+            })
+            .collect(),
+        orphaned_parts: orphans,
+    }
+}
+
+/// `jack status [--json] [--watch]`.
+pub fn run(config: &Config, json: bool, watch: bool, out: &mut dyn Write) -> Result<()> {
+    let write = |out: &mut dyn Write, s: &str| {
+        out.write_all(s.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::io("cannot write the status", e))
+    };
+    if !watch {
+        return write(out, &gather(config, json)?);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Error::io("cannot install the signal handler", e))?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        let frame = gather(config, json)?;
+        // Home, clear the screen, then the frame.
+        write(out, &format!("\x1b[H\x1b[2J{frame}"))?;
+        let until = Instant::now() + Duration::from_secs(1);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    write(out, "\n")
+}
+
+fn render(header: &str, report: &Report, json: bool) -> String {
+    if json {
+        let mut s = serde_json::to_string(report).unwrap_or_default();
+        s.push('\n');
+        return s;
+    }
+    format!("{header}\n{}", text(report))
+}
+
+/// The table, then the invalid stubs and orphaned `.part` files (the
+/// status API's `?format=text`).
+pub fn text(report: &Report) -> String {
+    let mut t = to_table(&report.downloads);
+    for i in &report.invalid_stubs {
+        let _ = writeln!(t, "invalid stub {} ({}): {}", i.stub_name, i.at, i.reason);
+    }
+    for o in &report.orphaned_parts {
+        let _ = writeln!(t, "orphaned .part (no download owns it): {}", o.display());
+    }
+    t
+}
+
+/// What `jack status` prints: from the daemon's status API when it
+/// answers (the daemon renders it: `?format=text`, or its JSON as is),
+/// else from the registry, with a header line saying which.
+fn gather(config: &Config, json: bool) -> Result<String> {
+    let addr = api_addr(config.server.listen);
+    let why = match from_daemon(addr, config.server.api_key.expose(), json) {
+        Ok(body) if json => return Ok(format!("{}\n", body.trim_end())),
+        Ok(body) => return Ok(format!("source: daemon at http://{addr}\n{body}")),
+        Err(why) => why,
+    };
     let path = &config.database.path;
     let (downloads, invalid) = if path.exists() {
         let reg = Registry::open(path)?;
@@ -19,103 +205,173 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
         (Vec::new(), Vec::new())
     };
     let orphans = crate::download::reconcile::orphans(&config.downloads.incomplete_dir);
-    let text = if json {
-        to_json(&downloads, &invalid, &orphans)
-    } else {
-        let mut t = to_table(&downloads);
-        for i in &invalid {
-            t.push_str(&format!(
-                "invalid stub {} ({}): {}\n",
-                i.stub_name, i.at, i.reason
-            ));
-        }
-        for o in &orphans {
-            t.push_str(&format!(
-                "orphaned .part (no download owns it): {}\n",
-                o.display()
-            ));
-        }
-        t
-    };
-    out.write_all(text.as_bytes())
-        .map_err(|e| Error::io("cannot write the status", e))
+    let none = HashMap::new();
+    let report = report("registry", &downloads, &none, &none, &invalid, orphans);
+    let header = format!("source: registry {} ({why})", path.display());
+    Ok(render(&header, &report, json))
 }
 
-fn to_json(
-    downloads: &[Download],
-    invalid: &[InvalidStub],
-    orphans: &[std::path::PathBuf],
-) -> String {
-    let rows: Vec<serde_json::Value> = downloads
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "id": d.id,
-                "status": d.status.as_str(),
-                "title": d.title,
-                "file_name": d.file_name,
-                "peer": d.peer,
-                "item_id": d.item_id,
-                "info_hash": d.info_hash,
-                "stub_name": d.stub_name,
-                "expected_bytes": d.expected_bytes,
-                "downloaded_bytes": d.downloaded_bytes,
-                "progress": progress(d),
-                "attempts": d.attempts,
-                "restarts": d.restarts,
-                "error": d.error,
-                "part_path": d.part_path,
-                "dest_path": d.dest_path,
-                "created_at": d.created_at,
-                "updated_at": d.updated_at,
-                "completed_at": d.completed_at,
-            })
-        })
-        .collect();
-    let invalid: Vec<serde_json::Value> = invalid
-        .iter()
-        .map(|i| serde_json::json!({"stub_name": i.stub_name, "reason": i.reason, "at": i.at}))
-        .collect();
-    let all = serde_json::json!({ "downloads": rows, "invalid_stubs": invalid, "orphaned_parts": orphans });
-    format!("{all}\n")
+/// Where this machine reaches its own daemon: the listen address, with an
+/// unspecified address (`0.0.0.0`, `::`) replaced by loopback.
+fn api_addr(listen: SocketAddr) -> SocketAddr {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
 }
 
-fn to_table(downloads: &[Download]) -> String {
+/// `GET /api/v1/downloads` of the daemon at `addr` (its JSON, or its text
+/// without `json`); the error says why not (never with the key).
+fn from_daemon(addr: SocketAddr, key: &str, json: bool) -> std::result::Result<String, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_millis(500)))
+        .timeout_global(Some(Duration::from_secs(10)))
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(format!(
+            "http://{addr}/api/v1/downloads{}",
+            if json { "" } else { "?format=text" }
+        ))
+        .header("X-Api-Key", key)
+        .call()
+        .map_err(|e| format!("daemon not answering at {addr}: {e}"))?;
+    if resp.status() != 200 {
+        return Err(format!(
+            "daemon at {addr} answered {} to the status API",
+            resp.status().as_u16()
+        ));
+    }
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(512 * 1024 * 1024)
+        .read_to_string()
+        .map_err(|e| format!("cannot read the daemon's status: {e}"))?;
+    let expected = if json { "{\"source\":\"daemon\"" } else { "" };
+    match body.starts_with(expected) {
+        true => Ok(body),
+        false => Err(format!("the daemon at {addr} did not answer a status")),
+    }
+}
+
+/// The table's columns (ATT: attempts, RST: restarts).
+pub const COLUMNS: [&str; 11] = [
+    "ID",
+    "NAME",
+    "PEER",
+    "STATE",
+    "PROGRESS",
+    "DONE/TOTAL",
+    "SPEED",
+    "ETA",
+    "ATT",
+    "RST",
+    "ERROR",
+];
+
+/// The table of downloads.
+pub fn to_table(downloads: &[View]) -> String {
     if downloads.is_empty() {
         return "no downloads\n".to_string();
     }
+    let [
+        id,
+        name,
+        peer,
+        state,
+        progress,
+        done,
+        speed,
+        eta,
+        att,
+        rst,
+        error,
+    ] = COLUMNS;
     let mut s = format!(
-        "{:>5}  {:<11}  {:>6}  {:>10}  {:<12}  {}\n",
-        "ID", "STATUS", "DONE", "SIZE", "PEER", "TITLE"
+        "{id:>5}  {name:<24}  {peer:<10}  {state:<11}  {progress:<22}  {done:>21}  {speed:>10}  {eta:>7}  {att:>4}  {rst:>4}  {error}
+"
     );
     for d in downloads {
-        s.push_str(&format!(
-            "{:>5}  {:<11}  {:>5.1}%  {:>10}  {:<12}  {}",
-            d.id,
-            d.status.as_str(),
-            progress(d) * 100.0,
-            human_bytes(d.expected_bytes),
-            d.peer,
+        let name = if d.title.is_empty() {
+            d.stub_name
+        } else {
             d.title
-        ));
-        if let Some(err) = &d.error {
-            s.push_str(&format!("  [{err}]"));
-        }
-        s.push('\n');
+        };
+        let done = format!(
+            "{}/{}",
+            human_bytes(d.done_bytes),
+            human_bytes(d.expected_bytes)
+        );
+        let _ = writeln!(
+            s,
+            "{:>5}  {:<24}  {:<10}  {:<11}  {} {:>5.1}%  {done:>21}  {:>10}  {:>7}  {:>4}  {:>4}  {}",
+            d.id,
+            clip(name, 24),
+            clip(d.peer, 10),
+            d.status,
+            bar(d.progress, 14),
+            d.progress * 100.0,
+            d.speed.map_or_else(|| "-".to_string(), human_speed),
+            d.eta_seconds
+                .map_or_else(|| "-".to_string(), human_duration),
+            d.attempts,
+            d.restarts,
+            d.error.unwrap_or("")
+        );
     }
     s
 }
 
-/// Durable progress in 0..=1.
-fn progress(d: &Download) -> f64 {
-    if d.expected_bytes == 0 {
-        return if d.status == crate::db::Status::Completed {
-            1.0
-        } else {
-            0.0
-        };
+/// `name` cut to `width` characters (an ellipsis marks the cut).
+fn clip(name: &str, width: usize) -> Cow<'_, str> {
+    if name.chars().count() <= width {
+        return name.into();
     }
-    d.downloaded_bytes as f64 / d.expected_bytes as f64
+    let mut s: String = name.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s.into()
+}
+
+/// `[#####.....]`: `width` cells inside the brackets, filled for `progress`
+/// (clamped to 0..=1; a cell fills only when wholly reached).
+pub fn bar(progress: f64, width: usize) -> String {
+    let p = if progress.is_finite() {
+        progress.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let filled = ((p * width as f64).floor() as usize).min(width);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+/// Seconds left for `remaining` bytes at `speed` bytes/s (`None`: stalled).
+pub fn eta(remaining: u64, speed: u64) -> Option<u64> {
+    match speed {
+        0 => None,
+        s => Some(remaining.div_ceil(s)),
+    }
+}
+
+/// `45s`, `3m05s`, `2h07m`, `3d04h`.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// `1.5 MiB/s`.
+pub fn human_speed(bytes_per_second: u64) -> String {
+    format!("{}/s", human_bytes(bytes_per_second))
 }
 
 /// `1.5 GiB`, `512 B`.
@@ -144,5 +400,63 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
         assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+        assert_eq!(human_speed(3 * 1024 * 1024), "3.0 MiB/s");
+    }
+
+    #[test]
+    fn bars() {
+        let cases = [
+            (0.0, 10, "[..........]"),
+            (0.5, 10, "[#####.....]"),
+            (0.99, 10, "[#########.]"),
+            (1.0, 10, "[##########]"),
+            (1.7, 4, "[####]"),
+            (-1.0, 4, "[....]"),
+            (f64::NAN, 4, "[....]"),
+            (0.5, 0, "[]"),
+        ];
+        for (p, w, want) in cases {
+            assert_eq!(bar(p, w), want, "{p} {w}");
+        }
+    }
+
+    #[test]
+    fn etas_and_durations() {
+        let cases = [
+            (0, 10, Some(0)),
+            (100, 10, Some(10)),
+            (101, 10, Some(11)),
+            (100, 0, None),
+            (u64::MAX, 1, Some(u64::MAX)),
+        ];
+        for (remaining, speed, want) in cases {
+            assert_eq!(eta(remaining, speed), want, "{remaining} at {speed}");
+        }
+        let cases = [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m00s"),
+            (185, "3m05s"),
+            (7620, "2h07m"),
+            (86_400 * 3 + 3600 * 4, "3d04h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(secs), want);
+        }
+    }
+
+    #[test]
+    fn names_are_clipped() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("abcdef", 5), "abcd…");
+        assert_eq!(clip("ééééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn loopback_stands_for_an_unspecified_listen_address() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(api_addr(a("0.0.0.0:8080")), a("127.0.0.1:8080"));
+        assert_eq!(api_addr(a("[::]:8080")), a("[::1]:8080"));
+        assert_eq!(api_addr(a("10.0.0.2:8080")), a("10.0.0.2:8080"));
     }
 }

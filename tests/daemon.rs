@@ -247,7 +247,9 @@ fn status_reads_the_registry_with_the_daemon_stopped_or_running() {
         String::from_utf8(out.stdout).unwrap()
     };
     // No registry yet: nothing to show, and nothing created.
-    assert_eq!(status(false), "no downloads\n");
+    let empty = status(false);
+    assert!(empty.starts_with("source: registry "), "{empty}");
+    assert!(empty.ends_with("\nno downloads\n"), "{empty}");
     assert!(!site.path().join("data/jack.db").exists());
 
     let db = site.path().join("data/jack.db");

@@ -406,7 +406,7 @@ impl Qbit {
         out.flush().map_err(fail)?;
         drop(out);
         let len = file.metadata().map_err(fail)?.len();
-        Ok(Reply::file(200, file, 0, len).with_header("Content-Type", "application/json"))
+        Ok(Reply::document(200, file, len).with_header("Content-Type", "application/json"))
     }
 
     /// `properties` or `files` of `?hash=`; 404 when unknown.

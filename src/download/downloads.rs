@@ -75,8 +75,14 @@ enum Slot {
 #[derive(Debug, Clone, Default)]
 struct Run {
     live: Live,
+    /// Stop between two reads (a removal or a cancel).
     cancel: Arc<AtomicBool>,
+    /// The stop is a cancel: the row fails [`CANCELLED`] and stays.
+    cancelled: Arc<AtomicBool>,
 }
+
+/// The error of a download cancelled through the status API.
+pub const CANCELLED: &str = "cancelled by the owner";
 
 pub struct Downloads {
     registry: Arc<Registry>,
@@ -296,7 +302,37 @@ impl Downloads {
     /// Whether a removal of `id` was asked for (a running attempt is told
     /// through `run.cancel`; a waiting one is found in the registry).
     fn removal_asked(&self, id: i64, run: &Run) -> bool {
-        run.cancel.load(Ordering::SeqCst) || matches!(self.registry.removal(id), Ok(Some(_)))
+        (run.cancel.load(Ordering::SeqCst) && !run.cancelled.load(Ordering::SeqCst))
+            || matches!(self.registry.removal(id), Ok(Some(_)))
+    }
+
+    /// Cancels download `id` (the status API): a live row fails
+    /// [`CANCELLED`] and keeps its files (`jack retry` resumes it). A
+    /// running transfer is told to stop between two reads and its worker
+    /// records the failure (a hand-off under way finishes first, and a
+    /// completion stands). `Ok(false)`: nothing to cancel (not live).
+    pub fn cancel(&self, id: i64) -> Result<bool> {
+        let Some(row) = self.registry.get(id)? else {
+            return Err(Error::Runtime(format!("no download with id {id}")));
+        };
+        if !row.status.is_live() {
+            return Ok(false);
+        }
+        let mut slots = self.slots.lock();
+        if let Some(Slot::Running(run)) = slots.get(&id) {
+            run.cancelled.store(true, Ordering::SeqCst);
+            run.cancel.store(true, Ordering::SeqCst);
+            log::info!("download cancel asked id={id}: stopping its transfer");
+            return Ok(true);
+        }
+        if self.unrecorded.lock().contains_key(&id) {
+            return Ok(false); // an outcome waits to be recorded: it stands
+        }
+        // A waiting id: the worker that takes it finds no slot and skips it.
+        slots.remove(&id);
+        // Still under the slot lock: no worker starts on it meanwhile.
+        self.give_up(&row, CANCELLED, false)?;
+        Ok(true)
     }
 
     /// The one way a stub becomes a download (watch folder today, an HTTP
@@ -533,6 +569,16 @@ impl Downloads {
                 }
                 continue;
             }
+            let step = match step {
+                Ok(Some((row, outcome)))
+                    if run.cancelled.load(Ordering::SeqCst)
+                        && !matches!(outcome, Outcome::Completed { .. }) =>
+                {
+                    let error = CANCELLED.to_string();
+                    Ok(Some((row, Outcome::Fatal { error })))
+                }
+                other => other,
+            };
             let failed = match step {
                 Ok(Some((row, outcome))) => self
                     .record(&row, outcome.clone())
@@ -672,6 +718,7 @@ impl Downloads {
                     row.dest_path.display()
                 );
                 remove_stub(&self.config.watch_dir, &row.stub_name);
+                crate::metrics::METRICS.completed();
                 self.completions.lock().retain(|tx| tx.send(id).is_ok());
             }
             Outcome::Retry { error, retry_after } => {
@@ -696,6 +743,7 @@ impl Downloads {
                             "download retry id={id} attempt={attempts} delay_ms={} error={error}",
                             delay.as_millis()
                         );
+                        crate::metrics::METRICS.retried(&error);
                         self.schedule(id, delay);
                     }
                     None => {
@@ -721,13 +769,22 @@ impl Downloads {
     /// The download fails for good: the row says why, and its stub is set
     /// aside as `<name>.failed` (never read again; a re-grab writes a new one).
     fn fail(&self, row: &Download, error: &str) -> Result<()> {
-        self.registry.end_attempt(
-            row.id,
-            Status::Failed,
-            Some(error),
-            EventKind::Failed,
-            error,
-        )?;
+        self.give_up(row, error, true)
+    }
+
+    /// [`Downloads::fail`]; `attempted`: an attempt ended (and is counted),
+    /// else the row fails while waiting (a cancel).
+    fn give_up(&self, row: &Download, error: &str, attempted: bool) -> Result<()> {
+        let (id, failed, kind) = (row.id, Status::Failed, EventKind::Failed);
+        match attempted {
+            true => self
+                .registry
+                .end_attempt(id, failed, Some(error), kind, error)?,
+            false => self
+                .registry
+                .transition(id, failed, Some(error), kind, error)?,
+        }
+        crate::metrics::METRICS.failed(error);
         log::warn!("download failed id={} error={error}", row.id);
         watch::set_aside(&self.config.watch_dir, &row.stub_name, "failed");
         Ok(())
@@ -880,6 +937,7 @@ mod tests {
             Slot::Running(Run {
                 live: live.clone(),
                 cancel: Arc::default(),
+                cancelled: Arc::default(),
             })
         };
         slots.insert(1, run(&mine));

@@ -138,6 +138,13 @@ fn number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
+/// The registry's restart (progress back to 0, with its event), counted.
+fn record_restart(cx: &Context<'_>, id: i64, reason: &str) -> crate::error::Result<()> {
+    cx.registry.record_restart(id, reason)?;
+    crate::metrics::METRICS.restarted(reason);
+    Ok(())
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -237,7 +244,8 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
     let mut etag = row.etag.clone();
     // Rules 1 and 2: resume from what is both on disk and durable.
     let mut offset = if on_disk > expected {
-        cx.registry.record_restart(
+        record_restart(
+            cx,
             row.id,
             &format!("part_too_long: {on_disk} bytes, expected {expected}"),
         )?;
@@ -338,7 +346,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         if let Some(reason) = reason {
             // The registry lets go of the bytes before the file does.
             if offset > 0 {
-                cx.registry.record_restart(row.id, reason)?;
+                record_restart(cx, row.id, reason)?;
             }
             part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
             offset = 0;
@@ -374,7 +382,7 @@ fn restart_from_zero(
     part: &File,
     reason: &str,
 ) -> Result<Outcome, Stop> {
-    cx.registry.record_restart(row.id, reason)?;
+    record_restart(cx, row.id, reason)?;
     part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
     cx.registry.set_etag(row.id, None)?;
     Ok(Outcome::Retry {
@@ -448,6 +456,7 @@ fn append(
             return Err(Stop::Disk(e, "write"));
         }
         pos += n as u64;
+        crate::metrics::METRICS.downloaded(n as u64);
         cx.live.store(pos, Ordering::Relaxed);
         let due =
             pos - last_sync.0 >= CHECKPOINT_BYTES || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
@@ -519,7 +528,8 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
     let len = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?.len();
     if len != row.expected_bytes {
         part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
-        cx.registry.record_restart(
+        record_restart(
+            cx,
             row.id,
             &format!("length {len} at finalize, expected {}", row.expected_bytes),
         )?;

@@ -86,10 +86,7 @@ impl Api {
     /// The owner of the key the request presents, if any key matches.
     /// `X-Api-Key` first, else `Authorization: Bearer`; never the query.
     fn caller(&self, req: &Request) -> Option<String> {
-        let presented = match header(req, "X-Api-Key") {
-            Some(k) => k,
-            None => bearer(header(req, "Authorization")?)?,
-        };
+        let presented = presented_key(req)?;
         self.keys.owner(presented.as_bytes())
     }
 
@@ -319,6 +316,14 @@ fn header_list(req: &Request, name: &'static str) -> Option<String> {
         .map(|h| h.value.as_str())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// The key a request presents: `X-Api-Key`, else `Authorization: Bearer`.
+pub fn presented_key(req: &Request) -> Option<&str> {
+    match header(req, "X-Api-Key") {
+        Some(k) => Some(k),
+        None => bearer(header(req, "Authorization")?),
+    }
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).

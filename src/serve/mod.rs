@@ -2,10 +2,12 @@
 //! and the tiny_http handler threads (`server`), the routes and their
 //! authentication (`api`), the library catalogue (`catalogue`, with the
 //! facts read from file names in `naming`), and the byte-range and
-//! conditional-request decisions (`range`, pure).
+//! conditional-request decisions (`range`, pure); the owner's status API
+//! and `/metrics` (`status_api`).
 
 pub mod api;
 pub mod catalogue;
 pub mod naming;
 pub mod range;
 pub mod server;
+pub mod status_api;

@@ -50,6 +50,9 @@ pub enum Body {
         file: File,
         offset: u64,
         len: u64,
+        /// A library file (its bytes count as served in `/metrics`), not
+        /// a document written into a `memfd`.
+        library: bool,
     },
     /// No body and no `Content-Length` (a `304`: RFC 9110 §8.6 allows no
     /// length but the full size's, which tiny_http would write as `0`).
@@ -87,11 +90,31 @@ impl Reply {
         }
     }
 
+    /// `len` bytes of a library file from `offset`.
     pub fn file(status: u16, file: File, offset: u64, len: u64) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
-            body: Body::File { file, offset, len },
+            body: Body::File {
+                file,
+                offset,
+                len,
+                library: true,
+            },
+        }
+    }
+
+    /// A generated document of `len` bytes written into `file` (a `memfd`).
+    pub fn document(status: u16, file: File, len: u64) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::File {
+                file,
+                offset: 0,
+                len,
+                library: false,
+            },
         }
     }
 
@@ -149,6 +172,7 @@ impl Handler for Router {
             Some((_, handler)) => handler.handle(request),
             None => self.fallback.handle(request),
         };
+        crate::metrics::METRICS.answered(reply.status);
         log::debug!(
             "http method={} path={path} status={}",
             request.method(),
@@ -273,6 +297,13 @@ impl HttpServer {
         self.server.num_connections()
     }
 
+    /// [`HttpServer::connections`] for a handler (`/metrics`): holds no
+    /// reference to the server, and reads 0 once it is gone.
+    pub fn connection_counter(&self) -> Box<dyn Fn() -> usize + Send + Sync> {
+        let weak = Arc::downgrade(&self.server);
+        Box::new(move || weak.upgrade().map_or(0, |s| s.num_connections()))
+    }
+
     /// Stops taking requests and joins every handler thread. A handler in
     /// the middle of a request finishes it first.
     pub fn shutdown(self) {
@@ -335,8 +366,17 @@ fn respond(req: Request, reply: Reply, shared: &Shared) {
             return respond_written(req, reply.status, Some(&b), &headers, true);
         }
         Body::Bytes(b) => b,
-        Body::File { file, offset, len } => {
-            return respond_file(req, reply.status, &reply.headers, file, offset, len, shared);
+        Body::File {
+            file,
+            offset,
+            len,
+            library,
+        } => {
+            let sent = respond_file(req, reply.status, &reply.headers, file, offset, len, shared);
+            if library {
+                crate::metrics::METRICS.served(sent);
+            }
+            return;
         }
         Body::Absent => {
             let close = wants_close(&req);
@@ -382,7 +422,7 @@ fn overload_response() -> Vec<u8> {
 /// 32 bits on armv7), then the slice of the file straight to the socket
 /// with `sendfile(2)`. Any failure, a file that ends
 /// early, or shutdown cuts the connection: a response never ends early
-/// while looking complete.
+/// while looking complete. Returns the body bytes sent.
 fn respond_file(
     req: Request,
     status: u16,
@@ -391,7 +431,7 @@ fn respond_file(
     offset: u64,
     len: u64,
     shared: &Shared,
-) {
+) -> u64 {
     let head_only = *req.method() == Method::Head;
     let close = wants_close(&req);
     let socket = req.raw_socket();
@@ -419,6 +459,7 @@ fn respond_file(
         let _ = sock.shutdown(Shutdown::Both);
     }
     drop(writer);
+    body_bytes
 }
 
 /// Writes a response head and `body` here: without a body or

@@ -1,0 +1,333 @@
+//! Process-wide counters for `GET /metrics`, and their Prometheus text.
+//!
+//! Plain atomics in one static ([`METRICS`]), bumped where things happen
+//! (file bodies in `serve/server`, appends in `download/transfer`,
+//! outcomes in `download/downloads`, answers in the `Router`). Labels come
+//! from fixed vocabularies ([`Reason`], status classes), never from data:
+//! an error message, a peer's words or a key never becomes a label.
+//! Must not: hold locks, do I/O, allocate on the counting path.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a download failed, retried or restarted: a small fixed vocabulary
+/// (the `reason` label), mapped from the error text by [`Reason::of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Network,
+    Timeout,
+    Http4xx,
+    Http429,
+    Http5xx,
+    Certificate,
+    Disk,
+    Registry,
+    DestinationExists,
+    RetriesExhausted,
+    Cancelled,
+    Changed,
+    Length,
+    Release,
+    Other,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 15] = [
+        Reason::Network,
+        Reason::Timeout,
+        Reason::Http4xx,
+        Reason::Http429,
+        Reason::Http5xx,
+        Reason::Certificate,
+        Reason::Disk,
+        Reason::Registry,
+        Reason::DestinationExists,
+        Reason::RetriesExhausted,
+        Reason::Cancelled,
+        Reason::Changed,
+        Reason::Length,
+        Reason::Release,
+        Reason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Network => "network",
+            Reason::Timeout => "timeout",
+            Reason::Http4xx => "http_4xx",
+            Reason::Http429 => "http_429",
+            Reason::Http5xx => "http_5xx",
+            Reason::Certificate => "certificate",
+            Reason::Disk => "disk",
+            Reason::Registry => "registry",
+            Reason::DestinationExists => "destination_exists",
+            Reason::RetriesExhausted => "retries_exhausted",
+            Reason::Cancelled => "cancelled",
+            Reason::Changed => "changed",
+            Reason::Length => "length",
+            Reason::Release => "release",
+            Reason::Other => "other",
+        }
+    }
+
+    /// The reason of an error or restart message (first match wins).
+    pub fn of(message: &str) -> Reason {
+        let m = message.to_ascii_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+        if has(&["gave up after"]) {
+            Reason::RetriesExhausted
+        } else if has(&["cancelled"]) {
+            Reason::Cancelled
+        } else if has(&["certificate", "tls"]) {
+            Reason::Certificate
+        } else if has(&["destination exists"]) {
+            Reason::DestinationExists
+        } else if has(&["timed out", "timeout"]) {
+            Reason::Timeout
+        } else if has(&["429"]) {
+            Reason::Http429
+        } else if has(&["http 5", "status 5", " 500", " 502", " 503", " 504"]) {
+            Reason::Http5xx
+        } else if has(&["http 4", "status 4", " 404", " 410", " 416", " 401", " 403"]) {
+            Reason::Http4xx
+        } else if has(&["no space", "quota", "disk", "write", "truncate", "seek"]) {
+            Reason::Disk
+        } else if has(&["registry", "database", "sqlite"]) {
+            Reason::Registry
+        } else if has(&["etag", "changed"]) {
+            Reason::Changed
+        } else if has(&["length", "too_long", "too long", "size"]) {
+            Reason::Length
+        } else if has(&["release", "item", "unknown peer", "stub"]) {
+            Reason::Release
+        } else if has(&[
+            "connect",
+            "connection",
+            "body ended",
+            "reset",
+            "refused",
+            "network",
+        ]) {
+            Reason::Network
+        } else {
+            Reason::Other
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const REASONS: usize = Reason::ALL.len();
+/// `1xx`..`5xx`.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+#[derive(Debug)]
+pub struct Metrics {
+    bytes_served: AtomicU64,
+    bytes_downloaded: AtomicU64,
+    completed: AtomicU64,
+    failed: [AtomicU64; REASONS],
+    retries: [AtomicU64; REASONS],
+    restarts: [AtomicU64; REASONS],
+    requests: [AtomicU64; CLASSES.len()],
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+
+/// The process's counters.
+pub static METRICS: Metrics = Metrics {
+    bytes_served: AtomicU64::new(0),
+    bytes_downloaded: AtomicU64::new(0),
+    completed: AtomicU64::new(0),
+    failed: [ZERO; REASONS],
+    retries: [ZERO; REASONS],
+    restarts: [ZERO; REASONS],
+    requests: [ZERO; CLASSES.len()],
+};
+
+impl Metrics {
+    pub fn served(&self, bytes: u64) {
+        self.bytes_served.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn downloaded(&self, bytes: u64) {
+        self.bytes_downloaded.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn completed(&self) {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn failed(&self, error: &str) {
+        self.failed[Reason::of(error).index()].fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn retried(&self, error: &str) {
+        self.retries[Reason::of(error).index()].fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn restarted(&self, reason: &str) {
+        self.restarts[Reason::of(reason).index()].fetch_add(1, Ordering::Relaxed);
+    }
+    /// An answer with HTTP status `status`.
+    pub fn answered(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What `/metrics` shows besides the counters, read when asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    pub active: u64,
+    pub queued: u64,
+    pub connections: u64,
+}
+
+/// The Prometheus text exposition (format 0.0.4) of `m` and `g`.
+pub fn render(m: &Metrics, g: Gauges) -> String {
+    let mut s = String::with_capacity(4096);
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = write!(
+            s,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    };
+    one(
+        "jack_served_bytes_total",
+        "counter",
+        "File body bytes sent to peers.",
+        load(&m.bytes_served),
+    );
+    one(
+        "jack_downloaded_bytes_total",
+        "counter",
+        "Bytes received from peers and written to .part files.",
+        load(&m.bytes_downloaded),
+    );
+    one(
+        "jack_transfers_active",
+        "gauge",
+        "Downloads being transferred now.",
+        g.active,
+    );
+    one(
+        "jack_transfers_queued",
+        "gauge",
+        "Downloads waiting for a worker (status queued).",
+        g.queued,
+    );
+    one(
+        "jack_downloads_completed_total",
+        "counter",
+        "Downloads completed since start.",
+        load(&m.completed),
+    );
+    one(
+        "jack_open_connections",
+        "gauge",
+        "HTTP connections open now.",
+        g.connections,
+    );
+    let mut labelled = |name: &str, help: &str, values: &[AtomicU64; REASONS]| {
+        let _ = write!(s, "# HELP {name} {help}\n# TYPE {name} counter\n");
+        for r in Reason::ALL {
+            let _ = writeln!(
+                s,
+                "{name}{{reason=\"{}\"}} {}",
+                r.as_str(),
+                load(&values[r.index()])
+            );
+        }
+    };
+    labelled(
+        "jack_downloads_failed_total",
+        "Downloads failed for good, by reason.",
+        &m.failed,
+    );
+    labelled(
+        "jack_download_retries_total",
+        "Download attempts scheduled again, by reason.",
+        &m.retries,
+    );
+    labelled(
+        "jack_download_restarts_total",
+        "Downloads restarted from byte 0, by reason.",
+        &m.restarts,
+    );
+    let _ = write!(
+        s,
+        "# HELP jack_http_requests_total HTTP answers, by status class.\n# TYPE jack_http_requests_total counter\n"
+    );
+    for (i, class) in CLASSES.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "jack_http_requests_total{{class=\"{class}\"}} {}",
+            load(&m.requests[i])
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_come_from_a_fixed_vocabulary() {
+        let cases = [
+            (
+                "gave up after 5 attempts: connection refused",
+                "retries_exhausted",
+            ),
+            ("cancelled by the owner", "cancelled"),
+            ("invalid peer certificate: UnknownIssuer", "certificate"),
+            ("destination exists", "destination_exists"),
+            ("peer timed out", "timeout"),
+            ("peer answered HTTP 429", "http_429"),
+            ("peer answered HTTP 503", "http_5xx"),
+            ("peer answered HTTP 404", "http_4xx"),
+            ("cannot write: no space left on device", "disk"),
+            ("etag_changed", "changed"),
+            ("part_too_long: 10 bytes, expected 5", "length"),
+            ("body ended at byte 5 of 10", "network"),
+            ("key=secret something odd", "other"),
+        ];
+        for (message, want) in cases {
+            assert_eq!(Reason::of(message).as_str(), want, "{message}");
+        }
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+
+    #[test]
+    fn the_text_has_help_and_type_before_each_family() {
+        let m = Metrics {
+            bytes_served: AtomicU64::new(7),
+            bytes_downloaded: AtomicU64::new(0),
+            completed: AtomicU64::new(1),
+            failed: [ZERO; REASONS],
+            retries: [ZERO; REASONS],
+            restarts: [ZERO; REASONS],
+            requests: [ZERO; CLASSES.len()],
+        };
+        m.answered(200);
+        m.answered(404);
+        m.answered(999);
+        m.failed("gave up after 3 attempts: x");
+        let text = render(
+            &m,
+            Gauges {
+                active: 2,
+                queued: 3,
+                connections: 4,
+            },
+        );
+        assert!(text.contains("jack_served_bytes_total 7\n"));
+        assert!(text.contains("jack_transfers_queued 3\n"));
+        assert!(text.contains("jack_http_requests_total{class=\"2xx\"} 1\n"));
+        assert!(text.contains("jack_http_requests_total{class=\"5xx\"} 1\n"));
+        assert!(text.contains("jack_downloads_failed_total{reason=\"retries_exhausted\"} 1\n"));
+        assert!(text.ends_with('\n'));
+    }
+}

@@ -1,0 +1,309 @@
+//! The owner's status API and `/metrics`, on the peers' listener.
+//!
+//! `GET /api/v1/downloads` (the [`crate::status::Report`] `jack status`
+//! prints, with live bytes and speeds), `GET /api/v1/downloads/{id}` (one
+//! download and its events), `POST .../{id}/retry`, `POST .../{id}/cancel`,
+//! `DELETE .../{id}` (`Downloads::remove`: only jack's own files; with
+//! `?delete_files=false` none), and `GET /metrics` (Prometheus text).
+//! **Owner key only**: every key is resolved to a [`Caller`] first and only
+//! [`Caller::Owner`] passes [`authorized`]; a friend's key is a
+//! [`Caller::Peer`] and gets the same 401 as a wrong key or none.
+//! Must not: hold SQL (it asks `db` through `Downloads`), log or label a key.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tiny_http::{Method, Request};
+
+use crate::arr::qbit_view::Speedometer;
+use crate::config::Secret;
+use crate::db::Status;
+use crate::download::downloads::Downloads;
+use crate::metrics::{self, Gauges, METRICS};
+use crate::serve::api::{
+    KeyRing, constant_time_eq, not_found, presented_key, query_pairs, split_url,
+};
+use crate::serve::server::{Body, Handler, Reply};
+
+/// Who a request's key says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// `server.api_key`.
+    Owner,
+    /// A friend's key (per-peer keys): never allowed here.
+    Peer(String),
+    /// A wrong key, or none.
+    Nobody,
+}
+
+/// The one rule of this API: the owner, nobody else.
+pub fn authorized(caller: &Caller) -> bool {
+    matches!(caller, Caller::Owner)
+}
+
+/// Counts open connections (`HttpServer::connections`), set once the
+/// server runs.
+pub type Connections = Box<dyn Fn() -> usize + Send + Sync>;
+
+pub struct StatusApi {
+    owner: Secret,
+    /// Every key, so a friend's can be told apart from the owner's (and
+    /// refused, by name in the log).
+    keys: Arc<KeyRing>,
+    downloads: Arc<Downloads>,
+    incomplete_dir: std::path::PathBuf,
+    speeds: Mutex<Speedometer>,
+    connections: OnceLock<Connections>,
+}
+
+impl StatusApi {
+    pub fn new(
+        owner: Secret,
+        keys: Arc<KeyRing>,
+        downloads: Arc<Downloads>,
+        incomplete_dir: std::path::PathBuf,
+    ) -> StatusApi {
+        StatusApi {
+            owner,
+            keys,
+            downloads,
+            incomplete_dir,
+            speeds: Mutex::new(Speedometer::default()),
+            connections: OnceLock::new(),
+        }
+    }
+
+    /// Where `/metrics` reads open connections from.
+    pub fn set_connections(&self, count: Connections) {
+        let _ = self.connections.set(count);
+    }
+
+    /// Resolves the presented key; every key is compared, so the time
+    /// taken does not tell which matched.
+    pub fn caller(&self, req: &Request) -> Caller {
+        let Some(presented) = presented_key(req) else {
+            return Caller::Nobody;
+        };
+        let is_owner = constant_time_eq(presented.as_bytes(), self.owner.expose().as_bytes());
+        match (is_owner, self.keys.owner(presented.as_bytes())) {
+            (true, _) => Caller::Owner,
+            (false, Some(friend)) => Caller::Peer(friend),
+            (false, None) => Caller::Nobody,
+        }
+    }
+
+    fn route(&self, req: &Request) -> Reply {
+        let (path, query) = split_url(req.url());
+        let method = req.method().clone();
+        if path == "/metrics" {
+            return match method {
+                Method::Get => self.metrics(),
+                _ => crate::serve::api::method_not_allowed("GET"),
+            };
+        }
+        let Some(rest) = path.strip_prefix("/api/v1/downloads") else {
+            return not_found();
+        };
+        let segments: Vec<&str> = rest.split('/').skip(1).collect();
+        match (segments.as_slice(), &method) {
+            ([], Method::Get) => self.list(query),
+            ([], _) => crate::serve::api::method_not_allowed("GET"),
+            ([id], m) => match (id.parse::<i64>(), m) {
+                (Ok(id), Method::Get) => self.one(id),
+                (Ok(id), Method::Delete) => self.delete(id, query),
+                (Ok(_), _) => crate::serve::api::method_not_allowed("GET, DELETE"),
+                (Err(_), _) => not_found(),
+            },
+            ([id, action], m) => match (id.parse::<i64>(), *action, m) {
+                (Ok(id), "retry", Method::Post) => self.retry(id),
+                (Ok(id), "cancel", Method::Post) => self.cancel(id),
+                (Ok(_), "retry" | "cancel", _) => crate::serve::api::method_not_allowed("POST"),
+                _ => not_found(),
+            },
+            _ => not_found(),
+        }
+    }
+
+    /// The report as JSON, or with `format=text` as `jack status` prints it.
+    fn list(&self, query: &str) -> Reply {
+        let reg = self.downloads.registry();
+        let (rows, invalid) = match reg.list().and_then(|r| Ok((r, reg.invalid_stubs()?))) {
+            Ok(both) => both,
+            Err(e) => return internal(&e),
+        };
+        let live = self.downloads.running();
+        let speeds = self.speeds.lock().update(Instant::now(), &live);
+        let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
+        let report = crate::status::report("daemon", &rows, &live, &speeds, &invalid, orphans);
+        if query_pairs(query)
+            .iter()
+            .any(|(k, v)| k == "format" && v == "text")
+        {
+            return Reply {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+                body: Body::Bytes(crate::status::text(&report).into_bytes()),
+            };
+        }
+        json(200, &report)
+    }
+
+    fn one(&self, id: i64) -> Reply {
+        let reg = self.downloads.registry();
+        let row = match reg.get(id) {
+            Ok(Some(row)) => row,
+            Ok(None) => return not_found(),
+            Err(e) => return internal(&e),
+        };
+        let events = match reg.events(id) {
+            Ok(events) => events,
+            Err(e) => return internal(&e),
+        };
+        let live = self.downloads.running();
+        let speed = self
+            .speeds
+            .lock()
+            .update(Instant::now(), &live)
+            .get(&id)
+            .copied();
+        let view = crate::status::view(&row, live.get(&id).copied(), speed);
+        let events: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| serde_json::json!({"at": e.at, "kind": e.kind, "detail": e.detail}))
+            .collect();
+        let mut v = serde_json::to_value(view).unwrap_or_default();
+        v["events"] = events.into();
+        Reply::json(200, &v)
+    }
+
+    fn retry(&self, id: i64) -> Reply {
+        let reg = self.downloads.registry();
+        match reg.get(id) {
+            Ok(None) => return not_found(),
+            Err(e) => return internal(&e),
+            Ok(Some(row)) if !matches!(row.status, Status::Failed | Status::Paused) => {
+                let msg = format!("download {id} is {}, not failed or paused", row.status);
+                return Reply::error(409, "CONFLICT", &msg);
+            }
+            Ok(Some(_)) => {}
+        }
+        match reg.retry(id) {
+            Ok(was) => {
+                self.downloads.enqueue(id);
+                log::info!("download retry asked id={id} was={was}");
+                Reply::json(
+                    200,
+                    &serde_json::json!({"id": id, "was": was.as_str(), "status": "queued"}),
+                )
+            }
+            Err(e) => Reply::error(409, "CONFLICT", &e.to_string()),
+        }
+    }
+
+    fn cancel(&self, id: i64) -> Reply {
+        match self.downloads.registry().get(id) {
+            Ok(None) => return not_found(),
+            Err(e) => return internal(&e),
+            Ok(Some(_)) => {}
+        }
+        match self.downloads.cancel(id) {
+            Ok(true) => Reply::json(200, &serde_json::json!({"id": id, "cancelled": true})),
+            Ok(false) => Reply::error(409, "CONFLICT", &format!("download {id} is not live")),
+            Err(e) => internal(&e),
+        }
+    }
+
+    fn delete(&self, id: i64, query: &str) -> Reply {
+        match self.downloads.registry().get(id) {
+            Ok(None) => return not_found(),
+            Err(e) => return internal(&e),
+            Ok(Some(_)) => {}
+        }
+        let keep = query_pairs(query)
+            .iter()
+            .any(|(k, v)| k == "delete_files" && v == "false");
+        match self.downloads.remove(id, !keep) {
+            Ok(now) => Reply::json(
+                200,
+                &serde_json::json!({"id": id, "removed": now, "stopping": !now, "delete_files": !keep}),
+            ),
+            Err(e) => internal(&e),
+        }
+    }
+
+    fn metrics(&self) -> Reply {
+        let queued = match self.downloads.registry().ids_with_status(Status::Queued) {
+            Ok(ids) => ids.len() as u64,
+            Err(e) => return internal(&e),
+        };
+        let gauges = Gauges {
+            active: self.downloads.running().len() as u64,
+            queued,
+            connections: self.connections.get().map_or(0, |c| c()) as u64,
+        };
+        Reply {
+            status: 200,
+            headers: vec![(
+                "Content-Type".into(),
+                "text/plain; version=0.0.4; charset=utf-8".into(),
+            )],
+            body: Body::Bytes(metrics::render(&METRICS, gauges).into_bytes()),
+        }
+    }
+}
+
+impl Handler for StatusApi {
+    fn handle(&self, req: &mut Request) -> Reply {
+        let caller = self.caller(req);
+        let reply = if authorized(&caller) {
+            self.route(req)
+        } else {
+            if let Caller::Peer(name) = &caller {
+                log::info!("status API refused peer={name}: owner key only");
+            }
+            Reply::error(401, "UNAUTHORIZED", "Unauthorized")
+                .with_header("WWW-Authenticate", "Bearer realm=\"jack\"")
+        };
+        reply.with_header("Cache-Control", "no-store")
+    }
+}
+
+/// `value` as JSON, written into an in-memory file (`memfd`) and sent with
+/// `sendfile`, as `torrents/info` is: 10,000 downloads are ~8 MiB of JSON,
+/// never one heap buffer.
+fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
+    let written = (|| -> std::io::Result<(std::fs::File, u64)> {
+        let fd = rustix::fs::memfd_create("jack-status", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let file = std::fs::File::from(fd);
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &file);
+        serde_json::to_writer(&mut out, value)?;
+        std::io::Write::flush(&mut out)?;
+        drop(out);
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    })();
+    match written {
+        Ok((file, len)) => {
+            Reply::document(status, file, len).with_header("Content-Type", "application/json")
+        }
+        Err(e) => internal(&crate::error::Error::io("cannot write the status", e)),
+    }
+}
+
+fn internal(e: &crate::error::Error) -> Reply {
+    log::error!("status API error={}", e.chain());
+    Reply::error(500, "INTERNAL", "Internal error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_owner_is_authorized() {
+        assert!(authorized(&Caller::Owner));
+        assert!(!authorized(&Caller::Peer("alice".into())));
+        assert!(!authorized(&Caller::Nobody));
+    }
+}

@@ -1,0 +1,581 @@
+//! `jack status` (text, JSON, `--watch` under a pseudo-terminal), the
+//! owner's status API and its authorization, and `/metrics` parsed as
+//! Prometheus text while a transfer moves its counters.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use jack::db::{EventKind, NewDownload, Registry, Status};
+use support::{
+    JACK, KEY, Site, downloader, drop_stub, free_port, item_id, pattern, request, serving_site,
+    wait_for,
+};
+
+/// A site listening on a known port (so `jack status` finds its daemon).
+fn site_on_a_port() -> (Site, SocketAddr) {
+    let site = Site::new("");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    std::fs::write(
+        site.config(),
+        format!("[server]\nlisten = \"{addr}\"\napi_key = \"{KEY}\"\nhandler_threads = 4\n"),
+    )
+    .unwrap();
+    (site, addr)
+}
+
+/// A registry at the site's default path with one row in every state.
+fn rows_in_every_state(site: &Site) -> Vec<i64> {
+    let db = site.path().join("data/jack.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let reg = Registry::open(&db).unwrap();
+    let mut ids = Vec::new();
+    for (i, status) in Status::ALL.into_iter().enumerate() {
+        let name = format!("Film.{i}.2024.1080p");
+        let id = reg
+            .insert(&NewDownload {
+                stub_name: format!("{name}.torrent"),
+                info_hash: format!("{i:02}").repeat(20),
+                peer: "alice".into(),
+                item_id: format!("lib1:movie:{i}"),
+                title: name.clone(),
+                file_name: format!("{name}.mkv"),
+                part_path: site.path().join(format!("data/incomplete/{i}.part")),
+                dest_path: site.path().join(format!("data/completed/{name}.mkv")),
+                etag: None,
+                expected_bytes: 1_000_000,
+            })
+            .unwrap();
+        reg.set_progress(id, 250_000 * (i as u64 % 5)).unwrap();
+        let error = matches!(status, Status::Failed | Status::Retrying | Status::Paused)
+            .then_some("peer answered HTTP 503");
+        if status != Status::Queued {
+            reg.transition(id, status, error, EventKind::Started, "test")
+                .unwrap();
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+fn run_status(site: &Site, args: &[&str]) -> String {
+    let out = site.run_cli(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn status_shows_rows_in_every_state_as_text_and_json() {
+    let site = Site::new("");
+    let ids = rows_in_every_state(&site);
+
+    let text = run_status(&site, &["status"]);
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap().starts_with("source: registry "),
+        "{text}"
+    );
+    let head = lines.next().unwrap();
+    for column in jack::status::COLUMNS {
+        assert!(head.contains(column), "{head}");
+    }
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), Status::ALL.len(), "{text}");
+    for (row, status) in rows.iter().zip(Status::ALL) {
+        assert!(row.contains(status.as_str()), "{row}");
+        assert!(row.contains("alice"), "{row}");
+    }
+    // The second row (250,000 of 1,000,000) has a quarter bar.
+    assert!(rows[1].contains("[###...........]  25.0%"), "{text}");
+    assert!(rows[1].contains("244.1 KiB/976.6 KiB"), "{text}");
+    assert!(rows[5].contains("peer answered HTTP 503"), "{text}");
+
+    let v: serde_json::Value =
+        serde_json::from_str(&run_status(&site, &["status", "--json"])).unwrap();
+    assert_eq!(v["source"], "registry");
+    let downloads = v["downloads"].as_array().unwrap();
+    let states: Vec<&str> = downloads
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(states, all);
+    for (d, id) in downloads.iter().zip(&ids) {
+        assert_eq!(d["id"], *id);
+        assert_eq!(d["expected_bytes"], 1_000_000);
+        // Not running: no speed, no ETA, done = durable.
+        assert!(d["speed"].is_null() && d["eta_seconds"].is_null());
+        assert_eq!(d["done_bytes"], d["downloaded_bytes"]);
+    }
+    assert_eq!(downloads[2]["progress"], 0.5);
+}
+
+#[test]
+fn status_reads_the_daemon_when_it_runs() {
+    let (site, addr) = site_on_a_port();
+    let text = run_status(&site, &["status"]);
+    assert!(text.starts_with("source: registry "), "{text}");
+    assert!(text.contains("daemon not answering"), "{text}");
+    rows_in_every_state(&site);
+    let node = site.start();
+    assert_eq!(node.addr, addr);
+    let text = run_status(&site, &["status"]);
+    assert!(
+        text.starts_with(&format!("source: daemon at http://{addr}\n")),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&run_status(&site, &["status", "--json"])).unwrap();
+    assert_eq!(v["source"], "daemon");
+    assert_eq!(v["downloads"].as_array().unwrap().len(), Status::ALL.len());
+    // The daemon's text is the same table.
+    let head = text.lines().nth(1).unwrap();
+    assert!(
+        jack::status::COLUMNS.iter().all(|c| head.contains(c)),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 2 + Status::ALL.len(), "{text}");
+}
+
+#[test]
+fn watch_refreshes_in_place_under_a_pty_until_ctrl_c() {
+    let site = Site::new("");
+    rows_in_every_state(&site);
+    // python3's pty: a real terminal for `jack status --watch`; two frames,
+    // then SIGINT, and the exit status.
+    let script = r#"
+import os, pty, select, signal, sys, time
+jack, config = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(jack, [jack, "status", "--watch", "--config", config])
+buf = b""
+deadline = time.time() + 15
+while buf.count(b"\x1b[H\x1b[2J") < 2 and time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            buf += os.read(fd, 65536)
+        except OSError:
+            break
+os.kill(pid, signal.SIGINT)
+end = time.time() + 5
+status = None
+while time.time() < end:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = os.WEXITSTATUS(st) if os.WIFEXITED(st) else -os.WTERMSIG(st)
+        break
+    r, _, _ = select.select([fd], [], [], 0.05)
+    if r:
+        try:
+            buf += os.read(fd, 65536)
+        except OSError:
+            pass
+if status is None:
+    os.kill(pid, signal.SIGKILL)
+print(buf.count(b"\x1b[H\x1b[2J"), status)
+print(buf.decode("utf-8", "replace"))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, JACK, site.config().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("");
+    let (frames, status) = first.split_once(' ').unwrap();
+    assert!(frames.parse::<u32>().unwrap() >= 2, "{text}");
+    assert_eq!(status, "0", "exits cleanly on Ctrl-C: {text}");
+    assert!(text.contains("source: registry"), "{text}");
+    assert!(text.contains("completed"), "{text}");
+}
+
+fn call(addr: SocketAddr, method: &str, path: &str, key: Option<&str>) -> support::Resp {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("X-Api-Key", k)).into_iter().collect();
+    let mut h = headers;
+    h.push(("Content-Length", "0"));
+    request(addr, method, path, &h)
+}
+
+#[test]
+fn the_status_api_answers_the_owner_key_only() {
+    let site = Site::new("");
+    let node = site.start();
+    let bearer = format!("Bearer {KEY}");
+    for path in ["/api/v1/downloads", "/api/v1/downloads/1", "/metrics"] {
+        assert_eq!(call(node.addr, "GET", path, None).status, 401, "{path}");
+        let wrong = call(node.addr, "GET", path, Some("not-the-key"));
+        assert_eq!(wrong.status, 401, "{path}");
+        assert_eq!(
+            wrong.header("WWW-Authenticate").as_deref(),
+            Some("Bearer realm=\"jack\"")
+        );
+        let r = request(node.addr, "GET", path, &[("Authorization", &bearer)]);
+        assert_ne!(r.status, 401, "{path}");
+    }
+    for (method, path) in [
+        ("POST", "/api/v1/downloads/1/retry"),
+        ("POST", "/api/v1/downloads/1/cancel"),
+        ("DELETE", "/api/v1/downloads/1"),
+    ] {
+        assert_eq!(call(node.addr, method, path, None).status, 401);
+        assert_eq!(call(node.addr, method, path, Some("x")).status, 401);
+        assert_eq!(call(node.addr, method, path, Some(KEY)).status, 404);
+    }
+    let r = call(node.addr, "GET", "/api/v1/downloads", Some(KEY));
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["source"], "daemon");
+    // The key never reaches the log.
+    assert!(!node.log_text().contains(KEY));
+}
+
+#[test]
+fn retry_cancel_and_delete_through_the_api() {
+    let site = Site::new("");
+    let ids = rows_in_every_state(&site);
+    let node = site.start();
+    let addr = node.addr;
+    // No peer `alice` here: every live row fails at once (unknown peer).
+    wait_for("every live row to fail", Duration::from_secs(20), || {
+        let r = call(addr, "GET", "/api/v1/downloads", Some(KEY));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["downloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "completed" || d["status"] == "failed")
+    });
+    let completed = ids[4];
+    let one = call(
+        addr,
+        "GET",
+        &format!("/api/v1/downloads/{completed}"),
+        Some(KEY),
+    );
+    assert_eq!(one.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&one.body).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "started")
+    );
+    // A completed row is neither retried nor cancelled.
+    let path = |id: i64, action: &str| format!("/api/v1/downloads/{id}{action}");
+    assert_eq!(
+        call(addr, "POST", &path(completed, "/retry"), Some(KEY)).status,
+        409
+    );
+    assert_eq!(
+        call(addr, "POST", &path(completed, "/cancel"), Some(KEY)).status,
+        409
+    );
+    // A failed row is retried (and fails again: still no peer).
+    let failed = ids[5];
+    let r = call(addr, "POST", &path(failed, "/retry"), Some(KEY));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    node.wait_log(
+        &format!("download retry asked id={failed}"),
+        Duration::from_secs(5),
+    );
+    // DELETE keeps files jack did not put there: the completed row's
+    // destination was never written by jack.
+    let dest = site.path().join("data/completed/Film.4.2024.1080p.mkv");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::write(&dest, b"not jack's").unwrap();
+    let r = call(addr, "DELETE", &path(completed, ""), Some(KEY));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        call(addr, "GET", &path(completed, ""), Some(KEY)).status,
+        404
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), b"not jack's");
+}
+
+/// A strict reader of the Prometheus text format (0.0.4): every sample's
+/// family has `# HELP` and `# TYPE` before it, names and label names are
+/// valid, label values quoted, values numbers, no family twice.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    fn name_ok(n: &str) -> bool {
+        let mut c = n.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+    }
+    assert!(text.ends_with('\n'), "ends with a newline");
+    let mut helped = std::collections::HashSet::new();
+    let mut typed = BTreeMap::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP has a text");
+            assert!(name_ok(name) && !help.is_empty(), "{line}");
+            assert!(helped.insert(name.to_string()), "HELP twice: {line}");
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE has a kind");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(helped.contains(name), "HELP before TYPE: {line}");
+            assert!(
+                typed.insert(name.to_string(), kind.to_string()).is_none(),
+                "{line}"
+            );
+        } else {
+            assert!(
+                !line.starts_with('#') && !line.is_empty(),
+                "stray line: {line:?}"
+            );
+            let (series, value) = line.rsplit_once(' ').expect("a value");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("value: {line}"));
+            let name = match series.split_once('{') {
+                Some((name, labels)) => {
+                    let labels = labels.strip_suffix('}').expect("closed labels");
+                    for pair in labels.split(',') {
+                        let (k, v) = pair.split_once('=').expect("label=value");
+                        assert!(name_ok(k), "{line}");
+                        assert!(
+                            v.len() >= 2 && v.starts_with('"') && v.ends_with('"'),
+                            "{line}"
+                        );
+                        assert!(!v[1..v.len() - 1].contains(['"', '\\', '\n']), "{line}");
+                    }
+                    name
+                }
+                None => series,
+            };
+            assert!(name_ok(name), "{line}");
+            let kind = typed
+                .get(name)
+                .unwrap_or_else(|| panic!("TYPE before samples: {line}"));
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "{line}");
+                assert!(value >= 0.0, "{line}");
+            }
+            assert!(
+                samples.insert(series.to_string(), value).is_none(),
+                "twice: {line}"
+            );
+        }
+    }
+    samples
+}
+
+fn metrics(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let r = call(addr, "GET", "/metrics", Some(KEY));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Content-Type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(!text.contains(KEY));
+    parse_prometheus(&text)
+}
+
+#[test]
+fn metrics_parse_and_move_with_a_transfer() {
+    let data = pattern(3 * 1024 * 1024 + 5);
+    let name = "Some.Movie.2024.1080p.WEB-DL.x264-GRP.mkv";
+    let (_a, alice) = serving_site("", &[(name, &data)]);
+    let id = item_id(alice.addr, name);
+    let b = downloader(alice.addr, "");
+    let bob = b.start();
+
+    // An idle keep-alive connection is an open one.
+    let idle = std::net::TcpStream::connect(bob.addr).unwrap();
+    wait_for(
+        "the idle connection to count",
+        Duration::from_secs(5),
+        || metrics(bob.addr)["jack_open_connections"] >= 1.0,
+    );
+    drop(idle);
+    let (a0, b0) = (metrics(alice.addr), metrics(bob.addr));
+    for m in [&a0, &b0] {
+        for family in [
+            "jack_served_bytes_total",
+            "jack_downloaded_bytes_total",
+            "jack_transfers_active",
+            "jack_transfers_queued",
+            "jack_downloads_completed_total",
+            "jack_open_connections",
+            "jack_downloads_failed_total{reason=\"network\"}",
+            "jack_download_retries_total{reason=\"http_5xx\"}",
+            "jack_download_restarts_total{reason=\"other\"}",
+            "jack_http_requests_total{class=\"2xx\"}",
+        ] {
+            assert!(m.contains_key(family), "{family}");
+        }
+    }
+    let stub = jack::stub::build("alice", &id, "Some.Movie.2024.1080p", data.len() as u64);
+    drop_stub(&b, "Some.Movie.torrent", &stub);
+    let dest = b.path().join("data/completed").join(name);
+    wait_for("the completed file", Duration::from_secs(30), || {
+        dest.exists()
+    });
+    wait_for("the completion to count", Duration::from_secs(10), || {
+        metrics(bob.addr)["jack_downloads_completed_total"] == 1.0
+    });
+    // The status API's JSON (a generated document) is not a served file.
+    assert_eq!(downloads(alice.addr).len(), 0);
+    let (a1, b1) = (metrics(alice.addr), metrics(bob.addr));
+    let size = data.len() as f64;
+    let delta = |m1: &BTreeMap<String, f64>, m0: &BTreeMap<String, f64>, k: &str| m1[k] - m0[k];
+    assert_eq!(delta(&b1, &b0, "jack_downloaded_bytes_total"), size);
+    assert_eq!(delta(&a1, &a0, "jack_served_bytes_total"), size);
+    assert_eq!(delta(&b1, &b0, "jack_downloads_completed_total"), 1.0);
+    assert_eq!(b1["jack_transfers_active"], 0.0);
+    assert!(delta(&a1, &a0, "jack_http_requests_total{class=\"2xx\"}") >= 2.0);
+    let failed: f64 = b1
+        .iter()
+        .filter(|(k, _)| k.starts_with("jack_downloads_failed_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(failed, 0.0);
+}
+
+fn downloads(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let r = call(addr, "GET", "/api/v1/downloads", Some(KEY));
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["downloads"].as_array().unwrap().clone()
+}
+
+#[test]
+fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
+    use support::fake_peer::{self, FakePeer};
+    let data = pattern(8 * 1024 * 1024);
+    let file = fake_peer::File {
+        id: "f".into(),
+        filename: "f.mkv".into(),
+        data: data.clone(),
+    };
+    // 512 KiB/s: the transfer runs for seconds, long enough to watch.
+    let peer = FakePeer::start(vec![file], vec![], Some(512 * 1024));
+    let b = downloader(peer.addr, "");
+    let bob = b.start();
+    let stub = jack::stub::build("alice", "f", "Film.2024", data.len() as u64);
+    drop_stub(&b, "f.torrent", &stub);
+    // Live bytes (ahead of the durable checkpoints), a speed and an ETA.
+    let mut seen = serde_json::Value::Null;
+    wait_for("a live speed", Duration::from_secs(15), || {
+        let d = downloads(bob.addr);
+        seen = d.first().cloned().unwrap_or_default();
+        seen["status"] == "downloading"
+            && seen["speed"].as_u64().unwrap_or(0) > 0
+            && seen["done_bytes"].as_u64().unwrap_or(0) > seen["downloaded_bytes"].as_u64().unwrap()
+    });
+    assert!(seen["eta_seconds"].as_u64().is_some(), "{seen}");
+    let speed = seen["speed"].as_u64().unwrap();
+    assert!(speed < 4 * 512 * 1024, "about the peer's rate: {speed}");
+    let m = metrics(bob.addr);
+    assert_eq!(m["jack_transfers_active"], 1.0);
+    assert!(m["jack_downloaded_bytes_total"] > 0.0);
+
+    let id = seen["id"].as_i64().unwrap();
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/cancel"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    wait_for("the cancel", Duration::from_secs(10), || {
+        downloads(bob.addr)[0]["status"] == "failed"
+    });
+    let row = &downloads(bob.addr)[0];
+    assert_eq!(row["error"], "cancelled by the owner");
+    // Its .part stays (a retry resumes it); the row stays.
+    let part = row["part_path"].as_str().unwrap();
+    assert!(Path::new(part).exists(), "{part}");
+    let m = metrics(bob.addr);
+    assert_eq!(m["jack_downloads_failed_total{reason=\"cancelled\"}"], 1.0);
+    assert_eq!(m["jack_transfers_active"], 0.0);
+    // Cancelled again: nothing live to cancel.
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/cancel"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 409);
+    // And retried: it resumes.
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/retry"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200);
+    wait_for("the resume", Duration::from_secs(10), || {
+        downloads(bob.addr)[0]["status"] == "downloading"
+    });
+    // Deleted while running: the transfer stops, jack's .part and the row go.
+    let r = call(
+        bob.addr,
+        "DELETE",
+        &format!("/api/v1/downloads/{id}"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200);
+    wait_for("the removal", Duration::from_secs(10), || {
+        call(
+            bob.addr,
+            "GET",
+            &format!("/api/v1/downloads/{id}"),
+            Some(KEY),
+        )
+        .status
+            == 404
+    });
+    assert!(!Path::new(part).exists(), "{part}");
+}
+
+#[test]
+fn a_cancel_of_a_waiting_retry_fails_it_without_counting_an_attempt() {
+    use support::fake_peer::{self, FakePeer, Mode};
+    let data = pattern(64 * 1024);
+    let file = fake_peer::File {
+        id: "f".into(),
+        filename: "f.mkv".into(),
+        data: data.clone(),
+    };
+    // 503 with Retry-After: 60: the row waits in the delay queue.
+    let peer = FakePeer::start(vec![file], vec![Mode::Status(503, Some("60".into()))], None);
+    let b = downloader(peer.addr, "");
+    let bob = b.start();
+    let stub = jack::stub::build("alice", "f", "Film.2024", data.len() as u64);
+    drop_stub(&b, "f.torrent", &stub);
+    wait_for("the retry to be scheduled", Duration::from_secs(15), || {
+        downloads(bob.addr)
+            .first()
+            .is_some_and(|d| d["status"] == "retrying")
+    });
+    let row = downloads(bob.addr)[0].clone();
+    let id = row["id"].as_i64().unwrap();
+    let r = call(
+        bob.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/cancel"),
+        Some(KEY),
+    );
+    assert_eq!(r.status, 200);
+    let after = downloads(bob.addr)[0].clone();
+    assert_eq!(after["status"], "failed");
+    assert_eq!(after["error"], "cancelled by the owner");
+    assert_eq!(after["attempts"], row["attempts"]);
+    let m = metrics(bob.addr);
+    assert_eq!(m["jack_download_retries_total{reason=\"http_5xx\"}"], 1.0);
+    assert_eq!(m["jack_downloads_failed_total{reason=\"cancelled\"}"], 1.0);
+}

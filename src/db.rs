@@ -973,4 +973,54 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn table_rows_are_the_table_columns_of_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let a = reg.insert(&sample(1)).unwrap();
+        reg.insert(&sample(2)).unwrap();
+        reg.set_progress(a, 4_294_967_296 + 5).unwrap();
+        reg.transition(a, Status::Failed, Some("gone"), EventKind::Failed, "")
+            .unwrap();
+        let (full, lean) = (reg.list().unwrap(), reg.table_rows().unwrap());
+        let cut: Vec<TableRow> = full
+            .iter()
+            .map(|d| TableRow {
+                id: d.id,
+                stub_name: d.stub_name.clone(),
+                peer: d.peer.clone(),
+                title: d.title.clone(),
+                expected_bytes: d.expected_bytes,
+                downloaded_bytes: d.downloaded_bytes,
+                status: d.status,
+                attempts: d.attempts,
+                restarts: d.restarts,
+                error: d.error.clone(),
+            })
+            .collect();
+        assert_eq!(lean, cut);
+        // The same table either way.
+        let none = std::collections::HashMap::new();
+        let live = std::collections::HashMap::from([(a, 7)]);
+        let text = |r: &crate::status::Report| crate::status::text(r);
+        assert_eq!(
+            text(&crate::status::report(
+                "x",
+                &full,
+                &live,
+                &none,
+                &[],
+                vec![]
+            )),
+            text(&crate::status::report(
+                "x",
+                &lean,
+                &live,
+                &none,
+                &[],
+                vec![]
+            ))
+        );
+    }
 }

@@ -221,6 +221,21 @@ pub struct Download {
     pub handoff_file: Option<String>,
 }
 
+/// The columns of a download the status table shows ([`Registry::table_rows`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRow {
+    pub id: i64,
+    pub stub_name: String,
+    pub peer: String,
+    pub title: String,
+    pub expected_bytes: u64,
+    pub downloaded_bytes: u64,
+    pub status: Status,
+    pub attempts: u32,
+    pub restarts: u32,
+    pub error: Option<String>,
+}
+
 /// What is known when a download is first queued (and, but for the
 /// info-hash and `.part`, what a new stub for the same release replaces).
 #[derive(Debug, Clone)]
@@ -364,6 +379,28 @@ impl Registry {
         self.downloads_where("1", [])
     }
 
+    /// Every row, oldest first, with only the columns the status table
+    /// shows (`jack status`, `?format=text`): no paths, hashes or times.
+    pub fn table_rows(&self) -> Result<Vec<TableRow>> {
+        let sql = "SELECT id, stub_name, peer, title, expected_bytes, downloaded_bytes, status, \
+                   attempts, restarts, error FROM downloads ORDER BY id";
+        let read = |r: &Row<'_>| {
+            Ok(TableRow {
+                id: r.get(0)?,
+                stub_name: r.get(1)?,
+                peer: r.get(2)?,
+                title: r.get(3)?,
+                expected_bytes: get_u64(r, 4)?,
+                downloaded_bytes: get_u64(r, 5)?,
+                status: get_status(r, 6)?,
+                attempts: r.get(7)?,
+                restarts: r.get(8)?,
+                error: r.get(9)?,
+            })
+        };
+        query_all(&self.conn.lock(), sql, [], read, "list downloads")
+    }
+
     /// Rows with this info-hash, oldest first, but for those being removed
     /// (a removed download is no longer the release's: a new stub for it
     /// starts a new one).
@@ -376,17 +413,14 @@ impl Registry {
         condition: &str,
         params: P,
     ) -> Result<Vec<Download>> {
-        let conn = self.conn.lock();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE {condition} ORDER BY id"
-            ))
-            .map_err(db_err("list downloads"))?;
-        let rows = stmt
-            .query_map(params, read_download)
-            .map_err(db_err("list downloads"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err("list downloads"))
+        let sql = format!("SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE {condition} ORDER BY id");
+        query_all(
+            &self.conn.lock(),
+            &sql,
+            params,
+            read_download,
+            "list downloads",
+        )
     }
 
     /// The event history of one download, oldest first.
@@ -701,7 +735,7 @@ fn query_all<T, P: rusqlite::Params>(
     read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     what: &'static str,
 ) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare(sql).map_err(db_err(what))?;
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err(what))?;
     let rows = stmt.query_map(params, read).map_err(db_err(what))?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_err(what))
@@ -937,6 +971,56 @@ mod tests {
                 [id]
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn table_rows_are_the_table_columns_of_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let a = reg.insert(&sample(1)).unwrap();
+        reg.insert(&sample(2)).unwrap();
+        reg.set_progress(a, 4_294_967_296 + 5).unwrap();
+        reg.transition(a, Status::Failed, Some("gone"), EventKind::Failed, "")
+            .unwrap();
+        let (full, lean) = (reg.list().unwrap(), reg.table_rows().unwrap());
+        let cut: Vec<TableRow> = full
+            .iter()
+            .map(|d| TableRow {
+                id: d.id,
+                stub_name: d.stub_name.clone(),
+                peer: d.peer.clone(),
+                title: d.title.clone(),
+                expected_bytes: d.expected_bytes,
+                downloaded_bytes: d.downloaded_bytes,
+                status: d.status,
+                attempts: d.attempts,
+                restarts: d.restarts,
+                error: d.error.clone(),
+            })
+            .collect();
+        assert_eq!(lean, cut);
+        // The same table either way.
+        let none = std::collections::HashMap::new();
+        let live = std::collections::HashMap::from([(a, 7)]);
+        let text = |r: &crate::status::Report| crate::status::text(r);
+        assert_eq!(
+            text(&crate::status::report(
+                "x",
+                &full,
+                &live,
+                &none,
+                &[],
+                vec![]
+            )),
+            text(&crate::status::report(
+                "x",
+                &lean,
+                &live,
+                &none,
+                &[],
+                vec![]
+            ))
         );
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::db::{Download, InvalidStub, Registry, Status};
+use crate::db::{Download, InvalidStub, Registry, Status, TableRow};
 use crate::error::{Error, Result};
 
 /// One download as `jack status` and `GET /api/v1/downloads` show it.
@@ -71,20 +71,25 @@ pub struct Report<'a> {
     pub orphaned_parts: Vec<PathBuf>,
 }
 
-/// The view of `d`, with `live` bytes and `speed` when it is running.
-pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
-    let done = live
-        .unwrap_or(d.downloaded_bytes)
-        .min(d.expected_bytes.max(d.downloaded_bytes));
-    let progress = if d.expected_bytes == 0 {
-        if d.status == Status::Completed {
+/// The bytes done and the progress (0..=1) of a download with `expected`
+/// and `durable` bytes, or `live` ones when it runs.
+fn done_and_progress(expected: u64, durable: u64, status: Status, live: Option<u64>) -> (u64, f64) {
+    let done = live.unwrap_or(durable).min(expected.max(durable));
+    let progress = if expected == 0 {
+        if status == Status::Completed {
             1.0
         } else {
             0.0
         }
     } else {
-        done as f64 / d.expected_bytes as f64
+        done as f64 / expected as f64
     };
+    (done, progress)
+}
+
+/// The view of `d`, with `live` bytes and `speed` when it is running.
+pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
+    let (done, progress) = done_and_progress(d.expected_bytes, d.downloaded_bytes, d.status, live);
     View {
         id: d.id,
         status: d.status.as_str(),
@@ -111,10 +116,66 @@ pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
     }
 }
 
-/// The report of `downloads` with the live bytes and speeds of the running ones.
-pub fn report<'a>(
+/// The view of a [`TableRow`], for the table only: what the table does
+/// not print (hashes, paths, times) is left empty.
+pub fn table_view(r: &TableRow, live: Option<u64>, speed: Option<u64>) -> View<'_> {
+    let (done, progress) = done_and_progress(r.expected_bytes, r.downloaded_bytes, r.status, live);
+    View {
+        id: r.id,
+        status: r.status.as_str(),
+        title: &r.title,
+        file_name: "",
+        peer: &r.peer,
+        item_id: "",
+        info_hash: "",
+        stub_name: &r.stub_name,
+        expected_bytes: r.expected_bytes,
+        downloaded_bytes: r.downloaded_bytes,
+        done_bytes: done,
+        progress,
+        speed,
+        eta_seconds: speed.and_then(|s| eta(r.expected_bytes.saturating_sub(done), s)),
+        attempts: r.attempts,
+        restarts: r.restarts,
+        error: r.error.as_deref(),
+        part_path: Path::new(""),
+        dest_path: Path::new(""),
+        created_at: "",
+        updated_at: "",
+        completed_at: None,
+    }
+}
+
+/// A registry row a [`View`] is made of: a whole [`Download`] (the JSON),
+/// or a [`TableRow`] (the table).
+pub trait Row {
+    fn id(&self) -> i64;
+    fn view(&self, live: Option<u64>, speed: Option<u64>) -> View<'_>;
+}
+
+impl Row for Download {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn view(&self, live: Option<u64>, speed: Option<u64>) -> View<'_> {
+        view(self, live, speed)
+    }
+}
+
+impl Row for TableRow {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn view(&self, live: Option<u64>, speed: Option<u64>) -> View<'_> {
+        table_view(self, live, speed)
+    }
+}
+
+/// The report of `downloads` (whole rows, or the table's) with the live
+/// bytes and speeds of the running ones.
+pub fn report<'a, R: Row>(
     source: &'static str,
-    downloads: &'a [Download],
+    downloads: &'a [R],
     live: &HashMap<i64, u64>,
     speeds: &HashMap<i64, u64>,
     invalid: &'a [InvalidStub],
@@ -124,7 +185,7 @@ pub fn report<'a>(
         source,
         downloads: downloads
             .iter()
-            .map(|d| view(d, live.get(&d.id).copied(), speeds.get(&d.id).copied()))
+            .map(|d| d.view(live.get(&d.id()).copied(), speeds.get(&d.id()).copied()))
             .collect(),
         invalid_stubs: invalid
             .iter()
@@ -171,7 +232,11 @@ fn render(header: &str, report: &Report, json: bool) -> String {
         s.push('\n');
         return s;
     }
-    format!("{header}\n{}", text(report))
+    let mut s = String::with_capacity(header.len() + 1);
+    s.push_str(header);
+    s.push('\n');
+    s.push_str(&text(report));
+    s
 }
 
 /// The table, then the invalid stubs and orphaned `.part` files (the
@@ -198,17 +263,32 @@ fn gather(config: &Config, json: bool) -> Result<String> {
         Err(why) => why,
     };
     let path = &config.database.path;
-    let (downloads, invalid) = if path.exists() {
-        let reg = Registry::open(path)?;
-        (reg.list()?, reg.invalid_stubs()?)
-    } else {
-        (Vec::new(), Vec::new())
+    let reg = match path.exists() {
+        true => Some(Registry::open(path)?),
+        false => None,
+    };
+    let invalid = match &reg {
+        Some(reg) => reg.invalid_stubs()?,
+        None => Vec::new(),
     };
     let orphans = crate::download::reconcile::orphans(&config.downloads.incomplete_dir);
     let none = HashMap::new();
-    let report = report("registry", &downloads, &none, &none, &invalid, orphans);
     let header = format!("source: registry {} ({why})", path.display());
-    Ok(render(&header, &report, json))
+    if json {
+        let downloads = match &reg {
+            Some(reg) => reg.list()?,
+            None => Vec::new(),
+        };
+        let report = report("registry", &downloads, &none, &none, &invalid, orphans);
+        return Ok(render(&header, &report, true));
+    }
+    // The table prints a few columns: read only those.
+    let rows = match &reg {
+        Some(reg) => reg.table_rows()?,
+        None => Vec::new(),
+    };
+    let report = report("registry", &rows, &none, &none, &invalid, orphans);
+    Ok(render(&header, &report, false))
 }
 
 /// Where this machine reaches its own daemon: the listen address, with an
@@ -276,7 +356,8 @@ pub const COLUMNS: [&str; 11] = [
     "ERROR",
 ];
 
-/// The table of downloads.
+/// The table of downloads, written straight into one buffer (no string
+/// per cell: 10,000 rows are rendered for every `jack status`).
 pub fn to_table(downloads: &[View]) -> String {
     if downloads.is_empty() {
         return "no downloads\n".to_string();
@@ -294,33 +375,52 @@ pub fn to_table(downloads: &[View]) -> String {
         rst,
         error,
     ] = COLUMNS;
-    let mut s = format!(
-        "{id:>5}  {name:<24}  {peer:<10}  {state:<11}  {progress:<22}  {done:>21}  {speed:>10}  {eta:>7}  {att:>4}  {rst:>4}  {error}
-"
+    let mut s = String::with_capacity(160 * (downloads.len() + 1));
+    let _ = writeln!(
+        s,
+        "{id:>5}  {name:<24}  {peer:<10}  {state:<11}  {progress:<22}  {done:>21}  {speed:>10}  {eta:>7}  {att:>4}  {rst:>4}  {error}"
     );
+    // One scratch buffer for the cells that are padded after formatting.
+    let mut cell = String::with_capacity(32);
     for d in downloads {
         let name = if d.title.is_empty() {
             d.stub_name
         } else {
             d.title
         };
-        let done = format!(
-            "{}/{}",
-            human_bytes(d.done_bytes),
-            human_bytes(d.expected_bytes)
-        );
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "{:>5}  {:<24}  {:<10}  {:<11}  {} {:>5.1}%  {done:>21}  {:>10}  {:>7}  {:>4}  {:>4}  {}",
+            "{:>5}  {:<24}  {:<10}  {:<11}  ",
             d.id,
             clip(name, 24),
             clip(d.peer, 10),
-            d.status,
-            bar(d.progress, 14),
-            d.progress * 100.0,
-            d.speed.map_or_else(|| "-".to_string(), human_speed),
-            d.eta_seconds
-                .map_or_else(|| "-".to_string(), human_duration),
+            d.status
+        );
+        write_bar(&mut s, d.progress, 14);
+        let _ = write!(s, " {:>5.1}%  ", d.progress * 100.0);
+        cell.clear();
+        write_human_bytes(&mut cell, d.done_bytes);
+        cell.push('/');
+        write_human_bytes(&mut cell, d.expected_bytes);
+        let _ = write!(s, "{:>21}  ", cell.as_str());
+        cell.clear();
+        match d.speed {
+            Some(b) => {
+                write_human_bytes(&mut cell, b);
+                cell.push_str("/s");
+            }
+            None => cell.push('-'),
+        }
+        let _ = write!(s, "{:>10}  ", cell.as_str());
+        cell.clear();
+        match d.eta_seconds {
+            Some(secs) => write_human_duration(&mut cell, secs),
+            None => cell.push('-'),
+        }
+        let _ = writeln!(
+            s,
+            "{:>7}  {:>4}  {:>4}  {}",
+            cell.as_str(),
             d.attempts,
             d.restarts,
             d.error.unwrap_or("")
@@ -331,7 +431,8 @@ pub fn to_table(downloads: &[View]) -> String {
 
 /// `name` cut to `width` characters (an ellipsis marks the cut).
 fn clip(name: &str, width: usize) -> Cow<'_, str> {
-    if name.chars().count() <= width {
+    // At most `width` bytes is at most `width` characters: no count needed.
+    if name.len() <= width || name.chars().count() <= width {
         return name.into();
     }
     let mut s: String = name.chars().take(width.saturating_sub(1)).collect();
@@ -342,13 +443,23 @@ fn clip(name: &str, width: usize) -> Cow<'_, str> {
 /// `[#####.....]`: `width` cells inside the brackets, filled for `progress`
 /// (clamped to 0..=1; a cell fills only when wholly reached).
 pub fn bar(progress: f64, width: usize) -> String {
+    let mut s = String::with_capacity(width + 2);
+    write_bar(&mut s, progress, width);
+    s
+}
+
+/// [`bar`], appended to `out`.
+fn write_bar(out: &mut String, progress: f64, width: usize) {
     let p = if progress.is_finite() {
         progress.clamp(0.0, 1.0)
     } else {
         0.0
     };
     let filled = ((p * width as f64).floor() as usize).min(width);
-    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+    out.push('[');
+    out.extend(std::iter::repeat_n('#', filled));
+    out.extend(std::iter::repeat_n('.', width - filled));
+    out.push(']');
 }
 
 /// Seconds left for `remaining` bytes at `speed` bytes/s (`None`: stalled).
@@ -361,12 +472,19 @@ pub fn eta(remaining: u64, speed: u64) -> Option<u64> {
 
 /// `45s`, `3m05s`, `2h07m`, `3d04h`.
 pub fn human_duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-    }
+    let mut s = String::new();
+    write_human_duration(&mut s, secs);
+    s
+}
+
+/// [`human_duration`], appended to `out`.
+fn write_human_duration(out: &mut String, secs: u64) {
+    let _ = match secs {
+        s if s < 60 => write!(out, "{s}s"),
+        s if s < 3600 => write!(out, "{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => write!(out, "{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => write!(out, "{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    };
 }
 
 /// `1.5 MiB/s`.
@@ -376,9 +494,17 @@ pub fn human_speed(bytes_per_second: u64) -> String {
 
 /// `1.5 GiB`, `512 B`.
 pub fn human_bytes(n: u64) -> String {
+    let mut s = String::new();
+    write_human_bytes(&mut s, n);
+    s
+}
+
+/// [`human_bytes`], appended to `out`.
+fn write_human_bytes(out: &mut String, n: u64) {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
-        return format!("{n} B");
+        let _ = write!(out, "{n} B");
+        return;
     }
     let mut v = n as f64 / 1024.0;
     let mut unit = 0;
@@ -386,7 +512,7 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    format!("{v:.1} {}", UNITS[unit])
+    let _ = write!(out, "{v:.1} {}", UNITS[unit]);
 }
 
 #[cfg(test)]

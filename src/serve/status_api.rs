@@ -125,28 +125,41 @@ impl StatusApi {
         }
     }
 
-    /// The report as JSON, or with `format=text` as `jack status` prints it.
+    /// The report as JSON, or with `format=text` as `jack status` prints it
+    /// (the table's columns only are read for it).
     fn list(&self, query: &str) -> Reply {
+        let text = query_pairs(query)
+            .iter()
+            .any(|(k, v)| k == "format" && v == "text");
         let reg = self.downloads.registry();
-        let (rows, invalid) = match reg.list().and_then(|r| Ok((r, reg.invalid_stubs()?))) {
+        if text {
+            return self.report(reg.table_rows(), |report| Reply {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+                body: Body::Bytes(crate::status::text(report).into_bytes()),
+            });
+        }
+        self.report(reg.list(), |report| json(200, report))
+    }
+
+    /// The report of `rows` (read first), the invalid stubs, the live
+    /// bytes and speeds and the orphaned `.part` files, answered by `reply`.
+    fn report<R: crate::status::Row>(
+        &self,
+        rows: crate::error::Result<Vec<R>>,
+        reply: impl FnOnce(&crate::status::Report) -> Reply,
+    ) -> Reply {
+        let reg = self.downloads.registry();
+        let (rows, invalid) = match rows.and_then(|r| Ok((r, reg.invalid_stubs()?))) {
             Ok(both) => both,
             Err(e) => return internal(&e),
         };
         let live = self.downloads.running();
         let speeds = self.speeds.lock().update(Instant::now(), &live);
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
-        let report = crate::status::report("daemon", &rows, &live, &speeds, &invalid, orphans);
-        if query_pairs(query)
-            .iter()
-            .any(|(k, v)| k == "format" && v == "text")
-        {
-            return Reply {
-                status: 200,
-                headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
-                body: Body::Bytes(crate::status::text(&report).into_bytes()),
-            };
-        }
-        json(200, &report)
+        reply(&crate::status::report(
+            "daemon", &rows, &live, &speeds, &invalid, orphans,
+        ))
     }
 
     fn one(&self, id: i64) -> Reply {

@@ -887,10 +887,9 @@ fn remove_if_there(path: &Path) -> Result<bool> {
 
 /// Truncates a `.part` to 0 (one that does not exist is fine).
 fn truncate_part(path: &Path) -> std::io::Result<()> {
-    match std::fs::OpenOptions::new().write(true).open(path) {
-        Ok(f) => f.set_len(0),
+    match crate::download::reconcile::truncate(path, 0) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+        other => other,
     }
 }
 

@@ -314,7 +314,8 @@ fn apply(
     }
 }
 
-fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
+/// Truncates `path` to `len` bytes and syncs it.
+pub fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
     let f = std::fs::OpenOptions::new().write(true).open(path)?;
     f.set_len(len)?;
     f.sync_all()

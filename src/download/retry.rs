@@ -47,7 +47,15 @@ impl SeededRng {
         SeededRng::new(splitmix64(time ^ pid.rotate_left(32)))
     }
 
-    fn next_u64(&mut self) -> u64 {
+    /// A uniform index in `0..n` (0 when `n` is 0): for tests that pick
+    /// from a table.
+    pub fn index(&mut self, n: usize) -> usize {
+        let max = u64::try_from(n.saturating_sub(1)).unwrap_or(u64::MAX);
+        usize::try_from(self.below_or_equal(max)).unwrap_or(0)
+    }
+
+    /// The next raw 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.state;
         x ^= x >> 12;
         x ^= x << 25;

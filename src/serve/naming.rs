@@ -851,16 +851,11 @@ mod tests {
 
     impl Rng {
         fn next(&mut self) -> u64 {
-            crate::download::retry::Rng::below_or_equal(&mut self.0, u64::MAX)
+            self.0.next_u64()
         }
 
         fn below(&mut self, n: usize) -> usize {
-            let max = u64::try_from(n.saturating_sub(1)).unwrap();
-            usize::try_from(crate::download::retry::Rng::below_or_equal(
-                &mut self.0,
-                max,
-            ))
-            .unwrap()
+            self.0.index(n)
         }
 
         /// Random bytes mixed with fragments the parser reacts to.

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status clean
+.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-arm clean
 
 all: build
 
@@ -30,6 +30,41 @@ test: tools
 test-32: tools
 	@./scripts/ensure-32bit.sh
 	$(CARGO) test --locked --target i686-unknown-linux-gnu
+
+# ARM binary sizes and idle memory under qemu-user (BENCHMARKS.md, ARM).
+bench-arm: cross-arm64 cross-armv7
+	./scripts/bench-arm.sh
+
+# ARM builds for NAS boxes, made with cargo-zigbuild (zig compiles the
+# bundled SQLite and ring for the target and links): a static aarch64 musl
+# binary, and an armv7 hard-float one linked against glibc 2.17 so it runs
+# on old NAS firmware. scripts/ensure-cross.sh installs what is missing.
+# The results: target/<triple>/release/jack, started once under qemu-user.
+ARM64  := aarch64-unknown-linux-musl
+ARMV7  := armv7-unknown-linux-gnueabihf
+QEMU64 := qemu-aarch64
+QEMU32 := qemu-arm -L /usr/arm-linux-gnueabihf
+ZIG    := PYTHONPATH=$(CURDIR)/target/zig $(CURDIR)/target/zig/bin/cargo-zigbuild
+
+cross-arm64:
+	@./scripts/ensure-cross.sh
+	$(ZIG) zigbuild --release --locked --target $(ARM64)
+	$(QEMU64) target/$(ARM64)/release/jack --version
+
+cross-armv7:
+	@./scripts/ensure-cross.sh
+	$(ZIG) zigbuild --release --locked --target $(ARMV7).2.17
+	$(QEMU32) target/$(ARMV7)/release/jack --version
+
+# The whole suite built for aarch64 and for armv7 and run under qemu-user:
+# the test programs through the runners in .cargo/config.toml, the jack
+# binary they start through JACK_TEST_RUNNER (binfmt_misc is not assumed).
+# Includes serving past 4 GiB of a sparse file and a download resumed past
+# 4 GiB, with armv7's 32-bit usize.
+test-arm: tools
+	@./scripts/ensure-cross.sh
+	JACK_TEST_RUNNER="$(QEMU64)" $(ZIG) test --locked --target $(ARM64)
+	JACK_TEST_RUNNER="$(QEMU32)" $(ZIG) test --locked --target $(ARMV7).2.17
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -152,7 +152,7 @@ fn two_bind_mounts_of_one_filesystem_hand_off_by_copy() {
         cmd = std::process::Command::new("unshare");
         let run = format!(
             "{mounts} && exec {} --config {} run",
-            support::JACK,
+            support::jack_argv().join(" "),
             b.config().display()
         );
         cmd.args(["-m", "sh", "-c", &run])

@@ -100,7 +100,7 @@ fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
     )
     .unwrap();
     let t = Instant::now();
-    let out = std::process::Command::new(support::JACK)
+    let out = support::jack_command()
         .args(["--config", config.to_str().unwrap()])
         .output()
         .unwrap();
@@ -128,7 +128,7 @@ fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
 #[test]
 fn a_missing_config_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(support::JACK)
+    let out = support::jack_command()
         .current_dir(dir.path())
         .env_remove("JACK_CONFIG")
         .arg("run")
@@ -141,7 +141,7 @@ fn a_missing_config_file_exits_2() {
 #[test]
 fn jack_config_env_is_used_when_no_flag_is_given() {
     let site = Site::new("[log]\nformat = \"json\"\n");
-    let mut cmd = std::process::Command::new(support::JACK);
+    let mut cmd = support::jack_command();
     cmd.env("JACK_CONFIG", site.config()).env_remove("JACK_LOG");
     let node = support::Node::spawn(cmd);
     assert_eq!(get(node.addr, "/ping").status, 200);
@@ -156,12 +156,7 @@ fn jack_config_env_is_used_when_no_flag_is_given() {
 
 #[test]
 fn usage_version_and_help() {
-    let run = |args: &[&str]| {
-        std::process::Command::new(support::JACK)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| support::jack_command().args(args).output().unwrap();
     let v = run(&["--version"]);
     assert_eq!(v.status.code(), Some(0));
     assert_eq!(

@@ -337,7 +337,7 @@ fn a_sparse_5_gib_file_is_served_with_u64_offsets() {
     let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     use std::io::Seek;
     f.seek(std::io::SeekFrom::Start(4_294_967_296)).unwrap();
-    f.write_all(b"0123456789").unwrap();
+    f.write_all(b"0123456789abcdef").unwrap();
     drop(f);
     // A second node on the same library sees the file at start-up.
     drop(node);
@@ -349,18 +349,22 @@ fn a_sparse_5_gib_file_is_served_with_u64_offsets() {
     );
     let head = request(node.addr, "HEAD", &url, &auth());
     assert_eq!(head.header("Content-Length").as_deref(), Some("5368709120"));
-    let r = request(
-        node.addr,
-        "GET",
-        &url,
-        &[("X-Api-Key", KEY), ("Range", "bytes=4294967296-4294967305")],
-    );
-    assert_eq!(r.status, 206);
-    assert_eq!(
-        r.header("Content-Range").as_deref(),
-        Some("bytes 4294967296-4294967305/5368709120")
-    );
-    assert_eq!(r.body, b"0123456789");
+    // On the 32-bit boundary, and at 4 GiB + 10, past it.
+    for (range, body) in [
+        ("4294967296-4294967305", &b"0123456789"[..]),
+        ("4294967306-4294967311", b"abcdef"),
+    ] {
+        let r = request(
+            node.addr,
+            "GET",
+            &url,
+            &[("X-Api-Key", KEY), ("Range", &format!("bytes={range}"))],
+        );
+        assert_eq!(r.status, 206);
+        let expected = format!("bytes {range}/5368709120");
+        assert_eq!(r.header("Content-Range"), Some(expected));
+        assert_eq!(r.body, body);
+    }
 }
 
 #[test]

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use jack::db::{EventKind, NewDownload, Registry, Status};
 use support::{
-    JACK, KEY, Site, downloader, drop_stub, free_port, item_id, pattern, request, serving_site,
-    wait_for,
+    KEY, Site, downloader, drop_stub, free_port, item_id, pattern, request, serving_site, wait_for,
 };
 
 /// A site listening on a known port (so `jack status` finds its daemon).
@@ -152,10 +151,10 @@ fn watch_refreshes_in_place_under_a_pty_until_ctrl_c() {
     // then SIGINT, and the exit status.
     let script = r#"
 import os, pty, select, signal, sys, time
-jack, config = sys.argv[1], sys.argv[2]
+config, jack = sys.argv[1], sys.argv[2:]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(jack, [jack, "status", "--watch", "--config", config])
+    os.execvp(jack[0], jack + ["status", "--watch", "--config", config])
 buf = b""
 deadline = time.time() + 15
 while buf.count(b"\x1b[H\x1b[2J") < 2 and time.time() < deadline:
@@ -185,7 +184,8 @@ print(buf.count(b"\x1b[H\x1b[2J"), status)
 print(buf.decode("utf-8", "replace"))
 "#;
     let out = std::process::Command::new("python3")
-        .args(["-c", script, JACK, site.config().to_str().unwrap()])
+        .args(["-c", script, site.config().to_str().unwrap()])
+        .args(support::jack_argv())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

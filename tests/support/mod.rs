@@ -15,6 +15,36 @@ use std::time::{Duration, Instant};
 
 pub const JACK: &str = env!("CARGO_BIN_EXE_jack");
 
+/// The command line that starts the jack binary: `JACK` itself, or, when
+/// `JACK_TEST_RUNNER` is set (`make test-arm`: `qemu-aarch64`, or
+/// `qemu-arm -L /usr/arm-linux-gnueabihf`), that emulator with `JACK` after
+/// it, since an ARM binary cannot be exec'd directly where binfmt_misc is
+/// not mounted.
+pub fn jack_argv() -> Vec<String> {
+    let mut argv: Vec<String> = std::env::var("JACK_TEST_RUNNER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    argv.push(JACK.to_owned());
+    argv
+}
+
+/// A `Command` for the jack binary (through the runner when there is one).
+pub fn jack_command() -> Command {
+    let argv = jack_argv();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd
+}
+
+/// True when the binary under test runs under an emulator (`make test-arm`):
+/// a few figures (memory of the process, tight latencies) measure the
+/// emulator there, not jack.
+pub fn emulated() -> bool {
+    std::env::var_os("JACK_TEST_RUNNER").is_some_and(|r| !r.is_empty())
+}
+
 /// A temp dir holding a `jack.toml`.
 pub struct Site {
     pub dir: tempfile::TempDir,
@@ -40,7 +70,7 @@ impl Site {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(JACK);
+        let mut cmd = jack_command();
         cmd.current_dir(self.path())
             .env_remove("JACK_CONFIG")
             .env_remove("JACK_LOG")

@@ -1,4 +1,4 @@
-//! The command line: `jack [--config PATH] [run | check-config | status [--json] [--watch] | retry ID | arr register]`.
+//! The command line: `jack [--config PATH] [run | check-config | status [--json] [--watch] | retry ID | arr register | scan | key new NAME]`.
 //!
 //! Parses arguments into a [`Command`], finds the configuration file
 //! (`--config`, then `JACK_CONFIG`, then `./jack.toml`) and dispatches.
@@ -22,6 +22,7 @@ usage:
                                           --watch refreshes every second until Ctrl-C
   jack retry ID [--config PATH]           resume a failed or paused download (the node picks it up)
   jack arr register [--config PATH]       add jack to each [[arr]] as indexer and download client
+  jack scan [--config PATH]               scan the libraries now, with progress, and print what friends will see
   jack key new NAME                       print a fresh key for the friend NAME and its [[server.peer_keys]] entry
   jack --version | --help
 
@@ -39,6 +40,7 @@ pub enum Command {
     Status { json: bool, watch: bool },
     Retry { id: i64 },
     ArrRegister,
+    Scan,
     KeyNew { name: String },
     Version,
     Help,
@@ -120,10 +122,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                     _ => return Err(usage("key needs `new NAME`: `jack key new alice`".into())),
                 }
             }
-            "run" | "check-config" | "status" if command.is_none() => {
+            "run" | "check-config" | "status" | "scan" if command.is_none() => {
                 command = Some(match a {
                     "run" => Command::Run,
                     "check-config" => Command::CheckConfig,
+                    "scan" => Command::Scan,
                     _ => Command::Status {
                         json: false,
                         watch: false,
@@ -195,6 +198,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
             crate::arr::register::run(&config, &mut stdout)
         }
+        Command::Scan => {
+            let config = Config::load(&config_path, &env)?;
+            crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
+            crate::scan::run(&config, &mut stdout, &mut std::io::stderr())
+        }
         Command::Run => {
             drop(stdout);
             let config = Config::load(&config_path, &env)?;
@@ -242,6 +250,7 @@ mod tests {
             }
         );
         assert_eq!(p(&["check-config"]).unwrap().command, Command::CheckConfig);
+        assert_eq!(p(&["scan"]).unwrap().command, Command::Scan);
         assert_eq!(
             p(&["key", "new", "alice"]).unwrap().command,
             Command::KeyNew {

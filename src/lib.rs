@@ -14,6 +14,7 @@ pub mod instance;
 pub mod keys;
 pub mod logger;
 pub mod metrics;
+pub mod scan;
 pub mod serve;
 pub mod status;
 pub mod stub;

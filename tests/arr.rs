@@ -570,3 +570,95 @@ fn arr_register_reports_an_arr_it_cannot_reach_and_still_does_the_others() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("no [[arr]]"), "{out}");
 }
+
+/// `jack scan`: each library announced on stderr as its scan starts (live:
+/// while Radarr stalls, its line is already out and the scan still runs),
+/// then what friends will see per library on stdout; a library that could
+/// not be read makes it exit 1 and says which.
+#[test]
+fn jack_scan_shows_each_library_as_it_goes_and_what_friends_will_see() {
+    use std::io::{BufRead, BufReader};
+    let media = tempfile::tempdir().unwrap();
+    let films = media.path().join("films");
+    for rel in [
+        "A (2001)/A.2001.mkv",
+        "B (2002)/B.2002.mkv",
+        "B (2002)/B.2002.extra.mp4",
+    ] {
+        write(&films.join(rel), b"film");
+    }
+    write(&films.join("notes.txt"), b"not a video");
+    let root = media.path().join("movies");
+    let heat = root.join("Heat (1995)/Heat.1995.mkv");
+    write(&heat, b"heat");
+    let radarr = FakeArr::start(Kind::Radarr);
+    radarr.set_root_folders(&[&root]);
+    radarr.add_movie(9, "Heat", 1995, 949, "tt0113277", Some(&heat));
+    let site = Site::new(&format!(
+        "[[library]]\nname = \"films\"\npath = \"{}\"\n\
+         [[library]]\nname = \"radarrlib\"\nkind = \"radarr\"\nurl = \"{}\"\napi_key = \"{ARR_KEY}\"\n",
+        films.display(),
+        radarr.url()
+    ));
+    let config = site.config();
+    let scan = || {
+        let mut cmd = site.command(&["scan", "--config", config.to_str().unwrap()]);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+
+    // Radarr stalls: its line is out while the scan waits on it.
+    radarr.behave(Behaviour::Stall(Duration::from_secs(3)));
+    let mut child = scan();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("scanning radarrlib"))
+    {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "{seen:?}");
+        seen.push(line);
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still scanning: {seen:?}"
+    );
+    assert_eq!(
+        seen[0].trim(),
+        format!("scanning films (folder {})", films.display())
+    );
+    assert_eq!(
+        seen.last().unwrap().trim(),
+        format!("scanning radarrlib (radarr at {})", radarr.url())
+    );
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("1 of 2 libraries could not be read in full: radarrlib"),
+        "{rest}"
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    // A library's row: name, items, folders, skipped, errors, time.
+    let row = |table: &str, name: &str| -> Vec<String> {
+        let line = table.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(row(&table, "films")[1..4], ["3", "3", "0"], "{table}");
+    assert_eq!(row(&table, "radarrlib")[1..5], ["0", "0", "0", "down"]);
+
+    // Radarr answers: every library read, exit 0.
+    radarr.behave(Behaviour::Normal);
+    let out = scan().wait_with_output().unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    assert!(table.starts_with("library "), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("4 items in ")),
+        "{table}"
+    );
+    assert_eq!(row(&table, "radarrlib")[1..5], ["1", "0", "0", "0"]);
+}

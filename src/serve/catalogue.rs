@@ -24,7 +24,7 @@ use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
@@ -264,7 +264,52 @@ pub struct ScanStats {
     pub errors: usize,
     /// *arr libraries that could not be asked (their previous items kept).
     pub unavailable: usize,
+    /// Folders read (folder libraries).
+    pub folders: usize,
     pub elapsed: Duration,
+    /// The same counts for each library, in configuration order.
+    pub libraries: Vec<LibraryStats>,
+}
+
+/// What a scan found in one library.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LibraryStats {
+    pub name: String,
+    pub items: usize,
+    pub folders: usize,
+    pub skipped: usize,
+    pub over_limit: usize,
+    pub errors: usize,
+    /// 1 when this *arr library could not be asked.
+    pub unavailable: usize,
+    pub elapsed: Duration,
+}
+
+/// How far the scan under way has got, for a progress line: which library
+/// (its index; `usize::MAX` before the first), folders read and items
+/// admitted so far in it. Updated once per folder, read from any thread.
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    library: AtomicUsize,
+    folders: AtomicUsize,
+    items: AtomicUsize,
+}
+
+impl ScanProgress {
+    /// (library index, folders read, items found) in the library under way.
+    pub fn get(&self) -> (usize, usize, usize) {
+        (
+            self.library.load(Ordering::Relaxed),
+            self.folders.load(Ordering::Relaxed),
+            self.items.load(Ordering::Relaxed),
+        )
+    }
+
+    fn start(&self, library: usize) {
+        self.folders.store(0, Ordering::Relaxed);
+        self.items.store(0, Ordering::Relaxed);
+        self.library.store(library, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -272,6 +317,7 @@ pub struct Catalogue {
     roots: Vec<Root>,
     limit: usize,
     current: RwLock<Arc<Snapshot>>,
+    progress: ScanProgress,
 }
 
 /// A file opened for serving, with the facts it is served with.
@@ -312,7 +358,16 @@ impl Catalogue {
             roots,
             limit,
             current: RwLock::new(Arc::new(Snapshot::default())),
+            progress: ScanProgress {
+                library: AtomicUsize::new(usize::MAX),
+                ..ScanProgress::default()
+            },
         }
+    }
+
+    /// The progress of the scan under way (or of the last one).
+    pub fn progress(&self) -> &ScanProgress {
+        &self.progress
     }
 
     /// The catalogue as of the last completed scan.
@@ -335,13 +390,16 @@ impl Catalogue {
         let mut items = Vec::new();
         let mut arr_roots = Vec::with_capacity(self.roots.len());
         for (i, root) in self.roots.iter().enumerate() {
+            self.progress.start(i);
             let index = u16::try_from(i).unwrap_or(u16::MAX);
+            let (t, before, found) = (Instant::now(), stats.clone(), items.len());
             let mut scan = Scan {
                 index,
                 out: &mut items,
                 stats: &mut stats,
                 cancel,
                 limit: self.limit,
+                progress: &self.progress,
             };
             arr_roots.push(match &root.arr {
                 None => {
@@ -349,6 +407,16 @@ impl Catalogue {
                     Vec::new()
                 }
                 Some(arr) => scan.arr(root, arr, &previous),
+            });
+            stats.libraries.push(LibraryStats {
+                name: root.name.clone(),
+                items: items.len() - found,
+                folders: stats.folders - before.folders,
+                skipped: stats.skipped - before.skipped,
+                over_limit: stats.over_limit - before.over_limit,
+                errors: stats.errors - before.errors,
+                unavailable: stats.unavailable - before.unavailable,
+                elapsed: t.elapsed(),
             });
         }
         if cancel.load(Ordering::Relaxed) {
@@ -599,6 +667,7 @@ fn scan_library(
     stats: &mut ScanStats,
     cancel: &AtomicBool,
     limit: usize,
+    progress: &ScanProgress,
 ) {
     let real_root = match root.path.canonicalize() {
         Ok(p) => p,
@@ -612,6 +681,7 @@ fn scan_library(
             return;
         }
     };
+    let first = out.len();
     // Directories still to read, as paths inside the root.
     let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
     // (device, inode) of every directory entered: no loops through links or bind mounts.
@@ -623,7 +693,10 @@ fn scan_library(
         if cancel.load(Ordering::Relaxed) {
             return;
         }
+        progress.items.store(out.len() - first, Ordering::Relaxed);
         let dir = real_root.join(&rel_dir);
+        stats.folders += 1;
+        progress.folders.fetch_add(1, Ordering::Relaxed);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
@@ -711,13 +784,15 @@ struct Scan<'a> {
     stats: &'a mut ScanStats,
     cancel: &'a AtomicBool,
     limit: usize,
+    progress: &'a ScanProgress,
 }
 
 impl Scan<'_> {
     /// Walks a folder library.
     fn folder(&mut self, root: &Root) {
         let (index, limit) = (self.index, self.limit);
-        scan_library(index, root, self.out, self.stats, self.cancel, limit);
+        let (out, stats) = (&mut *self.out, &mut *self.stats);
+        scan_library(index, root, out, stats, self.cancel, limit, self.progress);
     }
 
     /// Asks an *arr library's source for its files and admits each one

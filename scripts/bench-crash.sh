@@ -12,6 +12,12 @@
 # bind mounts of one filesystem (EXDEV: the copy hand-off), in a private
 # mount namespace (root and util-linux's unshare). In the copy run every
 # other kill waits for the copy to start, so kills land inside it too.
+# LOSS (default "crash power") runs each loop as a crash of the process
+# (the written records stand: the resume starts where B had written) and
+# as a power cut (before each restart the boot id in B's written records is
+# replaced, as a new boot would: the resume starts at the last checkpoint).
+# Besides what A sent, it reports the bytes B had written to its .part but
+# did not keep (the .part length at the kill minus the resume offset).
 # Release binary; 127.0.0.1 only. Usage: scripts/bench-crash.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,13 +32,21 @@ if [[ " $HANDOFF " == *" copy "* ]]; then
     fi
     NS=(unshare -m)
 fi
-"${NS[@]}" python3 - "$BIN" "${SIZE_MIB:-256}" "${KILLS:-10}" "$HANDOFF" <<'PY'
-import hashlib, os, random, re, signal, statistics, sys, tempfile, time
+"${NS[@]}" python3 - "$BIN" "${SIZE_MIB:-256}" "${KILLS:-10}" "$HANDOFF" "${LOSS:-crash power}" <<'PY'
+import glob, hashlib, os, random, re, signal, statistics, sys, tempfile, time
 sys.path.insert(0, "scripts")
 from benchlib import Node, bind_mounts, drop_stub, first_item, free_port, stub, unmount
-binary, size_mib, kills_wanted, modes = os.path.abspath(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split()
+binary, size_mib, kills_wanted, modes, losses = os.path.abspath(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(), sys.argv[5].split()
 size = size_mib * 1024 * 1024
-def run(mode):
+def new_boot(incomplete):
+    """A power cut: every written record now names another boot."""
+    for side in glob.glob(os.path.join(incomplete, "*.part.written")):
+        with open(side, "r+b") as f:
+            f.write(b"00000000-0000-4000-8000-000000000000")
+def part_len(incomplete):
+    parts = glob.glob(os.path.join(incomplete, "*.part"))
+    return os.path.getsize(parts[0]) if parts else None
+def run(mode, loss):
   with tempfile.TemporaryDirectory() as d:
       lib = os.path.join(d, "a/lib"); os.makedirs(lib)
       name = "Crash.Bench.2024.1080p.mkv"
@@ -56,7 +70,8 @@ def run(mode):
       drop_stub(os.path.join(d, "b/data/watch"), s)
       dest = os.path.join(d, "b/data/completed", name)
       rng = random.Random(int(time.time()))
-      kills, resumes, in_copy = 0, [], 0
+      kills, resumes, in_copy, dropped = 0, [], 0, []
+      incomplete = os.path.join(d, "b/data/incomplete")
       start = time.monotonic()
       while kills < kills_wanted and not os.path.exists(dest):
           if mode == "copy" and kills % 2 == 1:
@@ -72,9 +87,16 @@ def run(mode):
           done = any("hand-off copy done" in l for _, l in b.lines)
           in_copy += started and not done
           b.p.send_signal(signal.SIGKILL); b.p.wait(); kills += 1
+          had = part_len(incomplete)
+          if loss == "power":
+              new_boot(incomplete)
           b = Node(binary, cb)
           try:
-              resumes.append((b.wait_line(r"download (resumed|started) id=", 10)[0] - b.t0) * 1000)
+              t, m = b.wait_line(r"download (resumed|started) id=\d+ offset=(\d+)", 10)
+              resumes.append((t - b.t0) * 1000)
+              offset = int(m.group(2))
+              if had is not None:
+                  dropped.append(max(0, had - offset))
           except SystemExit:
               pass
       while not os.path.exists(dest): time.sleep(0.01)
@@ -88,7 +110,7 @@ def run(mode):
       if mode == "copy":
           unmount(os.path.join(d, "b"))
       refetched = sent - size
-      print(f"hand-off: {mode}")
+      print(f"hand-off: {mode}, each kill as: {'a power cut (new boot id)' if loss == 'power' else 'a process crash'}")
       print(f"file: {size_mib} MiB, kills: {kills}, final SHA-256 equal: {ok}, wall: {wall:.1f} s")
       print(f"completed folder: {completed}; .part files left: {parts}")
       if mode == "copy":
@@ -96,9 +118,12 @@ def run(mode):
       print(f"bytes sent by the peer: {sent} (file {size}); re-fetched: {refetched} bytes = {refetched/1048576:.1f} MiB")
       if kills:
           print(f"re-fetched per kill: {refetched/kills/1048576:.1f} MiB (bound: one checkpoint interval = 64 MiB)")
+      if dropped:
+          print(f"written by B but not kept, per kill: median {statistics.median(dropped)/1048576:.2f} MiB, max {max(dropped)/1048576:.2f} MiB")
       if resumes:
           print(f"restart to transfer running again: median {statistics.median(resumes):.0f} ms, max {max(resumes):.0f} ms over {len(resumes)} restarts")
 for mode in modes:
-    run(mode)
-    print()
+    for loss in losses:
+        run(mode, loss)
+        print()
 PY

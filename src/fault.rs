@@ -15,6 +15,9 @@
 //!   `JACK_FAULT_RECORD_FAILS=<n>`, the first `n` transitions to
 //!   `completed` fail as SQLite's "database or disk is full" would
 //!   ([`registry_full`]), after the hand-off has happened.
+//! * Another boot: `JACK_FAULT_BOOT_ID=<36 characters>` replaces the
+//!   kernel's boot id ([`boot_id`]), as if the machine had gone down since
+//!   the written records were made (`download::written`).
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
 //!   it reaches [`crash_point`]`(name)`, as a power cut would.
 
@@ -83,6 +86,14 @@ pub fn registry_full() -> Result<(), rusqlite::Error> {
         }
     }
     Ok(())
+}
+
+/// The boot id a test pretends the kernel has (`JACK_FAULT_BOOT_ID`).
+pub fn boot_id() -> Option<String> {
+    #[cfg(debug_assertions)]
+    return std::env::var("JACK_FAULT_BOOT_ID").ok();
+    #[cfg(not(debug_assertions))]
+    None
 }
 
 /// Aborts the process here if `JACK_CRASH_AT` names this point.

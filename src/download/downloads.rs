@@ -102,6 +102,8 @@ pub struct Downloads {
     unrecorded: Mutex<HashMap<i64, (Download, Outcome)>>,
     /// How finished files reach `completed_dir` (probed at start).
     handoff: handoff::Mode,
+    /// Written records are kept and trusted (`incomplete_dir` is local).
+    written: bool,
     /// Told the id of every download once its completion is recorded.
     completions: Mutex<Vec<Sender<i64>>>,
     stopping: Arc<AtomicBool>,
@@ -150,6 +152,12 @@ impl Downloads {
     ) -> Result<(Arc<Downloads>, Pool)> {
         let d = &config.downloads;
         log_handoff(mode, d);
+        let written = crate::download::written::local_fs(&d.incomplete_dir);
+        if !written {
+            log::info!(
+                "incomplete_dir is not on a local filesystem: a stopped download resumes from its last checkpoint only"
+            );
+        }
         let (jobs, job_rx) = unbounded();
         let (timer, timer_rx) = unbounded();
         let stopping = Arc::new(AtomicBool::new(false));
@@ -170,6 +178,7 @@ impl Downloads {
             slots: Mutex::new(HashMap::new()),
             unrecorded: Mutex::new(HashMap::new()),
             handoff: mode,
+            written,
             completions: Mutex::new(Vec::new()),
             stopping: stopping.clone(),
         });
@@ -279,6 +288,7 @@ impl Downloads {
                 && self.registry.by_info_hash(&row.info_hash)?.is_empty()
                 && remove_if_there(&row.part_path)?
             {
+                crate::download::written::forget(&row.part_path);
                 removed.push(&row.part_path);
             }
             let jacks =
@@ -668,10 +678,9 @@ impl Downloads {
             };
             return Ok(Some((row, outcome)));
         }
-        let on_disk = std::fs::metadata(&row.part_path)
-            .map(|m| m.len())
+        let offset = std::fs::metadata(&row.part_path)
+            .map(|m| transfer::resume_point(&row, &m, self.written))
             .unwrap_or(0);
-        let offset = on_disk.min(row.downloaded_bytes);
         let (kind, detail) = if offset == 0 {
             (EventKind::Started, "at byte 0".to_string())
         } else {
@@ -695,6 +704,7 @@ impl Downloads {
             stopping: &self.stopping,
             cancel: &run.cancel,
             handoff: self.handoff,
+            written: self.written,
         };
         let outcome = transfer::run(&cx, &row);
         Ok(Some((row, outcome)))

@@ -11,3 +11,4 @@ pub mod reconcile;
 pub mod retry;
 pub mod transfer;
 pub mod watch;
+pub mod written;

@@ -20,6 +20,7 @@ use crate::config::DownloadsConfig;
 use crate::db::{Download, EventKind, Registry, Status};
 use crate::download::handoff::{self, sync_dir};
 use crate::download::transfer::DESTINATION_EXISTS;
+use crate::download::written;
 use crate::error::{Error, Result};
 
 /// What was found on disk for one live row.
@@ -33,6 +34,9 @@ pub struct OnDisk {
     /// the `.part` itself (a crash between the hard link and the unlink),
     /// or the file the registry recorded before the hand-off began.
     pub dest_ours: bool,
+    /// Bytes of the `.part` its written record vouches for (written by a
+    /// process of this boot, on a local filesystem), else 0.
+    pub written: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +45,15 @@ pub enum Decision {
     Resume,
     /// The `.part` is missing but progress was recorded: restart from 0.
     RestartMissingPart,
-    /// Bytes written after the last checkpoint: drop them.
+    /// Bytes written after the last checkpoint, and not vouched for by
+    /// this boot's written record: drop them.
     TruncateToDurable { len: u64, durable: u64 },
+    /// Bytes past the checkpoint that a process of this boot wrote (its
+    /// written record says so): keep them; the attempt syncs them first.
+    KeepWritten { len: u64, durable: u64 },
+    /// Like [`Decision::KeepWritten`] up to `written`; what lies past it
+    /// (appended after the record, or by someone else) is cut.
+    TruncateToWritten { len: u64, written: u64 },
     /// The `.part` lost bytes the registry counted: resume from what is there.
     ResumeFromPart { len: u64, durable: u64 },
     /// The `.part` is longer than the file can be: restart from 0.
@@ -74,10 +85,16 @@ pub fn decide(row: &Download, disk: OnDisk) -> Decision {
         None if row.downloaded_bytes > 0 => Decision::RestartMissingPart,
         None => Decision::Resume,
         Some(len) if len > expected => Decision::TruncateTooLong { len },
-        Some(len) if len > row.downloaded_bytes => Decision::TruncateToDurable {
-            len,
-            durable: row.downloaded_bytes,
-        },
+        Some(len) if len > row.downloaded_bytes => {
+            let (durable, written) = (row.downloaded_bytes, disk.written.min(len));
+            if written <= durable {
+                Decision::TruncateToDurable { len, durable }
+            } else if written == len {
+                Decision::KeepWritten { len, durable }
+            } else {
+                Decision::TruncateToWritten { len, written }
+            }
+        }
         Some(len) if len < row.downloaded_bytes => Decision::ResumeFromPart {
             len,
             durable: row.downloaded_bytes,
@@ -142,8 +159,9 @@ pub fn run(registry: &Registry, config: &DownloadsConfig) -> Result<Summary> {
     live.retain(|d| !summary.superseded.contains(&d.id));
     summary.copies_removed = remove_unfinished_copies(registry, &live, &config.completed_dir)?;
 
+    let local = written::local_fs(&config.incomplete_dir);
     for row in live {
-        let disk = look(row);
+        let disk = look(row, local);
         let decision = decide(row, disk);
         apply(registry, config, row, &decision)?;
         if decision != Decision::Resume {
@@ -157,8 +175,12 @@ pub fn run(registry: &Registry, config: &DownloadsConfig) -> Result<Summary> {
     Ok(summary)
 }
 
-fn look(row: &Download) -> OnDisk {
+fn look(row: &Download, local: bool) -> OnDisk {
     let part = std::fs::metadata(&row.part_path).ok();
+    let written = match &part {
+        Some(meta) if local => written::read(&row.part_path, meta).unwrap_or(0),
+        _ => 0,
+    };
     let dest = if row.dest_path.as_os_str().is_empty() {
         None
     } else {
@@ -173,6 +195,7 @@ fn look(row: &Download) -> OnDisk {
                 .as_ref()
                 .is_some_and(|d| recorded_as_handed_off(row, d)),
         dest: dest.map(|m| m.len()),
+        written,
     }
 }
 
@@ -266,6 +289,15 @@ fn apply(
                 ".part had {len} bytes, {durable} durable: truncated to {durable}"
             ))
         }
+        Decision::KeepWritten { len, durable } => note(&format!(
+            ".part has {len} bytes, {durable} durable, the rest written in this boot: kept"
+        )),
+        Decision::TruncateToWritten { len, written } => {
+            truncate(&row.part_path, written).map_err(|e| io("truncate", e))?;
+            note(&format!(
+                ".part had {len} bytes, {written} written in this boot: truncated to {written}"
+            ))
+        }
         Decision::ResumeFromPart { len, durable } => {
             log::warn!(
                 "data lost id={id} part_bytes={len} recorded_bytes={durable}: resuming from the .part"
@@ -314,8 +346,10 @@ fn apply(
     }
 }
 
-/// Truncates `path` to `len` bytes and syncs it.
+/// Truncates `path` to `len` bytes and syncs it (its written record first
+/// lowered: see `download::written`).
 pub fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
+    written::cut(path, len);
     let f = std::fs::OpenOptions::new().write(true).open(path)?;
     f.set_len(len)?;
     f.sync_all()
@@ -337,6 +371,20 @@ fn move_orphans(incomplete: &Path, owned: &HashSet<&Path>) -> Result<Vec<PathBuf
         if entry.file_name().to_str().is_some_and(handoff::is_own_temp) {
             // An empty probe file of a start that stopped mid-probe.
             let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if let Some(part) = entry
+            .file_name()
+            .to_str()
+            .filter(|n| written::is_sidecar(n))
+            .and_then(|n| n.strip_suffix(".written"))
+        {
+            // A written record: kept beside its `.part`, and useless (so
+            // removed) without it.
+            let part = incomplete.join(part);
+            if !(owned.contains(part.as_path()) && part.exists()) {
+                let _ = std::fs::remove_file(&path);
+            }
             continue;
         }
         std::fs::create_dir_all(&orphanage)
@@ -402,6 +450,15 @@ mod tests {
             part,
             dest,
             dest_ours,
+            written: 0,
+        }
+    }
+
+    /// A `.part` of `len` bytes whose written record vouches for `written`.
+    fn written(len: u64, written: u64) -> OnDisk {
+        OnDisk {
+            written,
+            ..disk(Some(len), None, false)
         }
     }
 
@@ -442,6 +499,60 @@ mod tests {
                 },
             ),
             (row(40, 100), disk(Some(40), None, false), Resume),
+            // A process of this boot wrote past the checkpoint (its record).
+            (
+                row(40, 100),
+                written(60, 60),
+                KeepWritten {
+                    len: 60,
+                    durable: 40,
+                },
+            ),
+            (
+                row(40, 100),
+                written(60, 70),
+                KeepWritten {
+                    len: 60,
+                    durable: 40,
+                },
+            ),
+            (
+                row(40, 100),
+                written(90, 60),
+                TruncateToWritten {
+                    len: 90,
+                    written: 60,
+                },
+            ),
+            (
+                row(40, 100),
+                written(60, 30),
+                TruncateToDurable {
+                    len: 60,
+                    durable: 40,
+                },
+            ),
+            (
+                row(40, 100),
+                written(100, 100),
+                KeepWritten {
+                    len: 100,
+                    durable: 40,
+                },
+            ),
+            (
+                row(40, 100),
+                written(30, 60),
+                ResumeFromPart {
+                    len: 30,
+                    durable: 40,
+                },
+            ),
+            (
+                row(40, 100),
+                written(150, 150),
+                TruncateTooLong { len: 150 },
+            ),
             // The hand-off placed the file (the registry named it first).
             (row(100, 100), disk(None, Some(100), true), AdoptFinal),
             (

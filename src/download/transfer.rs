@@ -23,6 +23,7 @@ use crate::db::{Download, Registry};
 use crate::download::handoff::{self, Failure, HandOff};
 use crate::download::peer::PeerClient;
 use crate::download::retry::{self, Class};
+use crate::download::written::{self, Record};
 
 /// Progress is made durable at least every this many bytes...
 pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
@@ -179,6 +180,9 @@ pub struct Context<'a> {
     pub clock: &'a dyn Clock,
     /// How finished files reach `completed_dir` (decided at start-up).
     pub handoff: handoff::Mode,
+    /// Whether written records are kept and trusted (`incomplete_dir` is
+    /// on a local filesystem; see `download::written`).
+    pub written: bool,
 }
 
 impl Context<'_> {
@@ -240,9 +244,12 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         .truncate(false)
         .open(&row.part_path)
         .map_err(|e| Stop::Disk(e, "open"))?;
-    let on_disk = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?.len();
+    let meta = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?;
+    let on_disk = meta.len();
     let mut etag = row.etag.clone();
-    // Rules 1 and 2: resume from what is both on disk and durable.
+    let mut record = Record::open(&row.part_path, &part, cx.written);
+    // Rules 1 and 2: resume from what is both on disk and durable, or
+    // written by this boot (the written record).
     let mut offset = if on_disk > expected {
         record_restart(
             cx,
@@ -251,9 +258,10 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         )?;
         0
     } else {
-        on_disk.min(row.downloaded_bytes)
+        resume_point(row, &meta, cx.written)
     };
     if on_disk != offset {
+        record.set(offset);
         part.set_len(offset)
             .map_err(|e| Stop::Disk(e, "truncate"))?;
     }
@@ -262,6 +270,15 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         // there before anything new is written.
         log::warn!(
             "data lost id={} part_bytes={on_disk} recorded_bytes={}: resuming from the .part",
+            row.id,
+            row.downloaded_bytes
+        );
+        checkpoint(cx, row.id, &part, offset)?;
+    } else if offset > row.downloaded_bytes {
+        // Bytes a stopped process wrote in this boot: made durable before
+        // anything new is asked for.
+        log::info!(
+            "kept bytes written before the stop id={} durable={} kept={offset}",
             row.id,
             row.downloaded_bytes
         );
@@ -327,7 +344,9 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                 finalize(cx, row, &mut part)?;
                 return Ok(Outcome::Completed { fetched });
             }
-            Verdict::Restart { reason } => return restart_from_zero(cx, row, &part, &reason),
+            Verdict::Restart { reason } => {
+                return restart_from_zero(cx, row, &part, &mut record, &reason);
+            }
             Verdict::Status(status) => {
                 let after = retry_after
                     .as_deref()
@@ -348,6 +367,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             if offset > 0 {
                 record_restart(cx, row.id, reason)?;
             }
+            record.set(0);
             part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
             offset = 0;
         }
@@ -357,7 +377,11 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         }
         let body = resp.body_mut().as_reader();
         let sized = content_length.is_some();
-        let got = append(cx, row.id, &mut part, body, offset, end, sized)?;
+        let mut to = Target {
+            part: &mut part,
+            record: &mut record,
+        };
+        let got = append(cx, row.id, &mut to, body, offset, end, sized)?;
         fetched += got.bytes;
         offset += got.bytes;
         match got.end {
@@ -368,6 +392,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                     cx,
                     row,
                     &part,
+                    &mut record,
                     "size_changed: the body ran past its end",
                 );
             }
@@ -380,15 +405,23 @@ fn restart_from_zero(
     cx: &Context<'_>,
     row: &Download,
     part: &File,
+    record: &mut Record,
     reason: &str,
 ) -> Result<Outcome, Stop> {
     record_restart(cx, row.id, reason)?;
+    record.set(0);
     part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
     cx.registry.set_etag(row.id, None)?;
     Ok(Outcome::Retry {
         error: format!("restarted from byte 0: {reason}"),
         retry_after: None,
     })
+}
+
+/// Where [`append`] writes: the `.part`, and its written record.
+struct Target<'a> {
+    part: &'a mut File,
+    record: &'a mut Record,
 }
 
 struct Appended {
@@ -415,12 +448,13 @@ enum End {
 fn append(
     cx: &Context<'_>,
     id: i64,
-    part: &mut File,
+    to: &mut Target<'_>,
     mut body: impl Read,
     offset: u64,
     end: u64,
     sized: bool,
 ) -> Result<Appended, Stop> {
+    let part = &mut *to.part;
     part.seek(SeekFrom::Start(offset))
         .map_err(|e| Stop::Disk(e, "seek"))?;
     let mut buf = vec![0u8; 256 * 1024];
@@ -456,6 +490,7 @@ fn append(
             return Err(Stop::Disk(e, "write"));
         }
         pos += n as u64;
+        to.record.advance(pos);
         crate::metrics::METRICS.downloaded(n as u64);
         cx.live.store(pos, Ordering::Relaxed);
         let due =
@@ -527,6 +562,7 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
     part.sync_all().map_err(|e| Stop::Disk(e, "sync"))?;
     let len = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?.len();
     if len != row.expected_bytes {
+        written::forget(&row.part_path);
         part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
         record_restart(
             cx,
@@ -550,7 +586,21 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
         Failure::Interrupted => Stop::Outcome(Outcome::Interrupted),
         Failure::Io(e, what) => Stop::Disk(e, what),
         Failure::Db(e) => Stop::Db(e),
-    })
+    })?;
+    written::forget(&row.part_path);
+    Ok(())
+}
+
+/// Where an attempt on `row` resumes, given its `.part`'s metadata: the
+/// `.part`'s length, but no further than what is durable or, when
+/// `written` records are trusted here, vouched for by this boot's record.
+pub fn resume_point(row: &Download, part: &std::fs::Metadata, written: bool) -> u64 {
+    let vouched = if written {
+        written::read(&row.part_path, part).unwrap_or(0)
+    } else {
+        0
+    };
+    part.len().min(row.downloaded_bytes.max(vouched))
 }
 
 /// The error of a download whose final name is taken by a file jack did

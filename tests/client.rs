@@ -216,9 +216,11 @@ fn client_resume_rules() {
 
 #[test]
 fn concurrency_is_limited_by_the_pool() {
-    let data = pattern(256 * 1024);
+    // Each transfer takes about 0.5 s, longer than adding the next stub
+    // even under emulation (make test-arm), so the pool is used fully.
+    let data = pattern(512 * 1024);
     let files: Vec<_> = (0..10).map(|i| file(&format!("f{i}"), &data)).collect();
-    let peer = FakePeer::start(files, vec![], Some(2 * 1024 * 1024));
+    let peer = FakePeer::start(files, vec![], Some(1024 * 1024));
     let bed = Bed::start(&peer, "max_concurrent_downloads = 2");
     let ids: Vec<i64> = (0..10)
         .map(|i| bed.add(&format!("f{i}"), data.len()))

@@ -574,9 +574,11 @@ fn a_cancel_of_a_waiting_retry_fails_it_without_counting_an_attempt() {
     // Under load the worker may still hold the row for a moment after it
     // shows `retrying`: the cancel then lands on its run and the row fails
     // as the worker lets go.
-    wait_for("the cancel to fail the row", Duration::from_secs(10), || {
-        downloads(bob.addr)[0]["status"] == "failed"
-    });
+    wait_for(
+        "the cancel to fail the row",
+        Duration::from_secs(10),
+        || downloads(bob.addr)[0]["status"] == "failed",
+    );
     let after = downloads(bob.addr)[0].clone();
     assert_eq!(after["error"], "cancelled by the owner");
     assert_eq!(after["attempts"], row["attempts"]);

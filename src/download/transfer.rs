@@ -457,49 +457,59 @@ fn append(
     let part = &mut *to.part;
     part.seek(SeekFrom::Start(offset))
         .map_err(|e| Stop::Disk(e, "seek"))?;
+    let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut pos = offset;
-    let mut last_sync = (pos, Instant::now());
     let mut error: Option<Outcome> = None;
-    while pos < end {
-        if cx.should_stop() {
-            error = Some(Outcome::Interrupted);
-            break;
-        }
-        let want = usize::try_from((end - pos).min(buf.len() as u64)).unwrap_or(buf.len());
-        let n = match body.read(&mut buf[..want]) {
-            Ok(0) => {
-                error = Some(network_failure(&format!(
-                    "body ended at byte {pos} of {end}"
-                )));
+    // Checkpoints while the body streams run on a flusher thread, so the
+    // `fdatasync` overlaps the next reads instead of stalling them; the
+    // position it commits is one every byte below was written for before
+    // the sync began (rule 10 holds). One at a time, and the last one is
+    // waited for before the closing checkpoint below.
+    std::thread::scope(|s| -> Result<(), Stop> {
+        let mut flusher = Flusher::start(s, cx, id, &synced);
+        let mut last_sync = (pos, Instant::now());
+        while pos < end {
+            if cx.should_stop() {
+                error = Some(Outcome::Interrupted);
                 break;
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                error = Some(network_failure(&e.to_string()));
-                break;
+            let want = usize::try_from((end - pos).min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = match body.read(&mut buf[..want]) {
+                Ok(0) => {
+                    error = Some(network_failure(&format!(
+                        "body ended at byte {pos} of {end}"
+                    )));
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error = Some(network_failure(&e.to_string()));
+                    break;
+                }
+            };
+            if let Err(e) =
+                crate::fault::check_write(pos + n as u64).and_then(|()| part.write_all(&buf[..n]))
+            {
+                // What was written may be partial; the checkpoint below claims
+                // only what is synced, and the next attempt truncates to it.
+                flusher.wait()?;
+                checkpoint(cx, id, part, pos)?;
+                return Err(Stop::Disk(e, "write"));
             }
-        };
-        if let Err(e) =
-            crate::fault::check_write(pos + n as u64).and_then(|()| part.write_all(&buf[..n]))
-        {
-            // What was written may be partial; the checkpoint below claims
-            // only what is synced, and the next attempt truncates to it.
-            checkpoint(cx, id, part, pos)?;
-            return Err(Stop::Disk(e, "write"));
+            pos += n as u64;
+            to.record.advance(pos);
+            crate::metrics::METRICS.downloaded(n as u64);
+            cx.live.store(pos, Ordering::Relaxed);
+            let due = pos - last_sync.0 >= CHECKPOINT_BYTES
+                || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
+            if due && pos < end && flusher.offer(pos)? {
+                last_sync = (pos, Instant::now());
+            }
         }
-        pos += n as u64;
-        to.record.advance(pos);
-        crate::metrics::METRICS.downloaded(n as u64);
-        cx.live.store(pos, Ordering::Relaxed);
-        let due =
-            pos - last_sync.0 >= CHECKPOINT_BYTES || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
-        if due && pos < end {
-            checkpoint(cx, id, part, pos)?;
-            last_sync = (pos, Instant::now());
-        }
-    }
+        flusher.wait()
+    })?;
     let mut durable = pos;
     let end = match error {
         Some(outcome) => End::Early(outcome),
@@ -525,6 +535,76 @@ fn append(
         bytes: durable - offset,
         end,
     })
+}
+
+/// The checkpoint thread of one [`append`]: takes one position at a time
+/// (`offer`), syncs the `.part` and commits that position, and reports
+/// how it went. Its thread ends when the `Flusher` is dropped.
+struct Flusher<'scope> {
+    ask: Option<crossbeam_channel::Sender<u64>>,
+    done: crossbeam_channel::Receiver<Result<(), Stop>>,
+    busy: bool,
+    _thread: std::thread::ScopedJoinHandle<'scope, ()>,
+}
+
+impl<'scope> Flusher<'scope> {
+    fn start<'env>(
+        s: &'scope std::thread::Scope<'scope, 'env>,
+        cx: &'env Context<'env>,
+        id: i64,
+        part: &'env File,
+    ) -> Flusher<'scope> {
+        let (ask, asked) = crossbeam_channel::bounded::<u64>(1);
+        let (tell, done) = crossbeam_channel::bounded(1);
+        let thread = s.spawn(move || {
+            for pos in asked {
+                if tell.send(checkpoint(cx, id, part, pos)).is_err() {
+                    break;
+                }
+            }
+        });
+        Flusher {
+            ask: Some(ask),
+            done,
+            busy: false,
+            _thread: thread,
+        }
+    }
+
+    /// Hands `pos` to the thread unless it is still busy with the previous
+    /// one; `Ok(true)` when taken. A failed previous checkpoint is returned.
+    fn offer(&mut self, pos: u64) -> Result<bool, Stop> {
+        if self.busy {
+            match self.done.try_recv() {
+                Ok(result) => {
+                    self.busy = false;
+                    result?;
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+        let Some(ask) = &self.ask else {
+            return Ok(false);
+        };
+        self.busy = ask.send(pos).is_ok();
+        Ok(self.busy)
+    }
+
+    /// Waits for the checkpoint under way, if any, and returns its result.
+    fn wait(&mut self) -> Result<(), Stop> {
+        if std::mem::take(&mut self.busy) {
+            return self.done.recv().unwrap_or(Ok(()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Flusher<'_> {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread (after any checkpoint under
+        // way); the scope joins it.
+        self.ask = None;
+    }
 }
 
 /// Whether a body has anything left to read (rule 12's one byte past).

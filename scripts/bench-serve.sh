@@ -12,6 +12,9 @@
 # exactly 1 GiB, slices exactly 128 MiB, and one full download from each
 # server has the SHA-256 of the source. The two servers are fetched
 # alternately, run by run, so drift on a noisy machine hits both alike.
+# Cold page cache: the same full download, with the file evicted from the
+# page cache (posix_fadvise(POSIX_FADV_DONTNEED) on it) before every run,
+# so each byte is read from the disk.
 #
 # Prints a Markdown table (jack, nginx, jack/nginx) and the raw per-run
 # numbers on stdout; progress goes to stderr. Both servers and the temp dir
@@ -93,13 +96,13 @@ MACHINE="$(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cu
 VERSIONS="$("$BIN" --version 2>&1 | head -1); $("$NGINX" -v 2>&1 | head -1 | sed 's/^nginx version: //'); $(curl --version | head -1 | cut -d' ' -f1-2)"
 
 timeout --signal=TERM "$DEADLINE" python3 - "$JACK_PID" "$NGINX_PID" "$JACK_URL" "$NGINX_URL" "$SIZE" "$RUNS" \
-    "$MACHINE" "$VERSIONS" <<'PY' &
+    "$MACHINE" "$VERSIONS" "$FILE" <<'PY' &
 import os, statistics, subprocess, sys, threading, time
 
 jack_pid, nginx_pid = int(sys.argv[1]), int(sys.argv[2])
 urls = {"jack": sys.argv[3], "nginx": sys.argv[4]}
 size, runs = int(sys.argv[5]), int(sys.argv[6])
-machine, versions = sys.argv[7], sys.argv[8]
+machine, versions, path = sys.argv[7], sys.argv[8], sys.argv[9]
 TICK = os.sysconf("SC_CLK_TCK")
 MIB, GIB = 1 << 20, 1 << 30
 SLICE = 128 * MIB
@@ -202,6 +205,22 @@ for r in range(runs):
         thr[s].append(size / MIB / t)
     log(f"full run {r + 1}/{runs}: " + ", ".join(f"{s} {thr[s][-1]:.0f} MiB/s" for s in servers))
 
+def evict():
+    """Drops the file's pages from the page cache (they are clean)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+cold = {s: [] for s in servers}
+for r in range(runs):
+    for s in (servers if r % 2 == 0 else servers[::-1]):
+        evict()
+        cold[s].append(size / MIB / full(s))
+    log(f"cold run {r + 1}/{runs}: " + ", ".join(f"{s} {cold[s][-1]:.0f} MiB/s" for s in servers))
+
 par = {s: [] for s in servers}
 par_rss = {s: [] for s in servers}
 par_cpu = {s: 0.0 for s in servers}
@@ -223,6 +242,8 @@ gib_full = runs * size / GIB
 rows = [
     ("Full 1 GiB download, median MiB/s (higher is better)",
      {s: med(thr[s]) for s in servers}, "{:,.0f}"),
+    ("Full 1 GiB download from a cold page cache, median MiB/s",
+     {s: med(cold[s]) for s in servers}, "{:,.0f}"),
     ("8 concurrent 128 MiB ranges, median aggregate MiB/s",
      {s: med(par[s]) for s in servers}, "{:,.0f}"),
     ("Server CPU s per GiB, full downloads (user+sys)",
@@ -240,7 +261,7 @@ rows = [
 ]
 print(f"Machine: {machine}")
 print(f"Versions: {versions}")
-print(f"Runs: {runs} per figure; file {size} bytes of random data; loopback; warm page cache")
+print(f"Runs: {runs} per figure; file {size} bytes of random data; loopback; warm page cache except the cold row")
 print("nginx: 1 worker, sendfile on, tcp_nopush on; its CPU is master+worker, its RSS the worker's")
 print("jack: handler_threads = 8; CPU and RSS of its one process "
       f"({threads} threads at the end)")
@@ -257,6 +278,12 @@ print(f"Goal: jack >= 0.8x nginx throughput: {ratio:.2f}x, "
       f"{'met' if ratio >= 0.8 else 'MISSED'}")
 print(f"Goal: jack under 16 MiB RSS serving 8 streams: {jack8:.2f} MiB, "
       f"{'met' if jack8 < 16 else 'MISSED'}")
+cold_ratio = med(cold["jack"]) / med(cold["nginx"])
+print(f"Goal: jack >= 0.95x nginx from a cold page cache: {cold_ratio:.2f}x, "
+      f"{'met' if cold_ratio >= 0.95 else 'MISSED'}")
+paired_cold = [j / n for j, n in zip(cold["jack"], cold["nginx"])]
+print("Paired cold-cache ratios: " + " ".join(f"{x:.2f}" for x in paired_cold)
+      + f" (median {med(paired_cold):.2f})")
 paired = [j / n for j, n in zip(thr["jack"], thr["nginx"])]
 paired8 = [j / n for j, n in zip(par["jack"], par["nginx"])]
 print("Paired jack/nginx ratios, run by run (each pair fetched back to back): full "
@@ -266,6 +293,7 @@ print()
 print("Raw numbers, run by run:")
 for s in servers:
     print(f"  {s} full MiB/s:     " + " ".join(f"{x:.0f}" for x in thr[s]))
+    print(f"  {s} cold full MiB/s: " + " ".join(f"{x:.0f}" for x in cold[s]))
     print(f"  {s} 8x range MiB/s: " + " ".join(f"{x:.0f}" for x in par[s]))
     print(f"  {s} 8x range max RSS MiB: " + " ".join(f"{x / 1024:.2f}" for x in par_rss[s]))
     print(f"  {s} CPU s total: full {cpu[s]:.2f} over {gib_full:.0f} GiB, "

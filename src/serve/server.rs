@@ -535,6 +535,14 @@ fn send_file(
             return (false, pos - offset);
         }
         let chunk = usize::try_from((end - pos).min(FILE_CHUNK)).unwrap_or(usize::MAX);
+        // From a cold page cache: ask the kernel to start reading the next
+        // chunk now, so the disk works while this one goes out (advice
+        // only: nothing to do when the pages are cached).
+        let next = pos.saturating_add(FILE_CHUNK);
+        if next < end {
+            let ahead = std::num::NonZeroU64::new((end - next).min(FILE_CHUNK));
+            let _ = rustix::fs::fadvise(file, next, ahead, rustix::fs::Advice::WillNeed);
+        }
         match rustix::fs::sendfile(sock, file, Some(&mut pos), chunk) {
             Ok(0) => return (false, pos - offset), // the file shrank
             Ok(_) => {}                            // `pos` has moved on

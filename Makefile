@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-arm clean
+.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-arm clean
 
 all: build
 
@@ -124,6 +124,12 @@ bench-qbit: build
 bench-status: build
 	@./scripts/ensure-tools.sh python3
 	./scripts/bench-status.sh
+
+# Stubs start at once: a stub's rename into the watch folder to the first
+# file request at the peer, 20 stubs (BENCHMARKS.md, "Stubs start at once").
+bench-pickup: build
+	@./scripts/ensure-tools.sh python3
+	./scripts/bench-pickup.sh
 
 clean:
 	$(CARGO) clean

@@ -11,6 +11,9 @@
 //!   of one filesystem, or two filesystems): with `JACK_FAULT_EXDEV=1`,
 //!   every link or rename from `incomplete_dir` into `completed_dir` fails
 //!   with `EXDEV` ([`cross_device`]), so the copy hand-off runs.
+//! * No inotify: with `JACK_FAULT_NO_INOTIFY=1` the watch folder's inotify
+//!   instance cannot be made ([`no_inotify`]), so the folder is polled as
+//!   where inotify is missing.
 //! * A registry that cannot record a completion: with
 //!   `JACK_FAULT_RECORD_FAILS=<n>`, the first `n` transitions to
 //!   `completed` fail as SQLite's "database or disk is full" would
@@ -61,10 +64,23 @@ pub fn check_write(end: u64) -> io::Result<()> {
 /// `Err(EXDEV)` when `JACK_FAULT_EXDEV=1`: called before every link or
 /// rename from `incomplete_dir` into `completed_dir`.
 pub fn cross_device() -> io::Result<()> {
+    fails_when_set("JACK_FAULT_EXDEV", 18)
+}
+
+/// `Err(ENOSYS)` when `JACK_FAULT_NO_INOTIFY=1`: called before the watch
+/// folder's inotify instance is made.
+pub fn no_inotify() -> io::Result<()> {
+    fails_when_set("JACK_FAULT_NO_INOTIFY", 38)
+}
+
+/// `Err(errno)` when the switch `var` is `1`.
+fn fails_when_set(var: &str, errno: i32) -> io::Result<()> {
     #[cfg(debug_assertions)]
-    if std::env::var("JACK_FAULT_EXDEV").is_ok_and(|v| v == "1") {
-        return Err(io::Error::from_raw_os_error(18));
+    if std::env::var(var).is_ok_and(|v| v == "1") {
+        return Err(io::Error::from_raw_os_error(errno));
     }
+    #[cfg(not(debug_assertions))]
+    let _ = (var, errno);
     Ok(())
 }
 

@@ -5,8 +5,9 @@
 //! joins the thread when it ends in time and otherwise leaves it behind,
 //! logged. [`Background`] is a worker that runs until asked to stop (the
 //! `watch` and `qbit-add` threads): its body gets a stop channel (to wait
-//! on between passes) and a stop flag (to look at inside a pass). Knows
-//! nothing of what the threads do.
+//! on between passes) and a stop flag (to look at inside a pass); a body
+//! that waits on something else is woken by [`Background::stop_waking`].
+//! Knows nothing of what the threads do.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,8 +87,16 @@ impl Background {
     /// blocked on a peer that does not answer is left behind: whatever it
     /// holds is recorded for the next start).
     pub fn stop(self, limit: Duration) {
+        self.stop_waking(limit, || {});
+    }
+
+    /// [`Background::stop`], running `wake` once the stop is asked (flag
+    /// set, channel sent), for a body that waits on something else than
+    /// the stop channel (the `watch` thread sleeps in poll(2)).
+    pub fn stop_waking(self, limit: Duration, wake: impl FnOnce()) {
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.stop.send(());
+        wake();
         self.worker.join_within(limit, "a peer");
     }
 }

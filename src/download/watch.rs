@@ -1,32 +1,67 @@
 //! The watch folder: stub `.torrent` files dropped by Radarr/Sonarr.
 //!
-//! The `watch` thread polls `downloads.watch_dir` every `scan_interval_ms`.
-//! A stub is read only once it has stopped changing (same size and
-//! modification time on two polls in a row: *arr writes stubs in chunks),
-//! and handed to [`Downloads::add_stub`] once, across restarts too: the
-//! registry remembers each processed stub by name, length and modification
-//! time, so only a stub written anew (a re-grab) is read again. A broken
-//! stub is renamed `<name>.invalid` and recorded with its reason; a stub
-//! whose download fails for good becomes `<name>.failed` (in `downloads`);
-//! neither is ever deleted or read again. A stub whose peer cannot be
-//! reached right now is tried again later. Completed downloads remove their
-//! stub (in `downloads`). Each poll also picks up `queued` rows nobody is
-//! working on (`jack retry`).
+//! The `watch` thread learns of stubs in two ways. inotify (`notify`) tells
+//! it at once of a stub renamed into place (`IN_MOVED_TO`) or closed after
+//! writing (`IN_CLOSE_WRITE`): such a stub is whole and is read then, with
+//! no second look. And every `scan_interval_ms` it reads the whole folder
+//! (a pass), which finds what inotify does not tell: stubs there at
+//! start-up, stubs written from another machine onto a network share (NFS,
+//! SMB, FUSE: inotify sees only this machine's changes), stubs written
+//! while events were lost (`IN_Q_OVERFLOW`, which also starts a pass at
+//! once) or while the watch was gone, and every stub where inotify cannot
+//! be used (init or add_watch failed: one warning, then passes only). A
+//! pass reads a stub only once it has stopped changing (same size and
+//! modification time on two passes in a row: a writer may write in
+//! chunks), except a stub inotify saw written and not closed since: that
+//! one waits for its close, or for `WRITER_PATIENCE` (60 s) without a
+//! write. A watch that ended (the folder removed, moved away or unmounted)
+//! or whose folder was replaced is added again by the next pass that finds
+//! a folder there; until then passes do the work.
+//!
+//! Each stub is handed to [`Downloads::add_stub`] once, across restarts
+//! too: the registry remembers each processed stub by name, length and
+//! modification time, so only a stub written anew (a re-grab) is read
+//! again. A broken stub is renamed `<name>.invalid` and recorded with its
+//! reason; a stub whose download fails for good becomes `<name>.failed`
+//! (in `downloads`); neither is ever deleted or read again. A stub whose
+//! peer cannot be reached right now is tried again later. Completed
+//! downloads remove their stub (in `downloads`). Each pass also picks up
+//! `queued` rows nobody is working on (`jack retry`).
+//!
+//! Why no busy wait and no late stop: the thread sleeps in poll(2) on two
+//! fds, the inotify fd and an eventfd that [`Watcher::stop`] writes once
+//! the stop flag is set, with a timeout that ends when the next pass is
+//! due. It wakes for an event, a stop or a pass and for nothing else: an
+//! idle node costs one wake-up a `scan_interval_ms`, as before, and a stop
+//! is seen at once whatever the interval (the flag is set before the
+//! write, and the eventfd stays readable, so a stop asked between the last
+//! look at the flag and the poll still ends the poll at once).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fs::Metadata;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crossbeam_channel::Receiver;
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+
 use crate::download::downloads::{Added, Downloads};
 use crate::download::handoff::rename_no_replace;
-use crate::error::Result;
+use crate::download::notify::{Change, Notify};
+use crate::error::{Error, Result};
 use crate::stub::MAX_STUB_BYTES;
 use crate::worker::Background;
 
 /// A stub whose peer was unreachable is tried again after this long.
 const LATER: Duration = Duration::from_secs(30);
+
+/// A stub inotify saw written and not closed is left to the stable-file
+/// rule once this long has passed without a write (a writer that keeps
+/// it open for good).
+const WRITER_PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
@@ -37,105 +72,310 @@ struct Seen {
     not_before: Option<Instant>,
 }
 
+/// When a stub found in the folder may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    /// The kernel said it is whole (renamed into place, closed after writing).
+    Now,
+    /// Once unchanged since the last pass.
+    IfStable,
+    /// Not while a writer has it open.
+    NotYet,
+}
+
 pub struct Watcher {
     thread: Background,
+    waker: Arc<OwnedFd>,
 }
 
 impl Watcher {
+    /// Starts the `watch` thread. The inotify watch is in place when this
+    /// returns, so a stub dropped from then on is seen at once.
     pub fn start(downloads: Arc<Downloads>, dir: PathBuf, interval: Duration) -> Result<Watcher> {
-        let thread = Background::spawn("watch", move |rx, flag| {
-            let mut seen = HashMap::new();
-            loop {
-                poll(&downloads, &dir, &mut seen, &flag);
-                if let Err(e) = downloads.pick_up_queued_rows() {
-                    log::error!("cannot read queued downloads: {e}");
+        let waker = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(|e| Error::io("cannot make the watch thread's eventfd", e.into()))?;
+        let waker = Arc::new(waker);
+        let polling = |e: std::io::Error| {
+            log::warn!(
+                "cannot watch the watch folder with inotify, polling it every {} ms dir={} error={e}",
+                interval.as_millis(),
+                dir.display()
+            );
+        };
+        // Without an instance, polling for good; without a watch, polling
+        // until a pass can add it (`rewatch`).
+        let notify = match Notify::new(&dir) {
+            Ok(mut n) => {
+                match n.rewatch() {
+                    Ok(_) => log::info!(
+                        "watch folder watched with inotify dir={} poll_ms={}",
+                        dir.display(),
+                        interval.as_millis()
+                    ),
+                    Err(e) => polling(e),
                 }
-                if rx.recv_timeout(interval) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
-                    break;
-                }
+                Some(n)
             }
+            Err(e) => {
+                polling(e);
+                None
+            }
+        };
+        let wake = waker.clone();
+        let thread = Background::spawn("watch", move |rx, flag| {
+            let mut folder = Folder {
+                downloads: &downloads,
+                dir: &dir,
+                seen: HashMap::new(),
+                writing: HashMap::new(),
+            };
+            run(&mut folder, notify, &wake, &rx, &flag, interval);
         })?;
-        Ok(Watcher { thread })
+        Ok(Watcher { thread, waker })
     }
 
     /// Stops the thread and joins it, waiting at most `limit`: a stub being
     /// looked up on a peer that does not answer is left behind (it has
     /// written nothing yet, and the stub stays for the next start).
     pub fn stop(self, limit: Duration) {
-        self.thread.stop(limit);
+        let waker = self.waker;
+        self.thread.stop_waking(limit, || {
+            // Wakes the thread's poll(2); it then sees the stop flag.
+            let _ = rustix::io::write(&*waker, &1u64.to_ne_bytes());
+        });
     }
 }
 
-/// One pass over the watch folder.
-fn poll(
-    downloads: &Downloads,
-    dir: &Path,
-    seen: &mut HashMap<String, Seen>,
+/// The thread's loop: events as they come, a pass when one is due.
+fn run(
+    folder: &mut Folder,
+    mut notify: Option<Notify>,
+    waker: &OwnedFd,
+    stop: &Receiver<()>,
     stopping: &AtomicBool,
+    interval: Duration,
 ) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            log::warn!("cannot read the watch folder {}: {e}", dir.display());
-            return;
+    let mut changes = Vec::new();
+    let mut next_pass = Instant::now();
+    while !stopping.load(Ordering::SeqCst) {
+        if let Some(n) = notify.as_mut() {
+            n.read(&mut changes);
         }
-    };
-    let mut present = Vec::new();
-    for entry in entries.flatten() {
+        let rescan = folder.apply(&mut changes, stopping);
+        if rescan || Instant::now() >= next_pass {
+            if let Some(n) = notify.as_mut() {
+                rewatch(n, folder.dir);
+            }
+            folder.pass(stopping);
+            if let Err(e) = folder.downloads.pick_up_queued_rows() {
+                log::error!("cannot read queued downloads: {e}");
+            }
+            next_pass = Instant::now() + interval;
+        }
         if stopping.load(Ordering::SeqCst) {
-            return;
+            break;
         }
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
+        let events = notify.as_ref().filter(|n| n.watching());
+        wait(
+            waker,
+            events,
+            stop,
+            next_pass.saturating_duration_since(Instant::now()),
+        );
+    }
+}
+
+/// Watches the folder again if the watch ended or the folder was replaced.
+fn rewatch(notify: &mut Notify, dir: &Path) {
+    let was = notify.watching();
+    match notify.rewatch() {
+        Ok(true) if was => log::info!(
+            "watch folder replaced, watching the new one with inotify dir={}",
+            dir.display()
+        ),
+        Ok(true) => log::info!(
+            "watch folder watched with inotify again dir={}",
+            dir.display()
+        ),
+        // Unchanged, or still no folder to watch (the pass says so).
+        Ok(false) | Err(_) => {}
+    }
+}
+
+/// Sleeps until `timeout` passes, inotify has events or the waker is
+/// written (a stop).
+fn wait(waker: &OwnedFd, notify: Option<&Notify>, stop: &Receiver<()>, timeout: Duration) {
+    let mut fds = vec![PollFd::new(waker, PollFlags::IN)];
+    if let Some(n) = notify {
+        fds.push(PollFd::from_borrowed_fd(n.fd(), PollFlags::IN));
+    }
+    // `scan_interval_ms` is at most an hour: always representable.
+    let until = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: 3600,
+        tv_nsec: 0,
+    });
+    match rustix::event::poll(&mut fds, Some(&until)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        Err(e) => {
+            // Not expected; wait on the stop channel as before inotify.
+            log::warn!("cannot poll the watch folder's events error={e}");
+            let _ = stop.recv_timeout(timeout);
+        }
+    }
+}
+
+/// The watch folder as the thread knows it.
+struct Folder<'a> {
+    downloads: &'a Downloads,
+    dir: &'a Path,
+    seen: HashMap<String, Seen>,
+    /// Stubs inotify saw written and not closed since, with the last write.
+    writing: HashMap<String, Instant>,
+}
+
+impl Folder<'_> {
+    /// Takes in what inotify said and reads the stubs it says are whole;
+    /// true when a pass is needed now (events lost, watch ended).
+    fn apply(&mut self, changes: &mut Vec<Change>, stopping: &AtomicBool) -> bool {
+        let mut whole: Vec<String> = Vec::new();
+        let mut rescan = false;
+        for change in changes.drain(..) {
+            match change {
+                Change::Complete(name) if is_stub_name(&name) => {
+                    self.writing.remove(&name);
+                    if !whole.contains(&name) {
+                        whole.push(name);
+                    }
+                }
+                Change::Writing(name) if is_stub_name(&name) => {
+                    whole.retain(|n| *n != name);
+                    self.writing.insert(name, Instant::now());
+                }
+                Change::Gone(name) => {
+                    whole.retain(|n| *n != name);
+                    self.writing.remove(&name);
+                }
+                Change::Overflow => {
+                    log::warn!("inotify events were lost: reading the whole watch folder");
+                    // Closes may have been missed: the stable-file rule again.
+                    self.writing.clear();
+                    rescan = true;
+                }
+                Change::Lost => {
+                    log::warn!(
+                        "the watch folder's inotify watch ended, polling until it can be watched again dir={}",
+                        self.dir.display()
+                    );
+                    self.writing.clear();
+                    rescan = true;
+                }
+                Change::Complete(_) | Change::Writing(_) => {}
+            }
+        }
+        for name in whole {
+            if stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            // Not followed, as a pass does not follow a link.
+            match std::fs::symlink_metadata(self.dir.join(&name)) {
+                Ok(meta) if meta.is_file() => self.consider(&name, &meta, Ready::Now),
+                _ => {}
+            }
+        }
+        rescan
+    }
+
+    /// One pass over the watch folder.
+    fn pass(&mut self, stopping: &AtomicBool) {
+        let entries = match std::fs::read_dir(self.dir) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("cannot read the watch folder {}: {e}", self.dir.display());
+                return;
+            }
         };
-        if name.starts_with('.') || !name.to_ascii_lowercase().ends_with(".torrent") {
-            continue;
+        let mut present = HashSet::new();
+        for entry in entries.flatten() {
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !is_stub_name(&name) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let open = self
+                .writing
+                .get(&name)
+                .is_some_and(|t| t.elapsed() < WRITER_PATIENCE);
+            let ready = if open { Ready::NotYet } else { Ready::IfStable };
+            self.consider(&name, &meta, ready);
+            present.insert(name);
         }
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
-            continue;
-        }
-        present.push(name.clone());
+        self.seen.retain(|name, _| present.contains(name));
+        self.writing.retain(|name, _| present.contains(name));
+    }
+
+    /// Reads the stub `name` when it is `ready` and not handled yet.
+    fn consider(&mut self, name: &str, meta: &Metadata, ready: Ready) {
         let now = Seen {
             len: meta.len(),
             modified: meta.modified().ok(),
             done: false,
             not_before: None,
         };
-        let prev = seen.get(&name).copied();
-        let stable = prev.is_some_and(|p| p.len == now.len && p.modified == now.modified);
-        if !stable {
-            // New or still being written: look again next poll.
-            seen.insert(name, now);
-            continue;
-        }
-        let prev = prev.unwrap_or(now);
-        if prev.done || prev.not_before.is_some_and(|t| Instant::now() < t) {
-            continue;
+        let (prev, unchanged) = match self.seen.get(name) {
+            Some(p) if p.len == now.len && p.modified == now.modified => (*p, true),
+            _ => {
+                self.seen.insert(name.to_string(), now);
+                (now, false)
+            }
+        };
+        let go = match ready {
+            Ready::Now => true,
+            // New or still being written: look again next pass.
+            Ready::IfStable => unchanged,
+            Ready::NotYet => false,
+        };
+        if !go || prev.done || prev.not_before.is_some_and(|t| Instant::now() < t) {
+            return;
         }
         let modified = modified_ns(now.modified);
-        let registry = downloads.registry();
-        let outcome = match registry.stub_seen(&name, now.len, modified) {
+        let registry = self.downloads.registry();
+        let outcome = match registry.stub_seen(name, now.len, modified) {
             // Processed before (by an earlier run): never again.
             Ok(true) => None,
-            Ok(false) => handle(downloads, dir, &name, now.len),
+            Ok(false) => handle(self.downloads, self.dir, name, now.len),
             Err(e) => {
                 log::error!("cannot read processed stubs stub={name} error={e}");
                 Some(LATER)
             }
         };
-        let entry = seen.entry(name.clone()).or_insert(now);
-        match outcome {
-            Some(later) => entry.not_before = Some(Instant::now() + later),
+        let entry = match outcome {
+            Some(later) => Seen {
+                not_before: Some(Instant::now() + later),
+                ..prev
+            },
             None => {
-                entry.done = true;
-                if let Err(e) = registry.remember_stub(&name, now.len, modified) {
+                if let Err(e) = registry.remember_stub(name, now.len, modified) {
                     log::error!("cannot record a processed stub stub={name} error={e}");
                 }
+                Seen { done: true, ..prev }
             }
-        }
+        };
+        self.seen.insert(name.to_string(), entry);
     }
-    seen.retain(|name, _| present.contains(name));
+}
+
+/// A name the watch folder reads: `*.torrent`, not hidden (a writer's
+/// temporary name), not set aside (`.invalid`, `.failed`).
+fn is_stub_name(name: &str) -> bool {
+    !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".torrent")
 }
 
 /// Handles one stable stub; `Some(delay)` when it must be tried again.

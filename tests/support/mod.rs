@@ -338,8 +338,13 @@ pub fn status_json(site: &Site) -> serde_json::Value {
 
 /// A downloading site whose peer `alice` is at `peer_addr`.
 pub fn downloader(peer_addr: SocketAddr, extra: &str) -> Site {
+    downloader_polling(peer_addr, 100, extra)
+}
+
+/// [`downloader`] with its watch folder polled every `scan_interval_ms`.
+pub fn downloader_polling(peer_addr: SocketAddr, scan_interval_ms: u64, extra: &str) -> Site {
     Site::new(&format!(
-        "[downloads]\nscan_interval_ms = 100\nretry_base_delay_ms = 10\nretry_max_delay_ms = 100\n{extra}\n[[peers]]\nname = \"alice\"\nurl = \"http://{peer_addr}\"\napi_key = \"{KEY}\"\n"
+        "[downloads]\nscan_interval_ms = {scan_interval_ms}\nretry_base_delay_ms = 10\nretry_max_delay_ms = 100\n{extra}\n[[peers]]\nname = \"alice\"\nurl = \"http://{peer_addr}\"\napi_key = \"{KEY}\"\n"
     ))
 }
 

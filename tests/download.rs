@@ -158,7 +158,10 @@ fn a_download_past_4_gib_resumes_with_u64_offsets() {
     let mut got = Vec::new();
     f.read_to_end(&mut got).unwrap();
     assert!(got == tail, "the bytes past 4 GiB differ");
+    // The row is marked completed just after the file gets its name.
+    wait_for("the row to be completed", Duration::from_secs(10), || {
+        status_json(&b)["downloads"][0]["status"] == "completed"
+    });
     let v = status_json(&b);
-    assert_eq!(v["downloads"][0]["status"], "completed");
     assert_eq!(v["downloads"][0]["downloaded_bytes"], len);
 }

@@ -622,7 +622,7 @@ fn sigterm_during_three_downloads_exits_0_and_a_restart_finishes_them() {
     let sent = peer.record.body_bytes.load(Ordering::SeqCst);
     let in_flight = sent_before - durable;
     assert!(
-        in_flight <= 3 * 256 * 1024,
+        in_flight <= 3 * jack::download::transfer::READ_BUFFER as u64,
         "{in_flight} bytes were sent but not checkpointed at shutdown"
     );
     assert_eq!(
@@ -694,7 +694,8 @@ fn kill_9_loop_loses_only_bytes_in_flight_per_kill() {
             .unwrap_or(6 * 1024 * 1024)
     };
     let sockets = sysctl_max("tcp_rmem") + sysctl_max("tcp_wmem");
-    let in_flight = jack::download::written::STEP + 256 * 1024 + sockets;
+    let in_flight =
+        jack::download::written::STEP + jack::download::transfer::READ_BUFFER as u64 + sockets;
     let bound = size as u64 + kills * in_flight.min(jack::download::transfer::CHECKPOINT_BYTES);
     eprintln!("re-fetched {} bytes in {kills} kills", sent - size as u64);
     assert!(kills >= 3, "only {kills} kills happened before completion");

@@ -125,6 +125,9 @@ impl PeerClient {
             .timeout_per_read(Some(idle))
             .timeout_recv_response(Some(idle))
             .timeout_per_write(Some(idle))
+            // Bodies are read in large pieces (fewer reads per GiB); the
+            // transfer's own buffer matches it (`transfer::READ_BUFFER`).
+            .input_buffer_size(crate::download::transfer::READ_BUFFER)
             .build()
             .into();
         PeerClient { agent }

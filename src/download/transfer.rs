@@ -30,6 +30,9 @@ pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// ...and at least this often.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Bytes asked of the body per read, and the size of ureq's input buffer.
+pub const READ_BUFFER: usize = 512 * 1024;
+
 /// The headers of a response that [`judge`] looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head<'a> {
@@ -458,7 +461,7 @@ fn append(
     part.seek(SeekFrom::Start(offset))
         .map_err(|e| Stop::Disk(e, "seek"))?;
     let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; READ_BUFFER];
     let mut pos = offset;
     let mut error: Option<Outcome> = None;
     // Checkpoints while the body streams run on a flusher thread, so the

@@ -786,4 +786,52 @@ mod tests {
         assert_eq!(tiny.refused_connections().max_connections_per_ip, 1);
         server.shutdown();
     }
+
+    /// tiny_http's pool once queued a burst of connections behind the few
+    /// idle threads it had (it counted a thread woken for a task as idle
+    /// until the thread ran); those blocked on their keep-alive connections,
+    /// and the rest waited for a read timeout (JACK-PATCHES §8). A race, so
+    /// five bursts, each on a fresh server whose four idle threads wait.
+    #[test]
+    fn every_connection_of_a_burst_gets_a_thread() {
+        for round in 0..5 {
+            let server = flaky_server(Duration::from_secs(5), 256, 256);
+            let addr = server.local_addr();
+            std::thread::sleep(Duration::from_millis(50));
+            let start = std::time::Instant::now();
+            let clients: Vec<_> = (0..4)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut burst = Vec::new();
+                        for _ in 0..10 {
+                            let mut s = TcpStream::connect(addr).unwrap();
+                            // Keep-alive: a connection holds its thread
+                            // after its answer.
+                            write!(s, "GET /fine HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                            burst.push(s);
+                        }
+                        burst
+                    })
+                })
+                .collect();
+            let mut burst: Vec<TcpStream> = clients
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect();
+            // All stay open until every one is answered.
+            for (i, s) in burst.iter_mut().enumerate() {
+                s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                let mut status = [0u8; 12];
+                s.read_exact(&mut status)
+                    .unwrap_or_else(|e| panic!("round {round}: connection {i} not answered: {e}"));
+                assert_eq!(&status, b"HTTP/1.1 200");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                start.elapsed()
+            );
+            server.shutdown();
+        }
+    }
 }

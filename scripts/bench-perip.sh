@@ -8,7 +8,8 @@
 #  2. how many of them the node holds and how many it answers 503 and
 #     closes, and the threads of the node meanwhile;
 #  3. REQUESTS (default 50) requests from 127.0.0.1 to /ping, one connection
-#     each: their statuses, median and max latency.
+#     each: their statuses, median and max latency (connect to the end of
+#     the answer).
 # RUNS (default 3) fresh nodes per binary. BEFORE=<another jack binary>
 # (e.g. one built from main) measures that one first, the same way.
 # Usage: [BEFORE=/tmp/jack-main] scripts/bench-perip.sh
@@ -60,14 +61,14 @@ def ping(port):
     t = time.perf_counter()
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    head = b""
-    while b"\r\n" not in head:
+    answer = b""
+    while True:  # the whole answer: the node closes the connection after it
         b = s.recv(4096)
         if not b: break
-        head += b
+        answer += b
     ms = (time.perf_counter() - t) * 1000
     s.close()
-    return int(head.split()[1]) if head else 0, ms
+    return int(answer.split()[1]) if answer else 0, ms
 
 def threads(pid):
     return len(os.listdir(f"/proc/{pid}/task"))

@@ -94,6 +94,9 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// Open connections above which new ones get a quick 503.
     pub max_connections: usize,
+    /// Open connections from one client address above which its new ones
+    /// get the same 503 (a value above `max_connections` changes nothing).
+    pub max_connections_per_ip: usize,
     /// How often the libraries are rescanned.
     pub library_rescan: Duration,
     /// Most items the catalogue holds (its memory bound).
@@ -505,6 +508,7 @@ impl fmt::Display for Config {
         writeln!(f, "read_timeout_ms = {}", s.read_timeout.as_millis())?;
         writeln!(f, "write_timeout_ms = {}", s.write_timeout.as_millis())?;
         writeln!(f, "max_connections = {}", s.max_connections)?;
+        writeln!(f, "max_connections_per_ip = {}", s.max_connections_per_ip)?;
         writeln!(f, "library_rescan_secs = {}", s.library_rescan.as_secs())?;
         writeln!(f, "max_catalogue_items = {}", s.max_catalogue_items)?;
         for k in &s.peer_keys {
@@ -977,6 +981,8 @@ impl<'a> Cx<'a> {
         let read_timeout = self.millis(&mut t, "read_timeout_ms", 30_000, 100, 3_600_000);
         let write_timeout = self.millis(&mut t, "write_timeout_ms", 60_000, 100, 3_600_000);
         let max_connections = self.integer(&mut t, "max_connections", 256, 1, 65_536) as usize;
+        let max_connections_per_ip =
+            self.integer(&mut t, "max_connections_per_ip", 32, 1, 65_536) as usize;
         let library_rescan_secs = self.integer(&mut t, "library_rescan_secs", 300, 1, 604_800);
         let max_catalogue_items =
             self.integer(&mut t, "max_catalogue_items", 200_000, 1, 10_000_000) as usize;
@@ -990,6 +996,7 @@ impl<'a> Cx<'a> {
             read_timeout,
             write_timeout,
             max_connections,
+            max_connections_per_ip,
             library_rescan: Duration::from_secs(library_rescan_secs),
             max_catalogue_items,
             peer_keys,
@@ -1486,6 +1493,8 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:5225");
         assert_eq!(c.server.public_url, "http://127.0.0.1:5225");
         assert_eq!(c.server.handler_threads, 8);
+        assert_eq!(c.server.max_connections, 256);
+        assert_eq!(c.server.max_connections_per_ip, 32);
         assert_eq!(c.database.path, PathBuf::from("/etc/jack/data/jack.db"));
         assert_eq!(c.downloads.watch_dir, PathBuf::from("/etc/jack/data/watch"));
         assert_eq!(c.downloads.max_concurrent_downloads, 3);
@@ -1624,6 +1633,24 @@ mod tests {
                 "server.handler_threads",
                 Some(3),
                 "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nmax_connections_per_ip = 0\n",
+                "server.max_connections_per_ip",
+                Some(3),
+                "must be at least 1, got 0",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n\nmax_connections_per_ip = 65537\n",
+                "server.max_connections_per_ip",
+                Some(4),
+                "must be at most 65536, got 65537",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nmax_connections_per_ip = \"8\"\n",
+                "server.max_connections_per_ip",
+                Some(3),
+                "expected an integer, found string",
             ),
             (
                 "[server]\napi_key = \"k\"\nhandler_threads = \"8\"\n",

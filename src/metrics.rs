@@ -3,8 +3,11 @@
 //! Plain atomics in one static ([`METRICS`]), bumped where things happen
 //! (file bodies in `serve/server`, appends in `download/transfer`,
 //! outcomes in `download/downloads`, answers in the `Router`). Labels come
-//! from fixed vocabularies ([`Reason`], status classes), never from data:
-//! an error message, a peer's words or a key never becomes a label.
+//! from fixed vocabularies ([`Reason`], status classes, the two connection
+//! caps), never from data: an error message, a peer's words, a key or a
+//! client's address never becomes a label. What the HTTP server counts
+//! itself (open connections, and the connections its accept thread refused,
+//! inside tiny_http) is read when `/metrics` is asked ([`ConnectionCounts`]).
 //! Must not: hold locks, do I/O, allocate on the counting path.
 
 use std::fmt::Write as _;
@@ -174,12 +177,32 @@ impl Metrics {
     }
 }
 
-/// What `/metrics` shows besides the counters, read when asked.
+/// What `/metrics` shows besides these counters, read when asked.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gauges {
     pub active: u64,
     pub queued: u64,
-    pub connections: u64,
+    pub connections: ConnectionCounts,
+}
+
+/// What the HTTP server counts of its connections (`HttpServer::connection_counter`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// Open now.
+    pub open: u64,
+    /// Answered 503 and closed by the accept thread since start, because
+    /// `server.max_connections` were open.
+    pub refused_max_connections: u64,
+    /// The same, because `server.max_connections_per_ip` were open from
+    /// that client's address.
+    pub refused_max_connections_per_ip: u64,
+}
+
+impl ConnectionCounts {
+    /// Every connection refused with a 503, whichever cap.
+    pub fn refused(&self) -> u64 {
+        self.refused_max_connections + self.refused_max_connections_per_ip
+    }
 }
 
 /// The Prometheus text exposition (format 0.0.4) of `m` and `g`.
@@ -226,7 +249,15 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         "jack_open_connections",
         "gauge",
         "HTTP connections open now.",
-        g.connections,
+        g.connections.open,
+    );
+    let c = &g.connections;
+    let _ = write!(
+        s,
+        "# HELP jack_connections_refused_total Connections answered 503 and closed at once, by the cap they were over.\n# TYPE jack_connections_refused_total counter\n\
+         jack_connections_refused_total{{reason=\"max_connections\"}} {}\n\
+         jack_connections_refused_total{{reason=\"max_connections_per_ip\"}} {}\n",
+        c.refused_max_connections, c.refused_max_connections_per_ip
     );
     let mut labelled = |name: &str, help: &str, values: &[AtomicU64; REASONS]| {
         let _ = write!(s, "# HELP {name} {help}\n# TYPE {name} counter\n");
@@ -256,13 +287,16 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
     );
     let _ = write!(
         s,
-        "# HELP jack_http_requests_total HTTP answers, by status class.\n# TYPE jack_http_requests_total counter\n"
+        "# HELP jack_http_requests_total HTTP answers, by status class (5xx includes the 503s of refused connections).\n# TYPE jack_http_requests_total counter\n"
     );
     for (i, class) in CLASSES.iter().enumerate() {
+        // A refused connection's 503 is an answer too, written by the
+        // accept thread instead of a handler.
+        let refused = if *class == "5xx" { c.refused() } else { 0 };
         let _ = writeln!(
             s,
             "jack_http_requests_total{{class=\"{class}\"}} {}",
-            load(&m.requests[i])
+            load(&m.requests[i]) + refused
         );
     }
     s
@@ -320,13 +354,22 @@ mod tests {
             Gauges {
                 active: 2,
                 queued: 3,
-                connections: 4,
+                connections: ConnectionCounts {
+                    open: 4,
+                    refused_max_connections: 5,
+                    refused_max_connections_per_ip: 6,
+                },
             },
         );
         assert!(text.contains("jack_served_bytes_total 7\n"));
         assert!(text.contains("jack_transfers_queued 3\n"));
+        assert!(text.contains("jack_open_connections 4\n"));
         assert!(text.contains("jack_http_requests_total{class=\"2xx\"} 1\n"));
-        assert!(text.contains("jack_http_requests_total{class=\"5xx\"} 1\n"));
+        // 1 answered by a handler, 11 by the accept thread.
+        assert!(text.contains("jack_http_requests_total{class=\"5xx\"} 12\n"));
+        assert!(text.contains(
+            "# TYPE jack_connections_refused_total counter\njack_connections_refused_total{reason=\"max_connections\"} 5\njack_connections_refused_total{reason=\"max_connections_per_ip\"} 6\n"
+        ));
         assert!(text.contains("jack_downloads_failed_total{reason=\"retries_exhausted\"} 1\n"));
         assert!(text.ends_with('\n'));
     }

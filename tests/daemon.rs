@@ -95,7 +95,7 @@ fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"\"\nhandler_threadz = 2\n[downloads]\nmax_concurrent_downloads = 0\n"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"\"\nhandler_threadz = 2\nmax_connections_per_ip = 0\n[downloads]\nmax_concurrent_downloads = 0\n"
         ),
     )
     .unwrap();
@@ -107,7 +107,7 @@ fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(t.elapsed() < Duration::from_secs(5));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("3 problems"), "{err}");
+    assert!(err.contains("4 problems"), "{err}");
     assert!(
         err.contains("jack.toml:3: server.api_key: must not be empty"),
         "{err}"
@@ -117,7 +117,11 @@ fn a_bad_config_exits_2_with_every_problem_and_binds_nothing() {
         "{err}"
     );
     assert!(
-        err.contains("jack.toml:6: downloads.max_concurrent_downloads: must be at least 1"),
+        err.contains("jack.toml:5: server.max_connections_per_ip: must be at least 1, got 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("jack.toml:7: downloads.max_concurrent_downloads: must be at least 1"),
         "{err}"
     );
     // Nothing started: no directories, no registry, and the port was never bound.
@@ -176,7 +180,7 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let key_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(key_file.path(), "peer-secret-123\n").unwrap();
     let site = Site::new(&format!(
-        "[[peers]]\nname = \"alice\"\nurl = \"http://127.0.0.1:5226\"\napi_key = {{ file = {:?} }}\n",
+        "max_connections_per_ip = 12\n[[peers]]\nname = \"alice\"\nurl = \"http://127.0.0.1:5226\"\napi_key = {{ file = {:?} }}\n",
         key_file.path().display()
     ));
     std::fs::write(
@@ -208,6 +212,10 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
         "{text}"
     );
     assert!(text.contains("max_concurrent_downloads = 3"), "{text}");
+    assert!(
+        text.contains("max_connections = 256\nmax_connections_per_ip = 12\n"),
+        "{text}"
+    );
     // check-config creates nothing.
     assert!(!site.path().join("data").exists());
     // The same config without the variable: exit 2 naming it.

@@ -63,7 +63,11 @@ impl Bed {
         let api = QbitApi::start(&config, addr, downloads.clone(), clock.clone())
             .unwrap()
             .unwrap();
-        let http = HttpServer::start(listener, 4, 64, api.handler()).unwrap();
+        let caps = server::Caps {
+            total: 64,
+            per_ip: 64,
+        };
+        let http = HttpServer::start(listener, 4, caps, api.handler()).unwrap();
         Bed {
             dir,
             addr,

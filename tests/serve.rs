@@ -9,7 +9,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use support::{KEY, enc, item_id, need_tool, pattern, request, serving_site};
+use support::{
+    KEY, connect_from, enc, item_id, need_tool, pattern, request, request_from, serving_site,
+};
 
 const NAME: &str = "The.Matrix.1999.1080p.BluRay.x264-GRP.mkv";
 
@@ -496,7 +498,11 @@ fn traversal_attempts_never_reach_outside_the_library() {
 
 #[test]
 fn idle_connections_do_not_starve_requests_and_threads_return_to_baseline() {
-    let (_site, node) = serving_site("read_timeout_ms = 1000\n", &[]);
+    // All from 127.0.0.1, so its per-address cap is raised past them.
+    let (_site, node) = serving_site(
+        "read_timeout_ms = 1000\nmax_connections_per_ip = 256\n",
+        &[],
+    );
     std::thread::sleep(Duration::from_millis(300));
     let baseline = node.threads();
     let idle: Vec<TcpStream> = (0..200)
@@ -550,6 +556,106 @@ fn above_the_connection_cap_new_connections_get_a_quick_503() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// One address with 40 slow connections (a scanner, a misbehaving peer)
+/// takes its 8 places and no more: the rest are answered 503 at once by the
+/// accept thread, without a thread, while 127.0.0.1 is served as usual.
+#[test]
+fn one_address_cannot_take_every_connection() {
+    const SLOW: usize = 40;
+    const PER_IP: usize = 8;
+    let (_site, node) = serving_site(
+        "max_connections = 256\nmax_connections_per_ip = 8\nread_timeout_ms = 30000\n",
+        &[],
+    );
+    let baseline = node.threads();
+    let start = Instant::now();
+    let mut slow: Vec<(TcpStream, Vec<u8>, bool)> = (0..SLOW)
+        .map(|_| {
+            let s = connect_from("127.0.0.2", node.addr);
+            s.set_nonblocking(true).unwrap();
+            (s, Vec::new(), false)
+        })
+        .collect();
+    // Those over the cap get the whole 503 and the end of the connection.
+    let mut refused = 0;
+    while refused < SLOW - PER_IP && start.elapsed() < Duration::from_secs(10) {
+        for (s, answer, closed) in slow.iter_mut().filter(|(_, _, closed)| !*closed) {
+            let mut buf = [0u8; 1024];
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    *closed = true;
+                    refused += 1;
+                }
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let refused_in = start.elapsed();
+    assert_eq!(refused, SLOW - PER_IP, "refused in {refused_in:?}");
+    assert!(refused_in < Duration::from_secs(2), "{refused_in:?}");
+    for (_, answer, _) in slow.iter().filter(|(_, _, closed)| *closed) {
+        let text = String::from_utf8_lossy(answer);
+        assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+        assert!(text.contains("Retry-After: 5\r\n"), "{text}");
+        assert!(text.ends_with("\"Too many connections\"}}"), "{text}");
+    }
+    slow.retain(|(_, _, closed)| !*closed);
+    // The 8 it holds trickle half a request head, and nothing more.
+    for (s, answer, _) in &mut slow {
+        assert!(answer.is_empty());
+        s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n").unwrap();
+    }
+    assert!(
+        node.threads() < baseline + 2 * PER_IP,
+        "a thread per connection held, none for those refused: {} threads, {baseline} before",
+        node.threads()
+    );
+    // Another address is served at once; 127.0.0.2 is still refused.
+    let t = Instant::now();
+    assert_eq!(request(node.addr, "GET", "/ping", &[]).status, 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    let again = request_from("127.0.0.2", node.addr, "GET", "/ping");
+    assert_eq!(again.status, 503);
+    // /metrics counts every refusal, by cap, and the 503s with the 5xx.
+    let metrics = request(node.addr, "GET", "/metrics", &[("X-Api-Key", KEY)]);
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8(metrics.body).unwrap();
+    let sample = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    let over_ip = sample("jack_connections_refused_total{reason=\"max_connections_per_ip\"}");
+    assert_eq!(over_ip, (SLOW - PER_IP + 1) as f64);
+    assert_eq!(
+        sample("jack_connections_refused_total{reason=\"max_connections\"}"),
+        0.0
+    );
+    assert!(sample("jack_http_requests_total{class=\"5xx\"}") >= over_ip);
+    // Once the slow ones close, 127.0.0.2 has its places back.
+    drop(slow);
+    let start = Instant::now();
+    while request_from("127.0.0.2", node.addr, "GET", "/ping").status != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "127.0.0.2 still refused after its connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held: Vec<TcpStream> = (0..PER_IP)
+        .map(|_| connect_from("127.0.0.2", node.addr))
+        .collect();
+    assert_eq!(
+        request_from("127.0.0.2", node.addr, "GET", "/ping").status,
+        503,
+        "the count is back to what is open, not below"
+    );
+    drop(held);
 }
 
 #[test]

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use jack::db::{EventKind, NewDownload, Registry, Status};
 use support::{
-    KEY, Site, downloader, drop_stub, free_port, item_id, pattern, request, serving_site, wait_for,
+    KEY, Site, connect_from, downloader, drop_stub, free_port, item_id, pattern, request,
+    serving_site, wait_for,
 };
 
 /// A site listening on a known port (so `jack status` finds its daemon).
@@ -410,6 +411,8 @@ fn metrics_parse_and_move_with_a_transfer() {
             "jack_transfers_queued",
             "jack_downloads_completed_total",
             "jack_open_connections",
+            "jack_connections_refused_total{reason=\"max_connections\"}",
+            "jack_connections_refused_total{reason=\"max_connections_per_ip\"}",
             "jack_downloads_failed_total{reason=\"network\"}",
             "jack_download_retries_total{reason=\"http_5xx\"}",
             "jack_download_restarts_total{reason=\"other\"}",
@@ -443,6 +446,51 @@ fn metrics_parse_and_move_with_a_transfer() {
         .map(|(_, v)| v)
         .sum();
     assert_eq!(failed, 0.0);
+}
+
+/// The connections the accept thread refuses are counted by cap, and their
+/// 503s with the 5xx answers.
+#[test]
+fn refused_connections_are_counted_by_cap() {
+    use std::io::Read;
+    let (_site, node) = serving_site("max_connections = 4\nmax_connections_per_ip = 2\n", &[]);
+    let refused_from = |ip: &str| {
+        let mut answer = String::new();
+        connect_from(ip, node.addr)
+            .read_to_string(&mut answer)
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    };
+    // A fresh node: nothing refused, no 5xx, no connection open yet (so
+    // none that could still count when the next ones arrive).
+    // 127.0.0.2 takes its 2 places, a third is over its own cap.
+    let mut held: Vec<_> = (0..2)
+        .map(|_| connect_from("127.0.0.2", node.addr))
+        .collect();
+    refused_from("127.0.0.2");
+    // 127.0.0.3 takes the last 2 of 4: a new address is over the node's cap.
+    held.extend((0..2).map(|_| connect_from("127.0.0.3", node.addr)));
+    refused_from("127.0.0.4");
+    drop(held);
+    // Until the accept thread sees them closed, /metrics may be refused too.
+    let mut more = 0.0;
+    let text = loop {
+        let r = call(node.addr, "GET", "/metrics", Some(KEY));
+        match r.status {
+            200 => break String::from_utf8(r.body).unwrap(),
+            503 => more += 1.0,
+            other => panic!("/metrics answered {other}"),
+        }
+        assert!(more < 100.0, "the held connections never closed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let m = parse_prometheus(&text);
+    let over_ip = "jack_connections_refused_total{reason=\"max_connections_per_ip\"}";
+    let over_all = "jack_connections_refused_total{reason=\"max_connections\"}";
+    assert_eq!(m[over_ip], 1.0);
+    assert_eq!(m[over_all], 1.0 + more);
+    // Each refusal's 503 is a 5xx answer, and there was no other.
+    assert_eq!(m["jack_http_requests_total{class=\"5xx\"}"], 2.0 + more);
 }
 
 fn downloads(addr: SocketAddr) -> Vec<serde_json::Value> {

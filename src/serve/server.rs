@@ -5,7 +5,8 @@
 //! which Linux copies onto every accepted socket: tiny_http has no timeouts
 //! of its own, so this is what frees the thread of an idle keep-alive
 //! connection or a client that stopped reading. (jack's vendored tiny_http
-//! keeps accepting when `accept()` itself times out; see
+//! keeps accepting when `accept()` itself times out, and its accept thread
+//! answers a connection over a cap, [`Caps`], with a 503 itself; see
 //! `vendor/tiny_http/JACK-PATCHES.md`.)
 //!
 //! Handler threads (`http-1`..`http-N`) loop on `recv()`; a panic in a
@@ -28,6 +29,7 @@ use socket2::{Domain, Socket, Type};
 use tiny_http::{Header, Method, Request, Response};
 
 use crate::error::{Error, Result};
+use crate::metrics::ConnectionCounts;
 
 /// The `Server` header of every response, tiny_http's own answers included.
 pub const SERVER: &str = concat!("jack/", env!("CARGO_PKG_VERSION"));
@@ -250,25 +252,45 @@ impl Drop for SendGuard<'_> {
     }
 }
 
+/// How many connections may be open at once: above either cap, a new
+/// connection gets a quick 503 written by the accept thread, and no thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// `server.max_connections`: in all.
+    pub total: usize,
+    /// `server.max_connections_per_ip`: from one client address.
+    pub per_ip: usize,
+}
+
+impl Caps {
+    /// The caps of `[server]`.
+    pub fn of(server: &crate::config::ServerConfig) -> Caps {
+        Caps {
+            total: server.max_connections,
+            per_ip: server.max_connections_per_ip,
+        }
+    }
+}
+
 impl HttpServer {
-    /// Serves `listener` with `threads` handler threads and at most
-    /// `max_connections` open connections (above it: a quick 503 written by
-    /// the accept thread, no thread spawned).
+    /// Serves `listener` with `threads` handler threads within `caps`.
     pub fn start(
         listener: TcpListener,
         threads: usize,
-        max_connections: usize,
+        caps: Caps,
         handler: Arc<dyn Handler>,
     ) -> Result<HttpServer> {
         tiny_http::set_server_name(SERVER);
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the listening address", e))?;
-        let server =
-            tiny_http::Server::from_listener_capped(listener, max_connections, overload_response())
-                .map_err(|e| {
-                    Error::Runtime(format!("cannot start the HTTP server on {addr}: {e}"))
-                })?;
+        let server = tiny_http::Server::from_listener_capped(
+            listener,
+            caps.total,
+            caps.per_ip,
+            overload_response(),
+        )
+        .map_err(|e| Error::Runtime(format!("cannot start the HTTP server on {addr}: {e}")))?;
         let server = Arc::new(server);
         let shared = Arc::new(Shared::default());
         let mut handles = Vec::with_capacity(threads);
@@ -297,11 +319,12 @@ impl HttpServer {
         self.server.num_connections()
     }
 
-    /// [`HttpServer::connections`] for a handler (`/metrics`): holds no
-    /// reference to the server, and reads 0 once it is gone.
-    pub fn connection_counter(&self) -> Box<dyn Fn() -> usize + Send + Sync> {
+    /// What the server counts of its connections, for a handler
+    /// (`/metrics`): holds no reference to the server, and reads zeros once
+    /// it is gone.
+    pub fn connection_counter(&self) -> Box<dyn Fn() -> ConnectionCounts + Send + Sync> {
         let weak = Arc::downgrade(&self.server);
-        Box::new(move || weak.upgrade().map_or(0, |s| s.num_connections()))
+        Box::new(move || weak.upgrade().map_or_else(Default::default, |s| counts(&s)))
     }
 
     /// Stops taking requests and joins every handler thread. A handler in
@@ -316,6 +339,17 @@ impl HttpServer {
             let _ = t.join();
         }
         // Dropping the last reference closes the listener.
+    }
+}
+
+/// Open connections, and those the accept thread refused (tiny_http counts
+/// both: JACK-PATCHES §2 and §7).
+fn counts(server: &tiny_http::Server) -> ConnectionCounts {
+    let refused = server.refused_connections();
+    ConnectionCounts {
+        open: server.num_connections() as u64,
+        refused_max_connections: refused.max_connections,
+        refused_max_connections_per_ip: refused.max_connections_per_ip,
     }
 }
 
@@ -407,8 +441,8 @@ pub fn redact_query(url: &str) -> &str {
     url.split('?').next().unwrap_or("")
 }
 
-/// The complete response the accept thread writes when the connection cap
-/// is reached.
+/// The complete response the accept thread writes when a connection cap
+/// (`Caps`) is reached.
 fn overload_response() -> Vec<u8> {
     let body = r#"{"ok":false,"error":{"code":"UNAVAILABLE","message":"Too many connections"}}"#;
     format!(
@@ -639,15 +673,18 @@ mod tests {
         out
     }
 
+    /// `Flaky` on 127.0.0.1 with two handler threads, within
+    /// `total`/`per_ip` connections.
+    fn flaky_server(read_timeout: Duration, total: usize, per_ip: usize) -> HttpServer {
+        let at = "127.0.0.1:0".parse().unwrap();
+        let listener = bind(at, read_timeout, Duration::from_secs(5)).unwrap();
+        let caps = Caps { total, per_ip };
+        HttpServer::start(listener, 2, caps, Arc::new(Flaky)).unwrap()
+    }
+
     #[test]
     fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
-        let listener = bind(
-            "127.0.0.1:0".parse().unwrap(),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        let server = HttpServer::start(listener, 2, 16, Arc::new(Flaky)).unwrap();
+        let server = flaky_server(Duration::from_secs(5), 16, 16);
         let addr = server.local_addr();
         for _ in 0..3 {
             let r = get(addr, "/boom");
@@ -659,5 +696,150 @@ mod tests {
             assert!(get(addr, "/fine").starts_with("HTTP/1.1 200"));
         }
         server.shutdown();
+    }
+
+    /// A connection to `addr` from the local address `from` (any of
+    /// 127.0.0.0/8 is this host).
+    fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+        let from: SocketAddr = format!("{from}:0").parse().unwrap();
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&from.into()).unwrap();
+        s.connect(&addr.into()).unwrap();
+        s.into()
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_per_ip_count_goes_down_however_a_connection_ends() {
+        let server = flaky_server(Duration::from_millis(1000), 64, 2);
+        let addr = server.local_addr();
+        let counts = server.connection_counter();
+        let from_2 = || server.server.connections_from(ip("127.0.0.2"));
+        // Two idle connections take 127.0.0.2's two places.
+        let first = connect_from("127.0.0.2", addr);
+        let _second = connect_from("127.0.0.2", addr);
+        wait_until("two open from 127.0.0.2", || from_2() == 2);
+        // A third is answered by the accept thread and closed.
+        let mut third = connect_from("127.0.0.2", addr);
+        let mut answer = Vec::new();
+        third.read_to_end(&mut answer).unwrap();
+        assert_eq!(answer, overload_response());
+        assert_eq!(counts().refused_max_connections_per_ip, 1);
+        assert_eq!(counts().refused_max_connections, 0);
+        // Another address is served meanwhile.
+        assert!(get(addr, "/fine").starts_with("HTTP/1.1 200"));
+        // The client closes one; the read timeout closes the other.
+        drop(first);
+        wait_until("closed by the client", || from_2() <= 1);
+        wait_until("closed by the read timeout", || from_2() == 0);
+        // A handler that panics, then the client closes.
+        let mut s = connect_from("127.0.0.2", addr);
+        write!(s, "GET /boom HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 500");
+        assert_eq!(from_2(), 1, "a keep-alive connection stays open");
+        drop(s);
+        wait_until("closed after a panic", || from_2() == 0);
+        // A request tiny_http cannot read (400, closed).
+        let mut s = connect_from("127.0.0.2", addr);
+        s.write_all(b"NONSENSE\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+        wait_until("closed after a bad request", || from_2() == 0);
+        // Both places are free again.
+        let held: Vec<_> = (0..2).map(|_| connect_from("127.0.0.2", addr)).collect();
+        wait_until("two open again", || from_2() == 2);
+        assert_eq!(counts().refused_max_connections_per_ip, 1);
+        drop(held);
+        server.shutdown();
+    }
+
+    #[test]
+    fn an_ipv4_mapped_client_counts_as_its_ipv4_address() {
+        // A dual-stack socket bound to 127.0.0.1's mapped address: an IPv4
+        // client shows as ::ffff:127.0.0.2 there.
+        let at: SocketAddr = "[::ffff:127.0.0.1]:0".parse().unwrap();
+        let socket = Socket::new(Domain::IPV6, Type::STREAM, None).unwrap();
+        socket.set_only_v6(false).unwrap();
+        socket.bind(&at.into()).unwrap();
+        socket.listen(16).unwrap();
+        let caps = Caps {
+            total: 64,
+            per_ip: 1,
+        };
+        let server = HttpServer::start(socket.into(), 1, caps, Arc::new(Flaky)).unwrap();
+        let addr = server.local_addr();
+        let _held = connect_from("127.0.0.2", addr);
+        let tiny = &server.server;
+        wait_until("one open", || tiny.connections_from(ip("127.0.0.2")) == 1);
+        assert_eq!(tiny.connections_from(ip("::ffff:127.0.0.2")), 1);
+        let mut refused = connect_from("127.0.0.2", addr);
+        let mut answer = Vec::new();
+        refused.read_to_end(&mut answer).unwrap();
+        assert_eq!(answer, overload_response());
+        assert_eq!(tiny.refused_connections().max_connections_per_ip, 1);
+        server.shutdown();
+    }
+
+    /// tiny_http's pool once queued a burst of connections behind the few
+    /// idle threads it had (it counted a thread woken for a task as idle
+    /// until the thread ran); those blocked on their keep-alive connections,
+    /// and the rest waited for a read timeout (JACK-PATCHES §8). A race, so
+    /// five bursts, each on a fresh server whose four idle threads wait.
+    #[test]
+    fn every_connection_of_a_burst_gets_a_thread() {
+        for round in 0..5 {
+            let server = flaky_server(Duration::from_secs(5), 256, 256);
+            let addr = server.local_addr();
+            std::thread::sleep(Duration::from_millis(50));
+            let start = std::time::Instant::now();
+            let clients: Vec<_> = (0..4)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut burst = Vec::new();
+                        for _ in 0..10 {
+                            let mut s = TcpStream::connect(addr).unwrap();
+                            // Keep-alive: a connection holds its thread
+                            // after its answer.
+                            write!(s, "GET /fine HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                            burst.push(s);
+                        }
+                        burst
+                    })
+                })
+                .collect();
+            let mut burst: Vec<TcpStream> = clients
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect();
+            // All stay open until every one is answered.
+            for (i, s) in burst.iter_mut().enumerate() {
+                s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                let mut status = [0u8; 12];
+                s.read_exact(&mut status)
+                    .unwrap_or_else(|e| panic!("round {round}: connection {i} not answered: {e}"));
+                assert_eq!(&status, b"HTTP/1.1 200");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                start.elapsed()
+            );
+            server.shutdown();
+        }
     }
 }

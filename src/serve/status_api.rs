@@ -20,7 +20,7 @@ use crate::arr::qbit_view::Speedometer;
 use crate::config::Secret;
 use crate::db::Status;
 use crate::download::downloads::Downloads;
-use crate::metrics::{self, Gauges, METRICS};
+use crate::metrics::{self, ConnectionCounts, Gauges, METRICS};
 use crate::serve::api::{
     KeyRing, constant_time_eq, not_found, presented_key, query_pairs, split_url,
 };
@@ -42,9 +42,9 @@ pub fn authorized(caller: &Caller) -> bool {
     matches!(caller, Caller::Owner)
 }
 
-/// Counts open connections (`HttpServer::connections`), set once the
-/// server runs.
-pub type Connections = Box<dyn Fn() -> usize + Send + Sync>;
+/// Reads the server's connection counts (`HttpServer::connection_counter`),
+/// set once the server runs.
+pub type Connections = Box<dyn Fn() -> ConnectionCounts + Send + Sync>;
 
 pub struct StatusApi {
     owner: Secret,
@@ -74,7 +74,7 @@ impl StatusApi {
         }
     }
 
-    /// Where `/metrics` reads open connections from.
+    /// Where `/metrics` reads the connection counts from.
     pub fn set_connections(&self, count: Connections) {
         let _ = self.connections.set(count);
     }
@@ -253,7 +253,7 @@ impl StatusApi {
         let gauges = Gauges {
             active: self.downloads.running().len() as u64,
             queued,
-            connections: self.connections.get().map_or(0, |c| c()) as u64,
+            connections: self.connections.get().map(|c| c()).unwrap_or_default(),
         };
         Reply {
             status: 200,

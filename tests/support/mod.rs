@@ -205,7 +205,27 @@ pub fn header_in(head: &str, name: &str) -> Option<String> {
 
 /// Sends one request (`Connection: close`) and reads the whole response.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
+    request_on(TcpStream::connect(addr).unwrap(), method, path, headers)
+}
+
+/// [`request`] from the local address `from` (any of 127.0.0.0/8).
+pub fn request_from(from: &str, addr: SocketAddr, method: &str, path: &str) -> Resp {
+    request_on(connect_from(from, addr), method, path, &[])
+}
+
+/// A connection to `addr` from the local address `from`: every address of
+/// 127.0.0.0/8 is this host, so a test can be several clients.
+pub fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&from.into()).unwrap();
+    s.connect(&addr.into()).unwrap();
+    s.into()
+}
+
+/// Sends one request on `s` and reads the whole response.
+fn request_on(mut s: TcpStream, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let addr = s.peer_addr().unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {

@@ -107,6 +107,11 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+// jack patch: the per-address cap and the refusal counters.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, PoisonError};
 
 use client::ClientConnection;
 use connection::Connection;
@@ -144,6 +149,11 @@ pub struct Server {
 
     // jack patch: connections currently open (accepted and not yet closed)
     active: Arc<std::sync::atomic::AtomicUsize>,
+
+    // jack patch: connections open per client address, and the connections
+    // the accept thread refused
+    per_ip: PerIp,
+    refused: Arc<RefusedCounters>,
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
@@ -254,28 +264,41 @@ impl Server {
     }
 
     /// jack patch: like `from_listener`, but at most `max_connections` are
-    /// open at once. A connection accepted above the cap is answered with the
-    /// raw bytes `overload_response` (a complete HTTP response) by the accept
-    /// thread and closed, without a thread of its own.
+    /// open at once, and at most `max_connections_per_ip` from one client
+    /// address (an IPv4-mapped IPv6 address counts as its IPv4 address). A
+    /// connection accepted above either cap is answered with the raw bytes
+    /// `overload_response` (a complete HTTP response) by the accept thread
+    /// and closed, without a thread of its own, and counted
+    /// (`refused_connections`).
     pub fn from_listener_capped<L: Into<Listener>>(
         listener: L,
         max_connections: usize,
+        max_connections_per_ip: usize,
         overload_response: Vec<u8>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         Self::from_listener_impl(
             listener.into(),
             None,
-            Some((max_connections, overload_response)),
+            Some(Cap {
+                max_connections,
+                max_connections_per_ip,
+                overload_response,
+            }),
         )
     }
 
     fn from_listener_impl(
         listener: Listener,
         ssl_config: Option<SslConfig>,
-        cap: Option<(usize, Vec<u8>)>,
+        cap: Option<Cap>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let inside_active = active.clone();
+        // jack patch: open connections per address, refusals by cap
+        let per_ip = PerIp::default();
+        let inside_per_ip = per_ip.clone();
+        let refused = Arc::new(RefusedCounters::default());
+        let inside_refused = refused.clone();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -324,14 +347,19 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((mut sock, _)) => {
-                        use std::io::Write as _;
+                    Ok((mut sock, peer)) => {
                         use util::RefinedTcpStream;
-                        if let Some((max, ref overload)) = cap {
-                            if inside_active.load(Relaxed) >= max {
-                                let _ = sock.write_all(overload);
-                                let _ = sock.shutdown(Shutdown::Both);
-                                continue;
+                        // jack patch: the caps. A connection over one is
+                        // answered and closed here, without a thread.
+                        let mut ip_guard = None;
+                        if let Some(ref cap) = cap {
+                            match cap.admit(&inside_active, &inside_per_ip, peer) {
+                                Ok(guard) => ip_guard = guard,
+                                Err(reason) => {
+                                    inside_refused.count(reason);
+                                    refuse(&mut sock, &cap.overload_response);
+                                    continue;
+                                }
                             }
                         }
                         let abort_handle = sock.try_clone().ok().map(Arc::new);
@@ -352,17 +380,22 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable)
-                            .with_abort_handle(abort_handle))
+                        // jack patch: the address's count goes with the connection.
+                        let client = ClientConnection::new(write_closable, read_closable)
+                            .with_abort_handle(abort_handle);
+                        Ok((client, ip_guard))
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok(client) => {
+                    Ok((client, ip_guard)) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        let mut guard = Some(ActiveGuard::new(inside_active.clone()));
+                        // jack patch: both counts last as long as this
+                        // task, however it ends (unwinding included).
+                        let active_guard = ActiveGuard::new(inside_active.clone());
+                        let mut guard = Some((active_guard, ip_guard));
                         tasks_pool.spawn(Box::new(move || {
                             let _guard = guard.take();
                             if let Some(client) = client.take() {
@@ -411,6 +444,8 @@ impl Server {
         Ok(Server {
             messages,
             active,
+            per_ip,
+            refused,
             close: close_trigger,
             listening_addr: local_addr,
         })
@@ -434,6 +469,21 @@ impl Server {
     pub fn num_connections(&self) -> usize {
         // jack patch: upstream left this `unimplemented!()`.
         self.active.load(Relaxed)
+    }
+
+    /// jack patch: connections open now from `ip` (an IPv4-mapped IPv6
+    /// address is its IPv4 address).
+    pub fn connections_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.open(ip)
+    }
+
+    /// jack patch: connections the accept thread refused since the server
+    /// started, by cap.
+    pub fn refused_connections(&self) -> RefusedConnections {
+        RefusedConnections {
+            max_connections: self.refused.max_connections.load(Relaxed),
+            max_connections_per_ip: self.refused.max_connections_per_ip.load(Relaxed),
+        }
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -484,6 +534,125 @@ impl ActiveGuard {
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// jack patch: the caps `from_listener_capped` sets, and the answer above them.
+struct Cap {
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    overload_response: Vec<u8>,
+}
+
+/// jack patch: which cap refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    MaxConnections,
+    MaxConnectionsPerIp,
+}
+
+impl Cap {
+    /// Whether a new connection from `peer` (`None`: a Unix socket, not
+    /// counted per address) may have a thread: the node-wide cap first,
+    /// then the address's, whose count it takes when it passes.
+    fn admit(
+        &self,
+        active: &std::sync::atomic::AtomicUsize,
+        per_ip: &PerIp,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<Option<IpGuard>, Over> {
+        if active.load(Relaxed) >= self.max_connections {
+            return Err(Over::MaxConnections);
+        }
+        match peer {
+            None => Ok(None),
+            Some(addr) => per_ip
+                .acquire(addr.ip(), self.max_connections_per_ip)
+                .map(Some)
+                .ok_or(Over::MaxConnectionsPerIp),
+        }
+    }
+}
+
+/// jack patch: writes the overload answer on a connection over a cap and
+/// closes it, in the accept thread (the write goes into an empty socket
+/// buffer: it does not wait on the client).
+fn refuse(sock: &mut Connection, overload_response: &[u8]) {
+    use std::io::Write as _;
+    let _ = sock.write_all(overload_response);
+    let _ = sock.shutdown(Shutdown::Both);
+}
+
+/// jack patch: connections the accept thread refused since the server
+/// started (`Server::refused_connections`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefusedConnections {
+    /// Accepted while `max_connections` were open.
+    pub max_connections: u64,
+    /// Accepted while `max_connections_per_ip` were open from that address.
+    pub max_connections_per_ip: u64,
+}
+
+/// jack patch: the counters behind `RefusedConnections`.
+#[derive(Default)]
+struct RefusedCounters {
+    max_connections: AtomicU64,
+    max_connections_per_ip: AtomicU64,
+}
+
+impl RefusedCounters {
+    fn count(&self, reason: Over) {
+        let counter = match reason {
+            Over::MaxConnections => &self.max_connections,
+            Over::MaxConnectionsPerIp => &self.max_connections_per_ip,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// jack patch: open connections per client address. An address is in the
+/// map only while it has a connection open, so the map holds at most
+/// `max_connections` entries.
+#[derive(Clone, Default)]
+struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl PerIp {
+    /// Counts one more connection from `ip` unless `max` are open from it.
+    fn acquire(&self, ip: IpAddr, max: usize) -> Option<IpGuard> {
+        let ip = ip.to_canonical();
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.get(&ip).copied().unwrap_or(0);
+        if n >= max {
+            return None;
+        }
+        open.insert(ip, n + 1);
+        Some(IpGuard {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+
+    fn open(&self, ip: IpAddr) -> usize {
+        let open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(&ip.to_canonical()).copied().unwrap_or(0)
+    }
+}
+
+/// jack patch: one open connection from `ip`, counted until dropped.
+struct IpGuard {
+    per_ip: PerIp,
+    ip: IpAddr,
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut open = self.per_ip.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 

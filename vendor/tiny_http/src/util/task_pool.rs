@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // jack patch: a new thread unless an idle one is left for this task.
+        // A thread woken for a queued task counts as waiting until it takes
+        // the lock, so `== 0` queued a burst of tasks behind a few threads
+        // that then blocked on slow connections, and those tasks waited for
+        // a read timeout.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-arm clean
+.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-arm clean
 
 all: build
 
@@ -20,6 +20,7 @@ sample:
 tools:
 	@./scripts/ensure-tools.sh curl wget aria2c python3
 	@./scripts/ensure-qbittorrent-api.sh
+	@./scripts/ensure-browser.sh
 
 # The whole test suite (unit, integration, end to end with the real binary).
 test: tools
@@ -137,6 +138,12 @@ bench-pickup: build
 bench-perip: build
 	@./scripts/ensure-tools.sh python3
 	./scripts/bench-perip.sh
+
+# The status page: its size, the node's memory with five pages open during
+# three transfers, and the node's CPU per open page (BENCHMARKS.md).
+bench-ui: build
+	@./scripts/ensure-tools.sh python3
+	./scripts/bench-ui.sh
 
 clean:
 	$(CARGO) clean

@@ -106,7 +106,13 @@ pub fn run(config: Config) -> Result<()> {
         &config.libraries,
         config.server.max_catalogue_items,
     ));
-    let scanner = Rescanner::start(catalogue.clone(), config.server.library_rescan)?;
+    let dashboard = Arc::new(crate::dashboard::Dashboard::default());
+    let scanner = Rescanner::start(
+        catalogue.clone(),
+        config.server.library_rescan,
+        dashboard.clone(),
+    )?;
+    let observers = crate::dashboard::Observers::start(dashboard.clone(), config.peers.clone())?;
     let keys = Arc::new(KeyRing::new(s.api_key.clone(), s.peer_keys.clone()));
     let api = Arc::new(Api::new(keys.clone(), catalogue));
     // The *arr side's routes join the peer API here.
@@ -120,9 +126,17 @@ pub fn run(config: Config) -> Result<()> {
         downloads.clone(),
         d.incomplete_dir.clone(),
     ));
+    let ui = Arc::new(crate::serve::ui::Ui::new(
+        status.clone(),
+        dashboard,
+        config.peers.clone(),
+        clock.clone(),
+        s.public_url.starts_with("https://"),
+    ));
     let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock)?;
     let mut router = Router::new(api)
         .route("/torznab/", torznab)
+        .route("/ui/", ui)
         .route("/api/v1/", status.clone())
         .route("/metrics/", status.clone());
     if let Some(q) = &qbit {
@@ -156,6 +170,7 @@ pub fn run(config: Config) -> Result<()> {
         n.stop(Duration::from_millis(300));
     }
     scanner.stop(Duration::from_millis(300));
+    observers.stop(Duration::from_millis(300));
     drop(registry);
     drop(lock);
     signals.close();
@@ -346,12 +361,16 @@ struct Rescanner {
 }
 
 impl Rescanner {
-    fn start(catalogue: Arc<Catalogue>, interval: Duration) -> Result<Rescanner> {
+    fn start(
+        catalogue: Arc<Catalogue>,
+        interval: Duration,
+        dashboard: Arc<crate::dashboard::Dashboard>,
+    ) -> Result<Rescanner> {
         let (stop, rx) = bounded::<()>(1);
         let cancel = Arc::new(AtomicBool::new(false));
         let cancelled = cancel.clone();
         let worker = Worker::spawn("catalogue", move || {
-            Rescanner::run(&catalogue, interval, &rx, &cancelled);
+            Rescanner::run(&catalogue, interval, &rx, &cancelled, &dashboard);
         })?;
         Ok(Rescanner {
             stop,
@@ -361,11 +380,18 @@ impl Rescanner {
     }
 
     /// Scan, log, wait; until `stop` says so (or `cancelled` ends a scan).
-    fn run(catalogue: &Catalogue, interval: Duration, stop: &Receiver<()>, cancelled: &AtomicBool) {
+    fn run(
+        catalogue: &Catalogue,
+        interval: Duration,
+        stop: &Receiver<()>,
+        cancelled: &AtomicBool,
+        dashboard: &crate::dashboard::Dashboard,
+    ) {
         loop {
             let Some(stats) = catalogue.rescan_unless(cancelled) else {
                 return;
             };
+            dashboard.scanned(&stats);
             log::info!(
                 "catalogue scanned items={} skipped={} errors={} unavailable={} elapsed_ms={}",
                 stats.items,

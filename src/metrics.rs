@@ -158,6 +158,13 @@ impl Metrics {
     pub fn downloaded(&self, bytes: u64) {
         self.bytes_downloaded.fetch_add(bytes, Ordering::Relaxed);
     }
+    /// (downloaded, served) bytes since the process started.
+    pub fn byte_totals(&self) -> (u64, u64) {
+        (
+            self.bytes_downloaded.load(Ordering::Relaxed),
+            self.bytes_served.load(Ordering::Relaxed),
+        )
+    }
     pub fn completed(&self) {
         self.completed.fetch_add(1, Ordering::Relaxed);
     }

@@ -87,10 +87,15 @@ impl Sessions {
 
 /// The `SID` of a `Cookie` header value (`a=1; SID=xyz`).
 pub fn sid_in_cookie(cookie: &str) -> Option<&str> {
+    cookie_value(cookie, "SID")
+}
+
+/// The value of cookie `name` in a `Cookie` header value.
+pub fn cookie_value<'c>(cookie: &'c str, name: &str) -> Option<&'c str> {
     cookie
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == "SID")
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim().trim_matches('"'))
 }
 

@@ -426,7 +426,7 @@ impl Downloads {
         let release = match self
             .client
             .handshake(&peer)
-            .and_then(|()| self.client.release(&peer, &row.item_id))
+            .and_then(|_version| self.client.release(&peer, &row.item_id))
         {
             Ok(r) => r,
             Err(PeerError::Transient(e)) => return Lookup::Later(e),

@@ -197,7 +197,7 @@ impl PeerClient {
     }
 
     /// `GET /handshake`: the peer must speak protocol 0.1.0 or later.
-    pub fn handshake(&self, peer: &Peer) -> Result<(), PeerError> {
+    pub fn handshake(&self, peer: &Peer) -> Result<String, PeerError> {
         let v = self
             .get_json(peer, &format!("{}/handshake", peer.url), None, MAX_JSON)
             .map_err(|e| match e {
@@ -209,7 +209,7 @@ impl PeerClient {
             })?;
         let version = v.get("version").and_then(|v| v.as_str()).unwrap_or("");
         match parse_version(version) {
-            Some(ver) if ver >= (0, 1, 0) => Ok(()),
+            Some(ver) if ver >= (0, 1, 0) => Ok(version.to_string()),
             _ => Err(PeerError::Permanent(format!(
                 "peer {} speaks protocol version {version:?}, not 0.1.0 or later",
                 peer.name

@@ -3,7 +3,7 @@
 //! authentication (`api`), the library catalogue (`catalogue`, with the
 //! facts read from file names in `naming`), and the byte-range and
 //! conditional-request decisions (`range`, pure); the owner's status API
-//! and `/metrics` (`status_api`).
+//! and `/metrics` (`status_api`), and the status page on top of it (`ui`).
 
 pub mod api;
 pub mod catalogue;
@@ -11,3 +11,4 @@ pub mod naming;
 pub mod range;
 pub mod server;
 pub mod status_api;
+pub mod ui;

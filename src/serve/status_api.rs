@@ -82,9 +82,14 @@ impl StatusApi {
     /// Resolves the presented key; every key is compared, so the time
     /// taken does not tell which matched.
     pub fn caller(&self, req: &Request) -> Caller {
-        let Some(presented) = presented_key(req) else {
-            return Caller::Nobody;
-        };
+        match presented_key(req) {
+            Some(presented) => self.resolve(presented),
+            None => Caller::Nobody,
+        }
+    }
+
+    /// Who `presented` is (the status page's login form asks this too).
+    pub fn resolve(&self, presented: &str) -> Caller {
         let is_owner = constant_time_eq(presented.as_bytes(), self.owner.expose().as_bytes());
         match (is_owner, self.keys.owner(presented.as_bytes())) {
             (true, _) => Caller::Owner,
@@ -93,9 +98,10 @@ impl StatusApi {
         }
     }
 
-    fn route(&self, req: &Request) -> Reply {
-        let (path, query) = split_url(req.url());
-        let method = req.method().clone();
+    /// Answers an authorized request for `path` (the status page calls
+    /// this with its session's owner rights).
+    pub fn route(&self, method: &Method, path: &str, query: &str) -> Reply {
+        let method = method.clone();
         if path == "/metrics" {
             return match method {
                 Method::Get => self.metrics(),
@@ -140,6 +146,12 @@ impl StatusApi {
             });
         }
         self.report(reg.list(), |report| json(200, report))
+    }
+
+    /// The report with the table's columns only (no paths, hashes or
+    /// times), answered by `reply` (the status page's list).
+    pub fn table_report(&self, reply: impl FnOnce(&crate::status::Report) -> Reply) -> Reply {
+        self.report(self.downloads.registry().table_rows(), reply)
     }
 
     /// The report of `rows` (read first), the invalid stubs, the live
@@ -270,7 +282,8 @@ impl Handler for StatusApi {
     fn handle(&self, req: &mut Request) -> Reply {
         let caller = self.caller(req);
         let reply = if authorized(&caller) {
-            self.route(req)
+            let (path, query) = split_url(req.url());
+            self.route(req.method(), path, query)
         } else {
             if let Caller::Peer(name) = &caller {
                 log::info!("status API refused peer={name}: owner key only");
@@ -285,7 +298,7 @@ impl Handler for StatusApi {
 /// `value` as JSON, written into an in-memory file (`memfd`) and sent with
 /// `sendfile`, as `torrents/info` is: 10,000 downloads are ~8 MiB of JSON,
 /// never one heap buffer.
-fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
+pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
     let written = (|| -> std::io::Result<(std::fs::File, u64)> {
         let fd = rustix::fs::memfd_create("jack-status", rustix::fs::MemfdFlags::CLOEXEC)?;
         let file = std::fs::File::from(fd);
@@ -304,7 +317,7 @@ fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
     }
 }
 
-fn internal(e: &crate::error::Error) -> Reply {
+pub fn internal(e: &crate::error::Error) -> Reply {
     log::error!("status API error={}", e.chain());
     Reply::error(500, "INTERNAL", "Internal error")
 }

@@ -205,12 +205,23 @@ pub fn header_in(head: &str, name: &str) -> Option<String> {
 
 /// Sends one request (`Connection: close`) and reads the whole response.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    request_on(TcpStream::connect(addr).unwrap(), method, path, headers)
+    request_with_body(addr, method, path, headers, b"")
+}
+
+/// [`request`] with a body (its `Content-Length` added when not empty).
+pub fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    request_on(TcpStream::connect(addr).unwrap(), method, path, headers, body)
 }
 
 /// [`request`] from the local address `from` (any of 127.0.0.0/8).
 pub fn request_from(from: &str, addr: SocketAddr, method: &str, path: &str) -> Resp {
-    request_on(connect_from(from, addr), method, path, &[])
+    request_on(connect_from(from, addr), method, path, &[], b"")
 }
 
 /// A connection to `addr` from the local address `from`: every address of
@@ -224,15 +235,26 @@ pub fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
 }
 
 /// Sends one request on `s` and reads the whole response.
-fn request_on(mut s: TcpStream, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+fn request_on(
+    mut s: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let addr = s.peer_addr().unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body);
+    s.write_all(&req).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw

@@ -216,7 +216,13 @@ pub fn request_with_body(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    request_on(TcpStream::connect(addr).unwrap(), method, path, headers, body)
+    request_on(
+        TcpStream::connect(addr).unwrap(),
+        method,
+        path,
+        headers,
+        body,
+    )
 }
 
 /// [`request`] from the local address `from` (any of 127.0.0.0/8).

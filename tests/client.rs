@@ -106,7 +106,12 @@ impl Bed {
         let start = Instant::now();
         loop {
             let row = self.registry.get(id).unwrap().unwrap();
-            if matches!(row.status, Status::Completed | Status::Failed) {
+            // Done, and its worker has let go of it (the slot is freed just
+            // after the status is written; a re-grab in between is a
+            // duplicate of a running transfer).
+            if matches!(row.status, Status::Completed | Status::Failed)
+                && !self.downloads.running().contains_key(&id)
+            {
                 return row;
             }
             assert!(

@@ -130,6 +130,38 @@ impl KeyCheck {
     }
 }
 
+/// A secret file holds a key or a password: a few KiB at most.
+pub const SECRET_FILE_LIMIT: u64 = 16 * 1024;
+
+/// The text of a `{ file = ... }` secret: a regular file of at most
+/// [`SECRET_FILE_LIMIT`] bytes of UTF-8. Opened without blocking (a FIFO
+/// with no writer would hold the start-up forever) and read through the
+/// limit (`/dev/zero` never ends); anything but a regular file is refused
+/// before a byte is read.
+fn read_secret_file(path: &Path) -> std::result::Result<String, String> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| std::io::Error::from(e).to_string())?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(SECRET_FILE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > SECRET_FILE_LIMIT {
+        return Err(format!("larger than {SECRET_FILE_LIMIT} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".into())
+}
+
 fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -195,6 +227,9 @@ pub struct DownloadsConfig {
     pub max_file_size: u64,
     /// A download paused on a full disk is tried again this often.
     pub disk_full_retry: Duration,
+    /// Bytes kept free on each filesystem a download writes to: a transfer
+    /// starts or resumes only when what is still to come fits beside them.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -553,6 +588,7 @@ impl fmt::Display for Config {
         writeln!(f, "idle_timeout_ms = {}", d.idle_timeout.as_millis())?;
         writeln!(f, "max_file_size = {}", d.max_file_size)?;
         writeln!(f, "disk_full_retry_ms = {}", d.disk_full_retry.as_millis())?;
+        writeln!(f, "min_free_bytes = {}", d.min_free_bytes)?;
         for p in self.peers.current().iter() {
             writeln!(f, "\n[[peers]]\nname = {:?}", p.name)?;
             writeln!(f, "url = {:?}", p.url)?;
@@ -870,16 +906,16 @@ impl<'a> Cx<'a> {
                             );
                             return None;
                         }
-                        match std::fs::read_to_string(&p) {
+                        match read_secret_file(&p) {
                             Ok(text) => Secret::new(
                                 text.trim_end_matches(['\n', '\r']).to_string(),
                                 SecretOrigin::File(p),
                             ),
-                            Err(e) => {
+                            Err(why) => {
                                 self.problem(
                                     key,
                                     Some(span),
-                                    format!("cannot read secret file {path}: {e}"),
+                                    format!("cannot read secret file {path}: {why}"),
                                 );
                                 return None;
                             }
@@ -1244,6 +1280,7 @@ impl<'a> Cx<'a> {
         let max_file_size =
             self.integer(&mut t, "max_file_size", 107_374_182_400, 1, i64::MAX as u64);
         let disk_full_retry = self.millis(&mut t, "disk_full_retry_ms", 30_000, 10, 86_400_000);
+        let min_free_bytes = self.integer(&mut t, "min_free_bytes", 1 << 30, 0, i64::MAX as u64);
         if retry_max_delay < retry_base_delay {
             let span = t
                 .table
@@ -1283,6 +1320,7 @@ impl<'a> Cx<'a> {
             idle_timeout,
             max_file_size,
             disk_full_retry,
+            min_free_bytes,
         }
     }
 
@@ -1499,6 +1537,7 @@ mod tests {
         assert_eq!(c.downloads.watch_dir, PathBuf::from("/etc/jack/data/watch"));
         assert_eq!(c.downloads.max_concurrent_downloads, 3);
         assert_eq!(c.downloads.max_attempts, 13);
+        assert_eq!(c.downloads.min_free_bytes, 1 << 30);
         assert_eq!(c.downloads.retry_base_delay, Duration::from_millis(1000));
         assert_eq!(
             c.downloads.retry_max_delay,
@@ -1669,6 +1708,18 @@ mod tests {
                 "downloads.max_concurrent_downloads",
                 Some(4),
                 "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nmin_free_bytes = -1\n",
+                "downloads.min_free_bytes",
+                Some(4),
+                "at least 0",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nmin_free_bytes = \"1G\"\n",
+                "downloads.min_free_bytes",
+                Some(4),
+                "expected an integer",
             ),
             (
                 "[server]\napi_key = \"k\"\n[downloads]\nmax_attempts = -3\n",
@@ -1974,6 +2025,52 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn secret_files_are_regular_and_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("key.fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let big = dir.path().join("big.key");
+        std::fs::write(&big, "k".repeat(16 * 1024 + 1)).unwrap();
+        let most = dir.path().join("most.key");
+        std::fs::write(&most, "k".repeat(16 * 1024)).unwrap();
+        let text = |path: &Path| format!("[server]\napi_key = {{ file = {:?} }}\n", path.display());
+        let cases = [
+            (fifo.clone(), "not a regular file"),
+            (PathBuf::from("/dev/zero"), "not a regular file"),
+            (dir.path().to_path_buf(), "not a regular file"),
+            (big, "larger than 16384 bytes"),
+        ];
+        for (path, why) in cases {
+            let t = text(&path);
+            // A FIFO without a writer must not hold the parse: bounded.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(problems(&t)).unwrap());
+            let list = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("reading {} blocked", path.display()));
+            assert_eq!(list.len(), 1, "{list:?}");
+            assert_eq!(list[0].key, "server.api_key");
+            assert_eq!(list[0].line, Some(2));
+            assert!(
+                list[0].message.contains("cannot read secret file")
+                    && list[0].message.contains(why),
+                "{}: {}",
+                path.display(),
+                list[0].message
+            );
+        }
+        let c = parse(&text(&most)).unwrap();
+        assert_eq!(c.server.api_key.expose().len(), 16 * 1024);
     }
 
     #[test]

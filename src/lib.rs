@@ -13,6 +13,7 @@ pub mod error;
 pub mod fault;
 pub mod instance;
 pub mod keys;
+pub mod lexical;
 pub mod logger;
 pub mod metrics;
 pub mod scan;

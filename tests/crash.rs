@@ -13,7 +13,9 @@ use jack::config::Config;
 use jack::db::{NewDownload, Registry, Status};
 use jack::download::reconcile::{self, Decision};
 use support::fake_peer::{self, FakePeer};
-use support::{Node, downloader, drop_stub, item_id, pattern, serving_site, status_json, wait_for};
+use support::{
+    Node, Site, downloader, drop_stub, item_id, pattern, serving_site, status_json, wait_for,
+};
 
 const NAME: &str = "Crash.Test.2024.1080p.mkv";
 
@@ -766,6 +768,100 @@ fn a_real_full_filesystem_pauses_and_resumes_when_space_is_freed() {
     full_filesystem(false);
 }
 
+/// A small tmpfs mounted on a folder (root only), unmounted when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    /// `None` where this machine does not allow it.
+    fn tmpfs(folder: &std::path::Path, size: &str) -> Option<Mount> {
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(folder)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            .then(|| Mount(folder.to_path_buf()))
+    }
+}
+
+impl Mount {
+    /// A tmpfs of `size` on the site's `data/dl`, `filler` bytes of it
+    /// taken by a file: the mount, the folder and the filler's path.
+    fn filled(site: &Site, size: &str, filler: usize) -> Option<(Mount, PathBuf, PathBuf)> {
+        let dl = site.path().join("data/dl");
+        std::fs::create_dir_all(&dl).unwrap();
+        let mount = Mount::tmpfs(&dl, size)?;
+        let path = dl.join("filler");
+        std::fs::write(&path, vec![1u8; filler]).unwrap();
+        Some((mount, dl, path))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Room on the disk before bytes on the wire: a 3 MiB download into a
+/// filesystem with 1 MiB free does not start. The row is paused "waiting
+/// for disk space", the peer is never asked for the file while the disk is
+/// short (the disk is checked again, not the peer), and once space is
+/// freed the download starts and completes by itself.
+#[test]
+fn a_download_waits_for_disk_space_before_asking_the_peer() {
+    let data = pattern(3 * 1024 * 1024);
+    let peer = FakePeer::one("w", &data);
+    let b = downloader(
+        peer.addr,
+        "disk_full_retry_ms = 100\nmin_free_bytes = 4096\nincomplete_dir = \"data/dl/incomplete\"\ncompleted_dir = \"data/dl/completed\"",
+    );
+    let Some((_mount, dl, filler)) = Mount::filled(&b, "4m", 3 * 1024 * 1024) else {
+        eprintln!("cannot mount a tmpfs here: space::shortfall's table covers the decision");
+        return;
+    };
+    let node = b.start();
+    drop_stub(
+        &b,
+        "w.torrent",
+        &jack::stub::build("alice", "w", "w", data.len() as u64),
+    );
+    wait_for(
+        "a download waiting for space",
+        Duration::from_secs(15),
+        || status_json(&b)["downloads"][0]["status"] == "paused",
+    );
+    let v = status_json(&b);
+    let error = v["downloads"][0]["error"].as_str().unwrap().to_string();
+    assert!(
+        error.starts_with("waiting for disk space: need 3.0 MiB, have "),
+        "{error}"
+    );
+    assert_eq!(v["downloads"][0]["attempts"], 0, "waiting is not a retry");
+    // Several looks at the disk later, the peer was still never asked.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(status_json(&b)["downloads"][0]["status"], "paused");
+    assert_eq!(peer.file_requests().len(), 0, "no file request while short");
+    let events = node.log_text().matches("download paused").count();
+    assert_eq!(
+        events,
+        1,
+        "one pause, not one per look:\n{}",
+        node.log_text()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let dest = dl.join("completed/w.mkv");
+    wait_for(
+        "the download to start and finish once space is freed",
+        Duration::from_secs(20),
+        || dest.exists(),
+    );
+    assert!(std::fs::read(&dest).unwrap() == data);
+    assert_eq!(status_json(&b)["downloads"][0]["status"], "completed");
+    assert_eq!(peer.file_requests().len(), 1);
+    drop(node);
+}
+
 /// The same with the registry on the full filesystem too: SQLite's "disk
 /// full" pauses the download as well, and nothing is lost.
 #[test]
@@ -774,12 +870,6 @@ fn a_full_filesystem_under_the_registry_too() {
 }
 
 fn full_filesystem(registry_inside: bool) {
-    struct Mount(PathBuf);
-    impl Drop for Mount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
     let data = pattern(12 * 1024 * 1024);
     let peer = FakePeer::one("f", &data);
     let db = if registry_inside {
@@ -790,24 +880,13 @@ fn full_filesystem(registry_inside: bool) {
     let b = downloader(
         peer.addr,
         &format!(
-            "disk_full_retry_ms = 200\nincomplete_dir = \"data/dl/incomplete\"\ncompleted_dir = \"data/dl/completed\"{db}"
+            "disk_full_retry_ms = 200\nmin_free_bytes = 0\nincomplete_dir = \"data/dl/incomplete\"\ncompleted_dir = \"data/dl/completed\"{db}"
         ),
     );
-    let dl = b.path().join("data/dl");
-    std::fs::create_dir_all(&dl).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&dl)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some((_mount, dl, filler)) = Mount::filled(&b, "16m", 10 * 1024 * 1024) else {
         eprintln!("cannot mount a tmpfs here: the injected-ENOSPC test covers a full disk");
         return;
-    }
-    let _mount = Mount(dl.clone());
-    let filler = dl.join("filler");
-    std::fs::write(&filler, vec![0u8; 10 * 1024 * 1024]).unwrap();
+    };
     let node = b.start();
     drop_stub(
         &b,
@@ -818,7 +897,11 @@ fn full_filesystem(registry_inside: bool) {
         // The registry cannot record much while the disk is full: wait for
         // the transfer to hit the wall.
         let start = Instant::now();
-        let full = |log: String| log.contains("disk full") || log.contains("disk is full");
+        let full = |log: String| {
+            log.contains("disk full")
+                || log.contains("disk is full")
+                || log.contains("waiting for disk space")
+        };
         while !full(node.log_text()) {
             assert!(
                 start.elapsed() < Duration::from_secs(15),
@@ -832,7 +915,13 @@ fn full_filesystem(registry_inside: bool) {
             status_json(&b)["downloads"][0]["status"] == "paused"
         });
         let v = status_json(&b);
-        assert_eq!(v["downloads"][0]["error"], "disk full");
+        // The check before the transfer foresees what the write would
+        // find: 12 MiB to come, about 6 free.
+        let error = v["downloads"][0]["error"].as_str().unwrap().to_string();
+        assert!(
+            error.starts_with("waiting for disk space: need "),
+            "{error}"
+        );
         assert_eq!(
             v["downloads"][0]["attempts"], 0,
             "a full disk is not a network retry"

@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use crate::arr::xml::Writer;
 use crate::clock::parse_rfc3339;
 use crate::download::peer::{ListedRelease, percent_encode};
+use crate::lexical::decimal;
 use crate::serve::api::percent_decode;
 use crate::serve::catalogue::imdb_number;
 
@@ -136,7 +137,7 @@ impl Search {
             key: &str,
         ) -> Result<Option<T>, TorznabError> {
             param(pairs, key)
-                .map(|v| v.parse().map_err(|_| TorznabError::incorrect(key)))
+                .map(|v| decimal(v).ok_or_else(|| TorznabError::incorrect(key)))
                 .transpose()
         }
         let categories = match param(pairs, "cat") {
@@ -145,7 +146,7 @@ impl Search {
                 .split(',')
                 .map(str::trim)
                 .filter(|c| !c.is_empty())
-                .map(|c| c.parse().map_err(|_| TorznabError::incorrect("cat")))
+                .map(|c| decimal(c).ok_or_else(|| TorznabError::incorrect("cat")))
                 .collect::<Result<_, _>>()?,
         };
         let limit = match number::<usize>(pairs, "limit")? {
@@ -168,9 +169,9 @@ impl Search {
         let mut matches_nothing = false;
         for (ours, theirs) in [("season", "season"), ("ep", "episode")] {
             if let Some(v) = param(pairs, ours) {
-                match v.parse::<u32>() {
-                    Ok(n) => peer_query.push((theirs, n.to_string())),
-                    Err(_) => matches_nothing = true,
+                match decimal::<u32>(v) {
+                    Some(n) => peer_query.push((theirs, n.to_string())),
+                    None => matches_nothing = true,
                 }
             }
         }
@@ -521,6 +522,11 @@ mod tests {
             "t=search&cat=2000,movies",
             "t=search&limit=ten",
             "t=search&offset=-3",
+            // Rust's parsers take a leading `+`; a number here does not.
+            "t=movie&tmdbid=%2B949",
+            "t=tvsearch&tvdbid=%2B1",
+            "t=search&cat=%2B2000",
+            "t=search&limit=%2B5",
         ];
         for query in incorrect {
             assert_eq!(search(query).unwrap_err().code, 201, "{query}");

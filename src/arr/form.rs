@@ -114,13 +114,9 @@ pub fn read_body(
 pub fn parse(content_type: Option<&str>, body: &[u8], query: &str) -> Result<Form, FormError> {
     let mut form = Form::default();
     if !body.is_empty() {
-        let ct = content_type.unwrap_or("").trim();
-        let media = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let ct = crate::lexical::trim_ows(content_type.unwrap_or(""));
+        let media =
+            crate::lexical::trim_ows(ct.split(';').next().unwrap_or("")).to_ascii_lowercase();
         match media.as_str() {
             "application/x-www-form-urlencoded" => {
                 let text = std::str::from_utf8(body)

@@ -10,6 +10,8 @@
 //! truncated body is an error, never a shorter part). Must not do I/O or
 //! allocate beyond the parts it returns.
 
+use crate::lexical::trim_ows;
+
 /// How much one body may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -154,7 +156,7 @@ fn disposition(headers: &str) -> Result<(String, Option<String>), Error> {
         let (field, value) = line
             .split_once(':')
             .ok_or_else(|| malformed("a multipart part header without a colon"))?;
-        if field.trim().eq_ignore_ascii_case("content-disposition") {
+        if trim_ows(field).eq_ignore_ascii_case("content-disposition") {
             if found.is_some() {
                 return Err(malformed("two Content-Disposition headers in one part"));
             }
@@ -199,18 +201,18 @@ fn split_params(value: &str) -> Vec<String> {
                 quoted = !quoted;
                 cur.push(c);
             }
-            ';' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            ';' if !quoted => out.push(trim_ows(&std::mem::take(&mut cur)).to_string()),
             _ => cur.push(c),
         }
     }
-    out.push(cur.trim().to_string());
+    out.push(trim_ows(&cur).to_string());
     out
 }
 
 /// `key=value` or `key="quoted \"value\""`, unquoted.
 fn param(p: &str) -> Option<(String, String)> {
     let (k, v) = p.split_once('=')?;
-    let v = v.trim();
+    let v = trim_ows(v);
     let value = match v.strip_prefix('"') {
         Some(inner) => {
             let inner = inner.strip_suffix('"')?;
@@ -228,7 +230,7 @@ fn param(p: &str) -> Option<(String, String)> {
         }
         None => v.to_string(),
     };
-    Some((k.trim().to_string(), value))
+    Some((trim_ows(k).to_string(), value))
 }
 
 /// The first `needle` in `hay` at or after `from`.

@@ -94,9 +94,9 @@ pub fn sid_in_cookie(cookie: &str) -> Option<&str> {
 pub fn cookie_value<'c>(cookie: &'c str, name: &str) -> Option<&'c str> {
     cookie
         .split(';')
-        .filter_map(|c| c.trim().split_once('='))
+        .filter_map(|c| crate::lexical::trim_ows(c).split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().trim_matches('"'))
+        .map(|(_, v)| crate::lexical::trim_ows(v).trim_matches('"'))
 }
 
 fn digest(id: &str) -> Digest {

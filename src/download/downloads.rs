@@ -26,6 +26,7 @@ use crate::db::{Download, EventKind, NewDownload, Registry, Status};
 use crate::download::handoff;
 use crate::download::peer::{PeerClient, PeerError};
 use crate::download::retry::{self, Policy, Rng};
+use crate::download::space;
 use crate::download::transfer::{self, Context, Live, Outcome};
 use crate::download::watch;
 use crate::error::{Error, Result};
@@ -681,6 +682,20 @@ impl Downloads {
         let offset = std::fs::metadata(&row.part_path)
             .map(|m| transfer::resume_point(&row, &m, self.written))
             .unwrap_or(0);
+        // Room on the disk before bytes on the wire: the disk is asked, not
+        // the peer, and a paused download is asked again later.
+        let copy_to =
+            (self.handoff == handoff::Mode::Copy).then_some(self.config.completed_dir.as_path());
+        let folder = row
+            .part_path
+            .parent()
+            .unwrap_or(&self.config.incomplete_dir);
+        let (part, expected) = (&row.part_path, row.expected_bytes);
+        let reserve = self.config.min_free_bytes;
+        if let Some(short) = space::check(part, folder, offset, expected, copy_to, reserve) {
+            let error = short.message();
+            return Ok(Some((row, Outcome::Paused { error })));
+        }
         let (kind, detail) = if offset == 0 {
             (EventKind::Started, "at byte 0".to_string())
         } else {
@@ -764,8 +779,15 @@ impl Downloads {
             }
             Outcome::Fatal { error } => self.fail(row, &error)?,
             Outcome::Paused { error } => {
-                reg.transition(id, Status::Paused, Some(&error), EventKind::Paused, &error)?;
-                log::warn!("download paused id={id} error={error}");
+                // Still waiting for room: one event, not one per look.
+                let waiting = |e: &str| e.starts_with(space::WAITING);
+                let still = row.status == Status::Paused
+                    && row.error.as_deref().is_some_and(waiting)
+                    && waiting(&error);
+                if !still {
+                    reg.transition(id, Status::Paused, Some(&error), EventKind::Paused, &error)?;
+                    log::warn!("download paused id={id} error={error}");
+                }
                 self.schedule(id, self.config.disk_full_retry);
             }
             Outcome::Interrupted => {

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod peer;
 pub mod reconcile;
 pub mod retry;
+pub mod space;
 pub mod transfer;
 pub mod watch;
 pub mod written;

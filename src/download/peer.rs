@@ -314,7 +314,7 @@ pub fn certificate_error(e: &ureq::Error) -> Option<String> {
 
 /// `MAJOR.MINOR.PATCH`, compared numerically.
 fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
-    let mut it = v.split('.').map(|p| p.parse::<u64>().ok());
+    let mut it = v.split('.').map(crate::lexical::decimal::<u64>);
     let parsed = (it.next()??, it.next()??, it.next()??);
     it.next().is_none().then_some(parsed)
 }
@@ -345,6 +345,9 @@ mod tests {
         assert_eq!(parse_version("0.1.0.1"), None);
         assert_eq!(parse_version("v0.1.0"), None);
         assert_eq!(parse_version(""), None);
+        assert_eq!(parse_version("+1.2.3"), None);
+        assert_eq!(parse_version("1.+2.3"), None);
+        assert_eq!(parse_version("1.2. 3"), None);
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub fn classify_io(err: &io::Error) -> Class {
 /// ignored. A date at or before `now` gives `Some(Duration::ZERO)`; anything
 /// else gives `None`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
+    let value = crate::lexical::trim_ows(value);
     if value.is_empty() {
         return None;
     }

@@ -23,6 +23,7 @@ use crate::db::{Download, Registry};
 use crate::download::handoff::{self, Failure, HandOff};
 use crate::download::peer::PeerClient;
 use crate::download::retry::{self, Class};
+use crate::download::space;
 use crate::download::written::{self, Record};
 
 /// Progress is made durable at least every this many bytes...
@@ -65,13 +66,15 @@ pub enum Verdict {
 pub fn judge(offset: u64, expected: u64, known_etag: Option<&str>, h: &Head<'_>) -> Verdict {
     let encoded = h
         .content_encoding
-        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        .is_some_and(|e| !crate::lexical::trim_ows(e).eq_ignore_ascii_case("identity"));
     let etag_changed = matches!((known_etag, h.etag), (Some(a), Some(b)) if a != b);
     match h.status {
         206 => {
-            if h.content_type
-                .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("multipart/"))
-            {
+            if h.content_type.is_some_and(|t| {
+                crate::lexical::trim_ows(t)
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/")
+            }) {
                 return restart("multipart");
             }
             if encoded {
@@ -124,7 +127,7 @@ fn restart(reason: &str) -> Verdict {
 
 /// `bytes F-L/T`, strictly (digits only, u64 with overflow checks).
 pub fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
-    let rest = v.trim().strip_prefix("bytes ")?;
+    let rest = crate::lexical::trim_ows(v).strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (first, last) = range.split_once('-')?;
     Some((number(first)?, number(last)?, number(total)?))
@@ -132,7 +135,7 @@ pub fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
 
 /// `bytes */T`.
 fn parse_unsatisfied(v: &str) -> Option<u64> {
-    number(v.trim().strip_prefix("bytes */")?)
+    number(crate::lexical::trim_ows(v).strip_prefix("bytes */")?)
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -287,6 +290,9 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         );
         checkpoint(cx, row.id, &part, offset)?;
     }
+    // The rest of the file set aside where the filesystem can (the length
+    // still means bytes received), so another writer cannot take it.
+    space::reserve(&part, offset, expected).map_err(|e| Stop::Disk(e, "reserve space for"))?;
     let mut fetched = 0u64;
     loop {
         cx.live.store(offset, Ordering::Relaxed);

@@ -262,7 +262,9 @@ impl Handler for Api {
 /// is not one. Unknown parameters are ignored.
 fn parse_search(query: &str) -> Result<Query, String> {
     fn number<T: std::str::FromStr>(k: &str, v: &str) -> Result<Option<T>, String> {
-        v.parse().map(Some).map_err(|_| k.to_string())
+        crate::lexical::decimal(v)
+            .map(Some)
+            .ok_or_else(|| k.to_string())
     }
     let mut q = Query::default();
     for (k, v) in query_pairs(query) {
@@ -328,8 +330,10 @@ pub fn presented_key(req: &Request) -> Option<&str> {
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let (scheme, token) = crate::lexical::trim_ows(value).split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| crate::lexical::trim_ows(token))
 }
 
 /// Compares two secrets in time that depends on neither's content nor
@@ -371,9 +375,7 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                out.push(crate::lexical::hex_byte(bytes.get(i + 1..i + 3)?)?);
                 i += 3;
             }
             b'+' if plus_is_space => {
@@ -424,6 +426,19 @@ pub fn content_disposition(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signs_are_not_numbers() {
+        assert_eq!(
+            parse_search("tmdbId=%2B949").err().as_deref(),
+            Some("tmdbId")
+        );
+        assert_eq!(parse_search("season=%2B1").err().as_deref(), Some("season"));
+        assert!(parse_search("tmdbId=949").is_ok());
+        assert_eq!(decode_id("%+A"), None);
+        assert_eq!(percent_decode("%+A", true), None);
+        assert_eq!(percent_decode("%4a%4A", false).as_deref(), Some("JJ"));
+    }
 
     #[test]
     fn ids_decode_strictly() {

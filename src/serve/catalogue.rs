@@ -475,7 +475,7 @@ impl Catalogue {
         if parts.next().is_some() || hash.len() != 16 {
             return None;
         }
-        let hash = u64::from_str_radix(hash, 16).ok()?;
+        let hash = crate::lexical::hex_u64(hash)?;
         let item = &snap.items[*snap.by_id.get(&hash)? as usize];
         let root = &self.roots[usize::from(item.library)];
         (root.name == lib && kind_of(root.category) == kind).then_some(item)

@@ -5,6 +5,7 @@
 //! No I/O here. All offsets are u64 and every number is parsed with
 //! overflow checks; nothing in a header can make this module panic.
 
+use crate::lexical::trim_ows;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A `Range` header longer than this is answered 416 without parsing.
@@ -32,19 +33,19 @@ pub fn select(range: Option<&str>, size: u64) -> Selection {
     let Some((unit, spec)) = header.split_once('=') else {
         // No `=`: a bare `bytes` is a broken byte range, anything else an
         // unknown unit.
-        return if header.trim().eq_ignore_ascii_case("bytes") {
+        return if trim_ows(header).eq_ignore_ascii_case("bytes") {
             Selection::Unsatisfiable
         } else {
             Selection::Full
         };
     };
-    if !unit.trim().eq_ignore_ascii_case("bytes") {
+    if !trim_ows(unit).eq_ignore_ascii_case("bytes") {
         return Selection::Full;
     }
     // A list may hold empty elements (RFC 9110 §5.6.1): `bytes=0-5,,` and
     // `bytes=,0-5` are one range. A list of nothing but empty elements is
     // broken; two or more ranges are ignored: never multipart/byteranges.
-    let mut ranges = spec.split(',').map(str::trim).filter(|r| !r.is_empty());
+    let mut ranges = spec.split(',').map(trim_ows).filter(|r| !r.is_empty());
     let spec = match (ranges.next(), ranges.next()) {
         (Some(one), None) => one,
         (None, _) => return Selection::Unsatisfiable,
@@ -77,7 +78,7 @@ enum Spec {
 /// `F-L`, `F-` or `-N`; `None` when syntactically invalid.
 fn parse_spec(s: &str) -> Option<Spec> {
     let (a, b) = s.split_once('-')?;
-    let (a, b) = (a.trim(), b.trim());
+    let (a, b) = (trim_ows(a), trim_ows(b));
     if a.is_empty() {
         return Some(Spec::Suffix(digits(b)?.unwrap_or(u64::MAX)));
     }
@@ -105,7 +106,7 @@ fn digits(s: &str) -> Option<Option<u64>> {
 /// `If-Range`: the range is honoured only for the current strong ETag, or a
 /// date exactly equal to `Last-Modified`.
 pub fn if_range_allows(if_range: &str, etag: &str, last_modified: &str) -> bool {
-    let v = if_range.trim();
+    let v = trim_ows(if_range);
     if v.starts_with("W/") {
         return false;
     }
@@ -187,14 +188,14 @@ fn entity_tags(header: &str) -> impl Iterator<Item = &str> {
             }
             c == ',' && !quoted
         })
-        .map(str::trim)
+        .map(trim_ows)
         .filter(|t| !t.is_empty())
 }
 
 /// Whether `modified` is later than the HTTP-date `date`, both in whole
 /// seconds; `None` when `date` does not parse.
 fn modified_since(modified: SystemTime, date: &str) -> Option<bool> {
-    let date = httpdate::parse_http_date(date.trim()).ok()?;
+    let date = httpdate::parse_http_date(trim_ows(date)).ok()?;
     Some(unix_seconds(modified) > unix_seconds(date))
 }
 
@@ -272,6 +273,12 @@ mod tests {
             (Some("BYTES=0-5"), SIZE, p(0, 5)),
             (Some("bytes= 0-5"), SIZE, p(0, 5)),
             (Some("bytes = 0 - 5 "), SIZE, p(0, 5)),
+            (Some("bytes=\t0-5\t"), SIZE, p(0, 5)),
+            // Only space and tab are optional whitespace (RFC 9110 §5.6.3).
+            (Some("bytes=\u{a0}0-5"), SIZE, Unsatisfiable),
+            (Some("bytes=0-5\u{2003}"), SIZE, Unsatisfiable),
+            (Some("bytes=0-5\u{b}"), SIZE, Unsatisfiable),
+            (Some("\u{85}bytes=0-5"), SIZE, Full),
         ];
         for &(header, size, want) in cases {
             assert_eq!(select(header, size), want, "{header:?} on {size} bytes");

@@ -115,13 +115,13 @@ impl StatusApi {
         match (segments.as_slice(), &method) {
             ([], Method::Get) => self.list(query),
             ([], _) => crate::serve::api::method_not_allowed("GET"),
-            ([id], m) => match (id.parse::<i64>(), m) {
+            ([id], m) => match (crate::lexical::decimal::<i64>(id).ok_or(()), m) {
                 (Ok(id), Method::Get) => self.one(id),
                 (Ok(id), Method::Delete) => self.delete(id, query),
                 (Ok(_), _) => crate::serve::api::method_not_allowed("GET, DELETE"),
                 (Err(_), _) => not_found(),
             },
-            ([id, action], m) => match (id.parse::<i64>(), *action, m) {
+            ([id, action], m) => match (crate::lexical::decimal::<i64>(id).ok_or(()), *action, m) {
                 (Ok(id), "retry", Method::Post) => self.retry(id),
                 (Ok(id), "cancel", Method::Post) => self.cancel(id),
                 (Ok(_), "retry" | "cancel", _) => crate::serve::api::method_not_allowed("POST"),

@@ -187,7 +187,9 @@ impl FromStr for Header {
         let field = elems.next().and_then(|f| f.parse().ok()).ok_or(())?;
         let value = elems
             .next()
-            .and_then(|v| AsciiString::from_ascii(v.trim()).ok())
+            // jack patch: only space and tab surround a value (RFC 9110
+            // §5.6.3), not every whitespace character `str::trim` strips.
+            .and_then(|v| AsciiString::from_ascii(v.trim_matches([' ', '\t'])).ok())
             .ok_or(())?;
 
         Ok(Header { field, value })

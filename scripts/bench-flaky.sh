@@ -66,9 +66,9 @@ class Proxy:
                 b = u.recv(want)
                 if not b: break
                 c.sendall(b); sent += len(b)
+                with self.lock: self.passed += len(b)
         except OSError: pass
         finally:
-            with self.lock: self.passed += sent
             for s in (c, u):
                 try: s.shutdown(socket.SHUT_RDWR)
                 except OSError: pass

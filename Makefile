@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-arm clean
+.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-arm clean
 
 all: build
 
@@ -144,6 +144,12 @@ bench-perip: build
 bench-ui: build
 	@./scripts/ensure-tools.sh python3
 	./scripts/bench-ui.sh
+
+# A 1 GiB download through a proxy that cuts every connection after 32 MiB,
+# against the same download uncut (BENCHMARKS.md, "A flaky uplink").
+bench-flaky: build
+	@./scripts/ensure-tools.sh python3
+	./scripts/bench-flaky.sh
 
 clean:
 	$(CARGO) clean

@@ -220,7 +220,12 @@ pub struct DownloadsConfig {
     pub completed_dir: PathBuf,
     pub scan_interval: Duration,
     pub max_concurrent_downloads: usize,
+    /// Attempts in a row without progress before a download fails.
     pub max_attempts: u32,
+    /// An attempt that made at least this many bytes durable (or committed
+    /// a checkpoint during its body) made progress: it does not count
+    /// against `max_attempts`, and the backoff starts again.
+    pub progress_bytes: u64,
     pub retry_base_delay: Duration,
     pub retry_max_delay: Duration,
     pub idle_timeout: Duration,
@@ -579,6 +584,7 @@ impl fmt::Display for Config {
             d.max_concurrent_downloads
         )?;
         writeln!(f, "max_attempts = {}", d.max_attempts)?;
+        writeln!(f, "progress_bytes = {}", d.progress_bytes)?;
         writeln!(
             f,
             "retry_base_delay_ms = {}",
@@ -1274,6 +1280,7 @@ impl<'a> Cx<'a> {
         let max_concurrent_downloads =
             self.integer(&mut t, "max_concurrent_downloads", 3, 1, 64) as usize;
         let max_attempts = self.integer(&mut t, "max_attempts", 13, 1, 1000) as u32;
+        let progress_bytes = self.integer(&mut t, "progress_bytes", 65_536, 1, i64::MAX as u64);
         let retry_base_delay = self.millis(&mut t, "retry_base_delay_ms", 1000, 1, 86_400_000);
         let retry_max_delay = self.millis(&mut t, "retry_max_delay_ms", 1_800_000, 1, 86_400_000);
         let idle_timeout = self.millis(&mut t, "idle_timeout_ms", 60_000, 100, 3_600_000);
@@ -1315,6 +1322,7 @@ impl<'a> Cx<'a> {
             scan_interval,
             max_concurrent_downloads,
             max_attempts,
+            progress_bytes,
             retry_base_delay,
             retry_max_delay,
             idle_timeout,
@@ -1538,6 +1546,7 @@ mod tests {
         assert_eq!(c.downloads.max_concurrent_downloads, 3);
         assert_eq!(c.downloads.max_attempts, 13);
         assert_eq!(c.downloads.min_free_bytes, 1 << 30);
+        assert_eq!(c.downloads.progress_bytes, 65_536);
         assert_eq!(c.downloads.retry_base_delay, Duration::from_millis(1000));
         assert_eq!(
             c.downloads.retry_max_delay,
@@ -1724,6 +1733,12 @@ mod tests {
             (
                 "[server]\napi_key = \"k\"\n[downloads]\nmax_attempts = -3\n",
                 "downloads.max_attempts",
+                Some(4),
+                "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nprogress_bytes = 0\n",
+                "downloads.progress_bytes",
                 Some(4),
                 "at least 1",
             ),

@@ -107,6 +107,15 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// How [`Registry::change`] treats `attempts` (the attempts without
+/// progress, which `max_attempts` bounds).
+#[derive(Debug, Clone, Copy)]
+enum Count {
+    Keep,
+    One,
+    Reset,
+}
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -173,6 +182,8 @@ pub enum EventKind {
     Regrabbed,
     /// The hand-off into `completed_dir` (copy progress, mode).
     HandOff,
+    /// The peer's file changed: the release was looked up again.
+    Changed,
 }
 
 impl EventKind {
@@ -189,6 +200,7 @@ impl EventKind {
             EventKind::Reconciled => "reconciled",
             EventKind::Regrabbed => "regrabbed",
             EventKind::HandOff => "hand_off",
+            EventKind::Changed => "changed",
         }
     }
 }
@@ -457,11 +469,13 @@ impl Registry {
         kind: EventKind,
         detail: &str,
     ) -> Result<()> {
-        self.change(id, status, error, kind, detail, 0)
+        self.change(id, status, error, kind, detail, Count::Keep)
     }
 
-    /// Ends an attempt: like [`Registry::transition`], and counts the
-    /// attempt in the same transaction.
+    /// Ends an attempt: like [`Registry::transition`], and in the same
+    /// transaction counts it in `attempts` (the attempts in a row without
+    /// progress, what `max_attempts` bounds), or, when it `progressed`,
+    /// starts that count again from 0.
     pub fn end_attempt(
         &self,
         id: i64,
@@ -469,8 +483,10 @@ impl Registry {
         error: Option<&str>,
         kind: EventKind,
         detail: &str,
+        progressed: bool,
     ) -> Result<()> {
-        self.change(id, status, error, kind, detail, 1)
+        let count = if progressed { Count::Reset } else { Count::One };
+        self.change(id, status, error, kind, detail, count)
     }
 
     fn change(
@@ -480,8 +496,13 @@ impl Registry {
         error: Option<&str>,
         kind: EventKind,
         detail: &str,
-        attempts: u32,
+        count: Count,
     ) -> Result<()> {
+        let (add, reset) = match count {
+            Count::Keep => (0, false),
+            Count::One => (1, false),
+            Count::Reset => (0, true),
+        };
         if status == Status::Completed {
             crate::fault::registry_full().map_err(db_err("update download status"))?;
         }
@@ -492,8 +513,9 @@ impl Registry {
         let n = tx
             .execute(
                 "UPDATE downloads SET status = ?2, error = ?3, updated_at = ?4, \
-                 completed_at = COALESCE(?5, completed_at), attempts = attempts + ?6 WHERE id = ?1",
-                params![id, status.as_str(), error, now, completed_at, attempts],
+                 completed_at = COALESCE(?5, completed_at), \
+                 attempts = CASE WHEN ?7 THEN 0 ELSE attempts + ?6 END WHERE id = ?1",
+                params![id, status.as_str(), error, now, completed_at, add, reset],
             )
             .map_err(db_err("update download status"))?;
         if n == 0 {
@@ -528,6 +550,31 @@ impl Registry {
         .map_err(db_err("record a restart"))?;
         insert_restart_event(&tx, id, &now, reason)?;
         tx.commit().map_err(db_err("commit restart"))
+    }
+
+    /// The peer's file changed and its release was looked up again: the
+    /// row takes the release's title, file name, destination, size and
+    /// ETag (`new`; the info-hash, stub and source stay), progress 0, and
+    /// the event (`detail`), in one transaction. The caller has truncated
+    /// the `.part` (a restart recorded first).
+    pub fn remote_changed(&self, id: i64, new: &NewDownload, detail: &str) -> Result<()> {
+        let now = now_rfc3339();
+        let dest = path_text(&new.dest_path)?;
+        let expected = to_i64(new.expected_bytes)?;
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin remote change"))?;
+        let n = tx
+            .execute(
+                "UPDATE downloads SET title = ?2, file_name = ?3, dest_path = ?4, etag = ?5, \
+                 expected_bytes = ?6, downloaded_bytes = 0, updated_at = ?7 WHERE id = ?1",
+                params![id, new.title, new.file_name, dest, new.etag, expected, now],
+            )
+            .map_err(db_err("record the remote change"))?;
+        if n == 0 {
+            return Err(Error::Runtime(format!("no download with id {id}")));
+        }
+        insert_event(&tx, id, &now, EventKind::Changed, detail)?;
+        tx.commit().map_err(db_err("commit remote change"))
     }
 
     /// Remembers the validator the `.part` is a prefix of.

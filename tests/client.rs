@@ -832,3 +832,127 @@ fn completions_are_announced_once_recorded() {
     ));
     assert!(done.recv_timeout(Duration::from_millis(300)).is_err());
 }
+
+/// Issue 13, 1: an uplink that drops every connection after 100 KB still
+/// delivers a 1 MiB file with `max_attempts = 3`: each attempt made
+/// durable progress, so none counts against the bound, and every
+/// interruption is still an event.
+#[test]
+fn progress_is_not_failure() {
+    let data = pattern(1024 * 1024);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    peer.set_fallback(Mode::Cut(100_000));
+    let bed = Bed::start(&peer, "max_attempts = 3");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let requests = peer.file_requests().len();
+    assert_eq!(requests, 11, "100,000 bytes a request, each resumed");
+    assert_eq!(row.restarts, 0);
+    assert_eq!(row.attempts, 1, "attempts count those without progress");
+    let retries = events(&bed, id, "retry_scheduled");
+    assert_eq!(retries.len(), 10, "every interruption is an event");
+    assert!(
+        retries.iter().all(|d| d.contains("made progress")),
+        "{retries:?}"
+    );
+}
+
+/// ...while attempts that make no progress still give up after
+/// `max_attempts`: a connection dropped before any body byte, a 503, and
+/// bytes below `progress_bytes`.
+#[test]
+fn failures_without_progress_still_give_up() {
+    let data = pattern(1024 * 1024);
+    for (mode, extra) in [
+        (Mode::Cut(0), ""),
+        (Mode::Status(503, None), ""),
+        (Mode::Cut(1000), "progress_bytes = 2000"),
+    ] {
+        let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+        peer.set_fallback(mode.clone());
+        let bed = Bed::start(&peer, &format!("max_attempts = 3\n{extra}"));
+        let id = bed.add("m", data.len());
+        let row = bed.wait_done(id);
+        assert_eq!(row.status, Status::Failed, "{mode:?}");
+        assert!(
+            row.error
+                .as_deref()
+                .unwrap()
+                .starts_with("gave up after 3 attempts without progress"),
+            "{mode:?}: {:?}",
+            row.error
+        );
+        assert_eq!(peer.file_requests().len(), 3, "{mode:?}");
+    }
+}
+
+/// Issue 13, 2: a friend replaces the file mid-download by a larger one.
+/// The release is looked up again, the row takes the new size and ETag
+/// (an event names both sizes), and the new version completes byte-exact.
+#[test]
+fn a_replaced_file_is_looked_up_again_and_fetched_anew() {
+    let old = pattern(1024 * 1024);
+    let new: Vec<u8> = pattern(1536 * 1024).iter().map(|b| b ^ 0x5a).collect();
+    let script = vec![Mode::CutAndReplace(300_000, new.clone())];
+    let peer = FakePeer::start(vec![file("m", &old)], script, None);
+    let bed = Bed::start(&peer, "max_attempts = 3");
+    let id = bed.add("m", old.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == new);
+    assert_eq!(row.expected_bytes, new.len() as u64);
+    assert_eq!(row.downloaded_bytes, new.len() as u64);
+    assert_eq!(row.etag.as_deref(), Some("\"fake-etag-2\""));
+    let changed = events(&bed, id, "changed");
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        changed[0].contains("the peer's file changed: 1048576 → 1572864 bytes"),
+        "{changed:?}"
+    );
+    let requests = peer.file_requests();
+    assert_eq!(requests.len(), 3, "cut, changed, the new version");
+    assert_eq!(requests[2].1.as_deref(), Some("bytes=0-"));
+}
+
+/// The item is gone when the release is looked up again: the download
+/// fails at once with that reason.
+#[test]
+fn a_changed_file_whose_item_is_gone_fails_at_once() {
+    let data = pattern(1024 * 1024);
+    let script = vec![Mode::Cut(300_000), Mode::Vanish];
+    let peer = FakePeer::start(vec![file("m", &data)], script, None);
+    let bed = Bed::start(&peer, "max_attempts = 5");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    let error = row.error.unwrap();
+    assert!(
+        error.starts_with("the peer's file changed (size_changed) and") && error.contains("404"),
+        "{error}"
+    );
+    assert_eq!(peer.file_requests().len(), 2, "no retry");
+}
+
+/// A peer whose file changes on every request: at most `MAX_CHANGES`
+/// lookups per attempt, each such attempt counts without progress, and the
+/// download fails after `max_attempts`, not never.
+#[test]
+fn a_file_that_changes_on_every_request_is_not_followed_forever() {
+    let data = pattern(200_000);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    let bed = Bed::start(&peer, "max_attempts = 3");
+    peer.change_on_every_request();
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    let error = row.error.unwrap();
+    assert!(
+        error.starts_with("gave up after 3 attempts without progress: the peer's file changed more than 3 times in one attempt"),
+        "{error}"
+    );
+    let per_attempt = jack::download::downloads::MAX_CHANGES + 1;
+    assert_eq!(peer.file_requests().len(), 3 * per_attempt);
+    assert_eq!(events(&bed, id, "changed").len(), 3 * (per_attempt - 1));
+}

@@ -345,6 +345,7 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
         Some("gave up"),
         jack::db::EventKind::Failed,
         "gave up",
+        false,
     )
     .unwrap();
     let queued = reg.insert(&new("b")).unwrap();

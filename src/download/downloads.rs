@@ -82,6 +82,10 @@ struct Run {
     cancelled: Arc<AtomicBool>,
 }
 
+/// Changes of the peer's file one attempt follows (looking the release up
+/// again each time) before it ends as a failure without progress.
+pub const MAX_CHANGES: usize = 3;
+
 /// The error of a download cancelled through the status API.
 pub const CANCELLED: &str = "cancelled by the owner";
 
@@ -625,24 +629,14 @@ impl Downloads {
         if row.file_name.is_empty() || row.dest_path.as_os_str().is_empty() {
             // Its stub failed a check (and it was retried): every check
             // again before a byte moves.
-            let mut new = NewDownload {
-                stub_name: row.stub_name.clone(),
-                info_hash: row.info_hash.clone(),
-                peer: row.peer.clone(),
-                item_id: row.item_id.clone(),
-                title: row.title.clone(),
-                file_name: String::new(),
-                part_path: row.part_path.clone(),
-                dest_path: PathBuf::new(),
-                etag: None,
-                expected_bytes: row.expected_bytes,
-            };
+            let mut new = to_look_up(&row);
             let error = match self.lookup(&mut new) {
                 Lookup::Found => None,
                 Lookup::Failed(error) => Some(Outcome::Fatal { error }),
                 Lookup::Later(error) => Some(Outcome::Retry {
                     error,
                     retry_after: None,
+                    progressed: false,
                 }),
             };
             if let Some(outcome) = error {
@@ -709,6 +703,7 @@ impl Downloads {
             row.expected_bytes
         );
         live.store(offset, Ordering::Relaxed);
+        let checkpointed = AtomicBool::new(false);
         let cx = Context {
             registry: &self.registry,
             client: &self.client,
@@ -720,9 +715,91 @@ impl Downloads {
             cancel: &run.cancel,
             handoff: self.handoff,
             written: self.written,
+            checkpointed: &checkpointed,
         };
-        let outcome = transfer::run(&cx, &row);
+        let began = row.downloaded_bytes;
+        let mut outcome = transfer::run(&cx, &row);
+        // The peer's file changed: look the release up again and fetch the
+        // new version from byte 0, a bounded number of times per attempt.
+        let mut sizes = vec![row.expected_bytes];
+        while let Outcome::Changed { reason } = &outcome {
+            if sizes.len() > MAX_CHANGES {
+                let sizes: Vec<String> = sizes.iter().map(u64::to_string).collect();
+                let error = format!(
+                    "the peer's file changed more than {MAX_CHANGES} times in one attempt \
+                     ({} bytes): it may still be being written",
+                    sizes.join(" → ")
+                );
+                outcome = Outcome::Retry {
+                    error,
+                    retry_after: None,
+                    progressed: false,
+                };
+                break;
+            }
+            match self.look_up_again(&row, reason)? {
+                Ok(changed) => {
+                    sizes.push(changed.expected_bytes);
+                    row = changed;
+                    live.store(0, Ordering::Relaxed);
+                    outcome = transfer::run(&cx, &row);
+                }
+                Err(ended) => outcome = ended,
+            }
+        }
+        if let Outcome::Retry { progressed, .. } = &mut outcome {
+            let now = self.registry.get(id)?.map_or(0, |r| r.downloaded_bytes);
+            *progressed = now > began
+                && (now - began >= self.config.progress_bytes
+                    || checkpointed.load(Ordering::Relaxed));
+        }
         Ok(Some((row, outcome)))
+    }
+
+    /// The peer's file changed (`reason`) under `row`, whose `.part` is
+    /// back to 0: its release is looked up again with every check a stub
+    /// gets. `Ok(Ok(row))`: the row now expects the new version (size,
+    /// ETag, name; an event names both sizes). `Ok(Err(outcome))`: how the
+    /// attempt ends instead (the item is gone, a check failed: at once;
+    /// the peer cannot be asked: retried).
+    fn look_up_again(
+        &self,
+        row: &Download,
+        reason: &str,
+    ) -> Result<std::result::Result<Download, Outcome>> {
+        let mut new = to_look_up(row);
+        match self.lookup(&mut new) {
+            Lookup::Found => {}
+            Lookup::Failed(e) => {
+                let error = format!("the peer's file changed ({reason}) and {e}");
+                return Ok(Err(Outcome::Fatal { error }));
+            }
+            Lookup::Later(e) => {
+                let error =
+                    format!("the peer's file changed ({reason}); cannot look it up again: {e}");
+                return Ok(Err(Outcome::Retry {
+                    error,
+                    retry_after: None,
+                    progressed: false,
+                }));
+            }
+        }
+        let detail = format!(
+            "the peer's file changed: {} → {} bytes ({reason}); fetching the new version from byte 0",
+            row.expected_bytes, new.expected_bytes
+        );
+        self.registry.remote_changed(row.id, &new, &detail)?;
+        log::info!(
+            "download source changed id={} old_bytes={} new_bytes={} reason={reason}",
+            row.id,
+            row.expected_bytes,
+            new.expected_bytes
+        );
+        let changed = self
+            .registry
+            .get(row.id)?
+            .ok_or_else(|| Error::Runtime(format!("no download with id {}", row.id)))?;
+        Ok(Ok(changed))
     }
 
     /// Records how an attempt ended. Fails only before anything of it is
@@ -736,7 +813,14 @@ impl Downloads {
                     "{} bytes, {fetched} fetched in this attempt",
                     row.expected_bytes
                 );
-                reg.end_attempt(id, Status::Completed, None, EventKind::Completed, &detail)?;
+                reg.end_attempt(
+                    id,
+                    Status::Completed,
+                    None,
+                    EventKind::Completed,
+                    &detail,
+                    false,
+                )?;
                 log::info!(
                     "download completed id={id} bytes={} dest={}",
                     row.expected_bytes,
@@ -746,36 +830,57 @@ impl Downloads {
                 crate::metrics::METRICS.completed();
                 self.completions.lock().retain(|tx| tx.send(id).is_ok());
             }
-            Outcome::Retry { error, retry_after } => {
-                let attempts = row.attempts + 1;
-                let delay = retry::next_delay(
-                    &self.policy,
-                    attempts + 1,
-                    retry_after,
-                    self.rng.lock().as_mut(),
-                );
+            Outcome::Retry {
+                error,
+                retry_after,
+                progressed,
+            } => {
+                // `attempts` counts attempts without progress (what
+                // `max_attempts` bounds); progress starts the count and the
+                // backoff again.
+                let (attempts, policy) = match progressed {
+                    true => (
+                        0,
+                        Policy {
+                            max_attempts: self.policy.max_attempts.max(2),
+                            ..self.policy
+                        },
+                    ),
+                    false => (row.attempts + 1, self.policy),
+                };
+                let delay =
+                    retry::next_delay(&policy, attempts + 1, retry_after, self.rng.lock().as_mut());
                 match delay {
                     Some(delay) => {
-                        let detail = format!("in {} ms after {error}", delay.as_millis());
-                        reg.end_attempt(
-                            id,
-                            Status::Retrying,
-                            Some(&error),
-                            EventKind::RetryScheduled,
-                            &detail,
-                        )?;
+                        let mut detail = format!("in {} ms after {error}", delay.as_millis());
+                        let (kind, status) = (EventKind::RetryScheduled, Status::Retrying);
+                        if progressed {
+                            detail.push_str(" (the attempt made progress: attempts start again)");
+                        }
+                        reg.end_attempt(id, status, Some(&error), kind, &detail, progressed)?;
                         log::info!(
-                            "download retry id={id} attempt={attempts} delay_ms={} error={error}",
+                            "download retry id={id} attempts_without_progress={attempts} progressed={progressed} delay_ms={} error={error}",
                             delay.as_millis()
                         );
                         crate::metrics::METRICS.retried(&error);
                         self.schedule(id, delay);
                     }
                     None => {
-                        let error = format!("gave up after {attempts} attempts: {error}");
+                        let error =
+                            format!("gave up after {attempts} attempts without progress: {error}");
                         self.fail(row, &error)?;
                     }
                 }
+            }
+            Outcome::Changed { reason } => {
+                // `process` looks the release up again; should one reach
+                // here, the next attempt finds the change again.
+                let outcome = Outcome::Retry {
+                    error: format!("restarted from byte 0: {reason}"),
+                    retry_after: None,
+                    progressed: false,
+                };
+                return self.record(row, outcome);
             }
             Outcome::Fatal { error } => self.fail(row, &error)?,
             Outcome::Paused { error } => {
@@ -811,7 +916,7 @@ impl Downloads {
         match attempted {
             true => self
                 .registry
-                .end_attempt(id, failed, Some(error), kind, error)?,
+                .end_attempt(id, failed, Some(error), kind, error, false)?,
             false => self
                 .registry
                 .transition(id, failed, Some(error), kind, error)?,
@@ -905,6 +1010,23 @@ pub fn safe_file_name(name: &str) -> bool {
 fn release_slot(slots: &mut HashMap<i64, Slot>, id: i64, live: &Live) {
     if matches!(slots.get(&id), Some(Slot::Running(r)) if Arc::ptr_eq(&r.live, live)) {
         slots.remove(&id);
+    }
+}
+
+/// `row`'s release as [`Downloads::lookup`] fills it in: its source and
+/// `.part` kept, what the peer says (name, destination, ETag, size) blank.
+fn to_look_up(row: &Download) -> NewDownload {
+    NewDownload {
+        stub_name: row.stub_name.clone(),
+        info_hash: row.info_hash.clone(),
+        peer: row.peer.clone(),
+        item_id: row.item_id.clone(),
+        title: row.title.clone(),
+        file_name: String::new(),
+        part_path: row.part_path.clone(),
+        dest_path: PathBuf::new(),
+        etag: None,
+        expected_bytes: row.expected_bytes,
     }
 }
 

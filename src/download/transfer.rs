@@ -158,10 +158,18 @@ pub enum Outcome {
     /// The file is in `completed_dir`; `fetched` bytes came over the network.
     Completed { fetched: u64 },
     /// Try again later (`retry_after` from the peer, if it said).
+    /// `progressed`: the attempt made durable progress (set by the caller,
+    /// which knows where the attempt began; see `Downloads::process`), so
+    /// it does not count against `max_attempts`.
     Retry {
         error: String,
         retry_after: Option<Duration>,
+        progressed: bool,
     },
+    /// The peer's file changed (`reason`: `size_changed`, `etag_changed`,
+    /// `changed`): the `.part` is back to 0 and the release must be looked
+    /// up again before the next request (the caller does).
+    Changed { reason: String },
     /// Give up: the row fails with this error.
     Fatal { error: String },
     /// Disk full or quota: pause.
@@ -189,6 +197,9 @@ pub struct Context<'a> {
     /// Whether written records are kept and trusted (`incomplete_dir` is
     /// on a local filesystem; see `download::written`).
     pub written: bool,
+    /// Set once a checkpoint is committed while a body streams (progress,
+    /// whatever the byte count: see `downloads.progress_bytes`).
+    pub checkpointed: &'a AtomicBool,
 }
 
 impl Context<'_> {
@@ -229,6 +240,7 @@ pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
         Err(Stop::Db(e)) => Outcome::Retry {
             error: format!("registry: {e}"),
             retry_after: None,
+            progressed: false,
         },
     }
 }
@@ -364,6 +376,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                     Class::Retry => Outcome::Retry {
                         error: format!("peer answered {status}"),
                         retry_after: after,
+                        progressed: false,
                     },
                     _ => Outcome::Fatal {
                         error: format!("peer answered {status}"),
@@ -421,10 +434,24 @@ fn restart_from_zero(
     record.set(0);
     part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
     cx.registry.set_etag(row.id, None)?;
+    if remote_changed(reason) {
+        return Ok(Outcome::Changed {
+            reason: reason.to_string(),
+        });
+    }
     Ok(Outcome::Retry {
         error: format!("restarted from byte 0: {reason}"),
         retry_after: None,
+        progressed: false,
     })
+}
+
+/// Whether a restart `reason` says the peer's file itself changed (a new
+/// size or validator), rather than a misbehaving answer: such a restart
+/// looks the release up again.
+pub fn remote_changed(reason: &str) -> bool {
+    let word = reason.split(':').next().unwrap_or(reason);
+    matches!(word, "size_changed" | "etag_changed" | "changed")
 }
 
 /// Where [`append`] writes: the `.part`, and its written record.
@@ -567,7 +594,11 @@ impl<'scope> Flusher<'scope> {
         let (tell, done) = crossbeam_channel::bounded(1);
         let thread = s.spawn(move || {
             for pos in asked {
-                if tell.send(checkpoint(cx, id, part, pos)).is_err() {
+                let result = checkpoint(cx, id, part, pos);
+                if result.is_ok() {
+                    cx.checkpointed.store(true, Ordering::Relaxed);
+                }
+                if tell.send(result).is_err() {
                     break;
                 }
             }
@@ -642,6 +673,7 @@ fn network_failure(error: &str) -> Outcome {
     Outcome::Retry {
         error: error.to_string(),
         retry_after: None,
+        progressed: false,
     }
 }
 
@@ -815,6 +847,28 @@ mod tests {
             judge(100, 1000, Some("\"old\""), &h),
             Verdict::TakeWhole { reason: "changed" }
         );
+    }
+
+    #[test]
+    fn only_a_changed_file_is_looked_up_again() {
+        for yes in [
+            "size_changed",
+            "etag_changed",
+            "changed",
+            "size_changed: the body ran past its end",
+        ] {
+            assert!(remote_changed(yes), "{yes}");
+        }
+        for no in [
+            "content_range_mismatch",
+            "range_ignored",
+            "multipart",
+            "content_encoding",
+            "content_length_mismatch",
+            "part_too_long: 5 bytes, expected 4",
+        ] {
+            assert!(!remote_changed(no), "{no}");
+        }
     }
 
     #[test]

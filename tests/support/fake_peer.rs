@@ -41,6 +41,12 @@ pub enum Mode {
     /// 200 without `Content-Length` (the body ends when the connection
     /// closes), another ETag, and this body instead of the file's.
     Unsized(Vec<u8>),
+    /// Like `Cut(n)`, then the file is replaced by these bytes (a new
+    /// version: another ETag) before the connection closes.
+    CutAndReplace(u64, Vec<u8>),
+    /// The item is gone from now on (its lookups and requests answer 404),
+    /// and this request is answered like `WrongTotal` (the file changed).
+    Vanish,
 }
 
 pub struct File {
@@ -64,7 +70,44 @@ pub struct FakePeer {
     pub addr: SocketAddr,
     pub record: Arc<Record>,
     script: Arc<Mutex<VecDeque<Mode>>>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+}
+
+/// What the serving threads share besides the record.
+struct Shared {
+    files: Mutex<Vec<Served>>,
+    /// The mode of a file request once the script is used up.
+    fallback: Mutex<Mode>,
+    /// Every file request first replaces the file by a new version, 1000
+    /// bytes longer (a file that changes all the time).
+    grow: AtomicBool,
+}
+
+/// A file as served now: its bytes and ETag change when it is replaced.
+#[derive(Clone)]
+struct Served {
+    id: String,
+    filename: String,
+    data: Arc<Vec<u8>>,
+    etag: String,
+    version: u64,
+}
+
+impl Shared {
+    fn get(&self, id: &str) -> Option<Served> {
+        let files = self.files.lock().unwrap();
+        files.iter().find(|f| f.id == id).cloned()
+    }
+
+    fn replace(&self, id: &str, data: Vec<u8>) {
+        let mut files = self.files.lock().unwrap();
+        if let Some(f) = files.iter_mut().find(|f| f.id == id) {
+            f.version += 1;
+            f.etag = format!("\"fake-etag-{}\"", f.version);
+            f.data = Arc::new(data);
+        }
+    }
 }
 
 pub const ETAG: &str = "\"fake-etag-1\"";
@@ -78,17 +121,31 @@ impl FakePeer {
         let record = Arc::new(Record::default());
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let stop = Arc::new(AtomicBool::new(false));
-        let files = Arc::new(files);
-        let (rec, scr, st) = (record.clone(), script.clone(), stop.clone());
+        let served = files
+            .into_iter()
+            .map(|f| Served {
+                id: f.id,
+                filename: f.filename,
+                data: Arc::new(f.data),
+                etag: ETAG.to_string(),
+                version: 1,
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            files: Mutex::new(served),
+            fallback: Mutex::new(Mode::Honest),
+            grow: AtomicBool::new(false),
+        });
+        let (rec, scr, st, sh) = (record.clone(), script.clone(), stop.clone(), shared.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (rec, scr, files) = (rec.clone(), scr.clone(), files.clone());
+                let (rec, scr, sh) = (rec.clone(), scr.clone(), sh.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &files, &scr, &rec, rate);
+                    let _ = serve(conn, &sh, &scr, &rec, rate);
                 });
             }
         });
@@ -96,8 +153,31 @@ impl FakePeer {
             addr,
             record,
             script,
+            shared,
             stop,
         }
+    }
+
+    /// The mode of every file request once the script is used up (`Honest`
+    /// unless set).
+    pub fn set_fallback(&self, mode: Mode) {
+        *self.shared.fallback.lock().unwrap() = mode;
+    }
+
+    /// Replaces file `id` by a new version (another ETag).
+    pub fn replace(&self, id: &str, data: Vec<u8>) {
+        self.shared.replace(id, data);
+    }
+
+    /// From now on every file request first replaces the file by a new
+    /// version 1000 bytes longer.
+    pub fn change_on_every_request(&self) {
+        self.shared.grow.store(true, Ordering::SeqCst);
+    }
+
+    /// Removes file `id`: its item and file answer 404 from now on.
+    pub fn remove(&self, id: &str) {
+        self.shared.files.lock().unwrap().retain(|f| f.id != id);
     }
 
     /// Serves one file, `<id>.mkv`, honestly.
@@ -128,7 +208,7 @@ impl Drop for FakePeer {
 
 fn serve(
     conn: TcpStream,
-    files: &[File],
+    shared: &Shared,
     script: &Mutex<VecDeque<Mode>>,
     rec: &Record,
     rate: Option<u64>,
@@ -148,19 +228,29 @@ fn serve(
         Some(id) => (id, true),
         None => (rest, false),
     };
-    let Some(file) = files.iter().find(|f| f.id == id) else {
+    if is_file
+        && shared.grow.load(Ordering::SeqCst)
+        && let Some(f) = shared.get(id)
+    {
+        let mut d = f.data.as_ref().clone();
+        d.extend(std::iter::repeat_n(7u8, 1000));
+        shared.replace(id, d);
+    }
+    let found = shared.get(id);
+    let Some(file) = found else {
         return status(&mut out, 404, None);
     };
     let size = file.data.len() as u64;
     if !is_file {
-        let body = serde_json::json!({"id": file.id, "title": file.filename.trim_end_matches(".mkv"), "filename": file.filename, "size": size, "category": 2000, "etag": ETAG});
+        let body = serde_json::json!({"id": file.id, "title": file.filename.trim_end_matches(".mkv"), "filename": file.filename, "size": size, "category": 2000, "etag": file.etag});
         return json(&mut out, &body.to_string());
     }
     rec.requests
         .lock()
         .unwrap()
         .push((id.to_string(), range.clone(), Instant::now()));
-    let mode = script.lock().unwrap().pop_front().unwrap_or(Mode::Honest);
+    let fallback = || shared.fallback.lock().unwrap().clone();
+    let mode = script.lock().unwrap().pop_front().unwrap_or_else(fallback);
     let offset: u64 = range
         .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
@@ -169,7 +259,19 @@ fn serve(
         .unwrap_or(0);
     let n = rec.active.fetch_add(1, Ordering::SeqCst) + 1;
     rec.max_active.fetch_max(n, Ordering::SeqCst);
-    let result = answer(&mut out, &file.data, offset, size, mode, rec, rate);
+    if mode == Mode::Vanish {
+        shared.files.lock().unwrap().retain(|f| f.id != id);
+    }
+    let replace = match &mode {
+        Mode::CutAndReplace(_, data) => Some(data.clone()),
+        _ => None,
+    };
+    let result = answer(
+        &mut out, &file.data, &file.etag, offset, size, mode, rec, rate,
+    );
+    if let Some(data) = replace {
+        shared.replace(id, data);
+    }
     rec.active.fetch_sub(1, Ordering::SeqCst);
     result
 }
@@ -178,6 +280,7 @@ fn serve(
 fn answer(
     out: &mut TcpStream,
     data: &[u8],
+    etag: &str,
     offset: u64,
     size: u64,
     mode: Mode,
@@ -187,7 +290,7 @@ fn answer(
     let last = size - 1;
     let head206 = |first: u64, last: u64, total: u64, extra: &str| {
         format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: {ETAG}\r\nConnection: close\r\n{extra}\r\n",
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: {etag}\r\nConnection: close\r\n{extra}\r\n",
             last - first + 1
         )
     };
@@ -195,14 +298,16 @@ fn answer(
         Mode::Honest => (head206(offset, last, size, ""), offset, size, None),
         Mode::IgnoreRange => (
             format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nETag: {ETAG}\r\nConnection: close\r\n\r\n"
+                "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nETag: {etag}\r\nConnection: close\r\n\r\n"
             ),
             0,
             size,
             None,
         ),
         Mode::WrongStart => (head206(offset + 1, last, size, ""), offset + 1, size, None),
-        Mode::WrongTotal => (head206(offset, last, size + 1, ""), offset, size, None),
+        Mode::WrongTotal | Mode::Vanish => {
+            (head206(offset, last, size + 1, ""), offset, size, None)
+        }
         Mode::Changed416 => {
             let h = format!(
                 "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -214,7 +319,9 @@ fn answer(
             let end = (offset + n).min(size);
             (head206(offset, end - 1, size, ""), offset, end, None)
         }
-        Mode::Cut(n) => (head206(offset, last, size, ""), offset, size, Some(n)),
+        Mode::Cut(n) | Mode::CutAndReplace(n, _) => {
+            (head206(offset, last, size, ""), offset, size, Some(n))
+        }
         Mode::Stall(n, d) => {
             out.write_all(head206(offset, last, size, "").as_bytes())?;
             let end = (offset + n).min(size);
@@ -224,7 +331,7 @@ fn answer(
             return Ok(());
         }
         Mode::ChangedEtag => (
-            head206(offset, last, size, "").replace(ETAG, "\"another-etag\""),
+            head206(offset, last, size, "").replace(etag, "\"another-etag\""),
             offset,
             size,
             None,

@@ -130,6 +130,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct Metrics {
     bytes_served: AtomicU64,
     bytes_downloaded: AtomicU64,
+    bytes_direct: AtomicU64,
     completed: AtomicU64,
     failed: [AtomicU64; REASONS],
     retries: [AtomicU64; REASONS],
@@ -144,6 +145,7 @@ const ZERO: AtomicU64 = AtomicU64::new(0);
 pub static METRICS: Metrics = Metrics {
     bytes_served: AtomicU64::new(0),
     bytes_downloaded: AtomicU64::new(0),
+    bytes_direct: AtomicU64::new(0),
     completed: AtomicU64::new(0),
     failed: [ZERO; REASONS],
     retries: [ZERO; REASONS],
@@ -157,6 +159,15 @@ impl Metrics {
     }
     pub fn downloaded(&self, bytes: u64) {
         self.bytes_downloaded.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// Of the downloaded bytes, those taken straight from the socket
+    /// (`download::direct`), not through the HTTP client.
+    pub fn downloaded_direct(&self, bytes: u64) {
+        self.bytes_direct.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// Bytes taken straight from the socket since the process started.
+    pub fn direct_total(&self) -> u64 {
+        self.bytes_direct.load(Ordering::Relaxed)
     }
     /// (downloaded, served) bytes since the process started.
     pub fn byte_totals(&self) -> (u64, u64) {
@@ -233,6 +244,12 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         "counter",
         "Bytes received from peers and written to .part files.",
         load(&m.bytes_downloaded),
+    );
+    one(
+        "jack_downloaded_direct_bytes_total",
+        "counter",
+        "Of those, bytes moved straight from the socket (splice), not through the HTTP client.",
+        load(&m.bytes_direct),
     );
     one(
         "jack_transfers_active",
@@ -346,6 +363,7 @@ mod tests {
         let m = Metrics {
             bytes_served: AtomicU64::new(7),
             bytes_downloaded: AtomicU64::new(0),
+            bytes_direct: AtomicU64::new(5),
             completed: AtomicU64::new(1),
             failed: [ZERO; REASONS],
             retries: [ZERO; REASONS],
@@ -370,6 +388,7 @@ mod tests {
         );
         assert!(text.contains("jack_served_bytes_total 7\n"));
         assert!(text.contains("jack_transfers_queued 3\n"));
+        assert!(text.contains("jack_downloaded_direct_bytes_total 5\n"));
         assert!(text.contains("jack_open_connections 4\n"));
         assert!(text.contains("jack_http_requests_total{class=\"2xx\"} 1\n"));
         // 1 answered by a handler, 11 by the accept thread.

@@ -652,11 +652,27 @@ fn kill_9_loop_loses_only_bytes_in_flight_per_kill() {
     let mut kills = 0;
     let mut node = b.start();
     drop_stub(&b, "k.torrent", &stub);
+    // The length of the `.part` (0 while there is none).
+    let part_len = || {
+        part_files(&b)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0)
+    };
     while kills < 10 && !dest.exists() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(100 + seed % 400));
+        // Each kill lands mid-transfer: once this run has written bytes,
+        // within 40 ms (at 2 GB/s, three runs cannot finish the file).
+        let before = part_len();
+        wait_for("the transfer to go on", Duration::from_secs(30), || {
+            dest.exists() || part_len() > before
+        });
+        std::thread::sleep(Duration::from_millis(seed % 40));
         if dest.exists() {
             break;
         }

@@ -407,6 +407,7 @@ fn metrics_parse_and_move_with_a_transfer() {
         for family in [
             "jack_served_bytes_total",
             "jack_downloaded_bytes_total",
+            "jack_downloaded_direct_bytes_total",
             "jack_transfers_active",
             "jack_transfers_queued",
             "jack_downloads_completed_total",
@@ -436,6 +437,14 @@ fn metrics_parse_and_move_with_a_transfer() {
     let size = data.len() as f64;
     let delta = |m1: &BTreeMap<String, f64>, m0: &BTreeMap<String, f64>, k: &str| m1[k] - m0[k];
     assert_eq!(delta(&b1, &b0, "jack_downloaded_bytes_total"), size);
+    // A plain-HTTP peer's body comes straight from the socket, all but
+    // what ureq read along with the head (at most its input buffer).
+    let direct = delta(&b1, &b0, "jack_downloaded_direct_bytes_total");
+    let buffered = jack::download::transfer::READ_BUFFER as f64;
+    assert!(
+        direct >= size - buffered && direct <= size,
+        "{direct} of {size} direct"
+    );
     assert_eq!(delta(&a1, &a0, "jack_served_bytes_total"), size);
     assert_eq!(delta(&b1, &b0, "jack_downloads_completed_total"), 1.0);
     assert_eq!(b1["jack_transfers_active"], 0.0);

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use support::{KEY, Site, drop_grab, item_id, pattern, serving_site, status_json, wait_for};
+use support::{
+    KEY, Site, drop_grab, item_id, pattern, request, serving_site, status_json, wait_for,
+};
 
 const FILE: &str = "Some.Movie.2024.1080p.WEB-DL.x264-GRP.mkv";
 const TITLE: &str = "Some.Movie.2024.1080p.WEB-DL.x264-GRP";
@@ -130,6 +132,13 @@ fn a_download_from_an_https_peer_with_its_ca_file_completes() {
     assert_eq!(status_json(&b)["downloads"][0]["attempts"], 1);
     assert!(seen.forwarded.load(Ordering::SeqCst) > 0);
     assert!(!bob.log_text().contains("in clear text"));
+    // A TLS body is never taken from the socket (it is ciphertext there).
+    let metrics = request(bob.addr, "GET", "/metrics", &[("X-Api-Key", KEY)]);
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(
+        text.contains("\njack_downloaded_direct_bytes_total 0\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! The download plane: from a stub to a whole file in `completed_dir`. The
 //! one entry point and the worker pool (`downloads`), the watch folder
 //! (`watch`, told of new stubs by inotify: `notify`), the peer client
-//! (`peer`), one attempt by the §2.4 rules (`transfer`), the retry classes
+//! (`peer`, whose plain-HTTP bodies can be spliced from the socket:
+//! `direct`), one attempt by the §2.4 rules (`transfer`), the retry classes
 //! (`retry`, pure), the hand-off into `completed_dir` (`handoff`), and
 //! start-up reconciliation (`reconcile`).
 
+pub mod direct;
 pub mod downloads;
 pub mod handoff;
 pub mod notify;

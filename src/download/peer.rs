@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use ureq::Agent;
 use ureq::http::Response;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
 
 use crate::config::Peer;
 
@@ -111,12 +113,13 @@ const MAX_SEARCH_JSON: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     agent: Agent,
+    idle: Duration,
 }
 
 impl PeerClient {
     /// `idle` bounds connecting and every single read (stall detection).
     pub fn new(idle: Duration) -> PeerClient {
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .accept_encoding("identity")
@@ -128,9 +131,20 @@ impl PeerClient {
             // Bodies are read in large pieces (fewer reads per GiB); the
             // transfer's own buffer matches it (`transfer::READ_BUFFER`).
             .input_buffer_size(crate::download::transfer::READ_BUFFER)
-            .build()
-            .into();
-        PeerClient { agent }
+            .build();
+        // ureq's default chain with its TCP connector swapped for one whose
+        // sockets a transfer can take over (`direct`).
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(crate::download::direct::DirectTcp)
+                .chain(RustlsConnector::default());
+        let agent = Agent::with_parts(config, connector, DefaultResolver::default());
+        PeerClient { agent, idle }
+    }
+
+    /// How long one read may wait for bytes (stall detection).
+    pub fn idle(&self) -> Duration {
+        self.idle
     }
 
     /// `GET url` with the peer's key, its TLS roots (`ca_file`) and `total`

@@ -11,7 +11,8 @@
 //! claims bytes that are not synced.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::config::Peer;
 use crate::db::{Download, Registry};
+use crate::download::direct;
 use crate::download::handoff::{self, Failure, HandOff};
 use crate::download::peer::PeerClient;
 use crate::download::retry::{self, Class};
@@ -33,6 +35,8 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Bytes asked of the body per read, and the size of ureq's input buffer.
 pub const READ_BUFFER: usize = 512 * 1024;
+/// Written bytes whose write-back is started together (`Job::WriteBack`).
+const WRITE_BEHIND: u64 = 8 * 1024 * 1024;
 
 /// The headers of a response that [`judge`] looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -397,13 +401,20 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             etag = resp_etag;
             cx.registry.set_etag(row.id, etag.as_deref())?;
         }
-        let body = resp.body_mut().as_reader();
         let sized = content_length.is_some();
+        // A plain-HTTP body framed by its length alone can be taken
+        // straight from the socket once ureq's buffer is drained.
+        let direct = (cx.peer.url.starts_with("http://")
+            && content_length == Some(end - offset)
+            && !resp.headers().contains_key("transfer-encoding"))
+        .then(direct::arm);
+        let mut body = resp.body_mut().as_reader();
         let mut to = Target {
             part: &mut part,
             record: &mut record,
         };
-        let got = append(cx, row.id, &mut to, body, offset, end, sized)?;
+        let source = Source::Body(&mut body, direct);
+        let got = append(cx, row.id, &mut to, source, offset, end, sized)?;
         fetched += got.bytes;
         offset += got.bytes;
         match got.end {
@@ -485,14 +496,12 @@ fn append(
     cx: &Context<'_>,
     id: i64,
     to: &mut Target<'_>,
-    mut body: impl Read,
+    mut source: Source<'_, impl Read>,
     offset: u64,
     end: u64,
     sized: bool,
 ) -> Result<Appended, Stop> {
-    let part = &mut *to.part;
-    part.seek(SeekFrom::Start(offset))
-        .map_err(|e| Stop::Disk(e, "seek"))?;
+    let part = &*to.part;
     let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
     let mut buf = vec![0u8; READ_BUFFER];
     let mut pos = offset;
@@ -505,34 +514,37 @@ fn append(
     std::thread::scope(|s| -> Result<(), Stop> {
         let mut flusher = Flusher::start(s, cx, id, &synced);
         let mut last_sync = (pos, Instant::now());
+        // Written bytes below this have had their write-back started.
+        let mut kicked = pos;
         while pos < end {
             if cx.should_stop() {
                 error = Some(Outcome::Interrupted);
                 break;
             }
             let want = usize::try_from((end - pos).min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = match body.read(&mut buf[..want]) {
-                Ok(0) => {
+            let n = match source.step(part, pos, want, &mut buf, cx.client.idle()) {
+                Step::Wrote(n) => n,
+                Step::Ended => {
                     error = Some(network_failure(&format!(
                         "body ended at byte {pos} of {end}"
                     )));
                     break;
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    error = Some(network_failure(&e.to_string()));
+                Step::Net(e) => {
+                    error = Some(network_failure(&e));
                     break;
                 }
+                Step::Disk(e) => {
+                    // What was written may be partial; the checkpoint below
+                    // claims only what is synced, and the next attempt
+                    // truncates to it.
+                    flusher.wait()?;
+                    checkpoint(cx, id, part, pos)?;
+                    return Err(Stop::Disk(e, "write"));
+                }
             };
-            if let Err(e) =
-                crate::fault::check_write(pos + n as u64).and_then(|()| part.write_all(&buf[..n]))
-            {
-                // What was written may be partial; the checkpoint below claims
-                // only what is synced, and the next attempt truncates to it.
-                flusher.wait()?;
-                checkpoint(cx, id, part, pos)?;
-                return Err(Stop::Disk(e, "write"));
+            if source.direct() {
+                crate::metrics::METRICS.downloaded_direct(n as u64);
             }
             pos += n as u64;
             to.record.advance(pos);
@@ -540,8 +552,13 @@ fn append(
             cx.live.store(pos, Ordering::Relaxed);
             let due = pos - last_sync.0 >= CHECKPOINT_BYTES
                 || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
-            if due && pos < end && flusher.offer(pos)? {
-                last_sync = (pos, Instant::now());
+            if due && pos < end {
+                if flusher.offer(Job::Checkpoint(pos))? {
+                    last_sync = (pos, Instant::now());
+                    kicked = pos;
+                }
+            } else if pos - kicked >= WRITE_BEHIND && flusher.offer(Job::WriteBack(kicked, pos))? {
+                kicked = pos;
             }
         }
         flusher.wait()
@@ -550,7 +567,7 @@ fn append(
     let end = match error {
         Some(outcome) => End::Early(outcome),
         None if sized => End::Whole,
-        None => match read_past_end(&mut body) {
+        None => match source.read_past_end() {
             Ok(false) => End::Whole,
             Ok(true) => {
                 return Ok(Appended {
@@ -573,11 +590,95 @@ fn append(
     })
 }
 
-/// The checkpoint thread of one [`append`]: takes one position at a time
-/// (`offer`), syncs the `.part` and commits that position, and reports
-/// how it went. Its thread ends when the `Flusher` is dropped.
+/// Where an [`append`] takes the body's bytes from: ureq's reader (armed to
+/// hand its socket over when `direct` allows), or the socket itself once
+/// handed over.
+enum Source<'b, R> {
+    Body(&'b mut R, Option<direct::Armed>),
+    Socket(direct::Socket),
+}
+
+/// What one [`Source::step`] did.
+enum Step {
+    /// `n` bytes were written at the position asked.
+    Wrote(usize),
+    /// The body ended.
+    Ended,
+    /// Reading failed (reset, stall, bad framing): why.
+    Net(String),
+    /// Writing the `.part` failed.
+    Disk(std::io::Error),
+}
+
+impl<R: Read> Source<'_, R> {
+    /// Moves up to `want` bytes of the body into `part` at `pos`.
+    fn step(&mut self, part: &File, pos: u64, want: usize, buf: &mut [u8], idle: Duration) -> Step {
+        let check = |n: usize| crate::fault::check_write(pos + n as u64);
+        loop {
+            let (body, armed) = match self {
+                Source::Socket(socket) => {
+                    return match socket.move_into(part, pos, want, buf, check) {
+                        Ok(0) => Step::Ended,
+                        Ok(n) => Step::Wrote(n),
+                        Err(direct::Failed::Net(e)) => Step::Net(e.to_string()),
+                        Err(direct::Failed::Disk(e)) => Step::Disk(e),
+                    };
+                }
+                Source::Body(body, armed) => (body, armed),
+            };
+            let n = match body.read(&mut buf[..want]) {
+                Ok(0) => return Step::Ended,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => match armed.as_ref().and_then(direct::Armed::take) {
+                    // ureq's buffer is drained; the rest comes straight
+                    // from the socket.
+                    Some(stream) => {
+                        *self = Source::Socket(direct::Socket::new(stream, idle));
+                        continue;
+                    }
+                    None => return Step::Net(e.to_string()),
+                },
+            };
+            return match check(n).and_then(|()| part.write_all_at(&buf[..n], pos)) {
+                Ok(()) => Step::Wrote(n),
+                Err(e) => Step::Disk(e),
+            };
+        }
+    }
+
+    /// Whether bytes now come straight from the socket.
+    fn direct(&self) -> bool {
+        matches!(self, Source::Socket(_))
+    }
+
+    /// Whether the body has anything left after the bytes asked for.
+    fn read_past_end(&mut self) -> std::io::Result<bool> {
+        match self {
+            Source::Body(body, _) => read_past_end(body),
+            Source::Socket(socket) => read_past_end(&mut socket.stream()),
+        }
+    }
+}
+
+/// What the [`Flusher`] is asked to do.
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    /// Rule 10 at this position: `fdatasync`, then commit it.
+    Checkpoint(u64),
+    /// Start writing `[from, to)` back to the disk without waiting
+    /// (`POSIX_FADV_DONTNEED` starts write-back of dirty pages; it frees
+    /// only pages already clean). Nothing is claimed: the next checkpoint
+    /// finds less to wait for, the last one above all, and the dirty pages
+    /// of a download stay few (a NAS has little memory to hold them).
+    WriteBack(u64, u64),
+}
+
+/// The checkpoint thread of one [`append`]: takes one [`Job`] at a time
+/// (`offer`), does it and reports how it went. Its thread ends when the
+/// `Flusher` is dropped.
 struct Flusher<'scope> {
-    ask: Option<crossbeam_channel::Sender<u64>>,
+    ask: Option<crossbeam_channel::Sender<Job>>,
     done: crossbeam_channel::Receiver<Result<(), Stop>>,
     busy: bool,
     _thread: std::thread::ScopedJoinHandle<'scope, ()>,
@@ -590,12 +691,20 @@ impl<'scope> Flusher<'scope> {
         id: i64,
         part: &'env File,
     ) -> Flusher<'scope> {
-        let (ask, asked) = crossbeam_channel::bounded::<u64>(1);
+        let (ask, asked) = crossbeam_channel::bounded::<Job>(1);
         let (tell, done) = crossbeam_channel::bounded(1);
         let thread = s.spawn(move || {
-            for pos in asked {
-                let result = checkpoint(cx, id, part, pos);
-                if result.is_ok() {
+            for job in asked {
+                let result = match job {
+                    Job::Checkpoint(pos) => checkpoint(cx, id, part, pos),
+                    Job::WriteBack(from, to) => {
+                        // Advice only: a refusal changes nothing.
+                        let len = std::num::NonZeroU64::new(to - from);
+                        let _ = rustix::fs::fadvise(part, from, len, rustix::fs::Advice::DontNeed);
+                        Ok(())
+                    }
+                };
+                if result.is_ok() && matches!(job, Job::Checkpoint(_)) {
                     cx.checkpointed.store(true, Ordering::Relaxed);
                 }
                 if tell.send(result).is_err() {
@@ -611,9 +720,9 @@ impl<'scope> Flusher<'scope> {
         }
     }
 
-    /// Hands `pos` to the thread unless it is still busy with the previous
+    /// Hands `job` to the thread unless it is still busy with the previous
     /// one; `Ok(true)` when taken. A failed previous checkpoint is returned.
-    fn offer(&mut self, pos: u64) -> Result<bool, Stop> {
+    fn offer(&mut self, job: Job) -> Result<bool, Stop> {
         if self.busy {
             match self.done.try_recv() {
                 Ok(result) => {
@@ -626,7 +735,7 @@ impl<'scope> Flusher<'scope> {
         let Some(ask) = &self.ask else {
             return Ok(false);
         };
-        self.busy = ask.send(pos).is_ok();
+        self.busy = ask.send(job).is_ok();
         Ok(self.busy)
     }
 

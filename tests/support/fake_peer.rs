@@ -47,6 +47,14 @@ pub enum Mode {
     /// The item is gone from now on (its lookups and requests answer 404),
     /// and this request is answered like `WrongTotal` (the file changed).
     Vanish,
+    /// A correct 206 whose head and first `n` body bytes leave in one
+    /// write (the client reads them with the head); the rest follows 50 ms
+    /// later in odd-sized pieces.
+    Glued(u64),
+    /// A correct 206 with `Content-Length` and `Transfer-Encoding: chunked`
+    /// both: the body is in chunked framing (RFC 9112 §6.3: the
+    /// transfer coding wins, the length is ignored).
+    ChunkedWithLength,
 }
 
 pub struct File {
@@ -354,6 +362,33 @@ fn answer(
             None,
         ),
         Mode::Status(code, retry_after) => return status(out, code, retry_after),
+        Mode::Glued(n) => {
+            let split = (offset + n).min(size);
+            let mut first = head206(offset, last, size, "").into_bytes();
+            first.extend_from_slice(&data[offset as usize..split as usize]);
+            out.write_all(&first)?;
+            rec.body_bytes.fetch_add(split - offset, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            for piece in data[split as usize..].chunks(7919) {
+                out.write_all(piece)?;
+                rec.body_bytes
+                    .fetch_add(piece.len() as u64, Ordering::SeqCst);
+            }
+            return Ok(());
+        }
+        Mode::ChunkedWithLength => {
+            let head = head206(offset, last, size, "Transfer-Encoding: chunked\r\n");
+            out.write_all(head.as_bytes())?;
+            for piece in data[offset as usize..].chunks(100_003) {
+                write!(out, "{:x}\r\n", piece.len())?;
+                out.write_all(piece)?;
+                out.write_all(b"\r\n")?;
+                rec.body_bytes
+                    .fetch_add(piece.len() as u64, Ordering::SeqCst);
+            }
+            out.write_all(b"0\r\n\r\n")?;
+            return Ok(());
+        }
         Mode::Unsized(body) => {
             write!(
                 out,

@@ -32,12 +32,17 @@
 # goes to stderr. Servers, jack nodes, clients and the temp dir are removed
 # on exit, also on failure or Ctrl-C.
 #
+# WARMUP rounds (default 1) run each tool once, untimed, before the timed
+# runs: on the development VM the first page-cache writes after the test
+# files are made cost up to 3x more system time, whoever makes them.
+#
 # Usage: scripts/bench-download.sh   (env: BIN=target/release/jack RUNS=3
-#        NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=540 seconds)
+#        WARMUP=1 NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=540 seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 RUNS=${RUNS:-3}
+WARMUP=${WARMUP:-1}
 DEADLINE=${DEADLINE:-540}
 SIZE=1073741824 # 1 GiB
 NAMES=(Bench.Download.One.2024.1080p.WEB-DL.mkv
@@ -58,6 +63,7 @@ for tool in curl aria2c python3 sha256sum timeout; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found (scripts/ensure-tools.sh $tool)" >&2; exit 1; }
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "error: RUNS must be a positive integer" >&2; exit 2; }
+[[ "$WARMUP" =~ ^[0-9]+$ ]] || { echo "error: WARMUP must be a whole number" >&2; exit 2; }
 [[ "$DEADLINE" =~ ^[1-9][0-9]*$ ]] || { echo "error: DEADLINE must be a positive integer" >&2; exit 2; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jack-bench-download.XXXXXX")
@@ -113,12 +119,13 @@ VERSIONS="$("$BIN" --version 2>&1 | head -1); $("$NGINX" -v 2>&1 | head -1 | sed
 FS="$(df -T "$TMP" | awk 'NR==2 {print $2 " (" $1 ", mounted on " $7 ")"}')"
 
 timeout --signal=TERM "$DEADLINE" python3 - "$BIN" "$TMP" "$A_PORT" "http://127.0.0.1:$NGINX_PORT/file" \
-    "$SIZE" "$RUNS" "$MACHINE" "$VERSIONS" "$FS" "$A_PID" "$NGINX_PID" "${NAMES[@]}" "${SHAS[@]}" <<'PY' &
+    "$SIZE" "$RUNS:$WARMUP" "$MACHINE" "$VERSIONS" "$FS" "$A_PID" "$NGINX_PID" "${NAMES[@]}" "${SHAS[@]}" <<'PY' &
 import datetime, json, math, os, shutil, signal, socket, statistics, subprocess, sys, time
 import urllib.request
 
 binary, tmp, a_port, nginx_url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-size, runs = int(sys.argv[5]), int(sys.argv[6])
+size = int(sys.argv[5])
+runs, warmup = (int(x) for x in sys.argv[6].split(":"))
 machine, versions, fs = sys.argv[7], sys.argv[8], sys.argv[9]
 a_pid, nginx_pid = int(sys.argv[10]), int(sys.argv[11])
 names, shas = sys.argv[12:15], sys.argv[15:18]
@@ -313,6 +320,18 @@ def harvest(d, label):
         if " WARN " in l or " ERROR " in l or "download retry" in l:
             notes.append(f"{label}: {l}")
 
+def b_metric(d, name):
+    """One counter from node B's /metrics (its port is in its jack.toml)."""
+    with open(os.path.join(d, "jack.toml")) as f:
+        port = next(l.split(":")[-1].strip().strip('"') for l in f if l.startswith("listen"))
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                 headers={"X-Api-Key": "bench-b"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+    sys.exit(f"error: node B's /metrics has no {name}")
+
 def jack_one(r, verify):
     p, d = start_b(3)
     name, item_id, title = releases[0]
@@ -339,6 +358,7 @@ def jack_one(r, verify):
     writes = write_calls(p.pid) - w0_calls
     hwm = status_kib(p.pid, "VmHWM")
     rss.append(status_kib(p.pid, "VmRSS"))
+    direct = b_metric(d, "jack_downloaded_direct_bytes_total")
     queued = wait_log(d, "download queued", 1)[0]
     done = wait_log(d, "download completed", 1)[0]
     detect = log_ts(queued) - w0
@@ -349,7 +369,7 @@ def jack_one(r, verify):
     shutil.rmtree(d)
     return {"wall": wall, "cpu": user + system, "user": user, "sys": system, "rss": hwm,
             "rss_max": max(rss), "detect": detect, "transfer": transfer, "server": server,
-            "writes": writes}
+            "writes": writes, "direct": direct}
 
 def client_one(tool, r, verify):
     out_dir = os.path.join(tmp, "client")
@@ -420,6 +440,10 @@ def concurrent_one(r, verify):
 try:
     tools = ["jack", "curl", "aria2c"]
     res = {t: [] for t in tools}
+    for w in range(warmup):
+        for t in tools:
+            (jack_one if t == "jack" else lambda r, v: client_one(t, r, v))(-1 - w, False)
+        log(f"warm-up round {w + 1}/{warmup} done (not counted)")
     for r in range(runs):
         order = tools[r % 3:] + tools[:r % 3]
         for t in order:
@@ -467,8 +491,8 @@ labels = {"jack": "jack → jack (1 GiB, watch folder)",
 print(f"Machine: {machine}")
 print(f"Versions: {versions}")
 print(f"Temp dir filesystem: {fs}")
-print(f"Runs: {runs} per tool (order rotated run by run); 1 GiB random file; loopback; "
-      "`sync` before each timed run")
+print(f"Runs: {runs} per tool (order rotated run by run) after {warmup} untimed warm-up "
+      "round(s); 1 GiB random file; loopback; `sync` before each timed run")
 print()
 print("| Client | Median wall s | Median MiB/s | Client CPU s per GiB (user+sys) | "
       "Client peak RSS, MiB | Throughput vs curl |")
@@ -507,6 +531,8 @@ print("  jack   transfer s (B's log, queued → completed): "
       + " ".join(f"{x['transfer']:.2f}" for x in res["jack"]))
 print("  jack   node B write() calls per GiB (/proc/PID/io syscw): "
       + " ".join(f"{x['writes'] * GIB / size:,.0f}" for x in res["jack"]))
+print("  jack   bytes node B took straight from the socket (splice; /metrics): "
+      + " ".join(f"{x['direct']:,}" for x in res["jack"]))
 for t in ("curl", "aria2c"):
     print(f"  {t:6} `sync` right after the download, s (not in wall): "
           + " ".join(f"{x['sync']:.2f}" for x in res[t]))

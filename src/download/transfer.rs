@@ -28,7 +28,9 @@ use crate::download::retry::{self, Class};
 use crate::download::space;
 use crate::download::written::{self, Record};
 
-/// Progress is made durable at least every this many bytes...
+/// Written bytes are never more than this beyond the durable checkpoint
+/// (the most a power cut can cost); a checkpoint is started every half of
+/// it...
 pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// ...and at least this often.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
@@ -550,7 +552,15 @@ fn append(
             to.record.advance(pos);
             crate::metrics::METRICS.downloaded(n as u64);
             cx.live.store(pos, Ordering::Relaxed);
-            let due = pos - last_sync.0 >= CHECKPOINT_BYTES
+            // Never more than one interval beyond the durable point: when
+            // the disk is slower than the network, the reads wait for the
+            // sync under way (a power cut loses at most CHECKPOINT_BYTES).
+            if pos - flusher.durable(offset) >= CHECKPOINT_BYTES {
+                flusher.wait()?;
+            }
+            // Offered twice an interval, so one can be under way while the
+            // bytes for the next arrive.
+            let due = pos - last_sync.0 >= CHECKPOINT_BYTES / 2
                 || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
             if due && pos < end {
                 if flusher.offer(Job::Checkpoint(pos))? {
@@ -680,7 +690,10 @@ enum Job {
 struct Flusher<'scope> {
     ask: Option<crossbeam_channel::Sender<Job>>,
     done: crossbeam_channel::Receiver<Result<(), Stop>>,
-    busy: bool,
+    /// The job under way.
+    busy: Option<Job>,
+    /// The last position a checkpoint of this flusher committed.
+    committed: Option<u64>,
     _thread: std::thread::ScopedJoinHandle<'scope, ()>,
 }
 
@@ -715,34 +728,50 @@ impl<'scope> Flusher<'scope> {
         Flusher {
             ask: Some(ask),
             done,
-            busy: false,
+            busy: None,
+            committed: None,
             _thread: thread,
         }
+    }
+
+    /// The last committed position, or `start` before the first checkpoint.
+    fn durable(&self, start: u64) -> u64 {
+        self.committed.unwrap_or(start)
+    }
+
+    /// Takes in the result of the job under way.
+    fn finished(&mut self, result: Result<(), Stop>) -> Result<(), Stop> {
+        if let Some(Job::Checkpoint(pos)) = self.busy.take()
+            && result.is_ok()
+        {
+            self.committed = Some(pos);
+        }
+        result
     }
 
     /// Hands `job` to the thread unless it is still busy with the previous
     /// one; `Ok(true)` when taken. A failed previous checkpoint is returned.
     fn offer(&mut self, job: Job) -> Result<bool, Stop> {
-        if self.busy {
+        if self.busy.is_some() {
             match self.done.try_recv() {
-                Ok(result) => {
-                    self.busy = false;
-                    result?;
-                }
+                Ok(result) => self.finished(result)?,
                 Err(_) => return Ok(false),
             }
         }
         let Some(ask) = &self.ask else {
             return Ok(false);
         };
-        self.busy = ask.send(job).is_ok();
-        Ok(self.busy)
+        if ask.send(job).is_ok() {
+            self.busy = Some(job);
+        }
+        Ok(self.busy.is_some())
     }
 
-    /// Waits for the checkpoint under way, if any, and returns its result.
+    /// Waits for the job under way, if any, and returns its result.
     fn wait(&mut self) -> Result<(), Stop> {
-        if std::mem::take(&mut self.busy) {
-            return self.done.recv().unwrap_or(Ok(()));
+        if self.busy.is_some() {
+            let result = self.done.recv().unwrap_or(Ok(()));
+            return self.finished(result);
         }
         Ok(())
     }

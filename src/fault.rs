@@ -21,6 +21,9 @@
 //! * Another boot: `JACK_FAULT_BOOT_ID=<36 characters>` replaces the
 //!   kernel's boot id ([`boot_id`]), as if the machine had gone down since
 //!   the written records were made (`download::written`).
+//! * A slow disk: `JACK_FAULT_SYNC_DELAY_MS=<n>` makes every checkpoint's
+//!   `fdatasync` take `n` ms longer ([`slow_sync`]), so the network can
+//!   outrun the disk.
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
 //!   it reaches [`crash_point`]`(name)`, as a power cut would.
 
@@ -110,6 +113,18 @@ pub fn boot_id() -> Option<String> {
     return std::env::var("JACK_FAULT_BOOT_ID").ok();
     #[cfg(not(debug_assertions))]
     None
+}
+
+/// Sleeps `JACK_FAULT_SYNC_DELAY_MS` ms: called before each checkpoint's
+/// `fdatasync`.
+pub fn slow_sync() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("JACK_FAULT_SYNC_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 /// Aborts the process here if `JACK_CRASH_AT` names this point.

@@ -14,7 +14,8 @@ use jack::db::{NewDownload, Registry, Status};
 use jack::download::reconcile::{self, Decision};
 use support::fake_peer::{self, FakePeer};
 use support::{
-    Node, Site, downloader, drop_stub, item_id, pattern, serving_site, status_json, wait_for,
+    KEY, Node, Site, downloader, drop_stub, item_id, pattern, request, serving_site, status_json,
+    wait_for,
 };
 
 const NAME: &str = "Crash.Test.2024.1080p.mkv";
@@ -24,6 +25,17 @@ fn completed_files(site: &support::Site) -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect()
+}
+
+/// The length of a site's `.part` (0 while there is none).
+fn part_len(site: &support::Site) -> u64 {
+    part_files(site)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
 }
 
 fn part_files(site: &support::Site) -> Vec<PathBuf> {
@@ -634,6 +646,55 @@ fn sigterm_during_three_downloads_exits_0_and_a_restart_finishes_them() {
     );
 }
 
+/// A disk slower than the network (every checkpoint's sync 150 ms late):
+/// the `.part` never runs more than one checkpoint interval (and one read)
+/// past what the registry holds durable, so a power cut costs at most that.
+#[test]
+fn a_download_never_runs_more_than_one_interval_past_its_checkpoint() {
+    use jack::download::transfer::{CHECKPOINT_BYTES, READ_BUFFER};
+    let size = 200 * 1024 * 1024;
+    let data = pattern(size);
+    let (_a, alice) = serving_site("", &[(NAME, &data)]);
+    let id = item_id(alice.addr, NAME);
+    let stub = jack::stub::build("alice", &id, "Crash.Test.2024.1080p", size as u64);
+    let b = downloader(alice.addr, "");
+    let mut cmd = b.command(&["--config", b.config().to_str().unwrap(), "run"]);
+    cmd.env("JACK_FAULT_SYNC_DELAY_MS", "150");
+    let node = Node::spawn(cmd);
+    drop_stub(&b, "s.torrent", &stub);
+    let dest = b.path().join("data/completed").join(NAME);
+    let durable = || {
+        let r = request(node.addr, "GET", "/api/v1/downloads", &[("X-Api-Key", KEY)]);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["downloads"][0]["downloaded_bytes"].as_u64().unwrap_or(0)
+    };
+    let started = Instant::now();
+    let (mut samples, mut ahead) = (0, 0u64);
+    while !dest.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no final file"
+        );
+        // The length first: the durable count read after it can only be
+        // higher than when the length was true.
+        let len = part_len(&b);
+        ahead = ahead.max(len.saturating_sub(durable()));
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let bound = CHECKPOINT_BYTES + READ_BUFFER as u64;
+    assert!(samples >= 5, "only {samples} samples");
+    assert!(
+        ahead <= bound,
+        "the .part ran {ahead} bytes past the checkpoint"
+    );
+    assert!(
+        ahead >= CHECKPOINT_BYTES / 2,
+        "the disk never fell behind ({ahead} bytes at most): nothing was tested"
+    );
+    assert!(std::fs::read(&dest).unwrap() == data, "final bytes differ");
+}
+
 /// The kill -9 loop of the crash-recovery issue, with the real binary and a
 /// jack peer whose debug log counts every body byte it sent. A kill loses
 /// no written byte (the written record), only what was in flight: the
@@ -652,25 +713,15 @@ fn kill_9_loop_loses_only_bytes_in_flight_per_kill() {
     let mut kills = 0;
     let mut node = b.start();
     drop_stub(&b, "k.torrent", &stub);
-    // The length of the `.part` (0 while there is none).
-    let part_len = || {
-        part_files(&b)
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "part"))
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .max()
-            .unwrap_or(0)
-    };
     while kills < 10 && !dest.exists() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         // Each kill lands mid-transfer: once this run has written bytes,
         // within 40 ms (at 2 GB/s, three runs cannot finish the file).
-        let before = part_len();
+        let before = part_len(&b);
         wait_for("the transfer to go on", Duration::from_secs(30), || {
-            dest.exists() || part_len() > before
+            dest.exists() || part_len(&b) > before
         });
         std::thread::sleep(Duration::from_millis(seed % 40));
         if dest.exists() {

@@ -800,6 +800,7 @@ fn read_past_end(body: &mut impl Read) -> std::io::Result<bool> {
 /// Rule 10: `fdatasync` the `.part`, then commit `downloaded_bytes`.
 fn checkpoint(cx: &Context<'_>, id: i64, part: &File, pos: u64) -> Result<(), Stop> {
     crate::fault::crash_point("checkpoint:after_write");
+    crate::fault::slow_sync();
     part.sync_data().map_err(|e| Stop::Disk(e, "sync"))?;
     crate::fault::crash_point("checkpoint:after_sync");
     cx.registry.set_progress(id, pos)?;

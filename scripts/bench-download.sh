@@ -32,6 +32,8 @@
 # goes to stderr. Servers, jack nodes, clients and the temp dir are removed
 # on exit, also on failure or Ctrl-C.
 #
+# BEFORE=<another jack binary> adds it as a fourth client in the rotation
+# (node B only; node A is BIN), so two builds are compared in one run.
 # WARMUP rounds (default 1) run each tool once, untimed, before the timed
 # runs: on the development VM the first page-cache writes after the test
 # files are made cost up to 3x more system time, whoever makes them.
@@ -64,6 +66,11 @@ for tool in curl aria2c python3 sha256sum timeout; do
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "error: RUNS must be a positive integer" >&2; exit 2; }
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || { echo "error: WARMUP must be a whole number" >&2; exit 2; }
+if [ -n "${BEFORE:-}" ]; then
+    [ -x "$BEFORE" ] || { echo "error: BEFORE=$BEFORE is not an executable" >&2; exit 2; }
+    BEFORE=$(cd "$(dirname "$BEFORE")" && pwd)/$(basename "$BEFORE")
+    export BEFORE
+fi
 [[ "$DEADLINE" =~ ^[1-9][0-9]*$ ]] || { echo "error: DEADLINE must be a positive integer" >&2; exit 2; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jack-bench-download.XXXXXX")
@@ -235,7 +242,7 @@ def stub(item_id, title):
             + b"\0" * (20 * n) + b"ee")
 
 node_no = 0
-def start_b(concurrent):
+def start_b(concurrent, exe=None):
     """A fresh node B (new dirs, new registry), answering /ping."""
     global node_no
     node_no += 1
@@ -267,7 +274,7 @@ url = "http://127.0.0.1:{a_port}"
 api_key = "bench"
 ''')
     logf = open(os.path.join(d, "jack.log"), "w")
-    p = spawn([binary, "--config", cfg, "run"], stderr=logf, stdout=subprocess.DEVNULL)
+    p = spawn([exe or binary, "--config", cfg, "run"], stderr=logf, stdout=subprocess.DEVNULL)
     logf.close()
     t0 = time.monotonic()
     while True:
@@ -321,7 +328,7 @@ def harvest(d, label):
             notes.append(f"{label}: {l}")
 
 def b_metric(d, name):
-    """One counter from node B's /metrics (its port is in its jack.toml)."""
+    """One counter from node B's /metrics (its port is in its jack.toml), or None."""
     with open(os.path.join(d, "jack.toml")) as f:
         port = next(l.split(":")[-1].strip().strip('"') for l in f if l.startswith("listen"))
     req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
@@ -330,10 +337,10 @@ def b_metric(d, name):
         for line in r.read().decode().splitlines():
             if line.startswith(name + " "):
                 return int(float(line.split()[1]))
-    sys.exit(f"error: node B's /metrics has no {name}")
+    return None  # an older jack without this counter
 
-def jack_one(r, verify):
-    p, d = start_b(3)
+def jack_one(r, verify, exe=None):
+    p, d = start_b(3, exe)
     name, item_id, title = releases[0]
     dest = os.path.join(d, "completed", name)
     os.sync()
@@ -438,19 +445,25 @@ def concurrent_one(r, verify):
             "each": sorted(finished.values()), "samples": len(rss), "threads": threads}
 
 try:
-    tools = ["jack", "curl", "aria2c"]
+    before = os.environ.get("BEFORE")
+    tools = ["jack", "curl", "aria2c"] + (["before"] if before else [])
     res = {t: [] for t in tools}
+
+    def one(t, r, verify):
+        if t == "jack":
+            return jack_one(r, verify)
+        if t == "before":
+            return jack_one(r, verify, before)
+        return client_one(t, r, verify)
+
     for w in range(warmup):
         for t in tools:
-            (jack_one if t == "jack" else lambda r, v: client_one(t, r, v))(-1 - w, False)
+            one(t, -1 - w, False)
         log(f"warm-up round {w + 1}/{warmup} done (not counted)")
     for r in range(runs):
-        order = tools[r % 3:] + tools[:r % 3]
-        for t in order:
-            if t == "jack":
-                res[t].append(jack_one(r, r == 0))
-            else:
-                res[t].append(client_one(t, r, r == 0))
+        k = r % len(tools)
+        for t in tools[k:] + tools[:k]:
+            res[t].append(one(t, r, r == 0))
         log(f"run {r + 1}/{runs}: " + ", ".join(
             f"{t} {size / MIB / res[t][-1]['wall']:.0f} MiB/s" for t in tools))
     conc = []
@@ -486,6 +499,7 @@ curl = summary["curl"]["mibs"]
 labels = {"jack": "jack → jack (1 GiB, watch folder)",
           "curl": "curl ← nginx (1 GiB)",
           "aria2c": "aria2c -x1 ← nginx (1 GiB)",
+          "before": "jack before (BEFORE) → jack (1 GiB, watch folder)",
           "conc": "jack, 3 concurrent downloads (3 × 1 GiB, aggregate)"}
 
 print(f"Machine: {machine}")
@@ -497,7 +511,7 @@ print()
 print("| Client | Median wall s | Median MiB/s | Client CPU s per GiB (user+sys) | "
       "Client peak RSS, MiB | Throughput vs curl |")
 print("|---|---|---|---|---|---|")
-for t in ["jack", "curl", "aria2c", "conc"]:
+for t in [t for t in ["jack", "before", "curl", "aria2c", "conc"] if t in summary]:
     s = summary[t]
     rss_note = " (max of runs)" if t == "conc" else ""
     print(f"| {labels[t]} | {s['wall']:.2f} | {s['mibs']:,.0f} | {s['cpu']:.3f} | "
@@ -532,13 +546,18 @@ print("  jack   transfer s (B's log, queued → completed): "
 print("  jack   node B write() calls per GiB (/proc/PID/io syscw): "
       + " ".join(f"{x['writes'] * GIB / size:,.0f}" for x in res["jack"]))
 print("  jack   bytes node B took straight from the socket (splice; /metrics): "
-      + " ".join(f"{x['direct']:,}" for x in res["jack"]))
+      + " ".join("n/a" if x["direct"] is None else f"{x['direct']:,}" for x in res["jack"]))
 for t in ("curl", "aria2c"):
     print(f"  {t:6} `sync` right after the download, s (not in wall): "
           + " ".join(f"{x['sync']:.2f}" for x in res[t]))
 paired = [c["wall"] / j["wall"] for j, c in zip(res["jack"], res["curl"])]
 print("  jack/curl throughput, paired run by run: " + " ".join(f"{x:.2f}" for x in paired)
       + f" (median {med(paired):.2f})")
+if "before" in res:
+    for other in ("curl", "jack"):
+        pb = [o["wall"] / b["wall"] for b, o in zip(res["before"], res[other])]
+        print(f"  before/{other} throughput, paired run by run: "
+              + " ".join(f"{x:.2f}" for x in pb) + f" (median {med(pb):.2f})")
 print("  jack   max VmRSS sample during the download, MiB: "
       + " ".join(f"{x['rss_max'] / 1024:.2f}" for x in res["jack"]))
 print("  3x     total wall s: " + " ".join(f"{x['wall']:.2f}" for x in conc))

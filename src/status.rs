@@ -307,13 +307,14 @@ fn api_addr(listen: SocketAddr) -> SocketAddr {
 /// `GET /api/v1/downloads` of the daemon at `addr` (its JSON, or its text
 /// without `json`); the error says why not (never with the key).
 fn from_daemon(addr: SocketAddr, key: &str, json: bool) -> std::result::Result<String, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_millis(500)))
-        .timeout_global(Some(Duration::from_secs(10)))
-        .max_redirects(0)
-        .build()
-        .into();
+    let agent = crate::download::direct::agent(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_millis(500)))
+            .timeout_global(Some(Duration::from_secs(10)))
+            .max_redirects(0)
+            .build(),
+    );
     let mut resp = agent
         .get(format!(
             "http://{addr}/api/v1/downloads{}",

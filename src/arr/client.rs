@@ -57,15 +57,15 @@ pub struct ArrClient {
 impl ArrClient {
     /// Every exchange (connect, send, answer, body) ends within `deadline`.
     pub fn new(arr: &Arr, deadline: Duration) -> ArrClient {
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .accept_encoding("identity")
             .user_agent(concat!("jack/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(CONNECT.min(deadline)))
             .timeout_global(Some(deadline))
-            .build()
-            .into();
+            .build();
+        let agent = crate::download::direct::agent(config);
         ArrClient {
             arr: arr.clone(),
             agent,

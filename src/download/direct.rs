@@ -35,8 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::pipe::{SpliceFlags, fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice};
+use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout,
+    RustlsConnector, Transport,
 };
 
 /// What the armed transport answers instead of reading (never seen by a
@@ -94,6 +96,18 @@ impl Drop for Armed {
     fn drop(&mut self) {
         SLOT.with(|s| *s.borrow_mut() = Slot::Off);
     }
+}
+
+/// An agent with ureq's default connector chain (CONNECT proxies, TCP,
+/// rustls), its TCP connector swapped for [`DirectTcp`]. Every agent of the
+/// process is made here, so one chain is compiled in (the ARM binaries are
+/// kept under 5 MiB).
+pub fn agent(config: ureq::config::Config) -> ureq::Agent {
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(DirectTcp)
+            .chain(RustlsConnector::default());
+    ureq::Agent::with_parts(config, connector, DefaultResolver::default())
 }
 
 /// Takes the place of ureq's `TcpConnector` in the agent's chain: the same

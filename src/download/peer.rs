@@ -17,8 +17,6 @@ use std::time::Duration;
 
 use ureq::Agent;
 use ureq::http::Response;
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
 
 use crate::config::Peer;
 
@@ -132,13 +130,8 @@ impl PeerClient {
             // transfer's own buffer matches it (`transfer::READ_BUFFER`).
             .input_buffer_size(crate::download::transfer::READ_BUFFER)
             .build();
-        // ureq's default chain with its TCP connector swapped for one whose
-        // sockets a transfer can take over (`direct`).
-        let connector =
-            ().chain(ConnectProxyConnector::default())
-                .chain(crate::download::direct::DirectTcp)
-                .chain(RustlsConnector::default());
-        let agent = Agent::with_parts(config, connector, DefaultResolver::default());
+        // Its TCP sockets can be taken over by a transfer (`direct`).
+        let agent = crate::download::direct::agent(config);
         PeerClient { agent, idle }
     }
 

@@ -558,23 +558,43 @@ impl Registry {
     /// the event (`detail`), in one transaction. The caller has truncated
     /// the `.part` (a restart recorded first).
     pub fn remote_changed(&self, id: i64, new: &NewDownload, detail: &str) -> Result<()> {
+        self.take_release(
+            id,
+            new,
+            |tx, dest, expected, now| {
+                tx.execute(
+                    "UPDATE downloads SET title = ?2, file_name = ?3, dest_path = ?4, etag = ?5, \
+                     expected_bytes = ?6, downloaded_bytes = 0, updated_at = ?7 WHERE id = ?1",
+                    params![id, new.title, new.file_name, dest, new.etag, expected, now],
+                )
+                .map_err(db_err("record the remote change"))
+            },
+            |tx, now| insert_event(tx, id, now, EventKind::Changed, detail),
+        )
+    }
+
+    /// Row `id` takes the release `new`, in one transaction: `update` (given
+    /// the destination, the expected size and the time; no row changed is
+    /// "no download with id"), then `events` (given the time).
+    fn take_release(
+        &self,
+        id: i64,
+        new: &NewDownload,
+        update: impl FnOnce(&Connection, &str, i64, &str) -> Result<usize>,
+        events: impl FnOnce(&Connection, &str) -> Result<()>,
+    ) -> Result<()> {
         let now = now_rfc3339();
         let dest = path_text(&new.dest_path)?;
         let expected = to_i64(new.expected_bytes)?;
         let mut conn = self.conn.lock();
-        let tx = conn.transaction().map_err(db_err("begin remote change"))?;
-        let n = tx
-            .execute(
-                "UPDATE downloads SET title = ?2, file_name = ?3, dest_path = ?4, etag = ?5, \
-                 expected_bytes = ?6, downloaded_bytes = 0, updated_at = ?7 WHERE id = ?1",
-                params![id, new.title, new.file_name, dest, new.etag, expected, now],
-            )
-            .map_err(db_err("record the remote change"))?;
-        if n == 0 {
+        let tx = conn
+            .transaction()
+            .map_err(db_err("begin a release change"))?;
+        if update(&tx, dest, expected, &now)? == 0 {
             return Err(Error::Runtime(format!("no download with id {id}")));
         }
-        insert_event(&tx, id, &now, EventKind::Changed, detail)?;
-        tx.commit().map_err(db_err("commit remote change"))
+        events(&tx, &now)?;
+        tx.commit().map_err(db_err("commit a release change"))
     }
 
     /// Remembers the validator the `.part` is a prefix of.
@@ -675,14 +695,9 @@ impl Registry {
         restart: Option<&str>,
         detail: &str,
     ) -> Result<()> {
-        let now = now_rfc3339();
-        let dest = path_text(&new.dest_path)?;
-        let expected = to_i64(new.expected_bytes)?;
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction().map_err(db_err("begin source change"))?;
-        // SET expressions all see the row as it was.
-        let n = tx
-            .execute(
+        let update = |tx: &Connection, dest: &str, expected: i64, now: &str| {
+            // SET expressions all see the row as it was.
+            tx.execute(
                 "UPDATE downloads SET stub_name = ?2, peer = ?3, item_id = ?4, title = ?5, \
                  file_name = ?6, dest_path = ?7, etag = ?8, expected_bytes = ?9, \
                  downloaded_bytes = CASE WHEN ?10 THEN 0 ELSE downloaded_bytes END, \
@@ -705,15 +720,16 @@ impl Registry {
                     now
                 ],
             )
-            .map_err(db_err("replace the source"))?;
-        if n == 0 {
-            return Err(Error::Runtime(format!("no download with id {id}")));
-        }
-        insert_event(&tx, id, &now, EventKind::Regrabbed, detail)?;
-        if let Some(reason) = restart {
-            insert_restart_event(&tx, id, &now, reason)?;
-        }
-        tx.commit().map_err(db_err("commit source change"))
+            .map_err(db_err("replace the source"))
+        };
+        let events = |tx: &Connection, now: &str| {
+            insert_event(tx, id, now, EventKind::Regrabbed, detail)?;
+            match restart {
+                Some(reason) => insert_restart_event(tx, id, now, reason),
+                None => Ok(()),
+            }
+        };
+        self.take_release(id, new, update, events)
     }
 
     /// Whether the watch folder already processed the stub `name` as it is

@@ -650,11 +650,17 @@ fn one_address_cannot_take_every_connection() {
     let held: Vec<TcpStream> = (0..PER_IP)
         .map(|_| connect_from("127.0.0.2", node.addr))
         .collect();
-    assert_eq!(
-        request_from("127.0.0.2", node.addr, "GET", "/ping").status,
-        503,
-        "the count is back to what is open, not below"
-    );
+    // The accept thread counts a connection when it takes it, a moment
+    // after `connect` returns: wait for the count, which must reach the cap
+    // (a count that went below would let a connection through forever).
+    let start = Instant::now();
+    while request_from("127.0.0.2", node.addr, "GET", "/ping").status != 503 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the count is back to what is open, not below"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(held);
 }
 

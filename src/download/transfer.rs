@@ -514,7 +514,7 @@ fn append(
     // the sync began (rule 10 holds). One at a time, and the last one is
     // waited for before the closing checkpoint below.
     std::thread::scope(|s| -> Result<(), Stop> {
-        let mut flusher = Flusher::start(s, cx, id, &synced);
+        let mut flusher = Flusher::start(s, cx, id, &synced, pos);
         let mut last_sync = (pos, Instant::now());
         // Written bytes below this have had their write-back started.
         let mut kicked = pos;
@@ -555,7 +555,7 @@ fn append(
             // Never more than one interval beyond the durable point: when
             // the disk is slower than the network, the reads wait for the
             // sync under way (a power cut loses at most CHECKPOINT_BYTES).
-            if pos - flusher.durable(offset) >= CHECKPOINT_BYTES {
+            if pos - flusher.durable >= CHECKPOINT_BYTES {
                 flusher.wait()?;
             }
             // Offered twice an interval, so one can be under way while the
@@ -692,8 +692,9 @@ struct Flusher<'scope> {
     done: crossbeam_channel::Receiver<Result<(), Stop>>,
     /// The job under way.
     busy: Option<Job>,
-    /// The last position a checkpoint of this flusher committed.
-    committed: Option<u64>,
+    /// The durable position: where the append started, then the last
+    /// position a checkpoint of this flusher committed.
+    durable: u64,
     _thread: std::thread::ScopedJoinHandle<'scope, ()>,
 }
 
@@ -703,6 +704,7 @@ impl<'scope> Flusher<'scope> {
         cx: &'env Context<'env>,
         id: i64,
         part: &'env File,
+        durable: u64,
     ) -> Flusher<'scope> {
         let (ask, asked) = crossbeam_channel::bounded::<Job>(1);
         let (tell, done) = crossbeam_channel::bounded(1);
@@ -729,14 +731,9 @@ impl<'scope> Flusher<'scope> {
             ask: Some(ask),
             done,
             busy: None,
-            committed: None,
+            durable,
             _thread: thread,
         }
-    }
-
-    /// The last committed position, or `start` before the first checkpoint.
-    fn durable(&self, start: u64) -> u64 {
-        self.committed.unwrap_or(start)
     }
 
     /// Takes in the result of the job under way.
@@ -744,7 +741,7 @@ impl<'scope> Flusher<'scope> {
         if let Some(Job::Checkpoint(pos)) = self.busy.take()
             && result.is_ok()
         {
-            self.committed = Some(pos);
+            self.durable = pos;
         }
         result
     }

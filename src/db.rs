@@ -105,6 +105,64 @@ const MIGRATIONS: &[&str] = &[
         added_at  TEXT    NOT NULL,
         CHECK ((stub IS NULL) = (info_hash IS NULL))
     );",
+    // 5: who owns the bytes (PROTOCOL.md §2.4). `generation` names the
+    // bytes of a row's `.part`: it changes whenever they stop being a
+    // prefix of what the row expects (a restart from 0, a new version, a
+    // failed sync), and a written record is trusted only for the row and
+    // generation it names. `high_water`: the highest offset ever made
+    // durable for the row's current version, so fetching discarded bytes
+    // again is not progress. `cancelled`: a status of its own. SQLite
+    // cannot change a CHECK in place: the table is made again (foreign
+    // keys are off during migrations, so no event is lost).
+    "CREATE TABLE downloads_v5 (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        stub_name        TEXT    NOT NULL,
+        info_hash        TEXT    NOT NULL,
+        peer             TEXT    NOT NULL,
+        item_id          TEXT    NOT NULL,
+        title            TEXT    NOT NULL,
+        file_name        TEXT    NOT NULL,
+        part_path        TEXT    NOT NULL,
+        dest_path        TEXT    NOT NULL,
+        etag             TEXT,
+        expected_bytes   INTEGER NOT NULL CHECK (expected_bytes >= 0),
+        downloaded_bytes INTEGER NOT NULL DEFAULT 0
+                         CHECK (downloaded_bytes >= 0 AND downloaded_bytes <= expected_bytes),
+        status           TEXT    NOT NULL CHECK (status IN
+                         ('queued','downloading','retrying','paused','completed','failed',
+                          'cancelled')),
+        attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        restarts         INTEGER NOT NULL DEFAULT 0 CHECK (restarts >= 0),
+        error            TEXT,
+        created_at       TEXT    NOT NULL,
+        updated_at       TEXT    NOT NULL,
+        completed_at     TEXT,
+        handoff_file     TEXT,
+        category         TEXT    NOT NULL DEFAULT '',
+        removal          TEXT    CHECK (removal IN ('keep_files', 'delete_files')),
+        generation       INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0),
+        high_water       INTEGER NOT NULL DEFAULT 0
+                         CHECK (high_water >= 0 AND high_water <= expected_bytes)
+    );
+    INSERT INTO downloads_v5 (id, stub_name, info_hash, peer, item_id, title, file_name,
+        part_path, dest_path, etag, expected_bytes, downloaded_bytes, status, attempts,
+        restarts, error, created_at, updated_at, completed_at, handoff_file, category,
+        removal, high_water)
+    SELECT id, stub_name, info_hash, peer, item_id, title, file_name, part_path, dest_path,
+        etag, expected_bytes, downloaded_bytes, status, attempts, restarts, error,
+        created_at, updated_at, completed_at, handoff_file, category, removal,
+        downloaded_bytes
+    FROM downloads;
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'downloads_v5', 0 WHERE NOT EXISTS
+            (SELECT 1 FROM sqlite_sequence WHERE name = 'downloads_v5');
+    UPDATE sqlite_sequence SET seq = max(seq,
+        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'downloads'), 0))
+        WHERE name = 'downloads_v5';
+    DROP TABLE downloads;
+    ALTER TABLE downloads_v5 RENAME TO downloads;
+    CREATE INDEX downloads_info_hash ON downloads (info_hash);
+    CREATE INDEX downloads_status ON downloads (status);",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without
@@ -127,16 +185,20 @@ pub enum Status {
     Paused,
     Completed,
     Failed,
+    /// Stopped by its owner (not an error): keeps its bytes, resumed by a
+    /// retry or a new stub.
+    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Queued,
         Status::Downloading,
         Status::Retrying,
         Status::Paused,
         Status::Completed,
         Status::Failed,
+        Status::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -147,6 +209,7 @@ impl Status {
             Status::Paused => "paused",
             Status::Completed => "completed",
             Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -154,9 +217,10 @@ impl Status {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// Live rows are resumed at start-up; completed and failed rows are not.
+    /// Live rows are resumed at start-up; completed, failed and cancelled
+    /// rows are not.
     pub fn is_live(self) -> bool {
-        !matches!(self, Status::Completed | Status::Failed)
+        !matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
     }
 }
 
@@ -231,6 +295,13 @@ pub struct Download {
     /// `dev:ino` of the file the hand-off gives the final name to, recorded
     /// before it begins (`None` until then).
     pub handoff_file: Option<String>,
+    /// Names the bytes of the `.part`: changes whenever they stop being a
+    /// prefix of what the row expects; a written record is trusted only
+    /// for its row and generation.
+    pub generation: u64,
+    /// The highest offset ever made durable for the current version
+    /// (progress is passing it).
+    pub high_water: u64,
 }
 
 /// The columns of a download the status table shows ([`Registry::table_rows`]).
@@ -297,7 +368,7 @@ impl fmt::Debug for Registry {
 
 const DOWNLOAD_COLUMNS: &str = "id, stub_name, info_hash, peer, item_id, title, file_name, \
      part_path, dest_path, etag, expected_bytes, downloaded_bytes, status, attempts, restarts, \
-     error, created_at, updated_at, completed_at, handoff_file";
+     error, created_at, updated_at, completed_at, handoff_file, generation, high_water";
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path` and applies any
@@ -769,6 +840,19 @@ impl Registry {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    // A migration may make a table again (5): with foreign keys on, its
+    // DROP would delete the events that refer to it. The pragma is a no-op
+    // inside a transaction, so it is set around them; every migration
+    // ends with the keys checked.
+    conn.execute_batch("PRAGMA foreign_keys = OFF;")
+        .map_err(db_err("begin migration"))?;
+    let result = migrate_all(conn);
+    conn.execute_batch("PRAGMA foreign_keys = ON;")
+        .map_err(db_err("end migration"))?;
+    result
+}
+
+fn migrate_all(conn: &mut Connection) -> Result<()> {
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -783,6 +867,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             return Ok(());
         };
         tx.execute_batch(sql).map_err(db_err("apply migration"))?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(db_err("check foreign keys"))?;
+        if let Some(table) = broken {
+            return Err(Error::Runtime(format!(
+                "migration {} left a broken reference in {table}",
+                version + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", version + 1)
             .map_err(db_err("set schema version"))?;
         tx.commit().map_err(db_err("commit migration"))?;
@@ -846,6 +940,8 @@ fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
         updated_at: r.get(17)?,
         completed_at: r.get(18)?,
         handoff_file: r.get(19)?,
+        generation: get_u64(r, 20)?,
+        high_water: get_u64(r, 21)?,
     })
 }
 
@@ -915,6 +1011,55 @@ mod tests {
         let mut conn = Connection::open(&path).unwrap();
         migrate(&mut conn).unwrap();
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migration_5_keeps_rows_events_and_never_reuses_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jack.db");
+        {
+            // A registry as the previous release left it (schema 4).
+            let mut conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            let tx = conn.transaction().unwrap();
+            for n in 1..=3 {
+                tx.execute(
+                    "INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, \
+                     file_name, part_path, dest_path, expected_bytes, downloaded_bytes, status, \
+                     created_at, updated_at, category) VALUES ('s', ?1, 'p', 'i', 't', 'f', \
+                     '/x.part', '/f', 100, 40, 'retrying', 'a', 'a', 'tv')",
+                    [format!("{n:040x}")],
+                )
+                .unwrap();
+                insert_event(&tx, n, "a", EventKind::Queued, "from s").unwrap();
+            }
+            // The newest row removed: its id must not come back.
+            tx.execute("DELETE FROM downloads WHERE id = 3", [])
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.schema_version().unwrap(), SCHEMA_VERSION);
+        let rows = reg.list().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].status, Status::Retrying);
+        assert_eq!((rows[0].downloaded_bytes, rows[0].high_water), (40, 40));
+        assert_eq!(rows[0].generation, 0);
+        assert_eq!(reg.events(1).unwrap().len(), 1, "events kept");
+        let id = reg.insert(&sample(9)).unwrap();
+        assert_eq!(id, 4, "ids are never reused");
+        let conn = reg.conn.lock();
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys on again");
+        drop(conn);
+        reg.delete_download(1).unwrap();
+        assert!(reg.events(1).unwrap().is_empty(), "the cascade still holds");
     }
 
     #[test]

@@ -24,8 +24,14 @@
 //! * A slow disk: `JACK_FAULT_SYNC_DELAY_MS=<n>` makes every checkpoint's
 //!   `fdatasync` take `n` ms longer ([`slow_sync`]), so the network can
 //!   outrun the disk.
+//! * A failed write-back: `JACK_FAULT_SYNC_EIO_AT=<n>` makes the `n`-th
+//!   checkpoint `fdatasync` of the process fail with `EIO` after zeroing
+//!   the bytes written since the last checkpoint ([`sync_fails`]), as the
+//!   kernel does when it drops pages it could not write back (a later
+//!   sync then succeeds, and the bytes are gone: "fsyncgate").
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
-//!   it reaches [`crash_point`]`(name)`, as a power cut would.
+//!   it reaches [`crash_point`]`(name)`, as a power cut would;
+//!   `JACK_CRASH_AT=<name>#<n>` the `n`-th time.
 
 use std::io;
 
@@ -127,13 +133,54 @@ pub fn slow_sync() {
     }
 }
 
-/// Aborts the process here if `JACK_CRASH_AT` names this point.
+/// Aborts the process here if `JACK_CRASH_AT` names this point (and,
+/// with `#<n>`, this is the `n`-th time it is reached).
 pub fn crash_point(name: &str) {
     #[cfg(debug_assertions)]
-    if std::env::var("JACK_CRASH_AT").is_ok_and(|v| v == name) {
-        eprintln!("jack: crash point {name} reached (JACK_CRASH_AT): aborting");
-        std::process::abort();
+    if let Ok(v) = std::env::var("JACK_CRASH_AT") {
+        let (point, nth) = match v.split_once('#') {
+            Some((p, n)) => (p.to_string(), n.parse::<u64>().unwrap_or(1)),
+            None => (v, 1),
+        };
+        if point == name {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static REACHED: AtomicU64 = AtomicU64::new(0);
+            if REACHED.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+                eprintln!("jack: crash point {name} reached (JACK_CRASH_AT): aborting");
+                std::process::abort();
+            }
+        }
     }
     #[cfg(not(debug_assertions))]
     let _ = name;
+}
+
+/// Called before a checkpoint's `fdatasync` of `part`, whose bytes from
+/// `from` (the last checkpoint) to `to` are unsynced: the `n`-th call of
+/// the process with `JACK_FAULT_SYNC_EIO_AT=<n>` zeroes them (the pages
+/// the kernel dropped) and fails with `EIO`.
+pub fn sync_fails(part: &std::fs::File, from: u64, to: u64) -> io::Result<()> {
+    #[cfg(debug_assertions)]
+    if let Some(nth) = std::env::var("JACK_FAULT_SYNC_EIO_AT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SYNCS: AtomicU64 = AtomicU64::new(0);
+        if SYNCS.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+            let zeros = vec![0u8; 64 * 1024];
+            let mut at = from;
+            while at < to {
+                let n = (to - at).min(zeros.len() as u64);
+                part.write_all_at(&zeros[..n as usize], at)?;
+                at += n;
+            }
+            eprintln!("jack: checkpoint sync fails with EIO (JACK_FAULT_SYNC_EIO_AT={nth})");
+            return Err(io::Error::from_raw_os_error(5));
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (part, from, to);
+    Ok(())
 }

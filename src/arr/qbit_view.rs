@@ -33,6 +33,8 @@ pub fn state(status: Status) -> &'static str {
         Status::Paused => "pausedDL",
         Status::Completed => "pausedUP",
         Status::Failed => "error",
+        // Stopped by its owner: not an error; *arr sees a paused download.
+        Status::Cancelled => "pausedDL",
     }
 }
 
@@ -444,6 +446,7 @@ mod tests {
             (Status::Paused, "pausedDL"),
             (Status::Completed, "pausedUP"),
             (Status::Failed, "error"),
+            (Status::Cancelled, "pausedDL"),
         ];
         assert_eq!(
             table.len(),

@@ -442,6 +442,8 @@ mod tests {
             updated_at: String::new(),
             completed_at: None,
             handoff_file: None,
+            generation: 0,
+            high_water: 0,
         }
     }
 

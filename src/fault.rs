@@ -29,6 +29,10 @@
 //!   the bytes written since the last checkpoint ([`sync_fails`]), as the
 //!   kernel does when it drops pages it could not write back (a later
 //!   sync then succeeds, and the bytes are gone: "fsyncgate").
+//! * Small files that still checkpoint: `JACK_FAULT_CHECKPOINT_BYTES=<n>`
+//!   replaces the checkpoint interval and `JACK_FAULT_RECORD_STEP=<n>` the
+//!   written record's step ([`scaled`]), so the simulation reaches every
+//!   state with files of a few MiB.
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
 //!   it reaches [`crash_point`]`(name)`, as a power cut would;
 //!   `JACK_CRASH_AT=<name>#<n>` the `n`-th time.
@@ -183,4 +187,31 @@ pub fn sync_fails(part: &std::fs::File, from: u64, to: u64) -> io::Result<()> {
     #[cfg(not(debug_assertions))]
     let _ = (part, from, to);
     Ok(())
+}
+
+/// `default`, or the value of `var` in debug builds (a size knob of the
+/// tests: `JACK_FAULT_CHECKPOINT_BYTES`, `JACK_FAULT_RECORD_STEP`), read
+/// once per process.
+pub fn scaled(var: &'static str, default: u64) -> u64 {
+    #[cfg(debug_assertions)]
+    {
+        static CACHE: std::sync::Mutex<Vec<(&'static str, u64)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(_, v)) = cache.iter().find(|(k, _)| *k == var) {
+            return v;
+        }
+        let v = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(default);
+        cache.push((var, v));
+        v
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = var;
+        default
+    }
 }

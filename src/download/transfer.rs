@@ -506,6 +506,7 @@ fn append(
     let part = &*to.part;
     let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
     let mut buf = vec![0u8; READ_BUFFER];
+    let checkpoint_bytes = crate::fault::scaled("JACK_FAULT_CHECKPOINT_BYTES", CHECKPOINT_BYTES);
     let mut pos = offset;
     let mut error: Option<Outcome> = None;
     // Checkpoints while the body streams run on a flusher thread, so the
@@ -555,12 +556,12 @@ fn append(
             // Never more than one interval beyond the durable point: when
             // the disk is slower than the network, the reads wait for the
             // sync under way (a power cut loses at most CHECKPOINT_BYTES).
-            if pos - flusher.durable >= CHECKPOINT_BYTES {
+            if pos - flusher.durable >= checkpoint_bytes {
                 flusher.wait()?;
             }
             // Offered twice an interval, so one can be under way while the
             // bytes for the next arrive.
-            let due = pos - last_sync.0 >= CHECKPOINT_BYTES / 2
+            let due = pos - last_sync.0 >= checkpoint_bytes / 2
                 || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
             if due && pos < end {
                 if flusher.offer(Job::Checkpoint(pos))? {

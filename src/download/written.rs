@@ -167,7 +167,8 @@ impl Record {
     /// Bytes up to `pos` are written: rewrites the record once `pos` is a
     /// [`STEP`] past the last value.
     pub fn advance(&mut self, pos: u64) {
-        if self.last == u64::MAX || pos >= self.last.saturating_add(STEP) {
+        let step = crate::fault::scaled("JACK_FAULT_RECORD_STEP", STEP);
+        if self.last == u64::MAX || pos >= self.last.saturating_add(step) {
             self.set(pos);
         }
     }

@@ -409,6 +409,18 @@ impl Registry {
 
     /// Inserts a `queued` row and its `queued` event; returns the new id.
     pub fn insert(&self, new: &NewDownload) -> Result<i64> {
+        let part = new.part_path.clone();
+        self.insert_with_part(new, |_| part)
+    }
+
+    /// [`Registry::insert`] with the `.part` named by the new row's id
+    /// (`part_for(id)`; `new.part_path` is not used), in the same
+    /// transaction: a `.part` belongs to one row (ids are never reused).
+    pub fn insert_with_part(
+        &self,
+        new: &NewDownload,
+        part_for: impl FnOnce(i64) -> PathBuf,
+    ) -> Result<i64> {
         let now = now_rfc3339();
         let part = path_text(&new.part_path)?;
         let dest = path_text(&new.dest_path)?;
@@ -435,6 +447,12 @@ impl Registry {
         )
         .map_err(db_err("insert download"))?;
         let id = tx.last_insert_rowid();
+        let part = part_for(id);
+        tx.execute(
+            "UPDATE downloads SET part_path = ?2 WHERE id = ?1",
+            params![id, path_text(&part)?],
+        )
+        .map_err(db_err("insert download"))?;
         insert_event(
             &tx,
             id,
@@ -596,31 +614,56 @@ impl Registry {
         tx.commit().map_err(db_err("commit transition"))
     }
 
-    /// Records `bytes` as durable progress. The caller must have synced the
-    /// `.part` to at least `bytes` first.
+    /// Records `bytes` as durable progress (and raises the version's
+    /// `high_water` to it). The caller must have synced the `.part` to at
+    /// least `bytes` first.
     pub fn set_progress(&self, id: i64, bytes: u64) -> Result<()> {
         let bytes = to_i64(bytes)?;
         let conn = self.conn.lock();
         conn.execute(
-            "UPDATE downloads SET downloaded_bytes = ?2, updated_at = ?3 WHERE id = ?1",
+            "UPDATE downloads SET downloaded_bytes = ?2, high_water = max(high_water, ?2), \
+             updated_at = ?3 WHERE id = ?1",
             params![id, bytes, now_rfc3339()],
         )
         .map_err(db_err("record progress"))?;
         Ok(())
     }
 
-    /// The `.part` was truncated to 0: progress 0, `restarts` + 1, and why.
-    pub fn record_restart(&self, id: i64, reason: &str) -> Result<()> {
+    /// The `.part` is about to be truncated to 0: progress 0, `restarts` +
+    /// 1, a new generation (returned: no written record of the old bytes is
+    /// trusted again), and why. The version stays (its `high_water` too).
+    pub fn record_restart(&self, id: i64, reason: &str) -> Result<u64> {
         let now = now_rfc3339();
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(db_err("begin restart"))?;
-        tx.execute(
-            "UPDATE downloads SET downloaded_bytes = 0, restarts = restarts + 1, updated_at = ?2 WHERE id = ?1",
-            params![id, now],
-        )
-        .map_err(db_err("record a restart"))?;
+        let generation: i64 = tx
+            .query_row(
+                "UPDATE downloads SET downloaded_bytes = 0, restarts = restarts + 1, \
+                 generation = generation + 1, updated_at = ?2 WHERE id = ?1 RETURNING generation",
+                params![id, now],
+                |r| r.get(0),
+            )
+            .map_err(db_err("record a restart"))?;
         insert_restart_event(&tx, id, &now, reason)?;
-        tx.commit().map_err(db_err("commit restart"))
+        tx.commit().map_err(db_err("commit restart"))?;
+        Ok(generation.unsigned_abs())
+    }
+
+    /// A write or sync of the `.part` failed: what was written since the
+    /// last checkpoint is unknown, so the bytes get a new generation (no
+    /// written record vouches for them again) and only the durable count
+    /// stands. Returns the new generation.
+    pub fn distrust_unsynced(&self, id: i64) -> Result<u64> {
+        let conn = self.conn.lock();
+        let generation: i64 = conn
+            .query_row(
+                "UPDATE downloads SET generation = generation + 1 WHERE id = ?1 \
+                 RETURNING generation",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(db_err("forget unsynced bytes"))?;
+        Ok(generation.unsigned_abs())
     }
 
     /// The peer's file changed and its release was looked up again: the
@@ -635,7 +678,8 @@ impl Registry {
             |tx, dest, expected, now| {
                 tx.execute(
                     "UPDATE downloads SET title = ?2, file_name = ?3, dest_path = ?4, etag = ?5, \
-                     expected_bytes = ?6, downloaded_bytes = 0, updated_at = ?7 WHERE id = ?1",
+                     expected_bytes = ?6, downloaded_bytes = 0, generation = generation + 1, \
+                     high_water = 0, updated_at = ?7 WHERE id = ?1",
                     params![id, new.title, new.file_name, dest, new.etag, expected, now],
                 )
                 .map_err(db_err("record the remote change"))
@@ -756,9 +800,12 @@ impl Registry {
 
     /// A new stub for the release of row `id` (§2.4 **Identity**): its
     /// source (stub, peer, item, and the release as looked up again)
-    /// replaces the row's. With `restart` the durable progress goes to 0
-    /// (the caller truncates the `.part` after this commits). A failed row
-    /// is queued again with fresh attempts. One transaction, with its events.
+    /// replaces the row's. With `restart` (another version) the durable
+    /// progress goes to 0, the bytes get a new generation and the version's
+    /// `high_water` is 0 (the caller truncates the `.part` after this
+    /// commits; a crash in between leaves nothing that vouches for the old
+    /// bytes). A failed or cancelled row is queued again with fresh
+    /// attempts. One transaction, with its events.
     pub fn replace_source(
         &self,
         id: i64,
@@ -772,10 +819,13 @@ impl Registry {
                 "UPDATE downloads SET stub_name = ?2, peer = ?3, item_id = ?4, title = ?5, \
                  file_name = ?6, dest_path = ?7, etag = ?8, expected_bytes = ?9, \
                  downloaded_bytes = CASE WHEN ?10 THEN 0 ELSE downloaded_bytes END, \
+                 high_water = CASE WHEN ?10 THEN 0 ELSE high_water END, \
+                 generation = generation + ?10, \
                  restarts = restarts + ?10, \
-                 attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, \
-                 error = CASE WHEN status = 'failed' THEN NULL ELSE error END, \
-                 status = CASE WHEN status = 'failed' THEN 'queued' ELSE status END, \
+                 attempts = CASE WHEN status IN ('failed', 'cancelled') THEN 0 ELSE attempts END, \
+                 error = CASE WHEN status IN ('failed', 'cancelled') THEN NULL ELSE error END, \
+                 status = CASE WHEN status IN ('failed', 'cancelled') THEN 'queued' \
+                          ELSE status END, \
                  updated_at = ?11 WHERE id = ?1",
                 params![
                     id,

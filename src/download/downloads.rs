@@ -86,6 +86,10 @@ struct Run {
 /// again each time) before it ends as a failure without progress.
 pub const MAX_CHANGES: usize = 3;
 
+/// How long a new stub waits for the worker of a download of its release
+/// being removed to let go, before it is tried again later.
+const REMOVAL_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The error of a download cancelled through the status API.
 pub const CANCELLED: &str = "cancelled by the owner";
 
@@ -287,10 +291,15 @@ impl Downloads {
         let delete_files = self.registry.removal(id)?.unwrap_or(false);
         let mut removed = Vec::new();
         if delete_files {
-            // A `.part` is named by the info-hash: a download of the same
-            // release added since the removal keeps it.
+            // A `.part` is the row's own (one named by the info-hash alone,
+            // from before schema 5, is kept if another row names it).
+            let shared = self
+                .registry
+                .list()?
+                .iter()
+                .any(|d| d.id != id && d.part_path == row.part_path);
             if row.part_path.starts_with(&self.config.incomplete_dir)
-                && self.registry.by_info_hash(&row.info_hash)?.is_empty()
+                && !shared
                 && remove_if_there(&row.part_path)?
             {
                 crate::download::written::forget(&row.part_path);
@@ -364,6 +373,14 @@ impl Downloads {
             Ok(s) => s,
             Err(e) => return Ok(Added::Invalid(e.to_string())),
         };
+        // A download of this release being removed is still the release's
+        // until its worker has let go (its last read may still be on the
+        // way to its `.part`, its hand-off may be under way).
+        if !self.removals_let_go(&stub.info_hash, REMOVAL_PATIENCE)? {
+            return Ok(Added::Later(
+                "the release's previous download is still being removed".into(),
+            ));
+        }
         let existing = self.registry.by_info_hash(&stub.info_hash)?;
         if let Some(done) = existing.iter().find(|d| d.status == Status::Completed) {
             return Ok(Added::Duplicate(done.id));
@@ -387,7 +404,8 @@ impl Downloads {
             item_id: stub.item_id.clone(),
             title: stub.title.clone(),
             file_name: String::new(),
-            part_path: transfer::part_path(&self.config.incomplete_dir, &stub.info_hash),
+            // Named by the row once it has an id (`insert`).
+            part_path: PathBuf::new(),
             dest_path: PathBuf::new(),
             etag: None,
             expected_bytes: stub.length.min(self.config.max_file_size),
@@ -397,7 +415,7 @@ impl Downloads {
             (Lookup::Failed(e), None) => self.insert_failed(new, &e),
             (Lookup::Failed(e), Some(row)) => self.keep_source(row, stub_name, e),
             (Lookup::Found, None) => {
-                let id = self.registry.insert(&new)?;
+                let id = self.insert(&new)?;
                 if new.expected_bytes != stub.length {
                     let detail = format!(
                         "the peer's file is {} bytes, the stub said {}",
@@ -457,18 +475,43 @@ impl Downloads {
         Lookup::Found
     }
 
+    /// A new row for `new`, its `.part` named by its id.
+    fn insert(&self, new: &NewDownload) -> Result<i64> {
+        let dir = &self.config.incomplete_dir;
+        let hash = &new.info_hash;
+        self.registry
+            .insert_with_part(new, |id| transfer::part_path(dir, hash, id))
+    }
+
+    /// Whether every download of release `info_hash` being removed has
+    /// been let go by its worker, waiting up to `patience` for it (a
+    /// removal tells a running transfer to stop between two reads, so
+    /// this is short).
+    fn removals_let_go(&self, info_hash: &str, patience: Duration) -> Result<bool> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let removing = self.registry.being_removed(info_hash)?;
+            if !removing.iter().any(|&id| self.is_running(id)) {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline || self.stopping.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A new stub whose release already has a row that is not completed:
     /// the row takes the new source. Its `.part` is kept only when it is a
-    /// prefix of the same representation (same size, and the same peer
-    /// and item, or an equal strong ETag); otherwise it starts from 0.
+    /// prefix of the same version ([`same_version`]); otherwise the row's
+    /// bytes get a new generation in the same transaction that takes the
+    /// source, and the `.part` starts from 0. An ETag the row learned for
+    /// the same version stays when the new look-up has none.
     fn regrab(&self, row: &Download, new: &NewDownload) -> Result<Added> {
-        let same_source = row.peer == new.peer && row.item_id == new.item_id;
-        let same_etag = match (&row.etag, &new.etag) {
-            (Some(a), Some(b)) => a == b,
-            (None, _) | (_, None) => same_source,
-        };
-        let part_fits = row.expected_bytes == new.expected_bytes && same_etag;
-        let restart = (!part_fits && row.downloaded_bytes > 0).then_some("source_changed");
+        let mut new = new.clone();
+        let part_fits = same_version(row, &mut new);
+        let new = &new;
+        let restart = (!part_fits).then_some("source_changed");
         let mut detail = format!(
             "{}: source {}/{} -> {}/{} ({} bytes)",
             new.stub_name, row.peer, row.item_id, new.peer, new.item_id, new.expected_bytes
@@ -485,6 +528,7 @@ impl Downloads {
             self.registry
                 .replace_source(row.id, new, restart, &detail)?;
             if restart.is_some() {
+                crate::download::written::forget(&row.part_path);
                 truncate_part(&row.part_path).map_err(|e| {
                     Error::io(format!("cannot truncate {}", row.part_path.display()), e)
                 })?;
@@ -518,7 +562,7 @@ impl Downloads {
     }
 
     fn insert_failed(&self, row: NewDownload, error: &str) -> Result<Added> {
-        let id = self.registry.insert(&row)?;
+        let id = self.insert(&row)?;
         self.registry
             .transition(id, Status::Failed, Some(error), EventKind::Failed, error)?;
         log::warn!(
@@ -642,8 +686,7 @@ impl Downloads {
             if let Some(outcome) = error {
                 return Ok(Some((row, outcome)));
             }
-            let changed = row.downloaded_bytes > 0 && row.expected_bytes != new.expected_bytes;
-            let restart = changed.then_some("size_changed");
+            let restart = (!same_version(&row, &mut new)).then_some("size_changed");
             self.registry
                 .replace_source(id, &new, restart, "release checked again")?;
             row = self
@@ -717,7 +760,9 @@ impl Downloads {
             written: self.written,
             checkpointed: &checkpointed,
         };
-        let began = row.downloaded_bytes;
+        // Progress is passing the highest offset ever made durable for
+        // the version (fetching discarded bytes again is not).
+        let mut began = row.high_water;
         let mut outcome = transfer::run(&cx, &row);
         // The peer's file changed: look the release up again and fetch the
         // new version from byte 0, a bounded number of times per attempt.
@@ -740,6 +785,7 @@ impl Downloads {
             match self.look_up_again(&row, reason)? {
                 Ok(changed) => {
                     sizes.push(changed.expected_bytes);
+                    began = changed.high_water;
                     row = changed;
                     live.store(0, Ordering::Relaxed);
                     outcome = transfer::run(&cx, &row);
@@ -748,7 +794,7 @@ impl Downloads {
             }
         }
         if let Outcome::Retry { progressed, .. } = &mut outcome {
-            let now = self.registry.get(id)?.map_or(0, |r| r.downloaded_bytes);
+            let now = self.registry.get(id)?.map_or(0, |r| r.high_water);
             *progressed = now > began
                 && (now - began >= self.config.progress_bytes
                     || checkpointed.load(Ordering::Relaxed));
@@ -1011,6 +1057,24 @@ fn release_slot(slots: &mut HashMap<i64, Slot>, id: i64, live: &Live) {
     if matches!(slots.get(&id), Some(Slot::Running(r)) if Arc::ptr_eq(&r.live, live)) {
         slots.remove(&id);
     }
+}
+
+/// Whether `new` (a release as looked up for `row`'s info-hash) is the
+/// version `row`'s `.part` is a prefix of: the same size, and an equal
+/// strong ETag, or the same peer and item when either side has none. When
+/// it is, and the look-up gave no ETag, `new` keeps the one the row
+/// learned: an ETag once learned for a version is never forgotten.
+fn same_version(row: &Download, new: &mut NewDownload) -> bool {
+    let same_source = row.peer == new.peer && row.item_id == new.item_id;
+    let same_etag = match (&row.etag, &new.etag) {
+        (Some(a), Some(b)) => a == b,
+        (None, _) | (_, None) => same_source,
+    };
+    let same = row.expected_bytes == new.expected_bytes && same_etag;
+    if same && new.etag.is_none() {
+        new.etag.clone_from(&row.etag);
+    }
+    same
 }
 
 /// `row`'s release as [`Downloads::lookup`] fills it in: its source and

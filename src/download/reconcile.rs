@@ -178,7 +178,7 @@ pub fn run(registry: &Registry, config: &DownloadsConfig) -> Result<Summary> {
 fn look(row: &Download, local: bool) -> OnDisk {
     let part = std::fs::metadata(&row.part_path).ok();
     let written = match &part {
-        Some(meta) if local => written::read(&row.part_path, meta).unwrap_or(0),
+        Some(meta) if local => written::read(&row.part_path, meta, written::Owner::of(row)).unwrap_or(0),
         _ => 0,
     };
     let dest = if row.dest_path.as_os_str().is_empty() {
@@ -281,7 +281,7 @@ fn apply(
                 ".part missing with {} bytes recorded: restart from 0",
                 row.downloaded_bytes
             ))?;
-            registry.record_restart(id, "part_missing")
+            registry.record_restart(id, "part_missing").map(drop)
         }
         Decision::TruncateToDurable { len, durable } => {
             truncate(&row.part_path, durable).map_err(|e| io("truncate", e))?;
@@ -313,7 +313,7 @@ fn apply(
                 ".part had {len} bytes, more than the {} expected",
                 row.expected_bytes
             ))?;
-            registry.record_restart(id, "part_too_long")
+            registry.record_restart(id, "part_too_long").map(drop)
         }
         Decision::Finalize => note("complete .part: finalize without a request"),
         Decision::AdoptFinal => {

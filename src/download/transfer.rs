@@ -26,7 +26,7 @@ use crate::download::handoff::{self, Failure, HandOff};
 use crate::download::peer::PeerClient;
 use crate::download::retry::{self, Class};
 use crate::download::space;
-use crate::download::written::{self, Record};
+use crate::download::written::{self, Owner, Record};
 
 /// Written bytes are never more than this beyond the durable checkpoint
 /// (the most a power cut can cost); a checkpoint is started every half of
@@ -151,9 +151,17 @@ fn number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// The registry's restart (progress back to 0, with its event), counted.
-fn record_restart(cx: &Context<'_>, id: i64, reason: &str) -> crate::error::Result<()> {
-    cx.registry.record_restart(id, reason)?;
+/// The registry's restart (progress back to 0, a new generation, with its
+/// event), counted; the written record takes the new generation at 0
+/// before the `.part` is cut.
+fn record_restart(
+    cx: &Context<'_>,
+    id: i64,
+    record: &mut Record,
+    reason: &str,
+) -> crate::error::Result<()> {
+    let generation = cx.registry.record_restart(id, reason)?;
+    record.restart(generation);
     crate::metrics::METRICS.restarted(reason);
     Ok(())
 }
@@ -203,8 +211,9 @@ pub struct Context<'a> {
     /// Whether written records are kept and trusted (`incomplete_dir` is
     /// on a local filesystem; see `download::written`).
     pub written: bool,
-    /// Set once a checkpoint is committed while a body streams (progress,
-    /// whatever the byte count: see `downloads.progress_bytes`).
+    /// Set once a checkpoint committed while a body streams passes the
+    /// row's `high_water` (progress, whatever the byte count: see
+    /// `downloads.progress_bytes`).
     pub checkpointed: &'a AtomicBool,
 }
 
@@ -232,14 +241,10 @@ impl From<crate::error::Error> for Stop {
 pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
     match attempt(cx, row) {
         Ok(outcome) | Err(Stop::Outcome(outcome)) => outcome,
-        Err(Stop::Disk(e, what)) => match retry::classify_io(&e) {
-            Class::Pause => Outcome::Paused {
-                error: "disk full".into(),
-            },
-            _ => Outcome::Fatal {
-                error: format!("cannot {what} {}: {e}", row.part_path.display()),
-            },
-        },
+        Err(Stop::Disk(e, what)) => {
+            distrust_unsynced(cx, row);
+            disk_outcome(row, &e, what)
+        }
         Err(Stop::Db(e)) if e.is_disk_full() => Outcome::Paused {
             error: "disk full".into(),
         },
@@ -248,6 +253,35 @@ pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
             retry_after: None,
             progressed: false,
         },
+    }
+}
+
+/// A write or sync of the `.part` failed: what was written since the last
+/// checkpoint is unknown (a failed write-back may have dropped it, and a
+/// later sync would not say so), so nothing vouches for more than the
+/// durable count any more: the written record goes and the bytes get a new
+/// generation (either is enough; the second holds should the first fail).
+fn distrust_unsynced(cx: &Context<'_>, row: &Download) {
+    written::forget(&row.part_path);
+    if let Err(e) = cx.registry.distrust_unsynced(row.id) {
+        log::warn!(
+            "cannot record that unsynced bytes are unknown id={} error={}",
+            row.id,
+            e.chain()
+        );
+    }
+}
+
+fn disk_outcome(row: &Download, e: &std::io::Error, what: &str) -> Outcome {
+    {
+        match retry::classify_io(e) {
+            Class::Pause => Outcome::Paused {
+                error: "disk full".into(),
+            },
+            _ => Outcome::Fatal {
+                error: format!("cannot {what} {}: {e}", row.part_path.display()),
+            },
+        }
     }
 }
 
@@ -271,15 +305,12 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
     let meta = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?;
     let on_disk = meta.len();
     let mut etag = row.etag.clone();
-    let mut record = Record::open(&row.part_path, &part, cx.written);
+    let mut record = Record::open(&row.part_path, &part, Owner::of(row), cx.written);
     // Rules 1 and 2: resume from what is both on disk and durable, or
-    // written by this boot (the written record).
+    // written by this row in this boot for this generation (the record).
     let mut offset = if on_disk > expected {
-        record_restart(
-            cx,
-            row.id,
-            &format!("part_too_long: {on_disk} bytes, expected {expected}"),
-        )?;
+        let reason = format!("part_too_long: {on_disk} bytes, expected {expected}");
+        record_restart(cx, row.id, &mut record, &reason)?;
         0
     } else {
         resume_point(row, &meta, cx.written)
@@ -297,7 +328,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             row.id,
             row.downloaded_bytes
         );
-        checkpoint(cx, row.id, &part, offset)?;
+        checkpoint(cx, row.id, &part, offset, offset)?;
     } else if offset > row.downloaded_bytes {
         // Bytes a stopped process wrote in this boot: made durable before
         // anything new is asked for.
@@ -306,7 +337,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             row.id,
             row.downloaded_bytes
         );
-        checkpoint(cx, row.id, &part, offset)?;
+        checkpoint(cx, row.id, &part, row.downloaded_bytes, offset)?;
     }
     // The rest of the file set aside where the filesystem can (the length
     // still means bytes received), so another writer cannot take it.
@@ -393,7 +424,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         if let Some(reason) = reason {
             // The registry lets go of the bytes before the file does.
             if offset > 0 {
-                record_restart(cx, row.id, reason)?;
+                record_restart(cx, row.id, &mut record, reason)?;
             }
             record.set(0);
             part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
@@ -416,7 +447,13 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             record: &mut record,
         };
         let source = Source::Body(&mut body, direct);
-        let got = append(cx, row.id, &mut to, source, offset, end, sized)?;
+        let span = Span {
+            offset,
+            end,
+            sized,
+            high_water: row.high_water,
+        };
+        let got = append(cx, row.id, &mut to, source, span)?;
         fetched += got.bytes;
         offset += got.bytes;
         match got.end {
@@ -443,11 +480,14 @@ fn restart_from_zero(
     record: &mut Record,
     reason: &str,
 ) -> Result<Outcome, Stop> {
-    record_restart(cx, row.id, reason)?;
-    record.set(0);
+    record_restart(cx, row.id, record, reason)?;
     part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
-    cx.registry.set_etag(row.id, None)?;
     if remote_changed(reason) {
+        // The validator was the old version's; looking the release up
+        // again gives the new one's. Any other restart (a lying answer)
+        // keeps it: the version did not change, and an ETag once learned
+        // for it is never forgotten.
+        cx.registry.set_etag(row.id, None)?;
         return Ok(Outcome::Changed {
             reason: reason.to_string(),
         });
@@ -488,26 +528,43 @@ enum End {
     Longer,
 }
 
+/// What one [`append`] takes: the body's bytes from `offset` up to `end`
+/// (exclusive), `sized` when framed by `Content-Length`; `high_water`: the
+/// row's highest durable offset for this version before the attempt.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    offset: u64,
+    end: u64,
+    sized: bool,
+    high_water: u64,
+}
+
 /// Appends the body at `offset` up to `end` (exclusive), never past it, with
 /// checkpoints; a short body keeps what arrived. A body without
 /// `Content-Length` (`sized` false) must prove it ends at `end` (rule 12):
 /// one more byte is read; until that read says "end of body" the last byte
-/// is not claimed durable, so a later attempt asks for it again (with a
-/// checked `Content-Range`) rather than trusting an unproven end.
+/// is neither claimed durable nor counted by the written record, so a later
+/// attempt asks for it again (with a checked `Content-Range`) rather than
+/// trusting an unproven end.
 fn append(
     cx: &Context<'_>,
     id: i64,
     to: &mut Target<'_>,
     mut source: Source<'_, impl Read>,
-    offset: u64,
-    end: u64,
-    sized: bool,
+    span: Span,
 ) -> Result<Appended, Stop> {
+    let Span {
+        offset, end, sized, ..
+    } = span;
+    // What the record may count: never the unproven last byte.
+    let vouch_limit = if sized { end } else { end - 1 };
     let part = &*to.part;
     let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
     let mut buf = vec![0u8; READ_BUFFER];
     let checkpoint_bytes = crate::fault::scaled("JACK_FAULT_CHECKPOINT_BYTES", CHECKPOINT_BYTES);
     let mut pos = offset;
+    // The durable position when the body stopped (the last checkpoint).
+    let mut synced_to = offset;
     let mut error: Option<Outcome> = None;
     // Checkpoints while the body streams run on a flusher thread, so the
     // `fdatasync` overlaps the next reads instead of stalling them; the
@@ -515,7 +572,7 @@ fn append(
     // the sync began (rule 10 holds). One at a time, and the last one is
     // waited for before the closing checkpoint below.
     std::thread::scope(|s| -> Result<(), Stop> {
-        let mut flusher = Flusher::start(s, cx, id, &synced, pos);
+        let mut flusher = Flusher::start(s, cx, id, &synced, (pos, span.high_water));
         let mut last_sync = (pos, Instant::now());
         // Written bytes below this have had their write-back started.
         let mut kicked = pos;
@@ -542,7 +599,7 @@ fn append(
                     // claims only what is synced, and the next attempt
                     // truncates to it.
                     flusher.wait()?;
-                    checkpoint(cx, id, part, pos)?;
+                    checkpoint(cx, id, part, flusher.durable, pos)?;
                     return Err(Stop::Disk(e, "write"));
                 }
             };
@@ -550,7 +607,7 @@ fn append(
                 crate::metrics::METRICS.downloaded_direct(n as u64);
             }
             pos += n as u64;
-            to.record.advance(pos);
+            to.record.advance(pos.min(vouch_limit));
             crate::metrics::METRICS.downloaded(n as u64);
             cx.live.store(pos, Ordering::Relaxed);
             // Never more than one interval beyond the durable point: when
@@ -572,7 +629,9 @@ fn append(
                 kicked = pos;
             }
         }
-        flusher.wait()
+        flusher.wait()?;
+        synced_to = flusher.durable;
+        Ok(())
     })?;
     let mut durable = pos;
     let end = match error {
@@ -594,7 +653,7 @@ fn append(
             }
         },
     };
-    checkpoint(cx, id, part, durable)?;
+    checkpoint(cx, id, part, synced_to, durable)?;
     Ok(Appended {
         bytes: durable - offset,
         end,
@@ -700,19 +759,23 @@ struct Flusher<'scope> {
 }
 
 impl<'scope> Flusher<'scope> {
+    /// `(durable, high_water)`: where the append starts (durable), and the
+    /// row's highest durable offset for this version (a checkpoint past it
+    /// is progress).
     fn start<'env>(
         s: &'scope std::thread::Scope<'scope, 'env>,
         cx: &'env Context<'env>,
         id: i64,
         part: &'env File,
-        durable: u64,
+        (durable, high_water): (u64, u64),
     ) -> Flusher<'scope> {
         let (ask, asked) = crossbeam_channel::bounded::<Job>(1);
         let (tell, done) = crossbeam_channel::bounded(1);
         let thread = s.spawn(move || {
+            let mut last = durable;
             for job in asked {
                 let result = match job {
-                    Job::Checkpoint(pos) => checkpoint(cx, id, part, pos),
+                    Job::Checkpoint(pos) => checkpoint(cx, id, part, last, pos),
                     Job::WriteBack(from, to) => {
                         // Advice only: a refusal changes nothing.
                         let len = std::num::NonZeroU64::new(to - from);
@@ -720,8 +783,11 @@ impl<'scope> Flusher<'scope> {
                         Ok(())
                     }
                 };
-                if result.is_ok() && matches!(job, Job::Checkpoint(_)) {
-                    cx.checkpointed.store(true, Ordering::Relaxed);
+                if let (Ok(()), Job::Checkpoint(pos)) = (&result, job) {
+                    last = pos;
+                    if pos > high_water {
+                        cx.checkpointed.store(true, Ordering::Relaxed);
+                    }
                 }
                 if tell.send(result).is_err() {
                     break;
@@ -795,10 +861,12 @@ fn read_past_end(body: &mut impl Read) -> std::io::Result<bool> {
     }
 }
 
-/// Rule 10: `fdatasync` the `.part`, then commit `downloaded_bytes`.
-fn checkpoint(cx: &Context<'_>, id: i64, part: &File, pos: u64) -> Result<(), Stop> {
+/// Rule 10: `fdatasync` the `.part`, then commit `downloaded_bytes` =
+/// `pos` (`from`: the last checkpoint, for the fault seam).
+fn checkpoint(cx: &Context<'_>, id: i64, part: &File, from: u64, pos: u64) -> Result<(), Stop> {
     crate::fault::crash_point("checkpoint:after_write");
     crate::fault::slow_sync();
+    crate::fault::sync_fails(part, from, pos).map_err(|e| Stop::Disk(e, "sync"))?;
     part.sync_data().map_err(|e| Stop::Disk(e, "sync"))?;
     crate::fault::crash_point("checkpoint:after_sync");
     cx.registry.set_progress(id, pos)?;
@@ -821,12 +889,10 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
     let len = part.metadata().map_err(|e| Stop::Disk(e, "stat"))?.len();
     if len != row.expected_bytes {
         written::forget(&row.part_path);
+        let reason = format!("length {len} at finalize, expected {}", row.expected_bytes);
+        cx.registry.record_restart(row.id, &reason)?;
+        crate::metrics::METRICS.restarted(&reason);
         part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
-        record_restart(
-            cx,
-            row.id,
-            &format!("length {len} at finalize, expected {}", row.expected_bytes),
-        )?;
         return Err(Stop::Outcome(network_failure(
             "length mismatch at finalize",
         )));
@@ -854,7 +920,7 @@ fn finalize(cx: &Context<'_>, row: &Download, part: &mut File) -> Result<(), Sto
 /// `written` records are trusted here, vouched for by this boot's record.
 pub fn resume_point(row: &Download, part: &std::fs::Metadata, written: bool) -> u64 {
     let vouched = if written {
-        written::read(&row.part_path, part).unwrap_or(0)
+        written::read(&row.part_path, part, Owner::of(row)).unwrap_or(0)
     } else {
         0
     };
@@ -865,10 +931,11 @@ pub fn resume_point(row: &Download, part: &std::fs::Metadata, written: bool) -> 
 /// not put there (left untouched).
 pub const DESTINATION_EXISTS: &str = "destination exists";
 
-/// The `.part` path of a download: one per info-hash, so two stubs that
-/// name the same destination never share a `.part`.
-pub fn part_path(incomplete_dir: &Path, info_hash: &str) -> PathBuf {
-    incomplete_dir.join(format!("{info_hash}.part"))
+/// The `.part` path of download row `id`: one per row (ids are never
+/// reused), so two rows never share a `.part`, whether they name the same
+/// release (a re-grab after a removal) or the same destination.
+pub fn part_path(incomplete_dir: &Path, info_hash: &str, id: i64) -> PathBuf {
+    incomplete_dir.join(format!("{info_hash}.{id}.part"))
 }
 
 /// A shared live byte count per running download.

@@ -9,13 +9,18 @@
 //! killer, a panic, a container restart) leaves them to the kernel, which
 //! writes them out; only the machine going down loses them. So the record
 //! holds the kernel's boot id (`/proc/sys/kernel/random/boot_id`), the
-//! `.part`'s inode and the count of bytes written, rewritten in place with
-//! one `pwrite` every [`STEP`] and never synced.
+//! `.part`'s inode, the download row and the generation of its bytes
+//! (`downloads.generation`) it was written for, and the count of bytes
+//! written, rewritten in place with one `pwrite` every [`STEP`] and never
+//! synced.
 //!
 //! **When it is trusted** ([`read`]): only when its boot id is the running
 //! kernel's (the machine never went down since those bytes were written),
-//! its inode is the `.part`'s (not a file deleted and made again), and the
-//! `.part` lives on a local filesystem ([`local_fs`]: NFS, SMB/CIFS, FUSE,
+//! its inode is the `.part`'s (not a file deleted and made again), its row
+//! and generation are exactly the row's now (the bytes are still the ones
+//! that row wrote for the version it expects: a restart from 0, a new
+//! version, a failed write or sync and a new row all change one of them),
+//! and the `.part` lives on a local filesystem ([`local_fs`]: NFS, SMB/CIFS, FUSE,
 //! 9p and the like write back on their own terms, so there the checkpoint
 //! alone counts). A resume then starts at `min(.part length, max(durable,
 //! written))`; anything past it (garbage a crash or anything else appended)
@@ -27,8 +32,10 @@
 //! **Keeping it true**: the record is raised only after the bytes it counts
 //! are written, and lowered before the `.part` is cut shorter (or removed,
 //! [`forget`], by whoever truncates or deletes the `.part` outside an
-//! attempt). Every byte below a trusted record was therefore written by
-//! jack, in this boot, for the representation the row names.
+//! attempt); for an unsized body it stops one byte short of the end until
+//! the end is proven (rule 12). Every byte below a trusted record was
+//! therefore written by jack, in this boot, by this row, for the
+//! generation the row names.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -39,9 +46,27 @@ use std::sync::OnceLock;
 /// re-fetches at most this much (plus one read buffer).
 pub const STEP: u64 = 1024 * 1024;
 
-/// `<boot id> <inode> <written>`: fixed width, so each `pwrite` replaces
-/// the whole record.
-const RECORD_LEN: usize = 36 + 1 + 20 + 1 + 20 + 1;
+/// `<boot id> <inode> <row> <generation> <written>`: fixed width, so each
+/// `pwrite` replaces the whole record.
+const RECORD_LEN: usize = 36 + 4 * (1 + 20) + 1;
+
+/// Whose bytes a record counts: a download row and the generation of its
+/// `.part`'s bytes (`downloads.id`, `downloads.generation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub row: i64,
+    pub generation: u64,
+}
+
+impl Owner {
+    /// The owner a row names now.
+    pub fn of(row: &crate::db::Download) -> Owner {
+        Owner {
+            row: row.id,
+            generation: row.generation,
+        }
+    }
+}
 
 /// The record's file for a `.part`.
 pub fn sidecar(part: &Path) -> PathBuf {
@@ -70,38 +95,66 @@ pub fn boot_id() -> &'static str {
 }
 
 /// The record's text.
-fn format(boot: &str, ino: u64, written: u64) -> Option<[u8; RECORD_LEN]> {
-    let text = format!("{boot} {ino:020} {written:020}\n");
+fn format(boot: &str, ino: u64, owner: Owner, written: u64) -> Option<[u8; RECORD_LEN]> {
+    let row = u64::try_from(owner.row).ok()?;
+    let generation = owner.generation;
+    let text = format!("{boot} {ino:020} {row:020} {generation:020} {written:020}\n");
     text.as_bytes().try_into().ok()
 }
 
-/// `(boot id, inode, written)` from a record's bytes, or `None`.
-fn parse(bytes: &[u8]) -> Option<(&str, u64, u64)> {
+/// What a record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Said<'a> {
+    boot: &'a str,
+    ino: u64,
+    owner: Owner,
+    written: u64,
+}
+
+/// A record's bytes read back, or `None`.
+fn parse(bytes: &[u8]) -> Option<Said<'_>> {
     let text = std::str::from_utf8(bytes.get(..RECORD_LEN)?).ok()?;
     let text = text.strip_suffix('\n')?;
     let mut parts = text.split(' ');
-    let (boot, ino, written) = (parts.next()?, parts.next()?, parts.next()?);
-    let digits = |s: &str| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit());
-    if parts.next().is_some() || boot.len() != 36 || !digits(ino) || !digits(written) {
+    let boot = parts.next()?;
+    let mut numbers = [0u64; 4];
+    for n in &mut numbers {
+        let digits = parts.next()?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *n = digits.parse().ok()?;
+    }
+    if parts.next().is_some() || boot.len() != 36 {
         return None;
     }
-    Some((boot, ino.parse().ok()?, written.parse().ok()?))
+    let [ino, row, generation, written] = numbers;
+    Some(Said {
+        boot,
+        ino,
+        owner: Owner {
+            row: i64::try_from(row).ok()?,
+            generation,
+        },
+        written,
+    })
 }
 
 /// The bytes the record vouches for, when it can be trusted: same boot,
-/// same inode as `part` (the `.part`'s metadata). The caller decides
-/// whether the filesystem is local.
-pub fn read(part_path: &Path, part: &std::fs::Metadata) -> Option<u64> {
-    read_for(part_path, part, boot_id())
+/// same inode as `part` (the `.part`'s metadata), and exactly `owner` (the
+/// row and generation the registry names now). The caller decides whether
+/// the filesystem is local.
+pub fn read(part_path: &Path, part: &std::fs::Metadata, owner: Owner) -> Option<u64> {
+    read_for(part_path, part, owner, boot_id())
 }
 
-fn read_for(part_path: &Path, part: &std::fs::Metadata, boot: &str) -> Option<u64> {
+fn read_for(part_path: &Path, part: &std::fs::Metadata, owner: Owner, boot: &str) -> Option<u64> {
     if boot.len() != 36 {
         return None;
     }
     let bytes = std::fs::read(sidecar(part_path)).ok()?;
-    let (b, ino, written) = parse(&bytes)?;
-    (b == boot && ino == part.ino()).then_some(written)
+    let said = parse(&bytes)?;
+    (said.boot == boot && said.ino == part.ino() && said.owner == owner).then_some(said.written)
 }
 
 /// Removes a `.part`'s record (before the `.part` is truncated or deleted
@@ -122,7 +175,7 @@ pub fn forget(part_path: &Path) {
 pub fn cut(part_path: &Path, len: u64) {
     let keep = std::fs::read(sidecar(part_path))
         .ok()
-        .and_then(|b| parse(&b).map(|(_, _, written)| written <= len));
+        .and_then(|b| parse(&b).map(|said| said.written <= len));
     if keep != Some(true) {
         forget(part_path);
     }
@@ -135,15 +188,16 @@ pub fn cut(part_path: &Path, len: u64) {
 pub struct Record {
     file: Option<File>,
     ino: u64,
+    owner: Owner,
     /// The value last written.
     last: u64,
 }
 
 impl Record {
-    /// A record for the open `.part` at `path`; `enabled` is false where
-    /// the record would not be trusted (not a local filesystem), and then
-    /// nothing is written.
-    pub fn open(path: &Path, part: &File, enabled: bool) -> Record {
+    /// A record for the open `.part` at `path`, owned by `owner`; `enabled`
+    /// is false where the record would not be trusted (not a local
+    /// filesystem), and then nothing is written.
+    pub fn open(path: &Path, part: &File, owner: Owner, enabled: bool) -> Record {
         let ino = part.metadata().map(|m| m.ino()).unwrap_or(0);
         let file = (enabled && boot_id().len() == 36 && ino != 0)
             .then(|| {
@@ -160,6 +214,7 @@ impl Record {
         Record {
             file,
             ino,
+            owner,
             last: u64::MAX,
         }
     }
@@ -173,11 +228,18 @@ impl Record {
         }
     }
 
+    /// The registry gave the `.part`'s bytes a new generation (a restart
+    /// from 0): the record says so, at 0, before the `.part` is cut.
+    pub fn restart(&mut self, generation: u64) {
+        self.owner.generation = generation;
+        self.set(0);
+    }
+
     /// Writes `pos` now: after bytes up to it are written, or before the
     /// `.part` is cut to it.
     pub fn set(&mut self, pos: u64) {
         let Some(file) = &self.file else { return };
-        let Some(bytes) = format(boot_id(), self.ino, pos) else {
+        let Some(bytes) = format(boot_id(), self.ino, self.owner, pos) else {
             return;
         };
         if let Err(e) = file.write_all_at(&bytes, 0) {
@@ -224,10 +286,21 @@ mod tests {
 
     const BOOT: &str = "0b4c6c9e-7f7e-4d5b-9d8a-1f2e3d4c5b6a";
 
+    const OWNER: Owner = Owner {
+        row: 7,
+        generation: 3,
+    };
+
     #[test]
     fn records_round_trip_and_reject_anything_else() {
-        let r = format(BOOT, 42, 5_000_000_000).unwrap();
-        assert_eq!(parse(&r), Some((BOOT, 42, 5_000_000_000)));
+        let r = format(BOOT, 42, OWNER, 5_000_000_000).unwrap();
+        let said = Said {
+            boot: BOOT,
+            ino: 42,
+            owner: OWNER,
+            written: 5_000_000_000,
+        };
+        assert_eq!(parse(&r), Some(said));
         assert_eq!(r.len(), RECORD_LEN);
         let text = std::str::from_utf8(&r).unwrap().to_string();
         for bad in [
@@ -237,16 +310,18 @@ mod tests {
             text.replacen(" 0", " +", 1),
             text.replacen(" 0", " x", 1),
             text[1..].to_string() + "0",
+            // A record of the previous format (no row, no generation).
+            format!("{BOOT} {:020} {:020}\n", 42, 5),
         ] {
             assert_eq!(parse(bad.as_bytes()), None, "{bad:?}");
         }
         // Bytes after a whole record (a longer earlier record) are ignored.
         assert!(parse(format!("{text}extra").as_bytes()).is_some());
-        assert_eq!(format("short", 1, 1), None);
+        assert_eq!(format("short", 1, OWNER, 1), None);
     }
 
     #[test]
-    fn a_record_is_trusted_only_in_its_boot_for_its_inode() {
+    fn a_record_is_trusted_only_in_its_boot_for_its_inode_row_and_generation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.part");
         let part = File::create(&path).unwrap();
@@ -254,6 +329,7 @@ mod tests {
         let mut rec = Record {
             file: Some(File::create(sidecar(&path)).unwrap()),
             ino: meta.ino(),
+            owner: OWNER,
             last: u64::MAX,
         };
         rec.advance(10);
@@ -262,29 +338,39 @@ mod tests {
         assert_eq!(rec.last, 10, "not a step yet");
         rec.advance(10 + STEP);
         let boot = boot_id();
-        assert_eq!(read_for(&path, &meta, boot), Some(10 + STEP));
-        assert_eq!(read_for(&path, &meta, BOOT), None, "another boot");
+        assert_eq!(read_for(&path, &meta, OWNER, boot), Some(10 + STEP));
+        assert_eq!(read_for(&path, &meta, OWNER, BOOT), None, "another boot");
+        let other_row = Owner { row: 8, ..OWNER };
+        assert_eq!(read_for(&path, &meta, other_row, boot), None, "another row");
+        let next = Owner {
+            generation: 4,
+            ..OWNER
+        };
+        assert_eq!(read_for(&path, &meta, next, boot), None, "another generation");
+        rec.restart(4);
+        assert_eq!(read_for(&path, &meta, next, boot), Some(0), "restarted");
+        assert_eq!(read_for(&path, &meta, OWNER, boot), None);
         rec.set(3);
-        assert_eq!(read_for(&path, &meta, boot), Some(3), "lowered");
+        assert_eq!(read_for(&path, &meta, next, boot), Some(3), "lowered");
         // The same name made again: another inode.
         drop(part);
         std::fs::remove_file(&path).unwrap();
         let _keep = File::create(dir.path().join("other")).unwrap();
         let again = File::create(&path).unwrap().metadata().unwrap();
         if again.ino() != meta.ino() {
-            assert_eq!(read_for(&path, &again, boot), None);
+            assert_eq!(read_for(&path, &again, next, boot), None);
         }
         cut(&path, 3);
         assert_eq!(
-            read_for(&path, &meta, boot),
+            read_for(&path, &meta, next, boot),
             Some(3),
             "kept: not past the cut"
         );
         cut(&path, 2);
-        assert_eq!(read_for(&path, &meta, boot), None, "it vouched for more");
+        assert_eq!(read_for(&path, &meta, next, boot), None, "it vouched for more");
         rec.set(3);
         forget(&path);
-        assert_eq!(read_for(&path, &meta, boot), None);
+        assert_eq!(read_for(&path, &meta, next, boot), None);
         forget(&path);
     }
 

@@ -1002,3 +1002,261 @@ fn a_file_that_changes_on_every_request_is_not_followed_forever() {
     assert_eq!(peer.file_requests().len(), 3 * per_attempt);
     assert_eq!(events(&bed, id, "changed").len(), 3 * (per_attempt - 1));
 }
+
+// Issue 18: who owns the bytes on disk (PROTOCOL.md §2.4, top paragraph).
+
+/// A row cut at 10,000 bytes and then failed for good (the peer answers
+/// 404), so a re-grab finds it idle.
+fn cut_then_failed(peer: &FakePeer, bed: &Bed, data: &[u8]) -> i64 {
+    peer.push(Mode::Cut(10_000));
+    peer.set_fallback(Mode::Status(404, None));
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!((row.status, row.downloaded_bytes), (Status::Failed, 10_000));
+    peer.set_fallback(Mode::Honest);
+    id
+}
+
+/// Item 1: the peer's Release has no `etag` (an old node). The row learned
+/// the ETag from the file answers; a re-grab of the same stub must not
+/// forget it, or a same-size replacement is appended to the old prefix.
+#[test]
+fn a_regrab_never_forgets_a_learned_etag() {
+    let old = pattern(40_000);
+    let new: Vec<u8> = old.iter().map(|b| b ^ 0xA5).collect();
+    let peer = FakePeer::start(vec![file("m", &old)], vec![], None);
+    peer.releases_without_etag();
+    let bed = Bed::start(&peer, "");
+    let id = cut_then_failed(&peer, &bed, &old);
+    assert_eq!(
+        bed.registry.get(id).unwrap().unwrap().etag.as_deref(),
+        Some(fake_peer::ETAG),
+        "learned from the file answer"
+    );
+    let stub = jack::stub::build("alice", "m", "m", old.len() as u64);
+    assert_eq!(
+        bed.downloads.add_stub("m.torrent", &stub).unwrap(),
+        Added::Regrabbed(id)
+    );
+    let row = bed.registry.get(id).unwrap().unwrap();
+    assert_eq!(row.etag.as_deref(), Some(fake_peer::ETAG), "kept");
+    peer.replace("m", new.clone());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(
+        std::fs::read(bed.completed("m.mkv")).unwrap() == new,
+        "the new version whole, never the old prefix and the new rest"
+    );
+    assert!(
+        bed.reasons(id).iter().any(|r| r.contains("etag_changed")),
+        "{:?}",
+        bed.reasons(id)
+    );
+}
+
+/// Item 2a: a download deleted keeping its files, then the release grabbed
+/// again: the new row never inherits the old `.part` (nor its written
+/// record), and the kept `.part` is left as it was.
+#[test]
+fn a_new_row_never_inherits_the_bytes_of_a_removed_one() {
+    let old = pattern(40_000);
+    let new: Vec<u8> = old.iter().map(|b| b ^ 0x3C).collect();
+    let peer = FakePeer::start(vec![file("m", &old)], vec![], None);
+    let bed = Bed::start(&peer, "");
+    let first = cut_then_failed(&peer, &bed, &old);
+    let kept = bed.registry.get(first).unwrap().unwrap().part_path;
+    assert!(bed.downloads.remove(first, false).unwrap());
+    assert!(bed.registry.get(first).unwrap().is_none());
+    peer.replace("m", new.clone());
+    let second = bed.add("m", old.len());
+    let row = bed.wait_done(second);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == new);
+    assert_ne!(row.part_path, kept, "a .part per row");
+    assert_eq!(
+        peer.file_requests().last().unwrap().1.as_deref(),
+        Some("bytes=0-"),
+        "nothing resumed from another row's bytes"
+    );
+    assert!(
+        std::fs::read(&kept).unwrap() == old[..10_000],
+        "the kept .part is untouched"
+    );
+}
+
+/// Item 3: a running download removed, and its release grabbed again
+/// before its transfer has stopped. The new row waits until the old
+/// worker has let go, writes its own `.part`, and the completed file is
+/// the peer's and stays so.
+#[test]
+fn a_release_being_removed_stays_busy_until_its_worker_lets_go() {
+    let data = pattern(SIZE);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    // The first transfer sends 100,000 bytes, then nothing: the worker is
+    // in a read when the removal comes (idle_timeout is 400 ms).
+    peer.push(Mode::Stall(100_000, Duration::from_secs(2)));
+    let bed = Bed::start(&peer, "");
+    let first = bed.add("m", data.len());
+    wait_until(|| {
+        bed.downloads
+            .live_bytes(first)
+            .is_some_and(|n| n >= 100_000)
+    });
+    let old_part = bed.registry.get(first).unwrap().unwrap().part_path;
+    assert!(!bed.downloads.remove(first, true).unwrap(), "running");
+    let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
+    let Added::Queued(second) = bed.downloads.add_stub("again.torrent", &stub).unwrap() else {
+        panic!("a new download once the old one is gone")
+    };
+    assert!(
+        bed.registry.get(first).unwrap().is_none(),
+        "queued only after the removed row's worker let go"
+    );
+    let row = bed.wait_done(second);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert_ne!(row.part_path, old_part);
+    let done = bed.completed("m.mkv");
+    assert!(std::fs::read(&done).unwrap() == data);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        std::fs::read(&done).unwrap() == data,
+        "never written after its hand-off"
+    );
+}
+
+/// Item 6: a peer that cuts every transfer at 200 KB and answers each
+/// resume with an earlier, block-aligned start. Fetching the discarded
+/// prefix again is not progress: the download fails after `max_attempts`
+/// instead of looping, having fetched a small multiple of the file.
+#[test]
+fn refetching_discarded_bytes_is_not_progress() {
+    let data = pattern(2 * 1024 * 1024);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    peer.set_fallback(Mode::CutOrEarlier(200_000));
+    let bed = Bed::start(&peer, "max_attempts = 3");
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    let error = row.error.unwrap();
+    assert!(
+        error.starts_with("gave up after 3 attempts without progress"),
+        "{error}"
+    );
+    let sent = peer
+        .record
+        .body_bytes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent <= 2 * data.len() as u64, "{sent} bytes sent");
+    assert!(
+        peer.file_requests().len() <= 8,
+        "{:?}",
+        peer.file_requests()
+    );
+    assert_eq!(row.high_water, 200_000);
+}
+
+/// The `.part` of row `id` holding `bytes`, and a written record that
+/// vouches for all of them (as a process killed before its first
+/// checkpoint leaves it).
+fn written_part(path: &std::path::Path, id: i64, bytes: &[u8]) {
+    use jack::download::written::{Owner, Record};
+    std::fs::write(path, bytes).unwrap();
+    let part = std::fs::File::open(path).unwrap();
+    let owner = Owner {
+        row: id,
+        generation: 0,
+    };
+    Record::open(path, &part, owner, true).set(bytes.len() as u64);
+}
+
+/// Item 2b: killed before the first checkpoint (nothing durable, the
+/// written record vouching for 10,000 bytes), the friend's file changes
+/// and the release is grabbed again before the row resumes. The re-grab
+/// must let go of the old bytes although none were durable.
+#[test]
+fn a_regrab_of_another_version_lets_go_of_unsynced_bytes() {
+    let old = pattern(40_000);
+    let new: Vec<u8> = old.iter().map(|b| b ^ 0x5A).collect();
+    let blocker = pattern(5000);
+    let files = vec![file("m", &old), file("blocker", &blocker)];
+    let peer = FakePeer::start(files, vec![], None);
+    // The one worker is busy with another download meanwhile.
+    peer.push(Mode::Stall(1000, Duration::from_millis(1500)));
+    let bed = Bed::start(&peer, "max_concurrent_downloads = 1");
+    let busy = bed.add("blocker", blocker.len());
+    wait_until(|| bed.downloads.live_bytes(busy).is_some());
+    let stub = jack::stub::build("alice", "m", "m", old.len() as u64);
+    let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+    let part = bed.dir.path().join("data/incomplete/killed.part");
+    let id = bed
+        .registry
+        .insert(&NewDownload {
+            stub_name: "m.torrent".into(),
+            info_hash: hash,
+            peer: "alice".into(),
+            item_id: "m".into(),
+            title: "m".into(),
+            file_name: "m.mkv".into(),
+            part_path: part.clone(),
+            dest_path: bed.completed("m.mkv"),
+            etag: Some(fake_peer::ETAG.into()),
+            expected_bytes: old.len() as u64,
+        })
+        .unwrap();
+    written_part(&part, id, &old[..10_000]);
+    peer.replace("m", new.clone());
+    assert_eq!(
+        bed.downloads.add_stub("again.torrent", &stub).unwrap(),
+        Added::Regrabbed(id)
+    );
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(
+        std::fs::read(bed.completed("m.mkv")).unwrap() == new,
+        "the new version whole"
+    );
+    let asked: Vec<_> = peer
+        .file_requests()
+        .into_iter()
+        .filter(|r| r.0 == "m")
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(asked, [Some("bytes=0-".to_string())], "from byte 0 only");
+}
+
+/// Item 2c: a re-grab of another version commits the new source before it
+/// truncates the `.part`; a crash in between must leave nothing that
+/// vouches for the old bytes (the registry's commit gives them a new
+/// generation in the same transaction).
+#[test]
+fn a_regrabs_commit_alone_already_disowns_the_old_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, id) = stale_row(&dir, &pattern(20_000), 10_000);
+    let row = registry.get(id).unwrap().unwrap();
+    written_part(&row.part_path, id, &pattern(20_000));
+    let meta = std::fs::metadata(&row.part_path).unwrap();
+    use jack::download::transfer::resume_point;
+    assert_eq!(resume_point(&row, &meta, true), 20_000, "vouched for");
+    let new = NewDownload {
+        stub_name: "again.torrent".into(),
+        info_hash: row.info_hash.clone(),
+        peer: "alice".into(),
+        item_id: "other".into(),
+        title: row.title.clone(),
+        file_name: row.file_name.clone(),
+        part_path: row.part_path.clone(),
+        dest_path: row.dest_path.clone(),
+        etag: Some("\"v2\"".into()),
+        expected_bytes: row.expected_bytes,
+    };
+    registry
+        .replace_source(id, &new, Some("source_changed"), "another version")
+        .unwrap();
+    // ...and the process dies before the truncation.
+    let row = registry.get(id).unwrap().unwrap();
+    assert_eq!(
+        resume_point(&row, &meta, true),
+        0,
+        "nothing vouches any more"
+    );
+}

@@ -1059,7 +1059,7 @@ fn a_killed_process_resumes_where_it_wrote_unless_the_machine_went_down() {
                 .map(|e| e.path())
                 .find(|p| p.to_string_lossy().ends_with(".part.written"))?;
             let text = std::fs::read_to_string(&side).ok()?;
-            let written = text.split_whitespace().nth(2)?.parse().ok()?;
+            let written = text.split_whitespace().nth(4)?.parse().ok()?;
             Some((side, written))
         };
         wait_for("3 MiB written", Duration::from_secs(20), || {
@@ -1111,4 +1111,110 @@ fn a_killed_process_resumes_where_it_wrote_unless_the_machine_went_down() {
             part_files(&b).is_empty()
         });
     }
+}
+
+/// `jack run` on `site` with these fault knobs.
+fn start_with_env(site: &Site, env: &[(&str, &str)]) -> Node {
+    let mut cmd = site.command(&["--config", site.config().to_str().unwrap(), "run"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Node::spawn(cmd)
+}
+
+/// Issue 18, item 4 (rule 12) with the written record counting every
+/// byte: an unsized body whose read one byte past the expected end fails
+/// (a longer, changed body that stalls there) leaves the last byte
+/// unvouched, so the next attempt asks the peer again instead of handing
+/// off a truncated copy of the other version.
+#[test]
+fn an_unproven_end_is_never_vouched_for_by_the_written_record() {
+    use support::fake_peer::Mode;
+    let data = pattern(300_000);
+    let longer: Vec<u8> = pattern(310_000).iter().map(|b| b ^ 0x77).collect();
+    let file = fake_peer::File {
+        id: "m".into(),
+        filename: "m.mkv".into(),
+        data: data.clone(),
+    };
+    let stall = Mode::UnsizedStall(longer[..data.len()].to_vec(), Duration::from_secs(2));
+    let peer = FakePeer::start(vec![file], vec![stall], None);
+    let b = downloader(peer.addr, "idle_timeout_ms = 400");
+    let _node = start_with_env(&b, &[("JACK_FAULT_RECORD_STEP", "1")]);
+    drop_stub(
+        &b,
+        "m.torrent",
+        &jack::stub::build("alice", "m", "m", 300_000),
+    );
+    let dest = b.path().join("data/completed/m.mkv");
+    wait_for("the hand-off", Duration::from_secs(30), || dest.exists());
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "never a truncated copy of another version"
+    );
+    let requests = peer.file_requests();
+    assert_eq!(
+        requests.get(1).and_then(|r| r.1.as_deref()),
+        Some("bytes=299999-"),
+        "the unproven last byte is asked for again: {requests:?}"
+    );
+}
+
+/// Issue 18, item 5 ("fsyncgate"): a checkpoint's `fdatasync` fails with
+/// EIO after the kernel dropped the pages it could not write back (zeroed
+/// here). The row fails; `jack retry` in the same boot must resume from the
+/// last successful checkpoint, never after the lost bytes on the written
+/// record's word.
+#[test]
+fn a_failed_sync_is_never_trusted_by_a_retry() {
+    let size = 3 * 1024 * 1024 + 7;
+    let data = pattern(size);
+    let file = fake_peer::File {
+        id: "m".into(),
+        filename: "m.mkv".into(),
+        data: data.clone(),
+    };
+    let peer = FakePeer::start(vec![file], vec![], Some(4 * 1024 * 1024));
+    let b = downloader(peer.addr, "");
+    let _node = start_with_env(
+        &b,
+        &[
+            ("JACK_FAULT_CHECKPOINT_BYTES", "524288"),
+            ("JACK_FAULT_RECORD_STEP", "65536"),
+            ("JACK_FAULT_SYNC_EIO_AT", "3"),
+        ],
+    );
+    drop_stub(
+        &b,
+        "m.torrent",
+        &jack::stub::build("alice", "m", "m", size as u64),
+    );
+    let row = || status_json(&b)["downloads"][0].clone();
+    wait_for("the failed sync", Duration::from_secs(30), || {
+        row()["status"] == "failed"
+    });
+    let error = row()["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("cannot sync"), "{error}");
+    let durable = row()["downloaded_bytes"].as_u64().unwrap();
+    assert!(durable > 0 && durable < size as u64, "{durable}");
+    let out = b.run_cli(&["retry", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dest = b.path().join("data/completed/m.mkv");
+    wait_for("the retried download", Duration::from_secs(30), || {
+        dest.exists()
+    });
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "no byte of a failed write-back is handed off"
+    );
+    let ranges = peer.file_requests();
+    assert_eq!(
+        ranges.last().unwrap().1.as_deref(),
+        Some(format!("bytes={durable}-").as_str()),
+        "resumed from the last successful checkpoint: {ranges:?}"
+    );
 }

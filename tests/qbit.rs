@@ -716,7 +716,7 @@ fn an_add_shows_at_once_runs_in_the_background_and_a_delete_cancels_it() {
         "both adds settled"
     );
     let id = bed.registry.list().unwrap()[0].id;
-    let part = bed.path(&format!("data/incomplete/{hash}.part"));
+    let part = bed.path(&format!("data/incomplete/{hash}.{id}.part"));
     assert!(part.exists());
 
     let r = post_form(

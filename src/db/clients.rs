@@ -277,7 +277,8 @@ impl Registry {
     /// Ids of the rows of release `info_hash` whose removal was asked for
     /// and is not finished (their worker may still hold them).
     pub fn being_removed(&self, info_hash: &str) -> Result<Vec<i64>> {
-        let sql = "SELECT id FROM downloads WHERE info_hash = ?1 AND removal IS NOT NULL ORDER BY id";
+        let sql =
+            "SELECT id FROM downloads WHERE info_hash = ?1 AND removal IS NOT NULL ORDER BY id";
         let conn = self.conn.lock();
         query_all(&conn, sql, [info_hash], |r| r.get(0), "list removals")
     }

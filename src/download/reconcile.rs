@@ -178,7 +178,9 @@ pub fn run(registry: &Registry, config: &DownloadsConfig) -> Result<Summary> {
 fn look(row: &Download, local: bool) -> OnDisk {
     let part = std::fs::metadata(&row.part_path).ok();
     let written = match &part {
-        Some(meta) if local => written::read(&row.part_path, meta, written::Owner::of(row)).unwrap_or(0),
+        Some(meta) if local => {
+            written::read(&row.part_path, meta, written::Owner::of(row)).unwrap_or(0)
+        }
         _ => 0,
     };
     let dest = if row.dest_path.as_os_str().is_empty() {

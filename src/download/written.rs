@@ -346,7 +346,11 @@ mod tests {
             generation: 4,
             ..OWNER
         };
-        assert_eq!(read_for(&path, &meta, next, boot), None, "another generation");
+        assert_eq!(
+            read_for(&path, &meta, next, boot),
+            None,
+            "another generation"
+        );
         rec.restart(4);
         assert_eq!(read_for(&path, &meta, next, boot), Some(0), "restarted");
         assert_eq!(read_for(&path, &meta, OWNER, boot), None);
@@ -367,7 +371,11 @@ mod tests {
             "kept: not past the cut"
         );
         cut(&path, 2);
-        assert_eq!(read_for(&path, &meta, next, boot), None, "it vouched for more");
+        assert_eq!(
+            read_for(&path, &meta, next, boot),
+            None,
+            "it vouched for more"
+        );
         rec.set(3);
         forget(&path);
         assert_eq!(read_for(&path, &meta, next, boot), None);

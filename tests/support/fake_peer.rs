@@ -41,6 +41,13 @@ pub enum Mode {
     /// 200 without `Content-Length` (the body ends when the connection
     /// closes), another ETag, and this body instead of the file's.
     Unsized(Vec<u8>),
+    /// Like `Unsized`, then silence for this long before the connection
+    /// closes: a read past the body's end fails (times out).
+    UnsizedStall(Vec<u8>, Duration),
+    /// From byte 0: like `Cut(n)`. From any other offset: a 206 that starts
+    /// earlier, at the 64 KiB block before the offset (as caching proxies
+    /// answer), cut after `n` bytes too.
+    CutOrEarlier(u64),
     /// Like `Cut(n)`, then the file is replaced by these bytes (a new
     /// version: another ETag) before the connection closes.
     CutAndReplace(u64, Vec<u8>),
@@ -90,6 +97,8 @@ struct Shared {
     /// Every file request first replaces the file by a new version, 1000
     /// bytes longer (a file that changes all the time).
     grow: AtomicBool,
+    /// Releases leave out `etag` (an old node: the field is an extension).
+    no_release_etag: AtomicBool,
 }
 
 /// A file as served now: its bytes and ETag change when it is replaced.
@@ -143,6 +152,7 @@ impl FakePeer {
             files: Mutex::new(served),
             fallback: Mutex::new(Mode::Honest),
             grow: AtomicBool::new(false),
+            no_release_etag: AtomicBool::new(false),
         });
         let (rec, scr, st, sh) = (record.clone(), script.clone(), stop.clone(), shared.clone());
         std::thread::spawn(move || {
@@ -181,6 +191,12 @@ impl FakePeer {
     /// version 1000 bytes longer.
     pub fn change_on_every_request(&self) {
         self.shared.grow.store(true, Ordering::SeqCst);
+    }
+
+    /// Releases leave out their `etag` from now on (an old node); file
+    /// answers still carry it.
+    pub fn releases_without_etag(&self) {
+        self.shared.no_release_etag.store(true, Ordering::SeqCst);
     }
 
     /// Removes file `id`: its item and file answer 404 from now on.
@@ -250,7 +266,10 @@ fn serve(
     };
     let size = file.data.len() as u64;
     if !is_file {
-        let body = serde_json::json!({"id": file.id, "title": file.filename.trim_end_matches(".mkv"), "filename": file.filename, "size": size, "category": 2000, "etag": file.etag});
+        let mut body = serde_json::json!({"id": file.id, "title": file.filename.trim_end_matches(".mkv"), "filename": file.filename, "size": size, "category": 2000, "etag": file.etag});
+        if shared.no_release_etag.load(Ordering::SeqCst) {
+            body.as_object_mut().unwrap().remove("etag");
+        }
         return json(&mut out, &body.to_string());
     }
     rec.requests
@@ -330,6 +349,15 @@ fn answer(
         Mode::Cut(n) | Mode::CutAndReplace(n, _) => {
             (head206(offset, last, size, ""), offset, size, Some(n))
         }
+        Mode::CutOrEarlier(n) => {
+            const BLOCK: u64 = 64 * 1024;
+            let first = match offset {
+                0 => 0,
+                o if o % BLOCK == 0 => o - BLOCK,
+                o => o / BLOCK * BLOCK,
+            };
+            (head206(first, last, size, ""), first, size, Some(n))
+        }
         Mode::Stall(n, d) => {
             out.write_all(head206(offset, last, size, "").as_bytes())?;
             let end = (offset + n).min(size);
@@ -389,14 +417,17 @@ fn answer(
             out.write_all(b"0\r\n\r\n")?;
             return Ok(());
         }
-        Mode::Unsized(body) => {
+        Mode::Unsized(ref body) | Mode::UnsizedStall(ref body, _) => {
             write!(
                 out,
                 "HTTP/1.1 200 OK\r\nETag: \"another-etag\"\r\nConnection: close\r\n\r\n"
             )?;
-            out.write_all(&body)?;
+            out.write_all(body)?;
             rec.body_bytes
                 .fetch_add(body.len() as u64, Ordering::SeqCst);
+            if let Mode::UnsizedStall(_, d) = mode {
+                std::thread::sleep(d);
+            }
             return Ok(());
         }
     };

@@ -1732,6 +1732,18 @@ mod tests {
                 "at least 0",
             ),
             (
+                "[server]\napi_key = \"k\"\n[downloads]\nstub_settle_ms = -1\n",
+                "downloads.stub_settle_ms",
+                Some(4),
+                "at least 0",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nstub_settle_ms = 86400001\n",
+                "downloads.stub_settle_ms",
+                Some(4),
+                "at most",
+            ),
+            (
                 "[server]\napi_key = \"k\"\n[downloads]\nmin_free_bytes = \"1G\"\n",
                 "downloads.min_free_bytes",
                 Some(4),

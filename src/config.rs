@@ -219,6 +219,9 @@ pub struct DownloadsConfig {
     pub incomplete_dir: PathBuf,
     pub completed_dir: PathBuf,
     pub scan_interval: Duration,
+    /// A stub that does not parse is read again whenever it changes, and
+    /// set aside `.invalid` only once unchanged this long (a slow writer).
+    pub stub_settle: Duration,
     pub max_concurrent_downloads: usize,
     /// Attempts in a row without progress before a download fails.
     pub max_attempts: u32,
@@ -578,6 +581,7 @@ impl fmt::Display for Config {
         writeln!(f, "incomplete_dir = {:?}", d.incomplete_dir.display())?;
         writeln!(f, "completed_dir = {:?}", d.completed_dir.display())?;
         writeln!(f, "scan_interval_ms = {}", d.scan_interval.as_millis())?;
+        writeln!(f, "stub_settle_ms = {}", d.stub_settle.as_millis())?;
         writeln!(
             f,
             "max_concurrent_downloads = {}",
@@ -1277,6 +1281,7 @@ impl<'a> Cx<'a> {
         let incomplete_dir = self.path(&mut t, "incomplete_dir", "data/incomplete");
         let completed_dir = self.path(&mut t, "completed_dir", "data/completed");
         let scan_interval = self.millis(&mut t, "scan_interval_ms", 2000, 50, 3_600_000);
+        let stub_settle = self.millis(&mut t, "stub_settle_ms", 30_000, 0, 86_400_000);
         let max_concurrent_downloads =
             self.integer(&mut t, "max_concurrent_downloads", 3, 1, 64) as usize;
         let max_attempts = self.integer(&mut t, "max_attempts", 13, 1, 1000) as u32;
@@ -1320,6 +1325,7 @@ impl<'a> Cx<'a> {
             incomplete_dir,
             completed_dir,
             scan_interval,
+            stub_settle,
             max_concurrent_downloads,
             max_attempts,
             progress_bytes,
@@ -1546,6 +1552,7 @@ mod tests {
         assert_eq!(c.downloads.max_concurrent_downloads, 3);
         assert_eq!(c.downloads.max_attempts, 13);
         assert_eq!(c.downloads.min_free_bytes, 1 << 30);
+        assert_eq!(c.downloads.stub_settle, Duration::from_secs(30));
         assert_eq!(c.downloads.progress_bytes, 65_536);
         assert_eq!(c.downloads.retry_base_delay, Duration::from_millis(1000));
         assert_eq!(
@@ -1723,6 +1730,18 @@ mod tests {
                 "downloads.min_free_bytes",
                 Some(4),
                 "at least 0",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nstub_settle_ms = -1\n",
+                "downloads.stub_settle_ms",
+                Some(4),
+                "at least 0",
+            ),
+            (
+                "[server]\napi_key = \"k\"\n[downloads]\nstub_settle_ms = 86400001\n",
+                "downloads.stub_settle_ms",
+                Some(4),
+                "at most",
             ),
             (
                 "[server]\napi_key = \"k\"\n[downloads]\nmin_free_bytes = \"1G\"\n",

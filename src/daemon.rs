@@ -101,7 +101,12 @@ pub fn run(config: Config) -> Result<()> {
         )?),
     };
     let d = &config.downloads;
-    let watcher = Watcher::start(downloads.clone(), d.watch_dir.clone(), d.scan_interval)?;
+    let watcher = Watcher::start(
+        downloads.clone(),
+        d.watch_dir.clone(),
+        d.scan_interval,
+        d.stub_settle,
+    )?;
     let catalogue = Arc::new(Catalogue::new(
         &config.libraries,
         config.server.max_catalogue_items,

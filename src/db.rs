@@ -799,13 +799,15 @@ impl Registry {
     }
 
     /// A new stub for the release of row `id` (§2.4 **Identity**): its
-    /// source (stub, peer, item, and the release as looked up again)
-    /// replaces the row's. With `restart` (another version) the durable
-    /// progress goes to 0, the bytes get a new generation and the version's
-    /// `high_water` is 0 (the caller truncates the `.part` after this
-    /// commits; a crash in between leaves nothing that vouches for the old
-    /// bytes). A failed or cancelled row is queued again with fresh
-    /// attempts. One transaction, with its events.
+    /// source (peer, item, and the release as looked up again) replaces
+    /// the row's. The row keeps its own stub name: the new stub is set
+    /// aside `.duplicate`, and the row's stub (or its `.failed` form) is
+    /// the one its completion removes. With `restart` (another version)
+    /// the durable progress goes to 0, the bytes get a new generation and
+    /// the version's `high_water` is 0 (the caller truncates the `.part`
+    /// after this commits; a crash in between leaves nothing that vouches
+    /// for the old bytes). A failed or cancelled row is queued again with
+    /// fresh attempts. One transaction, with its events.
     pub fn replace_source(
         &self,
         id: i64,
@@ -816,20 +818,19 @@ impl Registry {
         let update = |tx: &Connection, dest: &str, expected: i64, now: &str| {
             // SET expressions all see the row as it was.
             tx.execute(
-                "UPDATE downloads SET stub_name = ?2, peer = ?3, item_id = ?4, title = ?5, \
-                 file_name = ?6, dest_path = ?7, etag = ?8, expected_bytes = ?9, \
-                 downloaded_bytes = CASE WHEN ?10 THEN 0 ELSE downloaded_bytes END, \
-                 high_water = CASE WHEN ?10 THEN 0 ELSE high_water END, \
-                 generation = generation + ?10, \
-                 restarts = restarts + ?10, \
+                "UPDATE downloads SET peer = ?2, item_id = ?3, title = ?4, \
+                 file_name = ?5, dest_path = ?6, etag = ?7, expected_bytes = ?8, \
+                 downloaded_bytes = CASE WHEN ?9 THEN 0 ELSE downloaded_bytes END, \
+                 high_water = CASE WHEN ?9 THEN 0 ELSE high_water END, \
+                 generation = generation + ?9, \
+                 restarts = restarts + ?9, \
                  attempts = CASE WHEN status IN ('failed', 'cancelled') THEN 0 ELSE attempts END, \
                  error = CASE WHEN status IN ('failed', 'cancelled') THEN NULL ELSE error END, \
                  status = CASE WHEN status IN ('failed', 'cancelled') THEN 'queued' \
                           ELSE status END, \
-                 updated_at = ?11 WHERE id = ?1",
+                 updated_at = ?10 WHERE id = ?1",
                 params![
                     id,
-                    new.stub_name,
                     new.peer,
                     new.item_id,
                     new.title,

@@ -663,7 +663,8 @@ fn a_second_stub_for_one_release_takes_the_new_source() {
     assert_eq!(row.status, Status::Completed, "{:?}", row.error);
     assert_eq!(
         (row.item_id.as_str(), row.stub_name.as_str()),
-        ("m", "b.torrent")
+        ("m", "a.torrent"),
+        "the row keeps its own stub: b.torrent is set aside as a duplicate"
     );
     assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
     let regrabbed = events(&bed, id, "regrabbed");

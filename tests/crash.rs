@@ -270,7 +270,7 @@ fn a_completion_the_registry_could_not_record_is_recorded_not_refetched() {
 fn a_restart_processes_no_stub_twice() {
     let data = pattern(20_000);
     let peer = FakePeer::one("m", &data);
-    let b = downloader(peer.addr, "");
+    let b = downloader(peer.addr, "stub_settle_ms = 200");
     let watch = b.path().join("data/watch");
     let mut node = b.start();
     let gone = jack::stub::build("alice", "gone", "gone", 100);

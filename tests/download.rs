@@ -53,7 +53,7 @@ fn one_node_downloads_from_another_through_a_dropped_stub() {
 
 #[test]
 fn an_invalid_stub_is_renamed_and_shown_by_status() {
-    let b = downloader("127.0.0.1:9".parse().unwrap(), "");
+    let b = downloader("127.0.0.1:9".parse().unwrap(), "stub_settle_ms = 200");
     let node = b.start();
     drop_stub(&b, "Broken.torrent", b"this is not bencode");
     let renamed = b.path().join("data/watch/Broken.torrent.invalid");

@@ -872,7 +872,7 @@ impl Downloads {
                     row.expected_bytes,
                     row.dest_path.display()
                 );
-                remove_stub(&self.config.watch_dir, &row.stub_name);
+                remove_stub(&self.config.watch_dir, row);
                 crate::metrics::METRICS.completed();
                 self.completions.lock().retain(|tx| tx.send(id).is_ok());
             }
@@ -1128,16 +1128,39 @@ fn log_handoff(mode: handoff::Mode, d: &DownloadsConfig) {
     }
 }
 
-/// Removes a completed download's stub from the watch folder.
-fn remove_stub(watch_dir: &Path, stub_name: &str) {
-    if !safe_file_name(stub_name) {
+/// Removes a completed download's stub from the watch folder, and the
+/// `.failed` form a failure before a retry left of it (`<name>.failed`,
+/// `<name>.<n>.failed`: [`watch::aside_names`]). Only a stub of this
+/// release goes: a file of that name for another release is another
+/// download's, or a grab not read yet.
+fn remove_stub(watch_dir: &Path, row: &Download) {
+    let name = &row.stub_name;
+    if !safe_file_name(name) {
         return;
     }
-    match std::fs::remove_file(watch_dir.join(stub_name)) {
-        Ok(()) => log::info!("stub removed stub={stub_name}"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("cannot remove stub stub={stub_name} error={e}"),
+    let names = std::iter::once(name.clone()).chain(watch::aside_names(name, "failed"));
+    for file in names {
+        let path = watch_dir.join(&file);
+        if !stub_of(&path, &row.info_hash) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => log::info!("stub removed stub={file} id={}", row.id),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove stub stub={file} error={e}"),
+        }
     }
+}
+
+/// Whether `path` is a regular file holding a stub of the release `info_hash`.
+fn stub_of(path: &Path, info_hash: &str) -> bool {
+    let small = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.is_file() && m.len() <= stub::MAX_STUB_BYTES as u64);
+    small
+        && std::fs::read(path)
+            .ok()
+            .and_then(|bytes| stub::parse(&bytes, u64::MAX).ok())
+            .is_some_and(|s| s.info_hash == info_hash)
 }
 
 #[cfg(test)]

@@ -21,12 +21,44 @@
 //! Each stub is handed to [`Downloads::add_stub`] once, across restarts
 //! too: the registry remembers each processed stub by name, length and
 //! modification time, so only a stub written anew (a re-grab) is read
-//! again. A broken stub is renamed `<name>.invalid` and recorded with its
-//! reason; a stub whose download fails for good becomes `<name>.failed`
-//! (in `downloads`); neither is ever deleted or read again. A stub whose
-//! peer cannot be reached right now is tried again later. Completed
-//! downloads remove their stub (in `downloads`). Each pass also picks up
-//! `queued` rows nobody is working on (`jack retry`).
+//! again. A stub whose peer cannot be reached right now is tried again
+//! later. Each pass also picks up `queued` rows nobody is working on
+//! (`jack retry`).
+//!
+//! A stub that does not parse may not be whole yet (a writer that opens,
+//! appends and closes several times; a network share, where a pass may
+//! read it between two writes): it stays where it is and is read again
+//! whenever it changes (inotify says it was closed after writing again,
+//! or a pass finds another length or modification time and then the
+//! stable-file rule), and only once it has been unchanged for the
+//! stability window (`stub_settle_ms`, 30 s by default, counted from when
+//! this version was first seen) is it read one last time and, still
+//! broken, renamed `<name>.invalid` and recorded with its reason. The
+//! window ends at the first pass after it, so a stub is set aside at most
+//! one `scan_interval_ms` late. A stub that parses is processed at once:
+//! the window costs the happy path nothing.
+//!
+//! What becomes of a stub once processed (none is ever read again):
+//!
+//! * a new download: the stub stays, named by the row (`stub_name`), until
+//!   the download completes and removes it (in `downloads`);
+//! * its download fails for good: `<name>.failed` (in `downloads`),
+//!   removed if the download later completes (a retry, or a re-grab);
+//! * a download of the release already exists (completed or running:
+//!   [`Added::Duplicate`]; queued, retrying, paused or failed, which takes
+//!   this stub's source: [`Added::Regrabbed`]): `<name>.duplicate`, once
+//!   the row has taken it into account. **The row keeps its own stub**:
+//!   its `stub_name` stays the first stub's, which is still there or is
+//!   `<stub_name>.failed`, so its completion removes exactly what it owns,
+//!   and a stub another row owns is never touched (the completion removes
+//!   a file only when it is a stub of its release, by info-hash). A stub
+//!   written anew under the name of a row that has not completed (the same
+//!   grab again) is that row's own stub: it stays, for the completion to
+//!   remove with the `.failed` form;
+//! * not a valid stub after the window: `<name>.invalid`.
+//!
+//! `.invalid`, `.duplicate` and a `.failed` whose download never completes
+//! are left for the operator: jack does not delete them.
 //!
 //! Why no busy wait and no late stop: the thread sleeps in poll(2) on two
 //! fds, the inotify fd and an eventfd that [`Watcher::stop`] writes once
@@ -48,6 +80,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Receiver;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 
+use crate::db::Status;
 use crate::download::downloads::{Added, Downloads};
 use crate::download::handoff::rename_no_replace;
 use crate::download::notify::{Change, Notify};
@@ -67,9 +100,26 @@ const WRITER_PATIENCE: Duration = Duration::from_secs(60);
 struct Seen {
     len: u64,
     modified: Option<SystemTime>,
+    /// When this version (length and modification time) was first seen.
+    since: Instant,
     /// Handled (queued, duplicate, failed or invalid): never again while unchanged.
     done: bool,
+    /// Read, and not a valid stub (yet): read again once it changes, set
+    /// aside once unchanged for the stability window.
+    broken: bool,
     not_before: Option<Instant>,
+}
+
+/// What reading a stub came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Handled {
+    /// Taken into account: never read again while unchanged.
+    Done,
+    /// Try it again after this long (the peer or the registry could not
+    /// be asked).
+    Later(Duration),
+    /// Not a valid stub, for this reason: perhaps not whole yet.
+    Broken(String),
 }
 
 /// When a stub found in the folder may be read.
@@ -91,7 +141,13 @@ pub struct Watcher {
 impl Watcher {
     /// Starts the `watch` thread. The inotify watch is in place when this
     /// returns, so a stub dropped from then on is seen at once.
-    pub fn start(downloads: Arc<Downloads>, dir: PathBuf, interval: Duration) -> Result<Watcher> {
+    /// `settle`: the stability window of a stub that does not parse.
+    pub fn start(
+        downloads: Arc<Downloads>,
+        dir: PathBuf,
+        interval: Duration,
+        settle: Duration,
+    ) -> Result<Watcher> {
         let waker = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
             .map_err(|e| Error::io("cannot make the watch thread's eventfd", e.into()))?;
         let waker = Arc::new(waker);
@@ -126,6 +182,7 @@ impl Watcher {
             let mut folder = Folder {
                 downloads: &downloads,
                 dir: &dir,
+                settle,
                 seen: HashMap::new(),
                 writing: HashMap::new(),
             };
@@ -228,6 +285,9 @@ fn wait(waker: &OwnedFd, notify: Option<&Notify>, stop: &Receiver<()>, timeout: 
 struct Folder<'a> {
     downloads: &'a Downloads,
     dir: &'a Path,
+    /// How long a stub that does not parse must stay unchanged before it
+    /// is set aside `.invalid`.
+    settle: Duration,
     seen: HashMap<String, Seen>,
     /// Stubs inotify saw written and not closed since, with the last write.
     writing: HashMap<String, Instant>,
@@ -326,11 +386,18 @@ impl Folder<'_> {
         let now = Seen {
             len: meta.len(),
             modified: meta.modified().ok(),
+            since: Instant::now(),
             done: false,
+            broken: false,
             not_before: None,
         };
+        // A broken stub inotify says was written and closed again is a new
+        // version, even with the same length and modification time.
+        let rewritten = |p: &Seen| ready == Ready::Now && p.broken;
         let (prev, unchanged) = match self.seen.get(name) {
-            Some(p) if p.len == now.len && p.modified == now.modified => (*p, true),
+            Some(p) if p.len == now.len && p.modified == now.modified && !rewritten(p) => {
+                (*p, true)
+            }
             _ => {
                 self.seen.insert(name.to_string(), now);
                 (now, false)
@@ -345,23 +412,41 @@ impl Folder<'_> {
         if !go || prev.done || prev.not_before.is_some_and(|t| Instant::now() < t) {
             return;
         }
+        // Broken and unchanged since: read again only once the window is over.
+        let settled = prev.since.elapsed() >= self.settle;
+        if prev.broken && !settled {
+            return;
+        }
         let modified = modified_ns(now.modified);
         let registry = self.downloads.registry();
         let outcome = match registry.stub_seen(name, now.len, modified) {
             // Processed before (by an earlier run): never again.
-            Ok(true) => None,
+            Ok(true) => Handled::Done,
             Ok(false) => handle(self.downloads, self.dir, name, now.len),
             Err(e) => {
                 log::error!("cannot read processed stubs stub={name} error={e}");
-                Some(LATER)
+                Handled::Later(LATER)
             }
         };
         let entry = match outcome {
-            Some(later) => Seen {
+            Handled::Later(later) => Seen {
                 not_before: Some(Instant::now() + later),
                 ..prev
             },
-            None => {
+            Handled::Broken(reason) if !settled => {
+                log::info!(
+                    "stub does not parse yet, read again when it changes stub={name} settle_ms={} reason={reason}",
+                    self.settle.as_millis()
+                );
+                Seen {
+                    broken: true,
+                    ..prev
+                }
+            }
+            Handled::Broken(_) | Handled::Done => {
+                if let Handled::Broken(reason) = &outcome {
+                    set_aside_invalid(self.downloads, self.dir, name, reason);
+                }
                 if let Err(e) = registry.remember_stub(name, now.len, modified) {
                     log::error!("cannot record a processed stub stub={name} error={e}");
                 }
@@ -373,13 +458,14 @@ impl Folder<'_> {
 }
 
 /// A name the watch folder reads: `*.torrent`, not hidden (a writer's
-/// temporary name), not set aside (`.invalid`, `.failed`).
+/// temporary name), not set aside (`.invalid`, `.failed`, `.duplicate`).
 fn is_stub_name(name: &str) -> bool {
     !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".torrent")
 }
 
-/// Handles one stable stub; `Some(delay)` when it must be tried again.
-fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Duration> {
+/// Handles one stable stub. One that does not parse is left where it is
+/// (the caller sets it aside once the stability window is over).
+fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Handled {
     let path = dir.join(name);
     let result = if len > MAX_STUB_BYTES as u64 {
         Ok(Added::Invalid(format!(
@@ -390,15 +476,20 @@ fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Dur
             Ok(bytes) => downloads.add_stub(name, &bytes),
             Err(e) => {
                 log::warn!("cannot read stub stub={name} error={e}");
-                return Some(LATER);
+                return Handled::Later(LATER);
             }
         }
     };
     match result {
         Ok(Added::Queued(id)) => log::info!("stub accepted stub={name} id={id}"),
-        Ok(Added::Duplicate(id)) => log::info!("stub already known stub={name} id={id}"),
+        // The download keeps its own stub (see the module doc).
+        Ok(Added::Duplicate(id)) => {
+            log::info!("stub already known stub={name} id={id}");
+            set_aside_duplicate(downloads, dir, name, id);
+        }
         Ok(Added::Regrabbed(id)) => {
-            log::info!("stub gave its download a new source stub={name} id={id}")
+            log::info!("stub gave its download a new source stub={name} id={id}");
+            set_aside_duplicate(downloads, dir, name, id);
         }
         Ok(Added::Failed(id, e)) => {
             log::warn!("stub recorded as failed stub={name} id={id} error={e}");
@@ -406,36 +497,50 @@ fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Option<Dur
         }
         Ok(Added::Later(e)) => {
             log::warn!("peer unavailable, stub kept for later stub={name} error={e}");
-            return Some(LATER);
+            return Handled::Later(LATER);
         }
-        Ok(Added::Invalid(reason)) => {
-            log::warn!("invalid stub stub={name} reason={reason}");
-            set_aside(dir, name, "invalid");
-            if let Err(e) = downloads.registry().record_invalid_stub(name, &reason) {
-                log::error!("cannot record invalid stub stub={name} error={e}");
-            }
-        }
+        Ok(Added::Invalid(reason)) => return Handled::Broken(reason),
         Err(e) => {
             log::error!("cannot queue stub stub={name} error={e}");
-            return Some(LATER);
+            return Handled::Later(LATER);
         }
     }
-    None
+    Handled::Done
+}
+
+/// Sets the stub `name`, taken into account by download `id`, aside as
+/// `<name>.duplicate`, unless it is that download's own stub: the row
+/// names it and has not completed (the same stub written anew under its
+/// name, a re-grab): it stays, for the completion to remove.
+fn set_aside_duplicate(downloads: &Downloads, dir: &Path, name: &str, id: i64) {
+    let own = matches!(
+        downloads.registry().get(id),
+        Ok(Some(row)) if row.stub_name == name && row.status != Status::Completed
+    );
+    if !own {
+        set_aside(dir, name, "duplicate");
+    }
+}
+
+/// Sets the stub `name` aside as `<name>.invalid`, with its reason on record.
+fn set_aside_invalid(downloads: &Downloads, dir: &Path, name: &str, reason: &str) {
+    log::warn!("invalid stub stub={name} reason={reason}");
+    set_aside(dir, name, "invalid");
+    if let Err(e) = downloads.registry().record_invalid_stub(name, reason) {
+        log::error!("cannot record invalid stub stub={name} error={e}");
+    }
 }
 
 /// Renames the stub `name` in `dir` to `<name>.<kind>` (`invalid`,
-/// `failed`), never replacing a stub set aside earlier (`<name>.2.<kind>`
+/// `failed`, `duplicate`), never replacing a stub set aside earlier (`<name>.2.<kind>`
 /// and so on). A stub that is not there (added through an API) is fine.
 pub fn set_aside(dir: &Path, name: &str, kind: &str) {
     if !crate::download::downloads::safe_file_name(name) {
         return;
     }
     let from = dir.join(name);
-    for n in 1..100 {
-        let to = match n {
-            1 => dir.join(format!("{name}.{kind}")),
-            n => dir.join(format!("{name}.{n}.{kind}")),
-        };
+    for aside in aside_names(name, kind) {
+        let to = dir.join(aside);
         match rename_no_replace(&from, &to) {
             Ok(()) => {
                 log::info!("stub set aside stub={name} as={}", to.display());
@@ -449,6 +554,15 @@ pub fn set_aside(dir: &Path, name: &str, kind: &str) {
             }
         }
     }
+}
+
+/// The names [`set_aside`] gives the stub `name` as `kind`, in the order
+/// it tries them: `<name>.<kind>`, then `<name>.2.<kind>` up to 99.
+pub fn aside_names(name: &str, kind: &str) -> impl Iterator<Item = String> {
+    (1..100).map(move |n| match n {
+        1 => format!("{name}.{kind}"),
+        n => format!("{name}.{n}.{kind}"),
+    })
 }
 
 /// Nanoseconds since the epoch (0 when unknown), what the registry keeps.

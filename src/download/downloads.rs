@@ -438,10 +438,10 @@ impl Downloads {
             Err(PeerError::Permanent(e)) => return Lookup::Failed(e),
         };
         row.title = release.title.clone();
-        if !safe_file_name(&release.filename) {
+        if let Some(problem) = file_name_problem(&release.filename) {
             return Lookup::Failed(format!(
-                "unsafe file name {:?} from the peer",
-                release.filename
+                "unsafe file name {:?} from peer {}: {problem}",
+                release.filename, peer.name
             ));
         }
         if release.size == 0 || release.size > self.config.max_file_size {
@@ -989,19 +989,53 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::io(format!("cannot start thread {name}"), e))
 }
 
-/// A bare file name (`PROTOCOL.md` §2.2): no separators, not `.`/`..`,
-/// no control characters, at most 255 bytes, and not ending in `.part` or
-/// `.partial` in any case (names of unfinished files).
+/// A release's file name as `PROTOCOL.md` §2.2 allows it, checked where a
+/// peer's name is taken (a download's lookup, a stub built for the *arr
+/// apps, a search listing) and where this node offers one (the
+/// catalogue). See [`file_name_problem`].
 pub fn safe_file_name(name: &str) -> bool {
+    file_name_problem(name).is_none()
+}
+
+/// What is wrong with `name` as a release's file name, `None` when nothing
+/// is: a bare name ([`bare_file_name`]), not hidden, without whitespace at
+/// either end, not a name of an unfinished file (`.part`, `.partial`, in
+/// any case) nor of the node's own temporary files (`.jack-*`,
+/// `*.partial~`, `*.written`: a completed file under such a name would be
+/// taken for jack's own and removed at the next start).
+pub fn file_name_problem(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
+    if !bare_file_name(name) {
+        Some(
+            "not a bare file name (empty, . or .., a separator, a control character, over 255 bytes)",
+        )
+    } else if lower.starts_with(".jack-")
+        || lower.ends_with(".partial~")
+        || lower.ends_with(".written")
+    {
+        Some("a name of jack's own temporary files")
+    } else if name.starts_with('.') {
+        Some("a hidden name")
+    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        Some("whitespace at its start or end")
+    } else if lower.ends_with(".part") || lower.ends_with(".partial") {
+        Some("the name of an unfinished file")
+    } else {
+        None
+    }
+}
+
+/// A name that stays inside the folder it is joined to: not empty, not
+/// `.`/`..`, no separators, no control characters, at most 255 bytes. What
+/// a stub's name in the watch folder must be before jack renames or removes
+/// it.
+pub fn bare_file_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name != "."
         && name != ".."
         && !name.contains(['/', '\\'])
         && !name.chars().any(char::is_control)
-        && !lower.ends_with(".part")
-        && !lower.ends_with(".partial")
 }
 
 /// A worker is done with `id`: it frees the slot only if the slot is still
@@ -1066,7 +1100,7 @@ fn log_handoff(mode: handoff::Mode, d: &DownloadsConfig) {
 
 /// Removes a completed download's stub from the watch folder.
 fn remove_stub(watch_dir: &Path, stub_name: &str) {
-    if !safe_file_name(stub_name) {
+    if !bare_file_name(stub_name) {
         return;
     }
     match std::fs::remove_file(watch_dir.join(stub_name)) {
@@ -1114,7 +1148,9 @@ mod tests {
             "a.mkv",
             "The Matrix (1999).mkv",
             "日本語.mkv",
-            ".hidden.mkv",
+            "a .mkv",
+            "movie.part.mkv",
+            "x.jack-1.mkv",
         ] {
             assert!(safe_file_name(ok), "{ok}");
         }
@@ -1129,8 +1165,26 @@ mod tests {
             &"x".repeat(256),
             "movie.part",
             "movie.PARTIAL",
+            ".hidden.mkv",
+            ".jack-x.partial~",
+            ".jack-probe-7",
+            "x.partial~",
+            "movie.mkv.written",
+            "movie.mkv.Written",
+            "  spaced.mkv  ",
+            " lead.mkv",
+            "trail.mkv ",
+            "tab.mkv\t",
+            "nbsp.mkv\u{a0}",
         ] {
             assert!(!safe_file_name(bad), "{bad:?}");
+        }
+        // A stub's name in the watch folder needs only to stay in it.
+        for ok in [" x.torrent", "a.torrent"] {
+            assert!(bare_file_name(ok), "{ok:?}");
+        }
+        for bad in ["", "..", "api/x.torrent", "a\nb"] {
+            assert!(!bare_file_name(bad), "{bad:?}");
         }
     }
 }

@@ -222,6 +222,12 @@ impl Status {
     pub fn is_live(self) -> bool {
         !matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
     }
+
+    /// Rows a retry (`jack retry`, the status API) queues again: failed,
+    /// paused and cancelled ones.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Status::Failed | Status::Paused | Status::Cancelled)
+    }
 }
 
 impl fmt::Display for Status {
@@ -248,6 +254,8 @@ pub enum EventKind {
     HandOff,
     /// The peer's file changed: the release was looked up again.
     Changed,
+    /// Its owner cancelled it (the status API).
+    Cancelled,
 }
 
 impl EventKind {
@@ -265,6 +273,7 @@ impl EventKind {
             EventKind::Regrabbed => "regrabbed",
             EventKind::HandOff => "hand_off",
             EventKind::Changed => "changed",
+            EventKind::Cancelled => "cancelled",
         }
     }
 }
@@ -727,15 +736,15 @@ impl Registry {
             .map_err(db_err("list invalid stubs"))
     }
 
-    /// `jack retry`: a failed or paused row goes back to `queued` (its
+    /// `jack retry`: a failed, paused or cancelled row goes back to `queued` (its
     /// `.part` is resumed). Returns the status it had.
     pub fn retry(&self, id: i64) -> Result<Status> {
         let row = self
             .get(id)?
             .ok_or_else(|| Error::Runtime(format!("no download with id {id}")))?;
-        if !matches!(row.status, Status::Failed | Status::Paused) {
+        if !row.status.is_retryable() {
             return Err(Error::Runtime(format!(
-                "download {id} is {}, not failed or paused",
+                "download {id} is {}, not failed, paused or cancelled",
                 row.status
             )));
         }
@@ -757,7 +766,7 @@ impl Registry {
     /// A new stub for the release of row `id` (§2.4 **Identity**): its
     /// source (stub, peer, item, and the release as looked up again)
     /// replaces the row's. With `restart` the durable progress goes to 0
-    /// (the caller truncates the `.part` after this commits). A failed row
+    /// (the caller truncates the `.part` after this commits). A failed or cancelled row
     /// is queued again with fresh attempts. One transaction, with its events.
     pub fn replace_source(
         &self,
@@ -773,9 +782,11 @@ impl Registry {
                  file_name = ?6, dest_path = ?7, etag = ?8, expected_bytes = ?9, \
                  downloaded_bytes = CASE WHEN ?10 THEN 0 ELSE downloaded_bytes END, \
                  restarts = restarts + ?10, \
-                 attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, \
-                 error = CASE WHEN status = 'failed' THEN NULL ELSE error END, \
-                 status = CASE WHEN status = 'failed' THEN 'queued' ELSE status END, \
+                 attempts = CASE WHEN status IN ('failed', 'cancelled') THEN 0 \
+                     ELSE attempts END, \
+                 error = CASE WHEN status IN ('failed', 'cancelled') THEN NULL ELSE error END, \
+                 status = CASE WHEN status IN ('failed', 'cancelled') THEN 'queued' \
+                     ELSE status END, \
                  updated_at = ?11 WHERE id = ?1",
                 params![
                     id,

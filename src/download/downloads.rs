@@ -78,7 +78,7 @@ struct Run {
     live: Live,
     /// Stop between two reads (a removal or a cancel).
     cancel: Arc<AtomicBool>,
-    /// The stop is a cancel: the row fails [`CANCELLED`] and stays.
+    /// The stop is a cancel: the row ends [`Status::Cancelled`] and stays.
     cancelled: Arc<AtomicBool>,
 }
 
@@ -86,7 +86,8 @@ struct Run {
 /// again each time) before it ends as a failure without progress.
 pub const MAX_CHANGES: usize = 3;
 
-/// The error of a download cancelled through the status API.
+/// The event of a download cancelled through the status API (a cancel is
+/// not an error: the row has none).
 pub const CANCELLED: &str = "cancelled by the owner";
 
 pub struct Downloads {
@@ -321,11 +322,12 @@ impl Downloads {
             || matches!(self.registry.removal(id), Ok(Some(_)))
     }
 
-    /// Cancels download `id` (the status API): a live row fails
-    /// [`CANCELLED`] and keeps its files (`jack retry` resumes it). A
-    /// running transfer is told to stop between two reads and its worker
-    /// records the failure (a hand-off under way finishes first, and a
-    /// completion stands). `Ok(false)`: nothing to cancel (not live).
+    /// Cancels download `id` (the status API): a live row ends
+    /// [`Status::Cancelled`], no error, and keeps its files and its stub
+    /// (`jack retry` or a new stub resumes it). A running transfer is told
+    /// to stop between two reads and its worker records the cancel (a
+    /// hand-off under way finishes first, and a completion stands).
+    /// `Ok(false)`: nothing to cancel (not live).
     pub fn cancel(&self, id: i64) -> Result<bool> {
         let Some(row) = self.registry.get(id)? else {
             return Err(Error::Runtime(format!("no download with id {id}")));
@@ -346,7 +348,7 @@ impl Downloads {
         // A waiting id: the worker that takes it finds no slot and skips it.
         slots.remove(&id);
         // Still under the slot lock: no worker starts on it meanwhile.
-        self.give_up(&row, CANCELLED, false)?;
+        self.record_cancel(&row)?;
         Ok(true)
     }
 
@@ -355,9 +357,9 @@ impl Downloads {
     ///
     /// One release is one download (§2.4 **Identity**): a stub for a
     /// completed release starts nothing; one for a release whose download
-    /// is queued, retrying, paused or failed gives that row its source
-    /// (looked up again with every check a new stub gets), and a failed
-    /// row starts over with fresh attempts. A download being transferred
+    /// is queued, retrying, paused, failed or cancelled gives that row its
+    /// source (looked up again with every check a new stub gets), and a
+    /// failed or cancelled row starts over with fresh attempts. A download being transferred
     /// right now keeps its source.
     pub fn add_stub(&self, stub_name: &str, bytes: &[u8]) -> Result<Added> {
         let stub = match stub::parse(bytes, self.config.max_file_size) {
@@ -473,7 +475,7 @@ impl Downloads {
             "{}: source {}/{} -> {}/{} ({} bytes)",
             new.stub_name, row.peer, row.item_id, new.peer, new.item_id, new.expected_bytes
         );
-        if row.status == Status::Failed {
+        if matches!(row.status, Status::Failed | Status::Cancelled) {
             detail.push_str(", starting over with fresh attempts");
         }
         {
@@ -589,8 +591,7 @@ impl Downloads {
                     if run.cancelled.load(Ordering::SeqCst)
                         && !matches!(outcome, Outcome::Completed { .. }) =>
                 {
-                    let error = CANCELLED.to_string();
-                    Ok(Some((row, Outcome::Fatal { error })))
+                    Ok(Some((row, Outcome::Cancelled)))
                 }
                 other => other,
             };
@@ -883,6 +884,7 @@ impl Downloads {
                 return self.record(row, outcome);
             }
             Outcome::Fatal { error } => self.fail(row, &error)?,
+            Outcome::Cancelled => self.record_cancel(row)?,
             Outcome::Paused { error } => {
                 // Still waiting for room: one event, not one per look.
                 let waiting = |e: &str| e.starts_with(space::WAITING);
@@ -906,24 +908,24 @@ impl Downloads {
     /// The download fails for good: the row says why, and its stub is set
     /// aside as `<name>.failed` (never read again; a re-grab writes a new one).
     fn fail(&self, row: &Download, error: &str) -> Result<()> {
-        self.give_up(row, error, true)
-    }
-
-    /// [`Downloads::fail`]; `attempted`: an attempt ended (and is counted),
-    /// else the row fails while waiting (a cancel).
-    fn give_up(&self, row: &Download, error: &str, attempted: bool) -> Result<()> {
         let (id, failed, kind) = (row.id, Status::Failed, EventKind::Failed);
-        match attempted {
-            true => self
-                .registry
-                .end_attempt(id, failed, Some(error), kind, error, false)?,
-            false => self
-                .registry
-                .transition(id, failed, Some(error), kind, error)?,
-        }
+        self.registry
+            .end_attempt(id, failed, Some(error), kind, error, false)?;
         crate::metrics::METRICS.failed(error);
         log::warn!("download failed id={} error={error}", row.id);
         watch::set_aside(&self.config.watch_dir, &row.stub_name, "failed");
+        Ok(())
+    }
+
+    /// The owner cancelled `row`: [`Status::Cancelled`] with no error and an
+    /// event saying so, no attempt counted, not a failure; its `.part` and
+    /// its stub stay where they are (a retry or a new stub resumes it).
+    fn record_cancel(&self, row: &Download) -> Result<()> {
+        let (id, kind) = (row.id, EventKind::Cancelled);
+        self.registry
+            .transition(id, Status::Cancelled, None, kind, CANCELLED)?;
+        crate::metrics::METRICS.cancelled();
+        log::info!("download cancelled id={id}");
         Ok(())
     }
 

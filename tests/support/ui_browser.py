@@ -124,6 +124,29 @@ try:
           "markup from a title reached the document")
     no_alert()
 
+    # 2b. A cancelled download is a state of its own, not an error: its own
+    # label and colour, no error line, Retry offered (Cancel not), and Retry
+    # takes it up again.
+    cancelled = wait("the cancelled row", lambda: row("Film.1.2024"))
+    cid = cancelled["id"]
+    check(cancelled["status"] == "cancelled", "cancelled row shows " + repr(cancelled["status"]))
+
+    def sel(part):
+        return '.dl[data-id="%s"] %s' % (cid, part)
+    state = d.find_element(By.CSS_SELECTOR, sel(".state"))
+    check(state.text == "cancelled", "cancelled label: " + repr(state.text))
+    failed_state = d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .state' % hostile["id"])
+    colour = state.value_of_css_property("background-color")
+    check(colour != failed_state.value_of_css_property("background-color"),
+          "cancelled styled like failed: " + colour)
+    check(not d.find_element(By.CSS_SELECTOR, sel(".err")).is_displayed(),
+          "a cancelled row shows an error line")
+    check(not d.find_element(By.CSS_SELECTOR, sel(".cancel")).is_displayed(),
+          "a cancelled row offers Cancel")
+    d.find_element(By.CSS_SELECTOR, sel(".retry")).click()
+    wait("the cancelled row to be taken up again",
+         lambda: (row("Film.1.2024") or {}).get("status") not in (None, "cancelled"))
+
     # 3. A download appears, its bar moves, it completes: no reload.
     os.rename(A["retry_file"], A["retry_away"])
     for name in sorted(os.listdir(A["stubs"]), reverse=True):  # Slow first

@@ -244,6 +244,30 @@ fn python_path() -> String {
     sel.to_string()
 }
 
+/// The browser test's rule for what a page asked (`browser_requests.py`):
+/// the browser's requests for itself (`chrome-untrusted://new-tab-page/`,
+/// which Chromium 148 makes at start-up, `chrome://`, `devtools://`,
+/// `data:`, `blob:`, ...) are not the page's; an http(s) request to any
+/// origin but the nodes' is. Checked against its table, without a browser.
+#[test]
+fn the_browsers_own_requests_are_not_the_pages() {
+    support::need_tool("python3");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/browser_requests.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_page_in_a_real_browser() {
     let py = python_path();

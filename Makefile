@@ -23,14 +23,16 @@ tools:
 	@./scripts/ensure-browser.sh
 
 # The whole test suite (unit, integration, end to end with the real binary).
+# --no-fail-fast: every test binary runs and every failure is reported (by
+# default cargo skips the binaries after the first one that fails).
 test: tools
-	$(CARGO) test --locked
+	$(CARGO) test --locked --no-fail-fast
 
 # The same suite built as a 32-bit program (i686: 32-bit usize, as on
 # armv7), proving the u64 byte math (a 5 GiB file, offsets past 4 GiB).
 test-32: tools
 	@./scripts/ensure-32bit.sh
-	$(CARGO) test --locked --target i686-unknown-linux-gnu
+	$(CARGO) test --locked --no-fail-fast --target i686-unknown-linux-gnu
 
 # ARM binary sizes and idle memory under qemu-user (BENCHMARKS.md, ARM).
 bench-arm: cross-arm64 cross-armv7
@@ -64,8 +66,8 @@ cross-armv7:
 # 4 GiB, with armv7's 32-bit usize.
 test-arm: tools
 	@./scripts/ensure-cross.sh
-	JACK_TEST_RUNNER="$(QEMU64)" $(ZIG) test --locked --target $(ARM64)
-	JACK_TEST_RUNNER="$(QEMU32)" $(ZIG) test --locked --target $(ARMV7).2.17
+	JACK_TEST_RUNNER="$(QEMU64)" $(ZIG) test --locked --no-fail-fast --target $(ARM64)
+	JACK_TEST_RUNNER="$(QEMU32)" $(ZIG) test --locked --no-fail-fast --target $(ARMV7).2.17
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -20,7 +20,7 @@ usage:
   jack status [--json] [--watch] [--config PATH]
                                           list downloads (from the daemon if it runs, else the registry);
                                           --watch refreshes every second until Ctrl-C
-  jack retry ID [--config PATH]           resume a failed or paused download (the node picks it up)
+  jack retry ID [--config PATH]           resume a failed, paused or cancelled download (the node picks it up)
   jack arr register [--config PATH]       add jack to each [[arr]] as indexer and download client
   jack scan [--config PATH]               scan the libraries now, with progress, and print what friends will see
   jack key new NAME                       print a fresh key for the friend NAME and its [[server.peer_keys]] entry

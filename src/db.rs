@@ -222,6 +222,12 @@ impl Status {
     pub fn is_live(self) -> bool {
         !matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
     }
+
+    /// Rows a retry (`jack retry`, the status API) queues again: failed,
+    /// paused and cancelled ones.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Status::Failed | Status::Paused | Status::Cancelled)
+    }
 }
 
 impl fmt::Display for Status {
@@ -248,6 +254,8 @@ pub enum EventKind {
     HandOff,
     /// The peer's file changed: the release was looked up again.
     Changed,
+    /// Its owner cancelled it (the status API).
+    Cancelled,
 }
 
 impl EventKind {
@@ -265,6 +273,7 @@ impl EventKind {
             EventKind::Regrabbed => "regrabbed",
             EventKind::HandOff => "hand_off",
             EventKind::Changed => "changed",
+            EventKind::Cancelled => "cancelled",
         }
     }
 }
@@ -771,15 +780,15 @@ impl Registry {
             .map_err(db_err("list invalid stubs"))
     }
 
-    /// `jack retry`: a failed or paused row goes back to `queued` (its
+    /// `jack retry`: a failed, paused or cancelled row goes back to `queued` (its
     /// `.part` is resumed). Returns the status it had.
     pub fn retry(&self, id: i64) -> Result<Status> {
         let row = self
             .get(id)?
             .ok_or_else(|| Error::Runtime(format!("no download with id {id}")))?;
-        if !matches!(row.status, Status::Failed | Status::Paused) {
+        if !row.status.is_retryable() {
             return Err(Error::Runtime(format!(
-                "download {id} is {}, not failed or paused",
+                "download {id} is {}, not failed, paused or cancelled",
                 row.status
             )));
         }

@@ -27,7 +27,6 @@ pub enum Reason {
     Registry,
     DestinationExists,
     RetriesExhausted,
-    Cancelled,
     Changed,
     Length,
     Release,
@@ -35,7 +34,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Network,
         Reason::Timeout,
         Reason::Http4xx,
@@ -46,7 +45,6 @@ impl Reason {
         Reason::Registry,
         Reason::DestinationExists,
         Reason::RetriesExhausted,
-        Reason::Cancelled,
         Reason::Changed,
         Reason::Length,
         Reason::Release,
@@ -65,7 +63,6 @@ impl Reason {
             Reason::Registry => "registry",
             Reason::DestinationExists => "destination_exists",
             Reason::RetriesExhausted => "retries_exhausted",
-            Reason::Cancelled => "cancelled",
             Reason::Changed => "changed",
             Reason::Length => "length",
             Reason::Release => "release",
@@ -79,8 +76,6 @@ impl Reason {
         let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
         if has(&["gave up after"]) {
             Reason::RetriesExhausted
-        } else if has(&["cancelled"]) {
-            Reason::Cancelled
         } else if has(&["certificate", "tls"]) {
             Reason::Certificate
         } else if has(&["destination exists"]) {
@@ -132,6 +127,7 @@ pub struct Metrics {
     bytes_downloaded: AtomicU64,
     bytes_direct: AtomicU64,
     completed: AtomicU64,
+    cancelled: AtomicU64,
     failed: [AtomicU64; REASONS],
     retries: [AtomicU64; REASONS],
     restarts: [AtomicU64; REASONS],
@@ -147,6 +143,7 @@ pub static METRICS: Metrics = Metrics {
     bytes_downloaded: AtomicU64::new(0),
     bytes_direct: AtomicU64::new(0),
     completed: AtomicU64::new(0),
+    cancelled: AtomicU64::new(0),
     failed: [ZERO; REASONS],
     retries: [ZERO; REASONS],
     restarts: [ZERO; REASONS],
@@ -178,6 +175,10 @@ impl Metrics {
     }
     pub fn completed(&self) {
         self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A download cancelled by its owner (not a failure).
+    pub fn cancelled(&self) {
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
     }
     pub fn failed(&self, error: &str) {
         self.failed[Reason::of(error).index()].fetch_add(1, Ordering::Relaxed);
@@ -270,6 +271,12 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         load(&m.completed),
     );
     one(
+        "jack_downloads_cancelled_total",
+        "counter",
+        "Downloads cancelled by their owner since start (not failures).",
+        load(&m.cancelled),
+    );
+    one(
         "jack_open_connections",
         "gauge",
         "HTTP connections open now.",
@@ -337,7 +344,6 @@ mod tests {
                 "gave up after 5 attempts: connection refused",
                 "retries_exhausted",
             ),
-            ("cancelled by the owner", "cancelled"),
             ("invalid peer certificate: UnknownIssuer", "certificate"),
             ("destination exists", "destination_exists"),
             ("peer timed out", "timeout"),
@@ -365,6 +371,7 @@ mod tests {
             bytes_downloaded: AtomicU64::new(0),
             bytes_direct: AtomicU64::new(5),
             completed: AtomicU64::new(1),
+            cancelled: AtomicU64::new(0),
             failed: [ZERO; REASONS],
             retries: [ZERO; REASONS],
             restarts: [ZERO; REASONS],
@@ -374,6 +381,7 @@ mod tests {
         m.answered(404);
         m.answered(999);
         m.failed("gave up after 3 attempts: x");
+        m.cancelled();
         let text = render(
             &m,
             Gauges {
@@ -397,6 +405,11 @@ mod tests {
             "# TYPE jack_connections_refused_total counter\njack_connections_refused_total{reason=\"max_connections\"} 5\njack_connections_refused_total{reason=\"max_connections_per_ip\"} 6\n"
         ));
         assert!(text.contains("jack_downloads_failed_total{reason=\"retries_exhausted\"} 1\n"));
+        assert!(text.contains("jack_downloads_cancelled_total 1\n"));
+        assert!(
+            !text.contains("reason=\"cancelled\""),
+            "a cancel is no failure reason"
+        );
         assert!(text.ends_with('\n'));
     }
 }

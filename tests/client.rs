@@ -764,6 +764,49 @@ fn a_stub_that_failed_a_check_never_transfers_a_byte() {
     assert!(!row.part_path.exists(), "no .part was ever created");
 }
 
+/// PROTOCOL.md §2.2: a release named like jack's own temporary files, a
+/// hidden file, or with spaces at either end is refused with an error
+/// that names it; nothing is asked of the file and nothing lands in
+/// `completed_dir` (where such a name would be removed at the next start,
+/// or break SMB shares and *arr imports).
+#[test]
+fn a_release_with_a_bad_file_name_fails_and_names_it() {
+    let data = pattern(5000);
+    let names = [".jack-x.partial~", ".hidden.mkv", "  spaced.mkv  "];
+    let files = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| fake_peer::File {
+            id: format!("bad{i}"),
+            filename: name.to_string(),
+            data: data.clone(),
+        })
+        .collect();
+    let peer = FakePeer::start(files, vec![], None);
+    let bed = Bed::start(&peer, "");
+    for (i, name) in names.iter().enumerate() {
+        let item = format!("bad{i}");
+        let stub = jack::stub::build("alice", &item, &item, data.len() as u64);
+        let Added::Failed(id, error) = bed
+            .downloads
+            .add_stub(&format!("{item}.torrent"), &stub)
+            .unwrap()
+        else {
+            panic!("{name:?} accepted")
+        };
+        let quoted = format!("{name:?}");
+        assert!(error.contains(&quoted), "{name:?}: {error}");
+        let row = bed.registry.get(id).unwrap().unwrap();
+        assert_eq!(row.status, Status::Failed, "{name:?}");
+        assert!(row.error.unwrap().contains(&quoted), "{name:?}");
+    }
+    assert!(peer.file_requests().is_empty(), "no file request at all");
+    let completed: Vec<_> = std::fs::read_dir(bed.dir.path().join("data/completed"))
+        .unwrap()
+        .collect();
+    assert!(completed.is_empty(), "{completed:?}");
+}
+
 /// A `.part` shorter than the recorded progress lowers the progress before
 /// anything new is written (the registry never claims missing bytes).
 #[test]

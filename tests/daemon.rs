@@ -349,6 +349,15 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
     )
     .unwrap();
     let queued = reg.insert(&new("b")).unwrap();
+    let cancelled = reg.insert(&new("c")).unwrap();
+    reg.transition(
+        cancelled,
+        jack::db::Status::Cancelled,
+        None,
+        jack::db::EventKind::Cancelled,
+        "cancelled by the owner",
+    )
+    .unwrap();
     drop(reg);
     let retry = |id: i64| {
         site.command(&[
@@ -378,9 +387,23 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
         (jack::db::Status::Queued, 0, None)
     );
     drop(reg);
+    // A cancelled download is resumed the same way.
+    let out = retry(cancelled);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("download {cancelled} was cancelled; queued again\n")
+    );
+    let reg = jack::db::Registry::open(&db).unwrap();
+    assert_eq!(
+        reg.get(cancelled).unwrap().unwrap().status,
+        jack::db::Status::Queued
+    );
+    drop(reg);
     let out = retry(queued);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is queued, not failed or paused"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is queued, not failed, paused or cancelled")
+    );
     assert_eq!(retry(999).status.code(), Some(1));
     let bad = site.command(&["retry", "x"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use jack::arr::qbit::QbitApi;
 use jack::config::Config;
-use jack::db::{NewDownload, Registry};
+use jack::db::{NewDownload, Registry, Status};
 use jack::download::downloads::{Downloads, Pool};
 use jack::download::retry::SeededRng;
 use jack::serve::server::{self, HttpServer};
@@ -718,6 +718,22 @@ fn an_add_shows_at_once_runs_in_the_background_and_a_delete_cancels_it() {
     let id = bed.registry.list().unwrap()[0].id;
     let part = bed.path(&format!("data/incomplete/{hash}.{id}.part"));
     assert!(part.exists());
+
+    // Cancelled by its owner: paused to the *arr, not an error.
+    assert!(bed.downloads.cancel(id).unwrap());
+    wait_for("the cancel", Duration::from_secs(10), || {
+        bed.info(&cookie)[0]["state"] == "pausedDL"
+    });
+    let row = bed.registry.get(id).unwrap().unwrap();
+    assert_eq!((row.status, row.error), (Status::Cancelled, None));
+    // A new stub for the release takes the row again and resumes it.
+    add("Slow.Movie (third).torrent");
+    wait_for("the resume", Duration::from_secs(20), || {
+        bed.info(&cookie)[0]["state"] == "downloading"
+    });
+    let row = bed.registry.get(id).unwrap().unwrap();
+    assert_eq!((row.status, row.attempts), (Status::Downloading, 0));
+    assert_eq!(bed.registry.list().unwrap().len(), 1);
 
     let r = post_form(
         bed.addr,

@@ -252,7 +252,7 @@ fn retry_cancel_and_delete_through_the_api() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|d| d["status"] == "completed" || d["status"] == "failed")
+            .all(|d| ["completed", "failed", "cancelled"].contains(&d["status"].as_str().unwrap()))
     });
     let completed = ids[4];
     let one = call(
@@ -288,6 +288,15 @@ fn retry_cancel_and_delete_through_the_api() {
     node.wait_log(
         &format!("download retry asked id={failed}"),
         Duration::from_secs(5),
+    );
+    // So is a cancelled one, which was no failure.
+    let cancelled = ids[6];
+    let r = call(addr, "POST", &path(cancelled, "/retry"), Some(KEY));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (v["was"].as_str(), v["status"].as_str()),
+        (Some("cancelled"), Some("queued"))
     );
     // DELETE keeps files jack did not put there: the completed row's
     // destination was never written by jack.
@@ -549,15 +558,52 @@ fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     wait_for("the cancel", Duration::from_secs(10), || {
-        downloads(bob.addr)[0]["status"] == "failed"
+        downloads(bob.addr)[0]["status"] == "cancelled"
     });
     let row = &downloads(bob.addr)[0];
-    assert_eq!(row["error"], "cancelled by the owner");
-    // Its .part stays (a retry resumes it); the row stays.
+    // A state of its own, not an error; an event says who.
+    assert!(row["error"].is_null(), "{row}");
+    let one = call(
+        bob.addr,
+        "GET",
+        &format!("/api/v1/downloads/{id}"),
+        Some(KEY),
+    );
+    let one: serde_json::Value = serde_json::from_slice(&one.body).unwrap();
+    assert_eq!(one["status"], "cancelled");
+    let last = one["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["kind"].as_str(), last["detail"].as_str()),
+        (Some("cancelled"), Some("cancelled by the owner")),
+        "{one}"
+    );
+    // `jack status`, from the daemon: text and JSON.
+    let text = run_status(&b, &["status"]);
+    let line = text.lines().find(|l| l.contains("alice")).unwrap();
+    assert!(
+        line.contains("cancelled") && !line.contains("failed"),
+        "{text}"
+    );
+    assert_eq!(
+        support::status_json(&b)["downloads"][0]["status"],
+        "cancelled"
+    );
+    // Its .part stays (a retry resumes it); the row stays; its stub is
+    // not set aside as failed.
     let part = row["part_path"].as_str().unwrap();
     assert!(Path::new(part).exists(), "{part}");
+    let watch = b.path().join("data/watch");
+    assert!(watch.join("f.torrent").exists());
+    assert!(!watch.join("f.torrent.failed").exists());
     let m = metrics(bob.addr);
-    assert_eq!(m["jack_downloads_failed_total{reason=\"cancelled\"}"], 1.0);
+    assert_eq!(m["jack_downloads_cancelled_total"], 1.0);
+    assert!(!m.contains_key("jack_downloads_failed_total{reason=\"cancelled\"}"));
+    let failures: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("jack_downloads_failed_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(failures, 0.0, "a cancel is no failure");
     assert_eq!(m["jack_transfers_active"], 0.0);
     // Cancelled again: nothing live to cancel.
     let r = call(
@@ -600,7 +646,7 @@ fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
 }
 
 #[test]
-fn a_cancel_of_a_waiting_retry_fails_it_without_counting_an_attempt() {
+fn a_cancel_of_a_waiting_retry_ends_it_without_counting_an_attempt() {
     use support::fake_peer::{self, FakePeer, Mode};
     let data = pattern(64 * 1024);
     let file = fake_peer::File {
@@ -629,17 +675,15 @@ fn a_cancel_of_a_waiting_retry_fails_it_without_counting_an_attempt() {
     );
     assert_eq!(r.status, 200);
     // Under load the worker may still hold the row for a moment after it
-    // shows `retrying`: the cancel then lands on its run and the row fails
+    // shows `retrying`: the cancel then lands on its run and the row ends
     // as the worker lets go.
-    wait_for(
-        "the cancel to fail the row",
-        Duration::from_secs(10),
-        || downloads(bob.addr)[0]["status"] == "failed",
-    );
+    wait_for("the cancel to end the row", Duration::from_secs(10), || {
+        downloads(bob.addr)[0]["status"] == "cancelled"
+    });
     let after = downloads(bob.addr)[0].clone();
-    assert_eq!(after["error"], "cancelled by the owner");
+    assert!(after["error"].is_null(), "{after}");
     assert_eq!(after["attempts"], row["attempts"]);
     let m = metrics(bob.addr);
     assert_eq!(m["jack_download_retries_total{reason=\"http_5xx\"}"], 1.0);
-    assert_eq!(m["jack_downloads_failed_total{reason=\"cancelled\"}"], 1.0);
+    assert_eq!(m["jack_downloads_cancelled_total"], 1.0);
 }

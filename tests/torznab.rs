@@ -554,6 +554,41 @@ fn cat_filters_by_parent_category() {
     }
 }
 
+/// PROTOCOL.md §2.2: a release whose file name no node may take (hidden,
+/// jack's own temporary names, spaces at either end) is not listed, and
+/// its download link gives no stub.
+#[test]
+fn releases_with_bad_file_names_are_not_offered() {
+    let named = |id: &str, filename: &str| {
+        let mut r = release(id, &format!("Movie.{id}"), 2000, "2026-01-01T00:00:00Z");
+        r["filename"] = json!(filename);
+        r
+    };
+    let peer = FakeSearchPeer::items(json!([
+        named("good", "Movie.good.mkv"),
+        named("temp", ".jack-x.partial~"),
+        named("hidden", ".hidden.mkv"),
+        named("spaced", "  spaced.mkv  "),
+    ]));
+    let (_site, node) = indexer(&[("alice", peer.url())], 2000);
+    assert_eq!(
+        titles(&items(&api(&node, "t=movie&cat=2000"))),
+        ["Movie.good"]
+    );
+    let link = |id: &str| {
+        let target = support::enc(&format!("alice:{id}"));
+        get(
+            node.addr,
+            &format!("/torznab/download/{target}.torrent?apikey={KEY}"),
+        )
+        .status
+    };
+    assert_eq!(link("good"), 200);
+    for id in ["temp", "hidden", "spaced"] {
+        assert_eq!(link(id), 404, "{id}");
+    }
+}
+
 #[test]
 fn limit_and_offset_page_the_merged_feed_newest_first() {
     let alice: Vec<Value> = (0..5)

@@ -188,9 +188,10 @@ fn changes_need_the_anti_forgery_token() {
     assert_eq!(after.status, 401);
 }
 
-/// Inserts `n` rows (every state in turn) into the registry a site's node
-/// will open, the first one with a hostile title and error.
-fn fill_registry(site: &Site, n: usize, hostile: &str) {
+/// Inserts `n` failed rows into the registry a site's node will open, the
+/// first one with a hostile title and error, the last `cancelled` of them
+/// cancelled by their owner instead.
+fn fill_registry(site: &Site, n: usize, hostile: &str, cancelled: usize) {
     let db = site.path().join("data/jack.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let reg = Registry::open(&db).unwrap();
@@ -215,8 +216,14 @@ fn fill_registry(site: &Site, n: usize, hostile: &str) {
             })
             .unwrap();
         reg.set_progress(id, (i as u64 * 7919) % 1_000_000).unwrap();
-        // Failed rows only: the pool leaves them be (queued rows would be
-        // asked of a peer that does not exist).
+        // Failed and cancelled rows only: the pool leaves them be (queued
+        // rows would be asked of a peer that does not exist).
+        if i + cancelled >= n {
+            let detail = jack::download::downloads::CANCELLED;
+            reg.transition(id, Status::Cancelled, None, EventKind::Cancelled, detail)
+                .unwrap();
+            continue;
+        }
         let error = if i == 0 {
             hostile
         } else {
@@ -235,6 +242,30 @@ fn python_path() -> String {
          run `make test` (scripts/ensure-browser.sh installs them)"
     );
     sel.to_string()
+}
+
+/// The browser test's rule for what a page asked (`browser_requests.py`):
+/// the browser's requests for itself (`chrome-untrusted://new-tab-page/`,
+/// which Chromium 148 makes at start-up, `chrome://`, `devtools://`,
+/// `data:`, `blob:`, ...) are not the page's; an http(s) request to any
+/// origin but the nodes' is. Checked against its table, without a browser.
+#[test]
+fn the_browsers_own_requests_are_not_the_pages() {
+    support::need_tool("python3");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/browser_requests.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -256,7 +287,8 @@ fn the_page_in_a_real_browser() {
         throttled,
         "[[server.peer_keys]]\nname = \"bob\"\nkey = \"bob-key\"\n",
     );
-    fill_registry(&site, 1, hostile);
+    // The hostile failed row, and Film.1 cancelled by its owner.
+    fill_registry(&site, 2, hostile, 1);
     let node = site.start();
     // The stubs the script drops into the watch folder when it is ready.
     let stubs = site.path().join("stubs");
@@ -278,7 +310,7 @@ fn the_page_in_a_real_browser() {
 
     // A second node with 1,000 rows, for the time to first paint.
     let big = Site::new("");
-    fill_registry(&big, 1000, hostile);
+    fill_registry(&big, 1000, hostile, 0);
     let big_node = big.start();
 
     let args = serde_json::json!({

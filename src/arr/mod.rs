@@ -21,6 +21,7 @@ pub mod torznab;
 pub mod xml;
 
 use crate::config::Peer;
+use crate::download::downloads::file_name_problem;
 use crate::download::peer::{PeerClient, PeerError};
 use crate::stub;
 
@@ -30,7 +31,7 @@ pub enum StubFailure {
     /// No `[[peers]]` entry has that name.
     UnknownPeer(String),
     /// The peer says the item does not exist, or sent a release that fails
-    /// a check (its size is zero or above the guard).
+    /// a check (its size is zero or above the guard, its file name unsafe).
     Gone(String),
     /// The peer could not be asked right now.
     Unavailable(String),
@@ -62,6 +63,12 @@ pub fn stub_for(
         PeerError::Transient(m) => StubFailure::Unavailable(m),
         PeerError::Permanent(m) => StubFailure::Gone(m),
     })?;
+    if let Some(problem) = file_name_problem(&release.filename) {
+        return Err(StubFailure::Gone(format!(
+            "peer {peer_id} offers the unsafe file name {:?}: {problem}",
+            release.filename
+        )));
+    }
     if release.size == 0 || release.size > max_file_size {
         return Err(StubFailure::Gone(format!(
             "peer {peer_id} offers {} bytes, outside 1..={max_file_size}",

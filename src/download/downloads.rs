@@ -78,7 +78,7 @@ struct Run {
     live: Live,
     /// Stop between two reads (a removal or a cancel).
     cancel: Arc<AtomicBool>,
-    /// The stop is a cancel: the row fails [`CANCELLED`] and stays.
+    /// The stop is a cancel: the row ends [`Status::Cancelled`] and stays.
     cancelled: Arc<AtomicBool>,
 }
 
@@ -90,7 +90,8 @@ pub const MAX_CHANGES: usize = 3;
 /// being removed to let go, before it is tried again later.
 const REMOVAL_PATIENCE: Duration = Duration::from_secs(10);
 
-/// The error of a download cancelled through the status API.
+/// The event of a download cancelled through the status API (a cancel is
+/// not an error: the row has none).
 pub const CANCELLED: &str = "cancelled by the owner";
 
 pub struct Downloads {
@@ -330,11 +331,12 @@ impl Downloads {
             || matches!(self.registry.removal(id), Ok(Some(_)))
     }
 
-    /// Cancels download `id` (the status API): a live row fails
-    /// [`CANCELLED`] and keeps its files (`jack retry` resumes it). A
-    /// running transfer is told to stop between two reads and its worker
-    /// records the failure (a hand-off under way finishes first, and a
-    /// completion stands). `Ok(false)`: nothing to cancel (not live).
+    /// Cancels download `id` (the status API): a live row ends
+    /// [`Status::Cancelled`], no error, and keeps its files and its stub
+    /// (`jack retry` or a new stub resumes it). A running transfer is told
+    /// to stop between two reads and its worker records the cancel (a
+    /// hand-off under way finishes first, and a completion stands).
+    /// `Ok(false)`: nothing to cancel (not live).
     pub fn cancel(&self, id: i64) -> Result<bool> {
         let Some(row) = self.registry.get(id)? else {
             return Err(Error::Runtime(format!("no download with id {id}")));
@@ -355,7 +357,7 @@ impl Downloads {
         // A waiting id: the worker that takes it finds no slot and skips it.
         slots.remove(&id);
         // Still under the slot lock: no worker starts on it meanwhile.
-        self.give_up(&row, CANCELLED, false)?;
+        self.record_cancel(&row)?;
         Ok(true)
     }
 
@@ -364,9 +366,9 @@ impl Downloads {
     ///
     /// One release is one download (§2.4 **Identity**): a stub for a
     /// completed release starts nothing; one for a release whose download
-    /// is queued, retrying, paused or failed gives that row its source
-    /// (looked up again with every check a new stub gets), and a failed
-    /// row starts over with fresh attempts. A download being transferred
+    /// is queued, retrying, paused, failed or cancelled gives that row its
+    /// source (looked up again with every check a new stub gets), and a
+    /// failed or cancelled row starts over with fresh attempts. A download being transferred
     /// right now keeps its source.
     pub fn add_stub(&self, stub_name: &str, bytes: &[u8]) -> Result<Added> {
         let stub = match stub::parse(bytes, self.config.max_file_size) {
@@ -456,10 +458,10 @@ impl Downloads {
             Err(PeerError::Permanent(e)) => return Lookup::Failed(e),
         };
         row.title = release.title.clone();
-        if !safe_file_name(&release.filename) {
+        if let Some(problem) = file_name_problem(&release.filename) {
             return Lookup::Failed(format!(
-                "unsafe file name {:?} from the peer",
-                release.filename
+                "unsafe file name {:?} from peer {}: {problem}",
+                release.filename, peer.name
             ));
         }
         if release.size == 0 || release.size > self.config.max_file_size {
@@ -516,7 +518,7 @@ impl Downloads {
             "{}: source {}/{} -> {}/{} ({} bytes)",
             new.stub_name, row.peer, row.item_id, new.peer, new.item_id, new.expected_bytes
         );
-        if row.status == Status::Failed {
+        if matches!(row.status, Status::Failed | Status::Cancelled) {
             detail.push_str(", starting over with fresh attempts");
         }
         {
@@ -633,8 +635,7 @@ impl Downloads {
                     if run.cancelled.load(Ordering::SeqCst)
                         && !matches!(outcome, Outcome::Completed { .. }) =>
                 {
-                    let error = CANCELLED.to_string();
-                    Ok(Some((row, Outcome::Fatal { error })))
+                    Ok(Some((row, Outcome::Cancelled)))
                 }
                 other => other,
             };
@@ -929,6 +930,7 @@ impl Downloads {
                 return self.record(row, outcome);
             }
             Outcome::Fatal { error } => self.fail(row, &error)?,
+            Outcome::Cancelled => self.record_cancel(row)?,
             Outcome::Paused { error } => {
                 // Still waiting for room: one event, not one per look.
                 let waiting = |e: &str| e.starts_with(space::WAITING);
@@ -952,24 +954,24 @@ impl Downloads {
     /// The download fails for good: the row says why, and its stub is set
     /// aside as `<name>.failed` (never read again; a re-grab writes a new one).
     fn fail(&self, row: &Download, error: &str) -> Result<()> {
-        self.give_up(row, error, true)
-    }
-
-    /// [`Downloads::fail`]; `attempted`: an attempt ended (and is counted),
-    /// else the row fails while waiting (a cancel).
-    fn give_up(&self, row: &Download, error: &str, attempted: bool) -> Result<()> {
         let (id, failed, kind) = (row.id, Status::Failed, EventKind::Failed);
-        match attempted {
-            true => self
-                .registry
-                .end_attempt(id, failed, Some(error), kind, error, false)?,
-            false => self
-                .registry
-                .transition(id, failed, Some(error), kind, error)?,
-        }
+        self.registry
+            .end_attempt(id, failed, Some(error), kind, error, false)?;
         crate::metrics::METRICS.failed(error);
         log::warn!("download failed id={} error={error}", row.id);
         watch::set_aside(&self.config.watch_dir, &row.stub_name, "failed");
+        Ok(())
+    }
+
+    /// The owner cancelled `row`: [`Status::Cancelled`] with no error and an
+    /// event saying so, no attempt counted, not a failure; its `.part` and
+    /// its stub stay where they are (a retry or a new stub resumes it).
+    fn record_cancel(&self, row: &Download) -> Result<()> {
+        let (id, kind) = (row.id, EventKind::Cancelled);
+        self.registry
+            .transition(id, Status::Cancelled, None, kind, CANCELLED)?;
+        crate::metrics::METRICS.cancelled();
+        log::info!("download cancelled id={id}");
         Ok(())
     }
 
@@ -1035,19 +1037,53 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::io(format!("cannot start thread {name}"), e))
 }
 
-/// A bare file name (`PROTOCOL.md` §2.2): no separators, not `.`/`..`,
-/// no control characters, at most 255 bytes, and not ending in `.part` or
-/// `.partial` in any case (names of unfinished files).
+/// A release's file name as `PROTOCOL.md` §2.2 allows it, checked where a
+/// peer's name is taken (a download's lookup, a stub built for the *arr
+/// apps, a search listing) and where this node offers one (the
+/// catalogue). See [`file_name_problem`].
 pub fn safe_file_name(name: &str) -> bool {
+    file_name_problem(name).is_none()
+}
+
+/// What is wrong with `name` as a release's file name, `None` when nothing
+/// is: a bare name ([`bare_file_name`]), not hidden, without whitespace at
+/// either end, not a name of an unfinished file (`.part`, `.partial`, in
+/// any case) nor of the node's own temporary files (`.jack-*`,
+/// `*.partial~`, `*.written`: a completed file under such a name would be
+/// taken for jack's own and removed at the next start).
+pub fn file_name_problem(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
+    if !bare_file_name(name) {
+        Some(
+            "not a bare file name (empty, . or .., a separator, a control character, over 255 bytes)",
+        )
+    } else if lower.starts_with(".jack-")
+        || lower.ends_with(".partial~")
+        || lower.ends_with(".written")
+    {
+        Some("a name of jack's own temporary files")
+    } else if name.starts_with('.') {
+        Some("a hidden name")
+    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        Some("whitespace at its start or end")
+    } else if lower.ends_with(".part") || lower.ends_with(".partial") {
+        Some("the name of an unfinished file")
+    } else {
+        None
+    }
+}
+
+/// A name that stays inside the folder it is joined to: not empty, not
+/// `.`/`..`, no separators, no control characters, at most 255 bytes. What
+/// a stub's name in the watch folder must be before jack renames or removes
+/// it.
+pub fn bare_file_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name != "."
         && name != ".."
         && !name.contains(['/', '\\'])
         && !name.chars().any(char::is_control)
-        && !lower.ends_with(".part")
-        && !lower.ends_with(".partial")
 }
 
 /// A worker is done with `id`: it frees the slot only if the slot is still
@@ -1135,7 +1171,7 @@ fn log_handoff(mode: handoff::Mode, d: &DownloadsConfig) {
 /// download's, or a grab not read yet.
 fn remove_stub(watch_dir: &Path, row: &Download) {
     let name = &row.stub_name;
-    if !safe_file_name(name) {
+    if !bare_file_name(name) {
         return;
     }
     let names = std::iter::once(name.clone()).chain(watch::aside_names(name, "failed"));
@@ -1201,7 +1237,9 @@ mod tests {
             "a.mkv",
             "The Matrix (1999).mkv",
             "日本語.mkv",
-            ".hidden.mkv",
+            "a .mkv",
+            "movie.part.mkv",
+            "x.jack-1.mkv",
         ] {
             assert!(safe_file_name(ok), "{ok}");
         }
@@ -1216,8 +1254,26 @@ mod tests {
             &"x".repeat(256),
             "movie.part",
             "movie.PARTIAL",
+            ".hidden.mkv",
+            ".jack-x.partial~",
+            ".jack-probe-7",
+            "x.partial~",
+            "movie.mkv.written",
+            "movie.mkv.Written",
+            "  spaced.mkv  ",
+            " lead.mkv",
+            "trail.mkv ",
+            "tab.mkv\t",
+            "nbsp.mkv\u{a0}",
         ] {
             assert!(!safe_file_name(bad), "{bad:?}");
+        }
+        // A stub's name in the watch folder needs only to stay in it.
+        for ok in [" x.torrent", "a.torrent"] {
+            assert!(bare_file_name(ok), "{ok:?}");
+        }
+        for bad in ["", "..", "api/x.torrent", "a\nb"] {
+            assert!(!bare_file_name(bad), "{bad:?}");
         }
     }
 }

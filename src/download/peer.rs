@@ -19,6 +19,7 @@ use ureq::Agent;
 use ureq::http::Response;
 
 use crate::config::Peer;
+use crate::download::downloads::safe_file_name;
 
 /// What a download needs from a peer's `Release`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +70,9 @@ const MAX_ITEM_ID: usize = 200;
 
 impl ListedRelease {
     /// One element of a search answer's `items`; `None` when a required
-    /// field (`id` of 1 to 200 bytes, a non-empty `title`, `category`,
-    /// `size`) is missing or of the wrong type. An optional field of the
+    /// field (`id` of 1 to 200 bytes, a non-empty `title`, a `filename`
+    /// [`safe_file_name`] allows, `category`, `size`) is missing or of the
+    /// wrong type. An optional field of the
     /// wrong type counts as absent.
     pub fn from_json(v: &serde_json::Value) -> Option<ListedRelease> {
         let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
@@ -78,6 +80,7 @@ impl ListedRelease {
         let small = |k: &str| number(k).and_then(|n| u32::try_from(n).ok());
         let id = text("id").filter(|id| (1..=MAX_ITEM_ID).contains(&id.len()))?;
         let title = text("title").filter(|t| !t.is_empty())?;
+        text("filename").filter(|f| safe_file_name(f))?;
         Some(ListedRelease {
             id,
             title,
@@ -381,10 +384,11 @@ mod tests {
                 publish_date: Some("2026-01-02T03:04:05Z".into()),
             })
         );
-        let minimal = json!({"id": "x", "title": "T", "category": 5000, "size": 0});
+        let minimal =
+            json!({"id": "x", "title": "T", "filename": "x.mkv", "category": 5000, "size": 0});
         let r = ListedRelease::from_json(&minimal).unwrap();
         assert_eq!((r.tmdb_id, r.imdb_id, r.season), (None, None, None));
-        let wrong_optional = json!({"id": "x", "title": "T", "category": 2000, "size": 1,
+        let wrong_optional = json!({"id": "x", "title": "T", "filename": "x.mkv", "category": 2000, "size": 1,
             "tmdbId": "603", "season": -1, "episode": 4_294_967_296u64, "imdbId": 7});
         let r = ListedRelease::from_json(&wrong_optional).unwrap();
         assert_eq!(
@@ -392,23 +396,30 @@ mod tests {
             (None, None, None, None)
         );
         let rejected = [
-            json!({"title": "T", "category": 2000, "size": 1}),
-            json!({"id": "", "title": "T", "category": 2000, "size": 1}),
-            json!({"id": "a".repeat(201), "title": "T", "category": 2000, "size": 1}),
-            json!({"id": 5, "title": "T", "category": 2000, "size": 1}),
-            json!({"id": "x", "title": "", "category": 2000, "size": 1}),
-            json!({"id": "x", "category": 2000, "size": 1}),
-            json!({"id": "x", "title": "T", "size": 1}),
-            json!({"id": "x", "title": "T", "category": "2000", "size": 1}),
-            json!({"id": "x", "title": "T", "category": 2000, "size": -1}),
-            json!({"id": "x", "title": "T", "category": 2000, "size": 1.5}),
-            json!({"id": "x", "title": "T", "category": 2000}),
+            json!({"title": "T", "filename": "x.mkv", "category": 2000, "size": 1}),
+            json!({"id": "", "title": "T", "filename": "x.mkv", "category": 2000, "size": 1}),
+            json!({"id": "a".repeat(201), "title": "T", "filename": "x.mkv", "category": 2000, "size": 1}),
+            json!({"id": 5, "title": "T", "filename": "x.mkv", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "", "filename": "x.mkv", "category": 2000, "size": 1}),
+            json!({"id": "x", "filename": "x.mkv", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "T", "filename": "x.mkv", "size": 1}),
+            json!({"id": "x", "title": "T", "filename": "x.mkv", "category": "2000", "size": 1}),
+            json!({"id": "x", "title": "T", "filename": "x.mkv", "category": 2000, "size": -1}),
+            json!({"id": "x", "title": "T", "filename": "x.mkv", "category": 2000, "size": 1.5}),
+            json!({"id": "x", "title": "T", "filename": "x.mkv", "category": 2000}),
+            json!({"id": "x", "title": "T", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "T", "filename": 7, "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "T", "filename": ".hidden.mkv", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "T", "filename": "  spaced.mkv  ", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "T", "filename": ".jack-x.partial~", "category": 2000, "size": 1}),
+            json!({"id": "x", "title": "T", "filename": "a/b.mkv", "category": 2000, "size": 1}),
             json!("not an object"),
         ];
         for v in rejected {
             assert_eq!(ListedRelease::from_json(&v), None, "{v}");
         }
-        let longest = json!({"id": "a".repeat(200), "title": "T", "category": 2000, "size": 1});
+        let longest = json!({"id": "a".repeat(200), "title": "T", "filename": "x.mkv",
+            "category": 2000, "size": 1});
         assert!(ListedRelease::from_json(&longest).is_some());
     }
 

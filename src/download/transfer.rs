@@ -186,6 +186,8 @@ pub enum Outcome {
     Changed { reason: String },
     /// Give up: the row fails with this error.
     Fatal { error: String },
+    /// Stopped by its owner (`Downloads::cancel`): not an error.
+    Cancelled,
     /// Disk full or quota: pause.
     Paused { error: String },
     /// The node is shutting down; progress is checkpointed.

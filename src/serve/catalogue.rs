@@ -32,6 +32,7 @@ use parking_lot::RwLock;
 use crate::arr::library::{ArrLibrary, Entry};
 use crate::clock::rfc3339;
 use crate::config::{Category, Library, LibrarySource};
+use crate::download::downloads::safe_file_name;
 use crate::serve::naming;
 
 /// Video file extensions served when a library does not list its own.
@@ -754,6 +755,15 @@ fn scan_library(
                 && has_video_extension(name_str, &root.extensions)
                 && let Some(rel) = rel.to_str()
             {
+                if !safe_file_name(name_str) {
+                    // PROTOCOL.md §2.2: no peer could take it as it is.
+                    log::debug!(
+                        "not serving a badly named file library={} file={rel:?}",
+                        root.name
+                    );
+                    stats.skipped += 1;
+                    continue;
+                }
                 if out.len() >= limit {
                     stats.over_limit += 1;
                     continue;
@@ -878,7 +888,7 @@ fn admit(path: &Path, roots: &[PathBuf], extensions: &[String]) -> Option<(Strin
     }
     let meta = std::fs::metadata(&real).ok()?;
     let name = real.file_name()?.to_str()?;
-    if !meta.is_file() || !has_video_extension(name, extensions) {
+    if !meta.is_file() || !has_video_extension(name, extensions) || !safe_file_name(name) {
         return None;
     }
     Some((real.into_os_string().into_string().ok()?, meta))
@@ -985,9 +995,16 @@ mod tests {
         touch(&m.join("@eaDir/thumb.mkv"), 1);
         touch(&m.join("#recycle/Deleted.2001.mkv"), 1);
         touch(&m.join("x/.@__thumb/t.mkv"), 1);
+        // PROTOCOL.md §2.2: names no peer may take are not offered.
+        touch(&m.join(" Lead.2000.mkv"), 1);
+        touch(&m.join("A Folder/Tab\tIn.2000.mkv"), 1);
+        touch(&m.join("  Spaced.2000.mkv  "), 1);
         let cat = Catalogue::new(&[lib("movies", &m, Category::Movies)], 1000);
         let stats = cat.rescan();
         assert_eq!(stats.items, 2);
+        // The two video files with a bad name; a trailing space makes
+        // "mkv " no video extension.
+        assert_eq!(stats.skipped, 2);
         let all = cat.search(&Query::default());
         let names: Vec<&str> = all.iter().map(|r| r.filename.as_str()).collect();
         assert_eq!(
@@ -1228,7 +1245,8 @@ mod tests {
     }
 
     /// An *arr's word is not enough: a file it names is served only when
-    /// it resolves to a regular video file inside one of its root folders.
+    /// it resolves to a regular video file inside one of its root folders,
+    /// under a name PROTOCOL.md §2.2 allows.
     #[test]
     fn an_arr_file_is_admitted_only_inside_its_root_folders() {
         let dir = tempfile::tempdir().unwrap();
@@ -1244,6 +1262,8 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink(&inside, root.join("A (2000)/Alias.2000.mkv")).unwrap();
+        touch(&root.join("D (2000)/.D.2000.mkv"), 3);
+        touch(&root.join("D (2000)/  D.2000.mkv  "), 3);
         let roots = [root.canonicalize().unwrap()];
         let ok = |p: &Path| admit(p, &roots, &[]).map(|(real, meta)| (real, meta.len()));
         let real_inside = inside.canonicalize().unwrap();
@@ -1262,6 +1282,8 @@ mod tests {
             root.join("B (2000)/notes.txt"),
             root.join("C (2000)/C.2000.mkv"),
             root.join("gone.mkv"),
+            root.join("D (2000)/.D.2000.mkv"),
+            root.join("D (2000)/  D.2000.mkv  "),
         ] {
             assert_eq!(ok(&refused), None, "{}", refused.display());
         }

@@ -207,8 +207,11 @@ impl StatusApi {
         match reg.get(id) {
             Ok(None) => return not_found(),
             Err(e) => return internal(&e),
-            Ok(Some(row)) if !matches!(row.status, Status::Failed | Status::Paused) => {
-                let msg = format!("download {id} is {}, not failed or paused", row.status);
+            Ok(Some(row)) if !row.status.is_retryable() => {
+                let msg = format!(
+                    "download {id} is {}, not failed, paused or cancelled",
+                    row.status
+                );
                 return Reply::error(409, "CONFLICT", &msg);
             }
             Ok(Some(_)) => {}

@@ -17,6 +17,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from browser_requests import outside
+
 A = json.loads(sys.argv[1])
 BASE, BIG = A["base"], A["big"]
 STEP_LIMIT = 30.0
@@ -72,7 +74,7 @@ def drain(allowed=()):
     for e in d.get_log("performance"):
         m = json.loads(e["message"])["message"]
         if m["method"] == "Network.requestWillBeSent":
-            requests.append((m["params"]["request"]["url"], m["params"].get("documentURL", "")))
+            requests.append(m["params"]["request"]["url"])
 
 
 def rows():
@@ -123,6 +125,29 @@ try:
     check(d.execute_script("return document.querySelectorAll('img, .dl script').length") == 0,
           "markup from a title reached the document")
     no_alert()
+
+    # 2b. A cancelled download is a state of its own, not an error: its own
+    # label and colour, no error line, Retry offered (Cancel not), and Retry
+    # takes it up again.
+    cancelled = wait("the cancelled row", lambda: row("Film.1.2024"))
+    cid = cancelled["id"]
+    check(cancelled["status"] == "cancelled", "cancelled row shows " + repr(cancelled["status"]))
+
+    def sel(part):
+        return '.dl[data-id="%s"] %s' % (cid, part)
+    state = d.find_element(By.CSS_SELECTOR, sel(".state"))
+    check(state.text == "cancelled", "cancelled label: " + repr(state.text))
+    failed_state = d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .state' % hostile["id"])
+    colour = state.value_of_css_property("background-color")
+    check(colour != failed_state.value_of_css_property("background-color"),
+          "cancelled styled like failed: " + colour)
+    check(not d.find_element(By.CSS_SELECTOR, sel(".err")).is_displayed(),
+          "a cancelled row shows an error line")
+    check(not d.find_element(By.CSS_SELECTOR, sel(".cancel")).is_displayed(),
+          "a cancelled row offers Cancel")
+    d.find_element(By.CSS_SELECTOR, sel(".retry")).click()
+    wait("the cancelled row to be taken up again",
+         lambda: (row("Film.1.2024") or {}).get("status") not in (None, "cancelled"))
 
     # 3. A download appears, its bar moves, it completes: no reload.
     os.rename(A["retry_file"], A["retry_away"])
@@ -202,16 +227,16 @@ try:
     wait("the login form after a reload", lambda: d.find_element(By.ID, "key").is_displayed())
     drain()
 
-    # Nothing but the nodes was asked.
-    # (chrome:// and about: are the browser's own new-tab page before the
-    # first navigation; everything a node's page asked must be the node's.)
-    def ours(u):
-        return u.startswith(BASE + "/") or u.startswith(BIG + "/") or u.startswith("data:")
-    outside = [u for (u, doc) in requests
-               if not ours(u) and (ours(doc) or not u.startswith(("chrome:", "about:")))]
-    check(sum(1 for (u, doc) in requests if ours(u)) > 10, "the network log is empty")
-    check(not outside, "requests outside the node: " + repr(outside))
+    # Nothing but the nodes was asked over http(s); the browser's requests
+    # for itself (chrome-untrusted://, chrome://, data:, ...) are not the
+    # page's (browser_requests.py).
+    ours = [u for u in requests if u.startswith((BASE + "/", BIG + "/"))]
+    check(len(ours) > 10, "the network log is empty")
+    away = outside(requests, [BASE, BIG])
+    check(not away, "requests outside the node: " + repr(away))
     report["requests"] = len(requests)
+    report["browser_own_requests"] = len(
+        [u for u in requests if not u.startswith(("http:", "https:"))])
     report["console_entries"] = len(console)
 finally:
     d.quit()

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-arm clean
+.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-arm sim clean
 
 all: build
 
@@ -27,6 +27,14 @@ tools:
 # default cargo skips the binaries after the first one that fails).
 test: tools
 	$(CARGO) test --locked --no-fail-fast
+
+# The download plane's deterministic simulation, long: SEEDS sequences
+# without the 60 s cap of `make test` (debug build: the fault knobs exist
+# only there). A failing seed replays alone with
+# `JACK_SIM_SEED=<n> cargo test --test sim -- --nocapture`.
+SEEDS ?= 200
+sim:
+	JACK_SIM_SEQUENCES=$(SEEDS) JACK_SIM_SECONDS=0 $(CARGO) test --locked --test sim -- --nocapture
 
 # The same suite built as a 32-bit program (i686: 32-bit usize, as on
 # armv7), proving the u64 byte math (a 5 GiB file, offsets past 4 GiB).

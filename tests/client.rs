@@ -1069,7 +1069,7 @@ fn a_regrab_never_forgets_a_learned_etag() {
     let old = pattern(40_000);
     let new: Vec<u8> = old.iter().map(|b| b ^ 0xA5).collect();
     let peer = FakePeer::start(vec![file("m", &old)], vec![], None);
-    peer.releases_without_etag();
+    peer.hide_etag_in_release(true);
     let bed = Bed::start(&peer, "");
     let id = cut_then_failed(&peer, &bed, &old);
     assert_eq!(
@@ -1176,7 +1176,10 @@ fn a_release_being_removed_stays_busy_until_its_worker_lets_go() {
 fn refetching_discarded_bytes_is_not_progress() {
     let data = pattern(2 * 1024 * 1024);
     let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
-    peer.set_fallback(Mode::CutOrEarlier(200_000));
+    peer.set_fallback(Mode::EarlierStart {
+        cut_at: 200_000,
+        block: 64 * 1024,
+    });
     let bed = Bed::start(&peer, "max_attempts = 3");
     let id = bed.add("m", data.len());
     let row = bed.wait_done(id);

@@ -55,15 +55,7 @@ fn every_crash_point_recovers_to_one_exact_file() {
     let id = item_id(alice.addr, NAME);
     let stub = jack::stub::build("alice", &id, "Crash.Test.2024.1080p", data.len() as u64);
     // (crash point, the folders cannot be linked across: the copy hand-off)
-    let link = [
-        "checkpoint:after_write",
-        "checkpoint:after_sync",
-        "checkpoint:after_commit",
-        "finalize:after_fsync",
-        "finalize:after_link",
-        "finalize:after_rename",
-        "finalize:after_dir_fsync",
-    ];
+    let link = support::CRASH_POINTS;
     let copy = [
         "finalize:after_fsync",
         "copy:after_create",

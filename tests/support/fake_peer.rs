@@ -44,10 +44,6 @@ pub enum Mode {
     /// Like `Unsized`, then silence for this long before the connection
     /// closes: a read past the body's end fails (times out).
     UnsizedStall(Vec<u8>, Duration),
-    /// From byte 0: like `Cut(n)`. From any other offset: a 206 that starts
-    /// earlier, at the 64 KiB block before the offset (as caching proxies
-    /// answer), cut after `n` bytes too.
-    CutOrEarlier(u64),
     /// Like `Cut(n)`, then the file is replaced by these bytes (a new
     /// version: another ETag) before the connection closes.
     CutAndReplace(u64, Vec<u8>),
@@ -62,6 +58,15 @@ pub enum Mode {
     /// both: the body is in chunked framing (RFC 9112 §6.3: the
     /// transfer coding wins, the length is ignored).
     ChunkedWithLength,
+    /// A peer whose uplink cuts at byte `cut_at` and whose cache answers
+    /// every resume with an earlier start, aligned down to `block` (one
+    /// block before the asked offset when it is aligned already): a `206`
+    /// from byte 0 ends at `cut_at`, a `206` from elsewhere starts early.
+    EarlierStart { cut_at: u64, block: u64 },
+    /// 200 without `Content-Length` carrying the whole current file (its
+    /// ETag), then silence for the duration before the connection closes:
+    /// the client's read one byte past the end fails by its idle timeout.
+    UnsizedHold(Duration),
 }
 
 pub struct File {
@@ -79,6 +84,8 @@ pub struct Record {
     pub body_bytes: AtomicU64,
     pub active: AtomicUsize,
     pub max_active: AtomicUsize,
+    /// Body bytes sent per file id.
+    pub item_bytes: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 pub struct FakePeer {
@@ -97,8 +104,8 @@ struct Shared {
     /// Every file request first replaces the file by a new version, 1000
     /// bytes longer (a file that changes all the time).
     grow: AtomicBool,
-    /// Releases leave out `etag` (an old node: the field is an extension).
-    no_release_etag: AtomicBool,
+    /// The Release JSON carries no `etag` (the file answers still do).
+    hide_etag: AtomicBool,
 }
 
 /// A file as served now: its bytes and ETag change when it is replaced.
@@ -152,7 +159,7 @@ impl FakePeer {
             files: Mutex::new(served),
             fallback: Mutex::new(Mode::Honest),
             grow: AtomicBool::new(false),
-            no_release_etag: AtomicBool::new(false),
+            hide_etag: AtomicBool::new(false),
         });
         let (rec, scr, st, sh) = (record.clone(), script.clone(), stop.clone(), shared.clone());
         std::thread::spawn(move || {
@@ -193,10 +200,20 @@ impl FakePeer {
         self.shared.grow.store(true, Ordering::SeqCst);
     }
 
-    /// Releases leave out their `etag` from now on (an old node); file
-    /// answers still carry it.
-    pub fn releases_without_etag(&self) {
-        self.shared.no_release_etag.store(true, Ordering::SeqCst);
+    /// Whether the Release JSON (`/peer/items/{id}`) leaves `etag` out.
+    pub fn hide_etag_in_release(&self, hide: bool) {
+        self.shared.hide_etag.store(hide, Ordering::SeqCst);
+    }
+
+    /// The ETag file `id` is served with now.
+    pub fn etag(&self, id: &str) -> Option<String> {
+        self.shared.get(id).map(|f| f.etag)
+    }
+
+    /// Body bytes sent so far for file `id`.
+    pub fn bytes_sent(&self, id: &str) -> u64 {
+        let sent = self.record.item_bytes.lock().unwrap();
+        sent.get(id).copied().unwrap_or(0)
     }
 
     /// Removes file `id`: its item and file answer 404 from now on.
@@ -220,6 +237,11 @@ impl FakePeer {
 
     pub fn push(&self, mode: Mode) {
         self.script.lock().unwrap().push_back(mode);
+    }
+
+    /// Drops the modes of the script no request has taken yet.
+    pub fn clear_script(&self) {
+        self.script.lock().unwrap().clear();
     }
 }
 
@@ -267,7 +289,7 @@ fn serve(
     let size = file.data.len() as u64;
     if !is_file {
         let mut body = serde_json::json!({"id": file.id, "title": file.filename.trim_end_matches(".mkv"), "filename": file.filename, "size": size, "category": 2000, "etag": file.etag});
-        if shared.no_release_etag.load(Ordering::SeqCst) {
+        if shared.hide_etag.load(Ordering::SeqCst) {
             body.as_object_mut().unwrap().remove("etag");
         }
         return json(&mut out, &body.to_string());
@@ -293,14 +315,30 @@ fn serve(
         Mode::CutAndReplace(_, data) => Some(data.clone()),
         _ => None,
     };
+    let sent = Sent { rec, id };
     let result = answer(
-        &mut out, &file.data, &file.etag, offset, size, mode, rec, rate,
+        &mut out, &file.data, &file.etag, offset, size, mode, &sent, rate,
     );
     if let Some(data) = replace {
         shared.replace(id, data);
     }
     rec.active.fetch_sub(1, Ordering::SeqCst);
     result
+}
+
+/// Counts the body bytes of one file request as they leave: in all and
+/// for its file id.
+struct Sent<'a> {
+    rec: &'a Record,
+    id: &'a str,
+}
+
+impl Sent<'_> {
+    fn add(&self, n: u64) {
+        self.rec.body_bytes.fetch_add(n, Ordering::SeqCst);
+        let mut per_item = self.rec.item_bytes.lock().unwrap();
+        *per_item.entry(self.id.to_string()).or_default() += n;
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -311,7 +349,7 @@ fn answer(
     offset: u64,
     size: u64,
     mode: Mode,
-    rec: &Record,
+    sent: &Sent,
     rate: Option<u64>,
 ) -> std::io::Result<()> {
     let last = size - 1;
@@ -349,20 +387,11 @@ fn answer(
         Mode::Cut(n) | Mode::CutAndReplace(n, _) => {
             (head206(offset, last, size, ""), offset, size, Some(n))
         }
-        Mode::CutOrEarlier(n) => {
-            const BLOCK: u64 = 64 * 1024;
-            let first = match offset {
-                0 => 0,
-                o if o % BLOCK == 0 => o - BLOCK,
-                o => o / BLOCK * BLOCK,
-            };
-            (head206(first, last, size, ""), first, size, Some(n))
-        }
         Mode::Stall(n, d) => {
             out.write_all(head206(offset, last, size, "").as_bytes())?;
             let end = (offset + n).min(size);
             out.write_all(&data[offset as usize..end as usize])?;
-            rec.body_bytes.fetch_add(end - offset, Ordering::SeqCst);
+            sent.add(end - offset);
             std::thread::sleep(d);
             return Ok(());
         }
@@ -395,12 +424,11 @@ fn answer(
             let mut first = head206(offset, last, size, "").into_bytes();
             first.extend_from_slice(&data[offset as usize..split as usize]);
             out.write_all(&first)?;
-            rec.body_bytes.fetch_add(split - offset, Ordering::SeqCst);
+            sent.add(split - offset);
             std::thread::sleep(Duration::from_millis(50));
             for piece in data[split as usize..].chunks(7919) {
                 out.write_all(piece)?;
-                rec.body_bytes
-                    .fetch_add(piece.len() as u64, Ordering::SeqCst);
+                sent.add(piece.len() as u64);
             }
             return Ok(());
         }
@@ -411,10 +439,28 @@ fn answer(
                 write!(out, "{:x}\r\n", piece.len())?;
                 out.write_all(piece)?;
                 out.write_all(b"\r\n")?;
-                rec.body_bytes
-                    .fetch_add(piece.len() as u64, Ordering::SeqCst);
+                sent.add(piece.len() as u64);
             }
             out.write_all(b"0\r\n\r\n")?;
+            return Ok(());
+        }
+        Mode::EarlierStart { cut_at, block } => {
+            let first = match offset {
+                0 => 0,
+                o if o % block == 0 => o - block,
+                o => o - o % block,
+            };
+            let end = cut_at.clamp(first, size);
+            (head206(first, last, size, ""), first, end, None)
+        }
+        Mode::UnsizedHold(hold) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nETag: {etag}\r\nConnection: close\r\n\r\n"
+            )?;
+            out.write_all(data)?;
+            sent.add(size);
+            std::thread::sleep(hold);
             return Ok(());
         }
         Mode::Unsized(ref body) | Mode::UnsizedStall(ref body, _) => {
@@ -423,8 +469,7 @@ fn answer(
                 "HTTP/1.1 200 OK\r\nETag: \"another-etag\"\r\nConnection: close\r\n\r\n"
             )?;
             out.write_all(body)?;
-            rec.body_bytes
-                .fetch_add(body.len() as u64, Ordering::SeqCst);
+            sent.add(body.len() as u64);
             if let Mode::UnsizedStall(_, d) = mode {
                 std::thread::sleep(d);
             }
@@ -440,7 +485,7 @@ fn answer(
             std::thread::sleep(Duration::from_secs_f64(chunk as f64 / r as f64));
         }
         out.write_all(&data[pos as usize..(pos + chunk) as usize])?;
-        rec.body_bytes.fetch_add(chunk, Ordering::SeqCst);
+        sent.add(chunk);
         pos += chunk;
     }
     Ok(())

@@ -15,6 +15,18 @@ use std::time::{Duration, Instant};
 
 pub const JACK: &str = env!("CARGO_BIN_EXE_jack");
 
+/// The crash points (`JACK_CRASH_AT`) of a checkpoint and of the link
+/// hand-off, in the order a download reaches them.
+pub const CRASH_POINTS: [&str; 7] = [
+    "checkpoint:after_write",
+    "checkpoint:after_sync",
+    "checkpoint:after_commit",
+    "finalize:after_fsync",
+    "finalize:after_link",
+    "finalize:after_rename",
+    "finalize:after_dir_fsync",
+];
+
 /// The command line that starts the jack binary: `JACK` itself, or, when
 /// `JACK_TEST_RUNNER` is set (`make test-arm`: `qemu-aarch64`, or
 /// `qemu-arm -L /usr/arm-linux-gnueabihf`), that emulator with `JACK` after
@@ -101,7 +113,14 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn spawn(mut cmd: Command) -> Node {
+    pub fn spawn(cmd: Command) -> Node {
+        Node::try_spawn(cmd).unwrap_or_else(|log| panic!("jack did not start; stderr:\n{log}"))
+    }
+
+    /// [`Node::spawn`] that returns what the process wrote to stderr when
+    /// it ends (or is silent for 20 s) before it listens, a crash point
+    /// reached at start-up for instance.
+    pub fn try_spawn(mut cmd: Command) -> Result<Node, String> {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -121,17 +140,18 @@ impl Node {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().unwrap(),
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => Ok(Node {
+                child,
+                addr: a.parse().unwrap(),
+                log,
+            }),
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "jack did not start; stderr:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
+                let _ = child.wait();
+                Err(log.lock().unwrap().join("\n"))
             }
-        };
-        Node { child, addr, log }
+        }
     }
 
     pub fn pid(&self) -> u32 {

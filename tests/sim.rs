@@ -1,0 +1,1349 @@
+//! A deterministic simulation of the download plane (issue 18), in the
+//! manner of FoundationDB's simulation and TigerBeetle's VOPR: one seed
+//! drives every choice (the operations, the fake peer's faults, the crash
+//! points and disk faults of the real `jack` binary), and after every step
+//! the invariants of PROTOCOL.md §2.4 are checked against an oracle that
+//! keeps every version the fake peer ever served.
+//!
+//! * `cargo test --test sim`: sequences for `JACK_SIM_SECONDS` (60 by
+//!   default; 0: no cap), at most `JACK_SIM_SEQUENCES`.
+//! * `JACK_SIM_SEED=<n> cargo test --test sim -- --nocapture`: that seed
+//!   alone, its op log printed.
+//!
+//! Each step ends in a quiescent state (every row completed, failed,
+//! cancelled or paused, the stub taken, or the process dead at a crash
+//! point), each wait bounded, so thread timing changes outcomes as little
+//! as possible. A kill -9 at a random moment is an op of its own whose
+//! outcome is not compared; the invariants still hold after it.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::fake_peer::{self, FakePeer, Mode};
+use support::{CRASH_POINTS, KEY, Node, Site, downloader};
+
+/// The items the fake peer serves.
+const ITEMS: [&str; 2] = ["a", "b"];
+/// How long a step waits for quiescence.
+const SETTLE: Duration = Duration::from_secs(8);
+/// The checkpoint interval and the written record's step of the node.
+const CHECKPOINT: u64 = 256 * 1024;
+const RECORD_STEP: u64 = 64 * 1024;
+/// A download may fetch this many times its size, plus one size for each
+/// event that may legitimately cost a whole file again (a grab, retry,
+/// restart, kill, replaced file, injected fault).
+const BASE_MULTIPLE: u64 = 4;
+/// Steps a row may stay unsettled (each `SETTLE` long) before it counts
+/// as a download that never ends.
+const UNSETTLED_STEPS: u32 = 2;
+
+const COPY_POINTS: [&str; 5] = [
+    "copy:after_create",
+    "copy:after_first_chunk",
+    "copy:after_sync",
+    "copy:after_place",
+    "copy:after_part_removed",
+];
+
+/// splitmix64: small, seedable, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn bytes(&mut self, len: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len as usize + 8);
+        while (out.len() as u64) < len {
+            out.extend_from_slice(&self.next().to_le_bytes());
+        }
+        out.truncate(len as usize);
+        out
+    }
+}
+
+/// What the owner, the peer or fate does in one step.
+#[derive(Debug, Clone)]
+enum Op {
+    /// A stub for the item dropped into the watch folder: its title or
+    /// another (another release of the same file), and the size the peer
+    /// serves now or the first one (an indexer's stale answer).
+    Grab {
+        item: usize,
+        other_title: bool,
+        stale_size: bool,
+    },
+    /// The owner retries a row (status API or `jack retry`).
+    Retry {
+        pick: usize,
+        cli: bool,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Delete {
+        pick: usize,
+        delete_files: bool,
+    },
+    /// A grab whose transfer the peer stalls after `after` per mille of
+    /// the file, and while it runs: `then`.
+    Midway {
+        item: usize,
+        after: u64,
+        then: Then,
+    },
+    /// The peer replaces its file: the same size or another.
+    Replace {
+        item: usize,
+        same_size: bool,
+        len: u64,
+        seed: u64,
+    },
+    /// The Release JSON leaves out (or carries again) `etag`.
+    HideEtag(bool),
+    /// The next file request is answered this way.
+    OneShot(Mode),
+    /// Every file request is answered this way from now on.
+    Fallback(Mode),
+    /// SIGTERM, then a start with these knobs: a crash point `name#n`, the
+    /// `n`-th checkpoint sync failing with EIO.
+    Restart {
+        crash: Option<String>,
+        eio: Option<u64>,
+    },
+    /// A grab, then SIGKILL after `ms` (outcome not compared).
+    KillAfter {
+        item: usize,
+        ms: u64,
+    },
+    /// A grab, SIGKILL after `ms`, the bytes past each durable count
+    /// garbled or cut and the written records garbled, then a start as
+    /// another boot.
+    PowerCut {
+        item: usize,
+        ms: u64,
+    },
+    /// ENOSPC past this length of a `.part` (None: room again).
+    DiskLimit(Option<u64>),
+}
+
+#[derive(Debug, Clone)]
+enum Then {
+    Cancel,
+    /// Removed (with its files or not), and grabbed again at once.
+    Delete {
+        files: bool,
+        regrab: bool,
+    },
+    Kill,
+    Replace(bool),
+}
+
+fn gen_op(rng: &mut Rng, copy: bool) -> Op {
+    let item = rng.below(ITEMS.len() as u64) as usize;
+    let pick = rng.below(8) as usize;
+    match rng.below(100) {
+        0..=17 => Op::Grab {
+            item,
+            other_title: rng.chance(25),
+            stale_size: rng.chance(15),
+        },
+        18..=26 => Op::Retry {
+            pick,
+            cli: rng.chance(30),
+        },
+        27..=30 => Op::Cancel { pick },
+        31..=37 => Op::Delete {
+            pick,
+            delete_files: rng.chance(50),
+        },
+        38..=51 => Op::Midway {
+            item,
+            after: rng.below(1000),
+            then: match rng.below(5) {
+                0 => Then::Cancel,
+                1 => Then::Delete {
+                    files: rng.chance(50),
+                    regrab: rng.chance(60),
+                },
+                2 => Then::Kill,
+                _ => Then::Replace(rng.chance(50)),
+            },
+        },
+        52..=58 => Op::Replace {
+            item,
+            same_size: rng.chance(50),
+            len: rng.range(64 * 1024, 1200 * 1024),
+            seed: rng.next(),
+        },
+        59..=62 => Op::HideEtag(rng.chance(60)),
+        63..=71 => Op::OneShot(match rng.below(8) {
+            0 => Mode::Cut(rng.range(1, 900 * 1024)),
+            1 => Mode::Stall(rng.range(0, 900 * 1024), Duration::from_millis(1500)),
+            2 => Mode::WrongStart,
+            3 => Mode::IgnoreRange,
+            4 => Mode::ChangedEtag,
+            5 => Mode::Status(503, None),
+            6 => Mode::UnsizedHold(Duration::from_millis(1000)),
+            _ => Mode::Subset(rng.range(1, 600 * 1024)),
+        }),
+        72..=75 => Op::Fallback(match rng.below(4) {
+            0 => Mode::Honest,
+            1 => Mode::Cut(rng.range(64 * 1024, 300 * 1024)),
+            _ => Mode::EarlierStart {
+                cut_at: 200_000,
+                block: 64 * 1024,
+            },
+        }),
+        76..=85 => {
+            let crash = rng.chance(70).then(|| {
+                let points: Vec<&str> = if copy {
+                    CRASH_POINTS.iter().chain(&COPY_POINTS).copied().collect()
+                } else {
+                    CRASH_POINTS.to_vec()
+                };
+                let p = points[rng.below(points.len() as u64) as usize];
+                format!("{p}#{}", rng.range(1, 3))
+            });
+            let eio = rng.chance(35).then(|| rng.range(1, 3));
+            Op::Restart { crash, eio }
+        }
+        86..=90 => Op::KillAfter {
+            item,
+            ms: rng.range(0, 400),
+        },
+        91..=94 => Op::PowerCut {
+            item,
+            ms: rng.range(0, 400),
+        },
+        _ => Op::DiskLimit(rng.chance(60).then(|| rng.range(0, 1200 * 1024))),
+    }
+}
+
+/// One version of an item the peer served.
+struct Version {
+    data: Arc<Vec<u8>>,
+    etag: String,
+}
+
+/// A row of the registry, as the simulation reads it.
+#[derive(Debug, Clone)]
+struct Row {
+    id: i64,
+    item: String,
+    status: String,
+    durable: u64,
+    part: PathBuf,
+    dest: PathBuf,
+    etag: Option<String>,
+}
+
+fn settled(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled" | "paused")
+}
+
+/// A file seen under a final name in `completed_dir`.
+struct Final {
+    item: String,
+    version: usize,
+    ino: u64,
+    link: PathBuf,
+    /// A delete with files of a row with this destination: jack may
+    /// remove it (its content still never changes).
+    may_vanish: bool,
+}
+
+/// Figures over every sequence.
+#[derive(Default)]
+struct Totals {
+    sequences: u64,
+    steps: u64,
+    states: HashSet<u64>,
+}
+
+struct Sim {
+    seed: u64,
+    rng: Rng,
+    log: Vec<String>,
+    verbose: bool,
+    peer: FakePeer,
+    site: Site,
+    node: Option<Node>,
+    copy: bool,
+    boot_id: String,
+    versions: BTreeMap<String, Vec<Version>>,
+    finals: BTreeMap<PathBuf, Final>,
+    /// `.part` files whose bytes from this offset on are the simulated
+    /// hardware's (a power cut's garbage, a failed sync's lost pages):
+    /// nothing may vouch for them, and they need not be a version's.
+    taint: HashMap<PathBuf, u64>,
+    /// Events per item that may cost a whole file again.
+    allowance: HashMap<String, u64>,
+    unsettled: HashMap<i64, u32>,
+    /// Bytes the peer sent per item while a disk limit was set, and what
+    /// it had sent when the current limit was set: the injected ENOSPC is
+    /// invisible to the free-space check (`statvfs`), so each resume from
+    /// `paused` asks the peer again (a quota does the same).
+    exempt: HashMap<String, u64>,
+    limit_from: Option<HashMap<String, u64>>,
+    eio_seen: usize,
+    /// What the last process wrote to stderr (for a failure's report).
+    last_log: String,
+    stubs: u64,
+    links: u64,
+    deadline: Instant,
+}
+
+type Check = Result<(), String>;
+
+impl Sim {
+    fn new(seed: u64, verbose: bool, deadline: Instant) -> Sim {
+        let mut rng = Rng(seed);
+        let mut versions = BTreeMap::new();
+        let mut files = Vec::new();
+        for id in ITEMS {
+            let len = rng.range(64 * 1024, 1200 * 1024);
+            let data = rng.bytes(len);
+            files.push(fake_peer::File {
+                id: id.into(),
+                filename: format!("Film.{id}.2024.mkv"),
+                data: data.clone(),
+            });
+            let v = Version {
+                data: Arc::new(data),
+                etag: fake_peer::ETAG.to_string(),
+            };
+            versions.insert(id.to_string(), vec![v]);
+        }
+        let peer = FakePeer::start(files, vec![], None);
+        let site = downloader(
+            peer.addr,
+            "max_attempts = 4\nidle_timeout_ms = 600\ndisk_full_retry_ms = 100\nmin_free_bytes = 0\n",
+        );
+        let copy = rng.chance(25);
+        let boot_id = format!("00000000-0000-4000-8000-{:012x}", seed & 0xffff_ffff_ffff);
+        Sim {
+            seed,
+            rng,
+            log: Vec::new(),
+            verbose,
+            peer,
+            site,
+            node: None,
+            copy,
+            boot_id,
+            versions,
+            finals: BTreeMap::new(),
+            taint: HashMap::new(),
+            allowance: HashMap::new(),
+            unsettled: HashMap::new(),
+            exempt: HashMap::new(),
+            limit_from: None,
+            eio_seen: 0,
+            last_log: String::new(),
+            stubs: 0,
+            links: 0,
+            deadline,
+        }
+    }
+
+    fn note(&mut self, line: String) {
+        if self.verbose {
+            eprintln!("sim {}: {line}", self.seed);
+        }
+        self.log.push(line);
+    }
+
+    fn db(&self) -> PathBuf {
+        self.site.path().join("data/jack.db")
+    }
+    fn incomplete(&self) -> PathBuf {
+        self.site.path().join("data/incomplete")
+    }
+    fn completed(&self) -> PathBuf {
+        self.site.path().join("data/completed")
+    }
+    fn limit_file(&self) -> PathBuf {
+        self.site.path().join("disk-limit")
+    }
+
+    fn alive(&mut self) -> bool {
+        self.node
+            .as_mut()
+            .is_some_and(|n| n.child.try_wait().ok().flatten().is_none())
+    }
+
+    /// Starts the node with these knobs (a crash at start-up leaves it
+    /// dead: the next step starts it again).
+    fn start(&mut self, crash: Option<&str>, eio: Option<u64>) {
+        let config = self.site.config();
+        let mut cmd = self
+            .site
+            .command(&["--config", config.to_str().unwrap(), "run"]);
+        cmd.env("JACK_FAULT_CHECKPOINT_BYTES", CHECKPOINT.to_string())
+            .env("JACK_FAULT_RECORD_STEP", RECORD_STEP.to_string())
+            .env("JACK_FAULT_DISK_LIMIT_FILE", self.limit_file())
+            .env("JACK_FAULT_BOOT_ID", &self.boot_id)
+            .env("JACK_FAULT_EXDEV", if self.copy { "1" } else { "0" })
+            .env_remove("JACK_CRASH_AT")
+            .env_remove("JACK_FAULT_SYNC_EIO_AT");
+        if let Some(c) = crash {
+            cmd.env("JACK_CRASH_AT", c);
+        }
+        if let Some(n) = eio {
+            cmd.env("JACK_FAULT_SYNC_EIO_AT", n.to_string());
+        }
+        self.eio_seen = 0;
+        self.node = match Node::try_spawn(cmd) {
+            Ok(node) => Some(node),
+            Err(log) => {
+                self.last_log = log;
+                None
+            }
+        };
+        self.bump_all();
+    }
+
+    /// SIGTERM and wait (SIGKILL after 5 s), or reap a dead process.
+    fn stop(&mut self) {
+        if let Some(mut node) = self.node.take()
+            && node.child.try_wait().ok().flatten().is_none()
+        {
+            node.signal("TERM");
+            if node.wait_exit(Duration::from_secs(5)).is_none() {
+                self.log
+                    .push("  (no exit 5 s after SIGTERM: killed)".into());
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut node) = self.node.take() {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+            self.last_log = node.log_text();
+        }
+    }
+
+    fn bump(&mut self, item: &str) {
+        *self.allowance.entry(item.to_string()).or_default() += 1;
+    }
+    fn bump_all(&mut self) {
+        for id in ITEMS {
+            self.bump(id);
+        }
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        read_rows(&self.db())
+    }
+
+    fn pick_row(&self, pick: usize) -> Option<Row> {
+        let rows = self.rows();
+        (!rows.is_empty()).then(|| rows[pick % rows.len()].clone())
+    }
+
+    fn api(&self, method: &str, path: &str) -> Option<u16> {
+        let addr = self.node.as_ref()?.addr;
+        call(addr, method, path)
+    }
+
+    fn current(&self, item: &str) -> &Version {
+        self.versions[item].last().unwrap()
+    }
+
+    fn grab(&mut self, item: usize, other_title: bool, stale_size: bool) -> String {
+        let id = ITEMS[item];
+        let size = if stale_size {
+            self.versions[id][0].data.len()
+        } else {
+            self.current(id).data.len()
+        };
+        let title = if other_title {
+            format!("Film.{id}.2024.PROPER")
+        } else {
+            format!("Film.{id}.2024")
+        };
+        self.stubs += 1;
+        let name = format!("g{}.torrent", self.stubs);
+        let stub = jack::stub::build("alice", id, &title, size as u64);
+        support::drop_stub(&self.site, &name, &stub);
+        self.bump(id);
+        name
+    }
+
+    /// Waits until the watch folder took stub `name` (or the node died).
+    fn wait_taken(&mut self, name: &str) {
+        let start = Instant::now();
+        while start.elapsed() < SETTLE && self.alive() && !stub_seen(&self.db(), name) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until every row is settled or the node is dead; false when
+    /// the wait ran out.
+    fn settle(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if !self.alive() {
+                return true;
+            }
+            if self.rows().iter().all(|r| settled(&r.status)) {
+                return true;
+            }
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn replace(&mut self, item: usize, same_size: bool, len: u64, seed: u64) {
+        let id = ITEMS[item];
+        let len = if same_size {
+            self.current(id).data.len() as u64
+        } else {
+            len
+        };
+        let data = Rng(seed).bytes(len);
+        self.peer.replace(id, data.clone());
+        let etag = self.peer.etag(id).unwrap();
+        let v = Version {
+            data: Arc::new(data),
+            etag,
+        };
+        self.versions.get_mut(id).unwrap().push(v);
+        self.bump(id);
+    }
+
+    /// Runs one op to its quiescent end.
+    fn run(&mut self, op: &Op) -> Check {
+        match op.clone() {
+            Op::Grab {
+                item,
+                other_title,
+                stale_size,
+            } => {
+                let name = self.grab(item, other_title, stale_size);
+                self.wait_taken(&name);
+            }
+            Op::Retry { pick, cli } => {
+                let Some(row) = self.pick_row(pick) else {
+                    return Ok(());
+                };
+                self.bump(&row.item);
+                let answer = if cli {
+                    let out = self.site.run_cli(&["retry", &row.id.to_string()]);
+                    out.status.code().map(|c| c as u16)
+                } else {
+                    self.api("POST", &format!("/api/v1/downloads/{}/retry", row.id))
+                };
+                self.note(format!(
+                    "  retry row {} ({}): {answer:?}",
+                    row.id, row.status
+                ));
+            }
+            Op::Cancel { pick } => {
+                let Some(row) = self.pick_row(pick) else {
+                    return Ok(());
+                };
+                let answer = self.api("POST", &format!("/api/v1/downloads/{}/cancel", row.id));
+                self.note(format!(
+                    "  cancel row {} ({}): {answer:?}",
+                    row.id, row.status
+                ));
+            }
+            Op::Delete { pick, delete_files } => {
+                let Some(row) = self.pick_row(pick) else {
+                    return Ok(());
+                };
+                self.delete(&row, delete_files);
+            }
+            Op::Midway { item, after, then } => self.midway(item, after, then),
+            Op::Replace {
+                item,
+                same_size,
+                len,
+                seed,
+            } => self.replace(item, same_size, len, seed),
+            Op::HideEtag(hide) => self.peer.hide_etag_in_release(hide),
+            Op::OneShot(mode) => {
+                self.peer.push(mode);
+                self.bump_all();
+            }
+            Op::Fallback(mode) => {
+                self.peer.set_fallback(mode);
+                self.bump_all();
+            }
+            Op::Restart { crash, eio } => {
+                self.stop();
+                self.start(crash.as_deref(), eio);
+            }
+            Op::KillAfter { item, ms } => {
+                self.grab(item, false, false);
+                std::thread::sleep(Duration::from_millis(ms));
+                self.kill();
+                self.check("after kill -9")?;
+                self.start(None, None);
+            }
+            Op::PowerCut { item, ms } => {
+                self.grab(item, false, false);
+                std::thread::sleep(Duration::from_millis(ms));
+                self.kill();
+                self.check("after the power cut, before restart")?;
+                self.power_cut();
+                self.start(None, None);
+            }
+            Op::DiskLimit(limit) => {
+                self.set_disk_limit(limit);
+                self.bump_all();
+            }
+        }
+        Ok(())
+    }
+
+    fn set_disk_limit(&mut self, limit: Option<u64>) {
+        let text = limit.map(|n| n.to_string()).unwrap_or_default();
+        std::fs::write(self.limit_file(), text).unwrap();
+        if let Some(from) = self.limit_from.take() {
+            for (id, n) in from {
+                *self.exempt.entry(id.clone()).or_default() += self.peer.bytes_sent(&id) - n;
+            }
+        }
+        if limit.is_some() {
+            let now = ITEMS.map(|id| (id.to_string(), self.peer.bytes_sent(id)));
+            self.limit_from = Some(now.into_iter().collect());
+        }
+    }
+
+    fn delete(&mut self, row: &Row, delete_files: bool) {
+        let path = format!("/api/v1/downloads/{}?delete_files={delete_files}", row.id);
+        let answer = self.api("DELETE", &path);
+        if delete_files && let Some(f) = self.finals.get_mut(&row.dest) {
+            f.may_vanish = true;
+        }
+        self.note(format!(
+            "  delete row {} ({}): {answer:?}",
+            row.id, row.status
+        ));
+    }
+
+    fn midway(&mut self, item: usize, after: u64, then: Then) {
+        let id = ITEMS[item];
+        self.peer
+            .push(Mode::Stall(after, Duration::from_millis(2500)));
+        let name = self.grab(item, false, false);
+        self.wait_taken(&name);
+        let start = Instant::now();
+        let running = loop {
+            let rows = self.rows();
+            let row = rows
+                .iter()
+                .find(|r| r.item == id && r.status == "downloading")
+                .cloned();
+            if let Some(row) = row
+                && self
+                    .peer
+                    .record
+                    .active
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    > 0
+            {
+                break Some(row);
+            }
+            if start.elapsed() > Duration::from_secs(3) || !self.alive() {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.peer.clear_script();
+        let Some(row) = running else {
+            self.note("  (no transfer ran)".into());
+            return;
+        };
+        match then {
+            Then::Cancel => {
+                let answer = self.api("POST", &format!("/api/v1/downloads/{}/cancel", row.id));
+                self.note(format!("  cancel running row {}: {answer:?}", row.id));
+            }
+            Then::Delete { files, regrab } => {
+                self.delete(&row, files);
+                if regrab {
+                    let name = self.grab(item, false, false);
+                    self.wait_taken(&name);
+                }
+            }
+            Then::Kill => {
+                self.kill();
+                self.note(format!("  killed while row {} ran", row.id));
+            }
+            Then::Replace(same) => {
+                let len = self.rng.range(64 * 1024, 1200 * 1024);
+                let seed = self.rng.next();
+                self.replace(item, same, len, seed);
+                self.note(format!(
+                    "  replaced {id} (same size: {same}) while row {} ran",
+                    row.id
+                ));
+            }
+        }
+    }
+
+    /// What a power cut may leave: every byte past a row's durable count
+    /// garbled or cut, the written records garbled, another boot.
+    fn power_cut(&mut self) {
+        for row in self.rows() {
+            let Ok(meta) = std::fs::metadata(&row.part) else {
+                continue;
+            };
+            let len = meta.len();
+            self.taint.insert(row.part.clone(), row.durable);
+            if len > row.durable {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&row.part)
+                    .unwrap();
+                if self.rng.chance(50) {
+                    f.set_len(self.rng.range(row.durable, len)).unwrap();
+                } else {
+                    use std::os::unix::fs::FileExt;
+                    let from = self.rng.range(row.durable, len - 1);
+                    let junk = self.rng.bytes((len - from).min(100_000));
+                    f.write_all_at(&junk, from).unwrap();
+                }
+            }
+            let record = sidecar(&row.part);
+            if let Ok(text) = std::fs::read(&record) {
+                let junk = self.rng.bytes(text.len() as u64);
+                std::fs::write(&record, junk).unwrap();
+            }
+        }
+        self.boot_id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            self.rng.next() as u32,
+            self.seed & 0xffff_ffff_ffff
+        );
+    }
+
+    /// Every invariant, now.
+    fn check(&mut self, phase: &str) -> Check {
+        let alive = self.alive();
+        let rows = self.rows();
+        self.watch_eio(&rows);
+        self.check_parts(&rows)
+            .and_then(|()| self.check_rows(&rows, alive))
+            .and_then(|()| self.check_finals())
+            .and_then(|()| self.check_bytes())
+            .map_err(|e| format!("{phase}: {e}"))
+    }
+
+    /// A failed sync zeroed the bytes since the last checkpoint of some
+    /// `.part`: from each row's durable count on, they are the disk's.
+    fn watch_eio(&mut self, rows: &[Row]) {
+        let fired = self.node.as_ref().map_or(0, |n| {
+            let log = n.log.lock().unwrap();
+            log.iter()
+                .filter(|l| l.contains("sync fails with EIO"))
+                .count()
+        });
+        if fired > self.eio_seen {
+            self.eio_seen = fired;
+            for r in rows {
+                self.taint.entry(r.part.clone()).or_insert(r.durable);
+            }
+            self.bump_all();
+        }
+    }
+
+    /// Every `.part` in `incomplete_dir` is a prefix of a version served.
+    fn check_parts(&self, rows: &[Row]) -> Check {
+        for part in part_files(&self.incomplete()) {
+            let Ok(data) = std::fs::read(&part) else {
+                continue;
+            };
+            let end = self
+                .taint
+                .get(&part)
+                .map_or(data.len(), |&t| (t as usize).min(data.len()));
+            let owner = rows.iter().find(|r| r.part == part);
+            if self
+                .matching(owner.map(|r| r.item.as_str()), &data[..end])
+                .is_none()
+            {
+                return Err(format!(
+                    "{} ({} bytes, rows {:?}) is not a prefix of any version served{}",
+                    part.display(),
+                    data.len(),
+                    rows.iter()
+                        .filter(|r| r.part == part)
+                        .map(|r| r.id)
+                        .collect::<Vec<_>>(),
+                    self.difference(owner.map(|r| r.item.as_str()), &data[..end]),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A row's durable count is no longer than its `.part`, and those
+    /// bytes are a version's.
+    fn check_rows(&mut self, rows: &[Row], alive: bool) -> Check {
+        for r in rows {
+            if r.status == "completed" || (alive && !settled(&r.status)) {
+                continue;
+            }
+            // Stopped inside a hand-off: the `.part` is gone and the final
+            // file carries every durable byte (start-up finishes it).
+            let handing_off =
+                !r.part.exists() && std::fs::metadata(&r.dest).is_ok_and(|m| m.len() == r.durable);
+            if handing_off {
+                continue;
+            }
+            let data = std::fs::read(&r.part).unwrap_or_default();
+            if r.durable > data.len() as u64 {
+                return Err(format!(
+                    "row {} ({}) claims {} durable bytes, its .part {} has {}",
+                    r.id,
+                    r.status,
+                    r.durable,
+                    r.part.display(),
+                    data.len()
+                ));
+            }
+            let durable = &data[..r.durable as usize];
+            if self.matching(Some(&r.item), durable).is_none() {
+                return Err(format!(
+                    "row {} ({}): its {} durable bytes are no version of {}{}",
+                    r.id,
+                    r.status,
+                    r.durable,
+                    r.item,
+                    self.difference(Some(&r.item), durable)
+                ));
+            }
+            if self.taint.get(&r.part).is_some_and(|&t| r.durable > t) {
+                self.taint.remove(&r.part);
+            }
+        }
+        for r in rows {
+            if let Some(&t) = self.taint.get(&r.part)
+                && std::fs::metadata(&r.part).map_or(true, |m| m.len() <= t)
+            {
+                self.taint.remove(&r.part);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every final file is one version, byte for byte, and never changes.
+    fn check_finals(&mut self) -> Check {
+        for path in walk(&self.completed()) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with(".jack-") && name.ends_with(".partial~") {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let data = std::fs::read(&path).unwrap_or_default();
+            if let Some(f) = self.finals.get(&path) {
+                // A final file the owner deleted with its download: the
+                // name may carry a later hand-off (checked below as new;
+                // the old file is still checked by its hard link).
+                if meta.ino() != f.ino && f.may_vanish {
+                    let old = self.finals.remove(&path).unwrap();
+                    self.links += 1;
+                    let moved = PathBuf::from(format!("{}-was-{}", path.display(), self.links));
+                    self.finals.insert(moved, old);
+                } else if meta.ino() != f.ino {
+                    return Err(format!(
+                        "{} is another file than the one handed off",
+                        path.display()
+                    ));
+                } else {
+                    if data != *self.versions[&f.item][f.version].data {
+                        return Err(format!("{} changed after its hand-off", path.display()));
+                    }
+                    continue;
+                }
+            }
+            let Some((item, version)) = self.whole(&data) else {
+                return Err(format!(
+                    "{} ({} bytes) equals no version served{}",
+                    path.display(),
+                    data.len(),
+                    self.difference(None, &data)
+                ));
+            };
+            self.links += 1;
+            let link = self.site.path().join(format!("imported-{}", self.links));
+            std::fs::hard_link(&path, &link).unwrap();
+            let f = Final {
+                item,
+                version,
+                ino: meta.ino(),
+                link,
+                may_vanish: false,
+            };
+            self.finals.insert(path, f);
+        }
+        for (path, f) in &self.finals {
+            let data = std::fs::read(&f.link).unwrap();
+            if data != *self.versions[&f.item][f.version].data {
+                return Err(format!(
+                    "{} (by its hard link) changed after its hand-off",
+                    path.display()
+                ));
+            }
+            if !path.exists() && !f.may_vanish {
+                return Err(format!(
+                    "{} vanished though no delete with files asked",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the peer sent per item stay within the allowance.
+    fn check_bytes(&self) -> Check {
+        for id in ITEMS {
+            let size = self.versions[id]
+                .iter()
+                .map(|v| v.data.len() as u64)
+                .max()
+                .unwrap();
+            let events = self.allowance.get(id).copied().unwrap_or(0);
+            let budget = (BASE_MULTIPLE + events) * size;
+            let now = self.peer.bytes_sent(id);
+            let during = self.limit_from.as_ref().map_or(0, |f| now - f[id]);
+            let sent = now - during - self.exempt.get(id).copied().unwrap_or(0);
+            if sent > budget {
+                return Err(format!(
+                    "the peer sent {sent} bytes of {id} (besides those under a disk limit; {size} bytes, {events} events): more than {budget}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// (item, version) of which `bytes` is a prefix (of item `only` when
+    /// given).
+    fn matching(&self, only: Option<&str>, bytes: &[u8]) -> Option<(String, usize)> {
+        self.versions
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()))
+            .flat_map(|(id, vs)| vs.iter().enumerate().map(move |(i, v)| (id, i, v)))
+            .find(|(_, _, v)| v.data.starts_with(bytes))
+            .map(|(id, i, _)| (id.clone(), i))
+    }
+
+    fn whole(&self, bytes: &[u8]) -> Option<(String, usize)> {
+        self.matching(None, bytes)
+            .filter(|(id, i)| self.versions[id][*i].data.len() == bytes.len())
+    }
+
+    /// Where `bytes` leaves the version it follows longest.
+    fn difference(&self, only: Option<&str>, bytes: &[u8]) -> String {
+        let best = self
+            .versions
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()))
+            .flat_map(|(id, vs)| vs.iter().enumerate().map(move |(i, v)| (id, i, v)))
+            .map(|(id, i, v)| {
+                let same = v.data.iter().zip(bytes).take_while(|(a, b)| a == b).count();
+                (same, id, i, v)
+            })
+            .max_by_key(|t| t.0);
+        match best {
+            Some((same, id, i, v)) => {
+                let other = self
+                    .versions
+                    .iter()
+                    .flat_map(|(oid, vs)| vs.iter().enumerate().map(move |(oi, ov)| (oid, oi, ov)))
+                    .find(|(_, _, ov)| {
+                        bytes.len() > same && ov.data.get(same..bytes.len()) == Some(&bytes[same..])
+                    })
+                    .map(|(oid, oi, _)| format!(", the rest is {oid} v{}", oi + 1))
+                    .unwrap_or_default();
+                format!(
+                    " (follows {id} v{} [{} bytes, etag {}] for {same} bytes{other})",
+                    i + 1,
+                    v.data.len(),
+                    v.etag
+                )
+            }
+            None => String::new(),
+        }
+    }
+
+    /// A hash of the abstract state: per row its status, its `.part`
+    /// (none, empty, partial, whole, longer), its written record, durable
+    /// against the `.part`, the item's versions and whether the Release
+    /// and the row carry an ETag.
+    fn state(&mut self, hide_etag: bool) -> u64 {
+        let alive = self.alive();
+        let mut parts: Vec<_> = self
+            .rows()
+            .iter()
+            .map(|r| {
+                let size = self.current(&r.item).data.len() as u64;
+                let len = std::fs::metadata(&r.part).ok().map(|m| m.len());
+                let part = match len {
+                    None => 0,
+                    Some(0) => 1,
+                    Some(n) if n < size => 2,
+                    Some(n) if n == size => 3,
+                    Some(_) => 4,
+                };
+                let durable = len.map(|n| r.durable.cmp(&n));
+                (
+                    r.status.clone(),
+                    part,
+                    sidecar(&r.part).exists(),
+                    durable,
+                    self.versions[&r.item].len().min(3),
+                    r.etag.is_some(),
+                )
+            })
+            .collect();
+        parts.sort();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (parts, alive, hide_etag).hash(&mut h);
+        h.finish()
+    }
+
+    /// Liveness: a row that stays unsettled step after step never ends.
+    fn track_unsettled(&mut self) -> Check {
+        let alive = self.alive();
+        let rows = self.rows();
+        let mut next = HashMap::new();
+        for r in rows.iter().filter(|r| alive && !settled(&r.status)) {
+            let n = self.unsettled.get(&r.id).copied().unwrap_or(0) + 1;
+            if n >= UNSETTLED_STEPS {
+                return Err(format!(
+                    "row {} ({}) still {} after {n} steps of {} s: the download does not end (peer sent {} bytes of {})",
+                    r.id,
+                    r.item,
+                    r.status,
+                    SETTLE.as_secs(),
+                    self.peer.bytes_sent(&r.item),
+                    r.item
+                ));
+            }
+            next.insert(r.id, n);
+        }
+        self.unsettled = next;
+        Ok(())
+    }
+
+    /// The whole sequence: `steps` ops, then the faults lifted and every
+    /// failed row retried: each download must end.
+    fn sequence(&mut self, totals: &Mutex<Totals>) -> Check {
+        let steps = self.rng.range(8, 20);
+        let mut hide_etag = false;
+        self.start(None, None);
+        for step in 0..steps {
+            if Instant::now() > self.deadline {
+                self.note("(time is up: healing now)".into());
+                break;
+            }
+            if !self.alive() {
+                self.check("the process is dead")?;
+                self.note(format!("{step}: start again (the process had died)"));
+                self.start(None, None);
+            }
+            let op = gen_op(&mut self.rng, self.copy);
+            if let Op::HideEtag(h) = op {
+                hide_etag = h;
+            }
+            self.note(format!("{step}: {op:?}"));
+            self.run(&op)?;
+            let quiet = self.settle(SETTLE);
+            if !self.alive() {
+                let crashed = self
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| n.log_text().contains("crash point"));
+                self.note(format!(
+                    "  the process died{}",
+                    if crashed { " at its crash point" } else { "" }
+                ));
+            } else if !quiet {
+                self.note("  not quiescent after the wait".into());
+            }
+            let rows: Vec<_> = self
+                .rows()
+                .iter()
+                .map(|r| format!("{}:{} {} {}", r.id, r.item, r.status, r.durable))
+                .collect();
+            self.note(format!("  rows: {}", rows.join(", ")));
+            self.check(&format!("step {step} ({op:?})"))?;
+            self.track_unsettled()?;
+            let s = self.state(hide_etag);
+            let mut t = totals.lock().unwrap();
+            t.steps += 1;
+            t.states.insert(s);
+        }
+        self.heal()
+    }
+
+    fn heal(&mut self) -> Check {
+        self.note("heal: room on disk, an honest peer, no knobs, failed rows retried".into());
+        self.set_disk_limit(None);
+        self.peer.set_fallback(Mode::Honest);
+        self.peer.clear_script();
+        self.stop();
+        self.check("heal, stopped")?;
+        self.start(None, None);
+        self.settle(Duration::from_secs(20));
+        for r in self.rows() {
+            if matches!(r.status.as_str(), "failed" | "cancelled") {
+                self.bump(&r.item);
+                let answer = self.api("POST", &format!("/api/v1/downloads/{}/retry", r.id));
+                self.note(format!("  retry row {} ({}): {answer:?}", r.id, r.status));
+            }
+        }
+        let quiet = self.settle(Duration::from_secs(30));
+        self.check("heal")?;
+        let open: Vec<_> = self
+            .rows()
+            .into_iter()
+            .filter(|r| !matches!(r.status.as_str(), "completed" | "failed" | "cancelled"))
+            .map(|r| {
+                format!(
+                    "row {} {} ({} bytes sent of {})",
+                    r.id,
+                    r.status,
+                    self.peer.bytes_sent(&r.item),
+                    r.item
+                )
+            })
+            .collect();
+        if !quiet || !open.is_empty() || !self.alive() {
+            return Err(format!(
+                "heal: downloads that did not end with an honest peer in 30 s: {open:?} (alive: {})",
+                self.alive()
+            ));
+        }
+        self.stop();
+        Ok(())
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `<part>.written`, the written record beside a `.part`.
+fn sidecar(part: &Path) -> PathBuf {
+    let mut s = part.as_os_str().to_owned();
+    s.push(".written");
+    PathBuf::from(s)
+}
+
+/// Every `*.part` under `dir`, `orphaned/` left out.
+fn part_files(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| !p.strip_prefix(dir).is_ok_and(|r| r.starts_with("orphaned")))
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
+        .collect()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => out.extend(walk(&p)),
+            Ok(t) if t.is_file() => out.push(p),
+            _ => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+fn open_db(db: &Path) -> Option<rusqlite::Connection> {
+    if !db.exists() {
+        return None;
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(db, flags).ok()?;
+    conn.busy_timeout(Duration::from_secs(5)).ok()?;
+    Some(conn)
+}
+
+fn read_rows(db: &Path) -> Vec<Row> {
+    let Some(conn) = open_db(db) else {
+        return Vec::new();
+    };
+    let sql = "SELECT id, item_id, status, downloaded_bytes, part_path, dest_path, etag \
+               FROM downloads ORDER BY id";
+    let Ok(mut stmt) = conn.prepare(sql) else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| {
+        Ok(Row {
+            id: r.get(0)?,
+            item: r.get(1)?,
+            status: r.get(2)?,
+            durable: u64::try_from(r.get::<_, i64>(3)?).unwrap(),
+            part: PathBuf::from(r.get::<_, String>(4)?),
+            dest: PathBuf::from(r.get::<_, String>(5)?),
+            etag: r.get(6)?,
+        })
+    })
+    .map(|it| it.filter_map(Result::ok).collect())
+    .unwrap_or_default()
+}
+
+fn stub_seen(db: &Path, name: &str) -> bool {
+    open_db(db).is_some_and(|c| {
+        c.query_row(
+            "SELECT 1 FROM stubs_seen WHERE stub_name = ?1",
+            [name],
+            |_| Ok(()),
+        )
+        .is_ok()
+    })
+}
+
+/// One status API request with the owner key; None when the node is not
+/// there to answer (it may be dying at a crash point).
+fn call(addr: SocketAddr, method: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {KEY}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let head = String::from_utf8_lossy(&raw);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// The seed of sequence `n`.
+fn seed_of(n: u64) -> u64 {
+    Rng(0x6a61_636b ^ n).next() % 1_000_000_000
+}
+
+/// Runs one seed; the failure, with its log and how to replay it.
+fn one(seed: u64, verbose: bool, deadline: Instant, totals: &Mutex<Totals>) -> Option<String> {
+    let mut sim = Sim::new(seed, verbose, deadline);
+    let result = sim.sequence(totals);
+    totals.lock().unwrap().sequences += 1;
+    let err = result.err()?;
+    let node_log = match &sim.node {
+        Some(n) => n.log_text(),
+        None => sim.last_log.clone(),
+    };
+    let tail: Vec<_> = node_log
+        .lines()
+        .rev()
+        .take(15)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Some(format!(
+        "seed {seed}: {err}\nop log:\n  {}\nlast node log lines:\n  {}\nreplay: JACK_SIM_SEED={seed} cargo test --test sim -- --nocapture\n",
+        sim.log.join("\n  "),
+        tail.join("\n  ")
+    ))
+}
+
+/// To stderr past the test harness's capture: the summary shows in
+/// `make test` too.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+#[test]
+fn simulation() {
+    let totals = Mutex::new(Totals::default());
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    if let Some(seed) = env_u64("JACK_SIM_SEED") {
+        let far = started + Duration::from_secs(3600);
+        if let Some(f) = one(seed, true, far, &totals) {
+            say(&f);
+            failures.push(f);
+        }
+    } else {
+        let seconds = env_u64("JACK_SIM_SECONDS").unwrap_or(60);
+        let budget = (seconds > 0).then(|| Duration::from_secs(seconds));
+        let most = env_u64("JACK_SIM_SEQUENCES").unwrap_or(u64::MAX);
+        // A sequence started before the budget runs out gets 20 s more
+        // for its last steps; its heal is bounded by its own waits.
+        let deadline =
+            started + budget.unwrap_or(Duration::from_secs(86_400 * 365)) + Duration::from_secs(5);
+        let mut n = 0;
+        while n < most && budget.is_none_or(|b| started.elapsed() < b) {
+            let seed = seed_of(n);
+            if let Some(f) = one(seed, false, deadline, &totals) {
+                say(&f);
+                failures.push(f);
+            }
+            n += 1;
+        }
+    }
+    let t = totals.lock().unwrap();
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    say(&format!(
+        "sim: {} sequences, {} steps, {} distinct states in {:.1} s ({:.1} sequences a minute), {} failing",
+        t.sequences,
+        t.steps,
+        t.states.len(),
+        started.elapsed().as_secs_f64(),
+        t.sequences as f64 / minutes.max(1e-9),
+        failures.len()
+    ));
+    let seeds: Vec<_> = failures
+        .iter()
+        .map(|f| f.split(':').next().unwrap().to_string())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failing: {}",
+        failures.len(),
+        seeds.join(", ")
+    );
+}

@@ -647,7 +647,22 @@ impl Downloads {
                 Ok(None) => None,
                 Err(e) => Some((e, None)),
             };
-            release_slot(&mut self.slots.lock(), id, live);
+            {
+                let mut slots = self.slots.lock();
+                release_slot(&mut slots, id, live);
+                // A removal asked after the look above (while the outcome
+                // was being recorded) saw this worker running and left the
+                // removal to it: finished here, under the slot lock that
+                // `remove` takes too, so one of the two always does it.
+                let asked = matches!(self.registry.removal(id), Ok(Some(_)));
+                if asked && !slots.contains_key(&id) {
+                    self.unrecorded.lock().remove(&id);
+                    if let Err(e) = self.finish_removal(id) {
+                        log::error!("cannot remove download id={id} error={}", e.chain());
+                    }
+                    continue;
+                }
+            }
             if let Some((e, unrecorded)) = failed {
                 // The registry could not record (a full disk, a locked
                 // database): keep the download in hand and look again.

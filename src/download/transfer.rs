@@ -262,7 +262,9 @@ pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
 /// checkpoint is unknown (a failed write-back may have dropped it, and a
 /// later sync would not say so), so nothing vouches for more than the
 /// durable count any more: the written record goes and the bytes get a new
-/// generation (either is enough; the second holds should the first fail).
+/// generation (either is enough; the second holds should the first fail),
+/// and the `.part` is cut back to the durable count where it can be (else
+/// the next attempt cuts it: rule 1).
 fn distrust_unsynced(cx: &Context<'_>, row: &Download) {
     written::forget(&row.part_path);
     if let Err(e) = cx.registry.distrust_unsynced(row.id) {
@@ -270,6 +272,17 @@ fn distrust_unsynced(cx: &Context<'_>, row: &Download) {
             "cannot record that unsynced bytes are unknown id={} error={}",
             row.id,
             e.chain()
+        );
+    }
+    let durable = match cx.registry.get(row.id) {
+        Ok(Some(now)) => now.downloaded_bytes,
+        _ => return,
+    };
+    let longer = std::fs::metadata(&row.part_path).is_ok_and(|m| m.len() > durable);
+    if longer && let Err(e) = crate::download::reconcile::truncate(&row.part_path, durable) {
+        log::warn!(
+            "cannot cut {} back to its checkpoint ({durable} bytes): {e}",
+            row.part_path.display()
         );
     }
 }

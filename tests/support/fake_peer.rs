@@ -356,7 +356,9 @@ fn answer(
     let head206 = |first: u64, last: u64, total: u64, extra: &str| {
         format!(
             "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: {etag}\r\nConnection: close\r\n{extra}\r\n",
-            last - first + 1
+            // A lying range may end before it starts (`WrongStart` at the
+            // last byte): no body then.
+            (last + 1).saturating_sub(first)
         )
     };
     let (head, from, to, limit) = match mode {

@@ -677,10 +677,18 @@ impl Registry {
 
     /// The peer's file changed and its release was looked up again: the
     /// row takes the release's title, file name, destination, size and
-    /// ETag (`new`; the info-hash, stub and source stay), progress 0, and
-    /// the event (`detail`), in one transaction. The caller has truncated
+    /// ETag (`new`; the info-hash, stub and source stay), progress 0, a new
+    /// generation, a `high_water` of 0 when it is `new_version` (else the
+    /// version's stays: fetching it again is not progress), and the event
+    /// (`detail`), in one transaction. The caller has truncated
     /// the `.part` (a restart recorded first).
-    pub fn remote_changed(&self, id: i64, new: &NewDownload, detail: &str) -> Result<()> {
+    pub fn remote_changed(
+        &self,
+        id: i64,
+        new: &NewDownload,
+        new_version: bool,
+        detail: &str,
+    ) -> Result<()> {
         self.take_release(
             id,
             new,
@@ -688,8 +696,18 @@ impl Registry {
                 tx.execute(
                     "UPDATE downloads SET title = ?2, file_name = ?3, dest_path = ?4, etag = ?5, \
                      expected_bytes = ?6, downloaded_bytes = 0, generation = generation + 1, \
-                     high_water = 0, updated_at = ?7 WHERE id = ?1",
-                    params![id, new.title, new.file_name, dest, new.etag, expected, now],
+                     high_water = CASE WHEN ?8 THEN 0 ELSE high_water END, \
+                     updated_at = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        new.title,
+                        new.file_name,
+                        dest,
+                        new.etag,
+                        expected,
+                        now,
+                        new_version
+                    ],
                 )
                 .map_err(db_err("record the remote change"))
             },

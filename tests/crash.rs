@@ -1210,3 +1210,84 @@ fn a_failed_sync_is_never_trusted_by_a_retry() {
         "resumed from the last successful checkpoint: {ranges:?}"
     );
 }
+
+/// A checkpoint's sync fails on the flusher thread (the kernel dropped the
+/// pages: zeroed here) while the body then stalls, and the process is
+/// killed before the attempt ends. The failed sync itself disowned the
+/// unsynced bytes, so the restart keeps none of them.
+#[test]
+fn a_kill_after_a_failed_sync_keeps_none_of_the_lost_bytes() {
+    use support::fake_peer::Mode;
+    let size = 1024 * 1024 + 3;
+    let data = pattern(size);
+    let file = fake_peer::File {
+        id: "m".into(),
+        filename: "m.mkv".into(),
+        data: data.clone(),
+    };
+    let stall = Mode::Stall(400_000, Duration::from_secs(20));
+    let peer = FakePeer::start(vec![file], vec![stall], None);
+    let b = downloader(peer.addr, "idle_timeout_ms = 30000");
+    let mut node = start_with_env(
+        &b,
+        &[
+            ("JACK_FAULT_CHECKPOINT_BYTES", "524288"),
+            ("JACK_FAULT_RECORD_STEP", "65536"),
+            ("JACK_FAULT_SYNC_EIO_AT", "1"),
+        ],
+    );
+    drop_stub(
+        &b,
+        "m.torrent",
+        &jack::stub::build("alice", "m", "m", size as u64),
+    );
+    node.wait_log("checkpoint sync fails with EIO", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    node.signal("KILL");
+    node.wait_exit(Duration::from_secs(5)).unwrap();
+    drop(node);
+    let _again = b.start();
+    let dest = b.path().join("data/completed/m.mkv");
+    wait_for("the hand-off", Duration::from_secs(30), || dest.exists());
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "no byte a failed sync lost is handed off"
+    );
+}
+
+/// An unsized body that always runs one byte past its end: each is a
+/// `size_changed` restart that looks the release up again, which comes
+/// back the same. The version did not change, so fetching it again is not
+/// progress and `max_attempts` ends the download.
+#[test]
+fn a_body_that_always_runs_long_is_given_up() {
+    use support::fake_peer::Mode;
+    let size = 2 * 1024 * 1024;
+    let data = pattern(size);
+    let mut longer = data.clone();
+    longer.push(0);
+    let file = fake_peer::File {
+        id: "m".into(),
+        filename: "m.mkv".into(),
+        data: data.clone(),
+    };
+    let script: Vec<Mode> = (0..24).map(|_| Mode::Unsized(longer.clone())).collect();
+    let peer = FakePeer::start(vec![file], script, Some(16 * 1024 * 1024));
+    let b = downloader(peer.addr, "max_attempts = 2");
+    let _node = start_with_env(&b, &[("JACK_FAULT_CHECKPOINT_BYTES", "262144")]);
+    drop_stub(
+        &b,
+        "m.torrent",
+        &jack::stub::build("alice", "m", "m", size as u64),
+    );
+    let row = || status_json(&b)["downloads"][0].clone();
+    wait_for("failed or completed", Duration::from_secs(60), || {
+        row()["status"] == "failed" || row()["status"] == "completed"
+    });
+    let n = peer.file_requests().len();
+    assert_eq!(row()["status"], "failed", "{n} requests: {}", row());
+    assert!(
+        n <= 2 * (jack::download::downloads::MAX_CHANGES + 1),
+        "{n} requests"
+    );
+}

@@ -510,8 +510,25 @@ impl Downloads {
     /// source, and the `.part` starts from 0. An ETag the row learned for
     /// the same version stays when the new look-up has none.
     fn regrab(&self, row: &Download, new: &NewDownload) -> Result<Added> {
+        // Under the slot lock, so no worker starts on the row meanwhile;
+        // and decided on the row as it is now, not as it was before the
+        // look-up (a worker may have completed it, or learned its ETag,
+        // while the peer was asked).
+        let slots = self.slots.lock();
+        if matches!(slots.get(&row.id), Some(Slot::Running(_))) {
+            return Ok(Added::Duplicate(row.id));
+        }
+        let row = match self.registry.get(row.id)? {
+            Some(now) if now.status == Status::Completed => return Ok(Added::Duplicate(now.id)),
+            Some(now) if self.registry.removal(now.id)?.is_none() => now,
+            _ => {
+                return Ok(Added::Later(
+                    "the release's download changed meanwhile".into(),
+                ));
+            }
+        };
         let mut new = new.clone();
-        let part_fits = same_version(row, &mut new);
+        let part_fits = same_version(&row, &mut new);
         let new = &new;
         let restart = (!part_fits).then_some("source_changed");
         let mut detail = format!(
@@ -521,21 +538,12 @@ impl Downloads {
         if matches!(row.status, Status::Failed | Status::Cancelled) {
             detail.push_str(", starting over with fresh attempts");
         }
-        {
-            // Under the slot lock, so no worker starts on the row meanwhile.
-            let slots = self.slots.lock();
-            if matches!(slots.get(&row.id), Some(Slot::Running(_))) {
-                return Ok(Added::Duplicate(row.id));
-            }
-            self.registry
-                .replace_source(row.id, new, restart, &detail)?;
-            if restart.is_some() {
-                crate::download::written::forget(&row.part_path);
-                truncate_part(&row.part_path).map_err(|e| {
-                    Error::io(format!("cannot truncate {}", row.part_path.display()), e)
-                })?;
-            }
+        self.registry
+            .replace_source(row.id, new, restart, &detail)?;
+        if restart.is_some() {
+            discard_part(&row)?;
         }
+        drop(slots);
         log::info!("download grabbed again id={} {detail}", row.id);
         self.enqueue(row.id);
         Ok(Added::Regrabbed(row.id))
@@ -783,8 +791,13 @@ impl Downloads {
         // The peer's file changed: look the release up again and fetch the
         // new version from byte 0, a bounded number of times per attempt.
         let mut sizes = vec![row.expected_bytes];
+        // The attempt ended on the change limit: never progress, whatever
+        // its last run fetched (a peer whose answers keep changing, or
+        // keep lying, would otherwise never give up).
+        let mut too_many_changes = false;
         while let Outcome::Changed { reason } = &outcome {
             if sizes.len() > MAX_CHANGES {
+                too_many_changes = true;
                 let sizes: Vec<String> = sizes.iter().map(u64::to_string).collect();
                 let error = format!(
                     "the peer's file changed more than {MAX_CHANGES} times in one attempt \
@@ -809,7 +822,9 @@ impl Downloads {
                 Err(ended) => outcome = ended,
             }
         }
-        if let Outcome::Retry { progressed, .. } = &mut outcome {
+        if let Outcome::Retry { progressed, .. } = &mut outcome
+            && !too_many_changes
+        {
             let now = self.registry.get(id)?.map_or(0, |r| r.high_water);
             *progressed = now > began
                 && (now - began >= self.config.progress_bytes
@@ -850,7 +865,17 @@ impl Downloads {
             "the peer's file changed: {} → {} bytes ({reason}); fetching the new version from byte 0",
             row.expected_bytes, new.expected_bytes
         );
-        self.registry.remote_changed(row.id, &new, &detail)?;
+        // Another version when the peer's own answers carried another
+        // strong ETag, or its release now differs; otherwise its answers
+        // disagreed with a release that did not change (a longer body, a
+        // wrong total): the same version, whose high-water mark stays, so
+        // fetching it again from 0 is not progress.
+        let other_etag = matches!((&row.etag, &new.etag), (Some(a), Some(b)) if a != b);
+        let new_version = reason.starts_with("etag_changed")
+            || new.expected_bytes != row.expected_bytes
+            || other_etag;
+        self.registry
+            .remote_changed(row.id, &new, new_version, &detail)?;
         log::info!(
             "download source changed id={} old_bytes={} new_bytes={} reason={reason}",
             row.id,
@@ -1154,11 +1179,26 @@ fn remove_if_there(path: &Path) -> Result<bool> {
     }
 }
 
-/// Truncates a `.part` to 0 (one that does not exist is fine).
-fn truncate_part(path: &Path) -> std::io::Result<()> {
-    match crate::download::reconcile::truncate(path, 0) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
+/// `row`'s `.part` no longer holds its version: its record goes and it is
+/// truncated to 0 (one that does not exist is fine). A `.part` name that
+/// is still the file a hand-off gave the final name to (a link hand-off
+/// whose unlink failed) is only unlinked: that file is handed off and is
+/// never written again.
+fn discard_part(row: &Download) -> Result<()> {
+    let path = &row.part_path;
+    crate::download::written::forget(path);
+    let handed_off = std::fs::metadata(path).is_ok_and(|m| {
+        row.handoff_file.as_deref() == Some(crate::download::handoff::file_id(&m).as_str())
+    });
+    let done = match handed_off {
+        true => std::fs::remove_file(path),
+        false => crate::download::reconcile::truncate(path, 0),
+    };
+    match done {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("cannot truncate {}", path.display()), e))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -310,12 +310,13 @@ fn apply(
             ))
         }
         Decision::TruncateTooLong { len } => {
+            // The registry lets go of the bytes before the file does.
+            registry.record_restart(id, "part_too_long")?;
             truncate(&row.part_path, 0).map_err(|e| io("truncate", e))?;
             note(&format!(
                 ".part had {len} bytes, more than the {} expected",
                 row.expected_bytes
-            ))?;
-            registry.record_restart(id, "part_too_long").map(drop)
+            ))
         }
         Decision::Finalize => note("complete .part: finalize without a request"),
         Decision::AdoptFinal => {

@@ -258,22 +258,45 @@ pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
     }
 }
 
-/// A write or sync of the `.part` failed: what was written since the last
-/// checkpoint is unknown (a failed write-back may have dropped it, and a
-/// later sync would not say so), so nothing vouches for more than the
-/// durable count any more: the written record goes and the bytes get a new
-/// generation (either is enough; the second holds should the first fail),
-/// and the `.part` is cut back to the durable count where it can be (else
-/// the next attempt cuts it: rule 1).
-fn distrust_unsynced(cx: &Context<'_>, row: &Download) {
-    written::forget(&row.part_path);
-    if let Err(e) = cx.registry.distrust_unsynced(row.id) {
+/// The `.part` of `row`, open as `file`.
+fn part_at<'a>(row: &'a Download, file: &'a File) -> Part<'a> {
+    Part {
+        id: row.id,
+        path: &row.part_path,
+        file,
+    }
+}
+
+/// Which `.part` a checkpoint syncs: its row, path and open file.
+#[derive(Clone, Copy)]
+struct Part<'a> {
+    id: i64,
+    path: &'a Path,
+    file: &'a File,
+}
+
+/// Nothing vouches for more than the durable count of `id`'s `.part` any
+/// more: the written record goes and the bytes get a new generation
+/// (either is enough; the second holds should the first fail). A record
+/// still being advanced by the reads writes to the removed file.
+fn disown_unsynced(cx: &Context<'_>, id: i64, path: &Path) {
+    written::forget(path);
+    if let Err(e) = cx.registry.distrust_unsynced(id) {
         log::warn!(
-            "cannot record that unsynced bytes are unknown id={} error={}",
-            row.id,
+            "cannot record that unsynced bytes are unknown id={id} error={}",
             e.chain()
         );
     }
+}
+
+/// A write or sync of the `.part` failed: what was written since the last
+/// checkpoint is unknown (a failed write-back may have dropped it, and a
+/// later sync would not say so), so nothing vouches for more than the
+/// durable count any more ([`disown_unsynced`]), and the `.part` is cut
+/// back to the durable count where it can be (else the next attempt cuts
+/// it: rule 1).
+fn distrust_unsynced(cx: &Context<'_>, row: &Download) {
+    disown_unsynced(cx, row.id, &row.part_path);
     let durable = match cx.registry.get(row.id) {
         Ok(Some(now)) => now.downloaded_bytes,
         _ => return,
@@ -343,7 +366,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             row.id,
             row.downloaded_bytes
         );
-        checkpoint(cx, row.id, &part, offset, offset)?;
+        checkpoint(cx, part_at(row, &part), offset, offset)?;
     } else if offset > row.downloaded_bytes {
         // Bytes a stopped process wrote in this boot: made durable before
         // anything new is asked for.
@@ -352,7 +375,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             row.id,
             row.downloaded_bytes
         );
-        checkpoint(cx, row.id, &part, row.downloaded_bytes, offset)?;
+        checkpoint(cx, part_at(row, &part), row.downloaded_bytes, offset)?;
     }
     // The rest of the file set aside where the filesystem can (the length
     // still means bytes received), so another writer cannot take it.
@@ -458,6 +481,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         .then(direct::arm);
         let mut body = resp.body_mut().as_reader();
         let mut to = Target {
+            path: &row.part_path,
             part: &mut part,
             record: &mut record,
         };
@@ -524,6 +548,7 @@ pub fn remote_changed(reason: &str) -> bool {
 
 /// Where [`append`] writes: the `.part`, and its written record.
 struct Target<'a> {
+    path: &'a Path,
     part: &'a mut File,
     record: &'a mut Record,
 }
@@ -575,6 +600,11 @@ fn append(
     let vouch_limit = if sized { end } else { end - 1 };
     let part = &*to.part;
     let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
+    let at = Part {
+        id,
+        path: to.path,
+        file: part,
+    };
     let mut buf = vec![0u8; READ_BUFFER];
     let checkpoint_bytes = crate::fault::scaled("JACK_FAULT_CHECKPOINT_BYTES", CHECKPOINT_BYTES);
     let mut pos = offset;
@@ -587,7 +617,11 @@ fn append(
     // the sync began (rule 10 holds). One at a time, and the last one is
     // waited for before the closing checkpoint below.
     std::thread::scope(|s| -> Result<(), Stop> {
-        let mut flusher = Flusher::start(s, cx, id, &synced, (pos, span.high_water));
+        let flushed = Part {
+            file: &synced,
+            ..at
+        };
+        let mut flusher = Flusher::start(s, cx, flushed, (pos, span.high_water));
         let mut last_sync = (pos, Instant::now());
         // Written bytes below this have had their write-back started.
         let mut kicked = pos;
@@ -614,7 +648,7 @@ fn append(
                     // claims only what is synced, and the next attempt
                     // truncates to it.
                     flusher.wait()?;
-                    checkpoint(cx, id, part, flusher.durable, pos)?;
+                    checkpoint(cx, at, flusher.durable, pos)?;
                     return Err(Stop::Disk(e, "write"));
                 }
             };
@@ -668,7 +702,7 @@ fn append(
             }
         },
     };
-    checkpoint(cx, id, part, synced_to, durable)?;
+    checkpoint(cx, at, synced_to, durable)?;
     Ok(Appended {
         bytes: durable - offset,
         end,
@@ -780,8 +814,7 @@ impl<'scope> Flusher<'scope> {
     fn start<'env>(
         s: &'scope std::thread::Scope<'scope, 'env>,
         cx: &'env Context<'env>,
-        id: i64,
-        part: &'env File,
+        part: Part<'env>,
         (durable, high_water): (u64, u64),
     ) -> Flusher<'scope> {
         let (ask, asked) = crossbeam_channel::bounded::<Job>(1);
@@ -790,11 +823,12 @@ impl<'scope> Flusher<'scope> {
             let mut last = durable;
             for job in asked {
                 let result = match job {
-                    Job::Checkpoint(pos) => checkpoint(cx, id, part, last, pos),
+                    Job::Checkpoint(pos) => checkpoint(cx, part, last, pos),
                     Job::WriteBack(from, to) => {
                         // Advice only: a refusal changes nothing.
                         let len = std::num::NonZeroU64::new(to - from);
-                        let _ = rustix::fs::fadvise(part, from, len, rustix::fs::Advice::DontNeed);
+                        let _ =
+                            rustix::fs::fadvise(part.file, from, len, rustix::fs::Advice::DontNeed);
                         Ok(())
                     }
                 };
@@ -877,12 +911,19 @@ fn read_past_end(body: &mut impl Read) -> std::io::Result<bool> {
 }
 
 /// Rule 10: `fdatasync` the `.part`, then commit `downloaded_bytes` =
-/// `pos` (`from`: the last checkpoint, for the fault seam).
-fn checkpoint(cx: &Context<'_>, id: i64, part: &File, from: u64, pos: u64) -> Result<(), Stop> {
+/// `pos` (`from`: the last checkpoint, for the fault seam). A failed sync
+/// disowns the unsynced bytes at once, on whichever thread it happens
+/// (the flusher's error reaches the reads only later, and a kill in
+/// between must not find a record that vouches for lost bytes).
+fn checkpoint(cx: &Context<'_>, at: Part<'_>, from: u64, pos: u64) -> Result<(), Stop> {
     crate::fault::crash_point("checkpoint:after_write");
     crate::fault::slow_sync();
-    crate::fault::sync_fails(part, from, pos).map_err(|e| Stop::Disk(e, "sync"))?;
-    part.sync_data().map_err(|e| Stop::Disk(e, "sync"))?;
+    let synced = crate::fault::sync_fails(at.file, from, pos).and_then(|()| at.file.sync_data());
+    if let Err(e) = synced {
+        disown_unsynced(cx, at.id, at.path);
+        return Err(Stop::Disk(e, "sync"));
+    }
+    let id = at.id;
     crate::fault::crash_point("checkpoint:after_sync");
     cx.registry.set_progress(id, pos)?;
     crate::fault::crash_point("checkpoint:after_commit");

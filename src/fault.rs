@@ -33,6 +33,8 @@
 //!   replaces the checkpoint interval and `JACK_FAULT_RECORD_STEP=<n>` the
 //!   written record's step ([`scaled`]), so the simulation reaches every
 //!   state with files of a few MiB.
+//! * A slow step: `JACK_FAULT_PAUSE=<name>:<ms>` sleeps that long at
+//!   [`pause`]`(name)`, to widen a window between two steps of a thread.
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
 //!   it reaches [`crash_point`]`(name)`, as a power cut would;
 //!   `JACK_CRASH_AT=<name>#<n>` the `n`-th time.
@@ -214,4 +216,18 @@ pub fn scaled(var: &'static str, default: u64) -> u64 {
         let _ = var;
         default
     }
+}
+
+/// Sleeps here when `JACK_FAULT_PAUSE` is `<name>:<ms>` (debug builds).
+pub fn pause(name: &str) {
+    #[cfg(debug_assertions)]
+    if let Ok(v) = std::env::var("JACK_FAULT_PAUSE")
+        && let Some((point, ms)) = v.rsplit_once(':')
+        && point == name
+        && let Ok(ms) = ms.parse::<u64>()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
 }

@@ -1291,3 +1291,39 @@ fn a_body_that_always_runs_long_is_given_up() {
         "{n} requests"
     );
 }
+
+/// A removal asked just as a download completes, while its worker records
+/// the completion (it still holds the download, so the removal is left to
+/// it): the worker finishes the removal then, without waiting for the next
+/// start. Found by the simulation: the row stayed `completed` with its
+/// removal pending, and a re-grab meanwhile failed `destination exists`.
+#[test]
+fn a_removal_asked_while_a_completion_is_recorded_is_finished_at_once() {
+    let data = pattern(200_000);
+    let file = fake_peer::File {
+        id: "m".into(),
+        filename: "m.mkv".into(),
+        data,
+    };
+    let peer = FakePeer::start(vec![file], vec![], None);
+    let b = downloader(peer.addr, "");
+    let node = start_with_env(&b, &[("JACK_FAULT_PAUSE", "worker:before_release:1500")]);
+    drop_stub(
+        &b,
+        "m.torrent",
+        &jack::stub::build("alice", "m", "m", 200_000),
+    );
+    let dest = b.path().join("data/completed/m.mkv");
+    wait_for("the hand-off", Duration::from_secs(20), || dest.exists());
+    let r = request(
+        node.addr,
+        "DELETE",
+        "/api/v1/downloads/1?delete_files=true",
+        &[("X-Api-Key", KEY), ("Content-Length", "0")],
+    );
+    assert_eq!(r.status, 200);
+    wait_for("the removal", Duration::from_secs(10), || {
+        let reg = Registry::open(&b.path().join("data/jack.db")).unwrap();
+        reg.get(1).unwrap().is_none() && !dest.exists()
+    });
+}

@@ -655,6 +655,7 @@ impl Downloads {
                 Ok(None) => None,
                 Err(e) => Some((e, None)),
             };
+            crate::fault::pause("worker:before_release");
             {
                 let mut slots = self.slots.lock();
                 release_slot(&mut slots, id, live);

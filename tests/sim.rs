@@ -209,7 +209,10 @@ fn gen_op(rng: &mut Rng, copy: bool) -> Op {
             3 => Mode::IgnoreRange,
             4 => Mode::ChangedEtag,
             5 => Mode::Status(503, None),
-            6 => Mode::UnsizedHold(Duration::from_millis(1000)),
+            6 => match rng.chance(50) {
+                true => Mode::UnsizedHold(Duration::from_millis(1000)),
+                false => Mode::UnsizedLongerHold(Duration::from_millis(1000)),
+            },
             _ => Mode::Subset(rng.range(1, 600 * 1024)),
         }),
         72..=75 => Op::Fallback(match rng.below(4) {
@@ -274,7 +277,13 @@ fn dangerous_path(rng: &mut Rng) -> Vec<Op> {
         seed: rng.next(),
     };
     let after = rng.range(100, 900);
-    match rng.below(5) {
+    match rng.below(6) {
+        // An unsized body that cannot prove its end is another, longer
+        // version's beginning: never a whole file (rule 12).
+        5 => vec![
+            Op::OneShot(Mode::UnsizedLongerHold(Duration::from_millis(1000))),
+            grab,
+        ],
         // A learned ETag kept across a re-grab (an old node's Release has
         // none), and the file replaced at the same size meanwhile.
         0 => vec![
@@ -404,6 +413,9 @@ struct Sim {
     exempt: HashMap<String, u64>,
     limit_from: Option<HashMap<String, u64>>,
     eio_seen: usize,
+    /// The written record's step for this seed: 64 KiB, or every byte
+    /// (then the record reaches the very end of a body).
+    record_step: u64,
     /// What the last process wrote to stderr (for a failure's report).
     last_log: String,
     stubs: u64,
@@ -438,6 +450,7 @@ impl Sim {
             "max_attempts = 4\nidle_timeout_ms = 600\ndisk_full_retry_ms = 100\nmin_free_bytes = 0\n",
         );
         let copy = rng.chance(25);
+        let record_step = if rng.chance(30) { 1 } else { RECORD_STEP };
         let boot_id = format!("00000000-0000-4000-8000-{:012x}", seed & 0xffff_ffff_ffff);
         Sim {
             seed,
@@ -457,6 +470,7 @@ impl Sim {
             exempt: HashMap::new(),
             limit_from: None,
             eio_seen: 0,
+            record_step,
             last_log: String::new(),
             stubs: 0,
             links: 0,
@@ -498,7 +512,7 @@ impl Sim {
             .site
             .command(&["--config", config.to_str().unwrap(), "run"]);
         cmd.env("JACK_FAULT_CHECKPOINT_BYTES", CHECKPOINT.to_string())
-            .env("JACK_FAULT_RECORD_STEP", RECORD_STEP.to_string())
+            .env("JACK_FAULT_RECORD_STEP", self.record_step.to_string())
             .env("JACK_FAULT_DISK_LIMIT_FILE", self.limit_file())
             .env("JACK_FAULT_BOOT_ID", &self.boot_id)
             .env("JACK_FAULT_EXDEV", if self.copy { "1" } else { "0" })

@@ -67,6 +67,12 @@ pub enum Mode {
     /// ETag), then silence for the duration before the connection closes:
     /// the client's read one byte past the end fails by its idle timeout.
     UnsizedHold(Duration),
+    /// A 200 without `Content-Length` and with another ETag whose body is
+    /// the first `size` bytes of another, longer version (the file's bytes
+    /// XOR 0x5A, and one byte more), with silence for `hold` before its
+    /// last byte: a client that cannot prove the end must not take the
+    /// first `size` bytes for a whole file (rule 12).
+    UnsizedLongerHold(Duration),
 }
 
 pub struct File {
@@ -454,6 +460,18 @@ fn answer(
             };
             let end = cut_at.clamp(first, size);
             (head206(first, last, size, ""), first, end, None)
+        }
+        Mode::UnsizedLongerHold(hold) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nETag: \"another-etag\"\r\nConnection: close\r\n\r\n"
+            )?;
+            let other: Vec<u8> = data.iter().map(|b| b ^ 0x5A).collect();
+            out.write_all(&other)?;
+            sent.add(size);
+            std::thread::sleep(hold);
+            out.write_all(&[0x5A])?;
+            return Ok(());
         }
         Mode::UnsizedHold(hold) => {
             write!(

@@ -29,12 +29,13 @@ test: tools
 	$(CARGO) test --locked --no-fail-fast
 
 # The download plane's deterministic simulation, long: SEEDS sequences
-# without the 60 s cap of `make test` (debug build: the fault knobs exist
-# only there). A failing seed replays alone with
-# `JACK_SIM_SEED=<n> cargo test --test sim -- --nocapture`.
+# (or as many as SIM_SECONDS allow, when set) without the 60 s cap of
+# `make test` (debug build: the fault knobs exist only there). A failing
+# seed replays alone with `JACK_SIM_SEED=<n> cargo test --test sim -- --nocapture`.
 SEEDS ?= 200
+SIM_SECONDS ?= 0
 sim:
-	JACK_SIM_SEQUENCES=$(SEEDS) JACK_SIM_SECONDS=0 $(CARGO) test --locked --test sim -- --nocapture
+	JACK_SIM_SEQUENCES=$(SEEDS) JACK_SIM_SECONDS=$(SIM_SECONDS) $(CARGO) test --locked --test sim -- --nocapture
 
 # The same suite built as a 32-bit program (i686: 32-bit usize, as on
 # armv7), proving the u64 byte math (a 5 GiB file, offsets past 4 GiB).

@@ -1307,7 +1307,7 @@ fn a_removal_asked_while_a_completion_is_recorded_is_finished_at_once() {
     };
     let peer = FakePeer::start(vec![file], vec![], None);
     let b = downloader(peer.addr, "");
-    let node = start_with_env(&b, &[("JACK_FAULT_PAUSE", "worker:before_release:1500")]);
+    let node = start_with_env(&b, &[("JACK_FAULT_PAUSE", "worker:before_release:3000")]);
     drop_stub(
         &b,
         "m.torrent",

@@ -131,8 +131,12 @@ impl Node {
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
+            // Read to the end whatever the bytes (a line that is not UTF-8
+            // must not stop the reader: the process would then block on a
+            // full pipe).
+            for line in BufReader::new(stderr).split(b'\n') {
                 let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line).into_owned();
                 if let Some(rest) = line.split("listening addr=").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap().to_string();
                     let _ = tx.send(addr);

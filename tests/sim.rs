@@ -614,12 +614,18 @@ impl Sim {
     /// Waits until every row is settled or the node is dead; false when
     /// the wait ran out.
     fn settle(&mut self, limit: Duration) -> bool {
+        self.settle_until(limit, settled)
+    }
+
+    /// Waits (at most `limit`) until every row's status is `done`, or the
+    /// process is dead; whether it came to that.
+    fn settle_until(&mut self, limit: Duration, done: fn(&str) -> bool) -> bool {
         let start = Instant::now();
         loop {
             if !self.alive() {
                 return true;
             }
-            if self.rows().iter().all(|r| settled(&r.status)) {
+            if self.rows().iter().all(|r| done(&r.status)) {
                 return true;
             }
             if start.elapsed() > limit {
@@ -1254,7 +1260,10 @@ impl Sim {
                 self.note(format!("  retry row {} ({}): {answer:?}", r.id, r.status));
             }
         }
-        let quiet = self.settle(Duration::from_secs(30));
+        // With room on the disk again a paused download resumes: only an
+        // end counts here.
+        let ended = |s: &str| matches!(s, "completed" | "failed" | "cancelled");
+        let quiet = self.settle_until(Duration::from_secs(30), ended);
         self.check("heal")?;
         let open: Vec<_> = self
             .rows()

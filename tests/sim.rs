@@ -507,6 +507,9 @@ impl Sim {
     /// Starts the node with these knobs (a crash at start-up leaves it
     /// dead: the next step starts it again).
     fn start(&mut self, crash: Option<&str>, eio: Option<u64>) {
+        if let Some(dead) = self.node.take() {
+            self.node_gone(&dead);
+        }
         let config = self.site.config();
         let mut cmd = self
             .site
@@ -537,14 +540,15 @@ impl Sim {
 
     /// SIGTERM and wait (SIGKILL after 5 s), or reap a dead process.
     fn stop(&mut self) {
-        if let Some(mut node) = self.node.take()
-            && node.child.try_wait().ok().flatten().is_none()
-        {
-            node.signal("TERM");
-            if node.wait_exit(Duration::from_secs(5)).is_none() {
-                self.log
-                    .push("  (no exit 5 s after SIGTERM: killed)".into());
+        if let Some(mut node) = self.node.take() {
+            if node.child.try_wait().ok().flatten().is_none() {
+                node.signal("TERM");
+                if node.wait_exit(Duration::from_secs(5)).is_none() {
+                    self.log
+                        .push("  (no exit 5 s after SIGTERM: killed)".into());
+                }
             }
+            self.node_gone(&node);
         }
     }
 
@@ -552,6 +556,7 @@ impl Sim {
         if let Some(mut node) = self.node.take() {
             let _ = node.child.kill();
             let _ = node.child.wait();
+            self.node_gone(&node);
             self.last_log = node.log_text();
         }
     }
@@ -877,12 +882,21 @@ impl Sim {
     /// A failed sync zeroed the bytes since the last checkpoint of some
     /// `.part`: from each row's durable count on, they are the disk's.
     fn watch_eio(&mut self, rows: &[Row]) {
-        let fired = self.node.as_ref().map_or(0, |n| {
-            let log = n.log.lock().unwrap();
-            log.iter()
-                .filter(|l| l.contains("sync fails with EIO"))
-                .count()
-        });
+        let fired = self.node.as_ref().map_or(0, eio_lines);
+        self.taint_after_eio(fired, rows);
+    }
+
+    /// The node whose log says `fired` failed syncs is going away: what
+    /// they zeroed stays the disk's, and the next node counts from 0.
+    fn node_gone(&mut self, node: &Node) {
+        // The reader thread drains the pipe after the exit.
+        std::thread::sleep(Duration::from_millis(100));
+        let rows = self.rows();
+        self.taint_after_eio(eio_lines(node), &rows);
+        self.eio_seen = 0;
+    }
+
+    fn taint_after_eio(&mut self, fired: usize, rows: &[Row]) {
         if fired > self.eio_seen {
             self.eio_seen = fired;
             for r in rows {
@@ -1440,6 +1454,14 @@ fn one(seed: u64, verbose: bool, deadline: Instant, totals: &Mutex<Totals>) -> O
         sim.log.join("\n  "),
         tail.join("\n  ")
     ))
+}
+
+/// The failed syncs a node's log reports.
+fn eio_lines(node: &Node) -> usize {
+    let log = node.log.lock().unwrap();
+    log.iter()
+        .filter(|l| l.contains("sync fails with EIO"))
+        .count()
 }
 
 /// To stderr past the test harness's capture: the summary shows in

@@ -299,10 +299,13 @@ impl Downloads {
                 .list()?
                 .iter()
                 .any(|d| d.id != id && d.part_path == row.part_path);
-            if row.part_path.starts_with(&self.config.incomplete_dir)
-                && !shared
-                && remove_if_there(&row.part_path)?
-            {
+            let ours = row.part_path.starts_with(&self.config.incomplete_dir) && !shared;
+            if ours && row.downloaded_bytes > 0 {
+                // The registry lets go of the bytes before the file does
+                // (a stop in between finishes the removal at the next start).
+                self.registry.record_restart(id, "removed")?;
+            }
+            if ours && remove_if_there(&row.part_path)? {
                 crate::download::written::forget(&row.part_path);
                 removed.push(&row.part_path);
             }

@@ -1327,3 +1327,54 @@ fn a_removal_asked_while_a_completion_is_recorded_is_finished_at_once() {
         reg.get(1).unwrap().is_none() && !dest.exists()
     });
 }
+
+/// A removal with files stopped between the files and the row: the row
+/// being removed never claims durable bytes its deleted `.part` no longer
+/// holds (the registry lets go first; found by the simulation), and the
+/// next start finishes the removal.
+#[test]
+fn a_removal_stopped_after_its_files_claims_no_bytes() {
+    use support::fake_peer::Mode;
+    let data = pattern(100_000);
+    let file = fake_peer::File {
+        id: "m".into(),
+        filename: "m.mkv".into(),
+        data,
+    };
+    let peer = FakePeer::start(vec![file], vec![Mode::Cut(10_000)], None);
+    peer.set_fallback(Mode::Status(404, None));
+    let b = downloader(peer.addr, "");
+    let mut node = start_with_env(&b, &[("JACK_CRASH_AT", "removal:after_files")]);
+    drop_stub(
+        &b,
+        "m.torrent",
+        &jack::stub::build("alice", "m", "m", 100_000),
+    );
+    let db = b.path().join("data/jack.db");
+    let row = || Registry::open(&db).unwrap().get(1).unwrap();
+    wait_for("the failure", Duration::from_secs(20), || {
+        row().is_some_and(|r| r.status == Status::Failed)
+    });
+    let part = row().unwrap().part_path;
+    assert_eq!(row().unwrap().downloaded_bytes, 10_000);
+    // The node aborts at the crash point before it answers.
+    let mut asked = std::net::TcpStream::connect(node.addr).unwrap();
+    std::io::Write::write_all(
+        &mut asked,
+        format!(
+            "DELETE /api/v1/downloads/1?delete_files=true HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    node.wait_exit(Duration::from_secs(10))
+        .expect("the crash point");
+    drop(node);
+    assert!(!part.exists(), "the files went first");
+    let left = row().expect("the row goes after its files");
+    assert_eq!(left.downloaded_bytes, 0, "no claim on deleted bytes");
+    let _again = b.start();
+    wait_for("the removal finished", Duration::from_secs(10), || {
+        row().is_none()
+    });
+}

@@ -318,6 +318,7 @@ impl Downloads {
                 removed.push(&row.dest_path);
             }
         }
+        crate::fault::crash_point("removal:after_files");
         self.registry.delete_download(id)?;
         log::info!(
             "download removed id={id} info_hash={} files_removed={}",

@@ -399,6 +399,10 @@ struct Sim {
     boot_id: String,
     versions: BTreeMap<String, Vec<Version>>,
     finals: BTreeMap<PathBuf, Final>,
+    /// Destinations of rows deleted with their files: a final file that
+    /// appears there after the delete was asked (a hand-off the removal
+    /// let finish) may go too.
+    deleted_dests: HashSet<PathBuf>,
     /// `.part` files whose bytes from this offset on are the simulated
     /// hardware's (a power cut's garbage, a failed sync's lost pages):
     /// nothing may vouch for them, and they need not be a version's.
@@ -464,6 +468,7 @@ impl Sim {
             boot_id,
             versions,
             finals: BTreeMap::new(),
+            deleted_dests: HashSet::new(),
             taint: HashMap::new(),
             allowance: HashMap::new(),
             unsettled: HashMap::new(),
@@ -761,8 +766,11 @@ impl Sim {
     fn delete(&mut self, row: &Row, delete_files: bool) {
         let path = format!("/api/v1/downloads/{}?delete_files={delete_files}", row.id);
         let answer = self.api("DELETE", &path);
-        if delete_files && let Some(f) = self.finals.get_mut(&row.dest) {
-            f.may_vanish = true;
+        if delete_files {
+            self.deleted_dests.insert(row.dest.clone());
+            if let Some(f) = self.finals.get_mut(&row.dest) {
+                f.may_vanish = true;
+            }
         }
         self.note(format!(
             "  delete row {} ({}): {answer:?}",
@@ -1036,7 +1044,7 @@ impl Sim {
                 version,
                 ino: meta.ino(),
                 link,
-                may_vanish: false,
+                may_vanish: self.deleted_dests.contains(&path),
             };
             self.finals.insert(path, f);
         }

@@ -147,11 +147,7 @@ impl Drop for Bed {
 }
 
 fn file(id: &str, data: &[u8]) -> fake_peer::File {
-    fake_peer::File {
-        id: id.into(),
-        filename: format!("{id}.mkv"),
-        data: data.to_vec(),
-    }
+    fake_peer::File::mkv(id, data)
 }
 
 /// Every rule of §2.4: a first response cut mid-way leaves a durable

@@ -1124,11 +1124,7 @@ fn an_unproven_end_is_never_vouched_for_by_the_written_record() {
     use support::fake_peer::Mode;
     let data = pattern(300_000);
     let longer: Vec<u8> = pattern(310_000).iter().map(|b| b ^ 0x77).collect();
-    let file = fake_peer::File {
-        id: "m".into(),
-        filename: "m.mkv".into(),
-        data: data.clone(),
-    };
+    let file = fake_peer::File::mkv("m", &data);
     let stall = Mode::UnsizedStall(longer[..data.len()].to_vec(), Duration::from_secs(2));
     let peer = FakePeer::start(vec![file], vec![stall], None);
     let b = downloader(peer.addr, "idle_timeout_ms = 400");
@@ -1161,11 +1157,7 @@ fn an_unproven_end_is_never_vouched_for_by_the_written_record() {
 fn a_failed_sync_is_never_trusted_by_a_retry() {
     let size = 3 * 1024 * 1024 + 7;
     let data = pattern(size);
-    let file = fake_peer::File {
-        id: "m".into(),
-        filename: "m.mkv".into(),
-        data: data.clone(),
-    };
+    let file = fake_peer::File::mkv("m", &data);
     let peer = FakePeer::start(vec![file], vec![], Some(4 * 1024 * 1024));
     let b = downloader(peer.addr, "");
     let _node = start_with_env(
@@ -1220,11 +1212,7 @@ fn a_kill_after_a_failed_sync_keeps_none_of_the_lost_bytes() {
     use support::fake_peer::Mode;
     let size = 1024 * 1024 + 3;
     let data = pattern(size);
-    let file = fake_peer::File {
-        id: "m".into(),
-        filename: "m.mkv".into(),
-        data: data.clone(),
-    };
+    let file = fake_peer::File::mkv("m", &data);
     let stall = Mode::Stall(400_000, Duration::from_secs(20));
     let peer = FakePeer::start(vec![file], vec![stall], None);
     let b = downloader(peer.addr, "idle_timeout_ms = 30000");
@@ -1266,11 +1254,7 @@ fn a_body_that_always_runs_long_is_given_up() {
     let data = pattern(size);
     let mut longer = data.clone();
     longer.push(0);
-    let file = fake_peer::File {
-        id: "m".into(),
-        filename: "m.mkv".into(),
-        data: data.clone(),
-    };
+    let file = fake_peer::File::mkv("m", &data);
     let script: Vec<Mode> = (0..24).map(|_| Mode::Unsized(longer.clone())).collect();
     let peer = FakePeer::start(vec![file], script, Some(16 * 1024 * 1024));
     let b = downloader(peer.addr, "max_attempts = 2");
@@ -1300,11 +1284,7 @@ fn a_body_that_always_runs_long_is_given_up() {
 #[test]
 fn a_removal_asked_while_a_completion_is_recorded_is_finished_at_once() {
     let data = pattern(200_000);
-    let file = fake_peer::File {
-        id: "m".into(),
-        filename: "m.mkv".into(),
-        data,
-    };
+    let file = fake_peer::File::mkv("m", &data);
     let peer = FakePeer::start(vec![file], vec![], None);
     let b = downloader(peer.addr, "");
     let node = start_with_env(&b, &[("JACK_FAULT_PAUSE", "worker:before_release:3000")]);
@@ -1336,11 +1316,7 @@ fn a_removal_asked_while_a_completion_is_recorded_is_finished_at_once() {
 fn a_removal_stopped_after_its_files_claims_no_bytes() {
     use support::fake_peer::Mode;
     let data = pattern(100_000);
-    let file = fake_peer::File {
-        id: "m".into(),
-        filename: "m.mkv".into(),
-        data,
-    };
+    let file = fake_peer::File::mkv("m", &data);
     let peer = FakePeer::start(vec![file], vec![Mode::Cut(10_000)], None);
     peer.set_fallback(Mode::Status(404, None));
     let b = downloader(peer.addr, "");

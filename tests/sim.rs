@@ -225,11 +225,13 @@ fn gen_op(rng: &mut Rng, copy: bool) -> Op {
         }),
         76..=85 => {
             let crash = rng.chance(70).then(|| {
-                let points: Vec<&str> = if copy {
-                    CRASH_POINTS.iter().chain(&COPY_POINTS).copied().collect()
-                } else {
-                    CRASH_POINTS.to_vec()
-                };
+                // A removal between its files and its row, besides the
+                // transfer's and the hand-off's points.
+                let mut points: Vec<&str> = CRASH_POINTS.to_vec();
+                points.push("removal:after_files");
+                if copy {
+                    points.extend(COPY_POINTS);
+                }
                 let p = points[rng.below(points.len() as u64) as usize];
                 format!("{p}#{}", rng.range(1, 3))
             });

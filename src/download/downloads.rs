@@ -296,7 +296,7 @@ impl Downloads {
             // from before schema 5, is kept if another row names it).
             let shared = self
                 .registry
-                .list()?
+                .by_info_hash(&row.info_hash)?
                 .iter()
                 .any(|d| d.id != id && d.part_path == row.part_path);
             let ours = row.part_path.starts_with(&self.config.incomplete_dir) && !shared;

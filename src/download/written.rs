@@ -191,6 +191,8 @@ pub struct Record {
     owner: Owner,
     /// The value last written.
     last: u64,
+    /// Bytes between two rewrites ([`STEP`], or a test's knob).
+    step: u64,
 }
 
 impl Record {
@@ -216,14 +218,14 @@ impl Record {
             ino,
             owner,
             last: u64::MAX,
+            step: crate::fault::scaled("JACK_FAULT_RECORD_STEP", STEP),
         }
     }
 
     /// Bytes up to `pos` are written: rewrites the record once `pos` is a
     /// [`STEP`] past the last value.
     pub fn advance(&mut self, pos: u64) {
-        let step = crate::fault::scaled("JACK_FAULT_RECORD_STEP", STEP);
-        if self.last == u64::MAX || pos >= self.last.saturating_add(step) {
+        if self.last == u64::MAX || pos >= self.last.saturating_add(self.step) {
             self.set(pos);
         }
     }
@@ -331,6 +333,7 @@ mod tests {
             ino: meta.ino(),
             owner: OWNER,
             last: u64::MAX,
+            step: STEP,
         };
         rec.advance(10);
         assert_eq!(rec.last, 10);

@@ -81,6 +81,17 @@ pub struct File {
     pub data: Vec<u8>,
 }
 
+impl File {
+    /// Item `id`, served as `<id>.mkv`.
+    pub fn mkv(id: &str, data: &[u8]) -> File {
+        File {
+            id: id.into(),
+            filename: format!("{id}.mkv"),
+            data: data.to_vec(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Record {
     /// Every request of any kind (handshake, release, file).
@@ -229,12 +240,7 @@ impl FakePeer {
 
     /// Serves one file, `<id>.mkv`, honestly.
     pub fn one(id: &str, data: &[u8]) -> FakePeer {
-        let file = File {
-            id: id.into(),
-            filename: format!("{id}.mkv"),
-            data: data.to_vec(),
-        };
-        FakePeer::start(vec![file], vec![], None)
+        FakePeer::start(vec![File::mkv(id, data)], vec![], None)
     }
 
     pub fn file_requests(&self) -> Vec<(String, Option<String>, Instant)> {

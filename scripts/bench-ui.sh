@@ -24,7 +24,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 binary, pages, size_mib, rate_mib, seconds = os.path.abspath(sys.argv[1]), *map(int, sys.argv[2:6])
 KEY = "bench"
-page = open("src/serve/ui.html", "rb").read()
+page = open("src/owner/ui.html", "rb").read()
 print(f"page: {len(page)} bytes ({len(page) / 1024:.1f} KiB), one request")
 
 def cpu_ms(pid):

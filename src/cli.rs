@@ -177,7 +177,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Status { json, watch } => {
             let config = Config::load(&config_path, &env)?;
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
-            crate::status::run(&config, json, watch, &mut stdout)
+            crate::owner::status::run(&config, json, watch, &mut stdout)
         }
         Command::Retry { id } => {
             let config = Config::load(&config_path, &env)?;

@@ -24,11 +24,11 @@ use crate::download::downloads::Downloads;
 use crate::download::retry::SeededRng;
 use crate::download::watch::Watcher;
 use crate::error::{Error, Result};
+use crate::http::server::{self, Caps, HttpServer, Router};
 use crate::instance::InstanceLock;
+use crate::owner::status_api::StatusApi;
 use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
-use crate::serve::server::{self, Caps, HttpServer, Router};
-use crate::serve::status_api::StatusApi;
 use crate::worker::Worker;
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
@@ -111,13 +111,14 @@ pub fn run(config: Config) -> Result<()> {
         &config.libraries,
         config.server.max_catalogue_items,
     ));
-    let dashboard = Arc::new(crate::dashboard::Dashboard::default());
+    let dashboard = Arc::new(crate::owner::dashboard::Dashboard::default());
     let scanner = Rescanner::start(
         catalogue.clone(),
         config.server.library_rescan,
         dashboard.clone(),
     )?;
-    let observers = crate::dashboard::Observers::start(dashboard.clone(), config.peers.clone())?;
+    let observers =
+        crate::owner::dashboard::Observers::start(dashboard.clone(), config.peers.clone())?;
     let keys = Arc::new(KeyRing::new(s.api_key.clone(), s.peer_keys.clone()));
     let api = Arc::new(Api::new(keys.clone(), catalogue));
     // The *arr side's routes join the peer API here.
@@ -131,7 +132,7 @@ pub fn run(config: Config) -> Result<()> {
         downloads.clone(),
         d.incomplete_dir.clone(),
     ));
-    let ui = Arc::new(crate::serve::ui::Ui::new(
+    let ui = Arc::new(crate::owner::ui::Ui::new(
         status.clone(),
         dashboard,
         config.peers.clone(),
@@ -369,7 +370,7 @@ impl Rescanner {
     fn start(
         catalogue: Arc<Catalogue>,
         interval: Duration,
-        dashboard: Arc<crate::dashboard::Dashboard>,
+        dashboard: Arc<crate::owner::dashboard::Dashboard>,
     ) -> Result<Rescanner> {
         let (stop, rx) = bounded::<()>(1);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -390,7 +391,7 @@ impl Rescanner {
         interval: Duration,
         stop: &Receiver<()>,
         cancelled: &AtomicBool,
-        dashboard: &crate::dashboard::Dashboard,
+        dashboard: &crate::owner::dashboard::Dashboard,
     ) {
         loop {
             let Some(stats) = catalogue.rescan_unless(cancelled) else {

@@ -1289,9 +1289,9 @@ mod tests {
         // The same table either way.
         let none = std::collections::HashMap::new();
         let live = std::collections::HashMap::from([(a, 7)]);
-        let text = |r: &crate::status::Report| crate::status::text(r);
+        let text = |r: &crate::owner::status::Report| crate::owner::status::text(r);
         assert_eq!(
-            text(&crate::status::report(
+            text(&crate::owner::status::report(
                 "x",
                 &full,
                 &live,
@@ -1299,7 +1299,7 @@ mod tests {
                 &[],
                 vec![]
             )),
-            text(&crate::status::report(
+            text(&crate::owner::status::report(
                 "x",
                 &lean,
                 &live,

@@ -62,9 +62,7 @@ impl Error {
             Error::Db { source, .. } => {
                 source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
             }
-            Error::Io { source, .. } => {
-                crate::download::retry::classify_io(source) == crate::download::retry::Class::Pause
-            }
+            Error::Io { source, .. } => io_disk_full(source),
             _ => false,
         }
     }
@@ -106,3 +104,29 @@ impl std::error::Error for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The disk (or quota) is full: `StorageFull`, `QuotaExceeded`, or the raw
+/// `ENOSPC`/`EDQUOT` (so the answer does not depend on std's mapping).
+pub fn io_disk_full(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(err.kind(), K::StorageFull | K::QuotaExceeded)
+        || err.raw_os_error().is_some_and(is_disk_full_errno)
+}
+
+/// `ENOSPC` and `EDQUOT`. std maps them to `StorageFull` and
+/// `QuotaExceeded` already; the raw numbers are checked too so that the
+/// answer does not depend on that mapping.
+#[cfg(unix)]
+fn is_disk_full_errno(code: i32) -> bool {
+    const ENOSPC: i32 = 28;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const EDQUOT: i32 = 122;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const EDQUOT: i32 = 69; // macOS and the BSDs
+    code == ENOSPC || code == EDQUOT
+}
+
+#[cfg(not(unix))]
+fn is_disk_full_errno(_code: i32) -> bool {
+    false
+}

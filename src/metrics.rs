@@ -1,7 +1,7 @@
 //! Process-wide counters for `GET /metrics`, and their Prometheus text.
 //!
 //! Plain atomics in one static ([`METRICS`]), bumped where things happen
-//! (file bodies in `serve/server`, appends in `download/transfer`,
+//! (file bodies in `http/server`, appends in `download/transfer`,
 //! outcomes in `download/downloads`, answers in the `Router`). Labels come
 //! from fixed vocabularies ([`Reason`], status classes, the two connection
 //! caps), never from data: an error message, a peer's words, a key or a

@@ -19,7 +19,7 @@ use jack::config::Config;
 use jack::db::{NewDownload, Registry, Status};
 use jack::download::downloads::{Downloads, Pool};
 use jack::download::retry::SeededRng;
-use jack::serve::server::{self, HttpServer};
+use jack::http::server::{self, HttpServer};
 use support::fake_peer::{self, FakePeer};
 use support::{OffsetClock, Resp, pattern, wait_for};
 

@@ -83,7 +83,7 @@ fn status_shows_rows_in_every_state_as_text_and_json() {
         "{text}"
     );
     let head = lines.next().unwrap();
-    for column in jack::status::COLUMNS {
+    for column in jack::owner::status::COLUMNS {
         assert!(head.contains(column), "{head}");
     }
     let rows: Vec<&str> = lines.collect();
@@ -138,7 +138,9 @@ fn status_reads_the_daemon_when_it_runs() {
     // The daemon's text is the same table.
     let head = text.lines().nth(1).unwrap();
     assert!(
-        jack::status::COLUMNS.iter().all(|c| head.contains(c)),
+        jack::owner::status::COLUMNS
+            .iter()
+            .all(|c| head.contains(c)),
         "{text}"
     );
     assert_eq!(text.lines().count(), 2 + Status::ALL.len(), "{text}");

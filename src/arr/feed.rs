@@ -16,9 +16,9 @@ use std::time::SystemTime;
 use crate::arr::xml::Writer;
 use crate::clock::parse_rfc3339;
 use crate::download::peer::{ListedRelease, percent_encode};
+use crate::http::request::percent_decode;
 use crate::lexical::decimal;
-use crate::serve::api::percent_decode;
-use crate::serve::catalogue::imdb_number;
+use crate::naming::imdb_number;
 
 /// Items a page holds when `limit` is not given (or is 0).
 pub const LIMIT_DEFAULT: usize = 100;
@@ -432,7 +432,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn pairs(query: &str) -> Vec<(String, String)> {
-        crate::serve::api::query_pairs(query)
+        crate::http::request::query_pairs(query)
     }
 
     fn search(query: &str) -> Result<Search, TorznabError> {

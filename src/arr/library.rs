@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::arr::client::{ArrClient, ArrError};
 use crate::config::{Arr, ArrKind};
-use crate::serve::naming::NameFacts;
+use crate::naming::NameFacts;
 
 /// The longest one request to the *arr may take (a large library's
 /// `/api/v3/movie` takes seconds on a NAS).

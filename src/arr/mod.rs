@@ -8,21 +8,18 @@
 
 pub mod client;
 pub mod feed;
-pub mod form;
 pub mod library;
-pub mod multipart;
 pub mod notify;
 pub mod qbit;
 pub mod qbit_add;
 pub mod qbit_view;
 pub mod register;
-pub mod sessions;
 pub mod torznab;
 pub mod xml;
 
 use crate::config::Peer;
-use crate::download::downloads::file_name_problem;
 use crate::download::peer::{PeerClient, PeerError};
+use crate::naming::file_name_problem;
 use crate::stub;
 
 /// Why no stub could be built for `peerId:itemId`.

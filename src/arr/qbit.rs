@@ -22,17 +22,17 @@ use parking_lot::Mutex;
 use serde::ser::{SerializeSeq, Serializer};
 use tiny_http::{Method, Request};
 
-use crate::arr::form::{self, Form, FormError, MAX_BODY};
 use crate::arr::qbit_add::{Adder, own_bases, parse_link};
 use crate::arr::qbit_view::{self, Facts, Speedometer, Torrent};
-use crate::arr::sessions::{Sessions, sid_in_cookie};
 use crate::clock::Clock;
 use crate::config::{Config, Peers, Secret};
 use crate::db::{ClientRow, Grab, NewGrab, Registry};
 use crate::download::downloads::Downloads;
 use crate::error::Result;
-use crate::serve::api::{constant_time_eq, header, split_url};
-use crate::serve::server::{Handler, Reply};
+use crate::http::form::{self, Form, FormError, MAX_BODY};
+use crate::http::request::{constant_time_eq, header, split_url};
+use crate::http::server::{Handler, Reply};
+use crate::http::sessions::{Sessions, sid_in_cookie};
 use crate::stub;
 
 /// The qBittorrent version jack answers as.
@@ -156,7 +156,7 @@ fn text(status: u16, body: &str) -> Reply {
     Reply {
         status,
         headers: vec![("Content-Type".into(), "text/plain; charset=UTF-8".into())],
-        body: crate::serve::server::Body::Bytes(body.as_bytes().to_vec()),
+        body: crate::http::server::Body::Bytes(body.as_bytes().to_vec()),
     }
 }
 
@@ -169,7 +169,7 @@ fn json(value: &impl serde::Serialize) -> Reply {
         Ok(body) => Reply {
             status: 200,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: crate::serve::server::Body::Bytes(body),
+            body: crate::http::server::Body::Bytes(body),
         },
         Err(e) => internal(&e.to_string()),
     }

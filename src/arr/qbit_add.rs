@@ -26,7 +26,7 @@ use crate::db::Grab;
 use crate::download::downloads::{Added, Downloads};
 use crate::download::peer::PeerClient;
 use crate::error::Result;
-use crate::serve::api::percent_decode;
+use crate::http::request::percent_decode;
 use crate::worker::Background;
 
 /// An add whose peer could not be asked is tried again after this long.

@@ -27,10 +27,10 @@ use crate::arr::feed::{self, DOWNLOAD_PREFIX, Found, Function, Links, Search, To
 use crate::arr::{StubFailure, stub_for};
 use crate::config::{Config, Peers, Secret};
 use crate::download::peer::PeerClient;
-use crate::serve::api::{
+use crate::http::request::{
     constant_time_eq, content_disposition, method_not_allowed, not_found, query_pairs, split_url,
 };
-use crate::serve::server::{Body, Handler, Reply};
+use crate::http::server::{Body, Handler, Reply};
 
 const XML: &str = "application/xml; charset=utf-8";
 const RSS: &str = "application/rss+xml; charset=utf-8";

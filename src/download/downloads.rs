@@ -30,6 +30,8 @@ use crate::download::space;
 use crate::download::transfer::{self, Context, Live, Outcome};
 use crate::download::watch;
 use crate::error::{Error, Result};
+use crate::naming::bare_file_name;
+use crate::naming::file_name_problem;
 use crate::stub;
 
 /// What became of a stub handed to [`Downloads::add_stub`].
@@ -1082,55 +1084,6 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::io(format!("cannot start thread {name}"), e))
 }
 
-/// A release's file name as `PROTOCOL.md` §2.2 allows it, checked where a
-/// peer's name is taken (a download's lookup, a stub built for the *arr
-/// apps, a search listing) and where this node offers one (the
-/// catalogue). See [`file_name_problem`].
-pub fn safe_file_name(name: &str) -> bool {
-    file_name_problem(name).is_none()
-}
-
-/// What is wrong with `name` as a release's file name, `None` when nothing
-/// is: a bare name ([`bare_file_name`]), not hidden, without whitespace at
-/// either end, not a name of an unfinished file (`.part`, `.partial`, in
-/// any case) nor of the node's own temporary files (`.jack-*`,
-/// `*.partial~`, `*.written`: a completed file under such a name would be
-/// taken for jack's own and removed at the next start).
-pub fn file_name_problem(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    if !bare_file_name(name) {
-        Some(
-            "not a bare file name (empty, . or .., a separator, a control character, over 255 bytes)",
-        )
-    } else if lower.starts_with(".jack-")
-        || lower.ends_with(".partial~")
-        || lower.ends_with(".written")
-    {
-        Some("a name of jack's own temporary files")
-    } else if name.starts_with('.') {
-        Some("a hidden name")
-    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
-        Some("whitespace at its start or end")
-    } else if lower.ends_with(".part") || lower.ends_with(".partial") {
-        Some("the name of an unfinished file")
-    } else {
-        None
-    }
-}
-
-/// A name that stays inside the folder it is joined to: not empty, not
-/// `.`/`..`, no separators, no control characters, at most 255 bytes. What
-/// a stub's name in the watch folder must be before jack renames or removes
-/// it.
-pub fn bare_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\'])
-        && !name.chars().any(char::is_control)
-}
-
 /// A worker is done with `id`: it frees the slot only if the slot is still
 /// its own run (`live`). By then the retry timer may have handed the id to
 /// another worker (a short jitter), whose slot and live bytes stay.
@@ -1289,51 +1242,5 @@ mod tests {
         assert!(
             matches!(slots.get(&1), Some(Slot::Running(r)) if r.live.load(Ordering::Relaxed) == 77)
         );
-    }
-
-    #[test]
-    fn file_names() {
-        for ok in [
-            "a.mkv",
-            "The Matrix (1999).mkv",
-            "日本語.mkv",
-            "a .mkv",
-            "movie.part.mkv",
-            "x.jack-1.mkv",
-        ] {
-            assert!(safe_file_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b.mkv",
-            "..\\x",
-            "a\0b",
-            "a\nb",
-            &"x".repeat(256),
-            "movie.part",
-            "movie.PARTIAL",
-            ".hidden.mkv",
-            ".jack-x.partial~",
-            ".jack-probe-7",
-            "x.partial~",
-            "movie.mkv.written",
-            "movie.mkv.Written",
-            "  spaced.mkv  ",
-            " lead.mkv",
-            "trail.mkv ",
-            "tab.mkv\t",
-            "nbsp.mkv\u{a0}",
-        ] {
-            assert!(!safe_file_name(bad), "{bad:?}");
-        }
-        // A stub's name in the watch folder needs only to stay in it.
-        for ok in [" x.torrent", "a.torrent"] {
-            assert!(bare_file_name(ok), "{ok:?}");
-        }
-        for bad in ["", "..", "api/x.torrent", "a\nb"] {
-            assert!(!bare_file_name(bad), "{bad:?}");
-        }
     }
 }

@@ -19,7 +19,7 @@ use ureq::Agent;
 use ureq::http::Response;
 
 use crate::config::Peer;
-use crate::download::downloads::safe_file_name;
+use crate::naming::safe_file_name;
 
 /// What a download needs from a peer's `Release`.
 #[derive(Debug, Clone, PartialEq, Eq)]

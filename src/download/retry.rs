@@ -137,24 +137,6 @@ pub fn classify_status(status: u16) -> Class {
     }
 }
 
-/// `ENOSPC` and `EDQUOT`. std maps them to `StorageFull` and
-/// `QuotaExceeded` already; the raw numbers are checked too so that the
-/// answer does not depend on that mapping.
-#[cfg(unix)]
-fn is_disk_full_errno(code: i32) -> bool {
-    const ENOSPC: i32 = 28;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    const EDQUOT: i32 = 122;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    const EDQUOT: i32 = 69; // macOS and the BSDs
-    code == ENOSPC || code == EDQUOT
-}
-
-#[cfg(not(unix))]
-fn is_disk_full_errno(_code: i32) -> bool {
-    false
-}
-
 /// Classifies an I/O error from the network or the disk.
 ///
 /// * Disk full or over quota (`StorageFull`, `QuotaExceeded`, raw `ENOSPC`
@@ -177,11 +159,10 @@ fn is_disk_full_errno(_code: i32) -> bool {
 ///   while failing a transient one would fail the download.
 pub fn classify_io(err: &io::Error) -> Class {
     use io::ErrorKind as K;
-    if err.raw_os_error().is_some_and(is_disk_full_errno) {
+    if crate::error::io_disk_full(err) {
         return Class::Pause;
     }
     match err.kind() {
-        K::StorageFull | K::QuotaExceeded => Class::Pause,
         K::PermissionDenied
         | K::ReadOnlyFilesystem
         | K::NotFound

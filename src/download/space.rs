@@ -35,8 +35,8 @@ impl Short {
     pub fn message(&self) -> String {
         format!(
             "{WAITING}: need {}, have {}",
-            crate::status::human_bytes(self.need),
-            crate::status::human_bytes(self.have)
+            crate::format::human_bytes(self.need),
+            crate::format::human_bytes(self.have)
         )
     }
 }

@@ -535,7 +535,7 @@ fn set_aside_invalid(downloads: &Downloads, dir: &Path, name: &str, reason: &str
 /// `failed`, `duplicate`), never replacing a stub set aside earlier (`<name>.2.<kind>`
 /// and so on). A stub that is not there (added through an API) is fine.
 pub fn set_aside(dir: &Path, name: &str, kind: &str) {
-    if !crate::download::downloads::bare_file_name(name) {
+    if !crate::naming::bare_file_name(name) {
         return;
     }
     let from = dir.join(name);

@@ -14,9 +14,14 @@ use sha2::Digest;
 use tiny_http::{Method, Request};
 
 use crate::config::{KeyCheck, PeerKey, Secret, diff_by_name};
-use crate::serve::catalogue::{Catalogue, Query, imdb_number};
+use crate::http::request::{
+    constant_time_eq, content_disposition, header, header_list, method_not_allowed, not_found,
+    percent_decode, presented_key, query_pairs, split_url,
+};
+use crate::http::server::{Handler, Reply};
+use crate::naming::imdb_number;
+use crate::serve::catalogue::{Catalogue, Query};
 use crate::serve::range::{self, Conditions, Precondition, Selection};
-use crate::serve::server::{Handler, Reply};
 
 /// The peer protocol version this node speaks.
 pub const PROTOCOL_VERSION: &str = "0.1.0";
@@ -286,73 +291,10 @@ fn cannot_read(id: &str, e: &std::io::Error) -> Reply {
     Reply::error(500, "INTERNAL", "Cannot read the file")
 }
 
-pub fn not_found() -> Reply {
-    Reply::error(404, "NOT_FOUND", "Not found")
-}
-
-pub fn method_not_allowed(allow: &str) -> Reply {
-    Reply::error(405, "BAD_REQUEST", "Method not allowed").with_header("Allow", allow)
-}
-
 fn get_only(method: &Method, f: impl FnOnce() -> Reply) -> Reply {
     match method {
         Method::Get => f(),
         _ => method_not_allowed("GET"),
-    }
-}
-
-pub fn header<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
-}
-
-/// Every field `name` of the request joined into one list (RFC 9110 §5.3),
-/// `None` when there is none. Two dates make a list, which no date parses.
-fn header_list(req: &Request, name: &'static str) -> Option<String> {
-    let values: Vec<&str> = req
-        .headers()
-        .iter()
-        .filter(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
-        .collect();
-    (!values.is_empty()).then(|| values.join(", "))
-}
-
-/// The key a request presents: `X-Api-Key`, else `Authorization: Bearer`.
-pub fn presented_key(req: &Request) -> Option<&str> {
-    match header(req, "X-Api-Key") {
-        Some(k) => Some(k),
-        None => bearer(header(req, "Authorization")?),
-    }
-}
-
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = crate::lexical::trim_ows(value).split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| crate::lexical::trim_ows(token))
-}
-
-/// Compares two secrets in time that depends on neither's content nor
-/// length: both are hashed first, then the digests compared without an
-/// early exit.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = sha1_smol::Sha1::from(a).digest().bytes();
-    let db = sha1_smol::Sha1::from(b).digest().bytes();
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
-/// (`/path`, `query`) of a request target.
-pub fn split_url(url: &str) -> (&str, &str) {
-    match url.split_once('?') {
-        Some((p, q)) => (p, q),
-        None => (url, ""),
     }
 }
 
@@ -364,63 +306,6 @@ fn decode_id(raw: &str) -> Option<String> {
     }
     let id = percent_decode(raw, false)?;
     (!id.is_empty() && id.len() <= MAX_ID_LEN && !id.contains('\0')).then_some(id)
-}
-
-/// `%XX` decoding (and `+` as space in queries); `None` on a broken escape
-/// or invalid UTF-8.
-pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                out.push(crate::lexical::hex_byte(bytes.get(i + 1..i + 3)?)?);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Decoded `key=value` pairs of a query string; broken pairs are skipped.
-pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((percent_decode(k, true)?, percent_decode(v, true)?))
-        })
-        .collect()
-}
-
-/// RFC 6266: an ASCII fallback and the exact UTF-8 name.
-pub fn content_disposition(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| match c {
-            ' '..='~' if c != '"' && c != '\\' => c,
-            _ => '_',
-        })
-        .collect();
-    let mut encoded = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 #[cfg(test)]
@@ -465,46 +350,5 @@ mod tests {
         assert_eq!(decode_id(&"a".repeat(201)), None);
         assert!(decode_id(&"a".repeat(200)).is_some());
         assert_eq!(decode_id("%C3%A9"), Some("é".into()));
-    }
-
-    #[test]
-    fn query_strings() {
-        assert_eq!(
-            query_pairs("tmdbId=603&q=the+matrix&x&imdbId=tt0133093&bad=%zz"),
-            [
-                ("tmdbId".to_string(), "603".to_string()),
-                ("q".into(), "the matrix".into()),
-                ("x".into(), "".into()),
-                ("imdbId".into(), "tt0133093".into()),
-            ]
-        );
-    }
-
-    #[test]
-    fn bearer_tokens() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer  abc "), Some("abc"));
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(bearer("Bearer"), None);
-    }
-
-    #[test]
-    fn secrets_compare() {
-        assert!(constant_time_eq(b"key", b"key"));
-        assert!(!constant_time_eq(b"key", b"Key"));
-        assert!(!constant_time_eq(b"key", b"key2"));
-        assert!(!constant_time_eq(b"", b"key"));
-    }
-
-    #[test]
-    fn content_disposition_is_rfc_6266() {
-        assert_eq!(
-            content_disposition("The.Matrix.1999.mkv"),
-            "attachment; filename=\"The.Matrix.1999.mkv\"; filename*=UTF-8''The.Matrix.1999.mkv"
-        );
-        assert_eq!(
-            content_disposition("Amélie \"2001\".mkv"),
-            "attachment; filename=\"Am_lie _2001_.mkv\"; filename*=UTF-8''Am%C3%A9lie%20%222001%22.mkv"
-        );
     }
 }

@@ -32,8 +32,8 @@ use parking_lot::RwLock;
 use crate::arr::library::{ArrLibrary, Entry};
 use crate::clock::rfc3339;
 use crate::config::{Category, Library, LibrarySource};
-use crate::download::downloads::safe_file_name;
-use crate::serve::naming;
+use crate::naming::safe_file_name;
+use crate::naming::{self, imdb_number};
 
 /// Video file extensions served when a library does not list its own.
 pub const DEFAULT_EXTENSIONS: &[&str] = &[
@@ -167,15 +167,6 @@ impl Query {
         }
         true
     }
-}
-
-/// `tt0133093` or `0133093` → 133093.
-pub fn imdb_number(s: &str) -> Option<u64> {
-    let digits = s.strip_prefix("tt").unwrap_or(s);
-    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// One file of the catalogue. Kept small (about 200 bytes with its path)
@@ -1314,13 +1305,5 @@ mod tests {
             .map(|e| q(e).matches(&keys))
             .collect();
         assert_eq!(found, [true, false, true, true, true, false]);
-    }
-
-    #[test]
-    fn imdb_numbers() {
-        assert_eq!(imdb_number("tt0133093"), Some(133093));
-        assert_eq!(imdb_number("0133093"), Some(133093));
-        assert_eq!(imdb_number("tt"), None);
-        assert_eq!(imdb_number("tt12x"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! Request parameters of the qBittorrent-compatible API: the query string,
 //! and a POST body in either encoding *arr uses
 //! (`application/x-www-form-urlencoded`, or `multipart/form-data` through
-//! [`crate::arr::multipart`]).
+//! [`crate::http::multipart`]).
 //!
 //! The body is read within [`MAX_BODY`]: a `Content-Length` above it is
 //! refused before a byte is read; a body without one (chunked) is read one
@@ -10,8 +10,8 @@
 
 use std::io::Read;
 
-use crate::arr::multipart::{self, Limits};
-use crate::serve::api::query_pairs;
+use crate::http::multipart::{self, Limits};
+use crate::http::request::query_pairs;
 
 /// The largest body taken: a stub is at most 1 MiB (`PROTOCOL.md` §3), and
 /// *arr sends one at a time with a few small fields.

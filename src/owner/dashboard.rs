@@ -1,4 +1,4 @@
-//! What the status page (`serve/ui`) shows beyond the registry: the
+//! What the status page (`owner/ui`) shows beyond the registry: the
 //! throughput of the last minutes, what each peer answered to its last
 //! handshake, and the last library scan.
 //!

@@ -29,13 +29,13 @@ use std::time::Duration;
 use sha2::Digest;
 use tiny_http::{Method, Request};
 
-use crate::arr::form;
-use crate::arr::sessions::{Sessions, TTL, cookie_value};
 use crate::config::Peers;
-use crate::dashboard::Dashboard;
-use crate::serve::api::{constant_time_eq, header, method_not_allowed, not_found, split_url};
-use crate::serve::server::{Handler, Reply};
-use crate::serve::status_api::{Caller, StatusApi, json};
+use crate::http::form;
+use crate::http::request::{constant_time_eq, header, method_not_allowed, not_found, split_url};
+use crate::http::server::{Handler, Reply};
+use crate::http::sessions::{Sessions, TTL, cookie_value};
+use crate::owner::dashboard::Dashboard;
+use crate::owner::status_api::{Caller, StatusApi, json};
 
 /// The page.
 pub const PAGE: &str = include_str!("ui.html");
@@ -242,7 +242,7 @@ fn page() -> Reply {
             ("Content-Type".into(), "text/html; charset=utf-8".into()),
             ("Content-Security-Policy".into(), page_policy().into()),
         ],
-        body: crate::serve::server::Body::Bytes(PAGE.as_bytes().to_vec()),
+        body: crate::http::server::Body::Bytes(PAGE.as_bytes().to_vec()),
     }
 }
 

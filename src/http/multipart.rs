@@ -3,7 +3,7 @@
 //! send stubs (and any field over 1024 bytes) this way.
 //!
 //! Pure: bytes in, parts out, over a body already read within its size
-//! limit ([`crate::arr::form`] reads it). Limits on the number of parts and
+//! limit ([`crate::http::form`] reads it). Limits on the number of parts and
 //! the header bytes of each part; a boundary must be 1 to 70 characters of
 //! RFC 2046's set, every part must have `Content-Disposition: form-data`
 //! with a `name`, and the body must end with the closing delimiter (a

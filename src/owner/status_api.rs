@@ -1,6 +1,6 @@
 //! The owner's status API and `/metrics`, on the peers' listener.
 //!
-//! `GET /api/v1/downloads` (the [`crate::status::Report`] `jack status`
+//! `GET /api/v1/downloads` (the [`crate::owner::status::Report`] `jack status`
 //! prints, with live bytes and speeds), `GET /api/v1/downloads/{id}` (one
 //! download and its events), `POST .../{id}/retry`, `POST .../{id}/cancel`,
 //! `DELETE .../{id}` (`Downloads::remove`: only jack's own files; with
@@ -20,11 +20,10 @@ use crate::arr::qbit_view::Speedometer;
 use crate::config::Secret;
 use crate::db::Status;
 use crate::download::downloads::Downloads;
+use crate::http::request::{constant_time_eq, not_found, presented_key, query_pairs, split_url};
+use crate::http::server::{Body, Handler, Reply};
 use crate::metrics::{self, ConnectionCounts, Gauges, METRICS};
-use crate::serve::api::{
-    KeyRing, constant_time_eq, not_found, presented_key, query_pairs, split_url,
-};
-use crate::serve::server::{Body, Handler, Reply};
+use crate::serve::api::KeyRing;
 
 /// Who a request's key says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +104,7 @@ impl StatusApi {
         if path == "/metrics" {
             return match method {
                 Method::Get => self.metrics(),
-                _ => crate::serve::api::method_not_allowed("GET"),
+                _ => crate::http::request::method_not_allowed("GET"),
             };
         }
         let Some(rest) = path.strip_prefix("/api/v1/downloads") else {
@@ -114,17 +113,17 @@ impl StatusApi {
         let segments: Vec<&str> = rest.split('/').skip(1).collect();
         match (segments.as_slice(), &method) {
             ([], Method::Get) => self.list(query),
-            ([], _) => crate::serve::api::method_not_allowed("GET"),
+            ([], _) => crate::http::request::method_not_allowed("GET"),
             ([id], m) => match (crate::lexical::decimal::<i64>(id).ok_or(()), m) {
                 (Ok(id), Method::Get) => self.one(id),
                 (Ok(id), Method::Delete) => self.delete(id, query),
-                (Ok(_), _) => crate::serve::api::method_not_allowed("GET, DELETE"),
+                (Ok(_), _) => crate::http::request::method_not_allowed("GET, DELETE"),
                 (Err(_), _) => not_found(),
             },
             ([id, action], m) => match (crate::lexical::decimal::<i64>(id).ok_or(()), *action, m) {
                 (Ok(id), "retry", Method::Post) => self.retry(id),
                 (Ok(id), "cancel", Method::Post) => self.cancel(id),
-                (Ok(_), "retry" | "cancel", _) => crate::serve::api::method_not_allowed("POST"),
+                (Ok(_), "retry" | "cancel", _) => crate::http::request::method_not_allowed("POST"),
                 _ => not_found(),
             },
             _ => not_found(),
@@ -142,7 +141,7 @@ impl StatusApi {
             return self.report(reg.table_rows(), |report| Reply {
                 status: 200,
                 headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
-                body: Body::Bytes(crate::status::text(report).into_bytes()),
+                body: Body::Bytes(crate::owner::status::text(report).into_bytes()),
             });
         }
         self.report(reg.list(), |report| json(200, report))
@@ -150,16 +149,19 @@ impl StatusApi {
 
     /// The report with the table's columns only (no paths, hashes or
     /// times), answered by `reply` (the status page's list).
-    pub fn table_report(&self, reply: impl FnOnce(&crate::status::Report) -> Reply) -> Reply {
+    pub fn table_report(
+        &self,
+        reply: impl FnOnce(&crate::owner::status::Report) -> Reply,
+    ) -> Reply {
         self.report(self.downloads.registry().table_rows(), reply)
     }
 
     /// The report of `rows` (read first), the invalid stubs, the live
     /// bytes and speeds and the orphaned `.part` files, answered by `reply`.
-    fn report<R: crate::status::Row>(
+    fn report<R: crate::owner::status::Row>(
         &self,
         rows: crate::error::Result<Vec<R>>,
-        reply: impl FnOnce(&crate::status::Report) -> Reply,
+        reply: impl FnOnce(&crate::owner::status::Report) -> Reply,
     ) -> Reply {
         let reg = self.downloads.registry();
         let (rows, invalid) = match rows.and_then(|r| Ok((r, reg.invalid_stubs()?))) {
@@ -169,7 +171,7 @@ impl StatusApi {
         let live = self.downloads.running();
         let speeds = self.speeds.lock().update(Instant::now(), &live);
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
-        reply(&crate::status::report(
+        reply(&crate::owner::status::report(
             "daemon", &rows, &live, &speeds, &invalid, orphans,
         ))
     }
@@ -192,7 +194,7 @@ impl StatusApi {
             .update(Instant::now(), &live)
             .get(&id)
             .copied();
-        let view = crate::status::view(&row, live.get(&id).copied(), speed);
+        let view = crate::owner::status::view(&row, live.get(&id).copied(), speed);
         let events: Vec<serde_json::Value> = events
             .iter()
             .map(|e| serde_json::json!({"at": e.at, "kind": e.kind, "detail": e.detail}))

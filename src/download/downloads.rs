@@ -389,22 +389,39 @@ impl Downloads {
                 "the release's previous download is still being removed".into(),
             ));
         }
-        let existing = self.registry.by_info_hash(&stub.info_hash)?;
-        if let Some(done) = existing.iter().find(|d| d.status == Status::Completed) {
-            return Ok(Added::Duplicate(done.id));
-        }
-        // One row per release; should there be more (older versions),
-        // the newest live one, else the newest.
-        let current = existing
-            .iter()
-            .rev()
-            .find(|d| d.status.is_live())
-            .or(existing.last());
-        if let Some(row) = current
-            && self.is_running(row.id)
-        {
-            return Ok(Added::Duplicate(row.id));
-        }
+        let deadline = Instant::now() + REMOVAL_PATIENCE;
+        let current = loop {
+            let existing = self.registry.by_info_hash(&stub.info_hash)?;
+            if let Some(done) = existing.iter().find(|d| d.status == Status::Completed) {
+                return Ok(Added::Duplicate(done.id));
+            }
+            // One row per release; should there be more (older versions),
+            // the newest live one, else the newest.
+            let current = existing
+                .iter()
+                .rev()
+                .find(|d| d.status.is_live())
+                .or(existing.last())
+                .cloned();
+            let Some(row) = current.as_ref().filter(|r| self.is_running(r.id)) else {
+                break current;
+            };
+            // Being transferred: the stub is a copy of the one it runs on.
+            if matches!(row.status, Status::Queued | Status::Downloading) {
+                return Ok(Added::Duplicate(row.id));
+            }
+            // The attempt has ended (failed, retrying, paused, cancelled)
+            // and its worker is letting go: the stub is for what comes
+            // next, so it waits for the worker rather than being taken
+            // for a copy (a re-grab of a failed download was lost so).
+            if Instant::now() >= deadline || self.stopping.load(Ordering::Relaxed) {
+                return Ok(Added::Later(
+                    "the release's previous attempt is still ending".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let current = current.as_ref();
         let mut new = NewDownload {
             stub_name: stub_name.to_string(),
             info_hash: stub.info_hash.clone(),

@@ -84,35 +84,31 @@ impl LogConfig {
 
 impl Cx<'_> {
     pub(super) fn log(&mut self, top: &mut Table<'_, '_>) -> LogConfig {
-        let mut t = self.table(top, "log", LogConfig::KEYS);
-        let mut level = match self.string(&mut t, "level") {
-            None => log::LevelFilter::Info,
-            Some((s, span)) => parse_level(&s).unwrap_or_else(|| {
-                self.problem(
-                    t.key("level"),
-                    Some(span),
-                    format!("{s:?} is not one of {LEVELS}"),
-                );
-                log::LevelFilter::Info
-            }),
-        };
-        let mut level_from_env = false;
-        if let Some(v) = (self.env)("JACK_LOG").filter(|v| !v.is_empty()) {
-            match parse_level(&v) {
-                Some(l) => {
-                    level = l;
-                    level_from_env = true;
+        self.section(top, "log", LogConfig::KEYS, |cx, t| {
+            let mut level = match cx.string(t, "level") {
+                None => log::LevelFilter::Info,
+                Some((s, span)) => parse_level(&s).unwrap_or_else(|| {
+                    let msg = format!("{s:?} is not one of {LEVELS}");
+                    cx.problem(t.key("level"), Some(span), msg);
+                    log::LevelFilter::Info
+                }),
+            };
+            let mut level_from_env = false;
+            if let Some(v) = (cx.env)("JACK_LOG").filter(|v| !v.is_empty()) {
+                match parse_level(&v) {
+                    Some(l) => {
+                        level = l;
+                        level_from_env = true;
+                    }
+                    None => cx.problem(
+                        "JACK_LOG (environment)".into(),
+                        None,
+                        format!("{v:?} is not one of {LEVELS}"),
+                    ),
                 }
-                None => self.problem(
-                    "JACK_LOG (environment)".into(),
-                    None,
-                    format!("{v:?} is not one of {LEVELS}"),
-                ),
             }
-        }
-        let log = LogConfig::walk(self, &mut t, level, level_from_env);
-        self.finish(t);
-        log
+            LogConfig::walk(cx, t, level, level_from_env)
+        })
     }
 }
 

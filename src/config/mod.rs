@@ -512,8 +512,11 @@ mod tests {
                     .collect();
                 assert!(
                     !values.is_empty(),
-                    "{table}.{} is declared but jack.toml does not document it",
-                    key.name
+                    "{table}.{} is declared but jack.toml does not document it; under [{table}]:\n# {}\n{} = {}",
+                    key.name,
+                    key.doc,
+                    key.name,
+                    key.default_toml().unwrap_or_default()
                 );
                 if let Some(default) = key.default_toml() {
                     assert!(

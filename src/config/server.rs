@@ -166,34 +166,33 @@ impl ServerConfig {
 
 impl Cx<'_> {
     pub(super) fn server(&mut self, top: &mut Table<'_, '_>) -> ServerConfig {
-        let mut t = self.table(top, "server", ServerConfig::KEYS);
-        let default_listen = SocketAddr::from(([127, 0, 0, 1], 5225));
-        let listen = match self.string(&mut t, "listen") {
-            None => default_listen,
-            Some((s, span)) => s.parse().unwrap_or_else(|_| {
-                let msg =
-                    format!("{s:?} is not an address:port such as 127.0.0.1:5225 or [::1]:5225");
-                self.problem(t.key("listen"), Some(span), msg);
-                default_listen
-            }),
-        };
-        let public_url = match self.string(&mut t, "public_url") {
-            None => format!("http://{listen}"),
-            Some((s, span)) => match check_url(&s, &["http", "https"]) {
-                Ok(url) => url,
-                Err(msg) => {
-                    self.problem(t.key("public_url"), Some(span), msg);
+        self.section(top, "server", ServerConfig::KEYS, |cx, t| {
+            let listen = cx.listen(t);
+            let public_url = match cx.string(t, "public_url") {
+                None => format!("http://{listen}"),
+                Some((s, span)) => check_url(&s, &["http", "https"]).unwrap_or_else(|msg| {
+                    cx.problem(t.key("public_url"), Some(span), msg);
                     s
-                }
-            },
+                }),
+            };
+            let api_key = cx
+                .secret(t, "api_key")
+                .unwrap_or_else(|| Secret::new("", SecretOrigin::Inline));
+            let peer_keys = cx.peer_keys(t);
+            ServerConfig::walk(cx, t, listen, public_url, api_key, peer_keys)
+        })
+    }
+
+    fn listen(&mut self, t: &mut Table<'_, '_>) -> SocketAddr {
+        let default = SocketAddr::from(([127, 0, 0, 1], 5225));
+        let Some((s, span)) = self.string(t, "listen") else {
+            return default;
         };
-        let api_key = self
-            .secret(&mut t, "api_key")
-            .unwrap_or_else(|| Secret::new("", SecretOrigin::Inline));
-        let peer_keys = self.peer_keys(&mut t);
-        let server = ServerConfig::walk(self, &mut t, listen, public_url, api_key, peer_keys);
-        self.finish(t);
-        server
+        s.parse().unwrap_or_else(|_| {
+            let msg = format!("{s:?} is not an address:port such as 127.0.0.1:5225 or [::1]:5225");
+            self.problem(t.key("listen"), Some(span), msg);
+            default
+        })
     }
 
     /// `[[server.peer_keys]]`: a unique `name` and exactly one of `key` or

@@ -35,7 +35,7 @@ pub(crate) struct Table<'t, 'i> {
     pub(super) path: String,
     pub(super) table: Option<&'t DeTable<'i>>,
     /// The table's declared keys: the walker asks for no other.
-    pub(super) keys: &'static [Key],
+    keys: &'static [Key],
     seen: BTreeSet<&'static str>,
 }
 

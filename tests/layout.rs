@@ -27,6 +27,7 @@ fn forbidden(file: &str) -> (&'static str, &'static [&'static str]) {
         ),
         Some(("owner", _)) => ("the owner's surfaces may use any plane", &[]),
         Some(("db", _)) => ("the registry is spine: it uses no plane", PLANES),
+        Some(("config", _)) => ("the configuration is spine: it uses no plane", PLANES),
         Some((other, _)) => panic!("a folder the layout does not know: src/{other}"),
         None => match file {
             "daemon.rs" | "cli.rs" | "scan.rs" | "lib.rs" | "main.rs" => ("wiring", &[]),

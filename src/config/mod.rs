@@ -353,11 +353,11 @@ mod tests {
         assert_eq!(c.server.handler_threads, 8);
         assert_eq!(c.server.max_connections, 256);
         assert_eq!(c.server.max_connections_per_ip, 32);
-        assert_eq!(c.server.header_timeout_ms, 10_000);
+        assert_eq!(c.server.header_timeout, Duration::from_secs(10));
         assert_eq!(c.server.stream_threads, 16);
         assert_eq!(c.server.max_streams_per_key, 4);
         assert_eq!(c.server.min_send_rate, 8192);
-        assert_eq!(c.server.send_rate_window_ms, 30_000);
+        assert_eq!(c.server.send_rate_window, Duration::from_secs(30));
         assert_eq!(c.server.auth_failures_per_minute, 10);
         assert_eq!(c.database.path, PathBuf::from("/etc/jack/data/jack.db"));
         assert_eq!(c.downloads.watch_dir, PathBuf::from("/etc/jack/data/watch"));

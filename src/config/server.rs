@@ -37,9 +37,9 @@ section! {
             "a client that accepts no response bytes this long is disconnected",
         ),
         /// Total time a client has to send a whole request head.
-        pub header_timeout_ms: u64 = Key::count(
+        pub header_timeout: std::time::Duration = Key::millis(
             "header_timeout_ms", 10_000, 100..=600_000,
-            "total time in milliseconds a client has to send a whole request head",
+            "total time a client has to send a whole request head",
         ),
         /// Open connections above which new ones get a quick 503.
         pub max_connections: usize = Key::count(
@@ -69,9 +69,9 @@ section! {
             "bytes per second a file body must average over send_rate_window_ms (0: no minimum)",
         ),
         /// The window `min_send_rate` is averaged over, in milliseconds.
-        pub send_rate_window_ms: u64 = Key::count(
+        pub send_rate_window: std::time::Duration = Key::millis(
             "send_rate_window_ms", 30_000, 1000..=3_600_000,
-            "the window min_send_rate is averaged over, in milliseconds",
+            "the window min_send_rate is averaged over",
         ),
         /// Wrong credentials one client address (IPv6: its /64) may present
         /// per minute before every credential check from it gets 429 until
@@ -429,11 +429,11 @@ mod tests {
         )
         .unwrap();
         let s = &c.server;
-        assert_eq!(s.header_timeout_ms, 100);
+        assert_eq!(s.header_timeout, std::time::Duration::from_millis(100));
         assert_eq!(s.stream_threads, 1024);
         assert_eq!(s.max_streams_per_key, 1);
         assert_eq!(s.min_send_rate, 0, "0 disables the minimum");
-        assert_eq!(s.send_rate_window_ms, 3_600_000);
+        assert_eq!(s.send_rate_window, std::time::Duration::from_secs(3600));
         assert_eq!(s.auth_failures_per_minute, 100_000);
         let shown = c.to_string();
         assert!(

@@ -92,6 +92,8 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// Write timeout of every accepted connection (slow readers).
     pub write_timeout: Duration,
+    /// How long a whole request head may take from its first byte.
+    pub header_timeout: Duration,
     /// Open connections above which new ones get a quick 503.
     pub max_connections: usize,
     /// Open connections from one client address above which its new ones
@@ -550,6 +552,7 @@ impl fmt::Display for Config {
         writeln!(f, "handler_threads = {}", s.handler_threads)?;
         writeln!(f, "read_timeout_ms = {}", s.read_timeout.as_millis())?;
         writeln!(f, "write_timeout_ms = {}", s.write_timeout.as_millis())?;
+        writeln!(f, "header_timeout_ms = {}", s.header_timeout.as_millis())?;
         writeln!(f, "max_connections = {}", s.max_connections)?;
         writeln!(f, "max_connections_per_ip = {}", s.max_connections_per_ip)?;
         writeln!(f, "library_rescan_secs = {}", s.library_rescan.as_secs())?;
@@ -1026,6 +1029,7 @@ impl<'a> Cx<'a> {
         let handler_threads = self.integer(&mut t, "handler_threads", 8, 1, LIMIT_THREADS) as usize;
         let read_timeout = self.millis(&mut t, "read_timeout_ms", 30_000, 100, 3_600_000);
         let write_timeout = self.millis(&mut t, "write_timeout_ms", 60_000, 100, 3_600_000);
+        let header_timeout = self.millis(&mut t, "header_timeout_ms", 10_000, 100, 600_000);
         let max_connections = self.integer(&mut t, "max_connections", 256, 1, 65_536) as usize;
         let max_connections_per_ip =
             self.integer(&mut t, "max_connections_per_ip", 32, 1, 65_536) as usize;
@@ -1041,6 +1045,7 @@ impl<'a> Cx<'a> {
             handler_threads,
             read_timeout,
             write_timeout,
+            header_timeout,
             max_connections,
             max_connections_per_ip,
             library_rescan: Duration::from_secs(library_rescan_secs),
@@ -1688,6 +1693,12 @@ mod tests {
                 "server.handler_threads",
                 Some(3),
                 "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nheader_timeout_ms = 99\n",
+                "server.header_timeout_ms",
+                Some(3),
+                "must be at least 100, got 99",
             ),
             (
                 "[server]\napi_key = \"k\"\nmax_connections_per_ip = 0\n",

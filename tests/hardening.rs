@@ -41,6 +41,25 @@ fn read_all(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The status of the first response on `s` (`None`: closed without one),
+/// the connection left open.
+fn first_status(s: &mut TcpStream) -> Option<String> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) if got.is_empty() => return None,
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no answer: {e}"),
+        }
+    }
+    statuses(&String::from_utf8_lossy(&got))
+        .first()
+        .map(|s| s.to_string())
+}
+
 /// The status line of every response in `text`.
 fn statuses(text: &str) -> Vec<&str> {
     text.match_indices("HTTP/1.1 ")
@@ -184,7 +203,12 @@ fn a_request_head_must_arrive_within_the_header_timeout() {
     assert_eq!(get(addr, "/ping").status, 200);
     let answer = read_all(&mut slow);
     let took = start.elapsed();
-    assert_eq!(statuses(&answer), ["408"], "{answer}");
+    // The 408, or a reset when the next dripped byte reached the closed
+    // socket before the client read it.
+    assert!(
+        answer.is_empty() || statuses(&answer) == ["408"],
+        "{answer}"
+    );
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
         "cut after {took:?}"
@@ -265,24 +289,23 @@ fn a_thread_that_cannot_start_refuses_one_connection_and_accepting_goes_on() {
     cmd.env("JACK_FAULT_SPAWN_FAILS", "3");
     let node = support::Node::spawn(cmd);
     let addr = node.addr;
-    // Four connections take the pool's idle threads: the next need new ones.
-    let _held = idle_from("127.0.0.2", addr, 4);
-    std::thread::sleep(Duration::from_millis(200));
-    for i in 0..3 {
+    // Each connection keeps its thread (keep-alive, held open), so past the
+    // pool's idle threads each new one needs a thread started: whichever
+    // three starts fail, exactly three connections are refused, and the
+    // accept loop goes on serving the others.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for i in 0..10 {
         let mut s = TcpStream::connect(addr).unwrap();
-        let _ = write!(
-            s,
-            "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        );
-        let answer = read_all(&mut s);
-        assert!(
-            answer.is_empty() || statuses(&answer) == ["503"],
-            "connection {i}: {answer}"
-        );
+        let _ = write!(s, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+        match first_status(&mut s).as_deref() {
+            None | Some("503") => refused += 1,
+            Some(status) => assert_eq!(status, "200", "connection {i}"),
+        }
+        held.push(s);
     }
-    for _ in 0..3 {
-        assert_eq!(get(addr, "/ping").status, 200);
-    }
+    assert_eq!(refused, 3);
+    assert_eq!(get(addr, "/ping").status, 200);
     node.wait_log(
         "cannot start a thread for a connection",
         Duration::from_secs(2),

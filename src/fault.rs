@@ -35,6 +35,10 @@
 //!   state with files of a few MiB.
 //! * A slow step: `JACK_FAULT_PAUSE=<name>:<ms>` sleeps that long at
 //!   [`pause`]`(name)`, to widen a window between two steps of a thread.
+//! * No thread to give: `JACK_FAULT_SPAWN_FAILS=<n>` makes the first `n`
+//!   threads the HTTP server starts for connections fail to start
+//!   ([`spawn_fails`], tiny_http's spawn hook), as when the system has no
+//!   thread left (root ignores `RLIMIT_NPROC`, so a test cannot cause it).
 //! * Crash points: `JACK_CRASH_AT=<name>` aborts the process the first time
 //!   it reaches [`crash_point`]`(name)`, as a power cut would;
 //!   `JACK_CRASH_AT=<name>#<n>` the `n`-th time.
@@ -99,17 +103,23 @@ fn fails_when_set(var: &str, errno: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether this call is among the first `$var` (a count) of its kind;
+/// each `calls` counter is one kind.
+#[cfg(debug_assertions)]
+fn among_first(var: &str, calls: &std::sync::atomic::AtomicU64) -> bool {
+    let limit: u64 = std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    limit > 0 && calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < limit
+}
+
 /// `Err(SQLITE_FULL)` for the first `JACK_FAULT_RECORD_FAILS` calls.
 pub fn registry_full() -> Result<(), rusqlite::Error> {
     #[cfg(debug_assertions)]
     {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static CALLS: AtomicU64 = AtomicU64::new(0);
-        let limit: u64 = std::env::var("JACK_FAULT_RECORD_FAILS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if CALLS.fetch_add(1, Ordering::SeqCst) < limit {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if among_first("JACK_FAULT_RECORD_FAILS", &CALLS) {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(13),
                 Some("database or disk is full (JACK_FAULT_RECORD_FAILS)".into()),
@@ -117,6 +127,19 @@ pub fn registry_full() -> Result<(), rusqlite::Error> {
         }
     }
     Ok(())
+}
+
+/// Whether this start of a connection thread fails: the first
+/// `JACK_FAULT_SPAWN_FAILS` of them do (always `false` in release builds).
+pub fn spawn_fails() -> bool {
+    #[cfg(debug_assertions)]
+    {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if among_first("JACK_FAULT_SPAWN_FAILS", &CALLS) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The boot id a test pretends the kernel has (`JACK_FAULT_BOOT_ID`).

@@ -215,6 +215,9 @@ pub struct ConnectionCounts {
     /// The same, because `server.max_connections_per_ip` were open from
     /// that client's address.
     pub refused_max_connections_per_ip: u64,
+    /// Idle connections closed at `server.max_connections` to make room
+    /// for a new one.
+    pub evicted_idle: u64,
 }
 
 impl ConnectionCounts {
@@ -281,6 +284,12 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         "gauge",
         "HTTP connections open now.",
         g.connections.open,
+    );
+    one(
+        "jack_http_connections_evicted_total",
+        "counter",
+        "Idle HTTP connections closed at max_connections to make room for a new one.",
+        g.connections.evicted_idle,
     );
     let c = &g.connections;
     let _ = write!(
@@ -391,6 +400,7 @@ mod tests {
                     open: 4,
                     refused_max_connections: 5,
                     refused_max_connections_per_ip: 6,
+                    evicted_idle: 8,
                 },
             },
         );
@@ -398,6 +408,7 @@ mod tests {
         assert!(text.contains("jack_transfers_queued 3\n"));
         assert!(text.contains("jack_downloaded_direct_bytes_total 5\n"));
         assert!(text.contains("jack_open_connections 4\n"));
+        assert!(text.contains("jack_http_connections_evicted_total 8\n"));
         assert!(text.contains("jack_http_requests_total{class=\"2xx\"} 1\n"));
         // 1 answered by a handler, 11 by the accept thread.
         assert!(text.contains("jack_http_requests_total{class=\"5xx\"} 12\n"));

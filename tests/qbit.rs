@@ -66,6 +66,7 @@ impl Bed {
         let caps = server::Caps {
             total: 64,
             per_ip: 64,
+            header_timeout: Duration::from_secs(10),
         };
         let http = HttpServer::start(listener, 4, caps, api.handler()).unwrap();
         Bed {

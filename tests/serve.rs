@@ -537,8 +537,14 @@ fn idle_connections_do_not_starve_requests_and_threads_return_to_baseline() {
 #[test]
 fn above_the_connection_cap_new_connections_get_a_quick_503() {
     let (_site, node) = serving_site("max_connections = 8\n", &[]);
+    // Busy connections (each in the middle of its request head): an idle
+    // one would be closed to make room (tests/hardening.rs).
     let idle: Vec<TcpStream> = (0..8)
-        .map(|_| TcpStream::connect(node.addr).unwrap())
+        .map(|_| {
+            let mut s = TcpStream::connect(node.addr).unwrap();
+            s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();

@@ -483,13 +483,20 @@ fn refused_connections_are_counted_by_cap() {
     };
     // A fresh node: nothing refused, no 5xx, no connection open yet (so
     // none that could still count when the next ones arrive).
+    // Held connections are busy (mid-head): idle ones would make room.
+    let busy_from = |ip: &str| {
+        use std::io::Write;
+        let mut s = connect_from(ip, node.addr);
+        s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n").unwrap();
+        s
+    };
     // 127.0.0.2 takes its 2 places, a third is over its own cap.
-    let mut held: Vec<_> = (0..2)
-        .map(|_| connect_from("127.0.0.2", node.addr))
-        .collect();
+    let mut held: Vec<_> = (0..2).map(|_| busy_from("127.0.0.2")).collect();
     refused_from("127.0.0.2");
     // 127.0.0.3 takes the last 2 of 4: a new address is over the node's cap.
-    held.extend((0..2).map(|_| connect_from("127.0.0.3", node.addr)));
+    held.extend((0..2).map(|_| busy_from("127.0.0.3")));
+    // Their heads reach their threads (busy from then on).
+    std::thread::sleep(Duration::from_millis(200));
     refused_from("127.0.0.4");
     drop(held);
     // Until the accept thread sees them closed, /metrics may be refused too.

@@ -207,6 +207,15 @@ pub fn valid_category(name: &str) -> bool {
 }
 
 impl Handler for Qbit {
+    /// A POST's form (`MAX_BODY`); nothing else takes a body.
+    fn body_limit(&self, req: &Request) -> u64 {
+        if *req.method() == Method::Post {
+            MAX_BODY
+        } else {
+            0
+        }
+    }
+
     fn handle(&self, req: &mut Request) -> Reply {
         let (path, query) = split_url(req.url());
         let endpoint = path.strip_prefix("/api/v2/").unwrap_or("").to_string();

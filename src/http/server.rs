@@ -9,7 +9,10 @@
 //! answers a connection over a cap, [`Caps`], with a 503 itself; see
 //! `vendor/tiny_http/JACK-PATCHES.md`.)
 //!
-//! Handler threads (`http-1`..`http-N`) loop on `recv()`; a panic in a
+//! Before a handler runs, a request whose `Content-Length` is over what
+//! its route takes ([`Handler::body_limit`], at least [`SMALL_BODY`]) is
+//! answered `413` and its connection closed, without a byte of the body
+//! read. Handler threads (`http-1`..`http-N`) loop on `recv()`; a panic in a
 //! handler is caught and answered `500`, and the thread goes on serving.
 //! Every reply carries an exact `Content-Length`, never chunked encoding
 //! (a `304` none at all), and `Server: jack/<version>`.
@@ -137,7 +140,19 @@ impl Reply {
 /// Answers requests; shared by every handler thread.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: &mut Request) -> Reply;
+
+    /// The largest body `request`'s route reads, in bytes (`0`: it takes
+    /// none). The server refuses a `Content-Length` above it, or above
+    /// [`SMALL_BODY`] if that is more, before `handle` runs.
+    fn body_limit(&self, _request: &Request) -> u64 {
+        0
+    }
 }
+
+/// A body every route tolerates, read or not (tiny_http reads a body of at
+/// most 1 KiB with its head); a longer one left unread is drained up to
+/// 64 KiB by tiny_http, past that the connection is closed.
+pub const SMALL_BODY: u64 = 1024;
 
 /// Sends each request to the handler of the first route whose path prefix
 /// it has (`/torznab/`, `/api/v2/`...), else to the fallback (the peer API),
@@ -163,17 +178,20 @@ impl Router {
     }
 }
 
+impl Router {
+    /// The handler of `path`.
+    fn pick(&self, path: &str) -> &dyn Handler {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
+            .map_or(self.fallback.as_ref(), |(_, handler)| handler.as_ref())
+    }
+}
+
 impl Handler for Router {
     fn handle(&self, request: &mut Request) -> Reply {
         let path = redact_query(request.url()).to_string();
-        let chosen = self
-            .routes
-            .iter()
-            .find(|(prefix, _)| path.starts_with(prefix) || path == prefix.trim_end_matches('/'));
-        let reply = match chosen {
-            Some((_, handler)) => handler.handle(request),
-            None => self.fallback.handle(request),
-        };
+        let reply = self.pick(&path).handle(request);
         crate::metrics::METRICS.answered(reply.status);
         log::debug!(
             "http method={} path={path} status={}",
@@ -181,6 +199,10 @@ impl Handler for Router {
             reply.status
         );
         reply
+    }
+
+    fn body_limit(&self, request: &Request) -> u64 {
+        self.pick(redact_query(request.url())).body_limit(request)
     }
 }
 
@@ -252,14 +274,20 @@ impl Drop for SendGuard<'_> {
     }
 }
 
-/// How many connections may be open at once: above either cap, a new
-/// connection gets a quick 503 written by the accept thread, and no thread.
+/// How many connections may be open at once, and how long a request head
+/// may take. At `total`, an idle connection is closed to make room; above
+/// `per_ip`, or at `total` with none idle, a new connection gets a quick
+/// 503 written by the accept thread, and no thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {
     /// `server.max_connections`: in all.
     pub total: usize,
-    /// `server.max_connections_per_ip`: from one client address.
+    /// `server.max_connections_per_ip`: from one client address (an IPv6
+    /// client's whole /64).
     pub per_ip: usize,
+    /// `server.header_timeout_ms`: a request head's whole time from its
+    /// first byte (then `408` and close).
+    pub header_timeout: Duration,
 }
 
 impl Caps {
@@ -268,6 +296,7 @@ impl Caps {
         Caps {
             total: server.max_connections,
             per_ip: server.max_connections_per_ip,
+            header_timeout: server.header_timeout,
         }
     }
 }
@@ -281,6 +310,7 @@ impl HttpServer {
         handler: Arc<dyn Handler>,
     ) -> Result<HttpServer> {
         tiny_http::set_server_name(SERVER);
+        tiny_http::set_spawn_fault(crate::fault::spawn_fails);
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the listening address", e))?;
@@ -288,6 +318,7 @@ impl HttpServer {
             listener,
             caps.total,
             caps.per_ip,
+            caps.header_timeout,
             overload_response(),
         )
         .map_err(|e| Error::Runtime(format!("cannot start the HTTP server on {addr}: {e}")))?;
@@ -350,6 +381,7 @@ fn counts(server: &tiny_http::Server) -> ConnectionCounts {
         open: server.num_connections() as u64,
         refused_max_connections: refused.max_connections,
         refused_max_connections_per_ip: refused.max_connections_per_ip,
+        evicted_idle: server.evicted_connections(),
     }
 }
 
@@ -370,6 +402,10 @@ fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
                 continue;
             }
         };
+        if let Some(refusal) = over_body_limit(&req, handler) {
+            respond(req, refusal, shared);
+            continue;
+        }
         let reply = match catch_unwind(AssertUnwindSafe(|| handler.handle(&mut req))) {
             Ok(reply) => reply,
             Err(_) => {
@@ -428,6 +464,27 @@ fn respond(req: Request, reply: Reply, shared: &Shared) {
     if let Err(e) = req.respond(response) {
         log::debug!("client went away before the response was sent: {e}");
     }
+}
+
+/// The `413` for a request whose `Content-Length` is over its route's
+/// limit: the connection is closed without reading the body (its read side
+/// shut first, so tiny_http drains nothing).
+fn over_body_limit(req: &Request, handler: &dyn Handler) -> Option<Reply> {
+    let length = req.content_length()?;
+    let limit = handler.body_limit(req).max(SMALL_BODY);
+    if length <= limit {
+        return None;
+    }
+    log::info!(
+        "request body refused method={} path={} length={length} limit={limit}",
+        req.method(),
+        redact_query(req.url())
+    );
+    if let Some(sock) = req.raw_socket() {
+        let _ = sock.shutdown(Shutdown::Read);
+    }
+    let message = format!("request body of {length} bytes is over the limit of {limit}");
+    Some(own_error(413, "PAYLOAD_TOO_LARGE", &message).with_header("Connection", "close"))
 }
 
 /// An error the server answers in the handler's place (it knows no route,
@@ -678,7 +735,11 @@ mod tests {
     fn flaky_server(read_timeout: Duration, total: usize, per_ip: usize) -> HttpServer {
         let at = "127.0.0.1:0".parse().unwrap();
         let listener = bind(at, read_timeout, Duration::from_secs(5)).unwrap();
-        let caps = Caps { total, per_ip };
+        let caps = Caps {
+            total,
+            per_ip,
+            header_timeout: Duration::from_secs(10),
+        };
         HttpServer::start(listener, 2, caps, Arc::new(Flaky)).unwrap()
     }
 
@@ -780,6 +841,7 @@ mod tests {
         let caps = Caps {
             total: 64,
             per_ip: 1,
+            header_timeout: Duration::from_secs(10),
         };
         let server = HttpServer::start(socket.into(), 1, caps, Arc::new(Flaky)).unwrap();
         let addr = server.local_addr();
@@ -793,6 +855,34 @@ mod tests {
         assert_eq!(answer, overload_response());
         assert_eq!(tiny.refused_connections().max_connections_per_ip, 1);
         server.shutdown();
+    }
+
+    /// Connections are counted per IPv4 address and per IPv6 /64: one
+    /// subscriber has a whole /64, so counting each IPv6 address would give
+    /// one client 2^64 caps.
+    #[test]
+    fn clients_are_counted_per_ipv4_address_and_per_ipv6_slash_64() {
+        let key = |s: &str| tiny_http::client_key(ip(s));
+        let same = [
+            ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"),
+            ("::ffff:192.0.2.7", "192.0.2.7"),
+            ("::1", "::2"),
+        ];
+        for (a, b) in same {
+            assert_eq!(key(a), key(b), "{a} and {b}");
+        }
+        let apart = [
+            ("2001:db8:1:2::1", "2001:db8:1:3::1"),
+            ("192.0.2.7", "192.0.2.8"),
+            ("::ffff:192.0.2.7", "::ffff:192.0.2.8"),
+            ("2001:db8::1", "2001:db9::1"),
+        ];
+        for (a, b) in apart {
+            assert_ne!(key(a), key(b), "{a} and {b}");
+        }
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), ip("2001:db8:1:2::"));
+        assert_eq!(key("::ffff:10.1.2.3"), ip("10.1.2.3"));
     }
 
     /// tiny_http's pool once queued a burst of connections behind the few

@@ -202,6 +202,12 @@ impl Ui {
 }
 
 impl Handler for Ui {
+    /// Only the login takes a body.
+    fn body_limit(&self, req: &Request) -> u64 {
+        let login = split_url(req.url()).0 == "/ui/login" && *req.method() == Method::Post;
+        if login { MAX_LOGIN_BODY } else { 0 }
+    }
+
     fn handle(&self, req: &mut Request) -> Reply {
         let mut reply = self.route(req);
         if !reply

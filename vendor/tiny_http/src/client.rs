@@ -11,7 +11,10 @@ use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::connection::Connection;
+use crate::util::ConnState;
 use crate::Request;
+use std::io::Write;
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 
 /// A ClientConnection is an object that will store a socket to a client
@@ -40,7 +43,17 @@ pub struct ClientConnection {
     // jack patch: a clone of the socket, handed to each request so a handler
     // can cut the connection (`Request::abort_connection`)
     abort_handle: Option<Arc<Connection>>,
+
+    // jack patch: the connection's phase, for the head deadline and eviction
+    state: Option<Arc<ConnState>>,
+
+    // jack patch: where the last request's unread body comes back
+    unread_body: Option<Receiver<Box<dyn Read + Send + 'static>>>,
 }
+
+/// jack patch: the most bytes of a body left unread that are read and
+/// thrown away to keep a connection; past them it is closed.
+const DRAIN_CAP: u64 = 64 * 1024;
 
 /// jack patch: limits on what a client may send before its request is
 /// complete; beyond them the request is refused and the connection closed.
@@ -59,6 +72,9 @@ enum ReadError {
     ReadIoError(IoError),
     /// jack patch: the request line (414) or the headers (431) are too large
     TooLarge(u16),
+    /// jack patch: the connection closes without an answer (a body left
+    /// unread was too long or too slow to drain, the connection was evicted)
+    Close,
 }
 
 impl ClientConnection {
@@ -66,9 +82,12 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        state: Option<Arc<ConnState>>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        // jack patch: reads go through the connection's state.
+        read_socket.set_state(state.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -81,6 +100,8 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             abort_handle: None,
+            state,
+            unread_body: None,
         }
     }
 
@@ -129,6 +150,26 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // jack patch: what the last request left of its body is drained
+        // here, within `DRAIN_CAP` and the head deadline, or the connection
+        // closes.
+        if let Some(returned) = self.unread_body.take() {
+            let drained = match returned.recv() {
+                Ok(mut body) => {
+                    if let Some(state) = &self.state {
+                        state.begin_head().map_err(|_| ReadError::Close)?;
+                    }
+                    drain(&mut *body)
+                }
+                Err(_) => false,
+            };
+            if !drained {
+                return Err(ReadError::Close);
+            }
+        }
+        if let Some(state) = &self.state {
+            state.await_head().map_err(|_| ReadError::Close)?;
+        }
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -171,7 +212,8 @@ impl ClientConnection {
         };
 
         // building the writer for the request
-        let writer = self.sink.next().unwrap();
+        // jack patch: counted until the answer is written
+        let writer = Answer::new(self.sink.next().unwrap(), self.state.clone());
 
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
@@ -195,11 +237,22 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
+                request::RequestCreationError::BadContentLength => ReadError::WrongHeader(version),
             }
         })?;
 
         let mut request = request;
         request.set_abort_handle(self.abort_handle.clone());
+        // jack patch: the head is read; a body still on the wire comes back
+        // here when the request is dropped.
+        if let Some(state) = &self.state {
+            state.answering().map_err(|_| ReadError::Close)?;
+        }
+        if request.body_is_streamed() {
+            let (to, returned) = channel();
+            request.return_body_to(to);
+            self.unread_body = Some(returned);
+        }
 
         // return the request
         Ok(request)
@@ -243,7 +296,8 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = Response::new_empty(StatusCode(408))
+                        .with_header("Connection: close".parse::<crate::Header>().unwrap());
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -267,7 +321,7 @@ impl Iterator for ClientConnection {
                     return None; // the rest of the request is unread: close
                 }
 
-                Err(ReadError::ReadIoError(_)) => return None,
+                Err(ReadError::ReadIoError(_)) | Err(ReadError::Close) => return None,
 
                 Ok(rq) => rq,
             };
@@ -308,6 +362,61 @@ impl Iterator for ClientConnection {
 
             // returning the request
             return Some(rq);
+        }
+    }
+}
+
+/// jack patch: reads and drops what is left of a body, with a fixed
+/// buffer, at most `DRAIN_CAP` bytes; whether the body ended.
+fn drain(body: &mut dyn Read) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut total = 0u64;
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => {
+                total += n as u64;
+                if total > DRAIN_CAP {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// jack patch: a request's writer, counted in the connection's state from
+/// the head read until the answer is written (dropped): a connection with an
+/// answer in progress is not idle.
+struct Answer<W: Write> {
+    inner: W,
+    state: Option<Arc<ConnState>>,
+}
+
+impl<W: Write> Answer<W> {
+    fn new(inner: W, state: Option<Arc<ConnState>>) -> Answer<W> {
+        if let Some(s) = &state {
+            s.request_read();
+        }
+        Answer { inner, state }
+    }
+}
+
+impl<W: Write> Write for Answer<W> {
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> IoResult<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for Answer<W> {
+    fn drop(&mut self) {
+        if let Some(s) = &self.state {
+            s.answered();
         }
     }
 }

@@ -123,6 +123,10 @@ pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 // jack patch: the default `Server` header (see `set_server_name`).
 pub use response::set_server_name;
+// jack patch: the key connections are counted by per client address, and
+// the spawn fault hook.
+pub use util::client_key;
+pub use util::set_spawn_fault;
 pub use test::TestRequest;
 
 mod client;
@@ -154,6 +158,9 @@ pub struct Server {
     // the accept thread refused
     per_ip: PerIp,
     refused: Arc<RefusedCounters>,
+
+    // jack patch: idle connections closed to make room at the cap
+    evicted: Arc<AtomicU64>,
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
@@ -265,15 +272,20 @@ impl Server {
 
     /// jack patch: like `from_listener`, but at most `max_connections` are
     /// open at once, and at most `max_connections_per_ip` from one client
-    /// address (an IPv4-mapped IPv6 address counts as its IPv4 address). A
-    /// connection accepted above either cap is answered with the raw bytes
-    /// `overload_response` (a complete HTTP response) by the accept thread
-    /// and closed, without a thread of its own, and counted
-    /// (`refused_connections`).
+    /// address key (`client_key`: an IPv4 address, an IPv6 /64). At
+    /// `max_connections`, an idle connection (waiting for a request, no
+    /// answer in progress) from the key with the most connections, idle
+    /// longest, is closed to make room. A connection accepted above the
+    /// per-address cap, or at `max_connections` with none idle, is answered
+    /// with the raw bytes `overload_response` (a complete HTTP response) by
+    /// the accept thread and closed, without a thread of its own, and
+    /// counted (`refused_connections`). A request head must arrive whole
+    /// within `header_timeout` of its first byte, else `408` and close.
     pub fn from_listener_capped<L: Into<Listener>>(
         listener: L,
         max_connections: usize,
         max_connections_per_ip: usize,
+        header_timeout: Duration,
         overload_response: Vec<u8>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         Self::from_listener_impl(
@@ -282,6 +294,7 @@ impl Server {
             Some(Cap {
                 max_connections,
                 max_connections_per_ip,
+                header_timeout,
                 overload_response,
             }),
         )
@@ -299,6 +312,12 @@ impl Server {
         let inside_per_ip = per_ip.clone();
         let refused = Arc::new(RefusedCounters::default());
         let inside_refused = refused.clone();
+        // jack patch: every open connection's state, for eviction
+        let conns = util::Conns::default();
+        let evicted = Arc::new(AtomicU64::new(0));
+        let inside_evicted = evicted.clone();
+        let epoch = std::time::Instant::now();
+        let mut next_id = 0u64;
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -340,7 +359,8 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
+        // jack patch: a thread that cannot start is an error, not a panic
+        thread::Builder::new().spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
 
@@ -352,15 +372,33 @@ impl Server {
                         // jack patch: the caps. A connection over one is
                         // answered and closed here, without a thread.
                         let mut ip_guard = None;
+                        let mut conn = None;
                         if let Some(ref cap) = cap {
-                            match cap.admit(&inside_active, &inside_per_ip, peer) {
-                                Ok(guard) => ip_guard = guard,
+                            match cap.admit(&conns, &inside_per_ip, peer) {
+                                Ok((guard, evicted)) => {
+                                    ip_guard = guard;
+                                    if evicted {
+                                        inside_evicted.fetch_add(1, Relaxed);
+                                    }
+                                }
                                 Err(reason) => {
                                     inside_refused.count(reason);
                                     refuse(&mut sock, &cap.overload_response);
                                     continue;
                                 }
                             }
+                            let Ok(socket) = sock.try_clone() else {
+                                continue;
+                            };
+                            next_id += 1;
+                            let state = Arc::new(util::ConnState::new(
+                                next_id,
+                                peer.map(|a| client_key(a.ip())),
+                                socket,
+                                Some(cap.header_timeout),
+                                epoch,
+                            ));
+                            conn = Some((conns.insert(state.clone()), state));
                         }
                         let abort_handle = sock.try_clone().ok().map(Arc::new);
                         let (read_closable, write_closable) = match ssl {
@@ -381,22 +419,25 @@ impl Server {
                         };
 
                         // jack patch: the address's count goes with the connection.
-                        let client = ClientConnection::new(write_closable, read_closable)
+                        let state = conn.as_ref().map(|(_, s)| s.clone());
+                        let client = ClientConnection::new(write_closable, read_closable, state)
                             .with_abort_handle(abort_handle);
-                        Ok((client, ip_guard))
+                        Ok((client, ip_guard, conn))
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok((client, ip_guard)) => {
+                    Ok((client, ip_guard, conn)) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        // jack patch: both counts last as long as this
+                        // jack patch: the counts last as long as this
                         // task, however it ends (unwinding included).
                         let active_guard = ActiveGuard::new(inside_active.clone());
-                        let mut guard = Some((active_guard, ip_guard));
-                        tasks_pool.spawn(Box::new(move || {
+                        let state = conn.as_ref().map(|(_, s)| s.clone());
+                        let conn_guard = conn.map(|(g, _)| g);
+                        let mut guard = Some((active_guard, ip_guard, conn_guard));
+                        let spawned = tasks_pool.spawn(Box::new(move || {
                             let _guard = guard.take();
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
@@ -413,6 +454,15 @@ impl Server {
                                 }
                             }
                         }));
+                        // jack patch: a thread that cannot start refuses this
+                        // connection (the overload answer), and the loop goes on.
+                        if let Err((e, task)) = spawned {
+                            log::warn!("cannot start a thread for a connection, refused: {}", e);
+                            if let (Some(state), Some(cap)) = (&state, &cap) {
+                                state.refuse(&cap.overload_response);
+                            }
+                            drop(task);
+                        }
                     }
 
                     // jack patch: only a broken listener ends the accept loop.
@@ -438,7 +488,7 @@ impl Server {
                 }
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {
@@ -446,6 +496,7 @@ impl Server {
             active,
             per_ip,
             refused,
+            evicted,
             close: close_trigger,
             listening_addr: local_addr,
         })
@@ -471,10 +522,17 @@ impl Server {
         self.active.load(Relaxed)
     }
 
-    /// jack patch: connections open now from `ip` (an IPv4-mapped IPv6
-    /// address is its IPv4 address).
+    /// jack patch: connections open now from `ip`'s key (`client_key`: an
+    /// IPv4-mapped IPv6 address is its IPv4 address, an IPv6 address counts
+    /// with its /64).
     pub fn connections_from(&self, ip: IpAddr) -> usize {
         self.per_ip.open(ip)
+    }
+
+    /// jack patch: idle connections the accept thread closed to make room at
+    /// `max_connections` since the server started.
+    pub fn evicted_connections(&self) -> u64 {
+        self.evicted.load(Relaxed)
     }
 
     /// jack patch: connections the accept thread refused since the server
@@ -541,6 +599,7 @@ impl Drop for ActiveGuard {
 struct Cap {
     max_connections: usize,
     max_connections_per_ip: usize,
+    header_timeout: Duration,
     overload_response: Vec<u8>,
 }
 
@@ -553,24 +612,30 @@ enum Over {
 
 impl Cap {
     /// Whether a new connection from `peer` (`None`: a Unix socket, not
-    /// counted per address) may have a thread: the node-wide cap first,
-    /// then the address's, whose count it takes when it passes.
+    /// counted per address) may have a thread: the address's cap first
+    /// (whose count it takes when it passes), then the node-wide cap, where
+    /// an idle connection makes room if there is one (then `true`).
     fn admit(
         &self,
-        active: &std::sync::atomic::AtomicUsize,
+        conns: &util::Conns,
         per_ip: &PerIp,
         peer: Option<std::net::SocketAddr>,
-    ) -> Result<Option<IpGuard>, Over> {
-        if active.load(Relaxed) >= self.max_connections {
-            return Err(Over::MaxConnections);
+    ) -> Result<(Option<IpGuard>, bool), Over> {
+        let guard = match peer {
+            None => None,
+            Some(addr) => Some(
+                per_ip
+                    .acquire(addr.ip(), self.max_connections_per_ip)
+                    .ok_or(Over::MaxConnectionsPerIp)?,
+            ),
+        };
+        if conns.len() < self.max_connections {
+            return Ok((guard, false));
         }
-        match peer {
-            None => Ok(None),
-            Some(addr) => per_ip
-                .acquire(addr.ip(), self.max_connections_per_ip)
-                .map(Some)
-                .ok_or(Over::MaxConnectionsPerIp),
+        if conns.evict_one() {
+            return Ok((guard, true));
         }
+        Err(Over::MaxConnections)
     }
 }
 
@@ -617,9 +682,10 @@ impl RefusedCounters {
 struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
 
 impl PerIp {
-    /// Counts one more connection from `ip` unless `max` are open from it.
+    /// Counts one more connection from `ip`'s key unless `max` are open
+    /// from it.
     fn acquire(&self, ip: IpAddr, max: usize) -> Option<IpGuard> {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip);
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.get(&ip).copied().unwrap_or(0);
         if n >= max {
@@ -634,7 +700,7 @@ impl PerIp {
 
     fn open(&self, ip: IpAddr) -> usize {
         let open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        open.get(&ip.to_canonical()).copied().unwrap_or(0)
+        open.get(&client_key(ip)).copied().unwrap_or(0)
     }
 }
 

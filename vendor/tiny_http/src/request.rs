@@ -1,3 +1,4 @@
+use std::convert::TryFrom; // jack patch
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
@@ -7,9 +8,9 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
+use crate::util::chunked::Chunked;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -67,7 +68,14 @@ pub struct Request {
 
     headers: Vec<Header>,
 
-    body_length: Option<usize>,
+    // jack patch: the `Content-Length`, u64 on every target
+    body_length: Option<u64>,
+
+    // jack patch: the body is read from the connection (not from memory):
+    // what is left unread goes back to the connection's thread, which
+    // drains it within a cap or closes the connection
+    streamed: bool,
+    body_return: Option<Sender<Box<dyn Read + Send + 'static>>>,
 
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
@@ -111,6 +119,10 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// jack patch: a `Content-Length` that is not a decimal number of at
+    /// most 18 digits, or two that differ.
+    BadContentLength,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -150,15 +162,23 @@ where
         .map(|h| h.value.clone());
 
     // finding the content-length header
+    // jack patch: digits only, as u64 (no `+`, no overflow to "no body");
+    // a value that is not a number, or two different values, are refused.
     let content_length = if transfer_encoding.is_some() {
         // if transfer-encoding is specified, the Content-Length
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        let mut found = None;
+        for h in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
+            let n = parse_content_length(h.value.as_str())
+                .ok_or(RequestCreationError::BadContentLength)?;
+            if found.is_some_and(|f| f != n) {
+                return Err(RequestCreationError::BadContentLength);
+            }
+            found = Some(n);
+        }
+        found
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -188,6 +208,7 @@ where
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
+    let mut streamed = false;
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
@@ -196,7 +217,8 @@ where
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
         } else if content_length <= 1024 && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
-
+            // jack patch: at most 1024 bytes, so `try_from` holds
+            let content_length = usize::try_from(content_length).unwrap_or(0);
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
 
@@ -215,13 +237,16 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            streamed = true;
+            let data_reader = EqualReader::new(source_data, content_length);
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        // jack patch: jack's bounded decoder
+        streamed = true;
+        Box::new(FusedReader::new(Chunked::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -239,6 +264,8 @@ where
         http_version: version,
         headers,
         body_length: content_length,
+        streamed,
+        body_return: None,
         must_send_continue: expects_continue,
         notify_when_responded: None,
         abort_handle: None,
@@ -281,7 +308,28 @@ impl Request {
     /// Returns `None` if the length is unknown.
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
+        // jack patch: `None` also for a length past `usize`
+        self.body_length.and_then(|n| usize::try_from(n).ok())
+    }
+
+    /// jack patch: the `Content-Length` of the body, as u64 on every target
+    /// (`None` with `Transfer-Encoding`, or none sent).
+    #[inline]
+    pub fn content_length(&self) -> Option<u64> {
         self.body_length
+    }
+
+    /// jack patch: whether the body comes from the connection as it is read
+    /// (a `Content-Length` over 1024 bytes, or chunked): not yet received.
+    #[inline]
+    pub fn body_is_streamed(&self) -> bool {
+        self.streamed
+    }
+
+    /// jack patch: the connection's thread takes back what is left of a
+    /// streamed body when this request is dropped.
+    pub(crate) fn return_body_to(&mut self, to: Sender<Box<dyn Read + Send + 'static>>) {
+        self.body_return = Some(to);
     }
 
     /// Returns the address of the client that sent this request.
@@ -518,7 +566,26 @@ impl Drop for Request {
                 sender.send(()).unwrap();
             }
         }
+        // jack patch: what is left of the body goes back to the connection's
+        // thread, which drains it within a cap; never read here, in a
+        // handler's thread. A client still waiting for `100 Continue` has not
+        // sent its body: nothing goes back, and the connection closes.
+        if let (Some(reader), Some(to)) = (self.data_reader.take(), self.body_return.take()) {
+            if !self.must_send_continue {
+                let _ = to.send(reader);
+            }
+        }
     }
+}
+
+/// jack patch: a `Content-Length` value: ASCII digits only, at most 18 of
+/// them (below 10^18 bytes, so it fits a u64 with room).
+fn parse_content_length(value: &str) -> Option<u64> {
+    let v = value.trim_matches([' ', '\t']);
+    if v.is_empty() || v.len() > 18 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
 }
 
 /// Dummy trait that regroups the `Read` and `Write` traits.

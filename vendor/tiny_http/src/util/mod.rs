@@ -1,3 +1,5 @@
+pub use self::conn_state::client_key;
+pub(crate) use self::conn_state::{ConnGuard, ConnState, Conns};
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
@@ -5,11 +7,13 @@ pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
-pub use self::task_pool::TaskPool;
+pub use self::task_pool::{set_spawn_fault, TaskPool};
 
 use std::str::FromStr;
 
+mod conn_state;
 mod custom_stream;
+pub(crate) mod chunked;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;

@@ -86,6 +86,9 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // jack patch: the connection's state, consulted around each read (the
+    // request head deadline, an eviction)
+    state: Option<std::sync::Arc<crate::util::ConnState>>,
 }
 
 impl RefinedTcpStream {
@@ -101,12 +104,14 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            state: None,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            state: None,
         };
 
         (read, write)
@@ -116,6 +121,12 @@ impl RefinedTcpStream {
     #[inline]
     pub(crate) fn secure(&self) -> bool {
         self.stream.secure()
+    }
+
+    /// jack patch: reads go through `state` (`ConnState::before_read`,
+    /// `after_read`).
+    pub(crate) fn set_state(&mut self, state: Option<std::sync::Arc<crate::util::ConnState>>) {
+        self.state = state;
     }
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
@@ -137,7 +148,16 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        self.stream.read(buf)
+        // jack patch: the head deadline and eviction.
+        match &self.state {
+            None => self.stream.read(buf),
+            Some(state) => {
+                state.before_read()?;
+                let n = self.stream.read(buf)?;
+                state.after_read(n)?;
+                Ok(n)
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -24,6 +24,19 @@ struct Sharing {
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
+}
+
+/// jack patch: a task to run.
+type Task = Box<dyn FnMut() + Send>;
+
+/// jack patch: asked before each thread started for a connection; `true`
+/// makes that start fail as if the system had no thread left to give (a
+/// fault injected by tests: root ignores `RLIMIT_NPROC`).
+static SPAWN_FAULT: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// jack patch: sets the spawn fault hook, once per process.
+pub fn set_spawn_fault(hook: fn() -> bool) {
+    let _ = SPAWN_FAULT.set(hook);
 }
 
 /// Minimum number of active threads.
@@ -58,7 +71,8 @@ impl TaskPool {
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            // jack patch: fewer idle threads if the system has none to give
+            let _ = pool.add_thread(None);
         }
 
         pool
@@ -66,7 +80,10 @@ impl TaskPool {
 
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
-    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
+    ///
+    /// jack patch: a thread that cannot be started gives the task back with
+    /// the error, instead of a panic that ended the accept loop.
+    pub fn spawn(&self, code: Task) -> Result<(), (std::io::Error, Task)> {
         let mut queue = self.sharing.todo.lock().unwrap();
 
         // jack patch: a new thread unless an idle one is left for this task.
@@ -75,20 +92,33 @@ impl TaskPool {
         // that then blocked on slow connections, and those tasks waited for
         // a read timeout.
         if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
-            self.add_thread(Some(code));
+            drop(queue);
+            self.add_thread(Some(code))
+                .map_err(|(e, code)| (e, code.expect("the task given")))
         } else {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
+            Ok(())
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    fn add_thread(&self, initial_fn: Option<Task>) -> Result<(), (std::io::Error, Option<Task>)> {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        if initial_fn.is_some() && SPAWN_FAULT.get().is_some_and(|fault| fault()) {
+            let e = std::io::Error::new(std::io::ErrorKind::OutOfMemory, "injected spawn failure");
+            return Err((e, initial_fn));
+        }
+        // jack patch: the task waits in a slot the new thread empties, so a
+        // thread that cannot start hands it back.
+        let slot = Arc::new(Mutex::new(initial_fn));
+        let inside_slot = slot.clone();
+        let started = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
+            let initial_fn = inside_slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            drop(inside_slot);
             if let Some(mut f) = initial_fn {
                 f();
             }
@@ -129,6 +159,10 @@ impl TaskPool {
                 task();
             }
         });
+        match started {
+            Ok(_) => Ok(()),
+            Err(e) => Err((e, slot.lock().unwrap_or_else(PoisonError::into_inner).take())),
+        }
     }
 }
 

@@ -97,6 +97,15 @@ pub struct ServerConfig {
     /// Open connections from one client address above which its new ones
     /// get the same 503 (a value above `max_connections` changes nothing).
     pub max_connections_per_ip: usize,
+    /// Threads that send file bodies and other long answers (`stream-N`).
+    pub stream_threads: usize,
+    /// File bodies one key may have in flight at once.
+    pub max_streams_per_key: usize,
+    /// Bytes per second a body must average over `send_rate_window`, else
+    /// it is cut (0: never).
+    pub min_send_rate: u64,
+    /// The window `min_send_rate` is averaged over.
+    pub send_rate_window: Duration,
     /// How often the libraries are rescanned.
     pub library_rescan: Duration,
     /// Most items the catalogue holds (its memory bound).
@@ -552,6 +561,14 @@ impl fmt::Display for Config {
         writeln!(f, "write_timeout_ms = {}", s.write_timeout.as_millis())?;
         writeln!(f, "max_connections = {}", s.max_connections)?;
         writeln!(f, "max_connections_per_ip = {}", s.max_connections_per_ip)?;
+        writeln!(f, "stream_threads = {}", s.stream_threads)?;
+        writeln!(f, "max_streams_per_key = {}", s.max_streams_per_key)?;
+        writeln!(f, "min_send_rate = {}", s.min_send_rate)?;
+        writeln!(
+            f,
+            "send_rate_window_ms = {}",
+            s.send_rate_window.as_millis()
+        )?;
         writeln!(f, "library_rescan_secs = {}", s.library_rescan.as_secs())?;
         writeln!(f, "max_catalogue_items = {}", s.max_catalogue_items)?;
         for k in &s.peer_keys {
@@ -1029,6 +1046,10 @@ impl<'a> Cx<'a> {
         let max_connections = self.integer(&mut t, "max_connections", 256, 1, 65_536) as usize;
         let max_connections_per_ip =
             self.integer(&mut t, "max_connections_per_ip", 32, 1, 65_536) as usize;
+        let stream_threads = self.integer(&mut t, "stream_threads", 16, 1, LIMIT_THREADS) as usize;
+        let max_streams_per_key = self.integer(&mut t, "max_streams_per_key", 4, 1, 1024) as usize;
+        let min_send_rate = self.integer(&mut t, "min_send_rate", 8192, 0, 1 << 30);
+        let send_rate_window = self.millis(&mut t, "send_rate_window_ms", 30_000, 1000, 3_600_000);
         let library_rescan_secs = self.integer(&mut t, "library_rescan_secs", 300, 1, 604_800);
         let max_catalogue_items =
             self.integer(&mut t, "max_catalogue_items", 200_000, 1, 10_000_000) as usize;
@@ -1043,6 +1064,10 @@ impl<'a> Cx<'a> {
             write_timeout,
             max_connections,
             max_connections_per_ip,
+            stream_threads,
+            max_streams_per_key,
+            min_send_rate,
+            send_rate_window,
             library_rescan: Duration::from_secs(library_rescan_secs),
             max_catalogue_items,
             peer_keys,
@@ -1547,6 +1572,10 @@ mod tests {
         assert_eq!(c.server.handler_threads, 8);
         assert_eq!(c.server.max_connections, 256);
         assert_eq!(c.server.max_connections_per_ip, 32);
+        assert_eq!(c.server.stream_threads, 16);
+        assert_eq!(c.server.max_streams_per_key, 4);
+        assert_eq!(c.server.min_send_rate, 8192);
+        assert_eq!(c.server.send_rate_window, Duration::from_secs(30));
         assert_eq!(c.database.path, PathBuf::from("/etc/jack/data/jack.db"));
         assert_eq!(c.downloads.watch_dir, PathBuf::from("/etc/jack/data/watch"));
         assert_eq!(c.downloads.max_concurrent_downloads, 3);
@@ -1700,6 +1729,30 @@ mod tests {
                 "server.max_connections_per_ip",
                 Some(4),
                 "must be at most 65536, got 65537",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nstream_threads = 0\n",
+                "server.stream_threads",
+                Some(3),
+                "must be at least 1, got 0",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nmax_streams_per_key = 1025\n",
+                "server.max_streams_per_key",
+                Some(3),
+                "must be at most 1024, got 1025",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nmin_send_rate = -1\n",
+                "server.min_send_rate",
+                Some(3),
+                "must be at least 0, got -1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nsend_rate_window_ms = 999\n",
+                "server.send_rate_window_ms",
+                Some(3),
+                "must be at least 1000, got 999",
             ),
             (
                 "[server]\napi_key = \"k\"\nmax_connections_per_ip = \"8\"\n",

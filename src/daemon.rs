@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::instance::InstanceLock;
 use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
+use crate::serve::lane::StreamLimits;
 use crate::serve::server::{self, Caps, HttpServer, Router};
 use crate::serve::status_api::StatusApi;
 use crate::worker::Worker;
@@ -148,7 +149,13 @@ pub fn run(config: Config) -> Result<()> {
         router = router.route("/api/v2/", q.handler());
     }
     let router = Arc::new(router);
-    let http = HttpServer::start(listener, s.handler_threads, Caps::of(s), router)?;
+    let http = HttpServer::start(
+        listener,
+        s.handler_threads,
+        Caps::of(s),
+        StreamLimits::of(s),
+        router,
+    )?;
     status.set_connections(http.connection_counter());
     let addr: SocketAddr = http.local_addr();
     log::info!(

@@ -67,7 +67,7 @@ impl Bed {
             total: 64,
             per_ip: 64,
         };
-        let http = HttpServer::start(listener, 4, caps, api.handler()).unwrap();
+        let http = HttpServer::start(listener, 4, caps, Default::default(), api.handler()).unwrap();
         Bed {
             dir,
             addr,

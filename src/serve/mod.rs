@@ -1,5 +1,6 @@
 //! The serving plane: what peers see of this node. The prepared listener
-//! and the tiny_http handler threads (`server`), the routes and their
+//! and the tiny_http handler threads (`server`), the control lane that
+//! sends file bodies and long answers on its own pool (`lane`), the routes and their
 //! authentication (`api`), the library catalogue (`catalogue`, with the
 //! facts read from file names in `naming`), and the byte-range and
 //! conditional-request decisions (`range`, pure); the owner's status API
@@ -7,6 +8,7 @@
 
 pub mod api;
 pub mod catalogue;
+pub mod lane;
 pub mod naming;
 pub mod range;
 pub mod server;

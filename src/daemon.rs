@@ -29,6 +29,7 @@ use crate::instance::InstanceLock;
 use crate::owner::status_api::StatusApi;
 use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
+use crate::http::lane::StreamLimits;
 use crate::worker::Worker;
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
@@ -149,7 +150,13 @@ pub fn run(config: Config) -> Result<()> {
         router = router.route("/api/v2/", q.handler());
     }
     let router = Arc::new(router);
-    let http = HttpServer::start(listener, s.handler_threads, Caps::of(s), router)?;
+    let http = HttpServer::start(
+        listener,
+        s.handler_threads,
+        Caps::of(s),
+        StreamLimits::of(s),
+        router,
+    )?;
     status.set_connections(http.connection_counter());
     let addr: SocketAddr = http.local_addr();
     log::info!(

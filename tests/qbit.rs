@@ -68,7 +68,7 @@ impl Bed {
             per_ip: 64,
             header_timeout: Duration::from_secs(10),
         };
-        let http = HttpServer::start(listener, 4, caps, api.handler()).unwrap();
+        let http = HttpServer::start(listener, 4, caps, Default::default(), api.handler()).unwrap();
         Bed {
             dir,
             addr,

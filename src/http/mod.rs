@@ -1,13 +1,16 @@
 //! The HTTP server and its request tools, one door that the serving plane,
 //! the *arr plane and the owner's pages all use: the prepared listener and
 //! the tiny_http handler threads (`server`: `Handler`, `Reply`, `Router`,
-//! file bodies), headers, the request target, percent-decoding and the
+//! file bodies), the control lane that sends file bodies and long answers
+//! on its own pool (`lane`: `stream-N` threads, a per-key limit, a minimum
+//! send rate), headers, the request target, percent-decoding and the
 //! presented key (`request`), request parameters and bodies (`form`,
 //! `multipart`), and cookie sessions (`sessions`). Knows no route of its
 //! own and no plane: nothing here imports `serve`, `arr`, `download` or
 //! `owner`.
 
 pub mod form;
+pub mod lane;
 pub mod multipart;
 pub mod request;
 pub mod server;

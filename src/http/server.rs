@@ -16,11 +16,14 @@
 //! handler is caught and answered `500`, and the thread goes on serving.
 //! Every reply carries an exact `Content-Length`, never chunked encoding
 //! (a `304` none at all), and `Server: jack/<version>`.
+//! File bodies and answers too long for one socket buffer go to the
+//! control lane (`lane`, `stream-N` threads); a handler thread
+//! never waits on a slow reader.
 //! This module knows nothing of routes: it calls a [`Handler`].
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use tiny_http::{Header, Method, Request, Response};
 
 use crate::error::{Error, Result};
 use crate::metrics::ConnectionCounts;
+use crate::http::lane::{KeySlot, Lane, Payload, Refusal, Stream, StreamLimits};
 
 /// The `Server` header of every response, tiny_http's own answers included.
 pub const SERVER: &str = concat!("jack/", env!("CARGO_PKG_VERSION"));
@@ -58,15 +62,19 @@ pub enum Body {
         /// A library file (its bytes count as served in `/metrics`), not
         /// a document written into a `memfd`.
         library: bool,
+        /// Whose stream this is for the lane's per-key limit (a key's
+        /// owner); `None`: the client's address.
+        key: Option<String>,
     },
     /// No body and no `Content-Length` (a `304`: RFC 9110 §8.6 allows no
     /// length but the full size's, which tiny_http would write as `0`).
     Absent,
 }
 
-/// Bytes asked of one `sendfile` call; between calls the handler checks for
-/// shutdown.
-const FILE_CHUNK: u64 = 8 * 1024 * 1024;
+/// Answers in memory longer than this go to the control lane: below it,
+/// one socket send buffer takes the whole answer at once (Linux starts a
+/// connection with 16 KiB, `tcp_wmem`), so a handler thread never waits.
+const INLINE_BYTES: usize = 8 * 1024;
 
 impl Reply {
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
@@ -105,6 +113,7 @@ impl Reply {
                 offset,
                 len,
                 library: true,
+                key: None,
             },
         }
     }
@@ -119,6 +128,7 @@ impl Reply {
                 offset: 0,
                 len,
                 library: false,
+                key: None,
             },
         }
     }
@@ -129,6 +139,15 @@ impl Reply {
             status,
             &serde_json::json!({"ok": false, "error": {"code": code, "message": message}}),
         )
+    }
+
+    /// Counts a file body against `owner`'s streams (the lane's per-key
+    /// limit).
+    pub fn streamed_for(mut self, owner: &str) -> Reply {
+        if let Body::File { key, .. } = &mut self.body {
+            *key = Some(owner.to_string());
+        }
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
@@ -231,25 +250,27 @@ pub struct HttpServer {
     threads: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     addr: SocketAddr,
+    lane: Arc<Lane>,
+    streams: Vec<JoinHandle<()>>,
 }
 
 /// What the handler threads share: the stop flag, and the sockets of the
 /// file bodies being sent, so shutdown can cut them instead of waiting for
 /// a slow reader.
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     stopping: AtomicBool,
     sends: parking_lot::Mutex<HashMap<u64, TcpStream>>,
     next_send: AtomicU64,
 }
 
 impl Shared {
-    fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
     /// Registers a socket with a file body in flight until the guard drops.
-    fn track(&self, sock: &TcpStream) -> Option<SendGuard<'_>> {
+    pub(crate) fn track(&self, sock: &TcpStream) -> Option<SendGuard<'_>> {
         let id = self.next_send.fetch_add(1, Ordering::Relaxed);
         self.sends.lock().insert(id, sock.try_clone().ok()?);
         Some(SendGuard { shared: self, id })
@@ -263,7 +284,7 @@ impl Shared {
     }
 }
 
-struct SendGuard<'a> {
+pub(crate) struct SendGuard<'a> {
     shared: &'a Shared,
     id: u64,
 }
@@ -302,11 +323,13 @@ impl Caps {
 }
 
 impl HttpServer {
-    /// Serves `listener` with `threads` handler threads within `caps`.
+    /// Serves `listener` with `threads` handler threads within `caps`, and
+    /// long bodies on the control lane within `streams`.
     pub fn start(
         listener: TcpListener,
         threads: usize,
         caps: Caps,
+        streams: StreamLimits,
         handler: Arc<dyn Handler>,
     ) -> Result<HttpServer> {
         tiny_http::set_server_name(SERVER);
@@ -324,12 +347,15 @@ impl HttpServer {
         .map_err(|e| Error::Runtime(format!("cannot start the HTTP server on {addr}: {e}")))?;
         let server = Arc::new(server);
         let shared = Arc::new(Shared::default());
+        let (lane, streams) = Lane::start(streams, &shared)?;
+        let lane = Arc::new(lane);
         let mut handles = Vec::with_capacity(threads);
         for i in 1..=threads {
             let (server, shared, handler) = (server.clone(), shared.clone(), handler.clone());
+            let lane = lane.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("http-{i}"))
-                .spawn(move || serve(&server, &shared, handler.as_ref()))
+                .spawn(move || serve(&server, &shared, &lane, handler.as_ref()))
                 .map_err(|e| Error::io("cannot start an HTTP handler thread", e))?;
             handles.push(handle);
         }
@@ -338,6 +364,8 @@ impl HttpServer {
             threads: handles,
             shared,
             addr,
+            lane,
+            streams,
         })
     }
 
@@ -369,6 +397,12 @@ impl HttpServer {
         for t in self.threads {
             let _ = t.join();
         }
+        // The handlers' ends of the lane are gone with them: the stream
+        // threads cut what is queued (stopping) and end.
+        drop(self.lane);
+        for t in self.streams {
+            let _ = t.join();
+        }
         // Dropping the last reference closes the listener.
     }
 }
@@ -385,12 +419,12 @@ fn counts(server: &tiny_http::Server) -> ConnectionCounts {
     }
 }
 
-fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
+fn serve(server: &tiny_http::Server, shared: &Shared, lane: &Lane, handler: &dyn Handler) {
     loop {
         let request = server.recv();
         if shared.stopping() {
             if let Ok(req) = request {
-                respond(req, own_error(503, "UNAVAILABLE", "Shutting down"), shared);
+                respond(req, own_error(503, "UNAVAILABLE", "Shutting down"), lane);
             }
             return;
         }
@@ -403,7 +437,7 @@ fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
             }
         };
         if let Some(refusal) = over_body_limit(&req, handler) {
-            respond(req, refusal, shared);
+            respond(req, refusal, lane);
             continue;
         }
         let reply = match catch_unwind(AssertUnwindSafe(|| handler.handle(&mut req))) {
@@ -417,13 +451,14 @@ fn serve(server: &tiny_http::Server, shared: &Shared, handler: &dyn Handler) {
                 own_error(500, "INTERNAL", "Internal error")
             }
         };
-        respond(req, reply, shared);
+        respond(req, reply, lane);
     }
 }
 
-/// Sends `reply`: bytes through tiny_http's `Response` (which adds `Date`
-/// and `Server`), a file or no body at all with a head written here.
-fn respond(req: Request, reply: Reply, shared: &Shared) {
+/// Sends `reply`: short bytes through tiny_http's `Response` (which adds
+/// `Date` and `Server`), no body with a head written here, and a file body
+/// or a long answer through the control lane.
+fn respond(req: Request, reply: Reply, lane: &Lane) {
     let body = match reply.body {
         // tiny_http drops a `Connection` header: a reply that closes the
         // connection (a refused request body left unread) is written here.
@@ -435,18 +470,44 @@ fn respond(req: Request, reply: Reply, shared: &Shared) {
                 .collect();
             return respond_written(req, reply.status, Some(&b), &headers, true);
         }
+        Body::Bytes(b) if b.len() > INLINE_BYTES && *req.method() != Method::Head => {
+            let key = client_key(&req);
+            let long = Long {
+                len: b.len() as u64,
+                key,
+                library: false,
+                memory: b,
+                payload: Payload::None,
+            };
+            return respond_streamed(req, reply.status, &reply.headers, long, lane);
+        }
         Body::Bytes(b) => b,
         Body::File {
             file,
             offset,
             len,
             library,
+            key,
         } => {
-            let sent = respond_file(req, reply.status, &reply.headers, file, offset, len, shared);
-            if library {
-                crate::metrics::METRICS.served(sent);
+            if *req.method() == Method::Head {
+                let close = wants_close(&req);
+                let head = head(reply.status, Some(len), &reply.headers, close);
+                let mut writer = req.into_writer();
+                let _ = writer
+                    .write_all(head.as_bytes())
+                    .and_then(|()| writer.flush());
+                return;
             }
-            return;
+            let key = key.unwrap_or_else(|| client_key(&req));
+            let payload = Payload::File { file, offset, len };
+            let long = Long {
+                len,
+                key,
+                library,
+                memory: Vec::new(),
+                payload,
+            };
+            return respond_streamed(req, reply.status, &reply.headers, long, lane);
         }
         Body::Absent => {
             let close = wants_close(&req);
@@ -487,6 +548,76 @@ fn over_body_limit(req: &Request, handler: &dyn Handler) -> Option<Reply> {
     Some(own_error(413, "PAYLOAD_TOO_LARGE", &message).with_header("Connection", "close"))
 }
 
+/// Whose stream an answer without a key's owner is: its client's address
+/// (an IPv6 client's /64, as the connection caps count it).
+fn client_key(req: &Request) -> String {
+    match req.remote_addr() {
+        Some(a) => format!("address {}", tiny_http::client_key(a.ip())),
+        None => "address unknown".to_string(),
+    }
+}
+
+/// A body for the control lane: `len` bytes, `memory` then `payload`,
+/// counted against `key`.
+struct Long {
+    len: u64,
+    key: String,
+    library: bool,
+    memory: Vec<u8>,
+    payload: Payload,
+}
+
+/// Hands `long` to the control lane, or answers a quick `503` with
+/// `Retry-After` on this thread when its key has its streams in flight or
+/// the lane is full.
+fn respond_streamed(
+    req: Request,
+    status: u16,
+    headers: &[(String, String)],
+    long: Long,
+    lane: &Lane,
+) {
+    let close = wants_close(&req);
+    let Some(slot) = lane.admit(&long.key) else {
+        return refuse(req.into_writer(), Refusal::Key, close);
+    };
+    let socket = req.raw_socket();
+    let writer = req.into_writer();
+    let mut bytes = head(status, Some(long.len), headers, close).into_bytes();
+    bytes.extend_from_slice(&long.memory);
+    let stream = Stream {
+        writer,
+        socket,
+        bytes,
+        payload: long.payload,
+        library: long.library,
+        slot,
+    };
+    if let Err(stream) = lane.send(stream) {
+        let Stream { writer, slot, .. } = stream;
+        drop::<KeySlot>(slot);
+        refuse(writer, Refusal::Full, close);
+    }
+}
+
+/// The lane's quick refusal: `503` with `Retry-After` (retried by a jack
+/// downloader, `PROTOCOL.md` §2.5), written on the handler thread.
+fn refuse(mut writer: Box<dyn Write + Send>, why: Refusal, close: bool) {
+    log::info!("stream refused: {}", why.message());
+    let reply = own_error(503, "UNAVAILABLE", why.message()).with_header("Retry-After", "5");
+    let Body::Bytes(body) = reply.body else {
+        return;
+    };
+    let head = head(503, Some(body.len() as u64), &reply.headers, close);
+    if let Err(e) = writer
+        .write_all(head.as_bytes())
+        .and_then(|()| writer.write_all(&body))
+        .and_then(|()| writer.flush())
+    {
+        log::debug!("client went away before the refusal was sent: {e}");
+    }
+}
+
 /// An error the server answers in the handler's place (it knows no route,
 /// so the answer may be for a key-protected path: never for shared caches).
 fn own_error(status: u16, code: &str, message: &str) -> Reply {
@@ -507,50 +638,6 @@ fn overload_response() -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// Writes the head itself (tiny_http's `Response` counts bytes in `usize`,
-/// 32 bits on armv7), then the slice of the file straight to the socket
-/// with `sendfile(2)`. Any failure, a file that ends
-/// early, or shutdown cuts the connection: a response never ends early
-/// while looking complete. Returns the body bytes sent.
-fn respond_file(
-    req: Request,
-    status: u16,
-    headers: &[(String, String)],
-    file: File,
-    offset: u64,
-    len: u64,
-    shared: &Shared,
-) -> u64 {
-    let head_only = *req.method() == Method::Head;
-    let close = wants_close(&req);
-    let socket = req.raw_socket();
-    let _in_flight = socket.as_ref().and_then(|s| shared.track(s));
-    let stopping = &shared.stopping;
-    // Taking the writer waits for earlier responses on this connection and
-    // holds later ones back until this one is done.
-    let mut writer = req.into_writer();
-    let head = head(status, Some(len), headers, close);
-    let sent = writer
-        .write_all(head.as_bytes())
-        .and_then(|()| writer.flush());
-    let (complete, body_bytes) = match (sent, head_only) {
-        (Err(_), _) => (false, 0),
-        (Ok(()), true) => (true, 0),
-        (Ok(()), false) => match &socket {
-            Some(sock) => send_file(&file, offset, len, sock, stopping),
-            None => copy_through(&file, offset, len, &mut writer, stopping),
-        },
-    };
-    log::debug!(
-        "file body sent status={status} offset={offset} bytes={body_bytes} of={len} complete={complete}"
-    );
-    if !complete && let Some(sock) = &socket {
-        let _ = sock.shutdown(Shutdown::Both);
-    }
-    drop(writer);
-    body_bytes
 }
 
 /// Writes a response head and `body` here: without a body or
@@ -610,69 +697,6 @@ fn head(
     head
 }
 
-/// Sends the `len` bytes from `offset` with `sendfile(2)` (one copy, in the
-/// kernel): (every byte reached the socket, bytes sent).
-fn send_file(
-    file: &File,
-    offset: u64,
-    len: u64,
-    sock: &TcpStream,
-    stopping: &AtomicBool,
-) -> (bool, u64) {
-    let mut pos = offset;
-    let end = offset + len;
-    while pos < end {
-        if stopping.load(Ordering::Relaxed) {
-            return (false, pos - offset);
-        }
-        let chunk = usize::try_from((end - pos).min(FILE_CHUNK)).unwrap_or(usize::MAX);
-        // From a cold page cache: ask the kernel to start reading the next
-        // chunk now, so the disk works while this one goes out (advice
-        // only: nothing to do when the pages are cached).
-        let next = pos.saturating_add(FILE_CHUNK);
-        if next < end {
-            let ahead = std::num::NonZeroU64::new((end - next).min(FILE_CHUNK));
-            let _ = rustix::fs::fadvise(file, next, ahead, rustix::fs::Advice::WillNeed);
-        }
-        match rustix::fs::sendfile(sock, file, Some(&mut pos), chunk) {
-            Ok(0) => return (false, pos - offset), // the file shrank
-            Ok(_) => {}                            // `pos` has moved on
-            Err(rustix::io::Errno::INTR) => {}
-            // The client left or stopped reading (SO_SNDTIMEO).
-            Err(_) => return (false, pos - offset),
-        }
-    }
-    (true, len)
-}
-
-/// The same through tiny_http's writer (connections that are not TCP).
-fn copy_through(
-    mut file: &File,
-    offset: u64,
-    len: u64,
-    out: &mut dyn Write,
-    stopping: &AtomicBool,
-) -> (bool, u64) {
-    if file.seek(SeekFrom::Start(offset)).is_err() {
-        return (false, 0);
-    }
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut remaining = len;
-    while remaining > 0 && !stopping.load(Ordering::Relaxed) {
-        let want = usize::try_from(remaining.min(buf.len() as u64)).unwrap_or(buf.len());
-        match file.read(&mut buf[..want]) {
-            Ok(0) | Err(_) => return (false, len - remaining),
-            Ok(n) => {
-                if out.write_all(&buf[..n]).is_err() {
-                    return (false, len - remaining);
-                }
-                remaining -= n as u64;
-            }
-        }
-    }
-    (remaining == 0 && out.flush().is_ok(), len - remaining)
-}
-
 /// Whether the client will send no further request on this connection.
 fn wants_close(req: &Request) -> bool {
     let connection = req
@@ -695,6 +719,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         403 => "Forbidden",
         413 => "Content Too Large",
+        503 => "Service Unavailable",
         415 => "Unsupported Media Type",
         304 => "Not Modified",
         416 => "Range Not Satisfiable",
@@ -740,7 +765,7 @@ mod tests {
             per_ip,
             header_timeout: Duration::from_secs(10),
         };
-        HttpServer::start(listener, 2, caps, Arc::new(Flaky)).unwrap()
+        HttpServer::start(listener, 2, caps, StreamLimits::default(), Arc::new(Flaky)).unwrap()
     }
 
     #[test]
@@ -843,7 +868,14 @@ mod tests {
             per_ip: 1,
             header_timeout: Duration::from_secs(10),
         };
-        let server = HttpServer::start(socket.into(), 1, caps, Arc::new(Flaky)).unwrap();
+        let server = HttpServer::start(
+            socket.into(),
+            1,
+            caps,
+            StreamLimits::default(),
+            Arc::new(Flaky),
+        )
+        .unwrap();
         let addr = server.local_addr();
         let _held = connect_from("127.0.0.2", addr);
         let tiny = &server.server;

@@ -143,7 +143,7 @@ impl Api {
             ["peer", "items", id, "file"] => match method {
                 Method::Get | Method::Head => match decode_id(id) {
                     Some(id) => {
-                        let reply = self.file(req, &id);
+                        let reply = self.file(req, &id).streamed_for(&owner);
                         // Who fetches what, by the key's owner (never the key).
                         log::info!(
                             "peer file request caller={owner} id={id:?} status={}",

@@ -97,6 +97,9 @@ pub struct ServerConfig {
     /// Open connections from one client address above which its new ones
     /// get the same 503 (a value above `max_connections` changes nothing).
     pub max_connections_per_ip: usize,
+    /// Wrong credentials one client address (IPv6: its /64) may present a
+    /// minute before its credential checks get `429` (`crate::gate`).
+    pub auth_failures_per_minute: u64,
     /// How often the libraries are rescanned.
     pub library_rescan: Duration,
     /// Most items the catalogue holds (its memory bound).
@@ -552,6 +555,11 @@ impl fmt::Display for Config {
         writeln!(f, "write_timeout_ms = {}", s.write_timeout.as_millis())?;
         writeln!(f, "max_connections = {}", s.max_connections)?;
         writeln!(f, "max_connections_per_ip = {}", s.max_connections_per_ip)?;
+        writeln!(
+            f,
+            "auth_failures_per_minute = {}",
+            s.auth_failures_per_minute
+        )?;
         writeln!(f, "library_rescan_secs = {}", s.library_rescan.as_secs())?;
         writeln!(f, "max_catalogue_items = {}", s.max_catalogue_items)?;
         for k in &s.peer_keys {
@@ -1029,6 +1037,8 @@ impl<'a> Cx<'a> {
         let max_connections = self.integer(&mut t, "max_connections", 256, 1, 65_536) as usize;
         let max_connections_per_ip =
             self.integer(&mut t, "max_connections_per_ip", 32, 1, 65_536) as usize;
+        let auth_failures_per_minute =
+            self.integer(&mut t, "auth_failures_per_minute", 10, 1, 100_000);
         let library_rescan_secs = self.integer(&mut t, "library_rescan_secs", 300, 1, 604_800);
         let max_catalogue_items =
             self.integer(&mut t, "max_catalogue_items", 200_000, 1, 10_000_000) as usize;
@@ -1043,6 +1053,7 @@ impl<'a> Cx<'a> {
             write_timeout,
             max_connections,
             max_connections_per_ip,
+            auth_failures_per_minute,
             library_rescan: Duration::from_secs(library_rescan_secs),
             max_catalogue_items,
             peer_keys,
@@ -1547,6 +1558,7 @@ mod tests {
         assert_eq!(c.server.handler_threads, 8);
         assert_eq!(c.server.max_connections, 256);
         assert_eq!(c.server.max_connections_per_ip, 32);
+        assert_eq!(c.server.auth_failures_per_minute, 10);
         assert_eq!(c.database.path, PathBuf::from("/etc/jack/data/jack.db"));
         assert_eq!(c.downloads.watch_dir, PathBuf::from("/etc/jack/data/watch"));
         assert_eq!(c.downloads.max_concurrent_downloads, 3);
@@ -1688,6 +1700,12 @@ mod tests {
                 "server.handler_threads",
                 Some(3),
                 "at least 1",
+            ),
+            (
+                "[server]\napi_key = \"k\"\nauth_failures_per_minute = 0\n",
+                "server.auth_failures_per_minute",
+                Some(3),
+                "must be at least 1, got 0",
             ),
             (
                 "[server]\napi_key = \"k\"\nmax_connections_per_ip = 0\n",

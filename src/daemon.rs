@@ -54,6 +54,9 @@ pub fn run(config: Config) -> Result<()> {
             "server.api_key is still \"change-me\": set your own key before exposing this node"
         );
     }
+    for warning in crate::keys::weak_secrets(&config) {
+        log::warn!("{warning}");
+    }
 
     for p in config
         .peers
@@ -119,9 +122,14 @@ pub fn run(config: Config) -> Result<()> {
     )?;
     let observers = crate::dashboard::Observers::start(dashboard.clone(), config.peers.clone())?;
     let keys = Arc::new(KeyRing::new(s.api_key.clone(), s.peer_keys.clone()));
-    let api = Arc::new(Api::new(keys.clone(), catalogue));
+    // Every credential check of every route goes through this one gate.
+    let gate = Arc::new(crate::gate::Gate::new(
+        s.auth_failures_per_minute,
+        clock.clone(),
+    ));
+    let api = Arc::new(Api::new(keys.clone(), catalogue, gate.clone()));
     // The *arr side's routes join the peer API here.
-    let torznab = Arc::new(crate::arr::torznab::Torznab::new(&config));
+    let torznab = Arc::new(crate::arr::torznab::Torznab::new(&config, gate.clone()));
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("cannot read the address", e))?;
@@ -130,6 +138,7 @@ pub fn run(config: Config) -> Result<()> {
         keys.clone(), // friends' keys: told apart, and refused
         downloads.clone(),
         d.incomplete_dir.clone(),
+        gate.clone(),
     ));
     let ui = Arc::new(crate::serve::ui::Ui::new(
         status.clone(),
@@ -137,8 +146,9 @@ pub fn run(config: Config) -> Result<()> {
         config.peers.clone(),
         clock.clone(),
         s.public_url.starts_with("https://"),
+        gate.clone(),
     ));
-    let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock)?;
+    let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock, gate)?;
     let mut router = Router::new(api)
         .route("/torznab/", torznab)
         .route("/ui/", ui)

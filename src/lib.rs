@@ -11,6 +11,7 @@ pub mod db;
 pub mod download;
 pub mod error;
 pub mod fault;
+pub mod gate;
 pub mod instance;
 pub mod keys;
 pub mod lexical;

@@ -14,6 +14,8 @@ use sha2::Digest;
 use tiny_http::{Method, Request};
 
 use crate::config::{KeyCheck, PeerKey, Secret, diff_by_name};
+use crate::gate::{Gate, Verdict, constant_time_eq};
+use crate::metrics::AuthRoute;
 use crate::serve::catalogue::{Catalogue, Query, imdb_number};
 use crate::serve::range::{self, Conditions, Precondition, Selection};
 use crate::serve::server::{Handler, Reply};
@@ -76,18 +78,16 @@ impl KeyRing {
 pub struct Api {
     keys: Arc<KeyRing>,
     catalogue: Arc<Catalogue>,
+    gate: Arc<Gate>,
 }
 
 impl Api {
-    pub fn new(keys: Arc<KeyRing>, catalogue: Arc<Catalogue>) -> Api {
-        Api { keys, catalogue }
-    }
-
-    /// The owner of the key the request presents, if any key matches.
-    /// `X-Api-Key` first, else `Authorization: Bearer`; never the query.
-    fn caller(&self, req: &Request) -> Option<String> {
-        let presented = presented_key(req)?;
-        self.keys.owner(presented.as_bytes())
+    pub fn new(keys: Arc<KeyRing>, catalogue: Arc<Catalogue>, gate: Arc<Gate>) -> Api {
+        Api {
+            keys,
+            catalogue,
+            gate,
+        }
     }
 
     fn route(&self, req: &Request) -> Reply {
@@ -112,9 +112,17 @@ impl Api {
     /// `/handshake` and `/peer/*`: the key first, then the route.
     fn peer(&self, req: &Request, path: &str, query: &str) -> Reply {
         let method = req.method();
-        let Some(owner) = self.caller(req) else {
-            return Reply::error(401, "UNAUTHORIZED", "Unauthorized")
-                .with_header("WWW-Authenticate", "Bearer realm=\"jack\"");
+        // `X-Api-Key` first, else `Authorization: Bearer`; never the query.
+        let owner = match self
+            .gate
+            .key(AuthRoute::Peer, req, |k| self.keys.owner(k.as_bytes()))
+        {
+            Verdict::Pass(owner) => owner,
+            Verdict::Busy(wait) => return crate::gate::too_many(wait),
+            Verdict::Missing | Verdict::Wrong => {
+                return Reply::error(401, "UNAUTHORIZED", "Unauthorized")
+                    .with_header("WWW-Authenticate", "Bearer realm=\"jack\"");
+            }
         };
         log::debug!("peer request caller={owner} method={method} path={path}");
         let segments: Vec<&str> = path.split('/').skip(1).collect();
@@ -320,34 +328,6 @@ fn header_list(req: &Request, name: &'static str) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-/// The key a request presents: `X-Api-Key`, else `Authorization: Bearer`.
-pub fn presented_key(req: &Request) -> Option<&str> {
-    match header(req, "X-Api-Key") {
-        Some(k) => Some(k),
-        None => bearer(header(req, "Authorization")?),
-    }
-}
-
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = crate::lexical::trim_ows(value).split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| crate::lexical::trim_ows(token))
-}
-
-/// Compares two secrets in time that depends on neither's content nor
-/// length: both are hashed first, then the digests compared without an
-/// early exit.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = sha1_smol::Sha1::from(a).digest().bytes();
-    let db = sha1_smol::Sha1::from(b).digest().bytes();
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 /// (`/path`, `query`) of a request target.
 pub fn split_url(url: &str) -> (&str, &str) {
     match url.split_once('?') {
@@ -478,22 +458,6 @@ mod tests {
                 ("imdbId".into(), "tt0133093".into()),
             ]
         );
-    }
-
-    #[test]
-    fn bearer_tokens() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer  abc "), Some("abc"));
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(bearer("Bearer"), None);
-    }
-
-    #[test]
-    fn secrets_compare() {
-        assert!(constant_time_eq(b"key", b"key"));
-        assert!(!constant_time_eq(b"key", b"Key"));
-        assert!(!constant_time_eq(b"key", b"key2"));
-        assert!(!constant_time_eq(b"", b"key"));
     }
 
     #[test]

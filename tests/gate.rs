@@ -215,9 +215,9 @@ fn refused_logins_hold_no_thread_others_are_answered_at_once() {
          webapiVersion p50={q50:?} p90={q90:?} max={qmax:?}",
         ping.len()
     );
-    assert!(refused > 100, "the flood ran: {refused}");
     assert!(p90 < Duration::from_millis(50), "/ping p90 {p90:?}");
     assert!(q90 < Duration::from_millis(50), "webapiVersion p90 {q90:?}");
+    assert!(refused > 100, "the flood ran: {refused}");
 }
 
 #[test]

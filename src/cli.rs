@@ -172,6 +172,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         ),
         Command::CheckConfig => {
             let config = Config::load(&config_path, &env)?;
+            for warning in crate::keys::weak_secrets(&config) {
+                eprintln!("warning: {warning}");
+            }
             print(&mut stdout, &config.to_string())
         }
         Command::Status { json, watch } => {

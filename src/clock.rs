@@ -28,6 +28,21 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when told (unit tests): monotonic time is the
+/// instant held, wall-clock time the epoch.
+#[cfg(test)]
+pub struct Manual(pub parking_lot::Mutex<Instant>);
+
+#[cfg(test)]
+impl Clock for Manual {
+    fn now(&self) -> Instant {
+        *self.0.lock()
+    }
+    fn wall(&self) -> SystemTime {
+        UNIX_EPOCH
+    }
+}
+
 /// `2026-11-27T06:17:28Z`: whole seconds, UTC.
 pub fn rfc3339(t: SystemTime) -> String {
     let (date, secs, _) = split(t);

@@ -24,12 +24,12 @@ use crate::download::downloads::Downloads;
 use crate::download::retry::SeededRng;
 use crate::download::watch::Watcher;
 use crate::error::{Error, Result};
+use crate::http::lane::StreamLimits;
 use crate::http::server::{self, Caps, HttpServer, Router};
 use crate::instance::InstanceLock;
 use crate::owner::status_api::StatusApi;
 use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
-use crate::http::lane::StreamLimits;
 use crate::worker::Worker;
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
@@ -54,6 +54,9 @@ pub fn run(config: Config) -> Result<()> {
         log::warn!(
             "server.api_key is still \"change-me\": set your own key before exposing this node"
         );
+    }
+    for warning in crate::keys::weak_secrets(&config) {
+        log::warn!("{warning}");
     }
 
     for p in config
@@ -121,9 +124,14 @@ pub fn run(config: Config) -> Result<()> {
     let observers =
         crate::owner::dashboard::Observers::start(dashboard.clone(), config.peers.clone())?;
     let keys = Arc::new(KeyRing::new(s.api_key.clone(), s.peer_keys.clone()));
-    let api = Arc::new(Api::new(keys.clone(), catalogue));
+    // Every credential check of every route goes through this one gate.
+    let gate = Arc::new(crate::http::gate::Gate::new(
+        s.auth_failures_per_minute,
+        clock.clone(),
+    ));
+    let api = Arc::new(Api::new(keys.clone(), catalogue, gate.clone()));
     // The *arr side's routes join the peer API here.
-    let torznab = Arc::new(crate::arr::torznab::Torznab::new(&config));
+    let torznab = Arc::new(crate::arr::torznab::Torznab::new(&config, gate.clone()));
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("cannot read the address", e))?;
@@ -132,6 +140,7 @@ pub fn run(config: Config) -> Result<()> {
         keys.clone(), // friends' keys: told apart, and refused
         downloads.clone(),
         d.incomplete_dir.clone(),
+        gate.clone(),
     ));
     let ui = Arc::new(crate::owner::ui::Ui::new(
         status.clone(),
@@ -139,8 +148,9 @@ pub fn run(config: Config) -> Result<()> {
         config.peers.clone(),
         clock.clone(),
         s.public_url.starts_with("https://"),
+        gate.clone(),
     ));
-    let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock)?;
+    let qbit = crate::arr::qbit::QbitApi::start(&config, bound, downloads, clock, gate)?;
     let mut router = Router::new(api)
         .route("/torznab/", torznab)
         .route("/ui/", ui)

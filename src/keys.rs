@@ -1,5 +1,7 @@
-//! Keys: fresh random ones (`jack key new NAME`) and the hex both sides of
-//! a `key_sha256` entry use.
+//! Keys: fresh random ones (`jack key new NAME`), the hex both sides of
+//! a `key_sha256` entry use, and the warning about secrets short enough to
+//! guess ([`weak_secrets`]). Must not print a key anywhere but `key new`'s
+//! own stdout.
 
 use std::io::Read;
 
@@ -40,6 +42,34 @@ pub fn new_entry(name: &str, key: &str) -> String {
          # key_sha256 = \"{}\"\n",
         sha256_hex(key)
     )
+}
+
+/// Secrets shorter than this are warned about: at the guess budget's 10
+/// a minute, 16 random characters are out of reach, a word is not.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// A warning for each guessable secret of `config` (the owner key and the
+/// qBittorrent password shorter than [`MIN_SECRET_CHARS`]), naming the key
+/// and how to make a good one; never the secret itself.
+pub fn weak_secrets(config: &crate::config::Config) -> Vec<String> {
+    let mut short = Vec::new();
+    if config.server.api_key.expose().chars().count() < MIN_SECRET_CHARS {
+        short.push("server.api_key");
+    }
+    if let Some(q) = &config.qbittorrent
+        && q.password.expose().chars().count() < MIN_SECRET_CHARS
+    {
+        short.push("qbittorrent.password");
+    }
+    short
+        .into_iter()
+        .map(|key| {
+            format!(
+                "{key} is shorter than {MIN_SECRET_CHARS} characters and can be guessed: \
+                 make one with `jack key new owner` and use its key"
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

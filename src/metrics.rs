@@ -118,6 +118,44 @@ impl Reason {
 }
 
 const REASONS: usize = Reason::ALL.len();
+
+/// Where a credential was checked (the `route` label of the
+/// authentication counters, `crate::gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRoute {
+    /// `/handshake` and `/peer/*`.
+    Peer,
+    /// `/torznab/` (`apikey`).
+    Torznab,
+    /// `/api/v1/` and `/metrics`.
+    Status,
+    /// `POST /ui/login`.
+    Ui,
+    /// `POST /api/v2/auth/login`.
+    Qbit,
+}
+
+impl AuthRoute {
+    pub const ALL: [AuthRoute; 5] = [
+        AuthRoute::Peer,
+        AuthRoute::Torznab,
+        AuthRoute::Status,
+        AuthRoute::Ui,
+        AuthRoute::Qbit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthRoute::Peer => "peer",
+            AuthRoute::Torznab => "torznab",
+            AuthRoute::Status => "status",
+            AuthRoute::Ui => "ui",
+            AuthRoute::Qbit => "qbit",
+        }
+    }
+}
+
+const AUTH_ROUTES: usize = AuthRoute::ALL.len();
 /// `1xx`..`5xx`.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -132,6 +170,8 @@ pub struct Metrics {
     retries: [AtomicU64; REASONS],
     restarts: [AtomicU64; REASONS],
     requests: [AtomicU64; CLASSES.len()],
+    auth_failures: [AtomicU64; AUTH_ROUTES],
+    auth_refused: [AtomicU64; AUTH_ROUTES],
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -148,6 +188,8 @@ pub static METRICS: Metrics = Metrics {
     retries: [ZERO; REASONS],
     restarts: [ZERO; REASONS],
     requests: [ZERO; CLASSES.len()],
+    auth_failures: [ZERO; AUTH_ROUTES],
+    auth_refused: [ZERO; AUTH_ROUTES],
 };
 
 impl Metrics {
@@ -193,6 +235,14 @@ impl Metrics {
     pub fn answered(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.requests[class].fetch_add(1, Ordering::Relaxed);
+    }
+    /// A wrong credential presented on `route`.
+    pub fn auth_failed(&self, route: AuthRoute) {
+        self.auth_failures[route as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    /// A credential check answered `429` at once (its address over budget).
+    pub fn auth_refused(&self, route: AuthRoute) {
+        self.auth_refused[route as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -300,15 +350,8 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         c.refused_max_connections, c.refused_max_connections_per_ip
     );
     let mut labelled = |name: &str, help: &str, values: &[AtomicU64; REASONS]| {
-        let _ = write!(s, "# HELP {name} {help}\n# TYPE {name} counter\n");
-        for r in Reason::ALL {
-            let _ = writeln!(
-                s,
-                "{name}{{reason=\"{}\"}} {}",
-                r.as_str(),
-                load(&values[r.index()])
-            );
-        }
+        let values = Reason::ALL.map(|r| (r.as_str(), load(&values[r.index()])));
+        family(&mut s, name, help, "reason", values);
     };
     labelled(
         "jack_downloads_failed_total",
@@ -325,6 +368,20 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         "Downloads restarted from byte 0, by reason.",
         &m.restarts,
     );
+    let mut by_route = |name: &str, help: &str, values: &[AtomicU64; AUTH_ROUTES]| {
+        let values = AuthRoute::ALL.map(|r| (r.as_str(), load(&values[r as usize])));
+        family(&mut s, name, help, "route", values);
+    };
+    by_route(
+        "jack_auth_failures_total",
+        "Wrong credentials presented, by route.",
+        &m.auth_failures,
+    );
+    by_route(
+        "jack_auth_refused_total",
+        "Credential checks answered 429 at once (the address over its failure budget), by route.",
+        &m.auth_refused,
+    );
     let _ = write!(
         s,
         "# HELP jack_http_requests_total HTTP answers, by status class (5xx includes the 503s of refused connections).\n# TYPE jack_http_requests_total counter\n"
@@ -340,6 +397,21 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         );
     }
     s
+}
+
+/// One counter family with one label: its `# HELP` and `# TYPE` lines,
+/// then a line per (label value, count).
+fn family<const N: usize>(
+    s: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: [(&str, u64); N],
+) {
+    let _ = write!(s, "# HELP {name} {help}\n# TYPE {name} counter\n");
+    for (value, count) in values {
+        let _ = writeln!(s, "{name}{{{label}=\"{value}\"}} {count}");
+    }
 }
 
 #[cfg(test)]
@@ -385,12 +457,16 @@ mod tests {
             retries: [ZERO; REASONS],
             restarts: [ZERO; REASONS],
             requests: [ZERO; CLASSES.len()],
+            auth_failures: [ZERO; AUTH_ROUTES],
+            auth_refused: [ZERO; AUTH_ROUTES],
         };
         m.answered(200);
         m.answered(404);
         m.answered(999);
         m.failed("gave up after 3 attempts: x");
         m.cancelled();
+        m.auth_failed(AuthRoute::Torznab);
+        m.auth_refused(AuthRoute::Qbit);
         let text = render(
             &m,
             Gauges {
@@ -421,6 +497,12 @@ mod tests {
             !text.contains("reason=\"cancelled\""),
             "a cancel is no failure reason"
         );
+        assert!(text.contains("jack_auth_failures_total{route=\"torznab\"} 1\n"));
+        assert!(text.contains("jack_auth_failures_total{route=\"peer\"} 0\n"));
+        assert!(text.contains("jack_auth_refused_total{route=\"qbit\"} 1\n"));
+        for (i, r) in AuthRoute::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
         assert!(text.ends_with('\n'));
     }
 }

@@ -60,7 +60,11 @@ impl Bed {
         )
         .unwrap();
         let addr = listener.local_addr().unwrap();
-        let api = QbitApi::start(&config, addr, downloads.clone(), clock.clone())
+        let gate = Arc::new(jack::http::gate::Gate::new(
+            config.server.auth_failures_per_minute,
+            clock.clone(),
+        ));
+        let api = QbitApi::start(&config, addr, downloads.clone(), clock.clone(), gate)
             .unwrap()
             .unwrap();
         let caps = server::Caps {

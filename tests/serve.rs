@@ -371,7 +371,11 @@ fn a_sparse_5_gib_file_is_served_with_u64_offsets() {
 
 #[test]
 fn authentication_matrix() {
-    let (_site, node) = serving_site("", &[(NAME, b"secret movie bytes")]);
+    // 40 wrong keys on purpose: past the default guess budget of 10.
+    let (_site, node) = serving_site(
+        "auth_failures_per_minute = 1000\n",
+        &[(NAME, b"secret movie bytes")],
+    );
     let id = enc(&item_id(node.addr, NAME));
     let paths = [
         "/handshake".to_string(),

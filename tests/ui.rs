@@ -107,12 +107,11 @@ fn login_sets_a_strict_expiring_cookie_and_refuses_wrong_and_peer_keys() {
     }
 
     // A wrong key, a friend's key, the key in the URL, the key as a
-    // header: each the uniform 401, a refused login after a delay.
+    // header: each the uniform 401, at once (the gate bounds guesses;
+    // `tests/gate.rs` holds that line).
     for key in ["wrong", "bob-key", ""] {
-        let started = Instant::now();
         let r = login(node.addr, key);
         assert_eq!(r.status, 401, "{key}");
-        assert!(started.elapsed() >= Duration::from_millis(200), "{key}");
         assert_eq!(
             r.header("WWW-Authenticate").as_deref(),
             Some("Bearer realm=\"jack\"")

@@ -30,9 +30,11 @@ use crate::db::{ClientRow, Grab, NewGrab, Registry};
 use crate::download::downloads::Downloads;
 use crate::error::Result;
 use crate::http::form::{self, Form, FormError, MAX_BODY};
-use crate::http::request::{constant_time_eq, header, split_url};
+use crate::http::gate::{Gate, Verdict, constant_time_eq, cross_site};
+use crate::http::request::{header, split_url};
 use crate::http::server::{Handler, Reply};
 use crate::http::sessions::{Sessions, sid_in_cookie};
+use crate::metrics::AuthRoute;
 use crate::stub;
 
 /// The qBittorrent version jack answers as.
@@ -87,6 +89,7 @@ pub struct Qbit {
     max_file_size: u64,
     max_active: usize,
     clock: Arc<dyn Clock>,
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for Qbit {
@@ -112,6 +115,7 @@ impl QbitApi {
         listen: std::net::SocketAddr,
         downloads: Arc<Downloads>,
         clock: Arc<dyn Clock>,
+        gate: Arc<Gate>,
     ) -> Result<Option<QbitApi>> {
         let Some(q) = &config.qbittorrent else {
             return Ok(None);
@@ -137,6 +141,7 @@ impl QbitApi {
             max_file_size: d.max_file_size,
             max_active: d.max_concurrent_downloads,
             clock,
+            gate,
         });
         Ok(Some(QbitApi { handler, adder }))
     }
@@ -229,6 +234,25 @@ impl Handler for Qbit {
             "qbittorrent api method={} endpoint={endpoint}",
             req.method()
         );
+        // As qBittorrent: a page of another site (or a DNS-rebound name)
+        // open in the operator's browser is refused before anything else.
+        if cross_site(
+            header(req, "Host"),
+            header(req, "X-Forwarded-Host"),
+            header(req, "Origin"),
+            header(req, "Referer"),
+        ) {
+            log::warn!(
+                "qbittorrent api refused a cross-site request endpoint={endpoint} client={}",
+                req.remote_addr().map_or("-".into(), |a| a.ip().to_string())
+            );
+            let unauthorized = text(401, "Unauthorized");
+            return if has_large_body(req) {
+                closing(req, unauthorized)
+            } else {
+                unauthorized
+            };
+        }
         let sid = header(req, "Cookie")
             .and_then(sid_in_cookie)
             .map(str::to_string);
@@ -253,7 +277,7 @@ impl Handler for Qbit {
         if changes_something(&endpoint) && !post {
             return text(405, "Method Not Allowed").with_header("Allow", "POST");
         }
-        match self.route(&endpoint, &form, sid.as_deref()) {
+        match self.route(&endpoint, &form, sid.as_deref(), req.remote_addr().copied()) {
             Ok(reply) => reply,
             Err(e) => internal(&e.chain()),
         }
@@ -294,9 +318,15 @@ impl Qbit {
         form::parse(content_type.as_deref(), &body, query)
     }
 
-    fn route(&self, endpoint: &str, form: &Form, sid: Option<&str>) -> Result<Reply> {
+    fn route(
+        &self,
+        endpoint: &str,
+        form: &Form,
+        sid: Option<&str>,
+        client: Option<std::net::SocketAddr>,
+    ) -> Result<Reply> {
         Ok(match endpoint {
-            "auth/login" => self.login(form),
+            "auth/login" => self.login(form, client),
             "auth/logout" => {
                 if let Some(sid) = sid {
                     self.sessions.close(sid);
@@ -320,15 +350,24 @@ impl Qbit {
         })
     }
 
-    /// `auth/login`: both fields compared in constant time, both always.
-    fn login(&self, form: &Form) -> Reply {
+    /// `auth/login`: both fields compared in constant time, both always,
+    /// through the gate (no password is no guess; a wrong one is charged).
+    fn login(&self, form: &Form, client: Option<std::net::SocketAddr>) -> Reply {
         let user = form.get("username").unwrap_or("");
-        let pass = form.get("password").unwrap_or("");
-        let user_ok = constant_time_eq(user.as_bytes(), self.username.as_bytes());
-        let pass_ok = constant_time_eq(pass.as_bytes(), self.password.expose().as_bytes());
-        if !(user_ok & pass_ok) {
-            log::warn!("qbittorrent api login failed");
-            return text(200, "Fails.");
+        let verdict = self
+            .gate
+            .check(AuthRoute::Qbit, client, form.get("password"), |pass| {
+                let user_ok = constant_time_eq(user.as_bytes(), self.username.as_bytes());
+                let pass_ok = constant_time_eq(pass.as_bytes(), self.password.expose().as_bytes());
+                (user_ok & pass_ok).then_some(())
+            });
+        match verdict {
+            Verdict::Pass(()) => {}
+            Verdict::Busy(wait) => {
+                return text(429, "Too many failed login attempts")
+                    .with_header("Retry-After", &wait.to_string());
+            }
+            Verdict::Missing | Verdict::Wrong => return text(200, "Fails."),
         }
         match self.sessions.open() {
             Ok(sid) => ok().with_header(

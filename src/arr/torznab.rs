@@ -19,6 +19,7 @@
 //! for a `.torrent`. The pure half (parameters, filtering, documents) is
 //! `feed`; this module must not write XML itself.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tiny_http::{Method, Request};
@@ -27,10 +28,12 @@ use crate::arr::feed::{self, DOWNLOAD_PREFIX, Found, Function, Links, Search, To
 use crate::arr::{StubFailure, stub_for};
 use crate::config::{Config, Peers, Secret};
 use crate::download::peer::PeerClient;
+use crate::http::gate::{Gate, Verdict, constant_time_eq};
 use crate::http::request::{
-    constant_time_eq, content_disposition, method_not_allowed, not_found, query_pairs, split_url,
+    content_disposition, method_not_allowed, not_found, query_pairs, split_url,
 };
 use crate::http::server::{Body, Handler, Reply};
+use crate::metrics::AuthRoute;
 
 const XML: &str = "application/xml; charset=utf-8";
 const RSS: &str = "application/rss+xml; charset=utf-8";
@@ -44,10 +47,11 @@ pub struct Torznab {
     public_url: String,
     timeout: Duration,
     max_file_size: u64,
+    gate: Arc<Gate>,
 }
 
 impl Torznab {
-    pub fn new(config: &Config) -> Torznab {
+    pub fn new(config: &Config, gate: Arc<Gate>) -> Torznab {
         let timeout = config.torznab.peer_timeout;
         Torznab {
             // Connecting and every read are bounded by the timeout too: a
@@ -58,15 +62,22 @@ impl Torznab {
             public_url: config.server.public_url.clone(),
             timeout,
             max_file_size: config.downloads.max_file_size,
+            gate,
         }
     }
 
-    /// Whether the query's `apikey` is the node's key.
-    fn key_matches(&self, pairs: &[(String, String)]) -> bool {
-        pairs
+    /// Whether the query's `apikey` is the node's key, through the gate.
+    fn key_matches(&self, req: &Request, pairs: &[(String, String)]) -> Verdict<()> {
+        let presented = pairs
             .iter()
             .find(|(k, _)| k == "apikey")
-            .is_some_and(|(_, v)| constant_time_eq(v.as_bytes(), self.key.expose().as_bytes()))
+            .map(|(_, v)| v.as_str());
+        self.gate.check(
+            AuthRoute::Torznab,
+            req.remote_addr().copied(),
+            presented,
+            |k| constant_time_eq(k.as_bytes(), self.key.expose().as_bytes()).then_some(()),
+        )
     }
 
     fn route(&self, req: &Request) -> Reply {
@@ -75,24 +86,28 @@ impl Torznab {
             return method_not_allowed("GET");
         }
         if path == "/torznab/api" || path == "/torznab/api/" {
-            self.api(query)
+            self.api(req, query)
         } else if path.starts_with(DOWNLOAD_PREFIX) {
-            self.download(path, query)
+            self.download(req, path, query)
         } else {
             not_found()
         }
     }
 
     /// `/torznab/api`: `t=caps` for anyone, the rest with the key.
-    fn api(&self, query: &str) -> Reply {
+    fn api(&self, req: &Request, query: &str) -> Reply {
         let pairs = query_pairs(query);
         let function = Function::of(&pairs);
         if function == Ok(Function::Caps) {
             return document(XML, feed::caps());
         }
-        if !self.key_matches(&pairs) {
-            log::warn!("torznab request refused: missing or wrong apikey");
-            return document(XML, TorznabError::invalid_key().xml());
+        match self.key_matches(req, &pairs) {
+            Verdict::Pass(()) => {}
+            Verdict::Busy(wait) => return crate::http::gate::too_many(wait),
+            Verdict::Missing | Verdict::Wrong => {
+                log::info!("torznab request refused: missing or wrong apikey");
+                return document(XML, TorznabError::invalid_key().xml());
+            }
         }
         match function.and_then(|f| Search::parse(f, &pairs)) {
             Ok(search) => self.search(&search),
@@ -195,10 +210,14 @@ impl Torznab {
 
     /// `/torznab/download/<peer:item>.torrent`: the stub of the peer's
     /// current release. Unknown peer or item `404`, peer unreachable `503`.
-    fn download(&self, path: &str, query: &str) -> Reply {
-        if !self.key_matches(&query_pairs(query)) {
-            log::warn!("torznab download refused: missing or wrong apikey");
-            return Reply::error(401, "UNAUTHORIZED", "Unauthorized");
+    fn download(&self, req: &Request, path: &str, query: &str) -> Reply {
+        match self.key_matches(req, &query_pairs(query)) {
+            Verdict::Pass(()) => {}
+            Verdict::Busy(wait) => return crate::http::gate::too_many(wait),
+            Verdict::Missing | Verdict::Wrong => {
+                log::info!("torznab download refused: missing or wrong apikey");
+                return Reply::error(401, "UNAUTHORIZED", "Unauthorized");
+            }
         }
         let Some((peer, item)) = feed::parse_download_path(path) else {
             return not_found();

@@ -1,7 +1,8 @@
 //! The request tools every route uses: headers, the request target and its
-//! query, percent-decoding, the key a request presents, secrets compared in
-//! constant time, the common error replies and `Content-Disposition`. Pure
-//! functions of a request; no route, no state.
+//! query, percent-decoding, the common error replies and
+//! `Content-Disposition`. Pure functions of a request; no route, no state.
+//! Credentials are not read here: the presented key and every comparison
+//! of a secret are `gate`'s.
 
 use tiny_http::Request;
 
@@ -32,34 +33,6 @@ pub fn header_list(req: &Request, name: &'static str) -> Option<String> {
         .map(|h| h.value.as_str())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
-}
-
-/// The key a request presents: `X-Api-Key`, else `Authorization: Bearer`.
-pub fn presented_key(req: &Request) -> Option<&str> {
-    match header(req, "X-Api-Key") {
-        Some(k) => Some(k),
-        None => bearer(header(req, "Authorization")?),
-    }
-}
-
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-pub fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = crate::lexical::trim_ows(value).split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| crate::lexical::trim_ows(token))
-}
-
-/// Compares two secrets in time that depends on neither's content nor
-/// length: both are hashed first, then the digests compared without an
-/// early exit.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = sha1_smol::Sha1::from(a).digest().bytes();
-    let db = sha1_smol::Sha1::from(b).digest().bytes();
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// (`/path`, `query`) of a request target.
@@ -142,22 +115,6 @@ mod tests {
                 ("imdbId".into(), "tt0133093".into()),
             ]
         );
-    }
-
-    #[test]
-    fn bearer_tokens() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer  abc "), Some("abc"));
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(bearer("Bearer"), None);
-    }
-
-    #[test]
-    fn secrets_compare() {
-        assert!(constant_time_eq(b"key", b"key"));
-        assert!(!constant_time_eq(b"key", b"Key"));
-        assert!(!constant_time_eq(b"key", b"key2"));
-        assert!(!constant_time_eq(b"", b"key"));
     }
 
     #[test]

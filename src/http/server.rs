@@ -35,8 +35,8 @@ use socket2::{Domain, Socket, Type};
 use tiny_http::{Header, Method, Request, Response};
 
 use crate::error::{Error, Result};
-use crate::metrics::ConnectionCounts;
 use crate::http::lane::{KeySlot, Lane, Payload, Refusal, Stream, StreamLimits};
+use crate::metrics::ConnectionCounts;
 
 /// The `Server` header of every response, tiny_http's own answers included.
 pub const SERVER: &str = concat!("jack/", env!("CARGO_PKG_VERSION"));

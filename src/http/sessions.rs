@@ -111,19 +111,8 @@ fn random_id() -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
 
-    /// A clock that moves only when told.
-    struct Manual(Mutex<Instant>);
-
-    impl Clock for Manual {
-        fn now(&self) -> Instant {
-            *self.0.lock()
-        }
-        fn wall(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-        }
-    }
+    use crate::clock::Manual;
 
     fn setup() -> (Arc<Manual>, Sessions) {
         let clock = Arc::new(Manual(Mutex::new(Instant::now())));

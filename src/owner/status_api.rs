@@ -20,9 +20,10 @@ use crate::arr::qbit_view::Speedometer;
 use crate::config::Secret;
 use crate::db::Status;
 use crate::download::downloads::Downloads;
-use crate::http::request::{constant_time_eq, not_found, presented_key, query_pairs, split_url};
+use crate::http::gate::{Gate, Verdict, constant_time_eq};
+use crate::http::request::{not_found, query_pairs, split_url};
 use crate::http::server::{Body, Handler, Reply};
-use crate::metrics::{self, ConnectionCounts, Gauges, METRICS};
+use crate::metrics::{self, AuthRoute, ConnectionCounts, Gauges, METRICS};
 use crate::serve::api::KeyRing;
 
 /// Who a request's key says it is.
@@ -54,6 +55,7 @@ pub struct StatusApi {
     incomplete_dir: std::path::PathBuf,
     speeds: Mutex<Speedometer>,
     connections: OnceLock<Connections>,
+    gate: Arc<Gate>,
 }
 
 impl StatusApi {
@@ -62,6 +64,7 @@ impl StatusApi {
         keys: Arc<KeyRing>,
         downloads: Arc<Downloads>,
         incomplete_dir: std::path::PathBuf,
+        gate: Arc<Gate>,
     ) -> StatusApi {
         StatusApi {
             owner,
@@ -70,6 +73,7 @@ impl StatusApi {
             incomplete_dir,
             speeds: Mutex::new(Speedometer::default()),
             connections: OnceLock::new(),
+            gate,
         }
     }
 
@@ -78,16 +82,9 @@ impl StatusApi {
         let _ = self.connections.set(count);
     }
 
-    /// Resolves the presented key; every key is compared, so the time
-    /// taken does not tell which matched.
-    pub fn caller(&self, req: &Request) -> Caller {
-        match presented_key(req) {
-            Some(presented) => self.resolve(presented),
-            None => Caller::Nobody,
-        }
-    }
-
-    /// Who `presented` is (the status page's login form asks this too).
+    /// Who `presented` is (the status page's login form asks this too);
+    /// every key is compared, so the time taken does not tell which
+    /// matched. Only through the gate.
     pub fn resolve(&self, presented: &str) -> Caller {
         let is_owner = constant_time_eq(presented.as_bytes(), self.owner.expose().as_bytes());
         match (is_owner, self.keys.owner(presented.as_bytes())) {
@@ -285,16 +282,22 @@ impl StatusApi {
 
 impl Handler for StatusApi {
     fn handle(&self, req: &mut Request) -> Reply {
-        let caller = self.caller(req);
-        let reply = if authorized(&caller) {
-            let (path, query) = split_url(req.url());
-            self.route(req.method(), path, query)
-        } else {
+        // A friend's key is a wrong credential here, charged as any other.
+        let verdict = self.gate.key(AuthRoute::Status, req, |k| {
+            let caller = self.resolve(k);
             if let Caller::Peer(name) = &caller {
                 log::info!("status API refused peer={name}: owner key only");
             }
-            Reply::error(401, "UNAUTHORIZED", "Unauthorized")
-                .with_header("WWW-Authenticate", "Bearer realm=\"jack\"")
+            authorized(&caller).then_some(())
+        });
+        let reply = match verdict {
+            Verdict::Pass(()) => {
+                let (path, query) = split_url(req.url());
+                self.route(req.method(), path, query)
+            }
+            Verdict::Busy(wait) => crate::http::gate::too_many(wait),
+            Verdict::Missing | Verdict::Wrong => Reply::error(401, "UNAUTHORIZED", "Unauthorized")
+                .with_header("WWW-Authenticate", "Bearer realm=\"jack\""),
         };
         reply.with_header("Cache-Control", "no-store")
     }

@@ -9,7 +9,8 @@
 //! * `POST /ui/login` (`key=<owner key>`, urlencoded): a session cookie
 //!   (`jack_ui`, `HttpOnly; SameSite=Strict; Path=/ui; Max-Age=3600`) and
 //!   the session's anti-forgery token; a wrong key or a friend's is the
-//!   uniform `401`, answered after [`REFUSAL_DELAY`].
+//!   uniform `401` at once, charged to the address's guess budget
+//!   (`crate::http::gate`: `429` with `Retry-After` past it).
 //! * `GET /ui/session`: `{"active": bool}`, whether the cookie names a
 //!   live session (the page asks it first, rather than meet a `401`).
 //! * `GET /ui/state`: the downloads (the status API's report, the table's
@@ -24,16 +25,17 @@
 //! friend's key in, or hold state beyond the sessions.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use sha2::Digest;
 use tiny_http::{Method, Request};
 
 use crate::config::Peers;
 use crate::http::form;
-use crate::http::request::{constant_time_eq, header, method_not_allowed, not_found, split_url};
+use crate::http::gate::{Gate, Verdict, constant_time_eq};
+use crate::http::request::{header, method_not_allowed, not_found, split_url};
 use crate::http::server::{Handler, Reply};
 use crate::http::sessions::{Sessions, TTL, cookie_value};
+use crate::metrics::AuthRoute;
 use crate::owner::dashboard::Dashboard;
 use crate::owner::status_api::{Caller, StatusApi, json};
 
@@ -42,9 +44,6 @@ pub const PAGE: &str = include_str!("ui.html");
 
 /// The session cookie's name.
 pub const COOKIE: &str = "jack_ui";
-
-/// How long a refused login waits before its `401` (a guess costs this).
-pub const REFUSAL_DELAY: Duration = Duration::from_millis(250);
 
 /// A login body larger than this is refused unread.
 const MAX_LOGIN_BODY: u64 = 4096;
@@ -67,6 +66,7 @@ pub struct Ui {
     peers: Peers,
     /// `Secure` on the cookie (the node's public URL is https).
     secure: bool,
+    gate: Arc<Gate>,
 }
 
 impl Ui {
@@ -76,6 +76,7 @@ impl Ui {
         peers: Peers,
         clock: Arc<dyn crate::clock::Clock>,
         secure: bool,
+        gate: Arc<Gate>,
     ) -> Ui {
         Ui {
             status,
@@ -83,6 +84,7 @@ impl Ui {
             dashboard,
             peers,
             secure,
+            gate,
         }
     }
 
@@ -156,8 +158,23 @@ impl Ui {
             Ok(f) => f.get("key").unwrap_or("").to_string(),
             Err(e) => return Reply::error(e.status(), "BAD_REQUEST", e.message()),
         };
-        match self.status.resolve(&key) {
-            Caller::Owner => match self.sessions.open() {
+        // A refusal answers at once: a sleeping handler would be a thread
+        // an attacker holds; the gate bounds the guesses instead.
+        let verdict = self.gate.check(
+            AuthRoute::Ui,
+            req.remote_addr().copied(),
+            Some(key.as_str()),
+            |k| match self.status.resolve(k) {
+                Caller::Owner => Some(()),
+                Caller::Peer(name) => {
+                    log::info!("status page refused peer={name}: owner key only");
+                    None
+                }
+                Caller::Nobody => None,
+            },
+        );
+        match verdict {
+            Verdict::Pass(()) => match self.sessions.open() {
                 Ok(sid) => {
                     log::info!("status page login");
                     Reply::json(200, &serde_json::json!({"csrf": csrf_token(&sid)}))
@@ -168,16 +185,8 @@ impl Ui {
                     Reply::error(500, "INTERNAL", "Internal error")
                 }
             },
-            caller => {
-                match caller {
-                    Caller::Peer(name) => {
-                        log::info!("status page refused peer={name}: owner key only")
-                    }
-                    _ => log::warn!("status page login refused"),
-                }
-                std::thread::sleep(REFUSAL_DELAY);
-                unauthorized()
-            }
+            Verdict::Busy(wait) => crate::http::gate::too_many(wait),
+            Verdict::Missing | Verdict::Wrong => unauthorized(),
         }
     }
 

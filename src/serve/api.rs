@@ -14,11 +14,13 @@ use sha2::Digest;
 use tiny_http::{Method, Request};
 
 use crate::config::{KeyCheck, PeerKey, Secret, diff_by_name};
+use crate::http::gate::{Gate, Verdict, constant_time_eq};
 use crate::http::request::{
-    constant_time_eq, content_disposition, header, header_list, method_not_allowed, not_found,
-    percent_decode, presented_key, query_pairs, split_url,
+    content_disposition, header, header_list, method_not_allowed, not_found, percent_decode,
+    query_pairs, split_url,
 };
 use crate::http::server::{Handler, Reply};
+use crate::metrics::AuthRoute;
 use crate::naming::imdb_number;
 use crate::serve::catalogue::{Catalogue, Query};
 use crate::serve::range::{self, Conditions, Precondition, Selection};
@@ -81,18 +83,16 @@ impl KeyRing {
 pub struct Api {
     keys: Arc<KeyRing>,
     catalogue: Arc<Catalogue>,
+    gate: Arc<Gate>,
 }
 
 impl Api {
-    pub fn new(keys: Arc<KeyRing>, catalogue: Arc<Catalogue>) -> Api {
-        Api { keys, catalogue }
-    }
-
-    /// The owner of the key the request presents, if any key matches.
-    /// `X-Api-Key` first, else `Authorization: Bearer`; never the query.
-    fn caller(&self, req: &Request) -> Option<String> {
-        let presented = presented_key(req)?;
-        self.keys.owner(presented.as_bytes())
+    pub fn new(keys: Arc<KeyRing>, catalogue: Arc<Catalogue>, gate: Arc<Gate>) -> Api {
+        Api {
+            keys,
+            catalogue,
+            gate,
+        }
     }
 
     fn route(&self, req: &Request) -> Reply {
@@ -117,9 +117,17 @@ impl Api {
     /// `/handshake` and `/peer/*`: the key first, then the route.
     fn peer(&self, req: &Request, path: &str, query: &str) -> Reply {
         let method = req.method();
-        let Some(owner) = self.caller(req) else {
-            return Reply::error(401, "UNAUTHORIZED", "Unauthorized")
-                .with_header("WWW-Authenticate", "Bearer realm=\"jack\"");
+        // `X-Api-Key` first, else `Authorization: Bearer`; never the query.
+        let owner = match self
+            .gate
+            .key(AuthRoute::Peer, req, |k| self.keys.owner(k.as_bytes()))
+        {
+            Verdict::Pass(owner) => owner,
+            Verdict::Busy(wait) => return crate::http::gate::too_many(wait),
+            Verdict::Missing | Verdict::Wrong => {
+                return Reply::error(401, "UNAUTHORIZED", "Unauthorized")
+                    .with_header("WWW-Authenticate", "Bearer realm=\"jack\"");
+            }
         };
         log::debug!("peer request caller={owner} method={method} path={path}");
         let segments: Vec<&str> = path.split('/').skip(1).collect();

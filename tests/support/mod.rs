@@ -265,7 +265,7 @@ pub fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
 }
 
 /// Sends one request on `s` and reads the whole response.
-fn request_on(
+pub fn request_on(
     mut s: TcpStream,
     method: &str,
     path: &str,

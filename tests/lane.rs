@@ -91,6 +91,16 @@ fn slowest_control_answer(addr: SocketAddr) -> Duration {
     slowest
 }
 
+/// `jack_served_bytes_total` of the node's `/metrics`.
+fn served_bytes(addr: SocketAddr) -> u64 {
+    let r = request(addr, "GET", "/metrics", &[("X-Api-Key", KEY)]);
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("jack_served_bytes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no served bytes in /metrics:\n{text}"))
+}
+
 const QBIT: &str = "[qbittorrent]\nusername = \"u\"\npassword = \"p\"\n";
 
 /// Eight file bodies read at 1 byte/s (twice the handler threads) never
@@ -220,6 +230,47 @@ fn a_reader_at_one_megabit_completes_byte_exact() {
 /// `max_streams_per_key = 2`: a friend's third body at once gets a quick
 /// 503 with `Retry-After` while another key is served, and the key has its
 /// place back when one of its bodies ends.
+/// A long body counts in `/metrics` (and the page's served rate) as it
+/// goes, not only at its end: half-way through a 32 MiB body read at
+/// 8 MiB/s (more than the socket buffers hold), part of it is counted.
+#[test]
+fn served_bytes_are_counted_while_a_body_is_sent() {
+    let data = pattern(32 * MIB);
+    let (_site, node) = serving_site("", &[(NAME, &data)]);
+    let url = format!("/peer/items/{}/file", enc(&item_id(node.addr, NAME)));
+    let mut s = slow_client(node.addr, &url, KEY);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    let (mut got, mut midway) = (0usize, None);
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < data.len() {
+        // 64 KiB every 8 ms at most: 8 MiB/s.
+        let due = Duration::from_millis(8) * (got / buf.len()) as u32;
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("after {got} bytes: {e}"),
+        }
+        if midway.is_none() && got > data.len() / 2 {
+            midway = Some(served_bytes(node.addr));
+        }
+    }
+    let midway = midway.expect("the body was read past half-way");
+    assert!(
+        midway > 0 && midway < data.len() as u64,
+        "served bytes half-way through a {} byte body: {midway}",
+        data.len()
+    );
+    let after = Instant::now() + Duration::from_secs(5);
+    while served_bytes(node.addr) < data.len() as u64 && Instant::now() < after {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(served_bytes(node.addr), data.len() as u64);
+}
+
 #[test]
 fn one_key_cannot_take_every_stream() {
     let data = pattern(8 * MIB);

@@ -266,18 +266,38 @@ fn deliver(mut stream: Stream, shared: &Shared, limits: StreamLimits) {
         (Some(sock), true) => {
             let before = sock.write_timeout().ok().flatten();
             let _ = sock.set_write_timeout(Some(limits.slice()));
-            let done = send(sock, &stream.bytes, &stream.payload, shared, &limits);
+            let library = stream.library;
+            let done = send(
+                sock,
+                &stream.bytes,
+                &stream.payload,
+                library,
+                shared,
+                &limits,
+            );
             if done.0 {
                 let _ = sock.set_write_timeout(before);
             }
             done
         }
-        (None, true) => copy_through(&mut stream, shared),
+        (None, true) => {
+            let done = copy_through(&mut stream, shared);
+            if stream.library {
+                crate::metrics::METRICS.served(done.1);
+            }
+            done
+        }
     };
-    if stream.library {
-        crate::metrics::METRICS.served(body);
+    // `tests/crash.rs` and `scripts/bench-crash.sh` add these lines up.
+    match &stream.payload {
+        Payload::File { offset, len, .. } => {
+            log::debug!("file body sent offset={offset} bytes={body} of={len} complete={complete}")
+        }
+        Payload::None => log::debug!(
+            "answer sent bytes={} complete={complete}",
+            stream.bytes.len()
+        ),
     }
-    log::debug!("body sent bytes={body} complete={complete}");
     if !complete && let Some(sock) = &socket {
         // A reset, not a FIN behind the bytes still queued: a slow reader
         // learns at once that the body was cut.
@@ -288,11 +308,12 @@ fn deliver(mut stream: Stream, shared: &Shared, limits: StreamLimits) {
 }
 
 /// The head (`bytes`), then the file: (every byte reached the socket, file
-/// bytes sent).
+/// bytes sent). A `library` file's bytes are counted as served as they go.
 fn send(
     mut sock: &TcpStream,
     bytes: &[u8],
     payload: &Payload,
+    library: bool,
     shared: &Shared,
     limits: &StreamLimits,
 ) -> (bool, u64) {
@@ -327,7 +348,10 @@ fn send(
         let chunk = usize::try_from((end - pos).min(FILE_CHUNK)).unwrap_or(usize::MAX);
         match rustix::fs::sendfile(sock, file, Some(&mut pos), chunk) {
             Ok(0) => return (false, pos - offset), // the file shrank
-            Ok(_) => {}                            // `pos` has moved on
+            // `pos` has moved on; a library file's bytes count in
+            // `/metrics` (and the page's served rate) as they go.
+            Ok(n) if library => crate::metrics::METRICS.served(n as u64),
+            Ok(_) => {}
             Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
             // The client left.
             Err(_) => return (false, pos - offset),

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-arm sim clean
+.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm sim clean
 
 all: build
 
@@ -161,6 +161,13 @@ bench-ui: build
 bench-flaky: build
 	@./scripts/ensure-tools.sh python3
 	./scripts/bench-flaky.sh
+
+# A node no one can knock over (BENCHMARKS.md, issue 19): slow readers,
+# idle and slowloris connections, guessing, 8 streams; BEFORE=<jack binary>
+# runs the same against another build side by side.
+bench-knock: build
+	@./scripts/ensure-tools.sh curl python3
+	./scripts/bench-knock.sh
 
 clean:
 	$(CARGO) clean

@@ -18,6 +18,7 @@ start_jack_node() {
 listen = "127.0.0.1:$NODE_PORT"
 api_key = "bench"
 handler_threads = 8
+${NODE_SERVER_EXTRA:-}
 
 [database]
 path = "$dir/jack.db"

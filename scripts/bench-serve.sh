@@ -20,8 +20,13 @@
 # numbers on stdout; progress goes to stderr. Both servers and the temp dir
 # are removed on exit, also on failure or Ctrl-C.
 #
+# Server CPU per GiB is measured warm and cold (user+sys of the process;
+# for nginx master and worker). With BEFORE=<another jack binary> (e.g. one
+# built from the previous main) a third server runs the same, fetched in
+# turn with the other two, and the table gains its column and jack/before.
+#
 # Usage: scripts/bench-serve.sh   (env: BIN=target/release/jack RUNS=5
-#        NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=570 seconds)
+#        NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=570 seconds BEFORE=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -44,6 +49,8 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jack-bench-serve.XXXXXX")
 JACK_PID=""
+BEFORE_PID=""
+BEFORE_URL=""
 NGINX_PID=""
 MEASURE_PID=""
 cleanup() {
@@ -53,7 +60,7 @@ cleanup() {
         kill -TERM "$MEASURE_PID" 2>/dev/null || true
         wait "$MEASURE_PID" 2>/dev/null || true
     fi
-    stop_pids $JACK_PID $NGINX_PID
+    stop_pids $JACK_PID $NGINX_PID $BEFORE_PID
     rm -rf "$TMP"
     exit "$rc"
 }
@@ -72,7 +79,10 @@ SHA=$(sha256sum "$FILE" | cut -d' ' -f1)
 log "source sha256 $SHA"
 
 # jack and nginx, each on its own throw-away configuration.
-start_jack_node "$TMP/jack" "$TMP/lib"
+# The 8 concurrent ranges come with one key: let it have 8 streams (the
+# default, 4, answers the rest 503 Retry-After, as a friend's downloader
+# that opens more than 4 connections would see).
+NODE_SERVER_EXTRA="max_streams_per_key = 8" start_jack_node "$TMP/jack" "$TMP/lib"
 JACK_PORT=$NODE_PORT JACK_PID=$NODE_PID
 start_nginx "$FILE"
 wait_jack_node "$TMP/jack"
@@ -82,10 +92,21 @@ ENC=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]
 JACK_URL="http://127.0.0.1:$JACK_PORT/peer/items/$ENC/file"
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/file"
 log "jack pid $JACK_PID on $JACK_URL"
+if [ -n "${BEFORE:-}" ]; then
+    [ -x "$BEFORE" ] || { echo "error: BEFORE=$BEFORE is not an executable" >&2; exit 1; }
+    NEW_BIN=$BIN
+    BIN=$(cd "$(dirname "$BEFORE")" && pwd)/$(basename "$BEFORE")
+    start_jack_node "$TMP/before" "$TMP/lib"
+    BEFORE_PID=$NODE_PID
+    wait_jack_node "$TMP/before"
+    BEFORE_URL="http://127.0.0.1:$NODE_PORT/peer/items/$ENC/file"
+    BIN=$NEW_BIN
+    log "before ($BEFORE) pid $BEFORE_PID on $BEFORE_URL"
+fi
 log "nginx master pid $NGINX_PID on $NGINX_URL"
 
 # One full download from each server must hash like the source (untimed).
-for pair in "jack $JACK_URL" "nginx $NGINX_URL"; do
+for pair in "jack $JACK_URL" "nginx $NGINX_URL" ${BEFORE_URL:+"before $BEFORE_URL"}; do
     set -- $pair
     got=$(curl -sf --max-time 120 -H 'X-Api-Key: bench' "$2" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$SHA" ] || { echo "error: $1 sent a file with sha256 $got, expected $SHA" >&2; exit 1; }
@@ -96,13 +117,16 @@ MACHINE="$(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cu
 VERSIONS="$("$BIN" --version 2>&1 | head -1); $("$NGINX" -v 2>&1 | head -1 | sed 's/^nginx version: //'); $(curl --version | head -1 | cut -d' ' -f1-2)"
 
 timeout --signal=TERM "$DEADLINE" python3 - "$JACK_PID" "$NGINX_PID" "$JACK_URL" "$NGINX_URL" "$SIZE" "$RUNS" \
-    "$MACHINE" "$VERSIONS" "$FILE" <<'PY' &
+    "$MACHINE" "$VERSIONS" "$FILE" "${BEFORE_PID:-0}" "$BEFORE_URL" <<'PY' &
 import os, statistics, subprocess, sys, threading, time
 
 jack_pid, nginx_pid = int(sys.argv[1]), int(sys.argv[2])
 urls = {"jack": sys.argv[3], "nginx": sys.argv[4]}
 size, runs = int(sys.argv[5]), int(sys.argv[6])
 machine, versions, path = sys.argv[7], sys.argv[8], sys.argv[9]
+before_pid = int(sys.argv[10])
+if before_pid:
+    urls["before"] = sys.argv[11]
 TICK = os.sysconf("SC_CLK_TCK")
 MIB, GIB = 1 << 20, 1 << 30
 SLICE = 128 * MIB
@@ -124,10 +148,12 @@ if len(workers) != 1:
 worker = workers[0]
 
 def cpu_pids(server):
+    if server == "before":
+        return [before_pid]
     return [jack_pid] if server == "jack" else [nginx_pid] + nginx_workers()
 
 def mem_pid(server):  # the process whose RSS is reported
-    return jack_pid if server == "jack" else worker
+    return {"jack": jack_pid, "before": before_pid}.get(server, worker)
 
 def cpu_seconds(server):
     total = 0
@@ -188,7 +214,7 @@ def batch(server):
                      f"(expected 206, {SLICE} bytes)")
     return wall, max(peak)
 
-servers = ["jack", "nginx"]
+servers = ["jack", "nginx"] + (["before"] if before_pid else [])
 idle = {s: status_kib(mem_pid(s), "VmRSS") for s in servers}
 for s in servers:  # untimed warm-up (the cache is already warm from the hash check)
     full(s)
@@ -215,10 +241,13 @@ def evict():
         os.close(fd)
 
 cold = {s: [] for s in servers}
+cold_cpu = {s: 0.0 for s in servers}
 for r in range(runs):
     for s in (servers if r % 2 == 0 else servers[::-1]):
         evict()
+        c0 = cpu_seconds(s)
         cold[s].append(size / MIB / full(s))
+        cold_cpu[s] += cpu_seconds(s) - c0
     log(f"cold run {r + 1}/{runs}: " + ", ".join(f"{s} {cold[s][-1]:.0f} MiB/s" for s in servers))
 
 par = {s: [] for s in servers}
@@ -248,6 +277,8 @@ rows = [
      {s: med(par[s]) for s in servers}, "{:,.0f}"),
     ("Server CPU s per GiB, full downloads (user+sys)",
      {s: cpu[s] / gib_full for s in servers}, "{:.3f}"),
+    ("Server CPU s per GiB, full downloads from a cold page cache (user+sys)",
+     {s: cold_cpu[s] / gib_full for s in servers}, "{:.3f}"),
     ("Server CPU s per GiB, 8 concurrent ranges (user+sys)",
      {s: par_cpu[s] / gib_full for s in servers}, "{:.3f}"),
     ("Server read()/sendfile() calls per GiB, full downloads (/proc/PID/io syscr)",
@@ -263,14 +294,22 @@ print(f"Machine: {machine}")
 print(f"Versions: {versions}")
 print(f"Runs: {runs} per figure; file {size} bytes of random data; loopback; warm page cache except the cold row")
 print("nginx: 1 worker, sendfile on, tcp_nopush on; its CPU is master+worker, its RSS the worker's")
-print("jack: handler_threads = 8; CPU and RSS of its one process "
+print("jack: handler_threads = 8, max_streams_per_key = 8 (before: its own defaults); CPU and RSS of its one process "
       f"({threads} threads at the end)")
 print()
-print("| Figure | jack | nginx | jack/nginx |")
-print("|---|---|---|---|")
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b else "n/a"
+if before_pid:
+    print("| Figure | jack | nginx | jack/nginx | before | jack/before |")
+    print("|---|---|---|---|---|---|")
+else:
+    print("| Figure | jack | nginx | jack/nginx |")
+    print("|---|---|---|---|")
 for name, v, fmt in rows:
-    ratio = f"{v['jack'] / v['nginx']:.2f}x" if v["nginx"] else "n/a"
-    print(f"| {name} | {fmt.format(v['jack'])} | {fmt.format(v['nginx'])} | {ratio} |")
+    line = f"| {name} | {fmt.format(v['jack'])} | {fmt.format(v['nginx'])} | {ratio(v['jack'], v['nginx'])} |"
+    if before_pid:
+        line += f" {fmt.format(v['before'])} | {ratio(v['jack'], v['before'])} |"
+    print(line)
 print()
 ratio = med(thr["jack"]) / med(thr["nginx"])
 jack8 = max(par_rss["jack"]) / 1024
@@ -281,6 +320,10 @@ print(f"Goal: jack under 16 MiB RSS serving 8 streams: {jack8:.2f} MiB, "
 cold_ratio = med(cold["jack"]) / med(cold["nginx"])
 print(f"Goal: jack >= 0.95x nginx from a cold page cache: {cold_ratio:.2f}x, "
       f"{'met' if cold_ratio >= 0.95 else 'MISSED'}")
+for label, c in (("warm", cpu), ("cold", cold_cpu)):
+    r = c["jack"] / c["nginx"] if c["nginx"] else float("inf")
+    print(f"Goal: jack's CPU per GiB at most nginx's, {label}: {r:.2f}x, "
+          f"{'met' if r <= 1.0 else 'MISSED'}")
 paired_cold = [j / n for j, n in zip(cold["jack"], cold["nginx"])]
 print("Paired cold-cache ratios: " + " ".join(f"{x:.2f}" for x in paired_cold)
       + f" (median {med(paired_cold):.2f})")
@@ -297,6 +340,7 @@ for s in servers:
     print(f"  {s} 8x range MiB/s: " + " ".join(f"{x:.0f}" for x in par[s]))
     print(f"  {s} 8x range max RSS MiB: " + " ".join(f"{x / 1024:.2f}" for x in par_rss[s]))
     print(f"  {s} CPU s total: full {cpu[s]:.2f} over {gib_full:.0f} GiB, "
+          f"cold {cold_cpu[s]:.2f} over {gib_full:.0f} GiB, "
           f"ranges {par_cpu[s]:.2f} over {gib_full:.0f} GiB")
 PY
 # In the background and waited for, so that a signal to this script is

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
 
 use crate::clock::Clock;
@@ -134,6 +134,9 @@ pub struct Pool {
     threads: Vec<JoinHandle<()>>,
     done: Receiver<()>,
     stopping: Arc<AtomicBool>,
+    /// Dropped at shutdown: its receivers wake the idle workers and the
+    /// timer at once (they block, they do not poll).
+    stop: Sender<()>,
 }
 
 impl Downloads {
@@ -195,17 +198,19 @@ impl Downloads {
             stopping: stopping.clone(),
         });
         let (done_tx, done) = unbounded();
+        let (stop, stop_rx) = bounded::<()>(0);
         let mut threads = Vec::new();
         for i in 1..=d.max_concurrent_downloads {
             let (me, rx, done_tx) = (downloads.clone(), job_rx.clone(), done_tx.clone());
+            let stop_rx = stop_rx.clone();
             threads.push(spawn(&format!("dl-{i}"), move || {
-                me.work(&rx);
+                me.work(&rx, &stop_rx);
                 let _ = done_tx.send(());
             })?);
         }
         let me = downloads.clone();
         threads.push(spawn("retry-timer", move || {
-            me.run_timer(&timer_rx);
+            me.run_timer(&timer_rx, &stop_rx);
             let _ = done_tx.send(());
         })?);
         // Removals asked for before the last stop, then every live row,
@@ -226,6 +231,7 @@ impl Downloads {
                 threads,
                 done,
                 stopping,
+                stop,
             },
         ))
     }
@@ -628,11 +634,16 @@ impl Downloads {
         Ok(())
     }
 
-    fn work(&self, jobs: &Receiver<i64>) {
+    /// A worker: takes ids from `jobs` until `stop` is closed. Idle, it
+    /// sleeps in the channel (no timed wake-ups: a NAS's idle node costs
+    /// nothing).
+    fn work(&self, jobs: &Receiver<i64>, stop: &Receiver<()>) {
         while !self.stopping.load(Ordering::Relaxed) {
-            let Ok(id) = jobs.recv_timeout(Duration::from_millis(100)) else {
-                continue;
+            let id = crossbeam_channel::select! {
+                recv(jobs) -> id => id,
+                recv(stop) -> _ => break,
             };
+            let Ok(id) = id else { break };
             let run = Run::default();
             let live = &run.live;
             {
@@ -1046,10 +1057,21 @@ impl Downloads {
     }
 
     /// The delay queue: holds (due, id) and hands ids to the workers when due.
-    fn run_timer(&self, incoming: &Receiver<(Instant, i64)>) {
+    fn run_timer(&self, incoming: &Receiver<(Instant, i64)>, stop: &Receiver<()>) {
         let mut heap: BinaryHeap<Reverse<(Instant, i64)>> = BinaryHeap::new();
         while !self.stopping.load(Ordering::Relaxed) {
-            // The clock may be a test's: wake at least every 100 ms to look.
+            // Nothing due: sleep until something comes or the pool stops.
+            if heap.is_empty() {
+                crossbeam_channel::select! {
+                    recv(incoming) -> item => match item {
+                        Ok(item) => heap.push(Reverse(item)),
+                        Err(_) => break,
+                    },
+                    recv(stop) -> _ => break,
+                }
+            }
+            // The clock may be a test's: while something is due, wake at
+            // least every 100 ms to look.
             let now = self.clock.now();
             while let Some(Reverse((due, id))) = heap.peek().copied() {
                 if due > now {
@@ -1064,8 +1086,14 @@ impl Downloads {
                     due.saturating_duration_since(now)
                 })
                 .min(Duration::from_millis(100));
-            if let Ok(item) = incoming.recv_timeout(wait) {
-                heap.push(Reverse(item));
+            crossbeam_channel::select! {
+                recv(incoming) -> item => {
+                    if let Ok(item) = item {
+                        heap.push(Reverse(item));
+                    }
+                }
+                recv(stop) -> _ => break,
+                default(wait) => {}
             }
         }
     }
@@ -1078,6 +1106,7 @@ impl Pool {
     /// is durable).
     pub fn shutdown(self, limit: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
+        drop(self.stop);
         let deadline = Instant::now() + limit;
         let mut finished = 0;
         while finished < self.threads.len() {

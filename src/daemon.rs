@@ -128,6 +128,7 @@ pub fn run(config: Config) -> Result<()> {
     let gate = Arc::new(crate::http::gate::Gate::new(
         s.auth_failures_per_minute,
         clock.clone(),
+        s.trusted_proxies.clone(),
     ));
     let api = Arc::new(Api::new(keys.clone(), catalogue, gate.clone()));
     // The *arr side's routes join the peer API here.

@@ -318,3 +318,66 @@ fn api_v2_refuses_requests_from_another_site() {
     let names: Vec<&String> = categories.as_object().unwrap().keys().collect();
     assert_eq!(names, ["d", "e", "f"], "nothing cross-site was created");
 }
+
+/// `/peer/search` from `from` with `secret`, as forwarded for `client`.
+fn forwarded(from: &str, addr: SocketAddr, client: &str, secret: &str) -> Resp {
+    request_on(
+        connect_from(from, addr),
+        "GET",
+        "/peer/search",
+        &[("X-Api-Key", secret), ("X-Forwarded-For", client)],
+        b"",
+    )
+}
+
+/// Behind a reverse proxy every client comes from the proxy's address.
+/// With the proxy in `trusted_proxies`, a stranger's guesses are charged
+/// to the address the proxy forwarded for: that stranger gets 429, a
+/// friend behind the same proxy is still served. A client that is not a
+/// trusted proxy cannot dodge its budget by writing `X-Forwarded-For`.
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let site = Site::new("trusted_proxies = [\"127.0.0.1\"]\n");
+    let node = site.start();
+    let addr = node.addr;
+    let stranger = "198.51.100.7";
+    for _ in 0..10 {
+        let r = forwarded("127.0.0.1", addr, stranger, "wrong-guess");
+        assert_eq!(r.status, 401, "{}", body(&r));
+    }
+    let r = forwarded("127.0.0.1", addr, stranger, KEY);
+    assert_eq!(r.status, 429, "the stranger is over budget: {}", body(&r));
+    // Its own address wrote a longer list: only the hop the proxy added counts.
+    let r = forwarded("127.0.0.1", addr, &format!("203.0.113.1, {stranger}"), KEY);
+    assert_eq!(r.status, 429, "{}", body(&r));
+    let r = forwarded("127.0.0.1", addr, "203.0.113.9", KEY);
+    assert_eq!(r.status, 200, "a friend behind the proxy: {}", body(&r));
+    let r = request_on(
+        connect_from("127.0.0.1", addr),
+        "GET",
+        "/peer/search",
+        &[("X-Api-Key", KEY)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "the proxy's own requests: {}", body(&r));
+    assert!(
+        node.log_text()
+            .contains("client=198.51.100.7 via=127.0.0.1"),
+        "the log names the client and its proxy:\n{}",
+        node.log_text()
+    );
+
+    // 127.0.0.2 is no trusted proxy: a new X-Forwarded-For each time does
+    // not make it a new client.
+    for i in 0..10 {
+        let r = forwarded("127.0.0.2", addr, &format!("192.0.2.{i}"), "wrong-guess");
+        assert_eq!(r.status, 401, "{}", body(&r));
+    }
+    let r = forwarded("127.0.0.2", addr, "192.0.2.200", KEY);
+    assert_eq!(
+        r.status,
+        429,
+        "spoofing does not dodge the budget: {}",
+        body(&r)
+    );
+}

@@ -63,6 +63,7 @@ impl Bed {
         let gate = Arc::new(jack::http::gate::Gate::new(
             config.server.auth_failures_per_minute,
             clock.clone(),
+            config.server.trusted_proxies.clone(),
         ));
         let api = QbitApi::start(&config, addr, downloads.clone(), clock.clone(), gate)
             .unwrap()

@@ -30,7 +30,7 @@ use crate::db::{ClientRow, Grab, NewGrab, Registry};
 use crate::download::downloads::Downloads;
 use crate::error::Result;
 use crate::http::form::{self, Form, FormError, MAX_BODY};
-use crate::http::gate::{Gate, Verdict, constant_time_eq, cross_site};
+use crate::http::gate::{Client, Gate, Verdict, constant_time_eq, cross_site};
 use crate::http::request::{header, split_url};
 use crate::http::server::{Handler, Reply};
 use crate::http::sessions::{Sessions, sid_in_cookie};
@@ -244,7 +244,7 @@ impl Handler for Qbit {
         ) {
             log::warn!(
                 "qbittorrent api refused a cross-site request endpoint={endpoint} client={}",
-                req.remote_addr().map_or("-".into(), |a| a.ip().to_string())
+                self.gate.client(req)
             );
             let unauthorized = text(401, "Unauthorized");
             return if has_large_body(req) {
@@ -264,6 +264,7 @@ impl Handler for Qbit {
                 forbidden
             };
         }
+        let client = self.gate.client(req);
         let form = match self.read_form(req, &query) {
             Ok(f) => f,
             Err(e) => {
@@ -277,7 +278,7 @@ impl Handler for Qbit {
         if changes_something(&endpoint) && !post {
             return text(405, "Method Not Allowed").with_header("Allow", "POST");
         }
-        match self.route(&endpoint, &form, sid.as_deref(), req.remote_addr().copied()) {
+        match self.route(&endpoint, &form, sid.as_deref(), client) {
             Ok(reply) => reply,
             Err(e) => internal(&e.chain()),
         }
@@ -323,7 +324,7 @@ impl Qbit {
         endpoint: &str,
         form: &Form,
         sid: Option<&str>,
-        client: Option<std::net::SocketAddr>,
+        client: Client,
     ) -> Result<Reply> {
         Ok(match endpoint {
             "auth/login" => self.login(form, client),
@@ -352,7 +353,7 @@ impl Qbit {
 
     /// `auth/login`: both fields compared in constant time, both always,
     /// through the gate (no password is no guess; a wrong one is charged).
-    fn login(&self, form: &Form, client: Option<std::net::SocketAddr>) -> Reply {
+    fn login(&self, form: &Form, client: Client) -> Reply {
         let user = form.get("username").unwrap_or("");
         let verdict = self
             .gate

@@ -72,12 +72,10 @@ impl Torznab {
             .iter()
             .find(|(k, _)| k == "apikey")
             .map(|(_, v)| v.as_str());
-        self.gate.check(
-            AuthRoute::Torznab,
-            req.remote_addr().copied(),
-            presented,
-            |k| constant_time_eq(k.as_bytes(), self.key.expose().as_bytes()).then_some(()),
-        )
+        self.gate
+            .check(AuthRoute::Torznab, self.gate.client(req), presented, |k| {
+                constant_time_eq(k.as_bytes(), self.key.expose().as_bytes()).then_some(())
+            })
     }
 
     fn route(&self, req: &Request) -> Reply {

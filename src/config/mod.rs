@@ -44,7 +44,7 @@ pub use log::{LogConfig, LogFormat};
 pub use peers::{Peer, Peers, diff_by_name};
 pub use qbittorrent::QbitConfig;
 pub use secret::{SECRET_FILE_LIMIT, Secret, SecretOrigin};
-pub use server::{KeyCheck, PeerKey, ServerConfig};
+pub use server::{KeyCheck, Network, PeerKey, ServerConfig};
 pub use torznab::TorznabConfig;
 pub use walk::{NAME_RULE, valid_name};
 

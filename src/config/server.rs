@@ -4,7 +4,7 @@
 //! module must not open a socket: it only says what the server is to be.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::schema::{Key, section};
 use super::secret::{Secret, SecretOrigin};
@@ -20,6 +20,9 @@ section! {
         pub api_key: Secret,
         /// Friends' own keys (`[[server.peer_keys]]`): `/handshake` and `/peer/*` only.
         pub peer_keys: Vec<PeerKey>,
+        /// Reverse proxies whose `X-Forwarded-For` names the client
+        /// (`http::gate`); empty: the header is never read.
+        pub trusted_proxies: Vec<Network>,
     }
     keys {
         pub handler_threads: usize = Key::count(
@@ -96,7 +99,58 @@ section! {
         Key::hand("public_url", Some("\"http://127.0.0.1:5225\""), "how Radarr/Sonarr and peers reach this node"),
         Key::hand("api_key", None, "the key peers and Radarr/Sonarr present (a secret)"),
         Key::hand("peer_keys", None, "friends' own keys ([[server.peer_keys]])"),
+        Key::hand("trusted_proxies", Some("[]"), "reverse proxies whose X-Forwarded-For names the client"),
     ]
+}
+
+/// An address or a network (`10.0.0.0/8`, `fd00::/8`): a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    /// `addr` or `addr/prefix`; `None` when it is neither.
+    pub fn parse(s: &str) -> Option<Network> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let bits: u8 = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => bits,
+            Some(p) => crate::lexical::decimal::<u8>(p).filter(|&n| n <= bits)?,
+        };
+        Some(Network { addr, prefix })
+    }
+
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address as
+    /// its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr.to_canonical(), ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// A friend's key: its owner's name (for logs) and how to recognise it.
@@ -152,6 +206,12 @@ impl ServerConfig {
         writeln!(f, "listen = \"{}\"", self.listen)?;
         writeln!(f, "public_url = {:?}", self.public_url)?;
         writeln!(f, "api_key = {}", self.api_key)?;
+        let proxies: Vec<String> = self
+            .trusted_proxies
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect();
+        writeln!(f, "trusted_proxies = [{}]", proxies.join(", "))?;
         self.show_keys(f)?;
         for k in &self.peer_keys {
             writeln!(f, "\n[[server.peer_keys]]\nname = {:?}", k.name)?;
@@ -179,7 +239,16 @@ impl Cx<'_> {
                 .secret(t, "api_key")
                 .unwrap_or_else(|| Secret::new("", SecretOrigin::Inline));
             let peer_keys = cx.peer_keys(t);
-            ServerConfig::walk(cx, t, listen, public_url, api_key, peer_keys)
+            let trusted_proxies = cx.trusted_proxies(t);
+            ServerConfig::walk(
+                cx,
+                t,
+                listen,
+                public_url,
+                api_key,
+                peer_keys,
+                trusted_proxies,
+            )
         })
     }
 
@@ -193,6 +262,24 @@ impl Cx<'_> {
             self.problem(t.key("listen"), Some(span), msg);
             default
         })
+    }
+
+    /// `trusted_proxies`: addresses or networks, each checked.
+    fn trusted_proxies(&mut self, t: &mut Table<'_, '_>) -> Vec<Network> {
+        let span = t.span_of("trusted_proxies");
+        let mut out = Vec::new();
+        for entry in self.string_list(t, "trusted_proxies") {
+            match Network::parse(&entry) {
+                Some(n) => out.push(n),
+                None => {
+                    let msg = format!(
+                        "{entry:?} is not an address or a network such as 127.0.0.1, 10.0.0.0/8 or fd00::/8"
+                    );
+                    self.problem(t.key("trusted_proxies"), span.clone(), msg);
+                }
+            }
+        }
+        out
     }
 
     /// `[[server.peer_keys]]`: a unique `name` and exactly one of `key` or
@@ -307,6 +394,18 @@ mod tests {
                 "server.auth_failures_per_minute",
                 Some(3),
                 "expected an integer, found string",
+            ),
+            (
+                "[server]\napi_key = \"k\"\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/33\"]\n",
+                "server.trusted_proxies",
+                Some(3),
+                "\"10.0.0.0/33\" is not an address or a network",
+            ),
+            (
+                "[server]\napi_key = \"k\"\ntrusted_proxies = \"127.0.0.1\"\n",
+                "server.trusted_proxies",
+                Some(3),
+                "expected an array of strings",
             ),
             (
                 "[server]\napi_key = \"k\"\nlisten = \"nowhere\"\n",
@@ -425,10 +524,16 @@ mod tests {
         let c = parse(
             "[server]\napi_key = \"k\"\nheader_timeout_ms = 100\nstream_threads = 1024\n\
              max_streams_per_key = 1\nmin_send_rate = 0\nsend_rate_window_ms = 3600000\n\
-             auth_failures_per_minute = 100000\n",
+             auth_failures_per_minute = 100000\n\
+             trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n",
         )
         .unwrap();
         let s = &c.server;
+        let proxies: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(proxies, ["127.0.0.1/32", "10.0.0.0/8", "fd00::/8"]);
+        assert!(s.trusted_proxies[1].contains("10.200.3.4".parse().unwrap()));
+        assert!(!s.trusted_proxies[1].contains("11.0.0.1".parse().unwrap()));
+        assert!(s.trusted_proxies[0].contains("::ffff:127.0.0.1".parse().unwrap()));
         assert_eq!(s.header_timeout, std::time::Duration::from_millis(100));
         assert_eq!(s.stream_threads, 1024);
         assert_eq!(s.max_streams_per_key, 1);
@@ -438,6 +543,11 @@ mod tests {
         let shown = c.to_string();
         assert!(
             shown.contains("\nmin_send_rate = 0\nsend_rate_window_ms = 3600000\n"),
+            "{shown}"
+        );
+        assert!(
+            shown
+                .contains("\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"fd00::/8\"]\n"),
             "{shown}"
         );
     }

@@ -25,7 +25,8 @@ use parking_lot::Mutex;
 use tiny_http::Request;
 
 use crate::clock::Clock;
-use crate::http::request::header;
+use crate::config::Network;
+use crate::http::request::{header, header_list};
 use crate::http::server::Reply;
 use crate::metrics::{AuthRoute, METRICS};
 
@@ -152,6 +153,77 @@ pub struct Gate {
     budget: Mutex<Budget>,
     log: Mutex<LogLimit>,
     clock: Arc<dyn Clock>,
+    /// `server.trusted_proxies`: peers whose `X-Forwarded-For` is believed.
+    proxies: Vec<Network>,
+}
+
+/// Who presents a credential, as the gate counts it: the client address
+/// (the TCP peer, or behind a trusted proxy the address it forwarded for)
+/// and the proxy it came through. Made only by [`Gate::client`], so no
+/// route can charge a guess to an address of its own choosing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    ip: Option<IpAddr>,
+    via: Option<IpAddr>,
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            Some(ip) => write!(f, "{ip}")?,
+            None => f.write_str("-")?,
+        }
+        match self.via {
+            Some(proxy) => write!(f, " via={proxy}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The client behind `peer` given its `X-Forwarded-For` list: walking
+/// from the right (the hop nearest to this node), trusted proxies are
+/// skipped and the first other address is the client. An entry that is
+/// not an address stops the walk at the last trusted hop (a forged list
+/// never names a client of the forger's choice beyond it); a list of
+/// trusted hops only gives its leftmost one.
+fn forwarded_client(peer: IpAddr, forwarded: Option<&str>, proxies: &[Network]) -> Client {
+    let trusted = |ip: IpAddr| proxies.iter().any(|n| n.contains(ip));
+    let direct = Client {
+        ip: Some(peer),
+        via: None,
+    };
+    let Some(list) = forwarded.filter(|_| trusted(peer)) else {
+        return direct;
+    };
+    let mut last = peer;
+    for entry in list.rsplit(',') {
+        let Some(ip) = forwarded_address(crate::lexical::trim_ows(entry)) else {
+            break;
+        };
+        last = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    if last == peer {
+        return direct;
+    }
+    Client {
+        ip: Some(last),
+        via: Some(peer),
+    }
+}
+
+/// An `X-Forwarded-For` entry as an address: `a.b.c.d`, `a.b.c.d:port`,
+/// a bare IPv6 address or `[v6]` / `[v6]:port`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = entry.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    entry.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
 
 impl std::fmt::Debug for Gate {
@@ -161,7 +233,7 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    pub fn new(per_minute: u64, clock: Arc<dyn Clock>) -> Gate {
+    pub fn new(per_minute: u64, clock: Arc<dyn Clock>, proxies: Vec<Network>) -> Gate {
         Gate {
             budget: Mutex::new(Budget::new(per_minute, MAX_TRACKED)),
             log: Mutex::new(LogLimit {
@@ -169,7 +241,26 @@ impl Gate {
                 suppressed: 0,
             }),
             clock,
+            proxies,
         }
+    }
+
+    /// Who `req` comes from, as every credential check counts it.
+    pub fn client(&self, req: &Request) -> Client {
+        let Some(peer) = req.remote_addr().map(|a| a.ip()) else {
+            return Client {
+                ip: None,
+                via: None,
+            };
+        };
+        if self.proxies.is_empty() {
+            return Client {
+                ip: Some(peer),
+                via: None,
+            };
+        }
+        let forwarded = header_list(req, "X-Forwarded-For");
+        forwarded_client(peer, forwarded.as_deref(), &self.proxies)
     }
 
     /// Checks `presented` from `client` with `verify` (which compares in
@@ -179,14 +270,16 @@ impl Gate {
     pub fn check<T>(
         &self,
         route: AuthRoute,
-        client: Option<SocketAddr>,
+        client: Client,
         presented: Option<&str>,
         verify: impl FnOnce(&str) -> Option<T>,
     ) -> Verdict<T> {
         let Some(presented) = presented.filter(|p| !p.is_empty()) else {
             return Verdict::Missing;
         };
-        let ip = client.map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let ip = client
+            .ip
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let key = client_key(ip);
         // Charged before comparing, so concurrent guesses cannot overrun
         // the budget; given back when the credential is right.
@@ -194,7 +287,7 @@ impl Gate {
             METRICS.auth_refused(route);
             self.warn(|suppressed| {
                 format!(
-                    "credential check refused: too many wrong credentials route={} client={ip} retry_after_secs={wait}{suppressed}",
+                    "credential check refused: too many wrong credentials route={} client={client} retry_after_secs={wait}{suppressed}",
                     route.as_str()
                 )
             });
@@ -209,7 +302,7 @@ impl Gate {
                 METRICS.auth_failed(route);
                 self.warn(|suppressed| {
                     format!(
-                        "wrong credential route={} client={ip}{suppressed}",
+                        "wrong credential route={} client={client}{suppressed}",
                         route.as_str()
                     )
                 });
@@ -226,12 +319,7 @@ impl Gate {
         req: &Request,
         verify: impl FnOnce(&str) -> Option<T>,
     ) -> Verdict<T> {
-        self.check(
-            route,
-            req.remote_addr().copied(),
-            presented_key(req),
-            verify,
-        )
+        self.check(route, self.client(req), presented_key(req), verify)
     }
 
     /// Logs `line` unless this minute's lines are spent.
@@ -335,8 +423,102 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn addr(s: &str) -> Option<SocketAddr> {
-        Some(SocketAddr::new(ip(s), 40000))
+    fn addr(s: &str) -> Client {
+        Client {
+            ip: Some(ip(s)),
+            via: None,
+        }
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_forwarded_client_counts() {
+        let proxies: Vec<Network> = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
+            .iter()
+            .map(|n| Network::parse(n).unwrap())
+            .collect();
+        let via = |client: &str, proxy: &str| Client {
+            ip: Some(ip(client)),
+            via: Some(ip(proxy)),
+        };
+        // (peer, X-Forwarded-For, the client counted)
+        let cases = [
+            // A trusted proxy: the address it forwarded for.
+            (
+                "127.0.0.1",
+                Some("198.51.100.7"),
+                via("198.51.100.7", "127.0.0.1"),
+            ),
+            // Hops of trusted proxies are skipped from the right; what the
+            // client itself wrote on the left is never believed.
+            (
+                "127.0.0.1",
+                Some("6.6.6.6, 198.51.100.7, 10.1.2.3"),
+                via("198.51.100.7", "127.0.0.1"),
+            ),
+            (
+                "127.0.0.1",
+                Some("198.51.100.7:4711"),
+                via("198.51.100.7", "127.0.0.1"),
+            ),
+            (
+                "127.0.0.1",
+                Some("[2001:db8::5]:4711"),
+                via("2001:db8::5", "127.0.0.1"),
+            ),
+            (
+                "127.0.0.1",
+                Some("2001:db8::5"),
+                via("2001:db8::5", "127.0.0.1"),
+            ),
+            ("fd00::1", Some("192.0.2.9"), via("192.0.2.9", "fd00::1")),
+            // Garbage stops the walk at the last trusted hop.
+            (
+                "127.0.0.1",
+                Some("198.51.100.7, unknown"),
+                addr("127.0.0.1"),
+            ),
+            (
+                "127.0.0.1",
+                Some("198.51.100.7, garbage, 10.0.0.2"),
+                via("10.0.0.2", "127.0.0.1"),
+            ),
+            // Only trusted hops: the leftmost.
+            (
+                "127.0.0.1",
+                Some("10.0.0.9, 10.0.0.2"),
+                via("10.0.0.9", "127.0.0.1"),
+            ),
+            // No header, or a peer that is not trusted: the peer itself.
+            ("127.0.0.1", None, addr("127.0.0.1")),
+            ("192.0.2.50", Some("198.51.100.7"), addr("192.0.2.50")),
+            ("127.0.0.2", Some("198.51.100.7"), addr("127.0.0.2")),
+        ];
+        for (peer, list, want) in cases {
+            assert_eq!(
+                forwarded_client(ip(peer), list, &proxies),
+                want,
+                "{peer} {list:?}"
+            );
+        }
+        // A forwarded IPv6 client is budgeted by its /64.
+        let clock = Arc::new(Manual(Mutex::new(Instant::now())));
+        let gate = Gate::new(1, clock, proxies.clone());
+        let first = forwarded_client(ip("127.0.0.1"), Some("2001:db8:1:2::5"), &proxies);
+        let sibling = forwarded_client(ip("127.0.0.1"), Some("2001:db8:1:2::6"), &proxies);
+        let other = forwarded_client(ip("127.0.0.1"), Some("2001:db8:9::6"), &proxies);
+        let right = |p: &str| (p == "right").then_some(());
+        assert_eq!(
+            gate.check(AuthRoute::Peer, first, Some("wrong"), right),
+            Verdict::Wrong
+        );
+        assert!(matches!(
+            gate.check(AuthRoute::Peer, sibling, Some("right"), right),
+            Verdict::Busy(_)
+        ));
+        assert_eq!(
+            gate.check(AuthRoute::Peer, other, Some("right"), right),
+            Verdict::Pass(())
+        );
     }
 
     #[test]
@@ -420,7 +602,7 @@ mod tests {
     #[test]
     fn the_gate_charges_wrong_credentials_only() {
         let clock = Arc::new(Manual(Mutex::new(Instant::now())));
-        let gate = Gate::new(3, clock.clone());
+        let gate = Gate::new(3, clock.clone(), Vec::new());
         let right = |p: &str| (p == "right").then_some("owner");
         let from = addr("2001:db8::1");
         let neighbour = addr("2001:db8::2");

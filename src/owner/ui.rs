@@ -162,7 +162,7 @@ impl Ui {
         // an attacker holds; the gate bounds the guesses instead.
         let verdict = self.gate.check(
             AuthRoute::Ui,
-            req.remote_addr().copied(),
+            self.gate.client(req),
             Some(key.as_str()),
             |k| match self.status.resolve(k) {
                 Caller::Owner => Some(()),

@@ -26,7 +26,9 @@
 # turn with the other two, and the table gains its column and jack/before.
 #
 # Usage: scripts/bench-serve.sh   (env: BIN=target/release/jack RUNS=5
-#        NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=570 seconds BEFORE=)
+#        NGINX=/usr/sbin/nginx TMPDIR=/tmp DEADLINE=570 seconds BEFORE=
+#        BEFORE_SERVER_EXTRA=, a [server] line for the BEFORE node, e.g.
+#        "max_streams_per_key = 8" when it is a build that has the key)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -96,7 +98,7 @@ if [ -n "${BEFORE:-}" ]; then
     [ -x "$BEFORE" ] || { echo "error: BEFORE=$BEFORE is not an executable" >&2; exit 1; }
     NEW_BIN=$BIN
     BIN=$(cd "$(dirname "$BEFORE")" && pwd)/$(basename "$BEFORE")
-    start_jack_node "$TMP/before" "$TMP/lib"
+    NODE_SERVER_EXTRA="${BEFORE_SERVER_EXTRA:-}" start_jack_node "$TMP/before" "$TMP/lib"
     BEFORE_PID=$NODE_PID
     wait_jack_node "$TMP/before"
     BEFORE_URL="http://127.0.0.1:$NODE_PORT/peer/items/$ENC/file"

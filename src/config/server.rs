@@ -123,6 +123,16 @@ impl Network {
             None => bits,
             Some(p) => crate::lexical::decimal::<u8>(p).filter(|&n| n <= bits)?,
         };
+        // An IPv4-mapped IPv6 entry is its IPv4 network (a prefix short of
+        // the mapping would name IPv6 addresses and IPv4 ones at once).
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            return (prefix >= 96).then(|| Network {
+                addr: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            });
+        }
         Some(Network { addr, prefix })
     }
 
@@ -132,7 +142,7 @@ impl Network {
         match (self.addr.to_canonical(), ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
+                    .checked_shl(32 - u32::from(self.prefix.min(32)))
                     .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
@@ -534,6 +544,16 @@ mod tests {
         assert!(s.trusted_proxies[1].contains("10.200.3.4".parse().unwrap()));
         assert!(!s.trusted_proxies[1].contains("11.0.0.1".parse().unwrap()));
         assert!(s.trusted_proxies[0].contains("::ffff:127.0.0.1".parse().unwrap()));
+        // A mapped entry is its IPv4 address or network, never all of IPv4.
+        let mapped = Network::parse("::ffff:127.0.0.1").unwrap();
+        assert_eq!(mapped, Network::parse("127.0.0.1").unwrap());
+        assert!(!mapped.contains("198.51.100.7".parse().unwrap()));
+        let mapped_net = Network::parse("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(mapped_net.to_string(), "10.0.0.0/8");
+        assert_eq!(Network::parse("::ffff:10.0.0.0/95"), None);
+        let all = Network::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("203.0.113.1".parse().unwrap()));
+        assert!(!all.contains("2001:db8::1".parse().unwrap()));
         assert_eq!(s.header_timeout, std::time::Duration::from_millis(100));
         assert_eq!(s.stream_threads, 1024);
         assert_eq!(s.max_streams_per_key, 1);

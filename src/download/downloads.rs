@@ -412,8 +412,13 @@ impl Downloads {
             let Some(row) = current.as_ref().filter(|r| self.is_running(r.id)) else {
                 break current;
             };
+            // Its status read again after the worker was seen running: a
+            // worker records how an attempt ended before it lets go, so a
+            // status still queued or downloading now means a transfer that
+            // was running all along (the first read may predate the end).
+            let status = self.registry.get(row.id)?.map(|r| r.status);
             // Being transferred: the stub is a copy of the one it runs on.
-            if matches!(row.status, Status::Queued | Status::Downloading) {
+            if matches!(status, Some(Status::Queued | Status::Downloading)) {
                 return Ok(Added::Duplicate(row.id));
             }
             // The attempt has ended (failed, retrying, paused, cancelled)
@@ -545,7 +550,16 @@ impl Downloads {
         // while the peer was asked).
         let slots = self.slots.lock();
         if matches!(slots.get(&row.id), Some(Slot::Running(_))) {
-            return Ok(Added::Duplicate(row.id));
+            // A worker took the row while the peer was asked: a copy when
+            // it is transferring, else (its attempt ending) read again
+            // later so the new source is not dropped.
+            let status = self.registry.get(row.id)?.map(|r| r.status);
+            if matches!(status, Some(Status::Queued | Status::Downloading)) {
+                return Ok(Added::Duplicate(row.id));
+            }
+            return Ok(Added::Later(
+                "the release's previous attempt is still ending".into(),
+            ));
         }
         let row = match self.registry.get(row.id)? {
             Some(now) if now.status == Status::Completed => return Ok(Added::Duplicate(now.id)),

@@ -8,7 +8,7 @@ Usage: python3 scripts/bench_idle.py [--seconds N] BINARY..."""
 import os, sys, tempfile, time
 
 sys.path.insert(0, "scripts")
-from benchlib import Node, free_port
+from benchlib import Node, free_port, write_node_config
 
 args = sys.argv[1:]
 seconds = 30
@@ -35,21 +35,7 @@ print("|---|---|---|---|")
 for binary in args:
     d = tempfile.mkdtemp(prefix="jack-idle-")
     os.makedirs(f"{d}/lib")
-    cfg = f"{d}/jack.toml"
-    open(cfg, "w").write(f"""[server]
-listen = "127.0.0.1:{free_port()}"
-api_key = "bench-idle-key-0123456789abcdef"
-[database]
-path = "{d}/jack.db"
-[[library]]
-name = "movies"
-path = "{d}/lib"
-category = "movies"
-[downloads]
-watch_dir = "{d}/watch"
-incomplete_dir = "{d}/incomplete"
-completed_dir = "{d}/completed"
-""")
+    cfg = write_node_config(d, free_port(), "bench-idle-key-0123456789abcdef", f"{d}/lib")
     node = Node(os.path.abspath(binary), cfg)
     try:
         time.sleep(5)

@@ -4,7 +4,7 @@ side-by-side table."""
 import http.client, os, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.parse
 
 sys.path.insert(0, "scripts")
-from benchlib import Node, free_port, first_item
+from benchlib import Node, free_port, first_item, write_node_config
 
 KEY = "bench-owner-key-0123456789abcdef"
 # Eight friends, each with its own key (the 8 streams are theirs).
@@ -28,21 +28,7 @@ with open(movie, "wb") as f:
 def start(binary):
     d = tempfile.mkdtemp(dir=root)
     port = free_port()
-    cfg = os.path.join(d, "jack.toml")
-    open(cfg, "w").write(f"""[server]
-listen = "127.0.0.1:{port}"
-api_key = "{KEY}"
-[database]
-path = "{d}/jack.db"
-[[library]]
-name = "movies"
-path = "{library}"
-category = "movies"
-[downloads]
-watch_dir = "{d}/watch"
-incomplete_dir = "{d}/incomplete"
-completed_dir = "{d}/completed"
-min_free_bytes = 0
+    cfg = write_node_config(d, port, KEY, library, f"""min_free_bytes = 0
 [qbittorrent]
 username = "{USER}"
 password = "{PASS}"

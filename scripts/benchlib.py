@@ -33,6 +33,28 @@ class Node:
         raise SystemExit(f"no log line {pat!r}:\n" + "".join(l for _, l in self.lines))
 
 
+def write_node_config(d, port, key, library, extra=""):
+    """A node's jack.toml in `d` (registry and download folders there,
+    one movie library at `library`), with `extra` TOML after it; its path."""
+    cfg = os.path.join(d, "jack.toml")
+    with open(cfg, "w") as f:
+        f.write(f"""[server]
+listen = "127.0.0.1:{port}"
+api_key = "{key}"
+[database]
+path = "{d}/jack.db"
+[[library]]
+name = "movies"
+path = "{library}"
+category = "movies"
+[downloads]
+watch_dir = "{d}/watch"
+incomplete_dir = "{d}/incomplete"
+completed_dir = "{d}/completed"
+""" + extra)
+    return cfg
+
+
 def first_item(port, key="bench"):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/peer/search", headers={"X-Api-Key": key})
     return json.load(urllib.request.urlopen(req))["items"][0]

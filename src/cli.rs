@@ -1,4 +1,4 @@
-//! The command line: `jack [--config PATH] [run | check-config | status [--json] [--watch] | retry ID | arr register | scan | key new NAME]`.
+//! The command line: `jack [--config PATH] [run | check-config | status [--json] [--watch] | pause ID | resume ID | retry ID | arr register | scan | key new NAME]`.
 //!
 //! Parses arguments into a [`Command`], finds the configuration file
 //! (`--config`, then `JACK_CONFIG`, then `./jack.toml`) and dispatches.
@@ -20,7 +20,8 @@ usage:
   jack status [--json] [--watch] [--config PATH]
                                           list downloads (from the daemon if it runs, else the registry);
                                           --watch refreshes every second until Ctrl-C
-  jack retry ID [--config PATH]           resume a failed, paused or cancelled download (the node picks it up)
+  jack pause ID [--config PATH]           pause a download: it stops, keeps its bytes and waits for a resume
+  jack resume ID [--config PATH]          resume a paused or failed download where it stopped (retry ID: the same)
   jack arr register [--config PATH]       add jack to each [[arr]] as indexer and download client
   jack scan [--config PATH]               scan the libraries now, with progress, and print what friends will see
   jack key new NAME                       print a fresh key for the friend NAME and its [[server.peer_keys]] entry
@@ -37,11 +38,20 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 pub enum Command {
     Run,
     CheckConfig,
-    Status { json: bool, watch: bool },
-    Retry { id: i64 },
+    Status {
+        json: bool,
+        watch: bool,
+    },
+    /// `pause ID`, `resume ID` (and `retry ID`, resume's older name).
+    Control {
+        action: crate::owner::control::Action,
+        id: i64,
+    },
     ArrRegister,
     Scan,
-    KeyNew { name: String },
+    KeyNew {
+        name: String,
+    },
     Version,
     Help,
 }
@@ -85,16 +95,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
             }
             "--json" => json = true,
             "--watch" => watch = true,
-            "retry" if command.is_none() => {
+            "pause" | "resume" | "retry" if command.is_none() => {
+                use crate::owner::control::Action;
+                let action = if a == "pause" {
+                    Action::Pause
+                } else {
+                    Action::Resume
+                };
                 let id = args
                     .next()
-                    .and_then(|v| v.to_str().and_then(|v| v.parse::<i64>().ok()));
+                    .and_then(|v| v.to_str().and_then(crate::lexical::decimal::<i64>));
                 match id {
-                    Some(id) => command = Some(Command::Retry { id }),
+                    Some(id) => command = Some(Command::Control { action, id }),
                     None => {
-                        return Err(usage(
-                            "retry needs a download id (see `jack status`)".into(),
-                        ));
+                        return Err(usage(format!(
+                            "{a} needs a download id (see `jack status`)"
+                        )));
                     }
                 }
             }
@@ -182,14 +198,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
             crate::owner::status::run(&config, json, watch, &mut stdout)
         }
-        Command::Retry { id } => {
+        Command::Control { action, id } => {
             let config = Config::load(&config_path, &env)?;
-            let registry = crate::db::Registry::open(&config.database.path)?;
-            let was = registry.retry(id)?;
-            print(
-                &mut stdout,
-                &format!("download {id} was {was}; queued again\n"),
-            )
+            crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
+            crate::owner::control::run(&config, action, id, &mut stdout)
         }
         Command::KeyNew { name } => {
             let key = crate::keys::random_hex::<32>()

@@ -163,6 +163,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE downloads_v5 RENAME TO downloads;
     CREATE INDEX downloads_info_hash ON downloads (info_hash);
     CREATE INDEX downloads_status ON downloads (status);",
+    // 6: a real pause (PROTOCOL.md §5). `paused` is the owner's stop (it
+    // was `cancelled`: the same state, now reached by pause and left by
+    // resume); a download waiting for room on the disk, which was
+    // `paused`, is `retrying` (it resumes by itself, its error says what
+    // it waits for). An add made with `paused=true` keeps that until it
+    // becomes a download.
+    "UPDATE downloads SET status = CASE status
+         WHEN 'paused' THEN 'retrying'
+         WHEN 'cancelled' THEN 'paused'
+         ELSE status END
+     WHERE status IN ('paused', 'cancelled');
+    ALTER TABLE grabs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1));",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without
@@ -174,6 +186,13 @@ enum Count {
     Reset,
 }
 
+/// The event of a download paused by its owner (a pause is not an error:
+/// the row has none).
+pub const PAUSED: &str = "paused by the owner";
+
+/// The event of a download its owner resumed (or retried).
+pub const RESUMED: &str = "resumed by the owner";
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -182,23 +201,22 @@ pub enum Status {
     Queued,
     Downloading,
     Retrying,
+    /// Stopped by its owner, or added stopped (not an error): holds no
+    /// worker, keeps its bytes, resumed by `resume` (or a retry, or a new
+    /// stub without `paused`) where it stopped.
     Paused,
     Completed,
     Failed,
-    /// Stopped by its owner (not an error): keeps its bytes, resumed by a
-    /// retry or a new stub.
-    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 6] = [
         Status::Queued,
         Status::Downloading,
         Status::Retrying,
         Status::Paused,
         Status::Completed,
         Status::Failed,
-        Status::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -209,7 +227,6 @@ impl Status {
             Status::Paused => "paused",
             Status::Completed => "completed",
             Status::Failed => "failed",
-            Status::Cancelled => "cancelled",
         }
     }
 
@@ -217,16 +234,16 @@ impl Status {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// Live rows are resumed at start-up; completed, failed and cancelled
+    /// Live rows are resumed at start-up; completed, failed and paused
     /// rows are not.
     pub fn is_live(self) -> bool {
-        !matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+        !matches!(self, Status::Completed | Status::Failed | Status::Paused)
     }
 
-    /// Rows a retry (`jack retry`, the status API) queues again: failed,
-    /// paused and cancelled ones.
+    /// Rows a resume or a retry (`jack resume`, `jack retry`, the status
+    /// API, `torrents/resume`) queues again: failed and paused ones.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Status::Failed | Status::Paused | Status::Cancelled)
+        matches!(self, Status::Failed | Status::Paused)
     }
 }
 
@@ -243,7 +260,10 @@ pub enum EventKind {
     Started,
     Resumed,
     Restarted,
+    /// Waiting to try again (after a failure, or for room on the disk).
     RetryScheduled,
+    /// Paused by its owner (the status API, `jack pause`,
+    /// `torrents/pause`), or added paused.
     Paused,
     Failed,
     Completed,
@@ -254,8 +274,6 @@ pub enum EventKind {
     HandOff,
     /// The peer's file changed: the release was looked up again.
     Changed,
-    /// Its owner cancelled it (the status API).
-    Cancelled,
 }
 
 impl EventKind {
@@ -273,7 +291,6 @@ impl EventKind {
             EventKind::Regrabbed => "regrabbed",
             EventKind::HandOff => "hand_off",
             EventKind::Changed => "changed",
-            EventKind::Cancelled => "cancelled",
         }
     }
 }
@@ -419,17 +436,23 @@ impl Registry {
     /// Inserts a `queued` row and its `queued` event; returns the new id.
     pub fn insert(&self, new: &NewDownload) -> Result<i64> {
         let part = new.part_path.clone();
-        self.insert_with_part(new, |_| part)
+        self.insert_with_part(new, false, |_| part)
     }
 
     /// [`Registry::insert`] with the `.part` named by the new row's id
     /// (`part_for(id)`; `new.part_path` is not used), in the same
     /// transaction: a `.part` belongs to one row (ids are never reused).
+    /// With `paused` the row starts `paused` (a stub added paused).
     pub fn insert_with_part(
         &self,
         new: &NewDownload,
+        paused: bool,
         part_for: impl FnOnce(i64) -> PathBuf,
     ) -> Result<i64> {
+        let (status, kind) = match paused {
+            true => (Status::Paused, EventKind::Paused),
+            false => (Status::Queued, EventKind::Queued),
+        };
         let now = now_rfc3339();
         let part = path_text(&new.part_path)?;
         let dest = path_text(&new.dest_path)?;
@@ -439,7 +462,7 @@ impl Registry {
         tx.execute(
             "INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, file_name, \
              part_path, dest_path, etag, expected_bytes, status, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11)",
             params![
                 new.stub_name,
                 new.info_hash,
@@ -451,7 +474,8 @@ impl Registry {
                 dest,
                 new.etag,
                 expected,
-                now
+                now,
+                status.as_str()
             ],
         )
         .map_err(db_err("insert download"))?;
@@ -466,8 +490,12 @@ impl Registry {
             &tx,
             id,
             &now,
-            EventKind::Queued,
-            &format!("from {}", new.stub_name),
+            kind,
+            &format!(
+                "from {}{}",
+                new.stub_name,
+                if paused { ", added paused" } else { "" }
+            ),
         )?;
         tx.commit().map_err(db_err("commit insert"))?;
         Ok(id)
@@ -798,30 +826,41 @@ impl Registry {
             .map_err(db_err("list invalid stubs"))
     }
 
-    /// `jack retry`: a failed, paused or cancelled row goes back to `queued` (its
-    /// `.part` is resumed). Returns the status it had.
-    pub fn retry(&self, id: i64) -> Result<Status> {
+    /// A resume or a retry (`jack resume`, `jack retry`, the status API,
+    /// `torrents/resume`): a failed or paused row goes back to `queued`
+    /// with fresh attempts (its `.part` is resumed), `detail` its event.
+    /// Returns the status it had.
+    pub fn retry(&self, id: i64, detail: &str) -> Result<Status> {
         let row = self
             .get(id)?
             .ok_or_else(|| Error::Runtime(format!("no download with id {id}")))?;
         if !row.status.is_retryable() {
             return Err(Error::Runtime(format!(
-                "download {id} is {}, not failed, paused or cancelled",
+                "download {id} is {}, not failed or paused",
                 row.status
             )));
         }
-        {
-            let conn = self.conn.lock();
-            conn.execute("UPDATE downloads SET attempts = 0 WHERE id = ?1", [id])
-                .map_err(db_err("reset attempts"))?;
-        }
-        self.transition(
+        self.change(
             id,
             Status::Queued,
             None,
             EventKind::Queued,
-            "retry requested",
+            detail,
+            Count::Reset,
         )?;
+        Ok(row.status)
+    }
+
+    /// `jack pause` with no node running: a live row becomes `paused`
+    /// (nothing transfers it meanwhile: the instance lock says so).
+    /// Returns the status it had; a row that is not live is left alone.
+    pub fn pause(&self, id: i64) -> Result<Status> {
+        let row = self
+            .get(id)?
+            .ok_or_else(|| Error::Runtime(format!("no download with id {id}")))?;
+        if row.status.is_live() {
+            self.transition(id, Status::Paused, None, EventKind::Paused, PAUSED)?;
+        }
         Ok(row.status)
     }
 
@@ -833,13 +872,15 @@ impl Registry {
     /// the durable progress goes to 0, the bytes get a new generation and
     /// the version's `high_water` is 0 (the caller truncates the `.part`
     /// after this commits; a crash in between leaves nothing that vouches
-    /// for the old bytes). A failed or cancelled row is queued again with
-    /// fresh attempts. One transaction, with its events.
+    /// for the old bytes). A failed or paused row is queued again with
+    /// fresh attempts; with `paused` (a stub added paused) the row is
+    /// paused whatever it was. One transaction, with its events.
     pub fn replace_source(
         &self,
         id: i64,
         new: &NewDownload,
         restart: Option<&str>,
+        paused: bool,
         detail: &str,
     ) -> Result<()> {
         let update = |tx: &Connection, dest: &str, expected: i64, now: &str| {
@@ -851,9 +892,11 @@ impl Registry {
                  high_water = CASE WHEN ?9 THEN 0 ELSE high_water END, \
                  generation = generation + ?9, \
                  restarts = restarts + ?9, \
-                 attempts = CASE WHEN status IN ('failed', 'cancelled') THEN 0 ELSE attempts END, \
-                 error = CASE WHEN status IN ('failed', 'cancelled') THEN NULL ELSE error END, \
-                 status = CASE WHEN status IN ('failed', 'cancelled') THEN 'queued' \
+                 attempts = CASE WHEN status IN ('failed', 'paused') THEN 0 ELSE attempts END, \
+                 error = CASE WHEN ?11 OR status IN ('failed', 'paused') THEN NULL \
+                         ELSE error END, \
+                 status = CASE WHEN ?11 THEN 'paused' \
+                          WHEN status IN ('failed', 'paused') THEN 'queued' \
                           ELSE status END, \
                  updated_at = ?10 WHERE id = ?1",
                 params![
@@ -866,7 +909,8 @@ impl Registry {
                     new.etag,
                     expected,
                     restart.is_some(),
-                    now
+                    now,
+                    paused
                 ],
             )
             .map_err(db_err("replace the source"))

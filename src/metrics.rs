@@ -165,7 +165,7 @@ pub struct Metrics {
     bytes_downloaded: AtomicU64,
     bytes_direct: AtomicU64,
     completed: AtomicU64,
-    cancelled: AtomicU64,
+    paused: AtomicU64,
     failed: [AtomicU64; REASONS],
     retries: [AtomicU64; REASONS],
     restarts: [AtomicU64; REASONS],
@@ -183,7 +183,7 @@ pub static METRICS: Metrics = Metrics {
     bytes_downloaded: AtomicU64::new(0),
     bytes_direct: AtomicU64::new(0),
     completed: AtomicU64::new(0),
-    cancelled: AtomicU64::new(0),
+    paused: AtomicU64::new(0),
     failed: [ZERO; REASONS],
     retries: [ZERO; REASONS],
     restarts: [ZERO; REASONS],
@@ -218,9 +218,9 @@ impl Metrics {
     pub fn completed(&self) {
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
-    /// A download cancelled by its owner (not a failure).
-    pub fn cancelled(&self) {
-        self.cancelled.fetch_add(1, Ordering::Relaxed);
+    /// A download paused by its owner (not a failure).
+    pub fn paused(&self) {
+        self.paused.fetch_add(1, Ordering::Relaxed);
     }
     pub fn failed(&self, error: &str) {
         self.failed[Reason::of(error).index()].fetch_add(1, Ordering::Relaxed);
@@ -324,10 +324,10 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         load(&m.completed),
     );
     one(
-        "jack_downloads_cancelled_total",
+        "jack_downloads_paused_total",
         "counter",
-        "Downloads cancelled by their owner since start (not failures).",
-        load(&m.cancelled),
+        "Downloads paused by their owner since start (not failures).",
+        load(&m.paused),
     );
     one(
         "jack_open_connections",
@@ -452,7 +452,7 @@ mod tests {
             bytes_downloaded: AtomicU64::new(0),
             bytes_direct: AtomicU64::new(5),
             completed: AtomicU64::new(1),
-            cancelled: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
             failed: [ZERO; REASONS],
             retries: [ZERO; REASONS],
             restarts: [ZERO; REASONS],
@@ -464,7 +464,7 @@ mod tests {
         m.answered(404);
         m.answered(999);
         m.failed("gave up after 3 attempts: x");
-        m.cancelled();
+        m.paused();
         m.auth_failed(AuthRoute::Torznab);
         m.auth_refused(AuthRoute::Qbit);
         let text = render(
@@ -492,10 +492,10 @@ mod tests {
             "# TYPE jack_connections_refused_total counter\njack_connections_refused_total{reason=\"max_connections\"} 5\njack_connections_refused_total{reason=\"max_connections_per_ip\"} 6\n"
         ));
         assert!(text.contains("jack_downloads_failed_total{reason=\"retries_exhausted\"} 1\n"));
-        assert!(text.contains("jack_downloads_cancelled_total 1\n"));
+        assert!(text.contains("jack_downloads_paused_total 1\n"));
         assert!(
-            !text.contains("reason=\"cancelled\""),
-            "a cancel is no failure reason"
+            !text.contains("reason=\"paused\""),
+            "a pause is no failure reason"
         );
         assert!(text.contains("jack_auth_failures_total{route=\"torznab\"} 1\n"));
         assert!(text.contains("jack_auth_failures_total{route=\"peer\"} 0\n"));

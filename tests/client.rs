@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use jack::config::Config;
 use jack::db::{NewDownload, Registry, Status};
-use jack::download::downloads::{Added, Downloads, Pool};
+use jack::download::downloads::{Added, Downloads, Pool, Start};
 use jack::download::handoff::Mode as HandOffMode;
 use jack::download::retry::SeededRng;
 use support::fake_peer::{self, FakePeer, Mode};
@@ -94,7 +94,7 @@ impl Bed {
         let stub = jack::stub::build("alice", item, item, size as u64);
         match self
             .downloads
-            .add_stub(&format!("{item}.torrent"), &stub)
+            .add_stub(&format!("{item}.torrent"), &stub, Start::Now)
             .unwrap()
         {
             Added::Queued(id) => id,
@@ -413,7 +413,9 @@ fn gives_up_after_max_attempts_and_keeps_the_part() {
     // registry).
     let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
     assert_eq!(
-        bed.downloads.add_stub("m.torrent", &stub).unwrap(),
+        bed.downloads
+            .add_stub("m.torrent", &stub, Start::Now)
+            .unwrap(),
         Added::Regrabbed(id)
     );
     let row = bed.wait_done(id);
@@ -528,11 +530,15 @@ fn sizes_above_the_guard_are_refused_wherever_they_enter() {
     // The stub itself says too much: invalid, nothing asked of the peer.
     let big = jack::stub::build("alice", "m", "m", 5000);
     assert!(
-        matches!(bed.downloads.add_stub("big.torrent", &big).unwrap(), Added::Invalid(r) if r.contains("5000"))
+        matches!(bed.downloads.add_stub("big.torrent", &big, Start::Now).unwrap(), Added::Invalid(r) if r.contains("5000"))
     );
     // The stub says little, the peer's release says too much: failed row.
     let small = jack::stub::build("alice", "m", "m", 500);
-    match bed.downloads.add_stub("small.torrent", &small).unwrap() {
+    match bed
+        .downloads
+        .add_stub("small.torrent", &small, Start::Now)
+        .unwrap()
+    {
         Added::Failed(id, error) => {
             assert!(error.contains("size 5000"), "{error}");
             assert_eq!(
@@ -647,12 +653,18 @@ fn a_second_stub_for_one_release_takes_the_new_source() {
         jack::stub::parse(&here, u64::MAX).unwrap().info_hash,
         "one release"
     );
-    let Added::Failed(id, error) = bed.downloads.add_stub("a.torrent", &gone).unwrap() else {
+    let Added::Failed(id, error) = bed
+        .downloads
+        .add_stub("a.torrent", &gone, Start::Now)
+        .unwrap()
+    else {
         panic!("the missing item fails")
     };
     assert!(error.contains("404"), "{error}");
     assert_eq!(
-        bed.downloads.add_stub("b.torrent", &here).unwrap(),
+        bed.downloads
+            .add_stub("b.torrent", &here, Start::Now)
+            .unwrap(),
         Added::Regrabbed(id)
     );
     let row = bed.wait_done(id);
@@ -675,7 +687,9 @@ fn a_second_stub_for_one_release_takes_the_new_source() {
     );
     // A third stub for the completed release starts nothing.
     assert_eq!(
-        bed.downloads.add_stub("c.torrent", &here).unwrap(),
+        bed.downloads
+            .add_stub("c.torrent", &here, Start::Now)
+            .unwrap(),
         Added::Duplicate(id)
     );
     assert_eq!(peer.file_requests().len(), 1);
@@ -711,7 +725,9 @@ fn a_new_source_keeps_the_part_only_for_the_same_representation() {
         // Same title and length in the stub: the same release.
         let stub = jack::stub::build("alice", item, "m", data.len() as u64);
         assert_eq!(
-            bed.downloads.add_stub("again.torrent", &stub).unwrap(),
+            bed.downloads
+                .add_stub("again.torrent", &stub, Start::Now)
+                .unwrap(),
             Added::Regrabbed(id)
         );
         let row = bed.wait_done(id);
@@ -741,17 +757,21 @@ fn a_stub_that_failed_a_check_never_transfers_a_byte() {
     let peer = FakePeer::start(vec![evil], vec![], None);
     let bed = Bed::start(&peer, "");
     let stub = jack::stub::build("alice", "evil", "evil", data.len() as u64);
-    let Added::Failed(id, error) = bed.downloads.add_stub("e.torrent", &stub).unwrap() else {
+    let Added::Failed(id, error) = bed
+        .downloads
+        .add_stub("e.torrent", &stub, Start::Now)
+        .unwrap()
+    else {
         panic!("unsafe name accepted")
     };
     assert!(error.contains("unsafe file name"), "{error}");
     // Grabbed again: every check again, still failed.
     assert!(matches!(
-        bed.downloads.add_stub("e2.torrent", &stub).unwrap(),
+        bed.downloads.add_stub("e2.torrent", &stub, Start::Now).unwrap(),
         Added::Failed(i, _) if i == id
     ));
     // Retried through the registry (`jack retry`): checked again by the worker.
-    bed.registry.retry(id).unwrap();
+    bed.registry.retry(id, jack::db::RESUMED).unwrap();
     bed.downloads.pick_up_queued_rows().unwrap();
     let row = bed.wait_done(id);
     assert_eq!(row.status, Status::Failed);
@@ -785,7 +805,7 @@ fn a_release_with_a_bad_file_name_fails_and_names_it() {
         let stub = jack::stub::build("alice", &item, &item, data.len() as u64);
         let Added::Failed(id, error) = bed
             .downloads
-            .add_stub(&format!("{item}.torrent"), &stub)
+            .add_stub(&format!("{item}.torrent"), &stub, Start::Now)
             .unwrap()
         else {
             panic!("{name:?} accepted")
@@ -913,7 +933,9 @@ fn completions_are_announced_once_recorded() {
     );
     let gone = jack::stub::build("alice", "gone", "gone", 10);
     assert!(matches!(
-        bed.downloads.add_stub("g.torrent", &gone).unwrap(),
+        bed.downloads
+            .add_stub("g.torrent", &gone, Start::Now)
+            .unwrap(),
         Added::Failed(..)
     ));
     assert!(done.recv_timeout(Duration::from_millis(300)).is_err());
@@ -1075,7 +1097,9 @@ fn a_regrab_never_forgets_a_learned_etag() {
     );
     let stub = jack::stub::build("alice", "m", "m", old.len() as u64);
     assert_eq!(
-        bed.downloads.add_stub("m.torrent", &stub).unwrap(),
+        bed.downloads
+            .add_stub("m.torrent", &stub, Start::Now)
+            .unwrap(),
         Added::Regrabbed(id)
     );
     let row = bed.registry.get(id).unwrap().unwrap();
@@ -1145,7 +1169,11 @@ fn a_release_being_removed_stays_busy_until_its_worker_lets_go() {
     let old_part = bed.registry.get(first).unwrap().unwrap().part_path;
     assert!(!bed.downloads.remove(first, true).unwrap(), "running");
     let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
-    let Added::Queued(second) = bed.downloads.add_stub("again.torrent", &stub).unwrap() else {
+    let Added::Queued(second) = bed
+        .downloads
+        .add_stub("again.torrent", &stub, Start::Now)
+        .unwrap()
+    else {
         panic!("a new download once the old one is gone")
     };
     assert!(
@@ -1249,7 +1277,9 @@ fn a_regrab_of_another_version_lets_go_of_unsynced_bytes() {
     written_part(&part, id, &old[..10_000]);
     peer.replace("m", new.clone());
     assert_eq!(
-        bed.downloads.add_stub("again.torrent", &stub).unwrap(),
+        bed.downloads
+            .add_stub("again.torrent", &stub, Start::Now)
+            .unwrap(),
         Added::Regrabbed(id)
     );
     let row = bed.wait_done(id);
@@ -1293,7 +1323,7 @@ fn a_regrabs_commit_alone_already_disowns_the_old_bytes() {
         expected_bytes: row.expected_bytes,
     };
     registry
-        .replace_source(id, &new, Some("source_changed"), "another version")
+        .replace_source(id, &new, Some("source_changed"), false, "another version")
         .unwrap();
     // ...and the process dies before the truncation.
     let row = registry.get(id).unwrap().unwrap();

@@ -449,14 +449,24 @@ fn start_up_reconciliation_table() {
         s.registry.set_progress(id, 50).unwrap();
         id
     };
+    let waiting = s.row("waiting", 100, 20, Some(&[1; 20]));
+    s.registry
+        .transition(
+            waiting,
+            Status::Retrying,
+            Some("disk full"),
+            jack::db::EventKind::RetryScheduled,
+            "disk full",
+        )
+        .unwrap();
     let paused = s.row("paused", 100, 20, Some(&[1; 20]));
     s.registry
         .transition(
             paused,
             Status::Paused,
-            Some("disk full"),
+            None,
             jack::db::EventKind::Paused,
-            "disk full",
+            jack::db::PAUSED,
         )
         .unwrap();
     std::fs::write(
@@ -526,8 +536,11 @@ fn start_up_reconciliation_table() {
         (Status::Failed, Some("superseded"))
     );
     assert!(s.get(dup_b).status.is_live());
-    // Paused stays live, to be resumed when space allows.
-    assert_eq!(decision(paused), Some(Decision::Resume));
+    // Waiting for room stays live, to be resumed when space allows; a
+    // download its owner paused stays paused, its bytes kept.
+    assert_eq!(decision(waiting), Some(Decision::Resume));
+    assert_eq!(s.get(paused).status, Status::Paused);
+    assert_eq!(s.get(paused).downloaded_bytes, 20);
     // A .part no row owns: moved aside, never deleted, and shown by status.
     let orphan = s
         .config
@@ -863,7 +876,7 @@ impl Drop for Mount {
 }
 
 /// Room on the disk before bytes on the wire: a 3 MiB download into a
-/// filesystem with 1 MiB free does not start. The row is paused "waiting
+/// filesystem with 1 MiB free does not start. The row is retrying "waiting
 /// for disk space", the peer is never asked for the file while the disk is
 /// short (the disk is checked again, not the peer), and once space is
 /// freed the download starts and completes by itself.
@@ -888,7 +901,7 @@ fn a_download_waits_for_disk_space_before_asking_the_peer() {
     wait_for(
         "a download waiting for space",
         Duration::from_secs(15),
-        || status_json(&b)["downloads"][0]["status"] == "paused",
+        || status_json(&b)["downloads"][0]["status"] == "retrying",
     );
     let v = status_json(&b);
     let error = v["downloads"][0]["error"].as_str().unwrap().to_string();
@@ -899,13 +912,13 @@ fn a_download_waits_for_disk_space_before_asking_the_peer() {
     assert_eq!(v["downloads"][0]["attempts"], 0, "waiting is not a retry");
     // Several looks at the disk later, the peer was still never asked.
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(status_json(&b)["downloads"][0]["status"], "paused");
+    assert_eq!(status_json(&b)["downloads"][0]["status"], "retrying");
     assert_eq!(peer.file_requests().len(), 0, "no file request while short");
-    let events = node.log_text().matches("download paused").count();
+    let events = node.log_text().matches("download waiting for room").count();
     assert_eq!(
         events,
         1,
-        "one pause, not one per look:\n{}",
+        "one wait, not one per look:\n{}",
         node.log_text()
     );
     std::fs::remove_file(&filler).unwrap();
@@ -970,9 +983,11 @@ fn full_filesystem(registry_inside: bool) {
             std::thread::sleep(Duration::from_millis(20));
         }
     } else {
-        wait_for("a paused download", Duration::from_secs(15), || {
-            status_json(&b)["downloads"][0]["status"] == "paused"
-        });
+        wait_for(
+            "a download waiting for room",
+            Duration::from_secs(15),
+            || status_json(&b)["downloads"][0]["status"] == "retrying",
+        );
         let v = status_json(&b);
         // The check before the transfer foresees what the write would
         // find: 12 MiB to come, about 6 free.

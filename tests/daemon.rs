@@ -321,7 +321,7 @@ fn server_keeps_accepting_after_an_idle_period() {
 }
 
 #[test]
-fn jack_retry_requeues_a_failed_download_and_refuses_others() {
+fn jack_retry_resume_and_pause_act_on_the_registry_when_no_node_runs() {
     let site = Site::new("");
     let db = site.path().join("data/jack.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
@@ -349,19 +349,19 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
     )
     .unwrap();
     let queued = reg.insert(&new("b")).unwrap();
-    let cancelled = reg.insert(&new("c")).unwrap();
+    let paused = reg.insert(&new("c")).unwrap();
     reg.transition(
-        cancelled,
-        jack::db::Status::Cancelled,
+        paused,
+        jack::db::Status::Paused,
         None,
-        jack::db::EventKind::Cancelled,
-        "cancelled by the owner",
+        jack::db::EventKind::Paused,
+        "paused by the owner",
     )
     .unwrap();
     drop(reg);
-    let retry = |id: i64| {
+    let cli = |verb: &str, id: i64| {
         site.command(&[
-            "retry",
+            verb,
             &id.to_string(),
             "--config",
             site.config().to_str().unwrap(),
@@ -369,6 +369,7 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
         .output()
         .unwrap()
     };
+    let retry = |id: i64| cli("retry", id);
     let out = retry(failed);
     assert_eq!(
         out.status.code(),
@@ -378,7 +379,9 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("download {failed} was failed; queued again\n")
+        format!(
+            "download {failed} was failed; queued again (in the registry: the node is not running)\n"
+        )
     );
     let reg = jack::db::Registry::open(&db).unwrap();
     let row = reg.get(failed).unwrap().unwrap();
@@ -387,26 +390,38 @@ fn jack_retry_requeues_a_failed_download_and_refuses_others() {
         (jack::db::Status::Queued, 0, None)
     );
     drop(reg);
-    // A cancelled download is resumed the same way.
-    let out = retry(cancelled);
+    // A paused download is resumed (`resume`, retry's newer name).
+    let out = cli("resume", paused);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("download {cancelled} was cancelled; queued again\n")
+        format!(
+            "download {paused} was paused; queued again (in the registry: the node is not running)\n"
+        )
     );
     let reg = jack::db::Registry::open(&db).unwrap();
     assert_eq!(
-        reg.get(cancelled).unwrap().unwrap().status,
+        reg.get(paused).unwrap().unwrap().status,
         jack::db::Status::Queued
     );
     drop(reg);
     let out = retry(queued);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is queued, not failed, paused or cancelled")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is queued, not failed or paused"));
+    // `pause` with no node: the registry row is paused, once.
+    let out = cli("pause", queued);
+    assert_eq!(out.status.code(), Some(0));
+    let reg = jack::db::Registry::open(&db).unwrap();
+    let row = reg.get(queued).unwrap().unwrap();
+    assert_eq!((row.status, row.error), (jack::db::Status::Paused, None));
+    drop(reg);
+    let again = cli("pause", queued);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is paused, not queued or running"));
     assert_eq!(retry(999).status.code(), Some(1));
-    let bad = site.command(&["retry", "x"]).output().unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    for verb in ["retry", "pause", "resume"] {
+        let bad = site.command(&[verb, "x"]).output().unwrap();
+        assert_eq!(bad.status.code(), Some(2));
+    }
 }
 
 #[test]

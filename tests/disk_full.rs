@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jack::config::Config;
 use jack::db::{Registry, Status};
-use jack::download::downloads::{Added, Downloads};
+use jack::download::downloads::{Added, Downloads, Start};
 use jack::download::retry::SeededRng;
 use support::fake_peer::FakePeer;
 use support::pattern;
@@ -31,7 +31,7 @@ fn a_full_disk_pauses_and_the_download_resumes_when_space_returns() {
     let rng = Box::new(SeededRng::new(1));
     let (downloads, pool) = Downloads::start(registry.clone(), &config, rng, clock).unwrap();
     let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
-    let Added::Queued(id) = downloads.add_stub("m.torrent", &stub).unwrap() else {
+    let Added::Queued(id) = downloads.add_stub("m.torrent", &stub, Start::Now).unwrap() else {
         panic!("not queued")
     };
     let wait = |want: Status| {
@@ -49,7 +49,7 @@ fn a_full_disk_pauses_and_the_download_resumes_when_space_returns() {
             std::thread::sleep(Duration::from_millis(5));
         }
     };
-    let row = wait(Status::Paused);
+    let row = wait(Status::Retrying);
     assert_eq!(row.error.as_deref(), Some("disk full"));
     assert_eq!(row.attempts, 0, "a full disk is not a network retry");
     assert!(row.downloaded_bytes <= 100_000);
@@ -60,11 +60,11 @@ fn a_full_disk_pauses_and_the_download_resumes_when_space_returns() {
         0,
         "nothing renamed"
     );
-    // It stays paused (and keeps trying) while the disk is full...
+    // It keeps waiting (and trying) while the disk is full...
     std::thread::sleep(Duration::from_millis(600));
     let row = registry.get(id).unwrap().unwrap();
     assert!(
-        matches!(row.status, Status::Paused | Status::Downloading),
+        matches!(row.status, Status::Retrying | Status::Downloading),
         "{:?}",
         row.status
     );
@@ -81,6 +81,10 @@ fn a_full_disk_pauses_and_the_download_resumes_when_space_returns() {
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert!(kinds.contains(&"paused".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"retry_scheduled".to_string()), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"paused".to_string()),
+        "not the owner's pause: {kinds:?}"
+    );
     pool.shutdown(Duration::from_secs(2));
 }

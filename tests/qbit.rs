@@ -564,15 +564,11 @@ fn every_post_takes_both_encodings() {
             200,
             "Ok.",
         ),
-        ("torrents/pause", vec![("hashes", "all".into())], 200, "Ok."),
-        ("torrents/stop", vec![("hashes", "all".into())], 200, "Ok."),
-        (
-            "torrents/resume",
-            vec![("hashes", "all".into())],
-            200,
-            "Ok.",
-        ),
-        ("torrents/start", vec![("hashes", "all".into())], 200, "Ok."),
+        // As qBittorrent: an empty 200.
+        ("torrents/pause", vec![("hashes", "all".into())], 200, ""),
+        ("torrents/stop", vec![("hashes", "all".into())], 200, ""),
+        ("torrents/resume", vec![("hashes", "all".into())], 200, ""),
+        ("torrents/start", vec![("hashes", "all".into())], 200, ""),
         (
             "torrents/add",
             vec![("urls", "magnet:?xt=urn:btih:00".into())],
@@ -725,13 +721,13 @@ fn an_add_shows_at_once_runs_in_the_background_and_a_delete_cancels_it() {
     let part = bed.path(&format!("data/incomplete/{hash}.{id}.part"));
     assert!(part.exists());
 
-    // Cancelled by its owner: paused to the *arr, not an error.
-    assert!(bed.downloads.cancel(id).unwrap());
-    wait_for("the cancel", Duration::from_secs(10), || {
+    // Paused by its owner: paused to the *arr, not an error.
+    assert!(bed.downloads.pause(id).unwrap());
+    wait_for("the pause", Duration::from_secs(10), || {
         bed.info(&cookie)[0]["state"] == "pausedDL"
     });
     let row = bed.registry.get(id).unwrap().unwrap();
-    assert_eq!((row.status, row.error), (Status::Cancelled, None));
+    assert_eq!((row.status, row.error), (Status::Paused, None));
     // A new stub for the release takes the row again and resumes it.
     add("Slow.Movie (third).torrent");
     wait_for("the resume", Duration::from_secs(20), || {
@@ -773,6 +769,170 @@ fn an_add_shows_at_once_runs_in_the_background_and_a_delete_cancels_it() {
             .count(),
         0
     );
+}
+
+/// Sonarr/Radarr with Initial State "Stop" add with `paused=True` (API
+/// below 2.11; `stopped=True` from 2.11), as `AddTorrentDownloadFormParameters`
+/// sends it: the download is listed `pausedDL`, asks the peer for no byte
+/// and holds no worker; `torrents/resume` starts it, `torrents/pause` (or
+/// `stop`) stops it keeping its bytes, and `start` goes on where it stopped.
+#[test]
+fn pause_and_resume_are_real_and_an_add_can_start_paused() {
+    let data = pattern(4 * 1024 * 1024);
+    let file = fake_peer::File {
+        id: "slow".into(),
+        filename: "Slow.Movie.2024.mkv".into(),
+        data: data.clone(),
+    };
+    let peer = FakePeer::start(vec![file], vec![], Some(512 * 1024));
+    let bed = Bed::start(peer.addr);
+    let cookie = bed.login();
+    let stub = jack::stub::build("alice", "slow", "Slow.Movie.2024", data.len() as u64);
+    let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+    // C#'s `true.ToString()` is "True".
+    let r = post_multipart(
+        bed.addr,
+        "torrents/add",
+        &cookie,
+        &[("category", "tv-sonarr"), ("paused", "True")],
+        &[("torrents", "Slow.Movie.2024.torrent", &stub)],
+    );
+    assert_eq!((r.status, text(&r).as_str()), (200, "Ok."), "{r:?}");
+    // Paused from the first answer on, while the add is made and after.
+    let t = &bed.info(&cookie)[0];
+    assert_eq!(
+        (t["hash"].as_str(), t["state"].as_str()),
+        (Some(hash.as_str()), Some("pausedDL"))
+    );
+    wait_for("the download", Duration::from_secs(10), || {
+        bed.registry.grabs().unwrap().is_empty() && !bed.registry.list().unwrap().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let row = &bed.registry.list().unwrap()[0];
+    assert_eq!((row.status, row.error.as_deref()), (Status::Paused, None));
+    assert_eq!(bed.info(&cookie)[0]["state"], "pausedDL");
+    assert!(
+        peer.file_requests().is_empty(),
+        "a paused add asks for no byte"
+    );
+    assert!(
+        bed.downloads.live_bytes(row.id).is_none(),
+        "and holds no worker"
+    );
+    let id = row.id;
+
+    // `torrents/resume`: it runs.
+    let r = post_form(bed.addr, "torrents/resume", &cookie, &[("hashes", &hash)]);
+    assert_eq!((r.status, text(&r).as_str()), (200, ""));
+    wait_for("bytes in flight", Duration::from_secs(20), || {
+        let t = &bed.info(&cookie)[0];
+        t["state"] == "downloading" && t["completed"].as_u64().unwrap() > 256 * 1024
+    });
+    // `torrents/stop` (qBittorrent 5's name): paused, its bytes kept.
+    let r = post_form(
+        bed.addr,
+        "torrents/stop",
+        &cookie,
+        &[("hashes", &hash.to_uppercase())],
+    );
+    assert_eq!(r.status, 200);
+    wait_for("the pause", Duration::from_secs(10), || {
+        bed.info(&cookie)[0]["state"] == "pausedDL"
+            && bed.registry.get(id).unwrap().unwrap().status == Status::Paused
+    });
+    assert!(bed.downloads.live_bytes(id).is_none(), "the worker let go");
+    let part = bed.registry.get(id).unwrap().unwrap().part_path;
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 0);
+    // The peer may still push what the closed connection's buffers took;
+    // then nothing moves while paused.
+    let sent = || {
+        peer.record
+            .body_bytes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    std::thread::sleep(Duration::from_millis(600));
+    let before = sent();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(sent(), before, "nothing moves while paused");
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), kept);
+    let t = &bed.info(&cookie)[0];
+    assert!(
+        t["completed"].as_u64().unwrap() > 0,
+        "progress is shown: {t}"
+    );
+    // `torrents/start` with `all`: on where it stopped, byte-exact.
+    let r = post_form(bed.addr, "torrents/start", &cookie, &[("hashes", "all")]);
+    assert_eq!(r.status, 200);
+    let dest = bed.path("data/completed/Slow.Movie.2024.mkv");
+    wait_for("the completed file", Duration::from_secs(30), || {
+        dest.exists()
+    });
+    assert!(std::fs::read(&dest).unwrap() == data);
+    let ranges: Vec<Option<String>> = peer
+        .file_requests()
+        .into_iter()
+        .map(|(_, r, _)| r)
+        .collect();
+    assert!(
+        ranges
+            .iter()
+            .any(|r| r.as_deref().is_some_and(|r| r != "bytes=0-")),
+        "resumed with a range: {ranges:?}"
+    );
+    let total = peer
+        .record
+        .body_bytes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        total < data.len() as u64 + 1024 * 1024,
+        "not fetched again: {total}"
+    );
+    assert_eq!(bed.info(&cookie)[0]["state"], "pausedUP");
+}
+
+/// An add made with `stopped=True` (API 2.11+) is paused too; one made
+/// with `paused=False` runs.
+#[test]
+fn stopped_adds_are_paused_and_unpaused_ones_run() {
+    let data = pattern(64 * 1024);
+    let peer = FakePeer::start(
+        vec![
+            fake_peer::File::mkv("a", &data),
+            fake_peer::File::mkv("b", &data),
+        ],
+        vec![],
+        None,
+    );
+    let bed = Bed::start(peer.addr);
+    let cookie = bed.login();
+    let add = |item: &str, fields: &[(&str, &str)]| {
+        let stub = jack::stub::build("alice", item, item, data.len() as u64);
+        let r = post_form(bed.addr, "torrents/add", &cookie, fields);
+        assert_eq!(r.status, 400, "no torrents: {r:?}");
+        let r = post_multipart(
+            bed.addr,
+            "torrents/add",
+            &cookie,
+            fields,
+            &[("torrents", "x.torrent", &stub)],
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        jack::stub::parse(&stub, u64::MAX).unwrap().info_hash
+    };
+    let a = add("a", &[("stopped", "True")]);
+    let b = add("b", &[("paused", "False")]);
+    let dest = bed.path("data/completed/b.mkv");
+    wait_for("b to complete", Duration::from_secs(20), || dest.exists());
+    let state = |hash: &str| {
+        bed.info(&cookie)
+            .into_iter()
+            .find(|t| t["hash"] == hash)
+            .map(|t| t["state"].as_str().unwrap().to_string())
+    };
+    assert_eq!(state(&a).as_deref(), Some("pausedDL"));
+    assert_eq!(state(&b).as_deref(), Some("pausedUP"));
+    assert!(peer.file_requests().iter().all(|(id, _, _)| id == "b"));
 }
 
 #[test]

@@ -10,8 +10,8 @@
 //! * `JACK_SIM_SEED=<n> cargo test --test sim -- --nocapture`: that seed
 //!   alone, its op log printed.
 //!
-//! Each step ends in a quiescent state (every row completed, failed,
-//! cancelled or paused, the stub taken, or the process dead at a crash
+//! Each step ends in a quiescent state (every row completed, failed or
+//! paused, the stub taken, or the process dead at a crash
 //! point), each wait bounded, so thread timing changes outcomes as little
 //! as possible. A kill -9 at a random moment is an op of its own whose
 //! outcome is not compared; the invariants still hold after it.
@@ -98,13 +98,16 @@ enum Op {
         other_title: bool,
         stale_size: bool,
     },
-    /// The owner retries a row (status API or `jack retry`).
+    /// The owner resumes (or retries) a row (status API, `jack resume`
+    /// or `jack retry`).
     Retry {
         pick: usize,
         cli: bool,
     },
-    Cancel {
+    /// The owner pauses a row (status API or `jack pause`).
+    Pause {
         pick: usize,
+        cli: bool,
     },
     Delete {
         pick: usize,
@@ -154,7 +157,10 @@ enum Op {
 
 #[derive(Debug, Clone)]
 enum Then {
-    Cancel,
+    Pause,
+    /// Paused, and resumed at once (while the pause may still be under
+    /// way in the worker).
+    PauseResume,
     /// Removed (with its files or not), and grabbed again at once.
     Delete {
         files: bool,
@@ -177,7 +183,10 @@ fn gen_op(rng: &mut Rng, copy: bool) -> Op {
             pick,
             cli: rng.chance(30),
         },
-        27..=30 => Op::Cancel { pick },
+        27..=30 => Op::Pause {
+            pick,
+            cli: rng.chance(30),
+        },
         31..=37 => Op::Delete {
             pick,
             delete_files: rng.chance(50),
@@ -185,8 +194,9 @@ fn gen_op(rng: &mut Rng, copy: bool) -> Op {
         38..=51 => Op::Midway {
             item,
             after: rng.below(1000),
-            then: match rng.below(5) {
-                0 => Then::Cancel,
+            then: match rng.below(6) {
+                0 => Then::Pause,
+                5 => Then::PauseResume,
                 1 => Then::Delete {
                     files: rng.chance(50),
                     regrab: rng.chance(60),
@@ -293,7 +303,7 @@ fn dangerous_path(rng: &mut Rng) -> Vec<Op> {
             Op::Midway {
                 item,
                 after,
-                then: Then::Cancel,
+                then: Then::Pause,
             },
             replace(rng),
             grab,
@@ -367,7 +377,7 @@ struct Row {
 }
 
 fn settled(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "cancelled" | "paused")
+    matches!(status, "completed" | "failed" | "paused")
 }
 
 /// A file seen under a final name in `completed_dir`.
@@ -415,7 +425,7 @@ struct Sim {
     /// Bytes the peer sent per item while a disk limit was set, and what
     /// it had sent when the current limit was set: the injected ENOSPC is
     /// invisible to the free-space check (`statvfs`), so each resume from
-    /// `paused` asks the peer again (a quota does the same).
+    /// waiting for room asks the peer again (a quota does the same).
     exempt: HashMap<String, u64>,
     limit_from: Option<HashMap<String, u64>>,
     eio_seen: usize,
@@ -591,6 +601,18 @@ impl Sim {
         call(addr, method, path)
     }
 
+    /// `verb` (`pause`, `resume`, `retry`) on `row`: `jack <verb> ID`
+    /// (through the running node, or the registry when none runs), or the
+    /// status API.
+    fn act(&self, row: &Row, verb: &str, cli: bool) -> Option<u16> {
+        if cli {
+            let out = self.site.run_cli(&[verb, &row.id.to_string()]);
+            out.status.code().map(|c| c as u16)
+        } else {
+            self.api("POST", &format!("/api/v1/downloads/{}/{verb}", row.id))
+        }
+    }
+
     fn current(&self, item: &str) -> &Version {
         self.versions[item].last().unwrap()
     }
@@ -681,24 +703,20 @@ impl Sim {
                     return Ok(());
                 };
                 self.bump(&row.item);
-                let answer = if cli {
-                    let out = self.site.run_cli(&["retry", &row.id.to_string()]);
-                    out.status.code().map(|c| c as u16)
-                } else {
-                    self.api("POST", &format!("/api/v1/downloads/{}/retry", row.id))
-                };
+                let verb = if row.id % 2 == 0 { "retry" } else { "resume" };
+                let answer = self.act(&row, verb, cli);
                 self.note(format!(
-                    "  retry row {} ({}): {answer:?}",
+                    "  {verb} row {} ({}): {answer:?}",
                     row.id, row.status
                 ));
             }
-            Op::Cancel { pick } => {
+            Op::Pause { pick, cli } => {
                 let Some(row) = self.pick_row(pick) else {
                     return Ok(());
                 };
-                let answer = self.api("POST", &format!("/api/v1/downloads/{}/cancel", row.id));
+                let answer = self.act(&row, "pause", cli);
                 self.note(format!(
-                    "  cancel row {} ({}): {answer:?}",
+                    "  pause row {} ({}): {answer:?}",
                     row.id, row.status
                 ));
             }
@@ -814,9 +832,18 @@ impl Sim {
             return;
         };
         match then {
-            Then::Cancel => {
-                let answer = self.api("POST", &format!("/api/v1/downloads/{}/cancel", row.id));
-                self.note(format!("  cancel running row {}: {answer:?}", row.id));
+            Then::Pause => {
+                let answer = self.api("POST", &format!("/api/v1/downloads/{}/pause", row.id));
+                self.note(format!("  pause running row {}: {answer:?}", row.id));
+            }
+            Then::PauseResume => {
+                let paused = self.api("POST", &format!("/api/v1/downloads/{}/pause", row.id));
+                self.bump(&row.item);
+                let resumed = self.api("POST", &format!("/api/v1/downloads/{}/resume", row.id));
+                self.note(format!(
+                    "  pause then resume running row {}: {paused:?} {resumed:?}",
+                    row.id
+                ));
             }
             Then::Delete { files, regrab } => {
                 self.delete(&row, files);
@@ -1278,21 +1305,21 @@ impl Sim {
         self.start(None, None);
         self.settle(Duration::from_secs(20));
         for r in self.rows() {
-            if matches!(r.status.as_str(), "failed" | "cancelled") {
+            if matches!(r.status.as_str(), "failed" | "paused") {
                 self.bump(&r.item);
-                let answer = self.api("POST", &format!("/api/v1/downloads/{}/retry", r.id));
+                let answer = self.api("POST", &format!("/api/v1/downloads/{}/resume", r.id));
                 self.note(format!("  retry row {} ({}): {answer:?}", r.id, r.status));
             }
         }
-        // With room on the disk again a paused download resumes: only an
+        // With room on the disk again a waiting download resumes: only an
         // end counts here.
-        let ended = |s: &str| matches!(s, "completed" | "failed" | "cancelled");
+        let ended = |s: &str| matches!(s, "completed" | "failed" | "paused");
         let quiet = self.settle_until(Duration::from_secs(30), ended);
         self.check("heal")?;
         let open: Vec<_> = self
             .rows()
             .into_iter()
-            .filter(|r| !matches!(r.status.as_str(), "completed" | "failed" | "cancelled"))
+            .filter(|r| !matches!(r.status.as_str(), "completed" | "failed" | "paused"))
             .map(|r| {
                 format!(
                     "row {} {} ({} bytes sent of {})",
@@ -1308,7 +1335,7 @@ impl Sim {
             let said: Vec<String> = self
                 .rows()
                 .into_iter()
-                .filter(|r| !matches!(r.status.as_str(), "completed" | "failed" | "cancelled"))
+                .filter(|r| !matches!(r.status.as_str(), "completed" | "failed" | "paused"))
                 .filter_map(|r| {
                     let addr = self.node.as_ref()?.addr;
                     let raw = exchange(addr, "GET", &format!("/api/v1/downloads/{}", r.id))?;

@@ -6,7 +6,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use jack::db::{EventKind, NewDownload, Registry, Status};
@@ -50,8 +49,8 @@ fn rows_in_every_state(site: &Site) -> Vec<i64> {
             })
             .unwrap();
         reg.set_progress(id, 250_000 * (i as u64 % 5)).unwrap();
-        let error = matches!(status, Status::Failed | Status::Retrying | Status::Paused)
-            .then_some("peer answered HTTP 503");
+        let error =
+            matches!(status, Status::Failed | Status::Retrying).then_some("peer answered HTTP 503");
         if status != Status::Queued {
             reg.transition(id, status, error, EventKind::Started, "test")
                 .unwrap();
@@ -226,6 +225,8 @@ fn the_status_api_answers_the_owner_key_only() {
     for (method, path) in [
         ("POST", "/api/v1/downloads/1/retry"),
         ("POST", "/api/v1/downloads/1/cancel"),
+        ("POST", "/api/v1/downloads/1/pause"),
+        ("POST", "/api/v1/downloads/1/resume"),
         ("DELETE", "/api/v1/downloads/1"),
     ] {
         assert_eq!(call(node.addr, method, path, None).status, 401);
@@ -241,7 +242,7 @@ fn the_status_api_answers_the_owner_key_only() {
 }
 
 #[test]
-fn retry_cancel_and_delete_through_the_api() {
+fn resume_pause_and_delete_through_the_api() {
     let site = Site::new("");
     let ids = rows_in_every_state(&site);
     let node = site.start();
@@ -254,7 +255,7 @@ fn retry_cancel_and_delete_through_the_api() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|d| ["completed", "failed", "cancelled"].contains(&d["status"].as_str().unwrap()))
+            .all(|d| ["completed", "failed", "paused"].contains(&d["status"].as_str().unwrap()))
     });
     let completed = ids[4];
     let one = call(
@@ -273,14 +274,14 @@ fn retry_cancel_and_delete_through_the_api() {
             .iter()
             .any(|e| e["kind"] == "started")
     );
-    // A completed row is neither retried nor cancelled.
+    // A completed row is neither resumed nor paused.
     let path = |id: i64, action: &str| format!("/api/v1/downloads/{id}{action}");
     assert_eq!(
         call(addr, "POST", &path(completed, "/retry"), Some(KEY)).status,
         409
     );
     assert_eq!(
-        call(addr, "POST", &path(completed, "/cancel"), Some(KEY)).status,
+        call(addr, "POST", &path(completed, "/pause"), Some(KEY)).status,
         409
     );
     // A failed row is retried (and fails again: still no peer).
@@ -288,17 +289,17 @@ fn retry_cancel_and_delete_through_the_api() {
     let r = call(addr, "POST", &path(failed, "/retry"), Some(KEY));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     node.wait_log(
-        &format!("download retry asked id={failed}"),
+        &format!("download resumed id={failed} was=failed"),
         Duration::from_secs(5),
     );
-    // So is a cancelled one, which was no failure.
-    let cancelled = ids[6];
-    let r = call(addr, "POST", &path(cancelled, "/retry"), Some(KEY));
+    // So is a paused one (`resume`), which was no failure.
+    let paused = ids[3];
+    let r = call(addr, "POST", &path(paused, "/resume"), Some(KEY));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
         (v["was"].as_str(), v["status"].as_str()),
-        (Some("cancelled"), Some("queued"))
+        (Some("paused"), Some("queued"))
     );
     // DELETE keeps files jack did not put there: the completed row's
     // destination was never written by jack.
@@ -528,17 +529,26 @@ fn downloads(addr: SocketAddr) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
+fn live_progress_then_a_pause_frees_the_worker_and_a_resume_goes_on_where_it_stopped() {
     use support::fake_peer::{self, FakePeer};
     let data = pattern(8 * 1024 * 1024);
-    let file = fake_peer::File {
-        id: "f".into(),
-        filename: "f.mkv".into(),
-        data: data.clone(),
-    };
+    let small = pattern(64 * 1024);
+    let files = vec![
+        fake_peer::File {
+            id: "f".into(),
+            filename: "f.mkv".into(),
+            data: data.clone(),
+        },
+        fake_peer::File {
+            id: "g".into(),
+            filename: "g.mkv".into(),
+            data: small.clone(),
+        },
+    ];
     // 512 KiB/s: the transfer runs for seconds, long enough to watch.
-    let peer = FakePeer::start(vec![file], vec![], Some(512 * 1024));
-    let b = downloader(peer.addr, "");
+    let peer = FakePeer::start(files, vec![], Some(512 * 1024));
+    // One worker: a paused download must let it go for another to run.
+    let b = downloader(peer.addr, "max_concurrent_downloads = 1");
     let bob = b.start();
     let stub = jack::stub::build("alice", "f", "Film.2024", data.len() as u64);
     drop_stub(&b, "f.torrent", &stub);
@@ -558,18 +568,20 @@ fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
     assert_eq!(m["jack_transfers_active"], 1.0);
     assert!(m["jack_downloaded_bytes_total"] > 0.0);
 
+    // `jack pause ID`, through the running node.
     let id = seen["id"].as_i64().unwrap();
-    let r = call(
-        bob.addr,
-        "POST",
-        &format!("/api/v1/downloads/{id}/cancel"),
-        Some(KEY),
+    let out = b.run_cli(&["pause", &id.to_string()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    wait_for("the cancel", Duration::from_secs(10), || {
-        downloads(bob.addr)[0]["status"] == "cancelled"
+    assert!(said.contains("paused (by the node"), "{said}");
+    wait_for("the pause", Duration::from_secs(10), || {
+        downloads(bob.addr)[0]["status"] == "paused"
     });
-    let row = &downloads(bob.addr)[0];
+    let row = downloads(bob.addr)[0].clone();
     // A state of its own, not an error; an event says who.
     assert!(row["error"].is_null(), "{row}");
     let one = call(
@@ -579,83 +591,114 @@ fn live_progress_speed_and_a_cancel_of_a_running_transfer() {
         Some(KEY),
     );
     let one: serde_json::Value = serde_json::from_slice(&one.body).unwrap();
-    assert_eq!(one["status"], "cancelled");
     let last = one["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
         (last["kind"].as_str(), last["detail"].as_str()),
-        (Some("cancelled"), Some("cancelled by the owner")),
+        (Some("paused"), Some("paused by the owner")),
         "{one}"
     );
     // `jack status`, from the daemon: text and JSON.
     let text = run_status(&b, &["status"]);
     let line = text.lines().find(|l| l.contains("alice")).unwrap();
     assert!(
-        line.contains("cancelled") && !line.contains("failed"),
+        line.contains("paused") && !line.contains("failed"),
         "{text}"
     );
-    assert_eq!(
-        support::status_json(&b)["downloads"][0]["status"],
-        "cancelled"
-    );
-    // Its .part stays (a retry resumes it); the row stays; its stub is
-    // not set aside as failed.
-    let part = row["part_path"].as_str().unwrap();
-    assert!(Path::new(part).exists(), "{part}");
+    assert_eq!(support::status_json(&b)["downloads"][0]["status"], "paused");
+    // Its .part stays; its stub is not set aside as failed.
+    let part = row["part_path"].as_str().unwrap().to_string();
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 0, "the paused download keeps its bytes");
     let watch = b.path().join("data/watch");
     assert!(watch.join("f.torrent").exists());
     assert!(!watch.join("f.torrent.failed").exists());
     let m = metrics(bob.addr);
-    assert_eq!(m["jack_downloads_cancelled_total"], 1.0);
-    assert!(!m.contains_key("jack_downloads_failed_total{reason=\"cancelled\"}"));
+    assert_eq!(m["jack_downloads_paused_total"], 1.0);
+    assert!(!m.contains_key("jack_downloads_failed_total{reason=\"paused\"}"));
     let failures: f64 = m
         .iter()
         .filter(|(k, _)| k.starts_with("jack_downloads_failed_total"))
         .map(|(_, v)| v)
         .sum();
-    assert_eq!(failures, 0.0, "a cancel is no failure");
+    assert_eq!(failures, 0.0, "a pause is no failure");
     assert_eq!(m["jack_transfers_active"], 0.0);
-    // Cancelled again: nothing live to cancel.
+
+    // It holds no worker: with the one worker, another download runs
+    // and completes while it stays paused, its bytes untouched.
+    let other = jack::stub::build("alice", "g", "Other.2024", small.len() as u64);
+    drop_stub(&b, "g.torrent", &other);
+    let g = b.path().join("data/completed/g.mkv");
+    wait_for("the other download", Duration::from_secs(20), || g.exists());
+    assert!(std::fs::read(&g).unwrap() == small);
+    std::thread::sleep(Duration::from_millis(500));
+    let still = downloads(bob.addr)
+        .into_iter()
+        .find(|d| d["id"] == id)
+        .unwrap();
+    assert_eq!(still["status"], "paused");
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), kept);
+    // Paused again: nothing live to pause.
     let r = call(
         bob.addr,
         "POST",
-        &format!("/api/v1/downloads/{id}/cancel"),
+        &format!("/api/v1/downloads/{id}/pause"),
         Some(KEY),
     );
     assert_eq!(r.status, 409);
-    // And retried: it resumes.
-    let r = call(
-        bob.addr,
-        "POST",
-        &format!("/api/v1/downloads/{id}/retry"),
-        Some(KEY),
+
+    // `jack resume ID`: it goes on where it stopped, byte-exact, without
+    // the peer sending the file again from 0.
+    let sent_of_f = || {
+        let sent = peer.record.item_bytes.lock().unwrap();
+        sent.get("f").copied().unwrap_or(0)
+    };
+    let before = sent_of_f();
+    let out = b.run_cli(&["resume", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(r.status, 200);
-    wait_for("the resume", Duration::from_secs(10), || {
-        downloads(bob.addr)[0]["status"] == "downloading"
+    let dest = b.path().join("data/completed/f.mkv");
+    wait_for("the resumed download", Duration::from_secs(40), || {
+        dest.exists()
     });
-    // Deleted while running: the transfer stops, jack's .part and the row go.
-    let r = call(
+    assert!(std::fs::read(&dest).unwrap() == data, "final bytes differ");
+    let after = sent_of_f();
+    let resumed = call(
         bob.addr,
-        "DELETE",
+        "GET",
         &format!("/api/v1/downloads/{id}"),
         Some(KEY),
     );
-    assert_eq!(r.status, 200);
-    wait_for("the removal", Duration::from_secs(10), || {
-        call(
-            bob.addr,
-            "GET",
-            &format!("/api/v1/downloads/{id}"),
-            Some(KEY),
-        )
-        .status
-            == 404
-    });
-    assert!(!Path::new(part).exists(), "{part}");
+    let resumed: serde_json::Value = serde_json::from_slice(&resumed.body).unwrap();
+    let events = resumed["events"].as_array().unwrap();
+    let at = events
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "resumed")
+        .and_then(|e| {
+            e["detail"]
+                .as_str()?
+                .strip_prefix("at byte ")?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no resume event: {resumed}"));
+    assert!(at > 0, "resumed at byte {at}");
+    assert_eq!(
+        after - before,
+        data.len() as u64 - at,
+        "only the rest was sent"
+    );
+    assert!(
+        events.iter().any(|e| e["detail"] == "resumed by the owner"),
+        "{resumed}"
+    );
 }
 
 #[test]
-fn a_cancel_of_a_waiting_retry_ends_it_without_counting_an_attempt() {
+fn a_pause_of_a_waiting_retry_ends_it_without_counting_an_attempt() {
     use support::fake_peer::{self, FakePeer, Mode};
     let data = pattern(64 * 1024);
     let file = fake_peer::File {
@@ -679,20 +722,20 @@ fn a_cancel_of_a_waiting_retry_ends_it_without_counting_an_attempt() {
     let r = call(
         bob.addr,
         "POST",
-        &format!("/api/v1/downloads/{id}/cancel"),
+        &format!("/api/v1/downloads/{id}/pause"),
         Some(KEY),
     );
     assert_eq!(r.status, 200);
     // Under load the worker may still hold the row for a moment after it
-    // shows `retrying`: the cancel then lands on its run and the row ends
+    // shows `retrying`: the pause then lands on its run and the row ends
     // as the worker lets go.
-    wait_for("the cancel to end the row", Duration::from_secs(10), || {
-        downloads(bob.addr)[0]["status"] == "cancelled"
+    wait_for("the pause to end the row", Duration::from_secs(10), || {
+        downloads(bob.addr)[0]["status"] == "paused"
     });
     let after = downloads(bob.addr)[0].clone();
     assert!(after["error"].is_null(), "{after}");
     assert_eq!(after["attempts"], row["attempts"]);
     let m = metrics(bob.addr);
     assert_eq!(m["jack_download_retries_total{reason=\"http_5xx\"}"], 1.0);
-    assert_eq!(m["jack_downloads_cancelled_total"], 1.0);
+    assert_eq!(m["jack_downloads_paused_total"], 1.0);
 }

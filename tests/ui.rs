@@ -142,7 +142,8 @@ fn changes_need_the_anti_forgery_token() {
     let other_session_token = session(node.addr).1;
     for (method, path) in [
         ("POST", "/ui/api/v1/downloads/7/retry"),
-        ("POST", "/ui/api/v1/downloads/7/cancel"),
+        ("POST", "/ui/api/v1/downloads/7/pause"),
+        ("POST", "/ui/api/v1/downloads/7/resume"),
         ("DELETE", "/ui/api/v1/downloads/7"),
         ("POST", "/ui/logout"),
     ] {
@@ -188,9 +189,9 @@ fn changes_need_the_anti_forgery_token() {
 }
 
 /// Inserts `n` failed rows into the registry a site's node will open, the
-/// first one with a hostile title and error, the last `cancelled` of them
-/// cancelled by their owner instead.
-fn fill_registry(site: &Site, n: usize, hostile: &str, cancelled: usize) {
+/// first one with a hostile title and error, the last `paused` of them
+/// paused by their owner instead.
+fn fill_registry(site: &Site, n: usize, hostile: &str, paused: usize) {
     let db = site.path().join("data/jack.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let reg = Registry::open(&db).unwrap();
@@ -215,11 +216,11 @@ fn fill_registry(site: &Site, n: usize, hostile: &str, cancelled: usize) {
             })
             .unwrap();
         reg.set_progress(id, (i as u64 * 7919) % 1_000_000).unwrap();
-        // Failed and cancelled rows only: the pool leaves them be (queued
+        // Failed and paused rows only: the pool leaves them be (queued
         // rows would be asked of a peer that does not exist).
-        if i + cancelled >= n {
-            let detail = jack::download::downloads::CANCELLED;
-            reg.transition(id, Status::Cancelled, None, EventKind::Cancelled, detail)
+        if i + paused >= n {
+            let detail = jack::db::PAUSED;
+            reg.transition(id, Status::Paused, None, EventKind::Paused, detail)
                 .unwrap();
             continue;
         }
@@ -286,7 +287,7 @@ fn the_page_in_a_real_browser() {
         throttled,
         "[[server.peer_keys]]\nname = \"bob\"\nkey = \"bob-key\"\n",
     );
-    // The hostile failed row, and Film.1 cancelled by its owner.
+    // The hostile failed row, and Film.1 paused by its owner.
     fill_registry(&site, 2, hostile, 1);
     let node = site.start();
     // The stubs the script drops into the watch folder when it is ready.

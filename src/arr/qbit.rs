@@ -43,15 +43,11 @@ pub const APP_VERSION: &str = "v4.6.4";
 pub const WEBAPI_VERSION: &str = "2.9.2";
 
 /// Endpoints that change nothing in jack and answer `Ok.`.
-const NO_OPS: [&str; 9] = [
+const NO_OPS: [&str; 5] = [
     "torrents/setShareLimits",
     "torrents/topPrio",
     "torrents/setForceStart",
     "torrents/addTags",
-    "torrents/pause",
-    "torrents/stop",
-    "torrents/resume",
-    "torrents/start",
     "torrents/bottomPrio",
 ];
 
@@ -296,6 +292,10 @@ fn changes_something(endpoint: &str) -> bool {
             | "torrents/delete"
             | "torrents/createCategory"
             | "torrents/setCategory"
+            | "torrents/pause"
+            | "torrents/stop"
+            | "torrents/resume"
+            | "torrents/start"
     ) || NO_OPS.contains(&endpoint)
 }
 
@@ -346,6 +346,9 @@ impl Qbit {
             "torrents/setCategory" => self.set_category(form)?,
             "torrents/add" => self.add(form)?,
             "torrents/delete" => self.delete(form)?,
+            // qBittorrent 5 names them stop and start.
+            "torrents/pause" | "torrents/stop" => self.pause(form, true)?,
+            "torrents/resume" | "torrents/start" => self.pause(form, false)?,
             e if NO_OPS.contains(&e) => ok(),
             _ => text(404, "Not Found"),
         })
@@ -567,10 +570,50 @@ impl Qbit {
         if grabs.is_empty() {
             return Ok(text(400, "No torrents or urls"));
         }
-        let ids = self.registry().insert_grabs(&grabs, category)?;
-        log::info!("qbittorrent api add recorded grabs={ids:?} category={category:?}");
+        // qBittorrent 4 says `paused`, 5 says `stopped`.
+        let paused = ["paused", "stopped"].iter().any(|k| {
+            form.get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        });
+        let ids = self.registry().insert_grabs(&grabs, category, paused)?;
+        log::info!(
+            "qbittorrent api add recorded grabs={ids:?} category={category:?} paused={paused}"
+        );
         let _ = self.wake.try_send(());
         Ok(ok())
+    }
+
+    /// `torrents/pause|stop` (`pause`) and `torrents/resume|start`
+    /// (`hashes=a|b|all`): each download of those releases is paused (it
+    /// lets its worker go, keeps its bytes) or resumed where it stopped;
+    /// an add not yet made a download becomes one paused or not.
+    fn pause(&self, form: &Form, pause: bool) -> Result<Reply> {
+        let Some(hashes) = form.get("hashes") else {
+            return Ok(text(400, "Missing hashes"));
+        };
+        let hashes = qbit_view::hash_list(Some(hashes));
+        let chosen = |h: &str| hashes.as_ref().is_none_or(|l| l.iter().any(|x| x == h));
+        match &hashes {
+            None => drop(self.registry().pause_grabs(None, pause)?),
+            Some(list) => {
+                for hash in list {
+                    self.registry().pause_grabs(Some(hash), pause)?;
+                }
+            }
+        }
+        for row in self.registry().client_rows(None, None)? {
+            if !chosen(&row.info_hash) {
+                continue;
+            }
+            let done = if pause {
+                self.downloads.pause(row.id)?
+            } else {
+                self.downloads.resume(row.id)?.is_some()
+            };
+            let what = if pause { "pause" } else { "resume" };
+            log::info!("qbittorrent api {what} id={} done={done}", row.id);
+        }
+        Ok(text(200, ""))
     }
 
     /// `torrents/delete?hashes=a|b|all&deleteFiles=`: every download of

@@ -23,7 +23,7 @@ use crate::arr::{StubFailure, stub_for};
 use crate::clock::Clock;
 use crate::config::Peers;
 use crate::db::Grab;
-use crate::download::downloads::{Added, Downloads};
+use crate::download::downloads::{Added, Downloads, Start};
 use crate::download::peer::PeerClient;
 use crate::error::Result;
 use crate::http::request::percent_decode;
@@ -195,7 +195,12 @@ impl Work {
                 }
             }
         };
-        match self.downloads.add_stub(&grab.stub_name, &stub) {
+        let start = if grab.paused {
+            Start::Paused
+        } else {
+            Start::Now
+        };
+        match self.downloads.add_stub(&grab.stub_name, &stub, start) {
             Err(e) => Err(e.chain()),
             Ok(Added::Later(e)) => Err(e),
             Ok(Added::Invalid(e)) => {
@@ -218,9 +223,20 @@ impl Work {
                 let kept = registry
                     .settle_grab(grab.id, Some(id))
                     .map_err(|e| e.chain())?;
-                if !kept && matches!(added, Added::Queued(_)) {
-                    // Deleted while it was being added: it goes too.
-                    self.downloads.remove(id, true).map_err(|e| e.chain())?;
+                match kept {
+                    None if matches!(added, Added::Queued(_)) => {
+                        // Deleted while it was being added: it goes too.
+                        self.downloads.remove(id, true).map_err(|e| e.chain())?;
+                    }
+                    // Paused while it was being added: paused now.
+                    Some(true) if !grab.paused => {
+                        self.downloads.pause(id).map_err(|e| e.chain())?;
+                    }
+                    // Resumed while it was being added paused: resumed now.
+                    Some(false) if grab.paused => {
+                        self.downloads.resume(id).map_err(|e| e.chain())?;
+                    }
+                    _ => {}
                 }
                 Ok(())
             }

@@ -27,14 +27,13 @@ pub fn state(status: Status) -> &'static str {
     match status {
         Status::Queued => "queuedDL",
         Status::Downloading => "downloading",
-        // Waiting out a retry delay: no data flows, it will resume.
+        // Waiting out a retry delay, or for room on the disk: no data
+        // flows, it will resume by itself.
         Status::Retrying => "stalledDL",
-        // Paused on a full disk: *arr waits for a paused download.
+        // Paused by its owner or added paused: not an error.
         Status::Paused => "pausedDL",
         Status::Completed => "pausedUP",
         Status::Failed => "error",
-        // Stopped by its owner: not an error; *arr sees a paused download.
-        Status::Cancelled => "pausedDL",
     }
 }
 
@@ -233,6 +232,9 @@ fn from_grab<'a>(g: &'a Grab, facts: Facts<'a>) -> Torrent<'a> {
     );
     t.content_path = inside(facts.save_path, &g.title);
     t.file_name = &g.title;
+    if g.paused {
+        t.state = state(Status::Paused);
+    }
     t
 }
 
@@ -446,7 +448,6 @@ mod tests {
             (Status::Paused, "pausedDL"),
             (Status::Completed, "pausedUP"),
             (Status::Failed, "error"),
-            (Status::Cancelled, "pausedDL"),
         ];
         assert_eq!(
             table.len(),
@@ -549,6 +550,7 @@ mod tests {
             item_id: "m:9".into(),
             category: "sonarr".into(),
             added_at: "2026-01-02T03:04:05Z".into(),
+            paused: false,
         };
         let grabs = [
             grab(1, Some("aa")),

@@ -27,6 +27,8 @@ pub struct Grab {
     pub item_id: String,
     pub category: String,
     pub added_at: String,
+    /// Added with `paused=true` (or paused before it became a download).
+    pub paused: bool,
 }
 
 /// What the client API shows of a download (only what it needs: it reads
@@ -145,8 +147,13 @@ impl Registry {
     }
 
     /// Records adds (one transaction), creating `category` if it is new;
-    /// returns their ids.
-    pub fn insert_grabs(&self, grabs: &[NewGrab], category: &str) -> Result<Vec<i64>> {
+    /// `paused`: they become paused downloads. Returns their ids.
+    pub fn insert_grabs(
+        &self,
+        grabs: &[NewGrab],
+        category: &str,
+        paused: bool,
+    ) -> Result<Vec<i64>> {
         let now = now_rfc3339();
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(db_err("begin add"))?;
@@ -165,7 +172,7 @@ impl Registry {
             };
             tx.execute(
                 "INSERT INTO grabs (stub_name, stub, info_hash, title, size, peer, item_id, \
-                 category, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 category, added_at, paused) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     g.stub_name,
                     stub,
@@ -175,7 +182,8 @@ impl Registry {
                     g.peer,
                     g.item_id,
                     category,
-                    now
+                    now,
+                    paused
                 ],
             )
             .map_err(db_err("record an add"))?;
@@ -188,7 +196,7 @@ impl Registry {
     /// Adds not yet turned into downloads, oldest first (without their stubs).
     pub fn grabs(&self) -> Result<Vec<Grab>> {
         let sql = "SELECT id, stub_name, info_hash, title, size, peer, item_id, category, \
-                   added_at FROM grabs ORDER BY id";
+                   added_at, paused FROM grabs ORDER BY id";
         let read = |r: &rusqlite::Row<'_>| {
             Ok(Grab {
                 id: r.get(0)?,
@@ -200,6 +208,7 @@ impl Registry {
                 item_id: r.get(6)?,
                 category: r.get(7)?,
                 added_at: r.get(8)?,
+                paused: r.get(9)?,
             })
         };
         query_all(&self.conn.lock(), sql, [], read, "list adds")
@@ -216,11 +225,16 @@ impl Registry {
     }
 
     /// A grab was processed: it goes, and the download it became (if any)
-    /// takes its category, in one transaction. `false` when the grab was
-    /// already gone (deleted meanwhile).
-    pub fn settle_grab(&self, id: i64, download: Option<i64>) -> Result<bool> {
+    /// takes its category, in one transaction. `None` when the grab was
+    /// already gone (deleted meanwhile), else whether it was paused by then
+    /// (a pause may come while the add is made).
+    pub fn settle_grab(&self, id: i64, download: Option<i64>) -> Result<Option<bool>> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(db_err("begin add"))?;
+        let paused: Option<bool> = tx
+            .query_row("SELECT paused FROM grabs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(db_err("read an add"))?;
         if let Some(download) = download {
             tx.execute(
                 "UPDATE downloads SET category = (SELECT category FROM grabs WHERE id = ?1) \
@@ -229,11 +243,22 @@ impl Registry {
             )
             .map_err(db_err("set the category"))?;
         }
-        let n = tx
-            .execute("DELETE FROM grabs WHERE id = ?1", [id])
+        tx.execute("DELETE FROM grabs WHERE id = ?1", [id])
             .map_err(db_err("settle an add"))?;
         tx.commit().map_err(db_err("commit add"))?;
-        Ok(n == 1)
+        Ok(paused)
+    }
+
+    /// Pauses or resumes the adds of `info_hash` (every add with `None`)
+    /// not yet made downloads (a link's add has no hash until then: only
+    /// `None` reaches it).
+    pub fn pause_grabs(&self, info_hash: Option<&str>, paused: bool) -> Result<usize> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "UPDATE grabs SET paused = ?2 WHERE ?1 IS NULL OR info_hash = ?1",
+            params![info_hash, paused],
+        )
+        .map_err(db_err("pause an add"))
     }
 
     /// Drops a pending grab (its torrent was deleted before it became one).
@@ -348,6 +373,7 @@ mod tests {
             .insert_grabs(
                 &[grab("s", Some((b"stub", "aa"))), grab("l", None)],
                 "radarr",
+                false,
             )
             .unwrap();
         assert!(reg.create_category("sonarr", "/x").unwrap());
@@ -367,10 +393,16 @@ mod tests {
             Some(&b"stub"[..])
         );
         assert_eq!(reg.grab_stub(ids[1]).unwrap(), None);
-        assert!(reg.settle_grab(ids[0], Some(a)).unwrap());
+        // A pause reaches an add by its hash, or every add.
+        assert_eq!(reg.pause_grabs(Some("aa"), true).unwrap(), 1);
+        assert!(reg.grabs().unwrap()[0].paused && !reg.grabs().unwrap()[1].paused);
+        assert_eq!(reg.pause_grabs(None, true).unwrap(), 2);
+        assert_eq!(reg.pause_grabs(None, false).unwrap(), 2);
+        assert_eq!(reg.settle_grab(ids[0], Some(a)).unwrap(), Some(false));
         assert_eq!(category(a).as_deref(), Some("radarr"), "the add's category");
-        assert!(
-            !reg.settle_grab(ids[0], Some(b)).unwrap(),
+        assert_eq!(
+            reg.settle_grab(ids[0], Some(b)).unwrap(),
+            None,
             "already settled"
         );
         assert_eq!(

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 
 use crate::clock::Clock;
 use crate::config::{Config, DownloadsConfig, Peers};
-use crate::db::{Download, EventKind, NewDownload, Registry, Status};
+use crate::db::{Download, EventKind, NewDownload, PAUSED, RESUMED, Registry, Status};
 use crate::download::handoff;
 use crate::download::peer::{PeerClient, PeerError};
 use crate::download::retry::{self, Policy, Rng};
@@ -64,6 +64,15 @@ enum Lookup {
     Later(String),
 }
 
+/// How a new stub's download starts ([`Downloads::add_stub`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Queued for a worker.
+    Now,
+    /// Paused (`torrents/add` with `paused=true`): no worker until a resume.
+    Paused,
+}
+
 /// Where a download id is.
 #[derive(Debug, Clone)]
 enum Slot {
@@ -78,10 +87,13 @@ enum Slot {
 #[derive(Debug, Clone, Default)]
 struct Run {
     live: Live,
-    /// Stop between two reads (a removal or a cancel).
+    /// Stop between two reads (a removal or a pause).
     cancel: Arc<AtomicBool>,
-    /// The stop is a cancel: the row ends [`Status::Cancelled`] and stays.
-    cancelled: Arc<AtomicBool>,
+    /// The stop is a pause: the row ends [`Status::Paused`] and stays.
+    paused: Arc<AtomicBool>,
+    /// A resume came while the pause was under way: queued again once the
+    /// worker has recorded the pause and let go.
+    resume_after: Arc<AtomicBool>,
 }
 
 /// Changes of the peer's file one attempt follows (looking the release up
@@ -91,10 +103,6 @@ pub const MAX_CHANGES: usize = 3;
 /// How long a new stub waits for the worker of a download of its release
 /// being removed to let go, before it is tried again later.
 const REMOVAL_PATIENCE: Duration = Duration::from_secs(10);
-
-/// The event of a download cancelled through the status API (a cancel is
-/// not an error: the row has none).
-pub const CANCELLED: &str = "cancelled by the owner";
 
 pub struct Downloads {
     registry: Arc<Registry>,
@@ -339,17 +347,20 @@ impl Downloads {
     /// Whether a removal of `id` was asked for (a running attempt is told
     /// through `run.cancel`; a waiting one is found in the registry).
     fn removal_asked(&self, id: i64, run: &Run) -> bool {
-        (run.cancel.load(Ordering::SeqCst) && !run.cancelled.load(Ordering::SeqCst))
+        (run.cancel.load(Ordering::SeqCst) && !run.paused.load(Ordering::SeqCst))
             || matches!(self.registry.removal(id), Ok(Some(_)))
     }
 
-    /// Cancels download `id` (the status API): a live row ends
-    /// [`Status::Cancelled`], no error, and keeps its files and its stub
-    /// (`jack retry` or a new stub resumes it). A running transfer is told
-    /// to stop between two reads and its worker records the cancel (a
-    /// hand-off under way finishes first, and a completion stands).
-    /// `Ok(false)`: nothing to cancel (not live).
-    pub fn cancel(&self, id: i64) -> Result<bool> {
+    /// Pauses download `id` (the status API, `jack pause`,
+    /// `torrents/pause`): a live row ends [`Status::Paused`], no error, and
+    /// keeps its files and its stub; it holds no worker until [`resume`]
+    /// (or a retry, or a new stub) queues it again, where it stopped. A
+    /// running transfer is told to stop between two reads and its worker
+    /// records the pause (a hand-off under way finishes first, and a
+    /// completion stands). `Ok(false)`: nothing to pause (not live).
+    ///
+    /// [`resume`]: Downloads::resume
+    pub fn pause(&self, id: i64) -> Result<bool> {
         let Some(row) = self.registry.get(id)? else {
             return Err(Error::Runtime(format!("no download with id {id}")));
         };
@@ -358,19 +369,51 @@ impl Downloads {
         }
         let mut slots = self.slots.lock();
         if let Some(Slot::Running(run)) = slots.get(&id) {
-            run.cancelled.store(true, Ordering::SeqCst);
+            run.paused.store(true, Ordering::SeqCst);
             run.cancel.store(true, Ordering::SeqCst);
-            log::info!("download cancel asked id={id}: stopping its transfer");
+            log::info!("download pause asked id={id}: stopping its transfer");
             return Ok(true);
         }
         if self.unrecorded.lock().contains_key(&id) {
             return Ok(false); // an outcome waits to be recorded: it stands
         }
+        // Read again under the slot lock: a worker records how its attempt
+        // ended before it lets go, so this is the row as it stays.
+        let Some(row) = self.registry.get(id)?.filter(|r| r.status.is_live()) else {
+            return Ok(false);
+        };
         // A waiting id: the worker that takes it finds no slot and skips it.
         slots.remove(&id);
         // Still under the slot lock: no worker starts on it meanwhile.
-        self.record_cancel(&row)?;
+        self.record_pause(&row)?;
         Ok(true)
+    }
+
+    /// Resumes download `id` (the status API, `jack resume`,
+    /// `torrents/resume`): a paused or failed row is queued again with
+    /// fresh attempts and resumes where it stopped. `Ok(None)`: nothing to
+    /// resume (the row is live or completed); else the status it had.
+    pub fn resume(&self, id: i64) -> Result<Option<Status>> {
+        let slots = self.slots.lock();
+        let Some(row) = self.registry.get(id)? else {
+            return Err(Error::Runtime(format!("no download with id {id}")));
+        };
+        if let Some(Slot::Running(run)) = slots.get(&id)
+            && run.paused.load(Ordering::SeqCst)
+        {
+            // Its pause is still being recorded: the worker queues it
+            // again once it has let go.
+            run.resume_after.store(true, Ordering::SeqCst);
+            return Ok(Some(Status::Paused));
+        }
+        if !row.status.is_retryable() || slots.contains_key(&id) {
+            return Ok(None);
+        }
+        let was = self.registry.retry(id, RESUMED)?;
+        drop(slots);
+        log::info!("download resumed id={id} was={was}");
+        self.enqueue(id);
+        Ok(Some(was))
     }
 
     /// The one way a stub becomes a download (watch folder today, an HTTP
@@ -380,9 +423,13 @@ impl Downloads {
     /// completed release starts nothing; one for a release whose download
     /// is queued, retrying, paused, failed or cancelled gives that row its
     /// source (looked up again with every check a new stub gets), and a
-    /// failed or cancelled row starts over with fresh attempts. A download being transferred
-    /// right now keeps its source.
-    pub fn add_stub(&self, stub_name: &str, bytes: &[u8]) -> Result<Added> {
+    /// failed or paused row starts over with fresh attempts. A download
+    /// being transferred right now keeps its source. With
+    /// [`Start::Paused`] (`torrents/add` with `paused=true`) a new row
+    /// starts paused and an existing one (not being transferred) ends
+    /// paused with the new source: no worker takes it until a resume.
+    pub fn add_stub(&self, stub_name: &str, bytes: &[u8], start: Start) -> Result<Added> {
+        let paused = start == Start::Paused;
         let stub = match stub::parse(bytes, self.config.max_file_size) {
             Ok(s) => s,
             Err(e) => return Ok(Added::Invalid(e.to_string())),
@@ -451,7 +498,7 @@ impl Downloads {
             (Lookup::Failed(e), None) => self.insert_failed(new, &e),
             (Lookup::Failed(e), Some(row)) => self.keep_source(row, stub_name, e),
             (Lookup::Found, None) => {
-                let id = self.insert(&new)?;
+                let id = self.insert(&new, paused)?;
                 if new.expected_bytes != stub.length {
                     let detail = format!(
                         "the peer's file is {} bytes, the stub said {}",
@@ -460,15 +507,18 @@ impl Downloads {
                     self.registry.add_event(id, EventKind::Queued, &detail)?;
                 }
                 log::info!(
-                    "download queued id={id} peer={} item={} bytes={}",
+                    "download {} id={id} peer={} item={} bytes={}",
+                    if paused { "added paused" } else { "queued" },
                     new.peer,
                     new.item_id,
                     new.expected_bytes
                 );
-                self.enqueue(id);
+                if !paused {
+                    self.enqueue(id);
+                }
                 Ok(Added::Queued(id))
             }
-            (Lookup::Found, Some(row)) => self.regrab(row, &new),
+            (Lookup::Found, Some(row)) => self.regrab(row, &new, paused),
         }
     }
 
@@ -511,12 +561,13 @@ impl Downloads {
         Lookup::Found
     }
 
-    /// A new row for `new`, its `.part` named by its id.
-    fn insert(&self, new: &NewDownload) -> Result<i64> {
+    /// A new row for `new` (`paused`: it starts paused), its `.part`
+    /// named by its id.
+    fn insert(&self, new: &NewDownload, paused: bool) -> Result<i64> {
         let dir = &self.config.incomplete_dir;
         let hash = &new.info_hash;
         self.registry
-            .insert_with_part(new, |id| transfer::part_path(dir, hash, id))
+            .insert_with_part(new, paused, |id| transfer::part_path(dir, hash, id))
     }
 
     /// Whether every download of release `info_hash` being removed has
@@ -543,12 +594,12 @@ impl Downloads {
     /// bytes get a new generation in the same transaction that takes the
     /// source, and the `.part` starts from 0. An ETag the row learned for
     /// the same version stays when the new look-up has none.
-    fn regrab(&self, row: &Download, new: &NewDownload) -> Result<Added> {
+    fn regrab(&self, row: &Download, new: &NewDownload, paused: bool) -> Result<Added> {
         // Under the slot lock, so no worker starts on the row meanwhile;
         // and decided on the row as it is now, not as it was before the
         // look-up (a worker may have completed it, or learned its ETag,
         // while the peer was asked).
-        let slots = self.slots.lock();
+        let mut slots = self.slots.lock();
         if matches!(slots.get(&row.id), Some(Slot::Running(_))) {
             // A worker took the row while the peer was asked: a copy when
             // it is transferring, else (its attempt ending) read again
@@ -578,17 +629,25 @@ impl Downloads {
             "{}: source {}/{} -> {}/{} ({} bytes)",
             new.stub_name, row.peer, row.item_id, new.peer, new.item_id, new.expected_bytes
         );
-        if matches!(row.status, Status::Failed | Status::Cancelled) {
+        if paused {
+            detail.push_str(", added paused");
+        } else if matches!(row.status, Status::Failed | Status::Paused) {
             detail.push_str(", starting over with fresh attempts");
         }
         self.registry
-            .replace_source(row.id, new, restart, &detail)?;
+            .replace_source(row.id, new, restart, paused, &detail)?;
         if restart.is_some() {
             discard_part(&row)?;
         }
+        if paused {
+            // A waiting id is skipped by the worker or timer that finds it.
+            slots.remove(&row.id);
+        }
         drop(slots);
         log::info!("download grabbed again id={} {detail}", row.id);
-        self.enqueue(row.id);
+        if !paused {
+            self.enqueue(row.id);
+        }
         Ok(Added::Regrabbed(row.id))
     }
 
@@ -615,7 +674,7 @@ impl Downloads {
     }
 
     fn insert_failed(&self, row: NewDownload, error: &str) -> Result<Added> {
-        let id = self.insert(&row)?;
+        let id = self.insert(&row, false)?;
         self.registry
             .transition(id, Status::Failed, Some(error), EventKind::Failed, error)?;
         log::warn!(
@@ -688,10 +747,10 @@ impl Downloads {
             }
             let step = match step {
                 Ok(Some((row, outcome)))
-                    if run.cancelled.load(Ordering::SeqCst)
+                    if run.paused.load(Ordering::SeqCst)
                         && !matches!(outcome, Outcome::Completed { .. }) =>
                 {
-                    Ok(Some((row, Outcome::Cancelled)))
+                    Ok(Some((row, Outcome::Paused)))
                 }
                 other => other,
             };
@@ -704,7 +763,7 @@ impl Downloads {
                 Err(e) => Some((e, None)),
             };
             crate::fault::pause("worker:before_release");
-            {
+            let resumed = {
                 let mut slots = self.slots.lock();
                 release_slot(&mut slots, id, live);
                 // A removal asked after the look above (while the outcome
@@ -719,6 +778,17 @@ impl Downloads {
                     }
                     continue;
                 }
+                // Still under the slot lock, so no pause comes in between.
+                run.resume_after.load(Ordering::SeqCst)
+                    && !slots.contains_key(&id)
+                    && self
+                        .registry
+                        .retry(id, RESUMED)
+                        .inspect_err(|e| log::warn!("cannot resume id={id}: {}", e.chain()))
+                        .is_ok()
+            };
+            if resumed {
+                self.enqueue(id);
             }
             if let Some((e, unrecorded)) = failed {
                 // The registry could not record (a full disk, a locked
@@ -761,7 +831,7 @@ impl Downloads {
             }
             let restart = (!same_version(&row, &mut new)).then_some("size_changed");
             self.registry
-                .replace_source(id, &new, restart, "release checked again")?;
+                .replace_source(id, &new, restart, false, "release checked again")?;
             row = self
                 .registry
                 .get(id)?
@@ -804,7 +874,7 @@ impl Downloads {
         let reserve = self.config.min_free_bytes;
         if let Some(short) = space::check(part, folder, offset, expected, copy_to, reserve) {
             let error = short.message();
-            return Ok(Some((row, Outcome::Paused { error })));
+            return Ok(Some((row, Outcome::NoRoom { error })));
         }
         let (kind, detail) = if offset == 0 {
             (EventKind::Started, "at byte 0".to_string())
@@ -1019,22 +1089,23 @@ impl Downloads {
                 return self.record(row, outcome);
             }
             Outcome::Fatal { error } => self.fail(row, &error)?,
-            Outcome::Cancelled => self.record_cancel(row)?,
-            Outcome::Paused { error } => {
+            Outcome::Paused => self.record_pause(row)?,
+            Outcome::NoRoom { error } => {
                 // Still waiting for room: one event, not one per look.
                 let waiting = |e: &str| e.starts_with(space::WAITING);
-                let still = row.status == Status::Paused
+                let still = row.status == Status::Retrying
                     && row.error.as_deref().is_some_and(waiting)
                     && waiting(&error);
                 if !still {
-                    reg.transition(id, Status::Paused, Some(&error), EventKind::Paused, &error)?;
-                    log::warn!("download paused id={id} error={error}");
+                    let kind = EventKind::RetryScheduled;
+                    reg.transition(id, Status::Retrying, Some(&error), kind, &error)?;
+                    log::warn!("download waiting for room id={id} error={error}");
                 }
                 self.schedule(id, self.config.disk_full_retry);
             }
             Outcome::Interrupted => {
                 let detail = "interrupted by shutdown; progress checkpointed";
-                reg.transition(id, Status::Queued, None, EventKind::Paused, detail)?;
+                reg.transition(id, Status::Queued, None, EventKind::Queued, detail)?;
             }
         }
         Ok(())
@@ -1052,15 +1123,16 @@ impl Downloads {
         Ok(())
     }
 
-    /// The owner cancelled `row`: [`Status::Cancelled`] with no error and an
+    /// The owner paused `row`: [`Status::Paused`] with no error and an
     /// event saying so, no attempt counted, not a failure; its `.part` and
-    /// its stub stay where they are (a retry or a new stub resumes it).
-    fn record_cancel(&self, row: &Download) -> Result<()> {
-        let (id, kind) = (row.id, EventKind::Cancelled);
+    /// its stub stay where they are (a resume, a retry or a new stub
+    /// resumes it where it stopped).
+    fn record_pause(&self, row: &Download) -> Result<()> {
+        let (id, kind) = (row.id, EventKind::Paused);
         self.registry
-            .transition(id, Status::Cancelled, None, kind, CANCELLED)?;
-        crate::metrics::METRICS.cancelled();
-        log::info!("download cancelled id={id}");
+            .transition(id, Status::Paused, None, kind, PAUSED)?;
+        crate::metrics::METRICS.paused();
+        log::info!("download paused id={id}");
         Ok(())
     }
 
@@ -1286,7 +1358,8 @@ mod tests {
             Slot::Running(Run {
                 live: live.clone(),
                 cancel: Arc::default(),
-                cancelled: Arc::default(),
+                paused: Arc::default(),
+                resume_after: Arc::default(),
             })
         };
         slots.insert(1, run(&mine));

@@ -186,10 +186,10 @@ pub enum Outcome {
     Changed { reason: String },
     /// Give up: the row fails with this error.
     Fatal { error: String },
-    /// Stopped by its owner (`Downloads::cancel`): not an error.
-    Cancelled,
-    /// Disk full or quota: pause.
-    Paused { error: String },
+    /// Paused by its owner (`Downloads::pause`): not an error.
+    Paused,
+    /// Disk full or quota: wait for room, then try again.
+    NoRoom { error: String },
     /// The node is shutting down; progress is checkpointed.
     Interrupted,
 }
@@ -247,7 +247,7 @@ pub fn run(cx: &Context<'_>, row: &Download) -> Outcome {
             distrust_unsynced(cx, row);
             disk_outcome(row, &e, what)
         }
-        Err(Stop::Db(e)) if e.is_disk_full() => Outcome::Paused {
+        Err(Stop::Db(e)) if e.is_disk_full() => Outcome::NoRoom {
             error: "disk full".into(),
         },
         Err(Stop::Db(e)) => Outcome::Retry {
@@ -313,7 +313,7 @@ fn distrust_unsynced(cx: &Context<'_>, row: &Download) {
 fn disk_outcome(row: &Download, e: &std::io::Error, what: &str) -> Outcome {
     {
         match retry::classify_io(e) {
-            Class::Pause => Outcome::Paused {
+            Class::Pause => Outcome::NoRoom {
                 error: "disk full".into(),
             },
             _ => Outcome::Fatal {

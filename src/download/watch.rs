@@ -81,7 +81,7 @@ use crossbeam_channel::Receiver;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 
 use crate::db::Status;
-use crate::download::downloads::{Added, Downloads};
+use crate::download::downloads::{Added, Downloads, Start};
 use crate::download::handoff::rename_no_replace;
 use crate::download::notify::{Change, Notify};
 use crate::error::{Error, Result};
@@ -473,7 +473,7 @@ fn handle(downloads: &Downloads, dir: &Path, name: &str, len: u64) -> Handled {
         )))
     } else {
         match std::fs::read(&path) {
-            Ok(bytes) => downloads.add_stub(name, &bytes),
+            Ok(bytes) => downloads.add_stub(name, &bytes, Start::Now),
             Err(e) => {
                 log::warn!("cannot read stub stub={name} error={e}");
                 return Handled::Later(LATER);

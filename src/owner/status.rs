@@ -295,7 +295,7 @@ fn gather(config: &Config, json: bool) -> Result<String> {
 
 /// Where this machine reaches its own daemon: the listen address, with an
 /// unspecified address (`0.0.0.0`, `::`) replaced by loopback.
-fn api_addr(listen: SocketAddr) -> SocketAddr {
+pub(crate) fn api_addr(listen: SocketAddr) -> SocketAddr {
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
@@ -309,15 +309,7 @@ fn api_addr(listen: SocketAddr) -> SocketAddr {
 /// `GET /api/v1/downloads` of the daemon at `addr` (its JSON, or its text
 /// without `json`); the error says why not (never with the key).
 fn from_daemon(addr: SocketAddr, key: &str, json: bool) -> std::result::Result<String, String> {
-    let agent = crate::download::direct::agent(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_millis(500)))
-            .timeout_global(Some(Duration::from_secs(10)))
-            .max_redirects(0)
-            .build(),
-    );
-    let mut resp = agent
+    let mut resp = daemon_agent()
         .get(format!(
             "http://{addr}/api/v1/downloads{}",
             if json { "" } else { "?format=text" }
@@ -342,6 +334,19 @@ fn from_daemon(addr: SocketAddr, key: &str, json: bool) -> std::result::Result<S
         true => Ok(body),
         false => Err(format!("the daemon at {addr} did not answer a status")),
     }
+}
+
+/// The client of this machine's own daemon: short connect, bounded
+/// exchange, statuses read (not errors), no redirect (the key stays).
+pub(crate) fn daemon_agent() -> ureq::Agent {
+    crate::download::direct::agent(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_millis(500)))
+            .timeout_global(Some(Duration::from_secs(10)))
+            .max_redirects(0)
+            .build(),
+    )
 }
 
 /// The table's columns (ATT: attempts, RST: restarts).

@@ -118,9 +118,11 @@ impl StatusApi {
                 (Err(_), _) => not_found(),
             },
             ([id, action], m) => match (crate::lexical::decimal::<i64>(id).ok_or(()), *action, m) {
-                (Ok(id), "retry", Method::Post) => self.retry(id),
-                (Ok(id), "cancel", Method::Post) => self.cancel(id),
-                (Ok(_), "retry" | "cancel", _) => crate::http::request::method_not_allowed("POST"),
+                (Ok(id), "resume" | "retry", Method::Post) => self.resume(id),
+                (Ok(id), "pause" | "cancel", Method::Post) => self.pause(id),
+                (Ok(_), "resume" | "retry" | "pause" | "cancel", _) => {
+                    crate::http::request::method_not_allowed("POST")
+                }
                 _ => not_found(),
             },
             _ => not_found(),
@@ -201,42 +203,41 @@ impl StatusApi {
         Reply::json(200, &v)
     }
 
-    fn retry(&self, id: i64) -> Reply {
-        let reg = self.downloads.registry();
-        match reg.get(id) {
+    /// `POST .../resume` (or `retry`): a paused or failed download is
+    /// queued again and resumes where it stopped.
+    fn resume(&self, id: i64) -> Reply {
+        let row = match self.downloads.registry().get(id) {
             Ok(None) => return not_found(),
             Err(e) => return internal(&e),
-            Ok(Some(row)) if !row.status.is_retryable() => {
-                let msg = format!(
-                    "download {id} is {}, not failed, paused or cancelled",
-                    row.status
-                );
-                return Reply::error(409, "CONFLICT", &msg);
+            Ok(Some(row)) => row,
+        };
+        match self.downloads.resume(id) {
+            Ok(Some(was)) => Reply::json(
+                200,
+                &serde_json::json!({"id": id, "was": was.as_str(), "status": "queued"}),
+            ),
+            Ok(None) => {
+                let msg = format!("download {id} is {}, not paused or failed", row.status);
+                Reply::error(409, "CONFLICT", &msg)
             }
-            Ok(Some(_)) => {}
-        }
-        match reg.retry(id) {
-            Ok(was) => {
-                self.downloads.enqueue(id);
-                log::info!("download retry asked id={id} was={was}");
-                Reply::json(
-                    200,
-                    &serde_json::json!({"id": id, "was": was.as_str(), "status": "queued"}),
-                )
-            }
-            Err(e) => Reply::error(409, "CONFLICT", &e.to_string()),
+            Err(e) => internal(&e),
         }
     }
 
-    fn cancel(&self, id: i64) -> Reply {
-        match self.downloads.registry().get(id) {
+    /// `POST .../pause` (or `cancel`, its older name): a live download
+    /// stops, keeps its bytes and holds no worker until it is resumed.
+    fn pause(&self, id: i64) -> Reply {
+        let row = match self.downloads.registry().get(id) {
             Ok(None) => return not_found(),
             Err(e) => return internal(&e),
-            Ok(Some(_)) => {}
-        }
-        match self.downloads.cancel(id) {
-            Ok(true) => Reply::json(200, &serde_json::json!({"id": id, "cancelled": true})),
-            Ok(false) => Reply::error(409, "CONFLICT", &format!("download {id} is not live")),
+            Ok(Some(row)) => row,
+        };
+        match self.downloads.pause(id) {
+            Ok(true) => Reply::json(200, &serde_json::json!({"id": id, "paused": true})),
+            Ok(false) => {
+                let msg = format!("download {id} is {}, not queued or running", row.status);
+                Reply::error(409, "CONFLICT", &msg)
+            }
             Err(e) => internal(&e),
         }
     }

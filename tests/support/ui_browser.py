@@ -126,34 +126,43 @@ try:
           "markup from a title reached the document")
     no_alert()
 
-    # 2b. A cancelled download is a state of its own, not an error: its own
-    # label and colour, no error line, Retry offered (Cancel not), and Retry
-    # takes it up again.
-    cancelled = wait("the cancelled row", lambda: row("Film.1.2024"))
-    cid = cancelled["id"]
-    check(cancelled["status"] == "cancelled", "cancelled row shows " + repr(cancelled["status"]))
+    # 2b. A paused download is a state of its own, not an error: its own
+    # label and colour, no error line, Resume offered (Pause not), and
+    # Resume takes it up again.
+    paused = wait("the paused row", lambda: row("Film.1.2024"))
+    cid = paused["id"]
+    check(paused["status"] == "paused", "paused row shows " + repr(paused["status"]))
 
     def sel(part):
         return '.dl[data-id="%s"] %s' % (cid, part)
     state = d.find_element(By.CSS_SELECTOR, sel(".state"))
-    check(state.text == "cancelled", "cancelled label: " + repr(state.text))
+    check(state.text == "paused", "paused label: " + repr(state.text))
     failed_state = d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .state' % hostile["id"])
     colour = state.value_of_css_property("background-color")
     check(colour != failed_state.value_of_css_property("background-color"),
-          "cancelled styled like failed: " + colour)
+          "paused styled like failed: " + colour)
     check(not d.find_element(By.CSS_SELECTOR, sel(".err")).is_displayed(),
-          "a cancelled row shows an error line")
-    check(not d.find_element(By.CSS_SELECTOR, sel(".cancel")).is_displayed(),
-          "a cancelled row offers Cancel")
-    d.find_element(By.CSS_SELECTOR, sel(".retry")).click()
-    wait("the cancelled row to be taken up again",
-         lambda: (row("Film.1.2024") or {}).get("status") not in (None, "cancelled"))
+          "a paused row shows an error line")
+    check(not d.find_element(By.CSS_SELECTOR, sel(".pause")).is_displayed(),
+          "a paused row offers Pause")
+    check(d.find_element(By.CSS_SELECTOR, sel(".resume")).text == "Resume",
+          "a paused row's button: " + d.find_element(By.CSS_SELECTOR, sel(".resume")).text)
+    d.find_element(By.CSS_SELECTOR, sel(".resume")).click()
+    wait("the paused row to be taken up again",
+         lambda: (row("Film.1.2024") or {}).get("status") not in (None, "paused"))
 
     # 3. A download appears, its bar moves, it completes: no reload.
     os.rename(A["retry_file"], A["retry_away"])
     for name in sorted(os.listdir(A["stubs"]), reverse=True):  # Slow first
         os.rename(os.path.join(A["stubs"], name), os.path.join(A["watch"], name))
     wait("the slow download", lambda: row("Slow"))
+    # Paused with its button while it runs, then resumed with the other.
+    wait("the slow download to run", lambda: (row("Slow") or {}).get("status") == "downloading")
+    sid = row("Slow")["id"]
+    d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .pause' % sid).click()
+    wait("the slow download to pause", lambda: row("Slow")["status"] == "paused")
+    d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .resume' % sid).click()
+    wait("the slow download to resume", lambda: row("Slow")["status"] != "paused")
     seen = set()
 
     def moving_then_done():
@@ -170,7 +179,9 @@ try:
     wait("the retry film to fail", lambda: (row("Retry") or {}).get("status") == "failed")
     os.rename(A["retry_away"], A["retry_file"])
     rid = row("Retry")["id"]
-    d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .retry' % rid).click()
+    retry = d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .resume' % rid)
+    check(retry.text == "Retry", "a failed row's button: " + retry.text)
+    retry.click()
     wait("the retried download to complete", lambda: row("Retry")["status"] == "completed")
 
     # 5. A row opens with the keyboard to its events, newest first, in words.

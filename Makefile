@@ -16,9 +16,10 @@ run: build sample
 sample:
 	@./scripts/sample-library.sh media
 
-# Outside programs the tests drive (installed when missing, where possible).
+# Outside programs the tests drive (installed when missing, where possible;
+# the openssl CLI only makes test certificates: jack links no OpenSSL).
 tools:
-	@./scripts/ensure-tools.sh curl wget aria2c python3
+	@./scripts/ensure-tools.sh curl wget aria2c python3 openssl
 	@./scripts/ensure-qbittorrent-api.sh
 	@./scripts/ensure-browser.sh
 

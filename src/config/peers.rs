@@ -21,10 +21,12 @@ pub struct Peer {
     pub url: String,
     pub api_key: Secret,
     /// `ca_file`: a PEM file whose certificates are this peer's only
-    /// trusted roots (a friend's self-signed certificate); `None` trusts
+    /// trusted roots and are trusted themselves when presented exactly (a
+    /// friend's self-signed certificate: `download/pinned`); `None` trusts
     /// the bundled Mozilla roots (webpki-roots).
     pub ca_file: Option<PathBuf>,
-    /// The TLS settings `ca_file` makes (its certificates as the roots).
+    /// The TLS settings `ca_file` makes (its certificates as the roots,
+    /// which tells `download/pinned` to take the connection).
     pub tls: Option<ureq::tls::TlsConfig>,
 }
 
@@ -153,7 +155,7 @@ impl Peer {
         Key::hand(
             "ca_file",
             None,
-            "https only: a PEM file, the only roots trusted for it",
+            "https only: a PEM file, its certificates pinned and the only roots",
         ),
     ];
 

@@ -36,6 +36,8 @@ use std::time::Duration;
 
 use rustix::pipe::{SpliceFlags, fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice};
 use ureq::unversioned::resolver::DefaultResolver;
+
+use crate::download::pinned::PinnedTls;
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout,
     RustlsConnector, Transport,
@@ -99,13 +101,15 @@ impl Drop for Armed {
 }
 
 /// An agent with ureq's default connector chain (CONNECT proxies, TCP,
-/// rustls), its TCP connector swapped for [`DirectTcp`]. Every agent of the
-/// process is made here, so one chain is compiled in (the ARM binaries are
-/// kept under 5 MiB).
+/// rustls), its TCP connector swapped for [`DirectTcp`] and [`PinnedTls`]
+/// before ureq's rustls (it takes the requests with a peer's `ca_file`).
+/// Every agent of the process is made here, so one chain is compiled in
+/// (the ARM binaries are kept under 5 MiB).
 pub fn agent(config: ureq::config::Config) -> ureq::Agent {
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(DirectTcp)
+            .chain(PinnedTls)
             .chain(RustlsConnector::default());
     ureq::Agent::with_parts(config, connector, DefaultResolver::default())
 }

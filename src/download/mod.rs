@@ -2,7 +2,8 @@
 //! one entry point and the worker pool (`downloads`), the watch folder
 //! (`watch`, told of new stubs by inotify: `notify`), the peer client
 //! (`peer`, whose plain-HTTP bodies can be spliced from the socket:
-//! `direct`), one attempt by the §2.4 rules (`transfer`), the retry classes
+//! `direct`, and whose TLS with a `ca_file` trusts a pinned certificate:
+//! `pinned`), one attempt by the §2.4 rules (`transfer`), the retry classes
 //! (`retry`, pure), the hand-off into `completed_dir` (`handoff`), and
 //! start-up reconciliation (`reconcile`).
 
@@ -11,6 +12,7 @@ pub mod downloads;
 pub mod handoff;
 pub mod notify;
 pub mod peer;
+pub mod pinned;
 pub mod reconcile;
 pub mod retry;
 pub mod space;

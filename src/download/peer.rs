@@ -10,8 +10,10 @@
 //!
 //! `https://` peers are checked against the bundled Mozilla roots
 //! (webpki-roots, so a NAS without a CA bundle verifies too) or, with a
-//! `ca_file`, against that file's certificates only. A certificate that is
-//! not trusted is [`certificate_error`]: a permanent failure, never retried.
+//! `ca_file`, against that file's certificates only: one of them presented
+//! exactly is trusted, else they are the roots (`download/pinned`). A
+//! certificate that is not trusted is [`certificate_error`]: a permanent
+//! failure, never retried.
 
 use std::time::Duration;
 

@@ -406,8 +406,7 @@ impl Qbit {
     /// What torrents are made of: rows (of `hash` and `category` only, when
     /// given), adds, live bytes and speeds sampled now, and the time.
     fn sources(&self, hash: Option<&str>, category: Option<&str>) -> Result<Sources> {
-        let rows = self.registry().client_rows(hash, category)?;
-        let grabs = self.registry().grabs()?;
+        let (rows, grabs) = self.registry().client_view(hash, category)?;
         let live = self.downloads.running();
         let rates = self.speeds.lock().update(self.clock.now(), &live);
         let now = self
@@ -585,13 +584,14 @@ impl Qbit {
         let delete_files = form
             .get("deleteFiles")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        for g in self.registry().grabs()? {
+        let (rows, grabs) = self.registry().client_view(None, None)?;
+        for g in grabs {
             let all = hashes.is_none();
             if all || g.info_hash.as_deref().is_some_and(chosen) {
                 self.registry().delete_grab(g.id)?;
             }
         }
-        for row in self.registry().client_rows(None, None)? {
+        for row in rows {
             if chosen(&row.info_hash) {
                 let now = self.downloads.remove(row.id, delete_files)?;
                 log::info!(

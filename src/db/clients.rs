@@ -65,37 +65,27 @@ pub struct NewGrab {
 const VISIBLE: &str = "removal IS NULL";
 
 impl Registry {
-    /// Downloads not being removed, oldest first; only those with
-    /// `info_hash`, and only those in `category`, when given.
-    pub fn client_rows(
+    /// What the client API shows, read in one transaction: the downloads
+    /// not being removed (only those with `info_hash`, and only those in
+    /// `category`, when given; oldest first) and the adds not yet made
+    /// downloads. An add the `qbit-add` thread makes a download meanwhile
+    /// is in one or the other, never in neither. A download's category is
+    /// that of the newest pending add of its release when there is one
+    /// (the category it takes when that add is settled).
+    pub fn client_view(
         &self,
         info_hash: Option<&str>,
         category: Option<&str>,
-    ) -> Result<Vec<ClientRow>> {
-        let sql = format!(
-            "SELECT id, info_hash, title, file_name, dest_path, expected_bytes, \
-             downloaded_bytes, status, category, created_at, updated_at, completed_at \
-             FROM downloads WHERE {VISIBLE} AND (?1 IS NULL OR info_hash = ?1) \
-             AND (?2 IS NULL OR category = ?2) ORDER BY id"
-        );
-        let read = |r: &rusqlite::Row<'_>| {
-            Ok(ClientRow {
-                id: r.get(0)?,
-                info_hash: r.get(1)?,
-                title: r.get(2)?,
-                file_name: r.get(3)?,
-                dest_path: r.get(4)?,
-                expected_bytes: get_u64(r, 5)?,
-                downloaded_bytes: get_u64(r, 6)?,
-                status: get_status(r, 7)?,
-                category: r.get(8)?,
-                created_at: r.get(9)?,
-                updated_at: r.get(10)?,
-                completed_at: r.get(11)?,
-            })
-        };
-        let params = rusqlite::params![info_hash, category];
-        query_all(&self.conn.lock(), &sql, params, read, "list downloads")
+    ) -> Result<(Vec<ClientRow>, Vec<Grab>)> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction()
+            .map_err(db_err("begin reading downloads"))?;
+        let rows = client_rows(&tx, info_hash, category)?;
+        crate::fault::pause("qbit:view");
+        let grabs = grabs(&tx)?;
+        tx.commit().map_err(db_err("end reading downloads"))?;
+        Ok((rows, grabs))
     }
 
     /// Sets the category of the visible downloads and pending grabs with
@@ -187,22 +177,7 @@ impl Registry {
 
     /// Adds not yet turned into downloads, oldest first (without their stubs).
     pub fn grabs(&self) -> Result<Vec<Grab>> {
-        let sql = "SELECT id, stub_name, info_hash, title, size, peer, item_id, category, \
-                   added_at FROM grabs ORDER BY id";
-        let read = |r: &rusqlite::Row<'_>| {
-            Ok(Grab {
-                id: r.get(0)?,
-                stub_name: r.get(1)?,
-                info_hash: r.get(2)?,
-                title: r.get(3)?,
-                size: get_u64(r, 4)?,
-                peer: r.get(5)?,
-                item_id: r.get(6)?,
-                category: r.get(7)?,
-                added_at: r.get(8)?,
-            })
-        };
-        query_all(&self.conn.lock(), sql, [], read, "list adds")
+        grabs(&self.conn.lock())
     }
 
     /// The stub bytes of a grab (`None` for a link, or a grab that is gone).
@@ -298,6 +273,60 @@ impl Registry {
     }
 }
 
+/// The visible downloads of [`Registry::client_view`].
+fn client_rows(
+    conn: &rusqlite::Connection,
+    info_hash: Option<&str>,
+    category: Option<&str>,
+) -> Result<Vec<ClientRow>> {
+    let sql = format!(
+        "SELECT * FROM (SELECT id, info_hash, title, file_name, dest_path, expected_bytes, \
+         downloaded_bytes, status, coalesce((SELECT g.category FROM grabs g \
+         WHERE g.info_hash = d.info_hash ORDER BY g.id DESC LIMIT 1), category) AS shown, \
+         created_at, updated_at, completed_at \
+         FROM downloads d WHERE {VISIBLE} AND (?1 IS NULL OR info_hash = ?1)) \
+         WHERE ?2 IS NULL OR shown = ?2 ORDER BY id"
+    );
+    let read = |r: &rusqlite::Row<'_>| {
+        Ok(ClientRow {
+            id: r.get(0)?,
+            info_hash: r.get(1)?,
+            title: r.get(2)?,
+            file_name: r.get(3)?,
+            dest_path: r.get(4)?,
+            expected_bytes: get_u64(r, 5)?,
+            downloaded_bytes: get_u64(r, 6)?,
+            status: get_status(r, 7)?,
+            category: r.get(8)?,
+            created_at: r.get(9)?,
+            updated_at: r.get(10)?,
+            completed_at: r.get(11)?,
+        })
+    };
+    let params = rusqlite::params![info_hash, category];
+    query_all(conn, &sql, params, read, "list downloads")
+}
+
+/// The pending adds, oldest first (without their stubs).
+fn grabs(conn: &rusqlite::Connection) -> Result<Vec<Grab>> {
+    let sql = "SELECT id, stub_name, info_hash, title, size, peer, item_id, category, \
+               added_at FROM grabs ORDER BY id";
+    let read = |r: &rusqlite::Row<'_>| {
+        Ok(Grab {
+            id: r.get(0)?,
+            stub_name: r.get(1)?,
+            info_hash: r.get(2)?,
+            title: r.get(3)?,
+            size: get_u64(r, 4)?,
+            peer: r.get(5)?,
+            item_id: r.get(6)?,
+            category: r.get(7)?,
+            added_at: r.get(8)?,
+        })
+    };
+    query_all(conn, sql, [], read, "list adds")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +367,7 @@ mod tests {
             reg.insert(&new(2, "bb")).unwrap(),
         );
         let category = |id| {
-            let rows = reg.client_rows(None, None).unwrap();
+            let rows = reg.client_view(None, None).unwrap().0;
             rows.into_iter().find(|r| r.id == id).map(|r| r.category)
         };
         assert_eq!(category(a).as_deref(), Some(""));
@@ -406,10 +435,36 @@ mod tests {
             (Some(true), Some(false))
         );
         assert_eq!(reg.removals().unwrap(), [a, b]);
-        assert!(reg.client_rows(None, None).unwrap().is_empty());
+        assert!(reg.client_view(None, None).unwrap().0.is_empty());
         assert!(reg.by_info_hash("aa").unwrap().is_empty());
         reg.delete_download(a).unwrap();
         assert!(reg.get(a).unwrap().is_none() && reg.events(a).unwrap().is_empty());
         assert_eq!(reg.removal(a).unwrap(), None);
+    }
+
+    #[test]
+    fn a_download_shows_the_category_of_its_pending_add() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        // The add recorded, its download made, the add not yet settled.
+        let ids = reg
+            .insert_grabs(&[grab("s", Some((b"stub", "aa")))], "radarr")
+            .unwrap();
+        let a = reg.insert(&new(1, "aa")).unwrap();
+        reg.insert(&new(2, "bb")).unwrap();
+        let shown = |category: Option<&str>| {
+            let (rows, grabs) = reg.client_view(None, category).unwrap();
+            let rows: Vec<_> = rows.into_iter().map(|r| (r.id, r.category)).collect();
+            (rows, grabs.len())
+        };
+        assert_eq!(
+            shown(None),
+            (vec![(a, "radarr".into()), (a + 1, String::new())], 1)
+        );
+        assert_eq!(shown(Some("radarr")), (vec![(a, "radarr".into())], 1));
+        assert_eq!(shown(Some("")), (vec![(a + 1, String::new())], 1));
+        // Settled: the same, from the row itself.
+        assert!(reg.settle_grab(ids[0], Some(a)).unwrap());
+        assert_eq!(shown(Some("radarr")), (vec![(a, "radarr".into())], 0));
     }
 }

@@ -304,8 +304,8 @@ fn the_403_probe_login_and_logout() {
     );
     for (key, want) in [
         ("dht", serde_json::json!(true)),
-        ("max_ratio_enabled", false.into()),
-        ("max_ratio", (-1).into()),
+        ("max_ratio_enabled", true.into()),
+        ("max_ratio", 0.into()),
         ("max_seeding_time_enabled", false.into()),
         ("max_seeding_time", (-1).into()),
         ("max_ratio_act", 0.into()),
@@ -1086,4 +1086,226 @@ fn a_new_add_is_listed_at_once_in_every_answer() {
         let list = list.as_array().unwrap().clone();
         list.len() == n && list.iter().all(|t| t["state"] == "pausedUP")
     });
+}
+
+/// Radarr v5's and Sonarr v4's `QBittorrentPreferences`, the fields their
+/// removal decision reads, as Newtonsoft fills them (absent: the default).
+#[derive(serde::Deserialize)]
+struct ArrPreferences {
+    #[serde(default)]
+    max_ratio_enabled: bool,
+    #[serde(default)]
+    max_ratio: f32,
+    #[serde(default)]
+    max_seeding_time_enabled: bool,
+    #[serde(default)]
+    max_seeding_time: i64,
+    #[serde(default)]
+    max_inactive_seeding_time_enabled: bool,
+    #[serde(default)]
+    max_inactive_seeding_time: i64,
+    #[serde(default)]
+    max_ratio_act: i64,
+}
+
+/// Their `QBittorrentTorrent` (the limits default to -2 when absent).
+#[derive(serde::Deserialize)]
+struct ArrTorrent {
+    hash: String,
+    state: String,
+    ratio: f32,
+    #[serde(default = "use_global_f32")]
+    ratio_limit: f32,
+    seeding_time: Option<i64>,
+    #[serde(default = "use_global")]
+    seeding_time_limit: i64,
+    #[serde(default = "use_global")]
+    inactive_seeding_time_limit: i64,
+    last_activity: i64,
+    content_path: String,
+}
+
+fn use_global_f32() -> f32 {
+    -2.0
+}
+
+fn use_global() -> i64 {
+    -2
+}
+
+impl ArrTorrent {
+    /// `GetItems`: `CanBeRemoved` (and `CanMoveFiles`) of an item, with the
+    /// download client's "Remove Completed" on (its default).
+    fn can_be_removed(&self, config: &ArrPreferences) -> bool {
+        matches!(self.state.as_str(), "pausedUP" | "stoppedUP")
+            && self.has_reached_seed_limit(config)
+    }
+
+    /// `HasReachedSeedLimit`.
+    fn has_reached_seed_limit(&self, config: &ArrPreferences) -> bool {
+        if self.ratio_limit >= 0.0 {
+            if self.ratio_limit - self.ratio <= 0.001 {
+                return true;
+            }
+        } else if self.ratio_limit == -2.0
+            && config.max_ratio_enabled
+            && config.max_ratio - self.ratio <= 0.001
+        {
+            return true;
+        }
+        self.seeding_time_reached(config) || self.inactive_seeding_time_reached(config)
+    }
+
+    /// `HasReachedSeedingTimeLimit` (`seeding_time` is in the list here,
+    /// so `torrents/properties` is not asked).
+    fn seeding_time_reached(&self, config: &ArrPreferences) -> bool {
+        let limit = if self.seeding_time_limit >= 0 {
+            self.seeding_time_limit * 60
+        } else if self.seeding_time_limit == -2 && config.max_seeding_time_enabled {
+            config.max_seeding_time * 60
+        } else {
+            return false;
+        };
+        self.seeding_time.expect("seeding_time in torrents/info") >= limit
+    }
+
+    /// `HasReachedInactiveSeedingTimeLimit`.
+    fn inactive_seeding_time_reached(&self, config: &ArrPreferences) -> bool {
+        let limit = if self.inactive_seeding_time_limit >= 0 {
+            self.inactive_seeding_time_limit * 60
+        } else if self.inactive_seeding_time_limit == -2 && config.max_inactive_seeding_time_enabled
+        {
+            config.max_inactive_seeding_time * 60
+        } else {
+            return false;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        now - self.last_activity > limit
+    }
+}
+
+impl ArrPreferences {
+    /// `RemovesCompletedDownloads`: what their download client test
+    /// complains about (the client removing torrents itself at the limit).
+    fn removes_completed_downloads(&self) -> bool {
+        let two_weeks = 60 * 24 * 14;
+        (self.max_ratio_enabled
+            || (self.max_seeding_time_enabled && self.max_seeding_time < two_weeks))
+            && (self.max_ratio_act == 1 || self.max_ratio_act == 3)
+    }
+}
+
+/// What Radarr/Sonarr judge of the torrents in `category` of a node, read
+/// as their `GetItems` reads them: (hash, state, removable).
+fn arr_items(addr: SocketAddr, cookie: &str, category: &str) -> Vec<ArrTorrent> {
+    let auth = [("Cookie", cookie)];
+    let list = get_json(addr, &format!("torrents/info?category={category}"), &auth);
+    serde_json::from_value(list).unwrap()
+}
+
+fn arr_preferences(addr: SocketAddr, cookie: &str) -> ArrPreferences {
+    let prefs = get_json(addr, "app/preferences", &[("Cookie", cookie)]);
+    serde_json::from_value(prefs).unwrap()
+}
+
+/// "Remove Completed" as Radarr and Sonarr run it against a node: a
+/// finished download is removable by their own rule (`CanBeRemoved`:
+/// `pausedUP` and a seed limit reached), their client test has nothing
+/// to warn about, and the removal after import (`torrents/delete` with
+/// `deleteFiles=true`) works whether they moved the file out (which
+/// `CanMoveFiles` lets them) or hard-linked it; with
+/// `remove_after_import = false` they keep it.
+#[test]
+fn finished_downloads_are_removed_after_import_as_radarr_does() {
+    let (a, b) = (pattern(300 * 1024 + 1), pattern(200 * 1024 + 3));
+    let files = vec![fake_peer::File::mkv("a", &a), fake_peer::File::mkv("b", &b)];
+    let peer = FakePeer::start(files, vec![], None);
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = site.start();
+    let cookie = login(node.addr);
+    let mut hashes = Vec::new();
+    for (id, data) in [("a", &a), ("b", &b)] {
+        let stub = jack::stub::build("alice", id, id, data.len() as u64);
+        hashes.push(jack::stub::parse(&stub, u64::MAX).unwrap().info_hash);
+        let r = post_multipart(
+            node.addr,
+            "torrents/add",
+            &cookie,
+            &[("category", "radarr")],
+            &[("torrents", &format!("{id}.torrent"), &stub)],
+        );
+        assert_eq!(text(&r), "Ok.");
+    }
+    wait_for("both finished", Duration::from_secs(20), || {
+        let items = arr_items(node.addr, &cookie, "radarr");
+        items.len() == 2 && items.iter().all(|t| t.state == "pausedUP")
+    });
+    let config = arr_preferences(node.addr, &cookie);
+    assert!(!config.removes_completed_downloads(), "no test warning");
+    let items = arr_items(node.addr, &cookie, "radarr");
+    for t in &items {
+        assert!(t.can_be_removed(&config), "{} removable", t.hash);
+    }
+
+    // Imported: `a` moved into the library, `b` hard-linked there.
+    let library = site.path().join("library");
+    std::fs::create_dir_all(&library).unwrap();
+    let path_of = |hash: &str| {
+        let t = items.iter().find(|t| t.hash == *hash).unwrap();
+        PathBuf::from(&t.content_path)
+    };
+    std::fs::rename(path_of(&hashes[0]), library.join("a.mkv")).unwrap();
+    std::fs::hard_link(path_of(&hashes[1]), library.join("b.mkv")).unwrap();
+    // `RemoveItem(item, deleteData: true)`, one call per download.
+    for hash in &hashes {
+        let r = post_form(
+            node.addr,
+            "torrents/delete",
+            &cookie,
+            &[("hashes", hash), ("deleteFiles", "true")],
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert!(
+        arr_items(node.addr, &cookie, "radarr").is_empty(),
+        "removed"
+    );
+    assert!(!path_of(&hashes[1]).exists(), "jack's own link is gone");
+    assert_eq!(std::fs::read(library.join("a.mkv")).unwrap(), a);
+    assert_eq!(std::fs::read(library.join("b.mkv")).unwrap(), b);
+    drop(node);
+    assert_eq!(
+        support::status_json(&site)["downloads"],
+        serde_json::json!([])
+    );
+
+    // Kept listed when the operator says so.
+    let site = support::downloader(
+        peer.addr,
+        &qbit_table(
+            "remove_after_import = false
+",
+        ),
+    );
+    let node = site.start();
+    let cookie = login(node.addr);
+    let stub = jack::stub::build("alice", "a", "a", a.len() as u64);
+    let r = post_multipart(
+        node.addr,
+        "torrents/add",
+        &cookie,
+        &[("category", "radarr")],
+        &[("torrents", "a.torrent", &stub)],
+    );
+    assert_eq!(text(&r), "Ok.");
+    wait_for("the download", Duration::from_secs(20), || {
+        let items = arr_items(node.addr, &cookie, "radarr");
+        items.len() == 1 && items[0].state == "pausedUP"
+    });
+    let config = arr_preferences(node.addr, &cookie);
+    assert!(!config.removes_completed_downloads());
+    assert!(!arr_items(node.addr, &cookie, "radarr")[0].can_be_removed(&config));
 }

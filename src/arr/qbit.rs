@@ -88,6 +88,8 @@ pub struct Qbit {
     peers: Peers,
     max_file_size: u64,
     max_active: usize,
+    /// `[qbittorrent] remove_after_import`.
+    remove_after_import: bool,
     clock: Arc<dyn Clock>,
     gate: Arc<Gate>,
 }
@@ -140,6 +142,7 @@ impl QbitApi {
             peers: config.peers.clone(),
             max_file_size: d.max_file_size,
             max_active: d.max_concurrent_downloads,
+            remove_after_import: q.remove_after_import,
             clock,
             gate,
         });
@@ -337,7 +340,11 @@ impl Qbit {
             "app/version" => text(200, APP_VERSION),
             "app/webapiVersion" => text(200, WEBAPI_VERSION),
             "app/defaultSavePath" => text(200, &self.save_path.display().to_string()),
-            "app/preferences" => json(&self.preferences()),
+            "app/preferences" => json(&qbit_view::preferences(
+                &self.save_path.display().to_string(),
+                self.max_active,
+                self.remove_after_import,
+            )),
             "torrents/info" => self.info(form)?,
             "torrents/properties" => self.one(form, qbit_view::properties)?,
             "torrents/files" => self.one(form, qbit_view::files)?,
@@ -377,30 +384,6 @@ impl Qbit {
             ),
             Err(e) => internal(&format!("cannot make a session id: {e}")),
         }
-    }
-
-    fn preferences(&self) -> serde_json::Value {
-        serde_json::json!({
-            "save_path": self.save_path.display().to_string(),
-            "temp_path_enabled": false,
-            "queueing_enabled": true,
-            "max_active_downloads": self.max_active,
-            "max_active_torrents": self.max_active,
-            "max_active_uploads": 0,
-            "dht": true,
-            "pex": false,
-            "lsd": false,
-            "max_ratio_enabled": false,
-            "max_ratio": -1,
-            "max_seeding_time_enabled": false,
-            "max_seeding_time": -1,
-            "max_inactive_seeding_time_enabled": false,
-            "max_inactive_seeding_time": -1,
-            "max_ratio_act": 0,
-            "auto_tmm_enabled": false,
-            "start_paused_enabled": false,
-            "create_subfolder_enabled": false,
-        })
     }
 
     /// What torrents are made of: rows (of `hash` and `category` only, when

@@ -236,6 +236,47 @@ fn from_grab<'a>(g: &'a Grab, facts: Facts<'a>) -> Torrent<'a> {
     t
 }
 
+/// `app/preferences`: where files land, the queue, and the global share
+/// limits. jack never seeds, so a finished download has reached a share
+/// ratio of 0: with `remove_after_import`, the ratio limit is on at 0 and
+/// its action is to pause (`max_ratio_act` 0, not 1 or 3, which
+/// Radarr/Sonarr's test warns about), so Radarr/Sonarr judge a finished
+/// (`pausedUP`) download removable once imported; without, every limit is
+/// off (-1) and they keep it listed. The per-torrent limits are always
+/// -2 ("the global one applies", [`base`]).
+pub fn preferences(
+    save_path: &str,
+    max_active: usize,
+    remove_after_import: bool,
+) -> serde_json::Value {
+    let (ratio_enabled, max_ratio) = if remove_after_import {
+        (true, 0)
+    } else {
+        (false, -1)
+    };
+    serde_json::json!({
+        "save_path": save_path,
+        "temp_path_enabled": false,
+        "queueing_enabled": true,
+        "max_active_downloads": max_active,
+        "max_active_torrents": max_active,
+        "max_active_uploads": 0,
+        "dht": true,
+        "pex": false,
+        "lsd": false,
+        "max_ratio_enabled": ratio_enabled,
+        "max_ratio": max_ratio,
+        "max_ratio_act": 0,
+        "max_seeding_time_enabled": false,
+        "max_seeding_time": -1,
+        "max_inactive_seeding_time_enabled": false,
+        "max_inactive_seeding_time": -1,
+        "auto_tmm_enabled": false,
+        "start_paused_enabled": false,
+        "create_subfolder_enabled": false,
+    })
+}
+
 /// `dir/name` as text.
 fn inside<'a>(dir: &str, name: &str) -> Cow<'a, str> {
     Cow::Owned(Path::new(dir).join(name).display().to_string())
@@ -526,6 +567,49 @@ mod tests {
         assert_eq!(done.category, "radarr");
         let json = serde_json::to_value(done).unwrap();
         assert!(json.get("file_name").is_none() && json["total_size"] == 1000);
+    }
+
+    #[test]
+    fn share_limits_a_finished_download_has_reached() {
+        let limits = |remove: bool| {
+            let p = preferences("/d/completed", 2, remove);
+            let keys = [
+                "max_ratio_enabled",
+                "max_ratio",
+                "max_ratio_act",
+                "max_seeding_time_enabled",
+                "max_seeding_time",
+                "max_inactive_seeding_time_enabled",
+            ];
+            keys.map(|k| p[k].clone())
+        };
+        use serde_json::json as j;
+        assert_eq!(
+            limits(true),
+            [j!(true), j!(0), j!(0), j!(false), j!(-1), j!(false)],
+            "ratio limit 0, reached by every download; its action is to pause"
+        );
+        assert_eq!(
+            limits(false),
+            [j!(false), j!(-1), j!(0), j!(false), j!(-1), j!(false)],
+            "every limit off"
+        );
+        // Every torrent follows the global limits, and has shared nothing.
+        let done = row(1, "aa", Status::Completed, 1000);
+        let t = torrents(
+            std::slice::from_ref(&done),
+            &[],
+            &HashMap::new(),
+            &HashMap::new(),
+            facts(),
+        );
+        let json = serde_json::to_value(&t[0]).unwrap();
+        let fields = ["state", "ratio", "ratio_limit", "seeding_time_limit"];
+        assert_eq!(
+            fields.map(|k| json[k].clone()),
+            [j!("pausedUP"), j!(0.0), j!(-2), j!(-2)]
+        );
+        assert_eq!(json["inactive_seeding_time_limit"], -2);
     }
 
     #[test]

@@ -1309,3 +1309,124 @@ fn finished_downloads_are_removed_after_import_as_radarr_does() {
     assert!(!config.removes_completed_downloads());
     assert!(!arr_items(node.addr, &cookie, "radarr")[0].can_be_removed(&config));
 }
+
+/// A `application/x-www-form-urlencoded` POST with `headers`.
+fn post_form_with(
+    addr: SocketAddr,
+    endpoint: &str,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> Resp {
+    let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    raw(addr, "POST", endpoint, &all, urlencode(fields).as_bytes())
+}
+
+/// `jack_auth_failures_total{route="qbit"}` of a node.
+fn qbit_failures(addr: SocketAddr) -> u64 {
+    let m = support::request(addr, "GET", "/metrics", &[("X-Api-Key", support::KEY)]);
+    let text = String::from_utf8(m.body).unwrap();
+    let line = "jack_auth_failures_total{route=\"qbit\"} ";
+    let at = text.find(line).expect("the qbit failure counter") + line.len();
+    text[at..].lines().next().unwrap().parse().unwrap()
+}
+
+/// Recent Sonarr with an API key (qBittorrent 5.2's, Sonarr's `ApiKey`
+/// setting) sends `Authorization: Bearer <key>` on every request, with no
+/// login and no cookie: the node's owner key is that key, so setting jack
+/// up needs one secret. A wrong key is qBittorrent's `403` (Sonarr reads
+/// it as an authentication failure) and is charged to the guess budget;
+/// `auth/` is refused with a key, as there. With a username and password
+/// Sonarr now sends them as `Authorization: Basic` on every request too,
+/// beside the session cookie: not a key, and nothing is charged.
+#[test]
+fn sonarr_with_the_owner_key_as_api_key() {
+    let data = pattern(64 * 1024 + 5);
+    let peer = FakePeer::start(vec![fake_peer::File::mkv("e1", &data)], vec![], None);
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = site.start();
+    let addr = node.addr;
+    let bearer = format!("Bearer {}", support::KEY);
+    let key = [("Authorization", bearer.as_str())];
+    let get = |endpoint: &str| raw(addr, "GET", endpoint, &key, b"");
+
+    // Test(): the version (200 is API v2 as much as the 403 probe is),
+    // the preferences, the category, the list.
+    let r = get("app/webapiVersion");
+    assert_eq!((r.status, text(&r).as_str()), (200, "2.9.2"));
+    assert_eq!(get("app/preferences").status, 200);
+    assert_eq!(text(&get("torrents/categories")), "{}");
+    let r = post_form_with(
+        addr,
+        "torrents/createCategory",
+        &key,
+        &[("category", "tv-sonarr")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(text(&get("torrents/info?category=tv-sonarr")), "[]");
+
+    // Download(): the add (multipart: a file), the wait for the torrent,
+    // then the removal once done.
+    let stub = jack::stub::build("alice", "e1", "e1", data.len() as u64);
+    let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let fields = [("category", "tv-sonarr"), ("paused", "false")];
+    let body = multipart(&fields, &[("torrents", "e1.torrent", &stub)]);
+    let headers = [key[0], ("Content-Type", ct.as_str())];
+    let r = raw(addr, "POST", "torrents/add", &headers, &body);
+    assert_eq!(text(&r), "Ok.", "{r:?}");
+    assert_eq!(get(&format!("torrents/properties?hash={hash}")).status, 200);
+    wait_for("the download", Duration::from_secs(20), || {
+        let list: serde_json::Value =
+            serde_json::from_slice(&get("torrents/info?category=tv-sonarr").body).unwrap();
+        list[0]["state"] == "pausedUP"
+    });
+    let fields = [("hashes", hash.as_str()), ("deleteFiles", "true")];
+    assert_eq!(
+        post_form_with(addr, "torrents/delete", &key, &fields).status,
+        200
+    );
+    assert_eq!(text(&get("torrents/info")), "[]");
+
+    // Username and password: Basic on every request, and the cookie.
+    let basic = format!("Basic {}", "YWRtaW46czNjcmV0IHBhc3M=");
+    let r = post_form_with(
+        addr,
+        "auth/login",
+        &[("Authorization", &basic)],
+        &[("username", USER), ("password", PASS)],
+    );
+    assert_eq!(text(&r), "Ok.");
+    let cookie = r.header("Set-Cookie").unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let both = [("Authorization", basic.as_str()), ("Cookie", cookie)];
+    assert_eq!(raw(addr, "GET", "app/version", &both, b"").status, 200);
+    assert_eq!(qbit_failures(addr), 0, "nothing charged so far");
+
+    // A wrong key: 403, charged, whatever cookie comes with it; `auth/`
+    // with the right key: 403, not charged.
+    let wrong = [("Authorization", "Bearer not-the-key"), ("Cookie", cookie)];
+    let r = raw(addr, "GET", "app/version", &wrong, b"");
+    assert_eq!((r.status, text(&r).as_str()), (403, "Forbidden"));
+    let r = post_form_with(
+        addr,
+        "auth/login",
+        &key,
+        &[("username", USER), ("password", PASS)],
+    );
+    assert_eq!((r.status, r.header("Set-Cookie")), (403, None));
+    assert_eq!(qbit_failures(addr), 1);
+    // A key of another scheme, or an empty one, is not a key: the cookie
+    // is read.
+    for auth in ["Bearer ", "Token x"] {
+        let r = raw(
+            addr,
+            "GET",
+            "app/version",
+            &[("Authorization", auth), ("Cookie", cookie)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{auth}");
+    }
+    assert_eq!(qbit_failures(addr), 1);
+}

@@ -2,7 +2,9 @@
 //! Radarr and Sonarr call under `/api/v2/`, answered as qBittorrent 4.6.4
 //! (WebAPI 2.9.2) would.
 //!
-//! Owns the routes, the login (`sessions`), reading parameters (`form`),
+//! Owns the routes, the login (`sessions`; or qBittorrent 5.2's API key,
+//! `Authorization: Bearer`, which is the node's owner key here, checked by
+//! the gate), reading parameters (`form`),
 //! and turning registry rows into answers (`qbit_view`). An add is recorded
 //! in the registry and answered `Ok.` at once; the `qbit-add` thread
 //! (`qbit_add`) makes it a download. A delete goes through
@@ -30,7 +32,7 @@ use crate::db::{ClientRow, Grab, NewGrab, Registry};
 use crate::download::downloads::Downloads;
 use crate::error::Result;
 use crate::http::form::{self, Form, FormError, MAX_BODY};
-use crate::http::gate::{Client, Gate, Verdict, constant_time_eq, cross_site};
+use crate::http::gate::{Client, Gate, Verdict, bearer_key, constant_time_eq, cross_site};
 use crate::http::request::{header, split_url};
 use crate::http::server::{Handler, Reply};
 use crate::http::sessions::{Sessions, sid_in_cookie};
@@ -78,6 +80,8 @@ impl Sources {
 pub struct Qbit {
     username: String,
     password: Secret,
+    /// `server.api_key`, also taken as the API key (`Authorization: Bearer`).
+    owner_key: Secret,
     sessions: Sessions,
     downloads: Arc<Downloads>,
     speeds: Mutex<Speedometer>,
@@ -133,6 +137,7 @@ impl QbitApi {
         let handler = Arc::new(Qbit {
             username: q.username.clone(),
             password: q.password.clone(),
+            owner_key: config.server.api_key.clone(),
             sessions: Sessions::new(clock.clone()),
             downloads,
             speeds: Mutex::new(Speedometer::default()),
@@ -166,6 +171,11 @@ fn text(status: u16, body: &str) -> Reply {
         headers: vec![("Content-Type".into(), "text/plain; charset=UTF-8".into())],
         body: crate::http::server::Body::Bytes(body.as_bytes().to_vec()),
     }
+}
+
+/// An address over its guess budget.
+fn too_many(wait: u64) -> Reply {
+    text(429, "Too many failed login attempts").with_header("Retry-After", &wait.to_string())
 }
 
 fn ok() -> Reply {
@@ -256,18 +266,33 @@ impl Handler for Qbit {
                 unauthorized
             };
         }
-        let sid = header(req, "Cookie")
-            .and_then(sid_in_cookie)
-            .map(str::to_string);
-        if endpoint != "auth/login" && !sid.as_deref().is_some_and(|s| self.sessions.check(s)) {
-            let forbidden = text(403, "Forbidden");
-            return if has_large_body(req) {
-                closing(req, forbidden)
-            } else {
-                forbidden
-            };
-        }
         let client = self.gate.client(req);
+        let refuse = |req: &Request, reply: Reply| {
+            if has_large_body(req) {
+                closing(req, reply)
+            } else {
+                reply
+            }
+        };
+        let sid = match bearer_key(req) {
+            // As qBittorrent 5.2: a request with an API key is that key's
+            // session (its cookie is not read), and `auth/` is not for it.
+            Some(key) => match self.api_key(client, key) {
+                Verdict::Pass(()) if !endpoint.starts_with("auth/") => None,
+                Verdict::Busy(wait) => return refuse(req, too_many(wait)),
+                _ => return refuse(req, text(403, "Forbidden")),
+            },
+            None => {
+                let sid = header(req, "Cookie")
+                    .and_then(sid_in_cookie)
+                    .map(str::to_string);
+                let open = sid.as_deref().is_some_and(|s| self.sessions.check(s));
+                if endpoint != "auth/login" && !open {
+                    return refuse(req, text(403, "Forbidden"));
+                }
+                sid
+            }
+        };
         let form = match self.read_form(req, &query) {
             Ok(f) => f,
             Err(e) => {
@@ -358,6 +383,15 @@ impl Qbit {
         })
     }
 
+    /// The API key of `Authorization: Bearer` (qBittorrent 5.2's, which
+    /// recent Radarr/Sonarr send in place of a login): the node's owner
+    /// key, through the gate (a wrong one is charged).
+    fn api_key(&self, client: Client, key: &str) -> Verdict<()> {
+        self.gate.check(AuthRoute::Qbit, client, Some(key), |key| {
+            constant_time_eq(key.as_bytes(), self.owner_key.expose().as_bytes()).then_some(())
+        })
+    }
+
     /// `auth/login`: both fields compared in constant time, both always,
     /// through the gate (no password is no guess; a wrong one is charged).
     fn login(&self, form: &Form, client: Client) -> Reply {
@@ -371,10 +405,7 @@ impl Qbit {
             });
         match verdict {
             Verdict::Pass(()) => {}
-            Verdict::Busy(wait) => {
-                return text(429, "Too many failed login attempts")
-                    .with_header("Retry-After", &wait.to_string());
-            }
+            Verdict::Busy(wait) => return too_many(wait),
             Verdict::Missing | Verdict::Wrong => return text(200, "Fails."),
         }
         match self.sessions.open() {

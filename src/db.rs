@@ -23,7 +23,7 @@ use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 
 mod clients;
-pub use clients::{ClientRow, Grab, NewGrab};
+pub use clients::{ClientRow, Grab, NewGrab, TagEdit, split_tags};
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
 /// append a new one.
@@ -163,6 +163,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE downloads_v5 RENAME TO downloads;
     CREATE INDEX downloads_info_hash ON downloads (info_hash);
     CREATE INDEX downloads_status ON downloads (status);",
+    // 6: the qBittorrent API's tags: every tag made (`tags`), and each
+    // download's and pending add's, sorted and joined by commas (a tag
+    // has none).
+    "CREATE TABLE tags (name TEXT PRIMARY KEY);
+    ALTER TABLE downloads ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+    ALTER TABLE grabs ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without

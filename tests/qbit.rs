@@ -560,10 +560,19 @@ fn every_post_takes_both_encodings() {
         ),
         (
             "torrents/addTags",
-            vec![("hashes", "all".into()), ("tags", "a,b".into())],
+            vec![("hashes", "all".into()), ("tags", "a-{enc},b".into())],
             200,
-            "Ok.",
+            "",
         ),
+        ("torrents/createTags", vec![("tags", "c".into())], 200, ""),
+        ("torrents/tags", vec![], 200, "\"a-{enc}\""),
+        (
+            "torrents/removeTags",
+            vec![("hashes", "all".into()), ("tags", "b".into())],
+            200,
+            "",
+        ),
+        ("torrents/deleteTags", vec![("tags", "c".into())], 200, ""),
         ("torrents/pause", vec![("hashes", "all".into())], 200, "Ok."),
         ("torrents/stop", vec![("hashes", "all".into())], 200, "Ok."),
         (
@@ -1376,11 +1385,18 @@ fn sonarr_with_the_owner_key_as_api_key() {
     let r = raw(addr, "POST", "torrents/add", &headers, &body);
     assert_eq!(text(&r), "Ok.", "{r:?}");
     assert_eq!(get(&format!("torrents/properties?hash={hash}")).status, 200);
+    // "Add Series Tags": the series' tag labels, joined by commas.
+    let fields = [("hashes", hash.as_str()), ("tags", "anime,tv")];
+    let r = post_form_with(addr, "torrents/addTags", &key, &fields);
+    assert_eq!(r.status, 200, "{r:?}");
     wait_for("the download", Duration::from_secs(20), || {
         let list: serde_json::Value =
             serde_json::from_slice(&get("torrents/info?category=tv-sonarr").body).unwrap();
         list[0]["state"] == "pausedUP"
     });
+    let list: serde_json::Value = serde_json::from_slice(&get("torrents/info").body).unwrap();
+    assert_eq!(list[0]["tags"], "anime, tv", "kept on the download");
+    assert_eq!(text(&get("torrents/tags")), r#"["anime","tv"]"#);
     let fields = [("hashes", hash.as_str()), ("deleteFiles", "true")];
     assert_eq!(
         post_form_with(addr, "torrents/delete", &key, &fields).status,
@@ -1429,4 +1445,101 @@ fn sonarr_with_the_owner_key_as_api_key() {
         assert_eq!(r.status, 200, "{auth}");
     }
     assert_eq!(qbit_failures(addr), 1);
+}
+
+/// Tags as qBittorrent 4.6 keeps them, driven as clients drive them: set
+/// on `torrents/add` (`tags=a,b`), added and taken off by hash (the tags
+/// made on the way), listed, filtered by (`torrents/info?tag=`), made and
+/// deleted; a tag with a control character is refused with the reason.
+#[test]
+fn tags_are_kept_per_download() {
+    let data = pattern(10 * 1024);
+    let peer = FakePeer::start(vec![fake_peer::File::mkv("m", &data)], vec![], None);
+    let bed = Bed::start(peer.addr);
+    let cookie = bed.login();
+    let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
+    let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+    let r = post_multipart(
+        bed.addr,
+        "torrents/add",
+        &cookie,
+        &[("category", "radarr"), ("tags", "4k, jack,")],
+        &[("torrents", "m.torrent", &stub)],
+    );
+    assert_eq!(text(&r), "Ok.");
+    let tags_of = |bed: &Bed| {
+        let list = bed.info(&cookie);
+        list.iter().find(|t| t["hash"] == hash.as_str()).unwrap()["tags"].clone()
+    };
+    assert_eq!(tags_of(&bed), "4k, jack", "at once, from the add");
+    wait_for("the download", Duration::from_secs(20), || {
+        bed.info(&cookie)[0]["state"] == "pausedUP"
+    });
+    assert_eq!(tags_of(&bed), "4k, jack", "the download's own");
+    let post = |endpoint: &str, fields: &[(&str, &str)]| {
+        let r = post_form(bed.addr, endpoint, &cookie, fields);
+        (r.status, text(&r))
+    };
+    let upper = hash.to_uppercase();
+    assert_eq!(
+        post("torrents/addTags", &[("hashes", &upper), ("tags", "tv")]).0,
+        200
+    );
+    assert_eq!(tags_of(&bed), "4k, jack, tv");
+    assert_eq!(
+        post(
+            "torrents/removeTags",
+            &[("hashes", "all"), ("tags", "jack")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(tags_of(&bed), "4k, tv");
+    let listed = |query: &str| {
+        bed.get(&format!("torrents/info?{query}"), &cookie)
+            .body
+            .len()
+            > 2
+    };
+    assert!(listed("tag=tv") && listed("tag=4k") && !listed("tag=jack") && !listed("tag="));
+    assert_eq!(post("torrents/createTags", &[("tags", "spare,x")]).0, 200);
+    assert_eq!(post("torrents/deleteTags", &[("tags", "x,tv")]).0, 200);
+    assert_eq!(tags_of(&bed), "4k");
+    let r = bed.get("torrents/tags", &cookie);
+    assert_eq!(text(&r), r#"["4k","jack","spare"]"#);
+    assert_eq!(
+        post("torrents/removeTags", &[("hashes", &hash)]).0,
+        200,
+        "every tag"
+    );
+    assert_eq!(tags_of(&bed), "");
+    assert!(listed("tag="));
+
+    // Bad input: the reason, nothing changed.
+    let (status, body) = post(
+        "torrents/addTags",
+        &[("hashes", &hash), ("tags", "ok,b\u{1}d")],
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with("Incorrect tag name \"b\\u{1}d\""),
+        "{body}"
+    );
+    assert_eq!(
+        post("torrents/addTags", &[("hashes", &hash)]).0,
+        400,
+        "no tags"
+    );
+    assert_eq!(
+        post("torrents/addTags", &[("tags", "a")]).0,
+        400,
+        "no hashes"
+    );
+    assert_eq!(post("torrents/createTags", &[]).0, 400);
+    assert_eq!(tags_of(&bed), "");
+    assert_eq!(
+        bed.get("torrents/addTags?hashes=all&tags=a", &cookie)
+            .status,
+        405
+    );
 }

@@ -28,7 +28,7 @@ use crate::arr::qbit_add::{Adder, own_bases, parse_link};
 use crate::arr::qbit_view::{self, Facts, Speedometer, Torrent};
 use crate::clock::Clock;
 use crate::config::{Config, Peers, Secret};
-use crate::db::{ClientRow, Grab, NewGrab, Registry};
+use crate::db::{ClientRow, Grab, NewGrab, Registry, TagEdit};
 use crate::download::downloads::Downloads;
 use crate::error::Result;
 use crate::http::form::{self, Form, FormError, MAX_BODY};
@@ -45,11 +45,10 @@ pub const APP_VERSION: &str = "v4.6.4";
 pub const WEBAPI_VERSION: &str = "2.9.2";
 
 /// Endpoints that change nothing in jack and answer `Ok.`.
-const NO_OPS: [&str; 9] = [
+const NO_OPS: [&str; 8] = [
     "torrents/setShareLimits",
     "torrents/topPrio",
     "torrents/setForceStart",
-    "torrents/addTags",
     "torrents/pause",
     "torrents/stop",
     "torrents/resume",
@@ -313,6 +312,15 @@ impl Handler for Qbit {
     }
 }
 
+/// The request's `tags` (`required`: a `400` without them), or the `400`
+/// that refuses them.
+fn tags(form: &Form, required: bool) -> std::result::Result<Vec<String>, Reply> {
+    match form.get("tags") {
+        None if required => Err(text(400, "Missing required parameter: tags")),
+        tags => qbit_view::tag_list(tags.unwrap_or("")).map_err(|e| text(400, &e)),
+    }
+}
+
 /// Endpoints that change state: POST only (a GET could be made by any web
 /// page the operator opens).
 fn changes_something(endpoint: &str) -> bool {
@@ -324,6 +332,10 @@ fn changes_something(endpoint: &str) -> bool {
             | "torrents/delete"
             | "torrents/createCategory"
             | "torrents/setCategory"
+            | "torrents/addTags"
+            | "torrents/removeTags"
+            | "torrents/createTags"
+            | "torrents/deleteTags"
     ) || NO_OPS.contains(&endpoint)
 }
 
@@ -376,6 +388,9 @@ impl Qbit {
             "torrents/categories" => self.categories()?,
             "torrents/createCategory" => self.create_category(form)?,
             "torrents/setCategory" => self.set_category(form)?,
+            "torrents/tags" => json(&self.registry().tags()?),
+            "torrents/addTags" | "torrents/removeTags" => self.edit_tags(endpoint, form)?,
+            "torrents/createTags" | "torrents/deleteTags" => self.make_tags(endpoint, form)?,
             "torrents/add" => self.add(form)?,
             "torrents/delete" => self.delete(form)?,
             e if NO_OPS.contains(&e) => ok(),
@@ -437,11 +452,12 @@ impl Qbit {
         })
     }
 
-    /// `torrents/info?category=&hashes=a|b`. Made one torrent at a time
+    /// `torrents/info?category=&tag=&hashes=a|b`. Made one torrent at a time
     /// into an in-memory file (`memfd`), sent with `sendfile`: a registry
     /// of 10,000 downloads never holds its ~10 MiB of JSON on the heap.
     fn info(&self, form: &Form) -> Result<Reply> {
         let category = form.get("category");
+        let tag = form.get("tag");
         let hashes = qbit_view::hash_list(form.get("hashes"));
         let src = self.sources(None, category)?;
         let save_path = self.save_path.display().to_string();
@@ -458,7 +474,7 @@ impl Qbit {
             for pick in qbit_view::picks(&src.rows, &src.grabs) {
                 let t =
                     qbit_view::torrent(pick, &src.rows, &src.grabs, &src.live, &src.rates, facts);
-                if qbit_view::selected(&t, category, hashes.as_deref()) {
+                if qbit_view::selected(&t, category, tag, hashes.as_deref()) {
                     seq.serialize_element(&t)?;
                 }
             }
@@ -530,6 +546,42 @@ impl Qbit {
         Ok(text(200, ""))
     }
 
+    /// `torrents/addTags` (`hashes`, `tags`: the tags made if new) and
+    /// `torrents/removeTags` (`hashes`, and `tags`: every tag when absent
+    /// or empty), as qBittorrent 4.6.
+    fn edit_tags(&self, endpoint: &str, form: &Form) -> Result<Reply> {
+        let Some(hashes) = form.get("hashes") else {
+            return Ok(text(400, "Missing required parameter: hashes"));
+        };
+        let adding = endpoint == "torrents/addTags";
+        let tags = match tags(form, adding) {
+            Ok(tags) => tags,
+            Err(refused) => return Ok(refused),
+        };
+        let edit = match (adding, tags.is_empty()) {
+            (true, _) => TagEdit::Add(&tags),
+            (false, false) => TagEdit::Remove(&tags),
+            (false, true) => TagEdit::Clear,
+        };
+        let hashes = qbit_view::hash_list(Some(hashes));
+        self.registry().edit_tags(hashes.as_deref(), edit)?;
+        Ok(text(200, ""))
+    }
+
+    /// `torrents/createTags` and `torrents/deleteTags` (`tags`).
+    fn make_tags(&self, endpoint: &str, form: &Form) -> Result<Reply> {
+        let tags = match tags(form, true) {
+            Ok(tags) => tags,
+            Err(refused) => return Ok(refused),
+        };
+        if endpoint == "torrents/createTags" {
+            self.registry().create_tags(&tags)?;
+        } else {
+            self.registry().delete_tags(&tags)?;
+        }
+        Ok(text(200, ""))
+    }
+
     /// `torrents/add`: stubs (any uploaded file, as qBittorrent takes
     /// them; *arr names the part `torrents`) and links to this node's
     /// `/torznab/download/`. Everything is checked before anything is
@@ -539,6 +591,10 @@ impl Qbit {
         if !category.is_empty() && !valid_category(category) {
             return Ok(text(400, "Incorrect category name"));
         }
+        let tags = match tags(form, false) {
+            Ok(tags) => tags,
+            Err(refused) => return Ok(refused),
+        };
         let mut grabs = Vec::new();
         for (_, filename, bytes) in &form.files {
             let s = match stub::parse(bytes, self.max_file_size) {
@@ -580,8 +636,10 @@ impl Qbit {
         if grabs.is_empty() {
             return Ok(text(400, "No torrents or urls"));
         }
-        let ids = self.registry().insert_grabs(&grabs, category)?;
-        log::info!("qbittorrent api add recorded grabs={ids:?} category={category:?}");
+        let ids = self.registry().insert_grabs(&grabs, category, &tags)?;
+        log::info!(
+            "qbittorrent api add recorded grabs={ids:?} category={category:?} tags={tags:?}"
+        );
         let _ = self.wake.try_send(());
         Ok(ok())
     }

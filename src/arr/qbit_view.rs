@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::clock::parse_rfc3339;
-use crate::db::{ClientRow, Grab, Status};
+use crate::db::{ClientRow, Grab, Status, split_tags};
 
 /// `eta` when it cannot be told (qBittorrent's "infinity": 100 days).
 pub const ETA_UNKNOWN: u64 = 8_640_000;
@@ -56,7 +56,8 @@ pub struct Torrent<'a> {
     pub eta: u64,
     pub state: &'static str,
     pub category: &'a str,
-    pub tags: &'static str,
+    /// Joined by `", "`, as qBittorrent.
+    pub tags: Cow<'a, str>,
     pub save_path: &'a str,
     pub content_path: Cow<'a, str>,
     pub ratio: f64,
@@ -218,6 +219,7 @@ fn from_row<'a>(
         secs(&row.updated_at)
     };
     t.file_name = file_name;
+    t.tags = shown_tags(&row.tags);
     t
 }
 
@@ -233,7 +235,17 @@ fn from_grab<'a>(g: &'a Grab, facts: Facts<'a>) -> Torrent<'a> {
     );
     t.content_path = inside(facts.save_path, &g.title);
     t.file_name = &g.title;
+    t.tags = shown_tags(&g.tags);
     t
+}
+
+/// Stored tags (`a,b`) as `torrents/info` shows them (`a, b`).
+fn shown_tags(stored: &str) -> Cow<'_, str> {
+    if stored.contains(',') {
+        Cow::Owned(split_tags(stored).collect::<Vec<_>>().join(TAGS_SHOWN))
+    } else {
+        Cow::Borrowed(stored)
+    }
 }
 
 /// `app/preferences`: where files land, the queue, and the global share
@@ -302,7 +314,7 @@ fn base<'a>(
         eta: ETA_UNKNOWN,
         state: PENDING_STATE,
         category,
-        tags: "",
+        tags: Cow::Borrowed(""),
         save_path: facts.save_path,
         content_path: Cow::Borrowed(""),
         ratio: 0.0,
@@ -352,9 +364,45 @@ pub fn hash_list(value: Option<&str>) -> Option<Vec<String>> {
 }
 
 /// `torrents/info`'s filters: a category (`Some("")`: uncategorized only;
-/// `None`: any), and hashes.
-pub fn selected(t: &Torrent<'_>, category: Option<&str>, hashes: Option<&[String]>) -> bool {
-    category.is_none_or(|c| t.category == c) && hashes.is_none_or(|h| h.iter().any(|x| x == t.hash))
+/// `None`: any), a tag (likewise: `Some("")`, untagged only), and hashes.
+pub fn selected(
+    t: &Torrent<'_>,
+    category: Option<&str>,
+    tag: Option<&str>,
+    hashes: Option<&[String]>,
+) -> bool {
+    let tagged = |tag: &str| match tag.trim() {
+        "" => t.tags.is_empty(),
+        tag => t.tags.split(TAGS_SHOWN).any(|x| x == tag),
+    };
+    category.is_none_or(|c| t.category == c)
+        && tag.is_none_or(tagged)
+        && hashes.is_none_or(|h| h.iter().any(|x| x == t.hash))
+}
+
+/// How `torrents/info` joins a torrent's tags, as qBittorrent.
+const TAGS_SHOWN: &str = ", ";
+
+/// Tags are at most this long (bytes).
+pub const MAX_TAG: usize = 255;
+
+/// The tags of a request's `tags=a,b` (qBittorrent's list: split at
+/// commas, each trimmed, empty ones skipped); a tag with a control
+/// character or longer than [`MAX_TAG`] bytes is refused with the reason.
+pub fn tag_list(value: &str) -> Result<Vec<String>, String> {
+    let mut tags: Vec<String> = Vec::new();
+    for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if tag.len() > MAX_TAG || tag.chars().any(char::is_control) {
+            let shown: String = tag.chars().take(40).collect();
+            return Err(format!(
+                "Incorrect tag name {shown:?}: at most {MAX_TAG} bytes, no control characters"
+            ));
+        }
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
+        }
+    }
+    Ok(tags)
 }
 
 /// `torrents/properties` of one torrent.
@@ -510,6 +558,7 @@ mod tests {
             downloaded_bytes: done,
             status,
             category: "radarr".into(),
+            tags: String::new(),
             created_at: "2026-01-02T03:04:05Z".into(),
             updated_at: "2026-01-02T03:05:00Z".into(),
             completed_at: (status == Status::Completed).then(|| "2026-01-02T03:06:00Z".into()),
@@ -632,6 +681,7 @@ mod tests {
             peer: "alice".into(),
             item_id: "m:9".into(),
             category: "sonarr".into(),
+            tags: "b,tv".into(),
             added_at: "2026-01-02T03:04:05Z".into(),
         };
         let grabs = [
@@ -656,6 +706,7 @@ mod tests {
             (77, 0.0, "sonarr")
         );
         assert_eq!(pending.content_path, "/d/completed/Pending.Movie");
+        assert_eq!(pending.tags, "b, tv", "joined as qBittorrent does");
     }
 
     #[test]
@@ -666,9 +717,20 @@ mod tests {
         ];
         let mut all = torrents(&rows, &[], &HashMap::new(), &HashMap::new(), facts());
         all[1].category = "";
+        all[1].tags = "tv, x y".into();
+        let tagged = |tag: &str| {
+            let t = all.iter().filter(|t| selected(t, None, Some(tag), None));
+            t.map(|t| t.hash).collect::<Vec<_>>()
+        };
+        assert_eq!(tagged("x y"), ["bb"]);
+        assert_eq!(tagged(" tv "), ["bb"]);
+        assert_eq!(tagged("x"), Vec::<&str>::new(), "whole tags only");
+        assert_eq!(tagged(""), ["aa"], "empty: untagged only");
         let pick = |c: Option<&str>, h: Option<&str>| {
             let hashes = hash_list(h);
-            let t = all.iter().filter(|t| selected(t, c, hashes.as_deref()));
+            let t = all
+                .iter()
+                .filter(|t| selected(t, c, None, hashes.as_deref()));
             t.map(|t| t.hash).collect::<Vec<_>>()
         };
         assert_eq!(pick(None, None), ["aa", "bb"]);
@@ -677,6 +739,20 @@ mod tests {
         assert_eq!(pick(None, Some("BB|zz")), ["bb"]);
         assert_eq!(pick(None, Some("all")), ["aa", "bb"]);
         assert_eq!(pick(Some("radarr"), Some("bb")), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn tag_lists_as_qbittorrent_reads_them() {
+        let ok = |v: &str| tag_list(v).unwrap();
+        assert_eq!(ok("tv,  anime ,,tv,"), ["tv", "anime"]);
+        assert!(ok(" , ").is_empty());
+        assert_eq!(ok("4k hdr"), ["4k hdr"]);
+        let long = "t".repeat(MAX_TAG + 1);
+        for bad in ["a,b\u{7}c", long.as_str()] {
+            let e = tag_list(bad).unwrap_err();
+            assert!(e.starts_with("Incorrect tag name"), "{e}");
+        }
+        assert_eq!(ok(&"t".repeat(MAX_TAG)).len(), 1);
     }
 
     #[test]

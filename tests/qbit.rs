@@ -1039,6 +1039,19 @@ fn get_json(addr: SocketAddr, endpoint: &str, headers: &[(&str, &str)]) -> serde
     serde_json::from_slice(&r.body).unwrap()
 }
 
+/// `torrents/add` of one stub (multipart, as Radarr/Sonarr send a file)
+/// with `fields`, answered `Ok.`.
+fn add_stub(addr: SocketAddr, cookie: &str, fields: &[(&str, &str)], name: &str, stub: &[u8]) {
+    let r = post_multipart(
+        addr,
+        "torrents/add",
+        cookie,
+        fields,
+        &[("torrents", name, stub)],
+    );
+    assert_eq!(text(&r), "Ok.", "{r:?}");
+}
+
 /// A qBittorrent table for `support::downloader`.
 fn qbit_table(extra: &str) -> String {
     format!("[qbittorrent]\nusername = \"{USER}\"\npassword = \"{PASS}\"\n{extra}")
@@ -1072,14 +1085,13 @@ fn a_new_add_is_listed_at_once_in_every_answer() {
     for i in 0..n {
         let stub = jack::stub::build("alice", &format!("m{i}"), &format!("m{i}"), size(i) as u64);
         let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
-        let r = post_multipart(
+        add_stub(
             node.addr,
-            "torrents/add",
             &cookie,
             &[("category", "radarr")],
-            &[("torrents", &format!("m{i}.torrent"), &stub)],
+            &format!("m{i}.torrent"),
+            &stub,
         );
-        assert_eq!(text(&r), "Ok.", "{r:?}");
         for endpoint in ["torrents/info?category=radarr", "torrents/info"] {
             let list = get_json(node.addr, endpoint, &auth);
             let listed = list.as_array().unwrap().iter().find(|t| t["hash"] == hash);
@@ -1239,14 +1251,13 @@ fn finished_downloads_are_removed_after_import_as_radarr_does() {
     for (id, data) in [("a", &a), ("b", &b)] {
         let stub = jack::stub::build("alice", id, id, data.len() as u64);
         hashes.push(jack::stub::parse(&stub, u64::MAX).unwrap().info_hash);
-        let r = post_multipart(
+        add_stub(
             node.addr,
-            "torrents/add",
             &cookie,
             &[("category", "radarr")],
-            &[("torrents", &format!("{id}.torrent"), &stub)],
+            &format!("{id}.torrent"),
+            &stub,
         );
-        assert_eq!(text(&r), "Ok.");
     }
     wait_for("both finished", Duration::from_secs(20), || {
         let items = arr_items(node.addr, &cookie, "radarr");
@@ -1292,24 +1303,18 @@ fn finished_downloads_are_removed_after_import_as_radarr_does() {
     );
 
     // Kept listed when the operator says so.
-    let site = support::downloader(
-        peer.addr,
-        &qbit_table(
-            "remove_after_import = false
-",
-        ),
-    );
+    let table = qbit_table("remove_after_import = false\n");
+    let site = support::downloader(peer.addr, &table);
     let node = site.start();
     let cookie = login(node.addr);
     let stub = jack::stub::build("alice", "a", "a", a.len() as u64);
-    let r = post_multipart(
+    add_stub(
         node.addr,
-        "torrents/add",
         &cookie,
         &[("category", "radarr")],
-        &[("torrents", "a.torrent", &stub)],
+        "a.torrent",
+        &stub,
     );
-    assert_eq!(text(&r), "Ok.");
     wait_for("the download", Duration::from_secs(20), || {
         let items = arr_items(node.addr, &cookie, "radarr");
         items.len() == 1 && items[0].state == "pausedUP"
@@ -1459,14 +1464,13 @@ fn tags_are_kept_per_download() {
     let cookie = bed.login();
     let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
     let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
-    let r = post_multipart(
+    add_stub(
         bed.addr,
-        "torrents/add",
         &cookie,
         &[("category", "radarr"), ("tags", "4k, jack,")],
-        &[("torrents", "m.torrent", &stub)],
+        "m.torrent",
+        &stub,
     );
-    assert_eq!(text(&r), "Ok.");
     let tags_of = |bed: &Bed| {
         let list = bed.info(&cookie);
         list.iter().find(|t| t["hash"] == hash.as_str()).unwrap()["tags"].clone()
@@ -1542,4 +1546,70 @@ fn tags_are_kept_per_download() {
             .status,
         405
     );
+}
+
+/// A transfer trickled at 512 KiB/s shows a speed and an ETA from its
+/// first second, to the first client that asks (`torrents/info`, and the
+/// status API with its own sampling), and within 30 % of the truth after
+/// 3 s: no `8640000`, no estimate warming up from zero.
+#[test]
+fn the_eta_is_right_from_the_first_seconds() {
+    let rate: u64 = 512 * 1024;
+    let data = pattern(8 * 1024 * 1024); // 16 s at that rate
+    let peer = FakePeer::start(
+        vec![fake_peer::File::mkv("slow", &data)],
+        vec![],
+        Some(rate),
+    );
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = site.start();
+    let cookie = login(node.addr);
+    let stub = jack::stub::build("alice", "slow", "slow", data.len() as u64);
+    add_stub(
+        node.addr,
+        &cookie,
+        &[("category", "radarr")],
+        "slow.torrent",
+        &stub,
+    );
+    // The first bytes on the wire (nothing has asked the node yet).
+    let sent = || {
+        peer.record
+            .body_bytes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    wait_for("the first bytes", Duration::from_secs(10), || sent() > 0);
+    let first = Instant::now();
+    // (eta, the ETA its own bytes done make true) of the API and the status API.
+    let etas = || {
+        let auth = [("Cookie", cookie.as_str())];
+        let t = &get_json(node.addr, "torrents/info?category=radarr", &auth)[0];
+        let truth = |done: u64| (data.len() as u64 - done) as f64 / rate as f64;
+        let qbit = (
+            t["eta"].as_u64().unwrap(),
+            truth(t["completed"].as_u64().unwrap()),
+        );
+        let key = [("X-Api-Key", support::KEY)];
+        let r = support::request(node.addr, "GET", "/api/v1/downloads", &key);
+        let d = &serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["downloads"][0];
+        let status = (
+            d["eta_seconds"].as_u64().unwrap_or(8_640_000),
+            truth(d["done_bytes"].as_u64().unwrap()),
+        );
+        [qbit, status]
+    };
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(first.elapsed()));
+    for (eta, truth) in etas() {
+        assert!(
+            eta != 8_640_000 && (eta as f64 - truth).abs() <= truth * 0.5,
+            "a second in: eta {eta}, truth {truth:.1}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(first.elapsed()));
+    for (eta, truth) in etas() {
+        assert!(
+            (eta as f64 - truth).abs() <= truth * 0.3,
+            "3 s in: eta {eta}, truth {truth:.1}"
+        );
+    }
 }

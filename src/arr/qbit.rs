@@ -436,8 +436,9 @@ impl Qbit {
     /// given), adds, live bytes and speeds sampled now, and the time.
     fn sources(&self, hash: Option<&str>, category: Option<&str>) -> Result<Sources> {
         let (rows, grabs) = self.registry().client_view(hash, category)?;
-        let live = self.downloads.running();
-        let rates = self.speeds.lock().update(self.clock.now(), &live);
+        let running = self.downloads.running();
+        let rates = self.speeds.lock().update(self.clock.now(), &running);
+        let live = qbit_view::live_bytes(&running);
         let now = self
             .clock
             .wall()

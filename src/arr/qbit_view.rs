@@ -1,13 +1,13 @@
 //! What the qBittorrent-compatible API shows of the registry: registry rows
 //! (and adds not yet made downloads) translated into qBittorrent's torrent
-//! objects, the state mapping, filters, and the download speed average.
+//! objects, the state mapping, filters, and download speeds.
 //!
 //! Pure: rows, live byte counts and times in, values out. The API module
 //! (`qbit`) does the reading and the HTTP. Must not do I/O or hold state
 //! beyond [`Speedometer`]'s samples.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::clock::parse_rfc3339;
 use crate::db::{ClientRow, Grab, Status, split_tags};
+use crate::download::downloads::Progress;
 
 /// `eta` when it cannot be told (qBittorrent's "infinity": 100 days).
 pub const ETA_UNKNOWN: u64 = 8_640_000;
@@ -469,57 +470,81 @@ pub fn files(t: &Torrent<'_>) -> serde_json::Value {
     }])
 }
 
-/// Download speeds as a moving average of the live byte counts, sampled
-/// whenever the API is asked: each sample moves the average towards the
-/// speed since the previous one, weighted by the time between them
-/// (time constant [`Speedometer::TAU`]), so it reads the same whether *arr
-/// polls every second or every minute.
+/// Download speeds, measured whenever the API is asked: each running
+/// download's bytes over about the last [`Speedometer::WINDOW`], from the
+/// newest sample at least that old (or, before there is one, from where
+/// its transfer began). A transfer shows its speed from its first second,
+/// whether *arr polls every second or first asks a minute in; a stall
+/// shows within a window.
 #[derive(Debug, Default)]
 pub struct Speedometer {
-    samples: HashMap<i64, Sample>,
+    tracks: HashMap<i64, Track>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    bytes: u64,
-    rate: f64,
+/// One download's samples: `(time, bytes)`, oldest first, the first the
+/// transfer's start when known.
+#[derive(Debug)]
+struct Track {
+    began: Option<(Instant, u64)>,
+    samples: VecDeque<(Instant, u64)>,
 }
 
 impl Speedometer {
-    /// The time constant of the average.
-    pub const TAU: Duration = Duration::from_secs(5);
-    /// Samples closer than this to the previous one change nothing.
-    pub const MIN_GAP: Duration = Duration::from_millis(250);
+    /// How far back a speed looks (once the transfer is that old).
+    pub const WINDOW: Duration = Duration::from_secs(5);
+    /// Shorter spans than this tell no speed yet.
+    pub const MIN_SPAN: Duration = Duration::from_millis(250);
 
-    /// Takes a sample of every running download's bytes at `now`; returns
-    /// their speeds (bytes/s). Downloads not running are forgotten.
-    pub fn update(&mut self, now: Instant, running: &HashMap<i64, u64>) -> HashMap<i64, u64> {
-        self.samples.retain(|id, _| running.contains_key(id));
+    /// Takes a sample of every running download at `now`; returns their
+    /// speeds (bytes/s). Downloads not running are forgotten.
+    pub fn update(&mut self, now: Instant, running: &HashMap<i64, Progress>) -> HashMap<i64, u64> {
+        self.tracks.retain(|id, _| running.contains_key(id));
         let mut rates = HashMap::with_capacity(running.len());
-        for (&id, &bytes) in running {
-            let fresh = Sample {
-                at: now,
-                bytes,
-                rate: 0.0,
-            };
-            let s = self.samples.entry(id).or_insert(fresh);
-            let gap = now.saturating_duration_since(s.at);
-            if bytes < s.bytes {
-                *s = fresh; // restarted from byte 0
-            } else if gap >= Self::MIN_GAP {
-                let speed = (bytes - s.bytes) as f64 / gap.as_secs_f64();
-                let weight = 1.0 - (-gap.as_secs_f64() / Self::TAU.as_secs_f64()).exp();
-                *s = Sample {
-                    at: now,
-                    bytes,
-                    rate: s.rate + (speed - s.rate) * weight,
-                };
+        for (&id, p) in running {
+            let track = self.tracks.entry(id).or_insert_with(|| Track::new(p.began));
+            let went_back = track.samples.back().is_some_and(|&(_, b)| p.bytes < b);
+            if track.began != p.began || went_back {
+                *track = Track::new(p.began); // a new transfer, or from byte 0 again
             }
-            rates.insert(id, s.rate.round() as u64);
+            track.samples.push_back((now, p.bytes));
+            // Keep the newest sample at least a window old, and those after.
+            while track
+                .samples
+                .get(1)
+                .is_some_and(|&(at, _)| now.saturating_duration_since(at) >= Self::WINDOW)
+            {
+                track.samples.pop_front();
+            }
+            rates.insert(id, track.rate(now, p.bytes));
         }
         rates
     }
+}
+
+impl Track {
+    fn new(began: Option<(Instant, u64)>) -> Track {
+        Track {
+            began,
+            samples: began.into_iter().collect(),
+        }
+    }
+
+    /// Bytes/s from the oldest sample kept to `(now, bytes)`.
+    fn rate(&self, now: Instant, bytes: u64) -> u64 {
+        let Some(&(at, from)) = self.samples.front() else {
+            return 0;
+        };
+        let span = now.saturating_duration_since(at);
+        if span < Speedometer::MIN_SPAN || bytes < from {
+            return 0;
+        }
+        ((bytes - from) as f64 / span.as_secs_f64()).round() as u64
+    }
+}
+
+/// The live bytes of `running`.
+pub fn live_bytes(running: &HashMap<i64, Progress>) -> HashMap<i64, u64> {
+    running.iter().map(|(&id, p)| (id, p.bytes)).collect()
 }
 
 #[cfg(test)]
@@ -756,36 +781,51 @@ mod tests {
     }
 
     #[test]
-    fn the_speed_is_a_time_weighted_moving_average() {
+    fn speeds_from_the_first_second_over_a_short_window() {
         let mut s = Speedometer::default();
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mb = 1_000_000;
+        // Resumed at byte 5000: its start is known.
+        let began = Some((at(0), 5000));
+        let mut poll = |ms: u64, bytes: u64, began: Option<(Instant, u64)>| {
+            let running = HashMap::from([(1, Progress { bytes, began })]);
+            s.update(at(ms), &running).get(&1).copied()
+        };
         assert_eq!(
-            s.update(at(0), &HashMap::from([(1, 0)]))[&1],
-            0,
-            "first sample"
+            poll(100, 5000 + mb / 10, began),
+            Some(0),
+            "too soon to tell"
         );
-        // 1 MB/s for a long time: the average reaches it.
-        let mut rate = 0;
-        for i in 1..=60 {
-            rate = s.update(at(i * 1000), &HashMap::from([(1, i * mb)]))[&1];
+        assert_eq!(
+            poll(1000, 5000 + mb, began),
+            Some(mb),
+            "the first poll a second in: exact, no warm-up"
+        );
+        // 1 MB/s, then 3 MB/s: the window's average, the new speed in 5 s.
+        for i in 2..=10 {
+            assert_eq!(poll(i * 1000, 5000 + i * mb, began), Some(mb));
         }
-        assert!((mb - 1000..=mb).contains(&rate), "{rate}");
-        // Samples too close together change nothing.
-        assert_eq!(
-            s.update(at(60_100), &HashMap::from([(1, 70 * mb)]))[&1],
-            rate
-        );
-        // One minute-long gap at 2 MB/s moves it almost all the way.
-        let r = s.update(at(120_000), &HashMap::from([(1, 180 * mb)]))[&1];
-        assert!(r > 1_990_000 && r <= 2 * mb, "{r}");
-        // A stall pulls it down by 1 - e^(-1/5) per second.
-        let r = s.update(at(121_000), &HashMap::from([(1, 180 * mb)]))[&1];
-        assert!((1_600_000..1_650_000).contains(&r), "{r}");
-        // A restart from byte 0 starts over; a download that stopped is forgotten.
-        assert_eq!(s.update(at(122_000), &HashMap::from([(1, 5)]))[&1], 0);
-        assert!(s.update(at(123_000), &HashMap::new()).is_empty());
-        assert!(s.samples.is_empty());
+        assert_eq!(poll(11_000, 5000 + 13 * mb, began), Some(7 * mb / 5));
+        for i in 12..=15 {
+            poll(i * 1000, 5000 + (10 + 3 * (i - 10)) * mb, began);
+        }
+        assert_eq!(poll(16_000, 5000 + 28 * mb, began), Some(3 * mb));
+        // A stall: zero within a window.
+        assert_eq!(poll(18_000, 5000 + 28 * mb, began), Some(9 * mb / 5));
+        assert_eq!(poll(21_000, 5000 + 28 * mb, began), Some(0));
+        // Polled a minute later: the minute's average.
+        assert_eq!(poll(81_000, 5000 + 148 * mb, began), Some(2 * mb));
+        // A new transfer (the file changed: from 0 again) starts over.
+        let again = Some((at(82_000), 0));
+        assert_eq!(poll(84_000, 4 * mb, again), Some(2 * mb));
+        // Not begun yet: told from the second poll on.
+        let mut s = Speedometer::default();
+        let running = |bytes| HashMap::from([(2, Progress { bytes, began: None })]);
+        assert_eq!(s.update(at(0), &running(0))[&2], 0);
+        assert_eq!(s.update(at(2000), &running(mb))[&2], mb / 2);
+        // A download that stopped is forgotten.
+        assert!(s.update(at(3000), &HashMap::new()).is_empty());
+        assert!(s.tracks.is_empty());
     }
 }

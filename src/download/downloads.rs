@@ -27,7 +27,7 @@ use crate::download::handoff;
 use crate::download::peer::{PeerClient, PeerError};
 use crate::download::retry::{self, Policy, Rng};
 use crate::download::space;
-use crate::download::transfer::{self, Context, Live, Outcome};
+use crate::download::transfer::{self, Began, Context, Live, Outcome};
 use crate::download::watch;
 use crate::error::{Error, Result};
 use crate::naming::bare_file_name;
@@ -78,10 +78,21 @@ enum Slot {
 #[derive(Debug, Clone, Default)]
 struct Run {
     live: Live,
+    /// When and where its transfer began.
+    began: Began,
     /// Stop between two reads (a removal or a cancel).
     cancel: Arc<AtomicBool>,
     /// The stop is a cancel: the row ends [`Status::Cancelled`] and stays.
     cancelled: Arc<AtomicBool>,
+}
+
+/// A running download: its live bytes ([`Downloads::live_bytes`]), and
+/// when and at what byte its transfer began (`None` until it has: the
+/// release is being looked up, or the disk checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub bytes: u64,
+    pub began: Option<(Instant, u64)>,
 }
 
 /// Changes of the peer's file one attempt follows (looking the release up
@@ -236,6 +247,11 @@ impl Downloads {
         ))
     }
 
+    /// The clock transfers are timed by ([`Progress::began`]).
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -256,13 +272,19 @@ impl Downloads {
         }
     }
 
-    /// [`Downloads::live_bytes`] of every running download, under one lock.
-    pub fn running(&self) -> HashMap<i64, u64> {
+    /// Every running download's [`Progress`], under one lock.
+    pub fn running(&self) -> HashMap<i64, Progress> {
         let slots = self.slots.lock();
         slots
             .iter()
             .filter_map(|(id, slot)| match slot {
-                Slot::Running(run) => Some((*id, run.live.load(Ordering::Relaxed))),
+                Slot::Running(run) => Some((
+                    *id,
+                    Progress {
+                        bytes: run.live.load(Ordering::Relaxed),
+                        began: *run.began.lock(),
+                    },
+                )),
                 Slot::Waiting => None,
             })
             .collect()
@@ -826,6 +848,7 @@ impl Downloads {
             peer: &peer,
             max_file_size: self.config.max_file_size,
             live,
+            began: &run.began,
             clock: self.clock.as_ref(),
             stopping: &self.stopping,
             cancel: &run.cancel,
@@ -1285,6 +1308,7 @@ mod tests {
         let run = |live: &Live| {
             Slot::Running(Run {
                 live: live.clone(),
+                began: Arc::default(),
                 cancel: Arc::default(),
                 cancelled: Arc::default(),
             })

@@ -206,6 +206,16 @@ fn closing(req: &Request, reply: Reply) -> Reply {
     reply.with_header("Connection", "close")
 }
 
+/// `reply` to a request refused before its body was read: the connection
+/// closed when body bytes are left unread.
+fn refuse(req: &Request, reply: Reply) -> Reply {
+    if has_large_body(req) {
+        closing(req, reply)
+    } else {
+        reply
+    }
+}
+
 /// Whether a request still has body bytes unread (tiny_http reads bodies
 /// of up to 1024 bytes before the handler runs).
 fn has_large_body(req: &Request) -> bool {
@@ -258,21 +268,9 @@ impl Handler for Qbit {
                 "qbittorrent api refused a cross-site request endpoint={endpoint} client={}",
                 self.gate.client(req)
             );
-            let unauthorized = text(401, "Unauthorized");
-            return if has_large_body(req) {
-                closing(req, unauthorized)
-            } else {
-                unauthorized
-            };
+            return refuse(req, text(401, "Unauthorized"));
         }
         let client = self.gate.client(req);
-        let refuse = |req: &Request, reply: Reply| {
-            if has_large_body(req) {
-                closing(req, reply)
-            } else {
-                reply
-            }
-        };
         let sid = match bearer_key(req) {
             // As qBittorrent 5.2: a request with an API key is that key's
             // session (its cookie is not read), and `auth/` is not for it.

@@ -23,7 +23,7 @@ use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 
 mod clients;
-pub use clients::{ClientRow, Grab, NewGrab};
+pub use clients::{ClientRow, Grab, NewGrab, TagEdit, split_tags};
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
 /// append a new one.
@@ -175,6 +175,12 @@ const MIGRATIONS: &[&str] = &[
          ELSE status END
      WHERE status IN ('paused', 'cancelled');
     ALTER TABLE grabs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1));",
+    // 7: the qBittorrent API's tags: every tag made (`tags`), and each
+    // download's and pending add's, sorted and joined by commas (a tag
+    // has none).
+    "CREATE TABLE tags (name TEXT PRIMARY KEY);
+    ALTER TABLE downloads ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+    ALTER TABLE grabs ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without

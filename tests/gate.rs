@@ -3,7 +3,7 @@
 //! address, that address gets `429` with `Retry-After` on every route that
 //! checks one, even with the right credential, while another address is
 //! served; refused logins hold no handler thread; the guess rate over
-//! budget; the weak-secret warning of `check-config`; and `/api/v2`'s
+//! budget (the qBittorrent API key among them); the weak-secret warning of `check-config`; and `/api/v2`'s
 //! cross-site check. Clients are other addresses of 127.0.0.0/8.
 
 mod support;
@@ -76,6 +76,18 @@ fn qbit_login(from: &str, addr: SocketAddr, secret: &str) -> Resp {
     )
 }
 
+/// The owner key as qBittorrent 5.2's API key, as recent Sonarr sends it.
+fn qbit_key(from: &str, addr: SocketAddr, secret: &str) -> Resp {
+    let bearer = format!("Bearer {secret}");
+    request_on(
+        connect_from(from, addr),
+        "GET",
+        "/api/v2/app/webapiVersion",
+        &[("Authorization", &bearer)],
+        b"",
+    )
+}
+
 fn body(r: &Resp) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
@@ -86,6 +98,7 @@ fn passed(route: &str, r: &Resp) -> bool {
         && match route {
             "torznab" => !body(r).contains("<error"),
             "qbit" => body(r) == "Ok.",
+            "qbit-key" => body(r) == "2.9.2",
             _ => true,
         }
 }
@@ -94,10 +107,11 @@ fn passed(route: &str, r: &Resp) -> bool {
 fn ten_wrong_credentials_then_429_for_that_address_even_with_the_right_one() {
     let (_site, node) = node();
     let addr = node.addr;
-    let routes: [(&str, Attempt, &str, &str); 5] = [
+    let routes: [(&str, Attempt, &str, &str); 6] = [
         ("torznab", torznab, KEY, "127.0.0.2"),
         ("status", status, KEY, "127.0.0.3"),
         ("qbit", qbit_login, PASS, "127.0.0.4"),
+        ("qbit-key", qbit_key, KEY, "127.0.0.7"),
         ("ui", ui_login, KEY, "127.0.0.5"),
         ("peer", peer, FRIEND, "127.0.0.6"),
     ];
@@ -110,6 +124,9 @@ fn ten_wrong_credentials_then_429_for_that_address_even_with_the_right_one() {
             let r = attempt(guesser, addr, &format!("wrong-{i}"));
             assert_ne!(r.status, 429, "{route}: guess {i} is within the budget");
             assert!(!passed(route, &r), "{route}: a wrong credential refused");
+            if route == "qbit-key" {
+                assert_eq!(r.status, 403, "qBittorrent 5.2's answer to a wrong key");
+            }
         }
         let r = attempt(guesser, addr, right);
         assert_eq!(r.status, 429, "{route}: over budget, even the right one");
@@ -141,15 +158,25 @@ fn ten_wrong_credentials_then_429_for_that_address_even_with_the_right_one() {
         b"",
     );
     let text = body(&m);
-    for route in ["torznab", "status", "qbit", "ui", "peer"] {
+    // The qBittorrent login and its API key are one route.
+    for (route, n) in [
+        ("torznab", 1),
+        ("status", 1),
+        ("qbit", 2),
+        ("ui", 1),
+        ("peer", 1),
+    ] {
+        let (failed, refused) = (10 * n, 2 * n);
         assert!(
             text.contains(&format!(
-                "jack_auth_failures_total{{route=\"{route}\"}} 10\n"
+                "jack_auth_failures_total{{route=\"{route}\"}} {failed}\n"
             )),
             "{route}: {text}"
         );
         assert!(
-            text.contains(&format!("jack_auth_refused_total{{route=\"{route}\"}} 2\n")),
+            text.contains(&format!(
+                "jack_auth_refused_total{{route=\"{route}\"}} {refused}\n"
+            )),
             "{route}: {text}"
         );
     }

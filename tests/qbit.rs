@@ -304,8 +304,8 @@ fn the_403_probe_login_and_logout() {
     );
     for (key, want) in [
         ("dht", serde_json::json!(true)),
-        ("max_ratio_enabled", false.into()),
-        ("max_ratio", (-1).into()),
+        ("max_ratio_enabled", true.into()),
+        ("max_ratio", 0.into()),
         ("max_seeding_time_enabled", false.into()),
         ("max_seeding_time", (-1).into()),
         ("max_ratio_act", 0.into()),
@@ -560,10 +560,19 @@ fn every_post_takes_both_encodings() {
         ),
         (
             "torrents/addTags",
-            vec![("hashes", "all".into()), ("tags", "a,b".into())],
+            vec![("hashes", "all".into()), ("tags", "a-{enc},b".into())],
             200,
-            "Ok.",
+            "",
         ),
+        ("torrents/createTags", vec![("tags", "c".into())], 200, ""),
+        ("torrents/tags", vec![], 200, "\"a-{enc}\""),
+        (
+            "torrents/removeTags",
+            vec![("hashes", "all".into()), ("tags", "b".into())],
+            200,
+            "",
+        ),
+        ("torrents/deleteTags", vec![("tags", "c".into())], 200, ""),
         // As qBittorrent: an empty 200.
         ("torrents/pause", vec![("hashes", "all".into())], 200, ""),
         ("torrents/stop", vec![("hashes", "all".into())], 200, ""),
@@ -1168,4 +1177,599 @@ fn the_qbittorrent_api_library_drives_a_real_node() {
         "the rows went: {status}"
     );
     drop(node);
+}
+
+/// Logs in to a real node (urlencoded); returns the `Cookie` header value.
+fn login(addr: SocketAddr) -> String {
+    let r = post_form(
+        addr,
+        "auth/login",
+        "",
+        &[("username", USER), ("password", PASS)],
+    );
+    assert_eq!(text(&r), "Ok.", "{r:?}");
+    let cookie = r.header("Set-Cookie").expect("a session cookie");
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// `GET /api/v2/<endpoint>` of a real node as JSON.
+fn get_json(addr: SocketAddr, endpoint: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+    let r = support::request(addr, "GET", &format!("/api/v2/{endpoint}"), headers);
+    assert_eq!(r.status, 200, "{endpoint}: {r:?}");
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+/// `torrents/add` of one stub (multipart, as Radarr/Sonarr send a file)
+/// with `fields`, answered `Ok.`.
+fn add_stub(addr: SocketAddr, cookie: &str, fields: &[(&str, &str)], name: &str, stub: &[u8]) {
+    let r = post_multipart(
+        addr,
+        "torrents/add",
+        cookie,
+        fields,
+        &[("torrents", name, stub)],
+    );
+    assert_eq!(text(&r), "Ok.", "{r:?}");
+}
+
+/// A qBittorrent table for `support::downloader`.
+fn qbit_table(extra: &str) -> String {
+    format!("[qbittorrent]\nusername = \"{USER}\"\npassword = \"{PASS}\"\n{extra}")
+}
+
+/// Starts `site` with `env` set for the node.
+fn start_with(site: &support::Site, env: &[(&str, &str)]) -> support::Node {
+    let mut cmd = site.command(&["--config", site.config().to_str().unwrap(), "run"]);
+    cmd.envs(env.iter().copied());
+    support::Node::spawn(cmd)
+}
+
+/// Radarr polls `torrents/info?category=radarr` right after each add (and
+/// Sonarr asks `torrents/properties` for the hash): a download added a
+/// moment ago is in every answer, with its category, even when the
+/// `qbit-add` thread makes it a download while the answer is being read
+/// (`JACK_FAULT_PAUSE=qbit:view:30` widens that window to 30 ms, so a
+/// view read in two steps misses it every time).
+#[test]
+fn a_new_add_is_listed_at_once_in_every_answer() {
+    let n = 40;
+    let size = |i: usize| 1000 + i;
+    let files = (0..n)
+        .map(|i| fake_peer::File::mkv(&format!("m{i}"), &pattern(size(i))))
+        .collect();
+    let peer = FakePeer::start(files, vec![], None);
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = start_with(&site, &[("JACK_FAULT_PAUSE", "qbit:view:30")]);
+    let cookie = login(node.addr);
+    let auth = [("Cookie", cookie.as_str())];
+    for i in 0..n {
+        let stub = jack::stub::build("alice", &format!("m{i}"), &format!("m{i}"), size(i) as u64);
+        let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+        add_stub(
+            node.addr,
+            &cookie,
+            &[("category", "radarr")],
+            &format!("m{i}.torrent"),
+            &stub,
+        );
+        for endpoint in ["torrents/info?category=radarr", "torrents/info"] {
+            let list = get_json(node.addr, endpoint, &auth);
+            let listed = list.as_array().unwrap().iter().find(|t| t["hash"] == hash);
+            assert_eq!(
+                listed.map(|t| &t["category"]),
+                Some(&serde_json::json!("radarr")),
+                "add {i} not listed with its category by {endpoint}: {list}"
+            );
+        }
+    }
+    wait_for("every add a download", Duration::from_secs(20), || {
+        let list = get_json(node.addr, "torrents/info?category=radarr", &auth);
+        let list = list.as_array().unwrap().clone();
+        list.len() == n && list.iter().all(|t| t["state"] == "pausedUP")
+    });
+}
+
+/// Radarr v5's and Sonarr v4's `QBittorrentPreferences`, the fields their
+/// removal decision reads, as Newtonsoft fills them (absent: the default).
+#[derive(serde::Deserialize)]
+struct ArrPreferences {
+    #[serde(default)]
+    max_ratio_enabled: bool,
+    #[serde(default)]
+    max_ratio: f32,
+    #[serde(default)]
+    max_seeding_time_enabled: bool,
+    #[serde(default)]
+    max_seeding_time: i64,
+    #[serde(default)]
+    max_inactive_seeding_time_enabled: bool,
+    #[serde(default)]
+    max_inactive_seeding_time: i64,
+    #[serde(default)]
+    max_ratio_act: i64,
+}
+
+/// Their `QBittorrentTorrent` (the limits default to -2 when absent).
+#[derive(serde::Deserialize)]
+struct ArrTorrent {
+    hash: String,
+    state: String,
+    ratio: f32,
+    #[serde(default = "use_global_f32")]
+    ratio_limit: f32,
+    seeding_time: Option<i64>,
+    #[serde(default = "use_global")]
+    seeding_time_limit: i64,
+    #[serde(default = "use_global")]
+    inactive_seeding_time_limit: i64,
+    last_activity: i64,
+    content_path: String,
+}
+
+fn use_global_f32() -> f32 {
+    -2.0
+}
+
+fn use_global() -> i64 {
+    -2
+}
+
+impl ArrTorrent {
+    /// `GetItems`: `CanBeRemoved` (and `CanMoveFiles`) of an item, with the
+    /// download client's "Remove Completed" on (its default).
+    fn can_be_removed(&self, config: &ArrPreferences) -> bool {
+        matches!(self.state.as_str(), "pausedUP" | "stoppedUP")
+            && self.has_reached_seed_limit(config)
+    }
+
+    /// `HasReachedSeedLimit`.
+    fn has_reached_seed_limit(&self, config: &ArrPreferences) -> bool {
+        if self.ratio_limit >= 0.0 {
+            if self.ratio_limit - self.ratio <= 0.001 {
+                return true;
+            }
+        } else if self.ratio_limit == -2.0
+            && config.max_ratio_enabled
+            && config.max_ratio - self.ratio <= 0.001
+        {
+            return true;
+        }
+        self.seeding_time_reached(config) || self.inactive_seeding_time_reached(config)
+    }
+
+    /// `HasReachedSeedingTimeLimit` (`seeding_time` is in the list here,
+    /// so `torrents/properties` is not asked).
+    fn seeding_time_reached(&self, config: &ArrPreferences) -> bool {
+        let limit = if self.seeding_time_limit >= 0 {
+            self.seeding_time_limit * 60
+        } else if self.seeding_time_limit == -2 && config.max_seeding_time_enabled {
+            config.max_seeding_time * 60
+        } else {
+            return false;
+        };
+        self.seeding_time.expect("seeding_time in torrents/info") >= limit
+    }
+
+    /// `HasReachedInactiveSeedingTimeLimit`.
+    fn inactive_seeding_time_reached(&self, config: &ArrPreferences) -> bool {
+        let limit = if self.inactive_seeding_time_limit >= 0 {
+            self.inactive_seeding_time_limit * 60
+        } else if self.inactive_seeding_time_limit == -2 && config.max_inactive_seeding_time_enabled
+        {
+            config.max_inactive_seeding_time * 60
+        } else {
+            return false;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        now - self.last_activity > limit
+    }
+}
+
+impl ArrPreferences {
+    /// `RemovesCompletedDownloads`: what their download client test
+    /// complains about (the client removing torrents itself at the limit).
+    fn removes_completed_downloads(&self) -> bool {
+        let two_weeks = 60 * 24 * 14;
+        (self.max_ratio_enabled
+            || (self.max_seeding_time_enabled && self.max_seeding_time < two_weeks))
+            && (self.max_ratio_act == 1 || self.max_ratio_act == 3)
+    }
+}
+
+/// What Radarr/Sonarr judge of the torrents in `category` of a node, read
+/// as their `GetItems` reads them: (hash, state, removable).
+fn arr_items(addr: SocketAddr, cookie: &str, category: &str) -> Vec<ArrTorrent> {
+    let auth = [("Cookie", cookie)];
+    let list = get_json(addr, &format!("torrents/info?category={category}"), &auth);
+    serde_json::from_value(list).unwrap()
+}
+
+fn arr_preferences(addr: SocketAddr, cookie: &str) -> ArrPreferences {
+    let prefs = get_json(addr, "app/preferences", &[("Cookie", cookie)]);
+    serde_json::from_value(prefs).unwrap()
+}
+
+/// "Remove Completed" as Radarr and Sonarr run it against a node: a
+/// finished download is removable by their own rule (`CanBeRemoved`:
+/// `pausedUP` and a seed limit reached), their client test has nothing
+/// to warn about, and the removal after import (`torrents/delete` with
+/// `deleteFiles=true`) works whether they moved the file out (which
+/// `CanMoveFiles` lets them) or hard-linked it; with
+/// `remove_after_import = false` they keep it.
+#[test]
+fn finished_downloads_are_removed_after_import_as_radarr_does() {
+    let (a, b) = (pattern(300 * 1024 + 1), pattern(200 * 1024 + 3));
+    let files = vec![fake_peer::File::mkv("a", &a), fake_peer::File::mkv("b", &b)];
+    let peer = FakePeer::start(files, vec![], None);
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = site.start();
+    let cookie = login(node.addr);
+    let mut hashes = Vec::new();
+    for (id, data) in [("a", &a), ("b", &b)] {
+        let stub = jack::stub::build("alice", id, id, data.len() as u64);
+        hashes.push(jack::stub::parse(&stub, u64::MAX).unwrap().info_hash);
+        add_stub(
+            node.addr,
+            &cookie,
+            &[("category", "radarr")],
+            &format!("{id}.torrent"),
+            &stub,
+        );
+    }
+    wait_for("both finished", Duration::from_secs(20), || {
+        let items = arr_items(node.addr, &cookie, "radarr");
+        items.len() == 2 && items.iter().all(|t| t.state == "pausedUP")
+    });
+    let config = arr_preferences(node.addr, &cookie);
+    assert!(!config.removes_completed_downloads(), "no test warning");
+    let items = arr_items(node.addr, &cookie, "radarr");
+    for t in &items {
+        assert!(t.can_be_removed(&config), "{} removable", t.hash);
+    }
+
+    // Imported: `a` moved into the library, `b` hard-linked there.
+    let library = site.path().join("library");
+    std::fs::create_dir_all(&library).unwrap();
+    let path_of = |hash: &str| {
+        let t = items.iter().find(|t| t.hash == *hash).unwrap();
+        PathBuf::from(&t.content_path)
+    };
+    std::fs::rename(path_of(&hashes[0]), library.join("a.mkv")).unwrap();
+    std::fs::hard_link(path_of(&hashes[1]), library.join("b.mkv")).unwrap();
+    // `RemoveItem(item, deleteData: true)`, one call per download.
+    for hash in &hashes {
+        let r = post_form(
+            node.addr,
+            "torrents/delete",
+            &cookie,
+            &[("hashes", hash), ("deleteFiles", "true")],
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert!(
+        arr_items(node.addr, &cookie, "radarr").is_empty(),
+        "removed"
+    );
+    assert!(!path_of(&hashes[1]).exists(), "jack's own link is gone");
+    assert_eq!(std::fs::read(library.join("a.mkv")).unwrap(), a);
+    assert_eq!(std::fs::read(library.join("b.mkv")).unwrap(), b);
+    drop(node);
+    assert_eq!(
+        support::status_json(&site)["downloads"],
+        serde_json::json!([])
+    );
+
+    // Kept listed when the operator says so.
+    let table = qbit_table("remove_after_import = false\n");
+    let site = support::downloader(peer.addr, &table);
+    let node = site.start();
+    let cookie = login(node.addr);
+    let stub = jack::stub::build("alice", "a", "a", a.len() as u64);
+    add_stub(
+        node.addr,
+        &cookie,
+        &[("category", "radarr")],
+        "a.torrent",
+        &stub,
+    );
+    wait_for("the download", Duration::from_secs(20), || {
+        let items = arr_items(node.addr, &cookie, "radarr");
+        items.len() == 1 && items[0].state == "pausedUP"
+    });
+    let config = arr_preferences(node.addr, &cookie);
+    assert!(!config.removes_completed_downloads());
+    assert!(!arr_items(node.addr, &cookie, "radarr")[0].can_be_removed(&config));
+}
+
+/// A `application/x-www-form-urlencoded` POST with `headers`.
+fn post_form_with(
+    addr: SocketAddr,
+    endpoint: &str,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> Resp {
+    let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    raw(addr, "POST", endpoint, &all, urlencode(fields).as_bytes())
+}
+
+/// `jack_auth_failures_total{route="qbit"}` of a node.
+fn qbit_failures(addr: SocketAddr) -> u64 {
+    let m = support::request(addr, "GET", "/metrics", &[("X-Api-Key", support::KEY)]);
+    let text = String::from_utf8(m.body).unwrap();
+    let line = "jack_auth_failures_total{route=\"qbit\"} ";
+    let at = text.find(line).expect("the qbit failure counter") + line.len();
+    text[at..].lines().next().unwrap().parse().unwrap()
+}
+
+/// Recent Sonarr with an API key (qBittorrent 5.2's, Sonarr's `ApiKey`
+/// setting) sends `Authorization: Bearer <key>` on every request, with no
+/// login and no cookie: the node's owner key is that key, so setting jack
+/// up needs one secret. A wrong key is qBittorrent's `403` (Sonarr reads
+/// it as an authentication failure) and is charged to the guess budget;
+/// `auth/` is refused with a key, as there. With a username and password
+/// Sonarr now sends them as `Authorization: Basic` on every request too,
+/// beside the session cookie: not a key, and nothing is charged.
+#[test]
+fn sonarr_with_the_owner_key_as_api_key() {
+    let data = pattern(64 * 1024 + 5);
+    let peer = FakePeer::start(vec![fake_peer::File::mkv("e1", &data)], vec![], None);
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = site.start();
+    let addr = node.addr;
+    let bearer = format!("Bearer {}", support::KEY);
+    let key = [("Authorization", bearer.as_str())];
+    let get = |endpoint: &str| raw(addr, "GET", endpoint, &key, b"");
+
+    // Test(): the version (200 is API v2 as much as the 403 probe is),
+    // the preferences, the category, the list.
+    let r = get("app/webapiVersion");
+    assert_eq!((r.status, text(&r).as_str()), (200, "2.9.2"));
+    assert_eq!(get("app/preferences").status, 200);
+    assert_eq!(text(&get("torrents/categories")), "{}");
+    let r = post_form_with(
+        addr,
+        "torrents/createCategory",
+        &key,
+        &[("category", "tv-sonarr")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(text(&get("torrents/info?category=tv-sonarr")), "[]");
+
+    // Download(): the add (multipart: a file), the wait for the torrent,
+    // then the removal once done.
+    let stub = jack::stub::build("alice", "e1", "e1", data.len() as u64);
+    let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let fields = [("category", "tv-sonarr"), ("paused", "false")];
+    let body = multipart(&fields, &[("torrents", "e1.torrent", &stub)]);
+    let headers = [key[0], ("Content-Type", ct.as_str())];
+    let r = raw(addr, "POST", "torrents/add", &headers, &body);
+    assert_eq!(text(&r), "Ok.", "{r:?}");
+    assert_eq!(get(&format!("torrents/properties?hash={hash}")).status, 200);
+    // "Add Series Tags": the series' tag labels, joined by commas.
+    let fields = [("hashes", hash.as_str()), ("tags", "anime,tv")];
+    let r = post_form_with(addr, "torrents/addTags", &key, &fields);
+    assert_eq!(r.status, 200, "{r:?}");
+    wait_for("the download", Duration::from_secs(20), || {
+        let list: serde_json::Value =
+            serde_json::from_slice(&get("torrents/info?category=tv-sonarr").body).unwrap();
+        list[0]["state"] == "pausedUP"
+    });
+    let list: serde_json::Value = serde_json::from_slice(&get("torrents/info").body).unwrap();
+    assert_eq!(list[0]["tags"], "anime, tv", "kept on the download");
+    assert_eq!(text(&get("torrents/tags")), r#"["anime","tv"]"#);
+    let fields = [("hashes", hash.as_str()), ("deleteFiles", "true")];
+    assert_eq!(
+        post_form_with(addr, "torrents/delete", &key, &fields).status,
+        200
+    );
+    assert_eq!(text(&get("torrents/info")), "[]");
+
+    // Username and password: Basic on every request, and the cookie.
+    let basic = format!("Basic {}", "YWRtaW46czNjcmV0IHBhc3M=");
+    let r = post_form_with(
+        addr,
+        "auth/login",
+        &[("Authorization", &basic)],
+        &[("username", USER), ("password", PASS)],
+    );
+    assert_eq!(text(&r), "Ok.");
+    let cookie = r.header("Set-Cookie").unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let both = [("Authorization", basic.as_str()), ("Cookie", cookie)];
+    assert_eq!(raw(addr, "GET", "app/version", &both, b"").status, 200);
+    assert_eq!(qbit_failures(addr), 0, "nothing charged so far");
+
+    // A wrong key: 403, charged, whatever cookie comes with it; `auth/`
+    // with the right key: 403, not charged.
+    let wrong = [("Authorization", "Bearer not-the-key"), ("Cookie", cookie)];
+    let r = raw(addr, "GET", "app/version", &wrong, b"");
+    assert_eq!((r.status, text(&r).as_str()), (403, "Forbidden"));
+    let r = post_form_with(
+        addr,
+        "auth/login",
+        &key,
+        &[("username", USER), ("password", PASS)],
+    );
+    assert_eq!((r.status, r.header("Set-Cookie")), (403, None));
+    assert_eq!(qbit_failures(addr), 1);
+    // A key of another scheme, or an empty one, is not a key: the cookie
+    // is read.
+    for auth in ["Bearer ", "Token x"] {
+        let r = raw(
+            addr,
+            "GET",
+            "app/version",
+            &[("Authorization", auth), ("Cookie", cookie)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{auth}");
+    }
+    assert_eq!(qbit_failures(addr), 1);
+}
+
+/// Tags as qBittorrent 4.6 keeps them, driven as clients drive them: set
+/// on `torrents/add` (`tags=a,b`), added and taken off by hash (the tags
+/// made on the way), listed, filtered by (`torrents/info?tag=`), made and
+/// deleted; a tag with a control character is refused with the reason.
+#[test]
+fn tags_are_kept_per_download() {
+    let data = pattern(10 * 1024);
+    let peer = FakePeer::start(vec![fake_peer::File::mkv("m", &data)], vec![], None);
+    let bed = Bed::start(peer.addr);
+    let cookie = bed.login();
+    let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
+    let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+    add_stub(
+        bed.addr,
+        &cookie,
+        &[("category", "radarr"), ("tags", "4k, jack,")],
+        "m.torrent",
+        &stub,
+    );
+    let tags_of = |bed: &Bed| {
+        let list = bed.info(&cookie);
+        list.iter().find(|t| t["hash"] == hash.as_str()).unwrap()["tags"].clone()
+    };
+    assert_eq!(tags_of(&bed), "4k, jack", "at once, from the add");
+    wait_for("the download", Duration::from_secs(20), || {
+        bed.info(&cookie)[0]["state"] == "pausedUP"
+    });
+    assert_eq!(tags_of(&bed), "4k, jack", "the download's own");
+    let post = |endpoint: &str, fields: &[(&str, &str)]| {
+        let r = post_form(bed.addr, endpoint, &cookie, fields);
+        (r.status, text(&r))
+    };
+    let upper = hash.to_uppercase();
+    assert_eq!(
+        post("torrents/addTags", &[("hashes", &upper), ("tags", "tv")]).0,
+        200
+    );
+    assert_eq!(tags_of(&bed), "4k, jack, tv");
+    assert_eq!(
+        post(
+            "torrents/removeTags",
+            &[("hashes", "all"), ("tags", "jack")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(tags_of(&bed), "4k, tv");
+    let listed = |query: &str| {
+        bed.get(&format!("torrents/info?{query}"), &cookie)
+            .body
+            .len()
+            > 2
+    };
+    assert!(listed("tag=tv") && listed("tag=4k") && !listed("tag=jack") && !listed("tag="));
+    assert_eq!(post("torrents/createTags", &[("tags", "spare,x")]).0, 200);
+    assert_eq!(post("torrents/deleteTags", &[("tags", "x,tv")]).0, 200);
+    assert_eq!(tags_of(&bed), "4k");
+    let r = bed.get("torrents/tags", &cookie);
+    assert_eq!(text(&r), r#"["4k","jack","spare"]"#);
+    assert_eq!(
+        post("torrents/removeTags", &[("hashes", &hash)]).0,
+        200,
+        "every tag"
+    );
+    assert_eq!(tags_of(&bed), "");
+    assert!(listed("tag="));
+
+    // Bad input: the reason, nothing changed.
+    let (status, body) = post(
+        "torrents/addTags",
+        &[("hashes", &hash), ("tags", "ok,b\u{1}d")],
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with("Incorrect tag name \"b\\u{1}d\""),
+        "{body}"
+    );
+    assert_eq!(
+        post("torrents/addTags", &[("hashes", &hash)]).0,
+        400,
+        "no tags"
+    );
+    assert_eq!(
+        post("torrents/addTags", &[("tags", "a")]).0,
+        400,
+        "no hashes"
+    );
+    assert_eq!(post("torrents/createTags", &[]).0, 400);
+    assert_eq!(tags_of(&bed), "");
+    assert_eq!(
+        bed.get("torrents/addTags?hashes=all&tags=a", &cookie)
+            .status,
+        405
+    );
+}
+
+/// A transfer trickled at 512 KiB/s shows a speed and an ETA from its
+/// first second, to the first client that asks (`torrents/info`, and the
+/// status API with its own sampling), and within 30 % of the truth after
+/// 3 s: no `8640000`, no estimate warming up from zero.
+#[test]
+fn the_eta_is_right_from_the_first_seconds() {
+    let rate: u64 = 512 * 1024;
+    let data = pattern(8 * 1024 * 1024); // 16 s at that rate
+    let peer = FakePeer::start(
+        vec![fake_peer::File::mkv("slow", &data)],
+        vec![],
+        Some(rate),
+    );
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = site.start();
+    let cookie = login(node.addr);
+    let stub = jack::stub::build("alice", "slow", "slow", data.len() as u64);
+    add_stub(
+        node.addr,
+        &cookie,
+        &[("category", "radarr")],
+        "slow.torrent",
+        &stub,
+    );
+    // The first bytes on the wire (nothing has asked the node yet).
+    let sent = || {
+        peer.record
+            .body_bytes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    wait_for("the first bytes", Duration::from_secs(10), || sent() > 0);
+    let first = Instant::now();
+    // (eta, the ETA its own bytes done make true) of the API and the status API.
+    let etas = || {
+        let auth = [("Cookie", cookie.as_str())];
+        let t = &get_json(node.addr, "torrents/info?category=radarr", &auth)[0];
+        let truth = |done: u64| (data.len() as u64 - done) as f64 / rate as f64;
+        let qbit = (
+            t["eta"].as_u64().unwrap(),
+            truth(t["completed"].as_u64().unwrap()),
+        );
+        let key = [("X-Api-Key", support::KEY)];
+        let r = support::request(node.addr, "GET", "/api/v1/downloads", &key);
+        let d = &serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["downloads"][0];
+        let status = (
+            d["eta_seconds"].as_u64().unwrap_or(8_640_000),
+            truth(d["done_bytes"].as_u64().unwrap()),
+        );
+        [qbit, status]
+    };
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(first.elapsed()));
+    for (eta, truth) in etas() {
+        assert!(
+            eta != 8_640_000 && (eta as f64 - truth).abs() <= truth * 0.5,
+            "a second in: eta {eta}, truth {truth:.1}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(first.elapsed()));
+    for (eta, truth) in etas() {
+        assert!(
+            (eta as f64 - truth).abs() <= truth * 0.3,
+            "3 s in: eta {eta}, truth {truth:.1}"
+        );
+    }
 }

@@ -465,6 +465,8 @@ impl Sim {
             peer.addr,
             "max_attempts = 4\nidle_timeout_ms = 600\ndisk_full_retry_ms = 100\nmin_free_bytes = 0\n",
         );
+        // A known port: `jack pause`/`resume` reach the running node.
+        site.listen_on_a_free_port();
         let copy = rng.chance(25);
         let record_step = if rng.chance(30) { 1 } else { RECORD_STEP };
         let boot_id = format!("00000000-0000-4000-8000-{:012x}", seed & 0xffff_ffff_ffff);

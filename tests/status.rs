@@ -549,6 +549,7 @@ fn live_progress_then_a_pause_frees_the_worker_and_a_resume_goes_on_where_it_sto
     let peer = FakePeer::start(files, vec![], Some(512 * 1024));
     // One worker: a paused download must let it go for another to run.
     let b = downloader(peer.addr, "max_concurrent_downloads = 1");
+    b.listen_on_a_free_port();
     let bob = b.start();
     let stub = jack::stub::build("alice", "f", "Film.2024", data.len() as u64);
     drop_stub(&b, "f.torrent", &stub);

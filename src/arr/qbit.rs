@@ -2,7 +2,9 @@
 //! Radarr and Sonarr call under `/api/v2/`, answered as qBittorrent 4.6.4
 //! (WebAPI 2.9.2) would.
 //!
-//! Owns the routes, the login (`sessions`), reading parameters (`form`),
+//! Owns the routes, the login (`sessions`; or qBittorrent 5.2's API key,
+//! `Authorization: Bearer`, which is the node's owner key here, checked by
+//! the gate), reading parameters (`form`),
 //! and turning registry rows into answers (`qbit_view`). An add is recorded
 //! in the registry and answered `Ok.` at once; the `qbit-add` thread
 //! (`qbit_add`) makes it a download. A delete goes through
@@ -26,11 +28,11 @@ use crate::arr::qbit_add::{Adder, own_bases, parse_link};
 use crate::arr::qbit_view::{self, Facts, Speedometer, Torrent};
 use crate::clock::Clock;
 use crate::config::{Config, Peers, Secret};
-use crate::db::{ClientRow, Grab, NewGrab, Registry};
+use crate::db::{ClientRow, Grab, NewGrab, Registry, TagEdit};
 use crate::download::downloads::Downloads;
 use crate::error::Result;
 use crate::http::form::{self, Form, FormError, MAX_BODY};
-use crate::http::gate::{Client, Gate, Verdict, constant_time_eq, cross_site};
+use crate::http::gate::{Client, Gate, Verdict, bearer_key, constant_time_eq, cross_site};
 use crate::http::request::{header, split_url};
 use crate::http::server::{Handler, Reply};
 use crate::http::sessions::{Sessions, sid_in_cookie};
@@ -43,11 +45,10 @@ pub const APP_VERSION: &str = "v4.6.4";
 pub const WEBAPI_VERSION: &str = "2.9.2";
 
 /// Endpoints that change nothing in jack and answer `Ok.`.
-const NO_OPS: [&str; 5] = [
+const NO_OPS: [&str; 4] = [
     "torrents/setShareLimits",
     "torrents/topPrio",
     "torrents/setForceStart",
-    "torrents/addTags",
     "torrents/bottomPrio",
 ];
 
@@ -74,6 +75,8 @@ impl Sources {
 pub struct Qbit {
     username: String,
     password: Secret,
+    /// `server.api_key`, also taken as the API key (`Authorization: Bearer`).
+    owner_key: Secret,
     sessions: Sessions,
     downloads: Arc<Downloads>,
     speeds: Mutex<Speedometer>,
@@ -84,6 +87,8 @@ pub struct Qbit {
     peers: Peers,
     max_file_size: u64,
     max_active: usize,
+    /// `[qbittorrent] remove_after_import`.
+    remove_after_import: bool,
     clock: Arc<dyn Clock>,
     gate: Arc<Gate>,
 }
@@ -127,6 +132,7 @@ impl QbitApi {
         let handler = Arc::new(Qbit {
             username: q.username.clone(),
             password: q.password.clone(),
+            owner_key: config.server.api_key.clone(),
             sessions: Sessions::new(clock.clone()),
             downloads,
             speeds: Mutex::new(Speedometer::default()),
@@ -136,6 +142,7 @@ impl QbitApi {
             peers: config.peers.clone(),
             max_file_size: d.max_file_size,
             max_active: d.max_concurrent_downloads,
+            remove_after_import: q.remove_after_import,
             clock,
             gate,
         });
@@ -159,6 +166,11 @@ fn text(status: u16, body: &str) -> Reply {
         headers: vec![("Content-Type".into(), "text/plain; charset=UTF-8".into())],
         body: crate::http::server::Body::Bytes(body.as_bytes().to_vec()),
     }
+}
+
+/// An address over its guess budget.
+fn too_many(wait: u64) -> Reply {
+    text(429, "Too many failed login attempts").with_header("Retry-After", &wait.to_string())
 }
 
 fn ok() -> Reply {
@@ -188,6 +200,16 @@ fn closing(req: &Request, reply: Reply) -> Reply {
         let _ = sock.shutdown(Shutdown::Read);
     }
     reply.with_header("Connection", "close")
+}
+
+/// `reply` to a request refused before its body was read: the connection
+/// closed when body bytes are left unread.
+fn refuse(req: &Request, reply: Reply) -> Reply {
+    if has_large_body(req) {
+        closing(req, reply)
+    } else {
+        reply
+    }
 }
 
 /// Whether a request still has body bytes unread (tiny_http reads bodies
@@ -242,25 +264,28 @@ impl Handler for Qbit {
                 "qbittorrent api refused a cross-site request endpoint={endpoint} client={}",
                 self.gate.client(req)
             );
-            let unauthorized = text(401, "Unauthorized");
-            return if has_large_body(req) {
-                closing(req, unauthorized)
-            } else {
-                unauthorized
-            };
-        }
-        let sid = header(req, "Cookie")
-            .and_then(sid_in_cookie)
-            .map(str::to_string);
-        if endpoint != "auth/login" && !sid.as_deref().is_some_and(|s| self.sessions.check(s)) {
-            let forbidden = text(403, "Forbidden");
-            return if has_large_body(req) {
-                closing(req, forbidden)
-            } else {
-                forbidden
-            };
+            return refuse(req, text(401, "Unauthorized"));
         }
         let client = self.gate.client(req);
+        let sid = match bearer_key(req) {
+            // As qBittorrent 5.2: a request with an API key is that key's
+            // session (its cookie is not read), and `auth/` is not for it.
+            Some(key) => match self.api_key(client, key) {
+                Verdict::Pass(()) if !endpoint.starts_with("auth/") => None,
+                Verdict::Busy(wait) => return refuse(req, too_many(wait)),
+                _ => return refuse(req, text(403, "Forbidden")),
+            },
+            None => {
+                let sid = header(req, "Cookie")
+                    .and_then(sid_in_cookie)
+                    .map(str::to_string);
+                let open = sid.as_deref().is_some_and(|s| self.sessions.check(s));
+                if endpoint != "auth/login" && !open {
+                    return refuse(req, text(403, "Forbidden"));
+                }
+                sid
+            }
+        };
         let form = match self.read_form(req, &query) {
             Ok(f) => f,
             Err(e) => {
@@ -281,6 +306,15 @@ impl Handler for Qbit {
     }
 }
 
+/// The request's `tags` (`required`: a `400` without them), or the `400`
+/// that refuses them.
+fn tags(form: &Form, required: bool) -> std::result::Result<Vec<String>, Reply> {
+    match form.get("tags") {
+        None if required => Err(text(400, "Missing required parameter: tags")),
+        tags => qbit_view::tag_list(tags.unwrap_or("")).map_err(|e| text(400, &e)),
+    }
+}
+
 /// Endpoints that change state: POST only (a GET could be made by any web
 /// page the operator opens).
 fn changes_something(endpoint: &str) -> bool {
@@ -296,6 +330,10 @@ fn changes_something(endpoint: &str) -> bool {
             | "torrents/stop"
             | "torrents/resume"
             | "torrents/start"
+            | "torrents/addTags"
+            | "torrents/removeTags"
+            | "torrents/createTags"
+            | "torrents/deleteTags"
     ) || NO_OPS.contains(&endpoint)
 }
 
@@ -337,13 +375,20 @@ impl Qbit {
             "app/version" => text(200, APP_VERSION),
             "app/webapiVersion" => text(200, WEBAPI_VERSION),
             "app/defaultSavePath" => text(200, &self.save_path.display().to_string()),
-            "app/preferences" => json(&self.preferences()),
+            "app/preferences" => json(&qbit_view::preferences(
+                &self.save_path.display().to_string(),
+                self.max_active,
+                self.remove_after_import,
+            )),
             "torrents/info" => self.info(form)?,
             "torrents/properties" => self.one(form, qbit_view::properties)?,
             "torrents/files" => self.one(form, qbit_view::files)?,
             "torrents/categories" => self.categories()?,
             "torrents/createCategory" => self.create_category(form)?,
             "torrents/setCategory" => self.set_category(form)?,
+            "torrents/tags" => json(&self.registry().tags()?),
+            "torrents/addTags" | "torrents/removeTags" => self.edit_tags(endpoint, form)?,
+            "torrents/createTags" | "torrents/deleteTags" => self.make_tags(endpoint, form)?,
             "torrents/add" => self.add(form)?,
             "torrents/delete" => self.delete(form)?,
             // qBittorrent 5 names them stop and start.
@@ -351,6 +396,15 @@ impl Qbit {
             "torrents/resume" | "torrents/start" => self.pause(form, false)?,
             e if NO_OPS.contains(&e) => ok(),
             _ => text(404, "Not Found"),
+        })
+    }
+
+    /// The API key of `Authorization: Bearer` (qBittorrent 5.2's, which
+    /// recent Radarr/Sonarr send in place of a login): the node's owner
+    /// key, through the gate (a wrong one is charged).
+    fn api_key(&self, client: Client, key: &str) -> Verdict<()> {
+        self.gate.check(AuthRoute::Qbit, client, Some(key), |key| {
+            constant_time_eq(key.as_bytes(), self.owner_key.expose().as_bytes()).then_some(())
         })
     }
 
@@ -367,10 +421,7 @@ impl Qbit {
             });
         match verdict {
             Verdict::Pass(()) => {}
-            Verdict::Busy(wait) => {
-                return text(429, "Too many failed login attempts")
-                    .with_header("Retry-After", &wait.to_string());
-            }
+            Verdict::Busy(wait) => return too_many(wait),
             Verdict::Missing | Verdict::Wrong => return text(200, "Fails."),
         }
         match self.sessions.open() {
@@ -382,37 +433,13 @@ impl Qbit {
         }
     }
 
-    fn preferences(&self) -> serde_json::Value {
-        serde_json::json!({
-            "save_path": self.save_path.display().to_string(),
-            "temp_path_enabled": false,
-            "queueing_enabled": true,
-            "max_active_downloads": self.max_active,
-            "max_active_torrents": self.max_active,
-            "max_active_uploads": 0,
-            "dht": true,
-            "pex": false,
-            "lsd": false,
-            "max_ratio_enabled": false,
-            "max_ratio": -1,
-            "max_seeding_time_enabled": false,
-            "max_seeding_time": -1,
-            "max_inactive_seeding_time_enabled": false,
-            "max_inactive_seeding_time": -1,
-            "max_ratio_act": 0,
-            "auto_tmm_enabled": false,
-            "start_paused_enabled": false,
-            "create_subfolder_enabled": false,
-        })
-    }
-
     /// What torrents are made of: rows (of `hash` and `category` only, when
     /// given), adds, live bytes and speeds sampled now, and the time.
     fn sources(&self, hash: Option<&str>, category: Option<&str>) -> Result<Sources> {
-        let rows = self.registry().client_rows(hash, category)?;
-        let grabs = self.registry().grabs()?;
-        let live = self.downloads.running();
-        let rates = self.speeds.lock().update(self.clock.now(), &live);
+        let (rows, grabs) = self.registry().client_view(hash, category)?;
+        let running = self.downloads.running();
+        let rates = self.speeds.lock().update(self.clock.now(), &running);
+        let live = qbit_view::live_bytes(&running);
         let now = self
             .clock
             .wall()
@@ -427,11 +454,12 @@ impl Qbit {
         })
     }
 
-    /// `torrents/info?category=&hashes=a|b`. Made one torrent at a time
+    /// `torrents/info?category=&tag=&hashes=a|b`. Made one torrent at a time
     /// into an in-memory file (`memfd`), sent with `sendfile`: a registry
     /// of 10,000 downloads never holds its ~10 MiB of JSON on the heap.
     fn info(&self, form: &Form) -> Result<Reply> {
         let category = form.get("category");
+        let tag = form.get("tag");
         let hashes = qbit_view::hash_list(form.get("hashes"));
         let src = self.sources(None, category)?;
         let save_path = self.save_path.display().to_string();
@@ -448,7 +476,7 @@ impl Qbit {
             for pick in qbit_view::picks(&src.rows, &src.grabs) {
                 let t =
                     qbit_view::torrent(pick, &src.rows, &src.grabs, &src.live, &src.rates, facts);
-                if qbit_view::selected(&t, category, hashes.as_deref()) {
+                if qbit_view::selected(&t, category, tag, hashes.as_deref()) {
                     seq.serialize_element(&t)?;
                 }
             }
@@ -520,6 +548,42 @@ impl Qbit {
         Ok(text(200, ""))
     }
 
+    /// `torrents/addTags` (`hashes`, `tags`: the tags made if new) and
+    /// `torrents/removeTags` (`hashes`, and `tags`: every tag when absent
+    /// or empty), as qBittorrent 4.6.
+    fn edit_tags(&self, endpoint: &str, form: &Form) -> Result<Reply> {
+        let Some(hashes) = form.get("hashes") else {
+            return Ok(text(400, "Missing required parameter: hashes"));
+        };
+        let adding = endpoint == "torrents/addTags";
+        let tags = match tags(form, adding) {
+            Ok(tags) => tags,
+            Err(refused) => return Ok(refused),
+        };
+        let edit = match (adding, tags.is_empty()) {
+            (true, _) => TagEdit::Add(&tags),
+            (false, false) => TagEdit::Remove(&tags),
+            (false, true) => TagEdit::Clear,
+        };
+        let hashes = qbit_view::hash_list(Some(hashes));
+        self.registry().edit_tags(hashes.as_deref(), edit)?;
+        Ok(text(200, ""))
+    }
+
+    /// `torrents/createTags` and `torrents/deleteTags` (`tags`).
+    fn make_tags(&self, endpoint: &str, form: &Form) -> Result<Reply> {
+        let tags = match tags(form, true) {
+            Ok(tags) => tags,
+            Err(refused) => return Ok(refused),
+        };
+        if endpoint == "torrents/createTags" {
+            self.registry().create_tags(&tags)?;
+        } else {
+            self.registry().delete_tags(&tags)?;
+        }
+        Ok(text(200, ""))
+    }
+
     /// `torrents/add`: stubs (any uploaded file, as qBittorrent takes
     /// them; *arr names the part `torrents`) and links to this node's
     /// `/torznab/download/`. Everything is checked before anything is
@@ -529,6 +593,10 @@ impl Qbit {
         if !category.is_empty() && !valid_category(category) {
             return Ok(text(400, "Incorrect category name"));
         }
+        let tags = match tags(form, false) {
+            Ok(tags) => tags,
+            Err(refused) => return Ok(refused),
+        };
         let mut grabs = Vec::new();
         for (_, filename, bytes) in &form.files {
             let s = match stub::parse(bytes, self.max_file_size) {
@@ -575,9 +643,11 @@ impl Qbit {
             form.get(k)
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
         });
-        let ids = self.registry().insert_grabs(&grabs, category, paused)?;
+        let ids = self
+            .registry()
+            .insert_grabs(&grabs, category, &tags, paused)?;
         log::info!(
-            "qbittorrent api add recorded grabs={ids:?} category={category:?} paused={paused}"
+            "qbittorrent api add recorded grabs={ids:?} category={category:?} tags={tags:?} paused={paused}"
         );
         let _ = self.wake.try_send(());
         Ok(ok())
@@ -601,7 +671,7 @@ impl Qbit {
                 }
             }
         }
-        for row in self.registry().client_rows(None, None)? {
+        for row in self.registry().client_view(None, None)?.0 {
             if !chosen(&row.info_hash) {
                 continue;
             }
@@ -628,13 +698,14 @@ impl Qbit {
         let delete_files = form
             .get("deleteFiles")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        for g in self.registry().grabs()? {
+        let (rows, grabs) = self.registry().client_view(None, None)?;
+        for g in grabs {
             let all = hashes.is_none();
             if all || g.info_hash.as_deref().is_some_and(chosen) {
                 self.registry().delete_grab(g.id)?;
             }
         }
-        for row in self.registry().client_rows(None, None)? {
+        for row in rows {
             if chosen(&row.info_hash) {
                 let now = self.downloads.remove(row.id, delete_files)?;
                 log::info!(

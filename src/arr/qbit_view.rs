@@ -1,20 +1,21 @@
 //! What the qBittorrent-compatible API shows of the registry: registry rows
 //! (and adds not yet made downloads) translated into qBittorrent's torrent
-//! objects, the state mapping, filters, and the download speed average.
+//! objects, the state mapping, filters, and download speeds.
 //!
 //! Pure: rows, live byte counts and times in, values out. The API module
 //! (`qbit`) does the reading and the HTTP. Must not do I/O or hold state
 //! beyond [`Speedometer`]'s samples.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::clock::parse_rfc3339;
-use crate::db::{ClientRow, Grab, Status};
+use crate::db::{ClientRow, Grab, Status, split_tags};
+use crate::download::downloads::Progress;
 
 /// `eta` when it cannot be told (qBittorrent's "infinity": 100 days).
 pub const ETA_UNKNOWN: u64 = 8_640_000;
@@ -55,7 +56,8 @@ pub struct Torrent<'a> {
     pub eta: u64,
     pub state: &'static str,
     pub category: &'a str,
-    pub tags: &'static str,
+    /// Joined by `", "`, as qBittorrent.
+    pub tags: Cow<'a, str>,
     pub save_path: &'a str,
     pub content_path: Cow<'a, str>,
     pub ratio: f64,
@@ -217,6 +219,7 @@ fn from_row<'a>(
         secs(&row.updated_at)
     };
     t.file_name = file_name;
+    t.tags = shown_tags(&row.tags);
     t
 }
 
@@ -232,10 +235,61 @@ fn from_grab<'a>(g: &'a Grab, facts: Facts<'a>) -> Torrent<'a> {
     );
     t.content_path = inside(facts.save_path, &g.title);
     t.file_name = &g.title;
+    t.tags = shown_tags(&g.tags);
     if g.paused {
         t.state = state(Status::Paused);
     }
     t
+}
+
+/// Stored tags (`a,b`) as `torrents/info` shows them (`a, b`).
+fn shown_tags(stored: &str) -> Cow<'_, str> {
+    if stored.contains(',') {
+        Cow::Owned(split_tags(stored).collect::<Vec<_>>().join(TAGS_SHOWN))
+    } else {
+        Cow::Borrowed(stored)
+    }
+}
+
+/// `app/preferences`: where files land, the queue, and the global share
+/// limits. jack never seeds, so a finished download has reached a share
+/// ratio of 0: with `remove_after_import`, the ratio limit is on at 0 and
+/// its action is to pause (`max_ratio_act` 0, not 1 or 3, which
+/// Radarr/Sonarr's test warns about), so Radarr/Sonarr judge a finished
+/// (`pausedUP`) download removable once imported; without, every limit is
+/// off (-1) and they keep it listed. The per-torrent limits are always
+/// -2 ("the global one applies", [`base`]).
+pub fn preferences(
+    save_path: &str,
+    max_active: usize,
+    remove_after_import: bool,
+) -> serde_json::Value {
+    let (ratio_enabled, max_ratio) = if remove_after_import {
+        (true, 0)
+    } else {
+        (false, -1)
+    };
+    serde_json::json!({
+        "save_path": save_path,
+        "temp_path_enabled": false,
+        "queueing_enabled": true,
+        "max_active_downloads": max_active,
+        "max_active_torrents": max_active,
+        "max_active_uploads": 0,
+        "dht": true,
+        "pex": false,
+        "lsd": false,
+        "max_ratio_enabled": ratio_enabled,
+        "max_ratio": max_ratio,
+        "max_ratio_act": 0,
+        "max_seeding_time_enabled": false,
+        "max_seeding_time": -1,
+        "max_inactive_seeding_time_enabled": false,
+        "max_inactive_seeding_time": -1,
+        "auto_tmm_enabled": false,
+        "start_paused_enabled": false,
+        "create_subfolder_enabled": false,
+    })
 }
 
 /// `dir/name` as text.
@@ -263,7 +317,7 @@ fn base<'a>(
         eta: ETA_UNKNOWN,
         state: PENDING_STATE,
         category,
-        tags: "",
+        tags: Cow::Borrowed(""),
         save_path: facts.save_path,
         content_path: Cow::Borrowed(""),
         ratio: 0.0,
@@ -313,9 +367,45 @@ pub fn hash_list(value: Option<&str>) -> Option<Vec<String>> {
 }
 
 /// `torrents/info`'s filters: a category (`Some("")`: uncategorized only;
-/// `None`: any), and hashes.
-pub fn selected(t: &Torrent<'_>, category: Option<&str>, hashes: Option<&[String]>) -> bool {
-    category.is_none_or(|c| t.category == c) && hashes.is_none_or(|h| h.iter().any(|x| x == t.hash))
+/// `None`: any), a tag (likewise: `Some("")`, untagged only), and hashes.
+pub fn selected(
+    t: &Torrent<'_>,
+    category: Option<&str>,
+    tag: Option<&str>,
+    hashes: Option<&[String]>,
+) -> bool {
+    let tagged = |tag: &str| match tag.trim() {
+        "" => t.tags.is_empty(),
+        tag => t.tags.split(TAGS_SHOWN).any(|x| x == tag),
+    };
+    category.is_none_or(|c| t.category == c)
+        && tag.is_none_or(tagged)
+        && hashes.is_none_or(|h| h.iter().any(|x| x == t.hash))
+}
+
+/// How `torrents/info` joins a torrent's tags, as qBittorrent.
+const TAGS_SHOWN: &str = ", ";
+
+/// Tags are at most this long (bytes).
+pub const MAX_TAG: usize = 255;
+
+/// The tags of a request's `tags=a,b` (qBittorrent's list: split at
+/// commas, each trimmed, empty ones skipped); a tag with a control
+/// character or longer than [`MAX_TAG`] bytes is refused with the reason.
+pub fn tag_list(value: &str) -> Result<Vec<String>, String> {
+    let mut tags: Vec<String> = Vec::new();
+    for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if tag.len() > MAX_TAG || tag.chars().any(char::is_control) {
+            let shown: String = tag.chars().take(40).collect();
+            return Err(format!(
+                "Incorrect tag name {shown:?}: at most {MAX_TAG} bytes, no control characters"
+            ));
+        }
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
+        }
+    }
+    Ok(tags)
 }
 
 /// `torrents/properties` of one torrent.
@@ -382,57 +472,81 @@ pub fn files(t: &Torrent<'_>) -> serde_json::Value {
     }])
 }
 
-/// Download speeds as a moving average of the live byte counts, sampled
-/// whenever the API is asked: each sample moves the average towards the
-/// speed since the previous one, weighted by the time between them
-/// (time constant [`Speedometer::TAU`]), so it reads the same whether *arr
-/// polls every second or every minute.
+/// Download speeds, measured whenever the API is asked: each running
+/// download's bytes over about the last [`Speedometer::WINDOW`], from the
+/// newest sample at least that old (or, before there is one, from where
+/// its transfer began). A transfer shows its speed from its first second,
+/// whether *arr polls every second or first asks a minute in; a stall
+/// shows within a window.
 #[derive(Debug, Default)]
 pub struct Speedometer {
-    samples: HashMap<i64, Sample>,
+    tracks: HashMap<i64, Track>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    bytes: u64,
-    rate: f64,
+/// One download's samples: `(time, bytes)`, oldest first, the first the
+/// transfer's start when known.
+#[derive(Debug)]
+struct Track {
+    began: Option<(Instant, u64)>,
+    samples: VecDeque<(Instant, u64)>,
 }
 
 impl Speedometer {
-    /// The time constant of the average.
-    pub const TAU: Duration = Duration::from_secs(5);
-    /// Samples closer than this to the previous one change nothing.
-    pub const MIN_GAP: Duration = Duration::from_millis(250);
+    /// How far back a speed looks (once the transfer is that old).
+    pub const WINDOW: Duration = Duration::from_secs(5);
+    /// Shorter spans than this tell no speed yet.
+    pub const MIN_SPAN: Duration = Duration::from_millis(250);
 
-    /// Takes a sample of every running download's bytes at `now`; returns
-    /// their speeds (bytes/s). Downloads not running are forgotten.
-    pub fn update(&mut self, now: Instant, running: &HashMap<i64, u64>) -> HashMap<i64, u64> {
-        self.samples.retain(|id, _| running.contains_key(id));
+    /// Takes a sample of every running download at `now`; returns their
+    /// speeds (bytes/s). Downloads not running are forgotten.
+    pub fn update(&mut self, now: Instant, running: &HashMap<i64, Progress>) -> HashMap<i64, u64> {
+        self.tracks.retain(|id, _| running.contains_key(id));
         let mut rates = HashMap::with_capacity(running.len());
-        for (&id, &bytes) in running {
-            let fresh = Sample {
-                at: now,
-                bytes,
-                rate: 0.0,
-            };
-            let s = self.samples.entry(id).or_insert(fresh);
-            let gap = now.saturating_duration_since(s.at);
-            if bytes < s.bytes {
-                *s = fresh; // restarted from byte 0
-            } else if gap >= Self::MIN_GAP {
-                let speed = (bytes - s.bytes) as f64 / gap.as_secs_f64();
-                let weight = 1.0 - (-gap.as_secs_f64() / Self::TAU.as_secs_f64()).exp();
-                *s = Sample {
-                    at: now,
-                    bytes,
-                    rate: s.rate + (speed - s.rate) * weight,
-                };
+        for (&id, p) in running {
+            let track = self.tracks.entry(id).or_insert_with(|| Track::new(p.began));
+            let went_back = track.samples.back().is_some_and(|&(_, b)| p.bytes < b);
+            if track.began != p.began || went_back {
+                *track = Track::new(p.began); // a new transfer, or from byte 0 again
             }
-            rates.insert(id, s.rate.round() as u64);
+            track.samples.push_back((now, p.bytes));
+            // Keep the newest sample at least a window old, and those after.
+            while track
+                .samples
+                .get(1)
+                .is_some_and(|&(at, _)| now.saturating_duration_since(at) >= Self::WINDOW)
+            {
+                track.samples.pop_front();
+            }
+            rates.insert(id, track.rate(now, p.bytes));
         }
         rates
     }
+}
+
+impl Track {
+    fn new(began: Option<(Instant, u64)>) -> Track {
+        Track {
+            began,
+            samples: began.into_iter().collect(),
+        }
+    }
+
+    /// Bytes/s from the oldest sample kept to `(now, bytes)`.
+    fn rate(&self, now: Instant, bytes: u64) -> u64 {
+        let Some(&(at, from)) = self.samples.front() else {
+            return 0;
+        };
+        let span = now.saturating_duration_since(at);
+        if span < Speedometer::MIN_SPAN || bytes < from {
+            return 0;
+        }
+        ((bytes - from) as f64 / span.as_secs_f64()).round() as u64
+    }
+}
+
+/// The live bytes of `running`.
+pub fn live_bytes(running: &HashMap<i64, Progress>) -> HashMap<i64, u64> {
+    running.iter().map(|(&id, p)| (id, p.bytes)).collect()
 }
 
 #[cfg(test)]
@@ -470,6 +584,7 @@ mod tests {
             downloaded_bytes: done,
             status,
             category: "radarr".into(),
+            tags: String::new(),
             created_at: "2026-01-02T03:04:05Z".into(),
             updated_at: "2026-01-02T03:05:00Z".into(),
             completed_at: (status == Status::Completed).then(|| "2026-01-02T03:06:00Z".into()),
@@ -530,6 +645,49 @@ mod tests {
     }
 
     #[test]
+    fn share_limits_a_finished_download_has_reached() {
+        let limits = |remove: bool| {
+            let p = preferences("/d/completed", 2, remove);
+            let keys = [
+                "max_ratio_enabled",
+                "max_ratio",
+                "max_ratio_act",
+                "max_seeding_time_enabled",
+                "max_seeding_time",
+                "max_inactive_seeding_time_enabled",
+            ];
+            keys.map(|k| p[k].clone())
+        };
+        use serde_json::json as j;
+        assert_eq!(
+            limits(true),
+            [j!(true), j!(0), j!(0), j!(false), j!(-1), j!(false)],
+            "ratio limit 0, reached by every download; its action is to pause"
+        );
+        assert_eq!(
+            limits(false),
+            [j!(false), j!(-1), j!(0), j!(false), j!(-1), j!(false)],
+            "every limit off"
+        );
+        // Every torrent follows the global limits, and has shared nothing.
+        let done = row(1, "aa", Status::Completed, 1000);
+        let t = torrents(
+            std::slice::from_ref(&done),
+            &[],
+            &HashMap::new(),
+            &HashMap::new(),
+            facts(),
+        );
+        let json = serde_json::to_value(&t[0]).unwrap();
+        let fields = ["state", "ratio", "ratio_limit", "seeding_time_limit"];
+        assert_eq!(
+            fields.map(|k| json[k].clone()),
+            [j!("pausedUP"), j!(0.0), j!(-2), j!(-2)]
+        );
+        assert_eq!(json["inactive_seeding_time_limit"], -2);
+    }
+
+    #[test]
     fn one_torrent_per_release_and_pending_adds() {
         // An old failed row and a newer live one of one release: the live
         // one; a completed one wins over newer rows.
@@ -549,6 +707,7 @@ mod tests {
             peer: "alice".into(),
             item_id: "m:9".into(),
             category: "sonarr".into(),
+            tags: "b,tv".into(),
             added_at: "2026-01-02T03:04:05Z".into(),
             paused: false,
         };
@@ -574,6 +733,7 @@ mod tests {
             (77, 0.0, "sonarr")
         );
         assert_eq!(pending.content_path, "/d/completed/Pending.Movie");
+        assert_eq!(pending.tags, "b, tv", "joined as qBittorrent does");
     }
 
     #[test]
@@ -584,9 +744,20 @@ mod tests {
         ];
         let mut all = torrents(&rows, &[], &HashMap::new(), &HashMap::new(), facts());
         all[1].category = "";
+        all[1].tags = "tv, x y".into();
+        let tagged = |tag: &str| {
+            let t = all.iter().filter(|t| selected(t, None, Some(tag), None));
+            t.map(|t| t.hash).collect::<Vec<_>>()
+        };
+        assert_eq!(tagged("x y"), ["bb"]);
+        assert_eq!(tagged(" tv "), ["bb"]);
+        assert_eq!(tagged("x"), Vec::<&str>::new(), "whole tags only");
+        assert_eq!(tagged(""), ["aa"], "empty: untagged only");
         let pick = |c: Option<&str>, h: Option<&str>| {
             let hashes = hash_list(h);
-            let t = all.iter().filter(|t| selected(t, c, hashes.as_deref()));
+            let t = all
+                .iter()
+                .filter(|t| selected(t, c, None, hashes.as_deref()));
             t.map(|t| t.hash).collect::<Vec<_>>()
         };
         assert_eq!(pick(None, None), ["aa", "bb"]);
@@ -598,36 +769,65 @@ mod tests {
     }
 
     #[test]
-    fn the_speed_is_a_time_weighted_moving_average() {
+    fn tag_lists_as_qbittorrent_reads_them() {
+        let ok = |v: &str| tag_list(v).unwrap();
+        assert_eq!(ok("tv,  anime ,,tv,"), ["tv", "anime"]);
+        assert!(ok(" , ").is_empty());
+        assert_eq!(ok("4k hdr"), ["4k hdr"]);
+        let long = "t".repeat(MAX_TAG + 1);
+        for bad in ["a,b\u{7}c", long.as_str()] {
+            let e = tag_list(bad).unwrap_err();
+            assert!(e.starts_with("Incorrect tag name"), "{e}");
+        }
+        assert_eq!(ok(&"t".repeat(MAX_TAG)).len(), 1);
+    }
+
+    #[test]
+    fn speeds_from_the_first_second_over_a_short_window() {
         let mut s = Speedometer::default();
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mb = 1_000_000;
+        // Resumed at byte 5000: its start is known.
+        let began = Some((at(0), 5000));
+        let mut poll = |ms: u64, bytes: u64, began: Option<(Instant, u64)>| {
+            let running = HashMap::from([(1, Progress { bytes, began })]);
+            s.update(at(ms), &running).get(&1).copied()
+        };
         assert_eq!(
-            s.update(at(0), &HashMap::from([(1, 0)]))[&1],
-            0,
-            "first sample"
+            poll(100, 5000 + mb / 10, began),
+            Some(0),
+            "too soon to tell"
         );
-        // 1 MB/s for a long time: the average reaches it.
-        let mut rate = 0;
-        for i in 1..=60 {
-            rate = s.update(at(i * 1000), &HashMap::from([(1, i * mb)]))[&1];
+        assert_eq!(
+            poll(1000, 5000 + mb, began),
+            Some(mb),
+            "the first poll a second in: exact, no warm-up"
+        );
+        // 1 MB/s, then 3 MB/s: the window's average, the new speed in 5 s.
+        for i in 2..=10 {
+            assert_eq!(poll(i * 1000, 5000 + i * mb, began), Some(mb));
         }
-        assert!((mb - 1000..=mb).contains(&rate), "{rate}");
-        // Samples too close together change nothing.
-        assert_eq!(
-            s.update(at(60_100), &HashMap::from([(1, 70 * mb)]))[&1],
-            rate
-        );
-        // One minute-long gap at 2 MB/s moves it almost all the way.
-        let r = s.update(at(120_000), &HashMap::from([(1, 180 * mb)]))[&1];
-        assert!(r > 1_990_000 && r <= 2 * mb, "{r}");
-        // A stall pulls it down by 1 - e^(-1/5) per second.
-        let r = s.update(at(121_000), &HashMap::from([(1, 180 * mb)]))[&1];
-        assert!((1_600_000..1_650_000).contains(&r), "{r}");
-        // A restart from byte 0 starts over; a download that stopped is forgotten.
-        assert_eq!(s.update(at(122_000), &HashMap::from([(1, 5)]))[&1], 0);
-        assert!(s.update(at(123_000), &HashMap::new()).is_empty());
-        assert!(s.samples.is_empty());
+        assert_eq!(poll(11_000, 5000 + 13 * mb, began), Some(7 * mb / 5));
+        for i in 12..=15 {
+            poll(i * 1000, 5000 + (10 + 3 * (i - 10)) * mb, began);
+        }
+        assert_eq!(poll(16_000, 5000 + 28 * mb, began), Some(3 * mb));
+        // A stall: zero within a window.
+        assert_eq!(poll(18_000, 5000 + 28 * mb, began), Some(9 * mb / 5));
+        assert_eq!(poll(21_000, 5000 + 28 * mb, began), Some(0));
+        // Polled a minute later: the minute's average.
+        assert_eq!(poll(81_000, 5000 + 148 * mb, began), Some(2 * mb));
+        // A new transfer (the file changed: from 0 again) starts over.
+        let again = Some((at(82_000), 0));
+        assert_eq!(poll(84_000, 4 * mb, again), Some(2 * mb));
+        // Not begun yet: told from the second poll on.
+        let mut s = Speedometer::default();
+        let running = |bytes| HashMap::from([(2, Progress { bytes, began: None })]);
+        assert_eq!(s.update(at(0), &running(0))[&2], 0);
+        assert_eq!(s.update(at(2000), &running(mb))[&2], mb / 2);
+        // A download that stopped is forgotten.
+        assert!(s.update(at(3000), &HashMap::new()).is_empty());
+        assert!(s.tracks.is_empty());
     }
 }

@@ -412,6 +412,7 @@ mod tests {
         QbitConfig {
             username: "admin".into(),
             password: Secret::new("pw", SecretOrigin::Inline),
+            remove_after_import: true,
         }
     }
 

@@ -12,6 +12,9 @@ use super::walk::{Cx, Table};
 pub struct QbitConfig {
     pub username: String,
     pub password: Secret,
+    /// Report share limits a finished download has reached, so that
+    /// Radarr/Sonarr's "Remove Completed" removes it after import.
+    pub remove_after_import: bool,
 }
 
 impl QbitConfig {
@@ -19,11 +22,17 @@ impl QbitConfig {
     pub const KEYS: &'static [Key] = &[
         Key::hand("username", None, "the login Radarr/Sonarr present"),
         Key::hand("password", None, "its password (a secret)"),
+        Key::hand(
+            "remove_after_import",
+            Some("true"),
+            "let Radarr/Sonarr remove a finished download once imported",
+        ),
     ];
 
     pub(super) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\n[qbittorrent]\nusername = {:?}", self.username)?;
-        writeln!(f, "password = {}", self.password)
+        writeln!(f, "password = {}", self.password)?;
+        writeln!(f, "remove_after_import = {}", self.remove_after_import)
     }
 }
 
@@ -33,6 +42,7 @@ impl Cx<'_> {
         let mut t = self.table(top, "qbittorrent", QbitConfig::KEYS);
         let username = self.required_string(&mut t, "username");
         let password = self.secret(&mut t, "password");
+        let remove_after_import = self.boolean(&mut t, "remove_after_import", true);
         if let Some((u, span)) = &username
             && (u.is_empty() || u.chars().any(char::is_control))
         {
@@ -43,6 +53,33 @@ impl Cx<'_> {
         Some(QbitConfig {
             username: username?.0,
             password: password?,
+            remove_after_import,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::*;
+    use crate::config::*;
+
+    const TABLE: &str =
+        "[server]\napi_key = \"k\"\n[qbittorrent]\nusername = \"u\"\npassword = \"p\"\n";
+
+    #[test]
+    fn remove_after_import_is_a_boolean_on_by_default() {
+        let parse = |extra: &str| {
+            let text = format!("{TABLE}{extra}");
+            let c = Config::parse(&text, std::path::Path::new("/j/jack.toml"), &no_env);
+            c.unwrap().qbittorrent.unwrap().remove_after_import
+        };
+        assert!(parse(""));
+        assert!(!parse("remove_after_import = false\n"));
+        each_is_reported(&[(
+            &format!("{TABLE}remove_after_import = \"no\"\n"),
+            "qbittorrent.remove_after_import",
+            Some(6),
+            "expected true or false, found string",
+        )]);
     }
 }

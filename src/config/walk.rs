@@ -260,6 +260,24 @@ impl<'a> Cx<'a> {
         name
     }
 
+    /// A boolean (`default` when absent or not a boolean).
+    pub(super) fn boolean(
+        &mut self,
+        t: &mut Table<'_, '_>,
+        k: &'static str,
+        default: bool,
+    ) -> bool {
+        let Some(v) = t.get(k) else { return default };
+        match v.get_ref() {
+            DeValue::Boolean(b) => *b,
+            other => {
+                let msg = format!("expected true or false, found {}", other.type_str());
+                self.problem(t.key(k), Some(v.span()), msg);
+                default
+            }
+        }
+    }
+
     /// An integer key within `min..=max`, or `default` when absent.
     pub(super) fn integer(
         &mut self,

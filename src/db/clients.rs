@@ -1,7 +1,7 @@
 //! What the download-client API (qBittorrent-compatible) keeps in the
-//! registry: each download's category, the categories *arr created, the
-//! adds taken but not yet turned into downloads (`grabs`), and removals
-//! asked for.
+//! registry: each download's category and tags, the categories and tags
+//! *arr created, the adds taken but not yet turned into downloads
+//! (`grabs`), and removals asked for.
 //!
 //! Part of `db`: the only SQL outside `db.rs`, under the same rules (the
 //! mutex held only around SQL, one transaction per change). Rows are plain
@@ -26,6 +26,8 @@ pub struct Grab {
     pub peer: String,
     pub item_id: String,
     pub category: String,
+    /// Its tags, sorted, joined by commas.
+    pub tags: String,
     pub added_at: String,
     /// Added with `paused=true` (or paused before it became a download).
     pub paused: bool,
@@ -46,6 +48,9 @@ pub struct ClientRow {
     pub downloaded_bytes: u64,
     pub status: Status,
     pub category: String,
+    /// Its tags, sorted, joined by commas (with those of its release's
+    /// pending adds, which it takes when they are settled).
+    pub tags: String,
     pub created_at: String,
     pub updated_at: String,
     pub completed_at: Option<String>,
@@ -66,52 +71,93 @@ pub struct NewGrab {
 /// Every download the API shows: not being removed, with its category.
 const VISIBLE: &str = "removal IS NULL";
 
+/// What [`Registry::edit_tags`] does to the tags of some downloads.
+#[derive(Debug, Clone, Copy)]
+pub enum TagEdit<'a> {
+    /// Adds these (made tags if new).
+    Add(&'a [String]),
+    /// Takes these off.
+    Remove(&'a [String]),
+    /// Takes every tag off.
+    Clear,
+}
+
+/// Tags as stored: sorted, without repeats, joined by commas.
+fn join_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> String {
+    let set: std::collections::BTreeSet<&str> =
+        tags.into_iter().filter(|t| !t.is_empty()).collect();
+    set.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// The tags of a stored list.
+pub fn split_tags(stored: &str) -> impl Iterator<Item = &str> {
+    stored.split(',').filter(|t| !t.is_empty())
+}
+
+/// `stored` changed by `edit`.
+fn edited(stored: &str, edit: TagEdit<'_>) -> String {
+    match edit {
+        TagEdit::Add(add) => join_tags(split_tags(stored).chain(add.iter().map(String::as_str))),
+        TagEdit::Remove(gone) => {
+            join_tags(split_tags(stored).filter(|t| !gone.iter().any(|g| g == t)))
+        }
+        TagEdit::Clear => String::new(),
+    }
+}
+
+/// The `WHERE` filter of `hashes` (every one when `None`) and its values,
+/// after `first`.
+fn hash_filter<'a>(hashes: Option<&'a [String]>, first: Vec<&'a str>) -> (String, Vec<&'a str>) {
+    match hashes {
+        None => ("1".into(), first),
+        Some(h) => {
+            let marks = vec!["?"; h.len()].join(", ");
+            let mut values = first;
+            values.extend(h.iter().map(String::as_str));
+            (format!("info_hash IN ({marks})"), values)
+        }
+    }
+}
+
 impl Registry {
-    /// Downloads not being removed, oldest first; only those with
-    /// `info_hash`, and only those in `category`, when given.
-    pub fn client_rows(
+    /// What the client API shows, read in one transaction: the downloads
+    /// not being removed (only those with `info_hash`, and only those in
+    /// `category`, when given; oldest first) and the adds not yet made
+    /// downloads. An add the `qbit-add` thread makes a download meanwhile
+    /// is in one or the other, never in neither. A download's category is
+    /// that of the newest pending add of its release when there is one,
+    /// and its tags have theirs too (what it takes when they are settled).
+    pub fn client_view(
         &self,
         info_hash: Option<&str>,
         category: Option<&str>,
-    ) -> Result<Vec<ClientRow>> {
-        let sql = format!(
-            "SELECT id, info_hash, title, file_name, dest_path, expected_bytes, \
-             downloaded_bytes, status, category, created_at, updated_at, completed_at \
-             FROM downloads WHERE {VISIBLE} AND (?1 IS NULL OR info_hash = ?1) \
-             AND (?2 IS NULL OR category = ?2) ORDER BY id"
-        );
-        let read = |r: &rusqlite::Row<'_>| {
-            Ok(ClientRow {
-                id: r.get(0)?,
-                info_hash: r.get(1)?,
-                title: r.get(2)?,
-                file_name: r.get(3)?,
-                dest_path: r.get(4)?,
-                expected_bytes: get_u64(r, 5)?,
-                downloaded_bytes: get_u64(r, 6)?,
-                status: get_status(r, 7)?,
-                category: r.get(8)?,
-                created_at: r.get(9)?,
-                updated_at: r.get(10)?,
-                completed_at: r.get(11)?,
-            })
-        };
-        let params = rusqlite::params![info_hash, category];
-        query_all(&self.conn.lock(), &sql, params, read, "list downloads")
+    ) -> Result<(Vec<ClientRow>, Vec<Grab>)> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction()
+            .map_err(db_err("begin reading downloads"))?;
+        let mut rows = client_rows(&tx, info_hash, category)?;
+        crate::fault::pause("qbit:view");
+        let grabs = grabs(&tx)?;
+        tx.commit().map_err(db_err("end reading downloads"))?;
+        let mut pending: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+        for g in grabs.iter().filter(|g| !g.tags.is_empty()) {
+            if let Some(hash) = g.info_hash.as_deref() {
+                pending.entry(hash).or_default().extend(split_tags(&g.tags));
+            }
+        }
+        for row in &mut rows {
+            if let Some(theirs) = pending.get(row.info_hash.as_str()) {
+                row.tags = join_tags(split_tags(&row.tags).chain(theirs.iter().copied()));
+            }
+        }
+        Ok((rows, grabs))
     }
 
     /// Sets the category of the visible downloads and pending grabs with
     /// one of `hashes` (every one when `None`).
     pub fn set_category(&self, hashes: Option<&[String]>, category: &str) -> Result<()> {
-        let (filter, values): (String, Vec<&str>) = match hashes {
-            None => ("1".into(), vec![category]),
-            Some(h) => {
-                let marks = vec!["?"; h.len()].join(", ");
-                let mut values = vec![category];
-                values.extend(h.iter().map(String::as_str));
-                (format!("info_hash IN ({marks})"), values)
-            }
-        };
+        let (filter, values) = hash_filter(hashes, vec![category]);
         let mut conn = self.conn.lock();
         let tx = conn
             .transaction()
@@ -146,17 +192,59 @@ impl Registry {
         Ok(n == 1)
     }
 
-    /// Records adds (one transaction), creating `category` if it is new;
-    /// `paused`: they become paused downloads. Returns their ids.
+    /// Every tag made, sorted.
+    pub fn tags(&self) -> Result<Vec<String>> {
+        let sql = "SELECT name FROM tags ORDER BY name";
+        query_all(&self.conn.lock(), sql, [], |r| r.get(0), "list tags")
+    }
+
+    /// Makes the tags that do not exist yet.
+    pub fn create_tags(&self, tags: &[String]) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin tag change"))?;
+        make_tags(&tx, tags)?;
+        tx.commit().map_err(db_err("commit tag change"))
+    }
+
+    /// Deletes tags: gone from the list and from every download and add.
+    pub fn delete_tags(&self, tags: &[String]) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin tag change"))?;
+        for tag in tags {
+            tx.execute("DELETE FROM tags WHERE name = ?1", [tag])
+                .map_err(db_err("delete a tag"))?;
+        }
+        retag(&tx, None, TagEdit::Remove(tags))?;
+        tx.commit().map_err(db_err("commit tag change"))
+    }
+
+    /// Changes the tags of the visible downloads and pending adds with one
+    /// of `hashes` (every one when `None`), in one transaction.
+    pub fn edit_tags(&self, hashes: Option<&[String]>, edit: TagEdit<'_>) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db_err("begin tag change"))?;
+        if let TagEdit::Add(tags) = edit {
+            make_tags(&tx, tags)?;
+        }
+        retag(&tx, hashes, edit)?;
+        tx.commit().map_err(db_err("commit tag change"))
+    }
+
+    /// Records adds (one transaction), creating `category` and `tags` if
+    /// they are new; `paused`: they become paused downloads. Returns their
+    /// ids.
     pub fn insert_grabs(
         &self,
         grabs: &[NewGrab],
         category: &str,
+        tags: &[String],
         paused: bool,
     ) -> Result<Vec<i64>> {
         let now = now_rfc3339();
+        let stored = join_tags(tags.iter().map(String::as_str));
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(db_err("begin add"))?;
+        make_tags(&tx, tags)?;
         if !category.is_empty() {
             tx.execute(
                 "INSERT OR IGNORE INTO categories (name) VALUES (?1)",
@@ -172,7 +260,8 @@ impl Registry {
             };
             tx.execute(
                 "INSERT INTO grabs (stub_name, stub, info_hash, title, size, peer, item_id, \
-                 category, added_at, paused) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 category, tags, added_at, paused) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     g.stub_name,
                     stub,
@@ -182,6 +271,7 @@ impl Registry {
                     g.peer,
                     g.item_id,
                     category,
+                    stored,
                     now,
                     paused
                 ],
@@ -195,23 +285,7 @@ impl Registry {
 
     /// Adds not yet turned into downloads, oldest first (without their stubs).
     pub fn grabs(&self) -> Result<Vec<Grab>> {
-        let sql = "SELECT id, stub_name, info_hash, title, size, peer, item_id, category, \
-                   added_at, paused FROM grabs ORDER BY id";
-        let read = |r: &rusqlite::Row<'_>| {
-            Ok(Grab {
-                id: r.get(0)?,
-                stub_name: r.get(1)?,
-                info_hash: r.get(2)?,
-                title: r.get(3)?,
-                size: get_u64(r, 4)?,
-                peer: r.get(5)?,
-                item_id: r.get(6)?,
-                category: r.get(7)?,
-                added_at: r.get(8)?,
-                paused: r.get(9)?,
-            })
-        };
-        query_all(&self.conn.lock(), sql, [], read, "list adds")
+        grabs(&self.conn.lock())
     }
 
     /// The stub bytes of a grab (`None` for a link, or a grab that is gone).
@@ -225,21 +299,34 @@ impl Registry {
     }
 
     /// A grab was processed: it goes, and the download it became (if any)
-    /// takes its category, in one transaction. `None` when the grab was
-    /// already gone (deleted meanwhile), else whether it was paused by then
-    /// (a pause may come while the add is made).
+    /// takes its category and its tags, in one transaction. `None` when
+    /// the grab was already gone (deleted meanwhile), else whether it was
+    /// paused by then (a pause may come while the add is made).
     pub fn settle_grab(&self, id: i64, download: Option<i64>) -> Result<Option<bool>> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(db_err("begin add"))?;
-        let paused: Option<bool> = tx
-            .query_row("SELECT paused FROM grabs WHERE id = ?1", [id], |r| r.get(0))
+        let grab: Option<(String, bool)> = tx
+            .query_row("SELECT tags, paused FROM grabs WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(db_err("read an add"))?;
-        if let Some(download) = download {
+        let paused = grab.as_ref().map(|g| g.1);
+        if let (Some(download), Some((tags, _))) = (download, grab) {
+            let theirs: Option<String> = tx
+                .query_row(
+                    "SELECT tags FROM downloads WHERE id = ?1",
+                    [download],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err("read a download"))?;
+            let both =
+                join_tags(split_tags(&tags).chain(split_tags(theirs.as_deref().unwrap_or(""))));
             tx.execute(
-                "UPDATE downloads SET category = (SELECT category FROM grabs WHERE id = ?1) \
-                 WHERE id = ?2 AND EXISTS (SELECT 1 FROM grabs WHERE id = ?1)",
-                params![id, download],
+                "UPDATE downloads SET category = (SELECT category FROM grabs WHERE id = ?1), \
+                 tags = ?3 WHERE id = ?2",
+                params![id, download, both],
             )
             .map_err(db_err("set the category"))?;
         }
@@ -323,6 +410,95 @@ impl Registry {
     }
 }
 
+/// The visible downloads of [`Registry::client_view`].
+fn client_rows(
+    conn: &rusqlite::Connection,
+    info_hash: Option<&str>,
+    category: Option<&str>,
+) -> Result<Vec<ClientRow>> {
+    let sql = format!(
+        "SELECT * FROM (SELECT id, info_hash, title, file_name, dest_path, expected_bytes, \
+         downloaded_bytes, status, coalesce((SELECT g.category FROM grabs g \
+         WHERE g.info_hash = d.info_hash ORDER BY g.id DESC LIMIT 1), category) AS shown, \
+         created_at, updated_at, completed_at, tags \
+         FROM downloads d WHERE {VISIBLE} AND (?1 IS NULL OR info_hash = ?1)) \
+         WHERE ?2 IS NULL OR shown = ?2 ORDER BY id"
+    );
+    let read = |r: &rusqlite::Row<'_>| {
+        Ok(ClientRow {
+            id: r.get(0)?,
+            info_hash: r.get(1)?,
+            title: r.get(2)?,
+            file_name: r.get(3)?,
+            dest_path: r.get(4)?,
+            expected_bytes: get_u64(r, 5)?,
+            downloaded_bytes: get_u64(r, 6)?,
+            status: get_status(r, 7)?,
+            category: r.get(8)?,
+            created_at: r.get(9)?,
+            updated_at: r.get(10)?,
+            completed_at: r.get(11)?,
+            tags: r.get(12)?,
+        })
+    };
+    let params = rusqlite::params![info_hash, category];
+    query_all(conn, &sql, params, read, "list downloads")
+}
+
+/// The pending adds, oldest first (without their stubs).
+fn grabs(conn: &rusqlite::Connection) -> Result<Vec<Grab>> {
+    let sql = "SELECT id, stub_name, info_hash, title, size, peer, item_id, category, \
+               added_at, tags, paused FROM grabs ORDER BY id";
+    let read = |r: &rusqlite::Row<'_>| {
+        Ok(Grab {
+            id: r.get(0)?,
+            stub_name: r.get(1)?,
+            info_hash: r.get(2)?,
+            title: r.get(3)?,
+            size: get_u64(r, 4)?,
+            peer: r.get(5)?,
+            item_id: r.get(6)?,
+            category: r.get(7)?,
+            added_at: r.get(8)?,
+            tags: r.get(9)?,
+            paused: r.get(10)?,
+        })
+    };
+    query_all(conn, sql, [], read, "list adds")
+}
+
+/// Makes `tags` that do not exist yet.
+fn make_tags(conn: &rusqlite::Connection, tags: &[String]) -> Result<()> {
+    for tag in tags {
+        conn.execute("INSERT OR IGNORE INTO tags (name) VALUES (?1)", [tag])
+            .map_err(db_err("make a tag"))?;
+    }
+    Ok(())
+}
+
+/// Applies `edit` to the tags of the visible downloads and the pending
+/// adds with one of `hashes` (every one when `None`).
+fn retag(conn: &rusqlite::Connection, hashes: Option<&[String]>, edit: TagEdit<'_>) -> Result<()> {
+    let (filter, values) = hash_filter(hashes, Vec::new());
+    for table in ["downloads", "grabs"] {
+        let visible = if table == "downloads" { VISIBLE } else { "1" };
+        let sql = format!("SELECT id, tags FROM {table} WHERE {visible} AND {filter}");
+        let read = |r: &rusqlite::Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?));
+        let params = params_from_iter(values.iter());
+        for (id, tags) in query_all(conn, &sql, params, read, "read tags")? {
+            let new = edited(&tags, edit);
+            if new != tags {
+                conn.execute(
+                    &format!("UPDATE {table} SET tags = ?2 WHERE id = ?1"),
+                    params![id, new],
+                )
+                .map_err(db_err("set tags"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,7 +539,7 @@ mod tests {
             reg.insert(&new(2, "bb")).unwrap(),
         );
         let category = |id| {
-            let rows = reg.client_rows(None, None).unwrap();
+            let rows = reg.client_view(None, None).unwrap().0;
             rows.into_iter().find(|r| r.id == id).map(|r| r.category)
         };
         assert_eq!(category(a).as_deref(), Some(""));
@@ -373,6 +549,7 @@ mod tests {
             .insert_grabs(
                 &[grab("s", Some((b"stub", "aa"))), grab("l", None)],
                 "radarr",
+                &[],
                 false,
             )
             .unwrap();
@@ -438,10 +615,81 @@ mod tests {
             (Some(true), Some(false))
         );
         assert_eq!(reg.removals().unwrap(), [a, b]);
-        assert!(reg.client_rows(None, None).unwrap().is_empty());
+        assert!(reg.client_view(None, None).unwrap().0.is_empty());
         assert!(reg.by_info_hash("aa").unwrap().is_empty());
         reg.delete_download(a).unwrap();
         assert!(reg.get(a).unwrap().is_none() && reg.events(a).unwrap().is_empty());
         assert_eq!(reg.removal(a).unwrap(), None);
+    }
+
+    #[test]
+    fn a_download_shows_the_category_of_its_pending_add() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        // The add recorded, its download made, the add not yet settled.
+        let ids = reg
+            .insert_grabs(&[grab("s", Some((b"stub", "aa")))], "radarr", &[], false)
+            .unwrap();
+        let a = reg.insert(&new(1, "aa")).unwrap();
+        reg.insert(&new(2, "bb")).unwrap();
+        let shown = |category: Option<&str>| {
+            let (rows, grabs) = reg.client_view(None, category).unwrap();
+            let rows: Vec<_> = rows.into_iter().map(|r| (r.id, r.category)).collect();
+            (rows, grabs.len())
+        };
+        assert_eq!(
+            shown(None),
+            (vec![(a, "radarr".into()), (a + 1, String::new())], 1)
+        );
+        assert_eq!(shown(Some("radarr")), (vec![(a, "radarr".into())], 1));
+        assert_eq!(shown(Some("")), (vec![(a + 1, String::new())], 1));
+        // Settled: the same, from the row itself.
+        assert_eq!(reg.settle_grab(ids[0], Some(a)).unwrap(), Some(false));
+        assert_eq!(shown(Some("radarr")), (vec![(a, "radarr".into())], 0));
+    }
+
+    #[test]
+    fn tags_of_downloads_and_adds() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let a = reg.insert(&new(1, "aa")).unwrap();
+        let b = reg.insert(&new(2, "bb")).unwrap();
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let tags = |id: i64| {
+            let (rows, _) = reg.client_view(None, None).unwrap();
+            rows.into_iter().find(|r| r.id == id).unwrap().tags
+        };
+        // An add with tags (made), its download not yet settled.
+        let ids = reg
+            .insert_grabs(
+                &[grab("s", Some((b"stub", "cc")))],
+                "",
+                &t(&["tv", "anime"]),
+                false,
+            )
+            .unwrap();
+        let c = reg.insert(&new(3, "cc")).unwrap();
+        assert_eq!(reg.tags().unwrap(), t(&["anime", "tv"]));
+        assert_eq!(tags(c), "anime,tv", "the pending add's tags");
+        // addTags by hash reaches the download and the add.
+        let hashes = t(&["aa", "cc"]);
+        reg.edit_tags(Some(&hashes), TagEdit::Add(&t(&["new", "tv"])))
+            .unwrap();
+        assert_eq!((tags(a), tags(b)), ("new,tv".into(), String::new()));
+        assert_eq!(reg.grabs().unwrap()[0].tags, "anime,new,tv");
+        assert_eq!(reg.settle_grab(ids[0], Some(c)).unwrap(), Some(false));
+        assert_eq!(tags(c), "anime,new,tv", "settled: the download's own");
+        assert_eq!(reg.tags().unwrap(), t(&["anime", "new", "tv"]));
+        // removeTags, then every tag off; deleteTags from everything.
+        reg.edit_tags(None, TagEdit::Remove(&t(&["new"]))).unwrap();
+        assert_eq!((tags(a), tags(c)), ("tv".into(), "anime,tv".into()));
+        reg.edit_tags(Some(&t(&["aa"])), TagEdit::Clear).unwrap();
+        assert_eq!(tags(a), "");
+        reg.create_tags(&t(&["spare"])).unwrap();
+        reg.delete_tags(&t(&["tv", "spare"])).unwrap();
+        assert_eq!(
+            (tags(c), reg.tags().unwrap()),
+            ("anime".into(), t(&["anime", "new"]))
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::download::handoff;
 use crate::download::peer::{PeerClient, PeerError};
 use crate::download::retry::{self, Policy, Rng};
 use crate::download::space;
-use crate::download::transfer::{self, Context, Live, Outcome};
+use crate::download::transfer::{self, Began, Context, Live, Outcome};
 use crate::download::watch;
 use crate::error::{Error, Result};
 use crate::naming::bare_file_name;
@@ -87,6 +87,8 @@ enum Slot {
 #[derive(Debug, Clone, Default)]
 struct Run {
     live: Live,
+    /// When and where its transfer began.
+    began: Began,
     /// Stop between two reads (a removal or a pause).
     cancel: Arc<AtomicBool>,
     /// The stop is a pause: the row ends [`Status::Paused`] and stays.
@@ -94,6 +96,15 @@ struct Run {
     /// A resume came while the pause was under way: queued again once the
     /// worker has recorded the pause and let go.
     resume_after: Arc<AtomicBool>,
+}
+
+/// A running download: its live bytes ([`Downloads::live_bytes`]), and
+/// when and at what byte its transfer began (`None` until it has: the
+/// release is being looked up, or the disk checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub bytes: u64,
+    pub began: Option<(Instant, u64)>,
 }
 
 /// Changes of the peer's file one attempt follows (looking the release up
@@ -244,6 +255,11 @@ impl Downloads {
         ))
     }
 
+    /// The clock transfers are timed by ([`Progress::began`]).
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -264,13 +280,19 @@ impl Downloads {
         }
     }
 
-    /// [`Downloads::live_bytes`] of every running download, under one lock.
-    pub fn running(&self) -> HashMap<i64, u64> {
+    /// Every running download's [`Progress`], under one lock.
+    pub fn running(&self) -> HashMap<i64, Progress> {
         let slots = self.slots.lock();
         slots
             .iter()
             .filter_map(|(id, slot)| match slot {
-                Slot::Running(run) => Some((*id, run.live.load(Ordering::Relaxed))),
+                Slot::Running(run) => Some((
+                    *id,
+                    Progress {
+                        bytes: run.live.load(Ordering::Relaxed),
+                        began: *run.began.lock(),
+                    },
+                )),
                 Slot::Waiting => None,
             })
             .collect()
@@ -896,6 +918,7 @@ impl Downloads {
             peer: &peer,
             max_file_size: self.config.max_file_size,
             live,
+            began: &run.began,
             clock: self.clock.as_ref(),
             stopping: &self.stopping,
             cancel: &run.cancel,
@@ -1357,6 +1380,7 @@ mod tests {
         let run = |live: &Live| {
             Slot::Running(Run {
                 live: live.clone(),
+                began: Arc::default(),
                 cancel: Arc::default(),
                 paused: Arc::default(),
                 resume_after: Arc::default(),

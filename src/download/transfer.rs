@@ -202,6 +202,9 @@ pub struct Context<'a> {
     pub max_file_size: u64,
     /// Live byte count for status between checkpoints.
     pub live: &'a AtomicU64,
+    /// When, and at what byte, this transfer began (speeds and ETAs are
+    /// measured from there until there is a window of samples).
+    pub began: &'a Began,
     pub stopping: &'a AtomicBool,
     /// Set when this download is removed: the attempt stops like at
     /// shutdown (between two reads), checkpointing what it has.
@@ -381,6 +384,8 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
     // still means bytes received), so another writer cannot take it.
     space::reserve(&part, offset, expected).map_err(|e| Stop::Disk(e, "reserve space for"))?;
     let mut fetched = 0u64;
+    cx.live.store(offset, Ordering::Relaxed);
+    *cx.began.lock() = Some((cx.clock.now(), offset));
     loop {
         cx.live.store(offset, Ordering::Relaxed);
         if offset == expected {
@@ -996,6 +1001,10 @@ pub fn part_path(incomplete_dir: &Path, info_hash: &str, id: i64) -> PathBuf {
 
 /// A shared live byte count per running download.
 pub type Live = Arc<AtomicU64>;
+
+/// When a running download's transfer began, and at what byte (`None`
+/// until it has).
+pub type Began = Arc<parking_lot::Mutex<Option<(std::time::Instant, u64)>>>;
 
 #[cfg(test)]
 mod tests {

@@ -393,6 +393,13 @@ pub fn presented_key(req: &Request) -> Option<&str> {
     }
 }
 
+/// The token of a request's `Authorization: Bearer <token>` (the
+/// qBittorrent API's key: it reads no `X-Api-Key`); `None` without one or
+/// with another scheme (`Basic`).
+pub fn bearer_key(req: &Request) -> Option<&str> {
+    bearer(header(req, "Authorization")?).filter(|k| !k.is_empty())
+}
+
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = crate::lexical::trim_ows(value).split_once(' ')?;

@@ -43,7 +43,8 @@ pub struct View<'a> {
     /// else the durable one.
     pub done_bytes: u64,
     pub progress: f64,
-    /// Bytes per second (a moving average), running downloads only.
+    /// Bytes per second (over the last few seconds: `Speedometer`),
+    /// running downloads only.
     pub speed: Option<u64>,
     pub eta_seconds: Option<u64>,
     pub attempts: u32,

@@ -11,7 +11,6 @@
 //! Must not: hold SQL (it asks `db` through `Downloads`), log or label a key.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use tiny_http::{Method, Request};
@@ -167,8 +166,10 @@ impl StatusApi {
             Ok(both) => both,
             Err(e) => return internal(&e),
         };
-        let live = self.downloads.running();
-        let speeds = self.speeds.lock().update(Instant::now(), &live);
+        let running = self.downloads.running();
+        let now = self.downloads.clock().now();
+        let speeds = self.speeds.lock().update(now, &running);
+        let live = crate::arr::qbit_view::live_bytes(&running);
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
         reply(&crate::owner::status::report(
             "daemon", &rows, &live, &speeds, &invalid, orphans,
@@ -186,14 +187,11 @@ impl StatusApi {
             Ok(events) => events,
             Err(e) => return internal(&e),
         };
-        let live = self.downloads.running();
-        let speed = self
-            .speeds
-            .lock()
-            .update(Instant::now(), &live)
-            .get(&id)
-            .copied();
-        let view = crate::owner::status::view(&row, live.get(&id).copied(), speed);
+        let running = self.downloads.running();
+        let now = self.downloads.clock().now();
+        let speed = self.speeds.lock().update(now, &running).get(&id).copied();
+        let bytes = running.get(&id).map(|p| p.bytes);
+        let view = crate::owner::status::view(&row, bytes, speed);
         let events: Vec<serde_json::Value> = events
             .iter()
             .map(|e| serde_json::json!({"at": e.at, "kind": e.kind, "detail": e.detail}))

@@ -98,6 +98,17 @@ impl Site {
         self.command(&all).output().unwrap()
     }
 
+    /// Makes the site listen on a free port named in its config (so the
+    /// CLI, `jack status` or `jack pause`, finds its running node).
+    pub fn listen_on_a_free_port(&self) -> SocketAddr {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = std::fs::read_to_string(self.config()).unwrap();
+        assert!(config.contains("listen = \"127.0.0.1:0\""));
+        let config = config.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+        std::fs::write(self.config(), config).unwrap();
+        addr
+    }
+
     /// Starts `jack run` and waits until it logs its listening address.
     pub fn start(&self) -> Node {
         let cmd = self.command(&["--config", self.config().to_str().unwrap(), "run"]);

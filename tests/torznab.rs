@@ -353,6 +353,25 @@ fn caps_lists_search_modes_and_categories() {
         .map(|n| (n.attribute("id").unwrap(), n.attribute("name").unwrap()))
         .collect();
     assert_eq!(categories, [("2000", "Movies"), ("5000", "TV")]);
+    // Radarr's and Sonarr's indexer test (`TestCapabilities`): every id of a
+    // `<category>` and of its `<subcat>`s is supported; a default category
+    // missing from them is a warning ("does not support the following
+    // categories").
+    let supported: Vec<u32> = element("categories")
+        .children()
+        .filter(|n| n.has_tag_name("category"))
+        .flat_map(|c| std::iter::once(c).chain(c.children().filter(|n| n.has_tag_name("subcat"))))
+        .map(|n| {
+            assert!(!n.attribute("name").unwrap().is_empty());
+            n.attribute("id").unwrap().parse().unwrap()
+        })
+        .collect();
+    let radarr_defaults = [2000, 2010, 2020, 2030, 2040, 2045, 2050, 2060];
+    let sonarr_defaults = [5030, 5040];
+    let anime = [5070];
+    for id in radarr_defaults.iter().chain(&sonarr_defaults).chain(&anime) {
+        assert!(supported.contains(id), "{id} not in {supported:?}");
+    }
     let limits = element("limits");
     let max: usize = limits.attribute("max").unwrap().parse().unwrap();
     let default: usize = limits.attribute("default").unwrap().parse().unwrap();
@@ -548,6 +567,46 @@ fn cat_filters_by_parent_category() {
             &["Show.S01E01", "Movie.Two", "Movie.One"],
         ),
         ("t=search&cat=3000", &[]),
+    ];
+    for (query, want) in cases {
+        assert_eq!(titles(&items(&api(&node, query))), *want, "{query}");
+    }
+}
+
+/// Releases a peer files under a subcategory: a search for the parent
+/// shows them, one for that subcategory shows them with the parent's,
+/// one for another subcategory does not. The queries are Radarr's and
+/// Sonarr's, as their request generators write them (default categories,
+/// `extended=1`, the key, then paging).
+#[test]
+fn subcategories_match_their_parent() {
+    let peer = FakeSearchPeer::items(json!([
+        release("m", "Movie.Plain", 2000, "2026-01-05T00:00:00Z"),
+        release("hd", "Movie.HD", 2040, "2026-01-04T00:00:00Z"),
+        release("uhd", "Movie.UHD", 2045, "2026-01-03T00:00:00Z"),
+        release("t", "Show.S01E01", 5000, "2026-01-02T00:00:00Z"),
+        release("anime", "Anime.S01E01", 5070, "2026-01-01T00:00:00Z"),
+    ]));
+    let (_site, node) = indexer(&[("alice", peer.url())], 2000);
+    let radarr = format!(
+        "t=movie&cat=2000,2010,2020,2030,2040,2045,2050,2060&extended=1&apikey={KEY}&offset=0&limit=100"
+    );
+    let sonarr = format!("t=tvsearch&cat=5030,5040&extended=1&apikey={KEY}&offset=0&limit=100");
+    let cases: &[(&str, &[&str])] = &[
+        (&radarr, &["Movie.Plain", "Movie.HD", "Movie.UHD"]),
+        (
+            &format!("{radarr}&tmdbid=603"),
+            &["Movie.Plain", "Movie.HD", "Movie.UHD"],
+        ),
+        (
+            "t=movie&cat=2000",
+            &["Movie.Plain", "Movie.HD", "Movie.UHD"],
+        ),
+        ("t=movie&cat=2040", &["Movie.Plain", "Movie.HD"]),
+        ("t=movie&cat=2030", &["Movie.Plain"]),
+        (&sonarr, &["Show.S01E01"]),
+        ("t=tvsearch&cat=5000", &["Show.S01E01", "Anime.S01E01"]),
+        ("t=tvsearch&cat=5070", &["Show.S01E01", "Anime.S01E01"]),
     ];
     for (query, want) in cases {
         assert_eq!(titles(&items(&api(&node, query))), *want, "{query}");

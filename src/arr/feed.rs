@@ -36,6 +36,55 @@ const MAX_PEER_NAME: usize = 64;
 /// Item ids are at most this long (`PROTOCOL.md` §2.2).
 const MAX_ITEM_ID: usize = 200;
 
+/// A subcategory's id and name.
+pub type Subcategory = (u32, &'static str);
+
+/// The categories in the capabilities (`PROTOCOL.md` §4): Movies and TV
+/// with Newznab's standard subcategories, as Radarr/Sonarr's defaults
+/// (2000–2060, 5030/5040) and Prowlarr's list name them.
+pub const CATEGORIES: &[(u32, &str, &[Subcategory])] = &[
+    (
+        2000,
+        "Movies",
+        &[
+            (2010, "Foreign"),
+            (2020, "Other"),
+            (2030, "SD"),
+            (2040, "HD"),
+            (2045, "UHD"),
+            (2050, "BluRay"),
+            (2060, "3D"),
+        ],
+    ),
+    (
+        5000,
+        "TV",
+        &[
+            (5010, "WEB-DL"),
+            (5020, "Foreign"),
+            (5030, "SD"),
+            (5040, "HD"),
+            (5045, "UHD"),
+            (5050, "Other"),
+            (5060, "Sport"),
+            (5070, "Anime"),
+            (5080, "Documentary"),
+        ],
+    ),
+];
+
+/// Whether a release of `category` answers a search for `asked`: the same
+/// category, or one is the other's parent (a search for 2040 shows the
+/// releases filed under 2000, whose subcategory nobody knows, and one for
+/// 2000 shows those filed under 2045). Two subcategories of one parent are
+/// different categories.
+pub fn category_matches(asked: u32, category: u32) -> bool {
+    let parent = |c: u32| c / 1000 * 1000;
+    asked == category
+        || (parent(asked) == parent(category)
+            && (asked.is_multiple_of(1000) || category.is_multiple_of(1000)))
+}
+
 /// The `t` of a Torznab request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
@@ -189,12 +238,11 @@ impl Search {
     /// Whether a release with this title and category belongs in the
     /// answer (before paging).
     fn shows(&self, title: &str, category: u32) -> bool {
-        let parent = |c: u32| c / 1000 * 1000;
         let in_category = self.categories.is_empty()
             || self
                 .categories
                 .iter()
-                .any(|&c| parent(c) == parent(category));
+                .any(|&c| category_matches(c, category));
         if !in_category {
             return false;
         }
@@ -312,9 +360,14 @@ pub fn caps() -> String {
             &[("available", "yes"), ("supportedParams", "q,imdbid,tmdbid")],
         )
         .close()
-        .open("categories", &[])
-        .empty("category", &[("id", "2000"), ("name", "Movies")])
-        .empty("category", &[("id", "5000"), ("name", "TV")]);
+        .open("categories", &[]);
+    for (parent, name, subcats) in CATEGORIES {
+        w.open("category", &[("id", &parent.to_string()), ("name", name)]);
+        for (id, name) in *subcats {
+            w.empty("subcat", &[("id", &id.to_string()), ("name", name)]);
+        }
+        w.close();
+    }
     w.finish()
 }
 
@@ -587,6 +640,17 @@ mod tests {
             ("t=search&cat=5000", "M", 2000, false),
             ("t=search&cat=5030,2010", "M", 2000, true),
             ("t=search&cat=5040", "T", 5000, true),
+            ("t=search&cat=2040", "M", 2040, true),
+            ("t=search&cat=2040", "M", 2030, false),
+            (
+                "t=search&cat=2000,2010,2020,2030,2040,2045,2050,2060",
+                "M",
+                2045,
+                true,
+            ),
+            ("t=search&cat=5030,5040", "T", 5070, false),
+            ("t=search&cat=5000", "T", 5070, true),
+            ("t=search&cat=2040", "T", 5040, false),
             ("t=search&cat=8000", "M", 2000, false),
             ("t=search&cat=2000&q=x", "M", 2000, false),
         ];
@@ -840,6 +904,47 @@ mod tests {
             .map(|n| (n.attribute("id").unwrap(), n.attribute("name").unwrap()))
             .collect();
         assert_eq!(cats, [("2000", "Movies"), ("5000", "TV")]);
+        let subcats = |parent: &str| -> Vec<String> {
+            doc.descendants()
+                .find(|n| n.has_tag_name("category") && n.attribute("id") == Some(parent))
+                .unwrap()
+                .children()
+                .filter(|n| n.has_tag_name("subcat"))
+                .map(|n| {
+                    format!(
+                        "{} {}",
+                        n.attribute("id").unwrap(),
+                        n.attribute("name").unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            subcats("2000"),
+            [
+                "2010 Foreign",
+                "2020 Other",
+                "2030 SD",
+                "2040 HD",
+                "2045 UHD",
+                "2050 BluRay",
+                "2060 3D"
+            ]
+        );
+        assert_eq!(
+            subcats("5000"),
+            [
+                "5010 WEB-DL",
+                "5020 Foreign",
+                "5030 SD",
+                "5040 HD",
+                "5045 UHD",
+                "5050 Other",
+                "5060 Sport",
+                "5070 Anime",
+                "5080 Documentary"
+            ]
+        );
     }
 
     #[test]

@@ -798,9 +798,13 @@ fn ids_are_mapped_to_peer_parameters_and_attributes() {
         "the peer's key in X-Api-Key"
     );
 
-    // Sonarr's daily-show form is not a number: nothing can match.
+    // Sonarr's daily-show form: the peer is asked by the show alone.
     let before = peer.targets().len();
     assert!(items(&api(&node, "t=tvsearch&tvdbid=81189&season=2026&ep=01/02")).is_empty());
+    assert_eq!(peer.targets()[before..], ["/peer/search?tvdbId=81189"]);
+    // A day that does not exist: nothing can match, no peer is asked.
+    let before = peer.targets().len();
+    assert!(items(&api(&node, "t=tvsearch&tvdbid=81189&season=2026&ep=02/30")).is_empty());
     assert_eq!(peer.targets().len(), before, "no peer asked");
 
     let all = items(&api(&node, "t=search"));
@@ -840,6 +844,115 @@ fn ids_are_mapped_to_peer_parameters_and_attributes() {
             m.size.clone(),
             "application/x-bittorrent".to_string()
         )
+    );
+}
+
+/// Sonarr v4's daily episode search against a real peer node whose TV
+/// library holds two days of a daily show (one named by scene rules, one
+/// by Sonarr's own daily format) and a regular `SxxEyy` episode of it.
+/// Both search tiers, as `NewznabRequestGenerator` writes them (the
+/// `tvdbid` tier, then the `q` tier; `ep` as `MM/dd` with its `/` as is,
+/// and percent-encoded as a proxy may rewrite it): only the asked day.
+#[test]
+fn daily_episodes_are_found_by_air_date() {
+    let peer_site =
+        Site::new("[[library]]\nname = \"tv\"\npath = \"media/tv\"\ncategory = \"tv\"\n");
+    let show = peer_site
+        .path()
+        .join("media/tv/The Daily Show {tvdb-71256}");
+    for (folder, name) in [
+        (
+            "Season 2011",
+            "The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP.mkv",
+        ),
+        (
+            "Season 2011",
+            "The Daily Show - 2011-03-16 - Guest HDTV-720p.mkv",
+        ),
+        ("Season 01", "The.Daily.Show.S01E03.720p.HDTV.x264-GRP.mkv"),
+    ] {
+        std::fs::create_dir_all(show.join(folder)).unwrap();
+        std::fs::write(show.join(folder).join(name), b"episode").unwrap();
+    }
+    let peer = peer_site.start();
+    peer.wait_log("catalogue scanned", Duration::from_secs(10));
+    let listed = support::request(peer.addr, "GET", "/peer/search", &[("X-Api-Key", KEY)]);
+    let listed: Value = serde_json::from_slice(&listed.body).unwrap();
+    let mut air_dates: Vec<(String, Value)> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["title"].as_str().unwrap().to_string(),
+                i["airDate"].clone(),
+            )
+        })
+        .collect();
+    air_dates.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        air_dates,
+        [
+            (
+                "The Daily Show - 2011-03-16 - Guest HDTV-720p".into(),
+                json!("2011-03-16")
+            ),
+            (
+                "The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP".into(),
+                json!("2011-03-15")
+            ),
+            (
+                "The.Daily.Show.S01E03.720p.HDTV.x264-GRP".into(),
+                Value::Null
+            ),
+        ],
+        "the peer's releases carry airDate (PROTOCOL.md §2.2)"
+    );
+
+    let (_site, node) = indexer(&[("alice", format!("http://{}", peer.addr))], 5000);
+    let sonarr = |ids: &str, date: &str| {
+        format!(
+            "t=tvsearch&cat=5000&extended=1&apikey={KEY}&offset=0&limit=100{ids}&season=2011&ep={date}"
+        )
+    };
+    let tvdb = "&tvdbid=71256";
+    let title = "&q=The%20Daily%20Show";
+    let cases: &[(String, &[&str])] = &[
+        (
+            sonarr(tvdb, "03/15"),
+            &["The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP"],
+        ),
+        (
+            sonarr(title, "03/15"),
+            &["The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP"],
+        ),
+        (
+            sonarr(tvdb, "03%2F15"),
+            &["The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP"],
+        ),
+        (
+            sonarr(tvdb, "03/16"),
+            &["The Daily Show - 2011-03-16 - Guest HDTV-720p"],
+        ),
+        (
+            sonarr(title, "03/16"),
+            &["The Daily Show - 2011-03-16 - Guest HDTV-720p"],
+        ),
+        (sonarr(tvdb, "03/17"), &[]),
+        (sonarr(title, "03/17"), &[]),
+        (sonarr("&tvdbid=1", "03/15"), &[]),
+    ];
+    for (query, want) in cases {
+        let found = items(&api(&node, query));
+        assert_eq!(titles(&found), *want, "{query}");
+        for item in &found {
+            assert_eq!(item.attr("tvdbid"), Some("71256"));
+        }
+    }
+    // The regular episode is still found the regular way.
+    assert_eq!(
+        titles(&items(&api(&node, "t=tvsearch&tvdbid=71256&season=1&ep=3"))),
+        ["The.Daily.Show.S01E03.720p.HDTV.x264-GRP"]
     );
 }
 

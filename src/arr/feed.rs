@@ -18,7 +18,7 @@ use crate::clock::parse_rfc3339;
 use crate::download::peer::{ListedRelease, percent_encode};
 use crate::http::request::percent_decode;
 use crate::lexical::decimal;
-use crate::naming::imdb_number;
+use crate::naming::{AirDate, air_date, imdb_number};
 
 /// Items a page holds when `limit` is not given (or is 0).
 pub const LIMIT_DEFAULT: usize = 100;
@@ -170,9 +170,16 @@ pub struct Search {
     pub offset: usize,
     /// What every peer's `/peer/search` is asked, in §2.1's names.
     pub peer_query: Vec<(&'static str, String)>,
-    /// A `season` or `ep` that is not a number (Sonarr's `ep=12/25` for
-    /// daily shows): no release can match, so no peer is asked and the
-    /// feed is empty (an error would make Sonarr set the indexer aside).
+    /// A daily show's day (`season=<yyyy>&ep=<MM>/<dd>`, as Sonarr asks
+    /// for one): only releases of that day show, by their `airDate` or a
+    /// date in their title. Peers are asked without `season` and
+    /// `episode` (§2.1 takes numbers there; a daily file has neither, or
+    /// its year as the season) and the day is picked here.
+    pub air_date: Option<AirDate>,
+    /// A `season` or `ep` that is not a number nor a daily show's day
+    /// (`ep=S01`, `ep=02/30`): no release can match, so no peer is asked
+    /// and the feed is empty (an error would make Sonarr set the indexer
+    /// aside).
     pub matches_nothing: bool,
 }
 
@@ -215,12 +222,17 @@ impl Search {
         if let Some(id) = number::<u64>(pairs, "tvdbid")? {
             peer_query.push(("tvdbId", id.to_string()));
         }
-        let mut matches_nothing = false;
-        for (ours, theirs) in [("season", "season"), ("ep", "episode")] {
-            if let Some(v) = param(pairs, ours) {
-                match decimal::<u32>(v) {
-                    Some(n) => peer_query.push((theirs, n.to_string())),
-                    None => matches_nothing = true,
+        let (mut matches_nothing, mut air_date) = (false, None);
+        if let Some((year, month, day)) = daily(pairs) {
+            air_date = decimal::<u32>(year).and_then(|y| AirDate::new(y, month, day));
+            matches_nothing = air_date.is_none();
+        } else {
+            for (ours, theirs) in [("season", "season"), ("ep", "episode")] {
+                if let Some(v) = param(pairs, ours) {
+                    match decimal::<u32>(v) {
+                        Some(n) => peer_query.push((theirs, n.to_string())),
+                        None => matches_nothing = true,
+                    }
                 }
             }
         }
@@ -231,13 +243,20 @@ impl Search {
             limit,
             offset,
             peer_query,
+            air_date,
             matches_nothing,
         })
     }
 
-    /// Whether a release with this title and category belongs in the
-    /// answer (before paging).
-    fn shows(&self, title: &str, category: u32) -> bool {
+    /// Whether a release belongs in the answer (before paging).
+    fn shows(&self, r: &ListedRelease) -> bool {
+        let (title, category) = (r.title.as_str(), r.category);
+        if let Some(day) = self.air_date
+            && r.air_date != Some(day)
+            && air_date(title) != Some(day)
+        {
+            return false;
+        }
         let in_category = self.categories.is_empty()
             || self
                 .categories
@@ -253,6 +272,19 @@ impl Search {
         };
         self.words.iter().all(|w| title_words.contains(w))
     }
+}
+
+/// (year, month, day) of a daily show's `season=<yyyy>&ep=<MM>/<dd>`
+/// (1 or 2 digits each side of the `/`), the year unchecked.
+fn daily(pairs: &[(String, String)]) -> Option<(&str, u32, u32)> {
+    let (month, day) = param(pairs, "ep")?.split_once('/')?;
+    let part = |p: &str| {
+        (1..=2)
+            .contains(&p.len())
+            .then(|| decimal::<u32>(p))
+            .flatten()
+    };
+    Some((param(pairs, "season")?, part(month)?, part(day)?))
 }
 
 /// The first non-empty value of `key`.
@@ -314,7 +346,7 @@ pub fn select(
     let mut shown: Vec<Found> = found
         .into_iter()
         .filter(|f| (1..=max_size).contains(&f.release.size))
-        .filter(|f| search.shows(&f.release.title, f.release.category))
+        .filter(|f| search.shows(&f.release))
         .filter(|f| seen.insert((f.peer.clone(), f.release.id.clone())))
         .collect();
     shown.sort_by(|a, b| {
@@ -511,6 +543,7 @@ mod tests {
             season: None,
             episode: None,
             publish_date: date.map(str::to_string),
+            air_date: None,
         }
     }
 
@@ -585,10 +618,64 @@ mod tests {
             assert_eq!(search(query).unwrap_err().code, 201, "{query}");
         }
         for query in [
-            "t=tvsearch&tvdbid=1&season=2023&ep=12/25",
             "t=tvsearch&season=S01",
+            "t=tvsearch&season=1&ep=E02",
+            "t=tvsearch&tvdbid=1&season=2023&ep=02/30",
+            "t=tvsearch&tvdbid=1&season=2023&ep=13/01",
+            "t=tvsearch&tvdbid=1&season=1800&ep=01/01",
+            "t=tvsearch&tvdbid=1&season=year&ep=01/01",
+            "t=tvsearch&tvdbid=1&season=2023&ep=012/01",
+            "t=tvsearch&tvdbid=1&season=2023&ep=12/",
+            "t=tvsearch&tvdbid=1&ep=12/25",
         ] {
-            assert!(search(query).unwrap().matches_nothing, "{query}");
+            let s = search(query).unwrap();
+            assert!(s.matches_nothing, "{query}");
+            assert_eq!(s.air_date, None, "{query}");
+        }
+    }
+
+    /// Sonarr's daily episode search, in both tiers, `ep` as it writes it
+    /// and percent-encoded: peers are asked without season and episode.
+    #[test]
+    fn daily_episode_searches() {
+        let day = AirDate::new(2011, 3, 15);
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            (
+                "t=tvsearch&cat=5000&extended=1&offset=0&limit=100&tvdbid=71256&season=2011&ep=03/15",
+                &[("tvdbId", "71256")],
+            ),
+            (
+                "t=tvsearch&cat=5000&extended=1&offset=0&limit=100&tvdbid=71256&season=2011&ep=03%2F15",
+                &[("tvdbId", "71256")],
+            ),
+            (
+                "t=tvsearch&cat=5000&extended=1&offset=0&limit=100&q=The%20Daily%20Show&season=2011&ep=03/15",
+                &[],
+            ),
+            ("t=tvsearch&season=2011&ep=3/15", &[]),
+        ];
+        for (query, want) in cases {
+            let s = search(query).unwrap();
+            let got: Vec<(&str, &str)> =
+                s.peer_query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!((got.as_slice(), s.air_date), (*want, day), "{query}");
+            assert!(!s.matches_nothing, "{query}");
+        }
+        let daily = search("t=tvsearch&q=the+daily+show&season=2011&ep=03/15").unwrap();
+        let mut dated = release("d", "The.Daily.Show.S2011E45.720p", 5000, 1, None);
+        dated.air_date = day;
+        let shows = |r: ListedRelease| daily.shows(&r);
+        assert!(shows(dated.clone()), "by airDate");
+        dated.air_date = AirDate::new(2011, 3, 16);
+        assert!(!shows(dated), "another day's airDate");
+        for (title, want) in [
+            ("The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP", true),
+            ("The Daily Show - 2011-03-15 - Guest HDTV-720p", true),
+            ("The.Daily.Show.2011.03.16.720p.HDTV.x264-GRP", false),
+            ("The.Daily.Show.S01E03.720p.HDTV", false),
+            ("Other.Show.2011.03.15.720p.HDTV", false),
+        ] {
+            assert_eq!(shows(release("d", title, 5000, 1, None)), want, "{title}");
         }
     }
 
@@ -656,7 +743,9 @@ mod tests {
         ];
         for (query, title, category, want) in cases {
             assert_eq!(
-                search(query).unwrap().shows(title, *category),
+                search(query)
+                    .unwrap()
+                    .shows(&release("r", title, *category, 1, None)),
                 *want,
                 "{query} {title}"
             );

@@ -69,6 +69,8 @@ pub struct Release {
     pub resolution: Option<u32>,
     pub release_group: Option<String>,
     pub series_title: Option<String>,
+    /// A daily show's date (TV only), from its file name.
+    pub air_date: Option<naming::AirDate>,
     pub publish_date: String,
     /// The strong validator the file is served with (extension).
     pub etag: String,
@@ -120,6 +122,9 @@ impl Release {
         }
         if let Some(x) = &self.series_title {
             put("seriesTitle", x.as_str().into());
+        }
+        if let Some(x) = self.air_date {
+            put("airDate", x.to_string().into());
         }
         if self.quality_name.is_some() || self.resolution.is_some() || self.source.is_some() {
             let mut q = serde_json::Map::new();
@@ -507,6 +512,7 @@ impl Catalogue {
             resolution: facts.resolution,
             release_group: facts.release_group,
             series_title: facts.series_title,
+            air_date: facts.air_date.filter(|_| root.category == Category::Tv),
             publish_date: publish_date(item.modified),
             etag: etag_text(&item.etag),
         }
@@ -929,6 +935,7 @@ impl Told {
             quality_name: self.quality_name.as_deref().map(str::to_string),
             release_group: self.release_group.as_deref().map(str::to_string),
             series_title: self.series_title.as_deref().map(str::to_string),
+            air_date: None,
         }
     }
 }
@@ -1094,6 +1101,39 @@ mod tests {
         assert_eq!(cat.search(&q(Some(1), Some(2))).len(), 1);
         assert_eq!(cat.search(&q(Some(3), None)).len(), 0);
         assert_eq!(cat.search(&q(None, None))[0].category_code(), 5000);
+    }
+
+    #[test]
+    fn a_daily_episode_carries_its_air_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tv, movies) = (dir.path().join("tv"), dir.path().join("movies"));
+        touch(
+            &tv.join("Show {tvdb-71256}/Show.2011.03.15.720p.HDTV.mkv"),
+            1,
+        );
+        touch(&tv.join("Show {tvdb-71256}/Show.S01E02.720p.HDTV.mkv"), 1);
+        touch(&movies.join("Movie.2011.03.15.1080p.mkv"), 1);
+        let cat = Catalogue::new(
+            &[
+                lib("tv", &tv, Category::Tv),
+                lib("movies", &movies, Category::Movies),
+            ],
+            1000,
+        );
+        cat.rescan();
+        let json: Vec<(String, serde_json::Value)> = cat
+            .search(&Query::default())
+            .iter()
+            .map(|r| (r.filename.clone(), r.to_json()["airDate"].clone()))
+            .collect();
+        assert_eq!(
+            json,
+            [
+                ("Show.2011.03.15.720p.HDTV.mkv".into(), "2011-03-15".into()),
+                ("Show.S01E02.720p.HDTV.mkv".into(), serde_json::Value::Null),
+                ("Movie.2011.03.15.1080p.mkv".into(), serde_json::Value::Null),
+            ]
+        );
     }
 
     #[test]

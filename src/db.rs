@@ -23,7 +23,9 @@ use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 
 mod clients;
+mod offers;
 pub use clients::{ClientRow, Grab, NewGrab};
+pub use offers::{Offer, OfferChanges};
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
 /// append a new one.
@@ -163,6 +165,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE downloads_v5 RENAME TO downloads;
     CREATE INDEX downloads_info_hash ON downloads (info_hash);
     CREATE INDEX downloads_status ON downloads (status);",
+    // 6: when this node first offered each file it serves (PROTOCOL.md
+    // §2.2 `publishDate`): the item (its id's 64-bit hash, as SQLite's
+    // signed integer), the version offered (size and modification second),
+    // when a scan first found that version (Unix seconds), and since when
+    // scans no longer find the item (kept a while: a disk that comes back
+    // is not offered anew).
+    "CREATE TABLE offers (
+        item          INTEGER PRIMARY KEY,
+        size          INTEGER NOT NULL CHECK (size >= 0),
+        modified      INTEGER NOT NULL,
+        first_offered INTEGER NOT NULL,
+        gone_since    INTEGER
+    );",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without

@@ -956,6 +956,100 @@ fn daily_episodes_are_found_by_air_date() {
     );
 }
 
+/// PROTOCOL.md §2.2/§4: `pubDate` is when the peer first offered the
+/// file, not its modification time. A file copied in with a timestamp ten
+/// years old (`cp -p`, `rsync -a`) is the newest release of the feed, so
+/// RSS sync sees it; its date holds across rescans and a restart of the
+/// peer; a file replaced by other content (again with an old timestamp)
+/// is offered anew and comes first.
+#[test]
+fn pub_date_is_when_the_peer_first_offered_the_file() {
+    let port = support::free_port();
+    let peer_site = Site::new(
+        "library_rescan_secs = 1\n[[library]]\nname = \"movies\"\npath = \"media/movies\"\ncategory = \"movies\"\n",
+    );
+    let config = std::fs::read_to_string(peer_site.config()).unwrap();
+    let config = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(peer_site.config(), config).unwrap();
+    let movies = peer_site.path().join("media/movies");
+    std::fs::create_dir_all(&movies).unwrap();
+    let years_ago = std::time::SystemTime::now() - Duration::from_secs(10 * 365 * 86_400);
+    let put = |name: &str, bytes: &[u8], modified: Option<std::time::SystemTime>| {
+        let path = movies.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        if let Some(t) = modified {
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(t).unwrap();
+        }
+    };
+    put("Fresh.Movie.2020.1080p.mkv", b"fresh", None);
+    let mut peer = peer_site.start();
+    peer.wait_log("catalogue scanned", Duration::from_secs(10));
+    let (_site, node) = indexer(&[("alice", format!("http://127.0.0.1:{port}"))], 5000);
+    let feed = || -> Vec<(String, std::time::SystemTime)> {
+        items(&api(
+            &node,
+            &format!("t=movie&cat=2000&extended=1&apikey={KEY}&offset=0&limit=100"),
+        ))
+        .into_iter()
+        .map(|i| (i.title, httpdate::parse_http_date(&i.pub_date).unwrap()))
+        .collect()
+    };
+    let scans = |peer: &Node| peer.log_text().matches("catalogue scanned").count();
+    let rescanned = |peer: &Node| {
+        let before = scans(peer);
+        wait_for("a rescan", Duration::from_secs(10), || scans(peer) > before);
+    };
+    // pubDate shows whole seconds: the copy comes a second later.
+    std::thread::sleep(Duration::from_millis(1100));
+    put("Old.Copy.2001.720p.mkv", b"an old copy", Some(years_ago));
+    wait_for("the copy offered", Duration::from_secs(10), || {
+        feed().len() == 2
+    });
+    let first = feed();
+    let names: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Old.Copy.2001.720p", "Fresh.Movie.2020.1080p"],
+        "newest offer first"
+    );
+    let age = std::time::SystemTime::now()
+        .duration_since(first[0].1)
+        .unwrap();
+    assert!(
+        age < Duration::from_secs(60),
+        "pubDate {:?} is not the mtime",
+        first[0].1
+    );
+    assert!(first[0].1 > first[1].1);
+
+    rescanned(&peer);
+    assert_eq!(feed(), first, "the same after a rescan");
+    peer.signal("TERM");
+    assert!(peer.wait_exit(Duration::from_secs(10)).is_some());
+    let peer = peer_site.start();
+    peer.wait_log("catalogue scanned", Duration::from_secs(10));
+    assert_eq!(feed(), first, "the same after a restart");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    put(
+        "Fresh.Movie.2020.1080p.mkv",
+        b"a re-encode, bigger",
+        Some(years_ago),
+    );
+    rescanned(&peer);
+    rescanned(&peer);
+    let replaced = feed();
+    let names: Vec<&str> = replaced.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Fresh.Movie.2020.1080p", "Old.Copy.2001.720p"],
+        "offered anew"
+    );
+    assert!(replaced[0].1 > first[0].1, "{replaced:?}");
+    assert_eq!(replaced[1], first[0]);
+}
+
 /// `GET` of a feed link against `node` (its path and query, whatever host
 /// the link names).
 fn fetch_link(node: &Node, link: &str) -> Resp {

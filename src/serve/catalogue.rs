@@ -456,6 +456,7 @@ impl Catalogue {
     /// snapshot's (the registry could not be read or written last time);
     /// else now. Records what changed, in one transaction.
     fn date_offers(&self, items: &mut [Item], previous: &Snapshot) {
+        let started = Instant::now();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -472,12 +473,14 @@ impl Catalogue {
         if let Some(registry) = &self.registry {
             if let Err(e) = registry.record_offers(&changes) {
                 log::warn!("cannot record when files were first offered error={e}");
-            } else if !changes.is_empty() {
+            } else {
                 log::debug!(
-                    "catalogue offers recorded offered={} gone={} forgotten={}",
+                    "catalogue offers recorded items={} offered={} gone={} forgotten={} elapsed_ms={}",
+                    items.len(),
                     changes.offered.len(),
                     changes.gone.len(),
-                    changes.forget.len()
+                    changes.forget.len(),
+                    started.elapsed().as_millis()
                 );
             }
         }

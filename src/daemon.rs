@@ -111,10 +111,11 @@ pub fn run(config: Config) -> Result<()> {
         d.scan_interval,
         d.stub_settle,
     )?;
-    let catalogue = Arc::new(Catalogue::new(
-        &config.libraries,
-        config.server.max_catalogue_items,
-    ));
+    // Scans keep when each file was first offered in the registry.
+    let catalogue = Arc::new(
+        Catalogue::new(&config.libraries, config.server.max_catalogue_items)
+            .remembering_offers(registry.clone()),
+    );
     let dashboard = Arc::new(crate::owner::dashboard::Dashboard::default());
     let scanner = Rescanner::start(
         catalogue.clone(),

@@ -23,7 +23,9 @@ use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 
 mod clients;
+mod offers;
 pub use clients::{ClientRow, Grab, NewGrab, TagEdit, split_tags};
+pub use offers::{Offer, OfferChanges};
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
 /// append a new one.
@@ -181,6 +183,19 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE tags (name TEXT PRIMARY KEY);
     ALTER TABLE downloads ADD COLUMN tags TEXT NOT NULL DEFAULT '';
     ALTER TABLE grabs ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    // 8: when this node first offered each file it serves (PROTOCOL.md
+    // §2.2 `publishDate`): the item (its id's 64-bit hash, as SQLite's
+    // signed integer), the version offered (size and modification second),
+    // when a scan first found that version (Unix seconds), and since when
+    // scans no longer find the item (kept a while: a disk that comes back
+    // is not offered anew).
+    "CREATE TABLE offers (
+        item          INTEGER PRIMARY KEY,
+        size          INTEGER NOT NULL CHECK (size >= 0),
+        modified      INTEGER NOT NULL,
+        first_offered INTEGER NOT NULL,
+        gone_since    INTEGER
+    );",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without

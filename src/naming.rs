@@ -40,6 +40,89 @@ pub struct NameFacts {
     /// removed, dots and underscores turned into spaces, trimmed of spaces
     /// and dashes.
     pub series_title: Option<String>,
+    /// For daily shows: the date in the name (`Show.2011.03.15`,
+    /// `Show - 2011-03-15 - Guest`), see [`air_date`].
+    pub air_date: Option<AirDate>,
+}
+
+/// A calendar date, as daily shows are numbered: always a real day
+/// (1900-01-01..=2099-12-31, leap years counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AirDate {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl AirDate {
+    /// The date, when it is a real day of 1900..=2099.
+    pub fn new(year: u32, month: u32, day: u32) -> Option<AirDate> {
+        let leap =
+            year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        if !(1900..=2099).contains(&year) || !(1..=days).contains(&day) {
+            return None;
+        }
+        Some(AirDate {
+            year: u16::try_from(year).ok()?,
+            month: u8::try_from(month).ok()?,
+            day: u8::try_from(day).ok()?,
+        })
+    }
+
+    /// `YYYY-MM-DD` exactly (`PROTOCOL.md` §2.2's `airDate`).
+    pub fn parse_iso(text: &str) -> Option<AirDate> {
+        let b = text.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let field = |range: Range<usize>| {
+            let part = b.get(range.clone())?;
+            digits(part, 4).filter(|&(_, len)| len == part.len())
+        };
+        AirDate::new(field(0..4)?.0, field(5..7)?.0, field(8..10)?.0)
+    }
+}
+
+impl std::fmt::Display for AirDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// The first date in `text` written as daily shows are named: a year,
+/// a two-digit month and a two-digit day joined by one `.`, `-`, `_` or
+/// space each (the same one twice), as in `Show.2011.03.15.720p` or
+/// Sonarr's `Show - 2011-03-15 - Guest`. The whole text is read (a title
+/// has no extension to drop); a date that is not a real day is no date.
+pub fn air_date(text: &str) -> Option<AirDate> {
+    dated(text, &tokens(text, &[])).map(|(date, _)| date)
+}
+
+/// [`air_date`] over `text`'s `tokens`, with where the date starts.
+fn dated(text: &str, tokens: &[Token]) -> Option<(AirDate, usize)> {
+    let bytes = text.as_bytes();
+    tokens.windows(3).find_map(|w| {
+        let (y, m, d) = (&w[0], &w[1], &w[2]);
+        let sep = *bytes.get(y.end)?;
+        let joined = matches!(sep, b'.' | b'-' | b'_' | b' ')
+            && m.start == y.end + 1
+            && d.start == m.end + 1
+            && bytes.get(m.end) == Some(&sep);
+        let two_digits =
+            |t: &Token| t.text.len() == 2 && t.text.bytes().all(|b| b.is_ascii_digit());
+        if !joined || !two_digits(m) || !two_digits(d) {
+            return None;
+        }
+        let day = |t: &Token| t.text.parse::<u32>().ok();
+        AirDate::new(u32::from(year(y.text)?), day(m)?, day(d)?).map(|date| (date, y.start))
+    })
 }
 
 /// Reads the facts out of `file_name`, the bare file name
@@ -95,6 +178,8 @@ pub fn parse(file_name: &str, folders: &[&str]) -> NameFacts {
         _ => folders.iter().rev().find_map(|f| folder_year(f)),
     };
 
+    let dated = dated(stem, &tokens);
+    facts.air_date = dated.map(|(date, _)| date);
     if let Some(i) = episode_at
         && let Mark::Episode(season, episode) = marks[i]
     {
@@ -103,6 +188,10 @@ pub fn parse(file_name: &str, folders: &[&str]) -> NameFacts {
         facts.series_title = clean_title(stem, tokens[i].start, &spans);
     } else {
         facts.season = folders.iter().rev().find_map(|f| folder_season(f));
+        if let Some((_, start)) = dated {
+            // A daily show: its title ends where its date begins.
+            facts.series_title = clean_title(stem, start, &spans);
+        }
     }
 
     facts.resolution = after_title.iter().find_map(|m| match m {
@@ -640,6 +729,56 @@ mod tests {
     }
 
     #[test]
+    fn air_dates_of_daily_shows() {
+        let date = |y, m, d| AirDate::new(y, m, d);
+        let cases: &[(&str, Option<AirDate>)] = &[
+            (
+                "The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP",
+                date(2011, 3, 15),
+            ),
+            (
+                "The Daily Show - 2011-03-15 - Guest HDTV-720p",
+                date(2011, 3, 15),
+            ),
+            ("Show_2012_02_29_Part", date(2012, 2, 29)),
+            ("Show 1999 12 31", date(1999, 12, 31)),
+            ("Show.2011.03.15", date(2011, 3, 15)),
+            // Not a real day, or not one date.
+            ("Show.2011.02.29", None),
+            ("Show.2011.13.01", None),
+            ("Show.2011.00.10", None),
+            ("Show.2011.04.31", None),
+            ("Show.2011.03-15", None),
+            ("Show.2011..03.15", None),
+            ("Show.2011.3.15", None),
+            ("Show.2011.003.15", None),
+            ("Show.1800.03.15", None),
+            ("Show.S01E02.720p", None),
+            ("Movie.2011.1080p.BluRay", None),
+            ("Ｓhow.２０１１.０３.１５", None),
+            // The first real date wins.
+            ("Show.2011.02.30.2011.03.01", date(2011, 3, 1)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(air_date(text), *want, "{text}");
+        }
+        let table: &[(&str, Option<AirDate>)] = &[
+            ("2011-03-15", date(2011, 3, 15)),
+            ("2000-02-29", date(2000, 2, 29)),
+            ("1900-02-29", None),
+            ("2011-3-15", None),
+            ("2011/03/15", None),
+            ("2011-03-15T00:00:00Z", None),
+            ("+011-03-15", None),
+            ("", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(AirDate::parse_iso(text), *want, "{text}");
+        }
+        assert_eq!(date(2011, 3, 5).unwrap().to_string(), "2011-03-05");
+    }
+
+    #[test]
     fn reads_realistic_names() {
         let cases: Vec<(&str, Vec<&str>, NameFacts)> = vec![
             (
@@ -718,6 +857,35 @@ mod tests {
                     quality_name: s("WEBDL-720p"),
                     release_group: s("NTb"),
                     series_title: s("The Office US"),
+                    ..facts()
+                },
+            ),
+            (
+                "The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP.mkv",
+                vec!["The Daily Show {tvdb-71256}", "Season 2011"],
+                NameFacts {
+                    tvdb_id: Some(71_256),
+                    year: Some(2011),
+                    season: Some(2011),
+                    resolution: Some(720),
+                    source: s("hdtv"),
+                    quality_name: s("HDTV-720p"),
+                    release_group: s("GRP"),
+                    series_title: s("The Daily Show"),
+                    air_date: AirDate::new(2011, 3, 15),
+                    ..facts()
+                },
+            ),
+            (
+                "The Daily Show - 2011-03-15 - Guest Name HDTV-720p.mkv",
+                vec![],
+                NameFacts {
+                    year: Some(2011),
+                    resolution: Some(720),
+                    source: s("hdtv"),
+                    quality_name: s("HDTV-720p"),
+                    series_title: s("The Daily Show"),
+                    air_date: AirDate::new(2011, 3, 15),
                     ..facts()
                 },
             ),

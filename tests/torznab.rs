@@ -353,6 +353,25 @@ fn caps_lists_search_modes_and_categories() {
         .map(|n| (n.attribute("id").unwrap(), n.attribute("name").unwrap()))
         .collect();
     assert_eq!(categories, [("2000", "Movies"), ("5000", "TV")]);
+    // Radarr's and Sonarr's indexer test (`TestCapabilities`): every id of a
+    // `<category>` and of its `<subcat>`s is supported; a default category
+    // missing from them is a warning ("does not support the following
+    // categories").
+    let supported: Vec<u32> = element("categories")
+        .children()
+        .filter(|n| n.has_tag_name("category"))
+        .flat_map(|c| std::iter::once(c).chain(c.children().filter(|n| n.has_tag_name("subcat"))))
+        .map(|n| {
+            assert!(!n.attribute("name").unwrap().is_empty());
+            n.attribute("id").unwrap().parse().unwrap()
+        })
+        .collect();
+    let radarr_defaults = [2000, 2010, 2020, 2030, 2040, 2045, 2050, 2060];
+    let sonarr_defaults = [5030, 5040];
+    let anime = [5070];
+    for id in radarr_defaults.iter().chain(&sonarr_defaults).chain(&anime) {
+        assert!(supported.contains(id), "{id} not in {supported:?}");
+    }
     let limits = element("limits");
     let max: usize = limits.attribute("max").unwrap().parse().unwrap();
     let default: usize = limits.attribute("default").unwrap().parse().unwrap();
@@ -554,6 +573,46 @@ fn cat_filters_by_parent_category() {
     }
 }
 
+/// Releases a peer files under a subcategory: a search for the parent
+/// shows them, one for that subcategory shows them with the parent's,
+/// one for another subcategory does not. The queries are Radarr's and
+/// Sonarr's, as their request generators write them (default categories,
+/// `extended=1`, the key, then paging).
+#[test]
+fn subcategories_match_their_parent() {
+    let peer = FakeSearchPeer::items(json!([
+        release("m", "Movie.Plain", 2000, "2026-01-05T00:00:00Z"),
+        release("hd", "Movie.HD", 2040, "2026-01-04T00:00:00Z"),
+        release("uhd", "Movie.UHD", 2045, "2026-01-03T00:00:00Z"),
+        release("t", "Show.S01E01", 5000, "2026-01-02T00:00:00Z"),
+        release("anime", "Anime.S01E01", 5070, "2026-01-01T00:00:00Z"),
+    ]));
+    let (_site, node) = indexer(&[("alice", peer.url())], 2000);
+    let radarr = format!(
+        "t=movie&cat=2000,2010,2020,2030,2040,2045,2050,2060&extended=1&apikey={KEY}&offset=0&limit=100"
+    );
+    let sonarr = format!("t=tvsearch&cat=5030,5040&extended=1&apikey={KEY}&offset=0&limit=100");
+    let cases: &[(&str, &[&str])] = &[
+        (&radarr, &["Movie.Plain", "Movie.HD", "Movie.UHD"]),
+        (
+            &format!("{radarr}&tmdbid=603"),
+            &["Movie.Plain", "Movie.HD", "Movie.UHD"],
+        ),
+        (
+            "t=movie&cat=2000",
+            &["Movie.Plain", "Movie.HD", "Movie.UHD"],
+        ),
+        ("t=movie&cat=2040", &["Movie.Plain", "Movie.HD"]),
+        ("t=movie&cat=2030", &["Movie.Plain"]),
+        (&sonarr, &["Show.S01E01"]),
+        ("t=tvsearch&cat=5000", &["Show.S01E01", "Anime.S01E01"]),
+        ("t=tvsearch&cat=5070", &["Show.S01E01", "Anime.S01E01"]),
+    ];
+    for (query, want) in cases {
+        assert_eq!(titles(&items(&api(&node, query))), *want, "{query}");
+    }
+}
+
 /// PROTOCOL.md §2.2: a release whose file name no node may take (hidden,
 /// jack's own temporary names, spaces at either end) is not listed, and
 /// its download link gives no stub.
@@ -739,9 +798,13 @@ fn ids_are_mapped_to_peer_parameters_and_attributes() {
         "the peer's key in X-Api-Key"
     );
 
-    // Sonarr's daily-show form is not a number: nothing can match.
+    // Sonarr's daily-show form: the peer is asked by the show alone.
     let before = peer.targets().len();
     assert!(items(&api(&node, "t=tvsearch&tvdbid=81189&season=2026&ep=01/02")).is_empty());
+    assert_eq!(peer.targets()[before..], ["/peer/search?tvdbId=81189"]);
+    // A day that does not exist: nothing can match, no peer is asked.
+    let before = peer.targets().len();
+    assert!(items(&api(&node, "t=tvsearch&tvdbid=81189&season=2026&ep=02/30")).is_empty());
     assert_eq!(peer.targets().len(), before, "no peer asked");
 
     let all = items(&api(&node, "t=search"));
@@ -782,6 +845,209 @@ fn ids_are_mapped_to_peer_parameters_and_attributes() {
             "application/x-bittorrent".to_string()
         )
     );
+}
+
+/// Sonarr v4's daily episode search against a real peer node whose TV
+/// library holds two days of a daily show (one named by scene rules, one
+/// by Sonarr's own daily format) and a regular `SxxEyy` episode of it.
+/// Both search tiers, as `NewznabRequestGenerator` writes them (the
+/// `tvdbid` tier, then the `q` tier; `ep` as `MM/dd` with its `/` as is,
+/// and percent-encoded as a proxy may rewrite it): only the asked day.
+#[test]
+fn daily_episodes_are_found_by_air_date() {
+    let peer_site =
+        Site::new("[[library]]\nname = \"tv\"\npath = \"media/tv\"\ncategory = \"tv\"\n");
+    let show = peer_site
+        .path()
+        .join("media/tv/The Daily Show {tvdb-71256}");
+    for (folder, name) in [
+        (
+            "Season 2011",
+            "The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP.mkv",
+        ),
+        (
+            "Season 2011",
+            "The Daily Show - 2011-03-16 - Guest HDTV-720p.mkv",
+        ),
+        ("Season 01", "The.Daily.Show.S01E03.720p.HDTV.x264-GRP.mkv"),
+    ] {
+        std::fs::create_dir_all(show.join(folder)).unwrap();
+        std::fs::write(show.join(folder).join(name), b"episode").unwrap();
+    }
+    let peer = peer_site.start();
+    peer.wait_log("catalogue scanned", Duration::from_secs(10));
+    let listed = support::request(peer.addr, "GET", "/peer/search", &[("X-Api-Key", KEY)]);
+    let listed: Value = serde_json::from_slice(&listed.body).unwrap();
+    let mut air_dates: Vec<(String, Value)> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["title"].as_str().unwrap().to_string(),
+                i["airDate"].clone(),
+            )
+        })
+        .collect();
+    air_dates.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        air_dates,
+        [
+            (
+                "The Daily Show - 2011-03-16 - Guest HDTV-720p".into(),
+                json!("2011-03-16")
+            ),
+            (
+                "The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP".into(),
+                json!("2011-03-15")
+            ),
+            (
+                "The.Daily.Show.S01E03.720p.HDTV.x264-GRP".into(),
+                Value::Null
+            ),
+        ],
+        "the peer's releases carry airDate (PROTOCOL.md §2.2)"
+    );
+
+    let (_site, node) = indexer(&[("alice", format!("http://{}", peer.addr))], 5000);
+    let sonarr = |ids: &str, date: &str| {
+        format!(
+            "t=tvsearch&cat=5000&extended=1&apikey={KEY}&offset=0&limit=100{ids}&season=2011&ep={date}"
+        )
+    };
+    let tvdb = "&tvdbid=71256";
+    let title = "&q=The%20Daily%20Show";
+    let cases: &[(String, &[&str])] = &[
+        (
+            sonarr(tvdb, "03/15"),
+            &["The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP"],
+        ),
+        (
+            sonarr(title, "03/15"),
+            &["The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP"],
+        ),
+        (
+            sonarr(tvdb, "03%2F15"),
+            &["The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP"],
+        ),
+        (
+            sonarr(tvdb, "03/16"),
+            &["The Daily Show - 2011-03-16 - Guest HDTV-720p"],
+        ),
+        (
+            sonarr(title, "03/16"),
+            &["The Daily Show - 2011-03-16 - Guest HDTV-720p"],
+        ),
+        (sonarr(tvdb, "03/17"), &[]),
+        (sonarr(title, "03/17"), &[]),
+        (sonarr("&tvdbid=1", "03/15"), &[]),
+    ];
+    for (query, want) in cases {
+        let found = items(&api(&node, query));
+        assert_eq!(titles(&found), *want, "{query}");
+        for item in &found {
+            assert_eq!(item.attr("tvdbid"), Some("71256"));
+        }
+    }
+    // The regular episode is still found the regular way.
+    assert_eq!(
+        titles(&items(&api(&node, "t=tvsearch&tvdbid=71256&season=1&ep=3"))),
+        ["The.Daily.Show.S01E03.720p.HDTV.x264-GRP"]
+    );
+}
+
+/// PROTOCOL.md §2.2/§4: `pubDate` is when the peer first offered the
+/// file, not its modification time. A file copied in with a timestamp ten
+/// years old (`cp -p`, `rsync -a`) is the newest release of the feed, so
+/// RSS sync sees it; its date holds across rescans and a restart of the
+/// peer; a file replaced by other content (again with an old timestamp)
+/// is offered anew and comes first.
+#[test]
+fn pub_date_is_when_the_peer_first_offered_the_file() {
+    let port = support::free_port();
+    let peer_site = Site::new(
+        "library_rescan_secs = 1\n[[library]]\nname = \"movies\"\npath = \"media/movies\"\ncategory = \"movies\"\n",
+    );
+    let config = std::fs::read_to_string(peer_site.config()).unwrap();
+    let config = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(peer_site.config(), config).unwrap();
+    let movies = peer_site.path().join("media/movies");
+    std::fs::create_dir_all(&movies).unwrap();
+    let years_ago = std::time::SystemTime::now() - Duration::from_secs(10 * 365 * 86_400);
+    let put = |name: &str, bytes: &[u8], modified: Option<std::time::SystemTime>| {
+        let path = movies.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        if let Some(t) = modified {
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(t).unwrap();
+        }
+    };
+    put("Fresh.Movie.2020.1080p.mkv", b"fresh", None);
+    let mut peer = peer_site.start();
+    peer.wait_log("catalogue scanned", Duration::from_secs(10));
+    let (_site, node) = indexer(&[("alice", format!("http://127.0.0.1:{port}"))], 5000);
+    let feed = || -> Vec<(String, std::time::SystemTime)> {
+        items(&api(
+            &node,
+            &format!("t=movie&cat=2000&extended=1&apikey={KEY}&offset=0&limit=100"),
+        ))
+        .into_iter()
+        .map(|i| (i.title, httpdate::parse_http_date(&i.pub_date).unwrap()))
+        .collect()
+    };
+    let scans = |peer: &Node| peer.log_text().matches("catalogue scanned").count();
+    let rescanned = |peer: &Node| {
+        let before = scans(peer);
+        wait_for("a rescan", Duration::from_secs(10), || scans(peer) > before);
+    };
+    // pubDate shows whole seconds: the copy comes a second later.
+    std::thread::sleep(Duration::from_millis(1100));
+    put("Old.Copy.2001.720p.mkv", b"an old copy", Some(years_ago));
+    wait_for("the copy offered", Duration::from_secs(10), || {
+        feed().len() == 2
+    });
+    let first = feed();
+    let names: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Old.Copy.2001.720p", "Fresh.Movie.2020.1080p"],
+        "newest offer first"
+    );
+    let age = std::time::SystemTime::now()
+        .duration_since(first[0].1)
+        .unwrap();
+    assert!(
+        age < Duration::from_secs(60),
+        "pubDate {:?} is not the mtime",
+        first[0].1
+    );
+    assert!(first[0].1 > first[1].1);
+
+    rescanned(&peer);
+    assert_eq!(feed(), first, "the same after a rescan");
+    peer.signal("TERM");
+    assert!(peer.wait_exit(Duration::from_secs(10)).is_some());
+    let peer = peer_site.start();
+    peer.wait_log("catalogue scanned", Duration::from_secs(10));
+    assert_eq!(feed(), first, "the same after a restart");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    put(
+        "Fresh.Movie.2020.1080p.mkv",
+        b"a re-encode, bigger",
+        Some(years_ago),
+    );
+    rescanned(&peer);
+    rescanned(&peer);
+    let replaced = feed();
+    let names: Vec<&str> = replaced.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Fresh.Movie.2020.1080p", "Old.Copy.2001.720p"],
+        "offered anew"
+    );
+    assert!(replaced[0].1 > first[0].1, "{replaced:?}");
+    assert_eq!(replaced[1], first[0]);
 }
 
 /// `GET` of a feed link against `node` (its path and query, whatever host

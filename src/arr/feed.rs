@@ -18,7 +18,7 @@ use crate::clock::parse_rfc3339;
 use crate::download::peer::{ListedRelease, percent_encode};
 use crate::http::request::percent_decode;
 use crate::lexical::decimal;
-use crate::naming::imdb_number;
+use crate::naming::{AirDate, air_date, imdb_number};
 
 /// Items a page holds when `limit` is not given (or is 0).
 pub const LIMIT_DEFAULT: usize = 100;
@@ -35,6 +35,55 @@ const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
 const MAX_PEER_NAME: usize = 64;
 /// Item ids are at most this long (`PROTOCOL.md` §2.2).
 const MAX_ITEM_ID: usize = 200;
+
+/// A subcategory's id and name.
+pub type Subcategory = (u32, &'static str);
+
+/// The categories in the capabilities (`PROTOCOL.md` §4): Movies and TV
+/// with Newznab's standard subcategories, as Radarr/Sonarr's defaults
+/// (2000–2060, 5030/5040) and Prowlarr's list name them.
+pub const CATEGORIES: &[(u32, &str, &[Subcategory])] = &[
+    (
+        2000,
+        "Movies",
+        &[
+            (2010, "Foreign"),
+            (2020, "Other"),
+            (2030, "SD"),
+            (2040, "HD"),
+            (2045, "UHD"),
+            (2050, "BluRay"),
+            (2060, "3D"),
+        ],
+    ),
+    (
+        5000,
+        "TV",
+        &[
+            (5010, "WEB-DL"),
+            (5020, "Foreign"),
+            (5030, "SD"),
+            (5040, "HD"),
+            (5045, "UHD"),
+            (5050, "Other"),
+            (5060, "Sport"),
+            (5070, "Anime"),
+            (5080, "Documentary"),
+        ],
+    ),
+];
+
+/// Whether a release of `category` answers a search for `asked`: the same
+/// category, or one is the other's parent (a search for 2040 shows the
+/// releases filed under 2000, whose subcategory nobody knows, and one for
+/// 2000 shows those filed under 2045). Two subcategories of one parent are
+/// different categories.
+pub fn category_matches(asked: u32, category: u32) -> bool {
+    let parent = |c: u32| c / 1000 * 1000;
+    asked == category
+        || (parent(asked) == parent(category)
+            && (asked.is_multiple_of(1000) || category.is_multiple_of(1000)))
+}
 
 /// The `t` of a Torznab request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +170,16 @@ pub struct Search {
     pub offset: usize,
     /// What every peer's `/peer/search` is asked, in §2.1's names.
     pub peer_query: Vec<(&'static str, String)>,
-    /// A `season` or `ep` that is not a number (Sonarr's `ep=12/25` for
-    /// daily shows): no release can match, so no peer is asked and the
-    /// feed is empty (an error would make Sonarr set the indexer aside).
+    /// A daily show's day (`season=<yyyy>&ep=<MM>/<dd>`, as Sonarr asks
+    /// for one): only releases of that day show, by their `airDate` or a
+    /// date in their title. Peers are asked without `season` and
+    /// `episode` (§2.1 takes numbers there; a daily file has neither, or
+    /// its year as the season) and the day is picked here.
+    pub air_date: Option<AirDate>,
+    /// A `season` or `ep` that is not a number nor a daily show's day
+    /// (`ep=S01`, `ep=02/30`): no release can match, so no peer is asked
+    /// and the feed is empty (an error would make Sonarr set the indexer
+    /// aside).
     pub matches_nothing: bool,
 }
 
@@ -166,12 +222,17 @@ impl Search {
         if let Some(id) = number::<u64>(pairs, "tvdbid")? {
             peer_query.push(("tvdbId", id.to_string()));
         }
-        let mut matches_nothing = false;
-        for (ours, theirs) in [("season", "season"), ("ep", "episode")] {
-            if let Some(v) = param(pairs, ours) {
-                match decimal::<u32>(v) {
-                    Some(n) => peer_query.push((theirs, n.to_string())),
-                    None => matches_nothing = true,
+        let (mut matches_nothing, mut air_date) = (false, None);
+        if let Some((year, month, day)) = daily(pairs) {
+            air_date = decimal::<u32>(year).and_then(|y| AirDate::new(y, month, day));
+            matches_nothing = air_date.is_none();
+        } else {
+            for (ours, theirs) in [("season", "season"), ("ep", "episode")] {
+                if let Some(v) = param(pairs, ours) {
+                    match decimal::<u32>(v) {
+                        Some(n) => peer_query.push((theirs, n.to_string())),
+                        None => matches_nothing = true,
+                    }
                 }
             }
         }
@@ -182,19 +243,25 @@ impl Search {
             limit,
             offset,
             peer_query,
+            air_date,
             matches_nothing,
         })
     }
 
-    /// Whether a release with this title and category belongs in the
-    /// answer (before paging).
-    fn shows(&self, title: &str, category: u32) -> bool {
-        let parent = |c: u32| c / 1000 * 1000;
+    /// Whether a release belongs in the answer (before paging).
+    fn shows(&self, r: &ListedRelease) -> bool {
+        let (title, category) = (r.title.as_str(), r.category);
+        if let Some(day) = self.air_date
+            && r.air_date != Some(day)
+            && air_date(title) != Some(day)
+        {
+            return false;
+        }
         let in_category = self.categories.is_empty()
             || self
                 .categories
                 .iter()
-                .any(|&c| parent(c) == parent(category));
+                .any(|&c| category_matches(c, category));
         if !in_category {
             return false;
         }
@@ -205,6 +272,19 @@ impl Search {
         };
         self.words.iter().all(|w| title_words.contains(w))
     }
+}
+
+/// (year, month, day) of a daily show's `season=<yyyy>&ep=<MM>/<dd>`
+/// (1 or 2 digits each side of the `/`), the year unchecked.
+fn daily(pairs: &[(String, String)]) -> Option<(&str, u32, u32)> {
+    let (month, day) = param(pairs, "ep")?.split_once('/')?;
+    let part = |p: &str| {
+        (1..=2)
+            .contains(&p.len())
+            .then(|| decimal::<u32>(p))
+            .flatten()
+    };
+    Some((param(pairs, "season")?, part(month)?, part(day)?))
 }
 
 /// The first non-empty value of `key`.
@@ -266,7 +346,7 @@ pub fn select(
     let mut shown: Vec<Found> = found
         .into_iter()
         .filter(|f| (1..=max_size).contains(&f.release.size))
-        .filter(|f| search.shows(&f.release.title, f.release.category))
+        .filter(|f| search.shows(&f.release))
         .filter(|f| seen.insert((f.peer.clone(), f.release.id.clone())))
         .collect();
     shown.sort_by(|a, b| {
@@ -312,9 +392,14 @@ pub fn caps() -> String {
             &[("available", "yes"), ("supportedParams", "q,imdbid,tmdbid")],
         )
         .close()
-        .open("categories", &[])
-        .empty("category", &[("id", "2000"), ("name", "Movies")])
-        .empty("category", &[("id", "5000"), ("name", "TV")]);
+        .open("categories", &[]);
+    for (parent, name, subcats) in CATEGORIES {
+        w.open("category", &[("id", &parent.to_string()), ("name", name)]);
+        for (id, name) in *subcats {
+            w.empty("subcat", &[("id", &id.to_string()), ("name", name)]);
+        }
+        w.close();
+    }
     w.finish()
 }
 
@@ -458,6 +543,7 @@ mod tests {
             season: None,
             episode: None,
             publish_date: date.map(str::to_string),
+            air_date: None,
         }
     }
 
@@ -532,10 +618,64 @@ mod tests {
             assert_eq!(search(query).unwrap_err().code, 201, "{query}");
         }
         for query in [
-            "t=tvsearch&tvdbid=1&season=2023&ep=12/25",
             "t=tvsearch&season=S01",
+            "t=tvsearch&season=1&ep=E02",
+            "t=tvsearch&tvdbid=1&season=2023&ep=02/30",
+            "t=tvsearch&tvdbid=1&season=2023&ep=13/01",
+            "t=tvsearch&tvdbid=1&season=1800&ep=01/01",
+            "t=tvsearch&tvdbid=1&season=year&ep=01/01",
+            "t=tvsearch&tvdbid=1&season=2023&ep=012/01",
+            "t=tvsearch&tvdbid=1&season=2023&ep=12/",
+            "t=tvsearch&tvdbid=1&ep=12/25",
         ] {
-            assert!(search(query).unwrap().matches_nothing, "{query}");
+            let s = search(query).unwrap();
+            assert!(s.matches_nothing, "{query}");
+            assert_eq!(s.air_date, None, "{query}");
+        }
+    }
+
+    /// Sonarr's daily episode search, in both tiers, `ep` as it writes it
+    /// and percent-encoded: peers are asked without season and episode.
+    #[test]
+    fn daily_episode_searches() {
+        let day = AirDate::new(2011, 3, 15);
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            (
+                "t=tvsearch&cat=5000&extended=1&offset=0&limit=100&tvdbid=71256&season=2011&ep=03/15",
+                &[("tvdbId", "71256")],
+            ),
+            (
+                "t=tvsearch&cat=5000&extended=1&offset=0&limit=100&tvdbid=71256&season=2011&ep=03%2F15",
+                &[("tvdbId", "71256")],
+            ),
+            (
+                "t=tvsearch&cat=5000&extended=1&offset=0&limit=100&q=The%20Daily%20Show&season=2011&ep=03/15",
+                &[],
+            ),
+            ("t=tvsearch&season=2011&ep=3/15", &[]),
+        ];
+        for (query, want) in cases {
+            let s = search(query).unwrap();
+            let got: Vec<(&str, &str)> =
+                s.peer_query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!((got.as_slice(), s.air_date), (*want, day), "{query}");
+            assert!(!s.matches_nothing, "{query}");
+        }
+        let daily = search("t=tvsearch&q=the+daily+show&season=2011&ep=03/15").unwrap();
+        let mut dated = release("d", "The.Daily.Show.S2011E45.720p", 5000, 1, None);
+        dated.air_date = day;
+        let shows = |r: ListedRelease| daily.shows(&r);
+        assert!(shows(dated.clone()), "by airDate");
+        dated.air_date = AirDate::new(2011, 3, 16);
+        assert!(!shows(dated), "another day's airDate");
+        for (title, want) in [
+            ("The.Daily.Show.2011.03.15.720p.HDTV.x264-GRP", true),
+            ("The Daily Show - 2011-03-15 - Guest HDTV-720p", true),
+            ("The.Daily.Show.2011.03.16.720p.HDTV.x264-GRP", false),
+            ("The.Daily.Show.S01E03.720p.HDTV", false),
+            ("Other.Show.2011.03.15.720p.HDTV", false),
+        ] {
+            assert_eq!(shows(release("d", title, 5000, 1, None)), want, "{title}");
         }
     }
 
@@ -587,12 +727,25 @@ mod tests {
             ("t=search&cat=5000", "M", 2000, false),
             ("t=search&cat=5030,2010", "M", 2000, true),
             ("t=search&cat=5040", "T", 5000, true),
+            ("t=search&cat=2040", "M", 2040, true),
+            ("t=search&cat=2040", "M", 2030, false),
+            (
+                "t=search&cat=2000,2010,2020,2030,2040,2045,2050,2060",
+                "M",
+                2045,
+                true,
+            ),
+            ("t=search&cat=5030,5040", "T", 5070, false),
+            ("t=search&cat=5000", "T", 5070, true),
+            ("t=search&cat=2040", "T", 5040, false),
             ("t=search&cat=8000", "M", 2000, false),
             ("t=search&cat=2000&q=x", "M", 2000, false),
         ];
         for (query, title, category, want) in cases {
             assert_eq!(
-                search(query).unwrap().shows(title, *category),
+                search(query)
+                    .unwrap()
+                    .shows(&release("r", title, *category, 1, None)),
                 *want,
                 "{query} {title}"
             );
@@ -840,6 +993,47 @@ mod tests {
             .map(|n| (n.attribute("id").unwrap(), n.attribute("name").unwrap()))
             .collect();
         assert_eq!(cats, [("2000", "Movies"), ("5000", "TV")]);
+        let subcats = |parent: &str| -> Vec<String> {
+            doc.descendants()
+                .find(|n| n.has_tag_name("category") && n.attribute("id") == Some(parent))
+                .unwrap()
+                .children()
+                .filter(|n| n.has_tag_name("subcat"))
+                .map(|n| {
+                    format!(
+                        "{} {}",
+                        n.attribute("id").unwrap(),
+                        n.attribute("name").unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            subcats("2000"),
+            [
+                "2010 Foreign",
+                "2020 Other",
+                "2030 SD",
+                "2040 HD",
+                "2045 UHD",
+                "2050 BluRay",
+                "2060 3D"
+            ]
+        );
+        assert_eq!(
+            subcats("5000"),
+            [
+                "5010 WEB-DL",
+                "5020 Foreign",
+                "5030 SD",
+                "5040 HD",
+                "5045 UHD",
+                "5050 Other",
+                "5060 Sport",
+                "5070 Anime",
+                "5080 Documentary"
+            ]
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use ureq::Agent;
 use ureq::http::Response;
 
 use crate::config::Peer;
-use crate::naming::safe_file_name;
+use crate::naming::{AirDate, safe_file_name};
 
 /// What a download needs from a peer's `Release`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct ListedRelease {
     pub episode: Option<u32>,
     /// RFC 3339, unchecked.
     pub publish_date: Option<String>,
+    /// A daily show's `airDate` (`YYYY-MM-DD`; anything else is absent).
+    pub air_date: Option<AirDate>,
 }
 
 /// Item ids longer than this are not ids (`PROTOCOL.md` §2.2).
@@ -94,6 +96,7 @@ impl ListedRelease {
             season: small("season"),
             episode: small("episode"),
             publish_date: text("publishDate"),
+            air_date: text("airDate").as_deref().and_then(AirDate::parse_iso),
         })
     }
 }
@@ -369,7 +372,8 @@ mod tests {
             "id": "lib1:movie:4f2a", "title": "The.Matrix.1999", "filename": "m.mkv",
             "category": 2000, "size": 8_547_483_648u64, "tmdbId": 603,
             "imdbId": "tt0133093", "tvdbId": 81189, "season": 1, "episode": 2,
-            "publishDate": "2026-01-02T03:04:05Z", "quality": {"name": "Bluray-1080p"}
+            "publishDate": "2026-01-02T03:04:05Z", "quality": {"name": "Bluray-1080p"},
+            "airDate": "2011-03-15"
         });
         assert_eq!(
             ListedRelease::from_json(&full),
@@ -384,6 +388,7 @@ mod tests {
                 season: Some(1),
                 episode: Some(2),
                 publish_date: Some("2026-01-02T03:04:05Z".into()),
+                air_date: AirDate::new(2011, 3, 15),
             })
         );
         let minimal =
@@ -391,11 +396,12 @@ mod tests {
         let r = ListedRelease::from_json(&minimal).unwrap();
         assert_eq!((r.tmdb_id, r.imdb_id, r.season), (None, None, None));
         let wrong_optional = json!({"id": "x", "title": "T", "filename": "x.mkv", "category": 2000, "size": 1,
-            "tmdbId": "603", "season": -1, "episode": 4_294_967_296u64, "imdbId": 7});
+            "tmdbId": "603", "season": -1, "episode": 4_294_967_296u64, "imdbId": 7,
+            "airDate": "2011-02-30"});
         let r = ListedRelease::from_json(&wrong_optional).unwrap();
         assert_eq!(
-            (r.tmdb_id, r.season, r.episode, r.imdb_id),
-            (None, None, None, None)
+            (r.tmdb_id, r.season, r.episode, r.imdb_id, r.air_date),
+            (None, None, None, None, None)
         );
         let rejected = [
             json!({"title": "T", "filename": "x.mkv", "category": 2000, "size": 1}),

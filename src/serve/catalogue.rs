@@ -32,6 +32,7 @@ use parking_lot::RwLock;
 use crate::arr::library::{ArrLibrary, Entry};
 use crate::clock::rfc3339;
 use crate::config::{Category, Library, LibrarySource};
+use crate::db::{Offer, OfferChanges, Registry};
 use crate::naming::safe_file_name;
 use crate::naming::{self, imdb_number};
 
@@ -69,6 +70,8 @@ pub struct Release {
     pub resolution: Option<u32>,
     pub release_group: Option<String>,
     pub series_title: Option<String>,
+    /// A daily show's date (TV only), from its file name.
+    pub air_date: Option<naming::AirDate>,
     pub publish_date: String,
     /// The strong validator the file is served with (extension).
     pub etag: String,
@@ -120,6 +123,9 @@ impl Release {
         }
         if let Some(x) = &self.series_title {
             put("seriesTitle", x.as_str().into());
+        }
+        if let Some(x) = self.air_date {
+            put("airDate", x.to_string().into());
         }
         if self.quality_name.is_some() || self.resolution.is_some() || self.source.is_some() {
             let mut q = serde_json::Map::new();
@@ -184,6 +190,9 @@ struct Item {
     size: u64,
     /// Modification time, seconds since the epoch.
     modified: u64,
+    /// When this node first offered this version of the file (size and
+    /// `modified`), seconds since the epoch: its `publishDate`.
+    offered: u64,
     etag: [u8; 12],
     keys: SearchKeys,
     library: u16,
@@ -308,6 +317,9 @@ impl ScanProgress {
 pub struct Catalogue {
     roots: Vec<Root>,
     limit: usize,
+    /// Where first-offered dates are kept; without it (`jack scan`, which
+    /// runs beside a live node) they last as long as this catalogue.
+    registry: Option<Arc<Registry>>,
     current: RwLock<Arc<Snapshot>>,
     progress: ScanProgress,
 }
@@ -349,12 +361,20 @@ impl Catalogue {
         Catalogue {
             roots,
             limit,
+            registry: None,
             current: RwLock::new(Arc::new(Snapshot::default())),
             progress: ScanProgress {
                 library: AtomicUsize::new(usize::MAX),
                 ..ScanProgress::default()
             },
         }
+    }
+
+    /// This catalogue, keeping when each file was first offered in
+    /// `registry` (written by scans only, in one transaction each).
+    pub fn remembering_offers(mut self, registry: Arc<Registry>) -> Catalogue {
+        self.registry = Some(registry);
+        self
     }
 
     /// The progress of the scan under way (or of the last one).
@@ -415,6 +435,7 @@ impl Catalogue {
             return None;
         }
         items.sort_by(|a, b| (a.library, &a.rel_path).cmp(&(b.library, &b.rel_path)));
+        self.date_offers(&mut items, &previous);
         let mut by_id = HashMap::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             by_id.insert(item.id_hash, u32::try_from(i).unwrap_or(u32::MAX));
@@ -428,6 +449,41 @@ impl Catalogue {
             arr_roots,
         });
         Some(stats)
+    }
+
+    /// Gives every item the time it was first offered: the registry's,
+    /// when it remembers this version of the file; else the previous
+    /// snapshot's (the registry could not be read or written last time);
+    /// else now. Records what changed, in one transaction.
+    fn date_offers(&self, items: &mut [Item], previous: &Snapshot) {
+        let started = Instant::now();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let known = self.registry.as_ref().and_then(|r| match r.offers() {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                log::warn!("cannot read when the files were first offered, dating them from the last scan error={e}");
+                None
+            }
+        });
+        let Some(changes) = date_items(items, known.as_deref(), previous, now) else {
+            return;
+        };
+        if let Some(registry) = &self.registry {
+            if let Err(e) = registry.record_offers(&changes) {
+                log::warn!("cannot record when files were first offered error={e}");
+            } else {
+                log::debug!(
+                    "catalogue offers recorded items={} offered={} gone={} forgotten={} elapsed_ms={}",
+                    items.len(),
+                    changes.offered.len(),
+                    changes.gone.len(),
+                    changes.forget.len(),
+                    started.elapsed().as_millis()
+                );
+            }
+        }
     }
 
     pub fn search(&self, q: &Query) -> Vec<Release> {
@@ -456,7 +512,6 @@ impl Catalogue {
         let mut release = self.release(item);
         release.size = meta.len();
         release.etag = etag(&meta);
-        release.publish_date = publish_date(modified_secs(&meta));
         Ok(Some(release))
     }
 
@@ -507,7 +562,8 @@ impl Catalogue {
             resolution: facts.resolution,
             release_group: facts.release_group,
             series_title: facts.series_title,
-            publish_date: publish_date(item.modified),
+            air_date: facts.air_date.filter(|_| root.category == Category::Tv),
+            publish_date: publish_date(item.offered),
             etag: etag_text(&item.etag),
         }
     }
@@ -618,8 +674,79 @@ fn modified_time(meta: &std::fs::Metadata) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(modified_secs(meta))
 }
 
-fn publish_date(modified_secs: u64) -> String {
-    rfc3339(UNIX_EPOCH + Duration::from_secs(modified_secs))
+fn publish_date(secs: u64) -> String {
+    rfc3339(
+        UNIX_EPOCH
+            + Duration::from_secs(clamp_to_http_date(i64::try_from(secs).unwrap_or(i64::MAX))),
+    )
+}
+
+/// How long the registry remembers an item no scan finds any more: a disk
+/// away for less (unmounted, a NAS share down) is not offered anew when
+/// it comes back.
+const FORGET_GONE_AFTER: u64 = 30 * 24 * 3600;
+
+/// Dates each of `items` (sorted by nothing in particular) with when this
+/// node first offered its current version (size and modification second):
+/// from `known` (the registry's rows) when it remembers that version, else
+/// from `previous` when it held that version, else `now`. Returns what the
+/// registry must record, or `None` without `known` (nothing read, so
+/// nothing written: a registry that could not be read is never
+/// overwritten with later dates). The inode, the device and the change
+/// time are not part of a version: they change when a disk is mounted
+/// again, a hard link is made or removed, or a file is renamed, none of
+/// which is new content.
+fn date_items(
+    items: &mut [Item],
+    known: Option<&[Offer]>,
+    previous: &Snapshot,
+    now: u64,
+) -> Option<OfferChanges> {
+    let same = |size: u64, modified: u64, it: &Item| size == it.size && modified == it.modified;
+    let remembered: HashMap<u64, &Offer> = known
+        .unwrap_or_default()
+        .iter()
+        .map(|o| (o.item, o))
+        .collect();
+    let mut changes = OfferChanges::default();
+    let mut found = HashSet::with_capacity(items.len());
+    for it in items.iter_mut() {
+        found.insert(it.id_hash);
+        let row = remembered.get(&it.id_hash);
+        if let Some(o) = row.filter(|o| same(o.size, o.modified, it)) {
+            it.offered = o.first_offered;
+            if o.gone_since.is_some() {
+                changes.offered.push(Offer {
+                    gone_since: None,
+                    ..**o
+                });
+            }
+            continue;
+        }
+        let before = previous
+            .by_id
+            .get(&it.id_hash)
+            .and_then(|&i| previous.items.get(i as usize))
+            .filter(|p| same(p.size, p.modified, it));
+        it.offered = before.map_or(now, |p| p.offered);
+        changes.offered.push(Offer {
+            item: it.id_hash,
+            size: it.size,
+            modified: it.modified,
+            first_offered: it.offered,
+            gone_since: None,
+        });
+    }
+    for o in remembered.values().filter(|o| !found.contains(&o.item)) {
+        match o.gone_since {
+            None => changes.gone.push((o.item, now)),
+            Some(since) if now.saturating_sub(since) > FORGET_GONE_AFTER => {
+                changes.forget.push(o.item)
+            }
+            Some(_) => {}
+        }
+    }
+    known.map(|_| changes)
 }
 
 fn etag_text(bytes: &[u8; 12]) -> String {
@@ -764,6 +891,7 @@ fn scan_library(
                     id_hash: id_hash(root, rel),
                     size: meta.len(),
                     modified: modified_secs(&meta),
+                    offered: 0,
                     etag: etag_bytes(&meta),
                     keys: SearchKeys {
                         tmdb: facts.tmdb_id,
@@ -891,6 +1019,7 @@ fn arr_item(index: u16, root: &Root, e: Entry, real: String, meta: &Metadata) ->
         id_hash: arr_id_hash(root, e.file_id),
         size: meta.len(),
         modified: modified_secs(meta),
+        offered: 0,
         etag: etag_bytes(meta),
         keys: SearchKeys {
             tmdb: f.tmdb_id,
@@ -929,6 +1058,7 @@ impl Told {
             quality_name: self.quality_name.as_deref().map(str::to_string),
             release_group: self.release_group.as_deref().map(str::to_string),
             series_title: self.series_title.as_deref().map(str::to_string),
+            air_date: None,
         }
     }
 }
@@ -1097,6 +1227,39 @@ mod tests {
     }
 
     #[test]
+    fn a_daily_episode_carries_its_air_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tv, movies) = (dir.path().join("tv"), dir.path().join("movies"));
+        touch(
+            &tv.join("Show {tvdb-71256}/Show.2011.03.15.720p.HDTV.mkv"),
+            1,
+        );
+        touch(&tv.join("Show {tvdb-71256}/Show.S01E02.720p.HDTV.mkv"), 1);
+        touch(&movies.join("Movie.2011.03.15.1080p.mkv"), 1);
+        let cat = Catalogue::new(
+            &[
+                lib("tv", &tv, Category::Tv),
+                lib("movies", &movies, Category::Movies),
+            ],
+            1000,
+        );
+        cat.rescan();
+        let json: Vec<(String, serde_json::Value)> = cat
+            .search(&Query::default())
+            .iter()
+            .map(|r| (r.filename.clone(), r.to_json()["airDate"].clone()))
+            .collect();
+        assert_eq!(
+            json,
+            [
+                ("Show.2011.03.15.720p.HDTV.mkv".into(), "2011-03-15".into()),
+                ("Show.S01E02.720p.HDTV.mkv".into(), serde_json::Value::Null),
+                ("Movie.2011.03.15.1080p.mkv".into(), serde_json::Value::Null),
+            ]
+        );
+    }
+
+    #[test]
     fn symlinks_never_lead_out_of_the_library() {
         let dir = tempfile::tempdir().unwrap();
         let lib_dir = dir.path().join("lib");
@@ -1196,7 +1359,12 @@ mod tests {
         let cat = Catalogue::new(&[lib("m", dir.path(), Category::Movies)], 1000);
         cat.rescan();
         let scanned = cat.search(&Query::default()).remove(0);
-        assert_eq!(scanned.publish_date, "1970-01-01T00:00:00Z");
+        let offered = crate::clock::parse_rfc3339(&scanned.publish_date).unwrap();
+        let age = SystemTime::now().duration_since(offered).unwrap();
+        assert!(
+            age < Duration::from_secs(60),
+            "first offered now, not in 1960"
+        );
         let opened = cat.open(&scanned.id).unwrap().unwrap();
         assert_eq!(opened.modified, UNIX_EPOCH);
         assert_eq!(
@@ -1210,6 +1378,138 @@ mod tests {
         let moved = cat.open(&scanned.id).unwrap().unwrap();
         assert_eq!(moved.modified, UNIX_EPOCH);
         assert_ne!(moved.etag, opened.etag);
+    }
+
+    /// PROTOCOL.md §2.2: `publishDate` is when this node first offered
+    /// the file, kept in the registry across restarts and rescans; a
+    /// replaced file is offered anew, a file away for a while is not.
+    #[test]
+    fn first_offered_dates_live_in_the_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("movies");
+        let p = m.join("Old.Copy.2001.mkv");
+        touch(&p, 4);
+        let years_ago = SystemTime::now() - Duration::from_secs(10 * 365 * 86_400);
+        let set_mtime = || {
+            let f = fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(years_ago).unwrap();
+        };
+        set_mtime();
+        let reg = Arc::new(Registry::open(&dir.path().join("jack.db")).unwrap());
+        let start = || {
+            let cat = Catalogue::new(&[lib("movies", &m, Category::Movies)], 10)
+                .remembering_offers(reg.clone());
+            cat.rescan();
+            cat
+        };
+        let date = |cat: &Catalogue| {
+            let all = cat.search(&Query::default());
+            all.first().map(|r| r.publish_date.clone())
+        };
+        let cat = start();
+        let first = date(&cat).unwrap();
+        let offered = crate::clock::parse_rfc3339(&first).unwrap();
+        assert!(SystemTime::now().duration_since(offered).unwrap() < Duration::from_secs(60));
+        let rows = reg.offers().unwrap();
+        assert_eq!(rows.len(), 1);
+        // Pretend it was first offered long ago, to tell dates apart
+        // without sleeping: every scan, and a restart, keep that date.
+        let row = Offer {
+            first_offered: 1_000_000_000,
+            ..rows[0]
+        };
+        let changes = OfferChanges {
+            offered: vec![row],
+            ..OfferChanges::default()
+        };
+        reg.record_offers(&changes).unwrap();
+        let kept = "2001-09-09T01:46:40Z";
+        let cat = start();
+        assert_eq!(date(&cat).as_deref(), Some(kept), "after a restart");
+        cat.rescan();
+        assert_eq!(date(&cat).as_deref(), Some(kept), "after a rescan");
+        let id = cat.search(&Query::default())[0].id.clone();
+        assert_eq!(cat.get(&id).unwrap().unwrap().publish_date, kept);
+        // Away for a scan (a disk unmounted), then back: the same offer.
+        let aside = dir.path().join("aside.mkv");
+        fs::rename(&p, &aside).unwrap();
+        cat.rescan();
+        assert_eq!(date(&cat), None);
+        assert!(reg.offers().unwrap()[0].gone_since.is_some());
+        fs::rename(&aside, &p).unwrap();
+        cat.rescan();
+        assert_eq!(date(&cat).as_deref(), Some(kept), "back after a while");
+        assert_eq!(reg.offers().unwrap()[0].gone_since, None);
+        // Replaced by other content (another size), dated years ago too:
+        // offered anew, now.
+        fs::write(&p, b"new content").unwrap();
+        set_mtime();
+        cat.rescan();
+        let anew = crate::clock::parse_rfc3339(&date(&cat).unwrap()).unwrap();
+        assert!(SystemTime::now().duration_since(anew).unwrap() < Duration::from_secs(60));
+        assert_eq!(
+            start().search(&Query::default())[0].publish_date,
+            date(&cat).unwrap()
+        );
+    }
+
+    /// Without the registry's rows (none, or it could not be read), dates
+    /// come from the previous scan, and nothing is to be written; a row
+    /// gone for more than [`FORGET_GONE_AFTER`] is forgotten.
+    #[test]
+    fn dates_without_the_registry_and_forgetting() {
+        let item = |id_hash, size, modified| Item {
+            rel_path: "x.mkv".into(),
+            id_hash,
+            size,
+            modified,
+            offered: 0,
+            etag: [0; 12],
+            keys: SearchKeys::default(),
+            library: 0,
+            told: None,
+        };
+        let previous = Snapshot {
+            items: vec![Item {
+                offered: 500,
+                ..item(1, 10, 100)
+            }],
+            by_id: HashMap::from([(1, 0)]),
+            arr_roots: Vec::new(),
+        };
+        let mut items = vec![item(1, 10, 100), item(2, 10, 100)];
+        assert_eq!(date_items(&mut items, None, &previous, 9_000), None);
+        assert_eq!((items[0].offered, items[1].offered), (500, 9_000));
+        // The registry remembers neither: both are written, item 1 with the
+        // previous scan's date.
+        let gone_long = Offer {
+            item: 3,
+            size: 1,
+            modified: 1,
+            first_offered: 1,
+            gone_since: Some(1),
+        };
+        let gone_lately = Offer {
+            item: 4,
+            gone_since: Some(9_000),
+            ..gone_long
+        };
+        let present = Offer {
+            item: 5,
+            gone_since: None,
+            ..gone_long
+        };
+        let now = 1 + FORGET_GONE_AFTER + 1;
+        let known = [gone_long, gone_lately, present];
+        let changes = date_items(&mut items, Some(&known), &previous, now).unwrap();
+        let firsts: Vec<(u64, u64)> = changes
+            .offered
+            .iter()
+            .map(|o| (o.item, o.first_offered))
+            .collect();
+        assert_eq!(firsts, [(1, 500), (2, now)]);
+        assert_eq!(changes.gone, [(5, now)]);
+        assert_eq!(changes.forget, [3]);
     }
 
     #[test]

@@ -482,8 +482,18 @@ fn arr_register_adds_indexer_and_download_client_once() {
         assert_eq!(field(dc, "host"), "192.168.1.20");
         assert_eq!(field(dc, "port"), 5225);
         assert_eq!(field(dc, "useSsl"), false);
-        assert_eq!(field(dc, "username"), "admin");
-        assert_eq!(field(dc, "password"), "qbit-pw");
+        if category_field == "movieCategory" {
+            // This Radarr logs in with the username and password...
+            assert_eq!(field(dc, "username"), "admin");
+            assert_eq!(field(dc, "password"), "qbit-pw");
+        } else {
+            // ...this Sonarr with the node's owner key: one secret.
+            assert_eq!(field(dc, "apiKey"), KEY);
+            assert_eq!(field(dc, "username"), "");
+            assert_eq!(field(dc, "password"), "");
+        }
+        // Removed once imported (jack reports share limits reached).
+        assert_eq!(dc["removeCompletedDownloads"], true);
         assert_eq!(field(dc, category_field), "jack");
         assert_eq!(
             field(dc, "initialState"),
@@ -534,6 +544,56 @@ fn arr_register_adds_indexer_and_download_client_once() {
     assert_eq!(field(ix, "baseUrl"), "http://192.168.1.20:5225/torznab");
     assert_eq!(field(ix, "apiKey"), KEY, "the masked key was sent in clear");
     assert_eq!(radarr.stored("indexer").len(), 1);
+
+    // A download client an older jack registered (username and password,
+    // "Remove Completed" off) is brought up to date in place.
+    let id = sonarr.stored("downloadclient")[0]["id"].clone();
+    sonarr.edit_field("downloadclient", "apiKey", json!(""));
+    sonarr.edit_field("downloadclient", "username", json!("admin"));
+    sonarr.edit_field("downloadclient", "password", json!("qbit-pw"));
+    sonarr.edit_top("downloadclient", "removeCompletedDownloads", json!(false));
+    let (code, out) = register(&site);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "download client \"jack\" (qBittorrent API at http://192.168.1.20:5225): updated"
+        ),
+        "{out}"
+    );
+    let put = sonarr.writes().pop().unwrap();
+    assert_eq!(
+        (put.method.as_str(), put.path.clone()),
+        ("PUT", format!("/api/v3/downloadclient/{id}?forceSave=true"))
+    );
+    let dc = &sonarr.stored("downloadclient")[0];
+    assert_eq!(sonarr.stored("downloadclient").len(), 1);
+    assert_eq!(dc["id"], id);
+    assert_eq!(
+        (
+            field(dc, "apiKey"),
+            field(dc, "username"),
+            field(dc, "password")
+        ),
+        (json!(KEY), json!(""), json!(""))
+    );
+    assert_eq!(dc["removeCompletedDownloads"], true);
+    // And with `remove_after_import = false`, turned off there.
+    let text = std::fs::read_to_string(site.config()).unwrap();
+    let text = text.replace(
+        "password = \"qbit-pw\"\n",
+        "password = \"qbit-pw\"\nremove_after_import = false\n",
+    );
+    std::fs::write(site.config(), text).unwrap();
+    let (code, out) = register(&site);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        radarr.stored("downloadclient")[0]["removeCompletedDownloads"],
+        false
+    );
+    assert_eq!(
+        sonarr.stored("downloadclient")[0]["removeCompletedDownloads"],
+        false
+    );
 }
 
 #[test]

@@ -67,6 +67,31 @@ pub struct Wanted {
     pub top: Vec<Setting>,
     /// Entries of its `fields` list, by `name`.
     pub fields: Vec<Setting>,
+    /// Log in with this key (`Authorization: Bearer`) instead of the
+    /// username and password, where the *arr's entry has an `apiKey`
+    /// field (Sonarr since 2026, for qBittorrent 5.2's API keys).
+    pub key_login: Option<String>,
+}
+
+impl Wanted {
+    /// What jack wants of `entry` (an existing entry or a template): with
+    /// a key login and an `apiKey` field there, the key, and the username
+    /// and password emptied (the *arr refuses both ways at once).
+    pub fn for_entry(&self, entry: &Value) -> Wanted {
+        let mut wanted = self.clone();
+        let takes_key = entry["fields"]
+            .as_array()
+            .is_some_and(|fs| fs.iter().any(|f| f["name"] == "apiKey"));
+        if let (Some(key), true) = (&self.key_login, takes_key) {
+            for s in &mut wanted.fields {
+                if matches!(s.key, "username" | "password") {
+                    s.value = json!("");
+                }
+            }
+            wanted.fields.push(set("apiKey", json!(key)));
+        }
+        wanted
+    }
 }
 
 /// What registering did to one entry.
@@ -114,15 +139,20 @@ pub fn indexer(kind: ArrKind, public_url: &str, api_key: &str, client_id: Option
             set("apiKey", json!(api_key)),
             set("categories", categories),
         ],
+        key_login: None,
     }
 }
 
 /// The qBittorrent download client: jack's `/api/v2` at `public_url`, the
-/// `[qbittorrent]` login, category `jack`. Pure.
+/// `[qbittorrent]` login (or, where the *arr can, the node's owner key
+/// `api_key`: one secret), category `jack`, and "Remove Completed" as
+/// `[qbittorrent] remove_after_import` says (jack reports share limits
+/// that let the *arr remove a download once imported). Pure.
 pub fn download_client(
     kind: ArrKind,
     public_url: &str,
     qbit: &QbitConfig,
+    api_key: &str,
 ) -> std::result::Result<Wanted, String> {
     let at = Endpoint::parse(public_url)?;
     let category = match kind {
@@ -144,8 +174,12 @@ pub fn download_client(
         resource: "downloadclient",
         label: "download client",
         implementation: "QBittorrent",
-        top: vec![set("enable", json!(true))],
+        top: vec![
+            set("enable", json!(true)),
+            set_if_known("removeCompletedDownloads", json!(qbit.remove_after_import)),
+        ],
         fields,
+        key_login: Some(api_key.to_string()),
     })
 }
 
@@ -269,6 +303,7 @@ pub fn ensure(
                 wanted.label, entry["implementation"], wanted.implementation
             )));
         }
+        let wanted = &wanted.for_entry(&entry);
         if unchanged(&entry, wanted) {
             return Ok((Outcome::Unchanged, id));
         }
@@ -293,6 +328,7 @@ pub fn ensure(
         obj.remove("presets");
         obj.remove("id");
     }
+    let wanted = &wanted.for_entry(&entry);
     apply(&mut entry, wanted).map_err(refused)?;
     let created = client.post(&format!("/api/v3/{res}?forceSave=true"), &entry)?;
     Ok((Outcome::Added, created["id"].as_i64()))
@@ -353,7 +389,8 @@ fn register_one(
                 out,
                 &format!("  download client {NAME:?} (qBittorrent API at {public_url}): "),
             )?;
-            let wanted = match download_client(kind, public_url, q) {
+            let key = config.server.api_key.expose();
+            let wanted = match download_client(kind, public_url, q, key) {
                 Ok(w) => w,
                 Err(m) => return Ok(Err(ArrError::Refused(m))),
             };
@@ -506,7 +543,8 @@ mod tests {
 
     #[test]
     fn masked_secrets_count_as_equal_and_anything_else_differs() {
-        let wanted = download_client(ArrKind::Sonarr, "http://127.0.0.1:5225", &qbit()).unwrap();
+        let wanted =
+            download_client(ArrKind::Sonarr, "http://127.0.0.1:5225", &qbit(), "owner").unwrap();
         let mut entry = json!({
             "id": 4, "name": "jack", "implementation": "QBittorrent", "enable": true,
             "fields": [
@@ -528,7 +566,7 @@ mod tests {
             !unchanged(&entry, &wanted),
             "a password shown in clear is compared"
         );
-        let radarr = download_client(ArrKind::Radarr, "https://h/x", &qbit()).unwrap();
+        let radarr = download_client(ArrKind::Radarr, "https://h/x", &qbit(), "owner").unwrap();
         let names: Vec<&str> = radarr.fields.iter().map(|s| s.key).collect();
         assert_eq!(
             names,
@@ -542,5 +580,41 @@ mod tests {
                 "urlBase"
             ]
         );
+    }
+
+    #[test]
+    fn the_owner_key_logs_in_where_the_arr_takes_one() {
+        let wanted = download_client(ArrKind::Sonarr, "http://h:5225", &qbit(), "owner").unwrap();
+        let value = |w: &Wanted, key: &str| {
+            w.fields
+                .iter()
+                .find(|s| s.key == key)
+                .map(|s| s.value.clone())
+        };
+        // An *arr without an `apiKey` field: username and password.
+        let old = json!({"fields": [{"name": "username"}, {"name": "password"}]});
+        let w = wanted.for_entry(&old);
+        assert_eq!(value(&w, "username"), Some(json!("admin")));
+        assert_eq!(value(&w, "apiKey"), None);
+        // With one: the key, and no username or password.
+        let new = json!({"fields": [{"name": "username"}, {"name": "apiKey"}]});
+        let w = wanted.for_entry(&new);
+        assert_eq!(value(&w, "apiKey"), Some(json!("owner")));
+        assert_eq!(value(&w, "username"), Some(json!("")));
+        assert_eq!(value(&w, "password"), Some(json!("")));
+        // "Remove Completed" follows `remove_after_import`, where known.
+        let remove = wanted
+            .top
+            .iter()
+            .find(|s| s.key == "removeCompletedDownloads");
+        assert_eq!(
+            remove.map(|s| (&s.value, s.required)),
+            Some((&json!(true), false))
+        );
+        let mut keep = qbit();
+        keep.remove_after_import = false;
+        let w = download_client(ArrKind::Radarr, "http://h:5225", &keep, "owner").unwrap();
+        let remove = w.top.iter().find(|s| s.key == "removeCompletedDownloads");
+        assert_eq!(remove.map(|s| &s.value), Some(&json!(false)));
     }
 }

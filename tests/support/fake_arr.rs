@@ -208,20 +208,30 @@ impl FakeArr {
         }
     }
 
-    /// Changes a field of a stored resource, as a person in the UI would.
-    pub fn edit_field(&self, resource: &str, name: &str, value: Value) {
+    /// Runs `edit` on every stored entry of `resource`.
+    fn edit(&self, resource: &str, edit: impl Fn(&mut Value)) {
         let mut data = self.state.data.lock().unwrap();
         let list = match resource {
             "indexer" => &mut data.indexers,
             _ => &mut data.download_clients,
         };
-        for r in list.iter_mut() {
+        list.iter_mut().for_each(edit);
+    }
+
+    /// Sets a top-level key of every stored entry of `resource`.
+    pub fn edit_top(&self, resource: &str, key: &str, value: Value) {
+        self.edit(resource, |r| r[key] = value.clone());
+    }
+
+    /// Changes a field of a stored resource, as a person in the UI would.
+    pub fn edit_field(&self, resource: &str, name: &str, value: Value) {
+        self.edit(resource, |r| {
             for f in r["fields"].as_array_mut().unwrap() {
                 if f["name"] == name {
                     f["value"] = value.clone();
                 }
             }
-        }
+        });
     }
 }
 
@@ -465,7 +475,10 @@ fn schema(kind: Kind, resource: &str) -> Value {
         "tvCategory"
     };
     let default_category = if movies { "radarr" } else { "tv-sonarr" };
-    json!([
+    // Sonarr (since 2026) can log in to qBittorrent 5.2 with an API key;
+    // this Radarr cannot.
+    let key_login = (!movies).then(|| f("apiKey", Value::Null));
+    let mut list = json!([
         provider(
             "Transmission",
             "TransmissionSettings",
@@ -488,7 +501,11 @@ fn schema(kind: Kind, resource: &str) -> Value {
                 f("initialState", json!(0)),
             ]
         ),
-    ])
+    ]);
+    if let Some(field) = key_login {
+        list[1]["fields"].as_array_mut().unwrap().push(field);
+    }
+    list
 }
 
 fn reply(out: &mut TcpStream, code: u16, body: &Value) -> std::io::Result<()> {

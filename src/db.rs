@@ -214,6 +214,9 @@ pub const PAUSED: &str = "paused by the owner";
 /// The event of a download its owner resumed (or retried).
 pub const RESUMED: &str = "resumed by the owner";
 
+/// The schema version that keeps first-offered dates (`offers`).
+const OFFERS_SCHEMA: u32 = 8;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -403,6 +406,8 @@ pub struct Event {
 pub struct Registry {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The schema version the file had when opened (0: a new registry).
+    opened_at: u32,
 }
 
 impl fmt::Debug for Registry {
@@ -436,6 +441,7 @@ impl Registry {
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(|e| Error::db(what("configure"), e))?;
+        let opened_at = user_version(&conn)?;
         migrate(&mut conn).map_err(|e| match e {
             Error::Db { source, .. } => Error::db(what("migrate"), source),
             other => other,
@@ -443,11 +449,18 @@ impl Registry {
         Ok(Registry {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            opened_at,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// This registry was made by a jack that kept no first-offered dates
+    /// (schema before 8): the files it served were offered before now.
+    pub fn predates_offers(&self) -> bool {
+        (1..OFFERS_SCHEMA).contains(&self.opened_at)
     }
 
     pub fn schema_version(&self) -> Result<u32> {
@@ -1154,6 +1167,74 @@ mod tests {
         let mut conn = Connection::open(&path).unwrap();
         migrate(&mut conn).unwrap();
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrations_6_to_8_carry_an_older_registry_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jack.db");
+        {
+            // A registry as the previous release left it (schema 5), with
+            // an owner's cancel, a download waiting for disk room and an add.
+            let mut conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            let tx = conn.transaction().unwrap();
+            for (n, status, error) in [
+                (1, "cancelled", None),
+                (2, "paused", Some("waiting for disk space: need 3.0 MiB")),
+                (3, "failed", Some("gave up")),
+            ] {
+                tx.execute(
+                    "INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, \
+                     file_name, part_path, dest_path, expected_bytes, downloaded_bytes, status, \
+                     error, created_at, updated_at) VALUES ('s', ?1, 'p', 'i', 't', 'f', \
+                     '/x.part', '/f', 100, 40, ?2, ?3, 'a', 'a')",
+                    params![format!("{n:040x}"), status, error],
+                )
+                .unwrap();
+            }
+            tx.execute(
+                "INSERT INTO grabs (stub_name, title, size, peer, item_id, added_at) \
+                 VALUES ('api/x', 't', 1, 'p', 'i', 'a')",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.schema_version().unwrap(), SCHEMA_VERSION);
+        let got: Vec<(Status, Option<String>, u64)> = (1..=3)
+            .map(|id| {
+                let row = reg.get(id).unwrap().unwrap();
+                (row.status, row.error, row.downloaded_bytes)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Status::Paused, None, 40),
+                (
+                    Status::Retrying,
+                    Some("waiting for disk space: need 3.0 MiB".into()),
+                    40
+                ),
+                (Status::Failed, Some("gave up".into()), 40),
+            ]
+        );
+        let grab = &reg.grabs().unwrap()[0];
+        assert_eq!((grab.paused, grab.tags.as_str()), (false, ""));
+        assert!(reg.offers().unwrap().is_empty());
+        // Its files were offered before this jack: dated by their own time
+        // on the first scan (`predates_offers`); a new or current registry
+        // dates new files now.
+        assert!(reg.predates_offers());
+        drop(reg);
+        assert!(!Registry::open(&path).unwrap().predates_offers());
+        let fresh = Registry::open(&dir.path().join("new.db")).unwrap();
+        assert!(!fresh.predates_offers());
     }
 
     #[test]

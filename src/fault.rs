@@ -249,6 +249,7 @@ pub fn pause(name: &str) {
         && point == name
         && let Ok(ms) = ms.parse::<u64>()
     {
+        log::info!("fault pause point={name} ms={ms}");
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     #[cfg(not(debug_assertions))]

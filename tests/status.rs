@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use jack::db::{EventKind, NewDownload, Registry, Status};
@@ -696,6 +697,102 @@ fn live_progress_then_a_pause_frees_the_worker_and_a_resume_goes_on_where_it_sto
         events.iter().any(|e| e["detail"] == "resumed by the owner"),
         "{resumed}"
     );
+}
+
+/// The node of `b`, started with `JACK_FAULT_PAUSE` at `point` for 1.5 s.
+fn paused_at(b: &Site, point: &str) -> support::Node {
+    let mut cmd = b.command(&["--config", b.config().to_str().unwrap(), "run"]);
+    cmd.env("JACK_FAULT_PAUSE", format!("{point}:1500"));
+    support::Node::spawn(cmd)
+}
+
+fn act(node: &support::Node, id: i64, verb: &str) -> u16 {
+    call(
+        node.addr,
+        "POST",
+        &format!("/api/v1/downloads/{id}/{verb}"),
+        Some(KEY),
+    )
+    .status
+}
+
+/// The owner's last word stands and the download stays paused, its file
+/// not completed, for 3 s.
+fn stays_paused(node: &support::Node, dest: &Path) {
+    wait_for("the pause", Duration::from_secs(10), || {
+        downloads(node.addr)[0]["status"] == "paused"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let row = downloads(node.addr)[0].clone();
+    assert_eq!(row["status"], "paused", "{row}\n{}", node.log_text());
+    assert!(!dest.exists(), "a paused download completed");
+}
+
+/// Pause, resume and pause again while the worker still holds the
+/// download (its pause recorded, the worker not yet let go: a window
+/// widened to 1.5 s): the last pause stands (it was answered 409 and the
+/// resume queued the download again).
+#[test]
+fn pause_resume_pause_while_the_worker_lets_go_ends_paused() {
+    use support::fake_peer::{self, FakePeer};
+    let data = pattern(8 * 1024 * 1024);
+    let file = fake_peer::File::mkv("f", &data);
+    let peer = FakePeer::start(vec![file], vec![], Some(512 * 1024));
+    let b = downloader(peer.addr, "");
+    let node = paused_at(&b, "worker:before_release");
+    drop_stub(
+        &b,
+        "f.torrent",
+        &jack::stub::build("alice", "f", "f", data.len() as u64),
+    );
+    wait_for("the transfer", Duration::from_secs(15), || {
+        downloads(node.addr)
+            .first()
+            .is_some_and(|d| d["status"] == "downloading")
+    });
+    let id = downloads(node.addr)[0]["id"].as_i64().unwrap();
+    assert_eq!(act(&node, id, "pause"), 200);
+    wait_for("the pause recorded", Duration::from_secs(10), || {
+        downloads(node.addr)[0]["status"] == "paused"
+    });
+    assert_eq!(act(&node, id, "resume"), 200);
+    assert_eq!(act(&node, id, "pause"), 200);
+    stays_paused(&node, &b.path().join("data/completed/f.mkv"));
+}
+
+/// A pause that comes after an attempt's outcome (a stalled read: retry)
+/// was decided, while it is recorded (widened to 1.5 s), is not answered
+/// "paused" and dropped: the download ends paused, not retried.
+#[test]
+fn a_pause_while_an_outcome_is_recorded_is_not_lost() {
+    use support::fake_peer::{self, FakePeer, Mode};
+    let data = pattern(1024 * 1024);
+    let file = fake_peer::File::mkv("f", &data);
+    let stall = Mode::Stall(64 * 1024, Duration::from_secs(6));
+    let peer = FakePeer::start(vec![file], vec![stall], None);
+    let b = downloader(peer.addr, "idle_timeout_ms = 1000");
+    let node = paused_at(&b, "worker:before_record");
+    drop_stub(
+        &b,
+        "f.torrent",
+        &jack::stub::build("alice", "f", "f", data.len() as u64),
+    );
+    node.wait_log(
+        "fault pause point=worker:before_record",
+        Duration::from_secs(15),
+    );
+    let id = downloads(node.addr)[0]["id"].as_i64().unwrap();
+    assert_eq!(act(&node, id, "pause"), 200);
+    stays_paused(&node, &b.path().join("data/completed/f.mkv"));
+    let events = call(
+        node.addr,
+        "GET",
+        &format!("/api/v1/downloads/{id}"),
+        Some(KEY),
+    );
+    let events: serde_json::Value = serde_json::from_slice(&events.body).unwrap();
+    let last = events["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["detail"], "paused by the owner", "{events}");
 }
 
 #[test]

@@ -383,27 +383,26 @@ impl Downloads {
     ///
     /// [`resume`]: Downloads::resume
     pub fn pause(&self, id: i64) -> Result<bool> {
+        // Under the slot lock from the start: a worker's run, a resume
+        // waiting on it and the row are read as one.
+        let mut slots = self.slots.lock();
         let Some(row) = self.registry.get(id)? else {
             return Err(Error::Runtime(format!("no download with id {id}")));
         };
-        if !row.status.is_live() {
-            return Ok(false);
-        }
-        let mut slots = self.slots.lock();
         if let Some(Slot::Running(run)) = slots.get(&id) {
+            // Whatever the row says now (its attempt may be ending, a
+            // pause may be recorded with a resume waiting on it), the last
+            // word is this pause: the worker records it as it lets go.
+            run.resume_after.store(false, Ordering::SeqCst);
             run.paused.store(true, Ordering::SeqCst);
             run.cancel.store(true, Ordering::SeqCst);
             log::info!("download pause asked id={id}: stopping its transfer");
             return Ok(true);
         }
-        if self.unrecorded.lock().contains_key(&id) {
-            return Ok(false); // an outcome waits to be recorded: it stands
-        }
-        // Read again under the slot lock: a worker records how its attempt
-        // ended before it lets go, so this is the row as it stays.
-        let Some(row) = self.registry.get(id)?.filter(|r| r.status.is_live()) else {
+        if !row.status.is_live() || self.unrecorded.lock().contains_key(&id) {
+            // Not live; or an outcome waits to be recorded: it stands.
             return Ok(false);
-        };
+        }
         // A waiting id: the worker that takes it finds no slot and skips it.
         slots.remove(&id);
         // Still under the slot lock: no worker starts on it meanwhile.
@@ -416,7 +415,7 @@ impl Downloads {
     /// fresh attempts and resumes where it stopped. `Ok(None)`: nothing to
     /// resume (the row is live or completed); else the status it had.
     pub fn resume(&self, id: i64) -> Result<Option<Status>> {
-        let slots = self.slots.lock();
+        let mut slots = self.slots.lock();
         let Some(row) = self.registry.get(id)? else {
             return Err(Error::Runtime(format!("no download with id {id}")));
         };
@@ -432,9 +431,9 @@ impl Downloads {
             return Ok(None);
         }
         let was = self.registry.retry(id, RESUMED)?;
-        drop(slots);
+        // Queued under the same lock: no pause comes in between.
+        self.enqueue_locked(&mut slots, id);
         log::info!("download resumed id={id} was={was}");
-        self.enqueue(id);
         Ok(Some(was))
     }
 
@@ -712,7 +711,12 @@ impl Downloads {
 
     /// Puts `id` in the job channel unless it is already waiting or running.
     pub fn enqueue(&self, id: i64) {
-        let mut slots = self.slots.lock();
+        self.enqueue_locked(&mut self.slots.lock(), id);
+    }
+
+    /// [`Downloads::enqueue`] with the slot lock held (the job channel is
+    /// unbounded: the send never waits).
+    fn enqueue_locked(&self, slots: &mut HashMap<i64, Slot>, id: i64) {
         if slots.contains_key(&id) {
             return;
         }
@@ -776,6 +780,13 @@ impl Downloads {
                 }
                 other => other,
             };
+            crate::fault::pause("worker:before_record");
+            // An outcome that is neither the pause nor a completion: a
+            // pause may still come while it is recorded.
+            let late_pause = matches!(
+                &step,
+                Ok(Some((_, o))) if !matches!(o, Outcome::Paused | Outcome::Completed { .. })
+            );
             let failed = match step {
                 Ok(Some((row, outcome))) => self
                     .record(&row, outcome.clone())
@@ -785,7 +796,7 @@ impl Downloads {
                 Err(e) => Some((e, None)),
             };
             crate::fault::pause("worker:before_release");
-            let resumed = {
+            {
                 let mut slots = self.slots.lock();
                 release_slot(&mut slots, id, live);
                 // A removal asked after the look above (while the outcome
@@ -800,17 +811,20 @@ impl Downloads {
                     }
                     continue;
                 }
-                // Still under the slot lock, so no pause comes in between.
-                run.resume_after.load(Ordering::SeqCst)
-                    && !slots.contains_key(&id)
-                    && self
-                        .registry
-                        .retry(id, RESUMED)
-                        .inspect_err(|e| log::warn!("cannot resume id={id}: {}", e.chain()))
-                        .is_ok()
-            };
-            if resumed {
-                self.enqueue(id);
+                // A pause asked after the outcome was decided (while it
+                // was being recorded) saw this worker running: applied
+                // here, under the slot lock `pause` takes too.
+                if late_pause && failed.is_none() && run.paused.load(Ordering::SeqCst) {
+                    self.pause_after(&mut slots, id, &run);
+                }
+                // A resume that came while the pause was being recorded.
+                let resume = run.resume_after.load(Ordering::SeqCst) && !slots.contains_key(&id);
+                if resume {
+                    match self.registry.retry(id, RESUMED) {
+                        Ok(_) => self.enqueue_locked(&mut slots, id),
+                        Err(e) => log::warn!("cannot resume id={id}: {}", e.chain()),
+                    }
+                }
             }
             if let Some((e, unrecorded)) = failed {
                 // The registry could not record (a full disk, a locked
@@ -1144,6 +1158,30 @@ impl Downloads {
         log::warn!("download failed id={} error={error}", row.id);
         watch::set_aside(&self.config.watch_dir, &row.stub_name, "failed");
         Ok(())
+    }
+
+    /// A pause that reached `run` after its outcome was decided: the next
+    /// run of `id` (a worker took it again at once) is told, or the row,
+    /// still live (retrying, queued), is paused now and its waiting id
+    /// leaves the slots. Called under the slot lock.
+    fn pause_after(&self, slots: &mut HashMap<i64, Slot>, id: i64, run: &Run) {
+        if let Some(Slot::Running(next)) = slots.get(&id) {
+            let resume = run.resume_after.load(Ordering::SeqCst);
+            next.resume_after.store(resume, Ordering::SeqCst);
+            next.paused.store(true, Ordering::SeqCst);
+            next.cancel.store(true, Ordering::SeqCst);
+            return;
+        }
+        slots.remove(&id);
+        match self.registry.get(id) {
+            Ok(Some(row)) if row.status.is_live() => {
+                if let Err(e) = self.record_pause(&row) {
+                    log::error!("cannot pause download id={id} error={}", e.chain());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("cannot pause download id={id} error={}", e.chain()),
+        }
     }
 
     /// The owner paused `row`: [`Status::Paused`] with no error and an

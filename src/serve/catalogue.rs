@@ -467,7 +467,12 @@ impl Catalogue {
                 None
             }
         });
-        let Some(changes) = date_items(items, known.as_deref(), previous, now) else {
+        // The first dating of a registry an older jack made: its files
+        // were offered before now, since their own dates at the latest
+        // (else every friend's RSS sync would see the whole library anew).
+        let upgraded = known.as_ref().is_some_and(Vec::is_empty)
+            && self.registry.as_ref().is_some_and(|r| r.predates_offers());
+        let Some(changes) = date_items(items, known.as_deref(), previous, now, upgraded) else {
             return;
         };
         if let Some(registry) = &self.registry {
@@ -689,7 +694,9 @@ const FORGET_GONE_AFTER: u64 = 30 * 24 * 3600;
 /// Dates each of `items` (sorted by nothing in particular) with when this
 /// node first offered its current version (size and modification second):
 /// from `known` (the registry's rows) when it remembers that version, else
-/// from `previous` when it held that version, else `now`. Returns what the
+/// from `previous` when it held that version, else `now` (or, `upgraded`:
+/// the first dating of a registry an older jack made, the file's own time
+/// when earlier). Returns what the
 /// registry must record, or `None` without `known` (nothing read, so
 /// nothing written: a registry that could not be read is never
 /// overwritten with later dates). The inode, the device and the change
@@ -701,6 +708,7 @@ fn date_items(
     known: Option<&[Offer]>,
     previous: &Snapshot,
     now: u64,
+    upgraded: bool,
 ) -> Option<OfferChanges> {
     let same = |size: u64, modified: u64, it: &Item| size == it.size && modified == it.modified;
     let remembered: HashMap<u64, &Offer> = known
@@ -728,7 +736,8 @@ fn date_items(
             .get(&it.id_hash)
             .and_then(|&i| previous.items.get(i as usize))
             .filter(|p| same(p.size, p.modified, it));
-        it.offered = before.map_or(now, |p| p.offered);
+        let new = if upgraded { it.modified.min(now) } else { now };
+        it.offered = before.map_or(new, |p| p.offered);
         changes.offered.push(Offer {
             item: it.id_hash,
             size: it.size,
@@ -1478,7 +1487,7 @@ mod tests {
             arr_roots: Vec::new(),
         };
         let mut items = vec![item(1, 10, 100), item(2, 10, 100)];
-        assert_eq!(date_items(&mut items, None, &previous, 9_000), None);
+        assert_eq!(date_items(&mut items, None, &previous, 9_000, false), None);
         assert_eq!((items[0].offered, items[1].offered), (500, 9_000));
         // The registry remembers neither: both are written, item 1 with the
         // previous scan's date.
@@ -1501,7 +1510,7 @@ mod tests {
         };
         let now = 1 + FORGET_GONE_AFTER + 1;
         let known = [gone_long, gone_lately, present];
-        let changes = date_items(&mut items, Some(&known), &previous, now).unwrap();
+        let changes = date_items(&mut items, Some(&known), &previous, now, false).unwrap();
         let firsts: Vec<(u64, u64)> = changes
             .offered
             .iter()
@@ -1510,6 +1519,13 @@ mod tests {
         assert_eq!(firsts, [(1, 500), (2, now)]);
         assert_eq!(changes.gone, [(5, now)]);
         assert_eq!(changes.forget, [3]);
+        // The first dating of a registry an older jack made: a file not
+        // known before keeps its own (earlier) time, not now; one dated in
+        // the future is offered now.
+        let mut items = vec![item(2, 10, 100), item(6, 10, now + 50)];
+        let changes = date_items(&mut items, Some(&[]), &Snapshot::default(), now, true).unwrap();
+        assert_eq!((items[0].offered, items[1].offered), (100, now));
+        assert_eq!(changes.offered.len(), 2);
     }
 
     #[test]

@@ -156,6 +156,8 @@ pub struct Series {
     pub titled: Titled,
     pub tvdb_id: Option<u64>,
     pub statistics: Option<SeriesStatistics>,
+    /// `standard`, `daily` or `anime`.
+    pub series_type: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +203,8 @@ pub struct Episode {
     pub season_number: Option<u32>,
     pub episode_number: Option<u32>,
     pub episode_file_id: Option<u64>,
+    /// `YYYY-MM-DD`, the day it aired where it aired.
+    pub air_date: Option<String>,
 }
 
 /// `quality` of a movie or episode file: `{"quality": {...}, "revision": {...}}`.
@@ -243,12 +247,24 @@ pub fn movie_entries(movies: &[Movie]) -> Vec<Entry> {
 /// episode names is left out. Pure.
 pub fn episode_entries(series: &Series, files: &[EpisodeFile], episodes: &[Episode]) -> Vec<Entry> {
     let mut numbers: HashMap<u64, Vec<(u32, u32)>> = HashMap::new();
+    // A daily show's episode is searched by the day it aired (Sonarr's
+    // `season=<yyyy>&ep=<MM>/<dd>`): each file's first episode's day.
+    let daily = series.series_type.as_deref() == Some("daily");
+    let mut days: HashMap<u64, (u32, u32, crate::naming::AirDate)> = HashMap::new();
     for e in episodes {
         if let (Some(file), Some(season), Some(episode)) =
             (e.episode_file_id, e.season_number, e.episode_number)
             && file > 0
         {
             numbers.entry(file).or_default().push((season, episode));
+            if let Some(day) = e.air_date.as_deref().and_then(crate::naming::air_date)
+                && daily
+                && days
+                    .get(&file)
+                    .is_none_or(|d| (season, episode) < (d.0, d.1))
+            {
+                days.insert(file, (season, episode, day));
+            }
         }
     }
     let series_title = clean(&series.titled.title).to_string();
@@ -259,8 +275,15 @@ pub fn episode_entries(series: &Series, files: &[EpisodeFile], episodes: &[Episo
             eps.sort_unstable();
             let season = f.season_number.unwrap_or(eps[0].0);
             let tags: String = eps.iter().map(|(_, e)| format!("E{e:02}")).collect();
-            let title = format!("{series_title} - S{season:02}{tags}");
+            let day = days.get(&f.file.id).map(|d| d.2);
+            let title = match day {
+                Some(day) => format!("{series_title} - {day}"),
+                None => format!("{series_title} - S{season:02}{tags}"),
+            };
             let mut entry = entry(&series.titled, &f.file, title)?;
+            if day.is_some() {
+                entry.facts.air_date = day;
+            }
             entry.facts.tvdb_id = series.tvdb_id.filter(|&id| id > 0);
             entry.facts.season = Some(season);
             entry.facts.episode = Some(eps[0].1);
@@ -487,6 +510,52 @@ mod tests {
         assert_eq!((two.facts.episode, two.episode_last), (Some(2), Some(3)));
         assert_eq!(two.facts.series_title.as_deref(), Some("Breaking Bad"));
         assert_eq!(two.facts.source.as_deref(), Some("webdl"));
+    }
+
+    /// A daily series from Sonarr: each file carries its episode's air
+    /// day (`airDate` in its release, found by Sonarr's daily search) and
+    /// is titled by it; a standard series' files are not, whatever their
+    /// episodes' air dates.
+    #[test]
+    fn a_daily_series_files_carry_their_air_day() {
+        let series = |kind: &str| -> Series {
+            serde_json::from_value(serde_json::json!({
+                "id": 9, "title": "The Daily Show", "tvdbId": 71256, "seriesType": kind,
+                "path": "/tv/The Daily Show"
+            }))
+            .unwrap()
+        };
+        let files: Vec<EpisodeFile> = serde_json::from_value(serde_json::json!([
+            {"id": 200, "seriesId": 9, "seasonNumber": 2011,
+             "path": "/tv/The Daily Show/Season 2011/tds.ep.mkv"}
+        ]))
+        .unwrap();
+        let episodes: Vec<Episode> = serde_json::from_value(serde_json::json!([
+            {"id": 2, "seasonNumber": 2011, "episodeNumber": 35, "episodeFileId": 200,
+             "airDate": "2011-03-16"},
+            {"id": 1, "seasonNumber": 2011, "episodeNumber": 34, "episodeFileId": 200,
+             "airDate": "2011-03-15"},
+            {"id": 3, "seasonNumber": 2011, "episodeNumber": 36, "episodeFileId": 0,
+             "airDate": "2011-03-17"}
+        ]))
+        .unwrap();
+        let daily = episode_entries(&series("daily"), &files, &episodes);
+        assert_eq!(
+            daily[0].facts.air_date,
+            crate::naming::AirDate::new(2011, 3, 15)
+        );
+        assert!(
+            daily[0].title.starts_with("The Daily Show - 2011-03-15"),
+            "{}",
+            daily[0].title
+        );
+        let standard = episode_entries(&series("standard"), &files, &episodes);
+        assert_eq!(standard[0].facts.air_date, None);
+        assert!(
+            standard[0]
+                .title
+                .starts_with("The Daily Show - S2011E34E35")
+        );
     }
 
     #[test]

@@ -1212,6 +1212,46 @@ fn add_stub(addr: SocketAddr, cookie: &str, fields: &[(&str, &str)], name: &str,
     assert_eq!(text(&r), "Ok.", "{r:?}");
 }
 
+/// A pause that reaches an add while it is being made a download (its
+/// peer asked; the window widened to 1.5 s) leaves the new download
+/// paused: the add was read unpaused, its download queued, and the pause
+/// is applied when the add is settled.
+#[test]
+fn a_pause_while_the_add_is_made_leaves_the_download_paused() {
+    let data = pattern(4 * 1024 * 1024);
+    let peer = FakePeer::start(
+        vec![fake_peer::File::mkv("m", &data)],
+        vec![],
+        Some(512 * 1024),
+    );
+    let site = support::downloader(peer.addr, &qbit_table(""));
+    let node = start_with(&site, &[("JACK_FAULT_PAUSE", "qbit:before_add:1500")]);
+    let cookie = login(node.addr);
+    let stub = jack::stub::build("alice", "m", "m", data.len() as u64);
+    let hash = jack::stub::parse(&stub, u64::MAX).unwrap().info_hash;
+    add_stub(
+        node.addr,
+        &cookie,
+        &[("category", "radarr")],
+        "m.torrent",
+        &stub,
+    );
+    node.wait_log("fault pause point=qbit:before_add", Duration::from_secs(10));
+    let r = post_form(node.addr, "torrents/pause", &cookie, &[("hashes", &hash)]);
+    assert_eq!(r.status, 200);
+    let auth = [("Cookie", cookie.as_str())];
+    let state = || get_json(node.addr, "torrents/info?category=radarr", &auth)[0]["state"].clone();
+    assert_eq!(state(), "pausedDL", "the pending add shows paused");
+    node.wait_log("add done stub=", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(state(), "pausedDL", "{}", node.log_text());
+    assert_eq!(
+        support::status_json(&site)["downloads"][0]["status"],
+        "paused"
+    );
+    assert!(!site.path().join("data/completed/m.mkv").exists());
+}
+
 /// A qBittorrent table for `support::downloader`.
 fn qbit_table(extra: &str) -> String {
     format!("[qbittorrent]\nusername = \"{USER}\"\npassword = \"{PASS}\"\n{extra}")

@@ -195,6 +195,7 @@ impl Work {
                 }
             }
         };
+        crate::fault::pause("qbit:before_add");
         let start = if grab.paused {
             Start::Paused
         } else {

@@ -176,6 +176,10 @@ pub struct Search {
     /// `episode` (§2.1 takes numbers there; a daily file has neither, or
     /// its year as the season) and the day is picked here.
     pub air_date: Option<AirDate>,
+    /// A daily show's year (`season=<yyyy>` alone, Sonarr's daily season
+    /// search): releases that aired that year (by `airDate` or a date in
+    /// the title), or filed under that season; peers are asked without it.
+    pub air_year: Option<u32>,
     /// A `season` or `ep` that is not a number nor a daily show's day
     /// (`ep=S01`, `ep=02/30`): no release can match, so no peer is asked
     /// and the feed is empty (an error would make Sonarr set the indexer
@@ -222,10 +226,15 @@ impl Search {
         if let Some(id) = number::<u64>(pairs, "tvdbid")? {
             peer_query.push(("tvdbId", id.to_string()));
         }
-        let (mut matches_nothing, mut air_date) = (false, None);
+        let (mut matches_nothing, mut air_date, mut air_year) = (false, None, None);
+        let year = param(pairs, "season")
+            .and_then(decimal::<u32>)
+            .filter(|y| DAILY_YEARS.contains(y));
         if let Some((year, month, day)) = daily(pairs) {
             air_date = decimal::<u32>(year).and_then(|y| AirDate::new(y, month, day));
             matches_nothing = air_date.is_none();
+        } else if let (Some(year), None) = (year, param(pairs, "ep")) {
+            air_year = Some(year);
         } else {
             for (ours, theirs) in [("season", "season"), ("ep", "episode")] {
                 if let Some(v) = param(pairs, ours) {
@@ -244,6 +253,7 @@ impl Search {
             offset,
             peer_query,
             air_date,
+            air_year,
             matches_nothing,
         })
     }
@@ -256,6 +266,12 @@ impl Search {
             && air_date(title) != Some(day)
         {
             return false;
+        }
+        if let Some(year) = self.air_year {
+            let aired = |d: Option<AirDate>| d.is_some_and(|d| u32::from(d.year) == year);
+            if !aired(r.air_date) && !aired(air_date(title)) && r.season != Some(year) {
+                return false;
+            }
         }
         let in_category = self.categories.is_empty()
             || self
@@ -273,6 +289,9 @@ impl Search {
         self.words.iter().all(|w| title_words.contains(w))
     }
 }
+
+/// The years a `season` alone names a daily show's year, not a season.
+const DAILY_YEARS: std::ops::RangeInclusive<u32> = 1900..=2099;
 
 /// (year, month, day) of a daily show's `season=<yyyy>&ep=<MM>/<dd>`
 /// (1 or 2 digits each side of the `/`), the year unchecked.
@@ -677,6 +696,44 @@ mod tests {
         ] {
             assert_eq!(shows(release("d", title, 5000, 1, None)), want, "{title}");
         }
+    }
+    /// Sonarr's daily season search (`season=<yyyy>` alone): peers are
+    /// asked without the season, and what aired that year shows (or what
+    /// is filed under that season); a small `season` is a season.
+    #[test]
+    fn daily_season_searches() {
+        let s = search("t=tvsearch&cat=5000&extended=1&tvdbid=71256&season=2011").unwrap();
+        let got: Vec<(&str, &str)> = s.peer_query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            (got.as_slice(), s.air_year),
+            (&[("tvdbId", "71256")][..], Some(2011))
+        );
+        for (title, air, season, want) in [
+            ("The.Daily.Show.2011.03.15.720p.HDTV", None, None, true),
+            ("The Daily Show - 2011-12-31 - Guest", None, None, true),
+            ("The.Daily.Show.2012.01.01.720p.HDTV", None, None, false),
+            (
+                "The.Daily.Show.E45.720p",
+                AirDate::new(2011, 5, 2),
+                None,
+                true,
+            ),
+            (
+                "The.Daily.Show.E45.720p",
+                AirDate::new(2010, 5, 2),
+                None,
+                false,
+            ),
+            ("The.Daily.Show.S2011E45.720p", None, Some(2011), true),
+            ("The.Daily.Show.S01E03.720p.HDTV", None, Some(1), false),
+        ] {
+            let mut r = release("d", title, 5000, 1, None);
+            (r.air_date, r.season) = (air, season);
+            assert_eq!(s.shows(&r), want, "{title}");
+        }
+        let regular = search("t=tvsearch&tvdbid=1&season=3").unwrap();
+        assert_eq!(regular.air_year, None);
+        assert!(regular.peer_query.contains(&("season", "3".into())));
     }
 
     #[test]

@@ -84,6 +84,27 @@ fn the_page_and_every_answer_under_ui_carry_the_security_headers() {
         (moved.status, moved.header("Location").as_deref()),
         (308, Some("/ui/"))
     );
+    // The node's address opened in a browser (Firefox's and Chromium's
+    // Accept) goes to the page; a program asking `/` still gets JSON.
+    for accept in [
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+    ] {
+        let r = request(node.addr, "GET", "/", &[("Accept", accept)]);
+        assert_eq!(
+            (r.status, r.header("Location").as_deref()),
+            (303, Some("/ui/"))
+        );
+    }
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let r = request(node.addr, "GET", "/", &headers);
+        assert_eq!(r.status, 404, "{accept:?}");
+        assert_eq!(
+            r.header("Content-Type").as_deref(),
+            Some("application/json")
+        );
+    }
 }
 
 #[test]

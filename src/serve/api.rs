@@ -106,6 +106,12 @@ impl Api {
                 _ => method_not_allowed("GET, HEAD"),
             };
         }
+        // A person who opens the node's address in a browser gets the
+        // status page; a program asking `/` still gets JSON.
+        let browser = header(req, "Accept").is_some_and(|a| a.contains("text/html"));
+        if path == "/" && browser && matches!(method, Method::Get | Method::Head) {
+            return Reply::empty(303).with_header("Location", "/ui/");
+        }
         if path != "/handshake" && !path.starts_with("/peer/") {
             return not_found();
         }

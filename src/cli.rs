@@ -34,6 +34,17 @@ JACK_LOG=debug overrides log.level.
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 ";
 
+/// What `jack --version` says: the version, the commit it was built from
+/// and the target (`jack 0.1.0 (commit 1a2b3c4d5e6f, aarch64-unknown-linux-musl)`).
+pub fn version() -> String {
+    format!(
+        "jack {} (commit {}, {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("JACK_COMMIT"),
+        env!("JACK_TARGET")
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run,
@@ -182,10 +193,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
     };
     match args.command {
         Command::Help => print(&mut stdout, USAGE),
-        Command::Version => print(
-            &mut stdout,
-            &format!("jack {}\n", env!("CARGO_PKG_VERSION")),
-        ),
+        Command::Version => print(&mut stdout, &format!("{}\n", version())),
         Command::CheckConfig => {
             let config = Config::load(&config_path, &env)?;
             for warning in crate::keys::weak_secrets(&config) {

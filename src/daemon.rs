@@ -172,8 +172,8 @@ pub fn run(config: Config) -> Result<()> {
     status.set_connections(http.connection_counter());
     let addr: SocketAddr = http.local_addr();
     log::info!(
-        "jack {} listening addr={addr} public_url={} handler_threads={} libraries={} peers={}",
-        env!("CARGO_PKG_VERSION"),
+        "{} listening addr={addr} public_url={} handler_threads={} libraries={} peers={}",
+        crate::cli::version(),
         s.public_url,
         s.handler_threads,
         config.libraries.len(),

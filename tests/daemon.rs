@@ -163,10 +163,24 @@ fn usage_version_and_help() {
     let run = |args: &[&str]| support::jack_command().args(args).output().unwrap();
     let v = run(&["--version"]);
     assert_eq!(v.status.code(), Some(0));
+    // The version, the commit it was built from and the target.
+    let said = String::from_utf8_lossy(&v.stdout).trim().to_string();
     assert_eq!(
-        String::from_utf8_lossy(&v.stdout).trim(),
-        format!("jack {}", env!("CARGO_PKG_VERSION"))
+        said,
+        format!(
+            "jack {} (commit {}, {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("JACK_COMMIT"),
+            env!("JACK_TARGET")
+        )
     );
+    let commit = env!("JACK_COMMIT");
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{said}"
+    );
+    assert!(env!("JACK_TARGET").contains("-linux-"), "{said}");
     let h = run(&["--help"]);
     assert_eq!(h.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&h.stdout).contains("check-config"));

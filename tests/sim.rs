@@ -113,6 +113,12 @@ enum Op {
         pick: usize,
         delete_files: bool,
     },
+    /// A stub added paused through the qBittorrent API (Sonarr's Initial
+    /// State "Stop"): a new row starts paused, an existing one not being
+    /// transferred takes the source and ends paused.
+    GrabPaused {
+        item: usize,
+    },
     /// A grab whose transfer the peer stalls after `after` per mille of
     /// the file, and while it runs: `then`.
     Midway {
@@ -174,7 +180,8 @@ fn gen_op(rng: &mut Rng, copy: bool) -> Op {
     let item = rng.below(ITEMS.len() as u64) as usize;
     let pick = rng.below(8) as usize;
     match rng.below(100) {
-        0..=17 => Op::Grab {
+        0..=2 => Op::GrabPaused { item },
+        3..=17 => Op::Grab {
             item,
             other_title: rng.chance(25),
             stale_size: rng.chance(15),
@@ -376,8 +383,10 @@ struct Row {
     etag: Option<String>,
 }
 
+/// `waiting`: retrying for room on the disk (`read_rows`), which only
+/// more room ends.
 fn settled(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "paused")
+    matches!(status, "completed" | "failed" | "paused" | "waiting")
 }
 
 /// A file seen under a final name in `completed_dir`.
@@ -463,7 +472,8 @@ impl Sim {
         let peer = FakePeer::start(files, vec![], None);
         let site = downloader(
             peer.addr,
-            "max_attempts = 4\nidle_timeout_ms = 600\ndisk_full_retry_ms = 100\nmin_free_bytes = 0\n",
+            "max_attempts = 4\nidle_timeout_ms = 600\ndisk_full_retry_ms = 100\nmin_free_bytes = 0\n\
+             [qbittorrent]\nusername = \"sim\"\npassword = \"sim-password-0123\"\n",
         );
         // A known port: `jack pause`/`resume` reach the running node.
         site.listen_on_a_free_port();
@@ -699,6 +709,23 @@ impl Sim {
             } => {
                 let name = self.grab(item, other_title, stale_size);
                 self.wait_taken(&name);
+            }
+            Op::GrabPaused { item } => {
+                let id = ITEMS[item];
+                let stub = jack::stub::build(
+                    "alice",
+                    id,
+                    &format!("Film.{id}.2024"),
+                    self.current(id).data.len() as u64,
+                );
+                self.bump(id);
+                let answer = self.node.as_ref().and_then(|n| add_paused(n.addr, &stub));
+                self.note(format!("  added paused through the API: {answer:?}"));
+                // The add is made a download off the request path.
+                let start = Instant::now();
+                while start.elapsed() < SETTLE && self.alive() && pending_adds(&self.db()) > 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
             Op::Retry { pick, cli } => {
                 let Some(row) = self.pick_row(pick) else {
@@ -1409,8 +1436,11 @@ fn read_rows(db: &Path) -> Vec<Row> {
     let Some(conn) = open_db(db) else {
         return Vec::new();
     };
-    let sql = "SELECT id, item_id, status, downloaded_bytes, part_path, dest_path, etag \
-               FROM downloads ORDER BY id";
+    // A row retrying for room on the disk is `waiting`: a state of its
+    // own for the checks, as it was before pauses were the owner's.
+    let sql = "SELECT id, item_id, CASE WHEN status = 'retrying' AND (error = 'disk full' \
+               OR error LIKE 'waiting for disk space%') THEN 'waiting' ELSE status END, \
+               downloaded_bytes, part_path, dest_path, etag FROM downloads ORDER BY id";
     let Ok(mut stmt) = conn.prepare(sql) else {
         return Vec::new();
     };
@@ -1446,6 +1476,47 @@ fn call(addr: SocketAddr, method: &str, path: &str) -> Option<u16> {
     let raw = exchange(addr, method, path)?;
     let head = String::from_utf8_lossy(&raw);
     head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `POST /api/v2/torrents/add` with `stub` and `paused=true`, as
+/// Sonarr sends it, the owner key as a Bearer key; the status.
+fn add_paused(addr: SocketAddr, stub: &[u8]) -> Option<u16> {
+    let b = "simboundary";
+    let mut body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"paused\"\r\n\r\ntrue\r\n\
+         --{b}\r\nContent-Disposition: form-data; name=\"torrents\"; filename=\"p.torrent\"\r\n\
+         Content-Type: application/x-bittorrent\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(stub);
+    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let head = format!(
+        "POST /api/v2/torrents/add HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: multipart/form-data; boundary={b}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(&body).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Adds recorded through the API and not yet made downloads.
+fn pending_adds(db: &Path) -> i64 {
+    open_db(db)
+        .and_then(|c| {
+            c.query_row("SELECT count(*) FROM grabs", [], |r| r.get(0))
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 /// One request to the node's owner API; the whole answer.

@@ -242,8 +242,11 @@ fn refused_logins_hold_no_thread_others_are_answered_at_once() {
          webapiVersion p50={q50:?} p90={q90:?} max={qmax:?}",
         ping.len()
     );
-    assert!(p90 < Duration::from_millis(50), "/ping p90 {p90:?}");
-    assert!(q90 < Duration::from_millis(50), "webapiVersion p90 {q90:?}");
+    // A refusal that held a thread for its 250 ms pause pushed these to
+    // 0.76 s and more; under qemu every answer costs tens of milliseconds.
+    let bound = support::at_once();
+    assert!(p90 < bound, "/ping p90 {p90:?}");
+    assert!(q90 < bound, "webapiVersion p90 {q90:?}");
     assert!(refused > 100, "the flood ran: {refused}");
 }
 

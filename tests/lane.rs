@@ -128,7 +128,7 @@ fn slow_readers_never_hold_the_control_answers() {
     let queued: Vec<TcpStream> = (0..4).map(|_| slow_client(node.addr, &url, KEY)).collect();
     std::thread::sleep(Duration::from_millis(300));
     let slowest = slowest_control_answer(node.addr);
-    assert!(slowest < Duration::from_millis(50), "{slowest:?}");
+    assert!(slowest < support::at_once(), "{slowest:?}");
     // The pool and its queue are full: a quick, retryable refusal.
     for _ in 0..2 {
         let t = Instant::now();
@@ -147,7 +147,7 @@ fn slow_readers_never_hold_the_control_answers() {
         readers.push(trickle(s, stop.clone()));
     }
     let slowest = slowest_control_answer(node.addr);
-    assert!(slowest < Duration::from_millis(50), "{slowest:?}");
+    assert!(slowest < support::at_once(), "{slowest:?}");
     stop.store(true, Ordering::Relaxed);
     for r in readers {
         r.join().unwrap();

@@ -57,6 +57,14 @@ pub fn emulated() -> bool {
     std::env::var_os("JACK_TEST_RUNNER").is_some_and(|r| !r.is_empty())
 }
 
+/// How long an answer that waits on nothing may take: 50 ms natively,
+/// 200 ms under qemu (where every answer costs tens of milliseconds). A
+/// thread held by someone else's work shows as hundreds of milliseconds or
+/// whole seconds, so both bounds still tell the two apart.
+pub fn at_once() -> std::time::Duration {
+    std::time::Duration::from_millis(if emulated() { 200 } else { 50 })
+}
+
 /// A temp dir holding a `jack.toml`.
 pub struct Site {
     pub dir: tempfile::TempDir,

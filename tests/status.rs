@@ -86,8 +86,14 @@ fn status_shows_rows_in_every_state_as_text_and_json() {
     for column in jack::owner::status::COLUMNS {
         assert!(head.contains(column), "{head}");
     }
-    let rows: Vec<&str> = lines.collect();
+    // Under the table, the free space of the download folders' disks (never
+    // started: the folders are not there yet, and it says so).
+    let rows: Vec<&str> = lines.take_while(|l| !l.starts_with("disk of ")).collect();
     assert_eq!(rows.len(), Status::ALL.len(), "{text}");
+    assert!(
+        text.ends_with("/data/watch: free space unknown: the folder does not exist\n"),
+        "{text}"
+    );
     for (row, status) in rows.iter().zip(Status::ALL) {
         assert!(row.contains(status.as_str()), "{row}");
         assert!(row.contains("alice"), "{row}");
@@ -143,7 +149,8 @@ fn status_reads_the_daemon_when_it_runs() {
             .all(|c| head.contains(c)),
         "{text}"
     );
-    assert_eq!(text.lines().count(), 2 + Status::ALL.len(), "{text}");
+    let table = text.lines().take_while(|l| !l.starts_with("disk of "));
+    assert_eq!(table.count(), 2 + Status::ALL.len(), "{text}");
 }
 
 #[test]
@@ -836,4 +843,184 @@ fn a_pause_of_a_waiting_retry_ends_it_without_counting_an_attempt() {
     let m = metrics(bob.addr);
     assert_eq!(m["jack_download_retries_total{reason=\"http_5xx\"}"], 1.0);
     assert_eq!(m["jack_downloads_paused_total"], 1.0);
+}
+
+/// What `statvfs` says of `folder`'s filesystem: (free for an unprivileged
+/// writer, size), in bytes.
+fn statvfs(folder: &Path) -> (u64, u64) {
+    let v = rustix::fs::statvfs(folder).unwrap();
+    (v.f_bavail * v.f_frsize, v.f_blocks * v.f_frsize)
+}
+
+/// `disks` of a report: each filesystem's folders, free bytes, size and
+/// whether it is low; the free bytes checked against `statvfs` (other
+/// builds write beside the test: within 256 MiB), the size exactly.
+fn disks_of(v: &serde_json::Value) -> Vec<(Vec<String>, bool)> {
+    v["disks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no disks: {v}"))
+        .iter()
+        .map(|d| {
+            let folders: Vec<String> = d["folders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+            let (free, total) = statvfs(Path::new(&folders[0]));
+            assert_eq!(d["total_bytes"].as_u64(), Some(total), "{d}");
+            let shown = d["free_bytes"].as_u64().unwrap();
+            assert!(
+                shown.abs_diff(free) <= 256 << 20,
+                "{d}: statvfs says {free}"
+            );
+            assert!(d["error"].is_null(), "{d}");
+            (folders, d["low"].as_bool().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_free_space_of_the_download_folders_and_a_warning_under_min_free_bytes() {
+    // completed_dir on a filesystem of its own (tmpfs) when the machine
+    // has one: two lines then, else one.
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let (site, addr) = site_on_a_port();
+    let data = site.path().join("data");
+    let config = |min_free: u64| {
+        format!(
+            "[server]\nlisten = \"{addr}\"\napi_key = \"{KEY}\"\nhandler_threads = 4\n\
+             [downloads]\nmin_free_bytes = {min_free}\ncompleted_dir = \"{}\"\n",
+            shm.path().join("completed").display()
+        )
+    };
+    std::fs::write(site.config(), config(0)).unwrap();
+    let node = site.start();
+    let dir = |d: &str| data.join(d).display().to_string();
+    let completed = shm.path().join("completed").display().to_string();
+    let r = call(node.addr, "GET", "/api/v1/downloads", Some(KEY));
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let one_filesystem = {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        dev(&data) == dev(shm.path())
+    };
+    let want = if one_filesystem {
+        vec![(
+            vec![dir("incomplete"), completed.clone(), dir("watch")],
+            false,
+        )]
+    } else {
+        vec![
+            (vec![dir("incomplete"), dir("watch")], false),
+            (vec![completed.clone()], false),
+        ]
+    };
+    assert_eq!(disks_of(&v), want, "{v}");
+    let text = run_status(&site, &["status"]);
+    assert!(text.starts_with("source: daemon"), "{text}");
+    assert!(
+        text.contains(&format!("disk of {}, ", dir("incomplete"))),
+        "{text}"
+    );
+    assert!(text.contains(" free of "), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    drop(node);
+
+    // A reserve above any real free space: every disk is low, and said so
+    // by the daemon and by the registry path alike.
+    let huge = i64::MAX as u64;
+    std::fs::write(site.config(), config(huge)).unwrap();
+    let from_registry = run_status(&site, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&from_registry).unwrap();
+    assert_eq!(v["source"], "registry");
+    assert!(disks_of(&v).iter().all(|(_, low)| *low), "{v}");
+    assert_eq!(v["min_free_bytes"].as_u64(), Some(huge));
+    let node = site.start();
+    let r = call(node.addr, "GET", "/api/v1/downloads", Some(KEY));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(disks_of(&v).iter().all(|(_, low)| *low), "{v}");
+    let text = run_status(&site, &["status"]);
+    assert!(text.starts_with("source: daemon"), "{text}");
+    assert!(text.contains("warning: only "), "{text}");
+    assert!(
+        text.contains(&format!("free on the disk of {}, ", dir("incomplete")))
+            && text.contains(
+                "under [downloads] min_free_bytes (8192.0 PiB): downloads wait for room; \
+             free some space there or lower min_free_bytes"
+            ),
+        "{text}"
+    );
+    drop(node);
+}
+
+#[test]
+fn a_download_waiting_to_try_again_says_when() {
+    use support::fake_peer::{self, FakePeer, Mode};
+    let data = pattern(64 * 1024);
+    let peer = FakePeer::start(
+        vec![fake_peer::File::mkv("f", &data)],
+        vec![Mode::Status(503, Some("60".into()))],
+        None,
+    );
+    let site = Site::new(&format!(
+        "[downloads]\nscan_interval_ms = 100\nretry_max_delay_ms = 600000\n\
+         [[peers]]\nname = \"alice\"\nurl = \"http://{}\"\napi_key = \"{KEY}\"\n",
+        peer.addr
+    ));
+    let node = site.start();
+    drop_stub(
+        &site,
+        "f.torrent",
+        &jack::stub::build("alice", "f", "Film.2024", data.len() as u64),
+    );
+    let mut row = serde_json::Value::Null;
+    wait_for("the retry", Duration::from_secs(15), || {
+        row = downloads(node.addr).first().cloned().unwrap_or_default();
+        row["status"] == "retrying"
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Retry-After: 60 from the peer: the next try is a minute away.
+    let at = row["next_try_at"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{row}"));
+    assert!(
+        (now + 55_000..=now + 60_000).contains(&at),
+        "next try in {} ms: {row}",
+        at as i64 - now as i64
+    );
+    let id = row["id"].as_i64().unwrap();
+    let one = call(
+        node.addr,
+        "GET",
+        &format!("/api/v1/downloads/{id}"),
+        Some(KEY),
+    );
+    let one: serde_json::Value = serde_json::from_slice(&one.body).unwrap();
+    let again = one["next_try_at"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{one}"));
+    assert!(
+        again.abs_diff(at) < 100,
+        "the same instant on the wall clock: {one}"
+    );
+    // Paused, it waits for nothing.
+    assert_eq!(
+        call(
+            node.addr,
+            "POST",
+            &format!("/api/v1/downloads/{id}/pause"),
+            Some(KEY)
+        )
+        .status,
+        200
+    );
+    wait_for("the pause", Duration::from_secs(10), || {
+        downloads(node.addr)[0]["status"] == "paused"
+    });
+    assert!(downloads(node.addr)[0]["next_try_at"].is_null());
 }

@@ -255,6 +255,31 @@ fn fill_registry(site: &Site, n: usize, hostile: &str, paused: usize) {
     }
 }
 
+/// A completed 2 GiB download whose history resumed at 1 GiB, for the
+/// page's sizes in the events.
+fn add_completed(site: &Site) {
+    let reg = Registry::open(&site.path().join("data/jack.db")).unwrap();
+    let id = reg
+        .insert(&NewDownload {
+            stub_name: "Done.Film.2020.1080p.torrent".into(),
+            info_hash: "d".repeat(40),
+            peer: "alice".into(),
+            item_id: "lib1:movie:done".into(),
+            title: "Done.Film.2020.1080p".into(),
+            file_name: "Done.Film.2020.1080p.mkv".into(),
+            part_path: site.path().join("data/incomplete/done.part"),
+            dest_path: site.path().join("data/completed/Done.Film.2020.1080p.mkv"),
+            etag: None,
+            expected_bytes: 2 << 30,
+        })
+        .unwrap();
+    reg.set_progress(id, 2 << 30).unwrap();
+    reg.add_event(id, EventKind::Resumed, "at byte 1073741824")
+        .unwrap();
+    reg.transition(id, Status::Completed, None, EventKind::Completed, "done")
+        .unwrap();
+}
+
 fn python_path() -> String {
     let sel = concat!(env!("CARGO_MANIFEST_DIR"), "/target/selenium");
     assert!(
@@ -263,6 +288,17 @@ fn python_path() -> String {
          run `make test` (scripts/ensure-browser.sh installs them)"
     );
     sel.to_string()
+}
+
+/// axe-core's script (`scripts/ensure-browser.sh` puts it there).
+fn axe_path() -> String {
+    let axe = concat!(env!("CARGO_MANIFEST_DIR"), "/target/axe-core/axe.min.js");
+    assert!(
+        Path::new(axe).is_file(),
+        "the browser tests need axe-core in target/axe-core: run `make test` \
+         (scripts/ensure-browser.sh installs it)"
+    );
+    axe.to_string()
 }
 
 /// The browser test's rule for what a page asked (`browser_requests.py`):
@@ -293,7 +329,7 @@ fn the_browsers_own_requests_are_not_the_pages() {
 fn the_page_in_a_real_browser() {
     let py = python_path();
     // alice serves three films, one through a throttle so its bar moves.
-    let slow = support::pattern(6 * 1024 * 1024);
+    let slow = support::pattern(10 * 1024 * 1024);
     let quick = support::pattern(200 * 1024);
     let (alice_site, alice) = support::serving_site(
         "",
@@ -308,8 +344,10 @@ fn the_page_in_a_real_browser() {
         throttled,
         "[[server.peer_keys]]\nname = \"bob\"\nkey = \"bob-key\"\n",
     );
-    // The hostile failed row, and Film.1 paused by its owner.
-    fill_registry(&site, 2, hostile, 1);
+    // The hostile failed row, Film.1 and Film.2 paused by their owner (the
+    // test resumes Film.1), and a completed one.
+    fill_registry(&site, 3, hostile, 2);
+    add_completed(&site);
     let node = site.start();
     // The stubs the script drops into the watch folder when it is ready.
     let stubs = site.path().join("stubs");
@@ -330,7 +368,8 @@ fn the_page_in_a_real_browser() {
     let retry_away = alice_site.path().join("Retry.away");
 
     // A second node with 1,000 rows, for the time to first paint.
-    let big = Site::new("");
+    // Its reserve is above any disk's free space: the page warns.
+    let big = Site::new("[downloads]\nmin_free_bytes = 9223372036854775807\n");
     fill_registry(&big, 1000, hostile, 0);
     let big_node = big.start();
 
@@ -345,6 +384,7 @@ fn the_page_in_a_real_browser() {
         "retry_file": retry_file,
         "retry_away": retry_away,
         "profile": site.path().join("chromium-profile"),
+        "axe": axe_path(),
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ui_browser.py");
     let mut child = std::process::Command::new("python3")
@@ -391,5 +431,5 @@ fn the_page_in_a_real_browser() {
         .filter(|d| d["status"] == "completed")
         .map(|d| d["title"].as_str().unwrap())
         .collect();
-    assert_eq!(done.len(), 2, "{st}");
+    assert_eq!(done.len(), 3, "{st}");
 }

@@ -7,12 +7,16 @@
 //! filesystem to set the rest of the file aside (`fallocate` with
 //! `FALLOC_FL_KEEP_SIZE`: the `.part` length still means bytes received).
 //!
+//! `disks` tells the owner (the status page, the status API, `jack status`)
+//! the free space of each filesystem the download folders are on, and
+//! whether it is under the reserve.
+//!
 //! Must not: ask the peer anything, or fail a download (a full disk is a
 //! pause; what a check cannot foresee is still the `ENOSPC` pause).
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One filesystem's demand: `need` bytes to write, `free` bytes free
 /// (including space the `.part` already holds past its received bytes).
@@ -72,6 +76,89 @@ fn free_space(folder: &Path) -> std::io::Result<(u64, u64)> {
     let vfs = rustix::fs::statvfs(folder)?;
     let dev = std::fs::metadata(folder)?.dev();
     Ok((dev, vfs.f_bavail.saturating_mul(vfs.f_frsize)))
+}
+
+/// One filesystem the download folders are on, as the owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Disk {
+    /// The folders on it, in the order asked (incomplete, completed, watch).
+    pub folders: Vec<PathBuf>,
+    /// Free for an unprivileged writer (`f_bavail × f_frsize`).
+    pub free_bytes: u64,
+    /// Its size (`f_blocks × f_frsize`).
+    pub total_bytes: u64,
+    /// `free_bytes` is under `min_free_bytes`: downloads wait for room.
+    pub low: bool,
+    /// Why it could not be measured, in words (`free_bytes` is then 0).
+    pub error: Option<String>,
+}
+
+/// One folder's filesystem: its device, free and total bytes.
+pub type Measure = std::io::Result<(u64, u64, u64)>;
+
+/// Asks `statvfs` about the filesystem of each of `folders` (one line per
+/// distinct filesystem), `low` when under `reserve`.
+pub fn disks(folders: &[&Path], reserve: u64) -> Vec<Disk> {
+    let measured: Vec<(&Path, Measure)> = folders
+        .iter()
+        .map(|f| {
+            let m = rustix::fs::statvfs(*f)
+                .map_err(std::io::Error::from)
+                .and_then(|vfs| {
+                    let dev = std::fs::metadata(f)?.dev();
+                    let size = |blocks: u64| blocks.saturating_mul(vfs.f_frsize);
+                    Ok((dev, size(vfs.f_bavail), size(vfs.f_blocks)))
+                });
+            (*f, m)
+        })
+        .collect();
+    group(&measured, reserve)
+}
+
+/// The folders grouped by filesystem (device), in the order first seen; a
+/// folder that could not be measured is a line of its own. Pure.
+pub fn group(measured: &[(&Path, Measure)], reserve: u64) -> Vec<Disk> {
+    let mut out: Vec<(Option<u64>, Disk)> = Vec::new();
+    for (folder, m) in measured {
+        match m {
+            Ok((dev, free, total)) => {
+                if let Some((_, disk)) = out.iter_mut().find(|(d, _)| *d == Some(*dev)) {
+                    disk.folders.push(folder.to_path_buf());
+                    continue;
+                }
+                out.push((
+                    Some(*dev),
+                    Disk {
+                        folders: vec![folder.to_path_buf()],
+                        free_bytes: *free,
+                        total_bytes: *total,
+                        low: *free < reserve,
+                        error: None,
+                    },
+                ));
+            }
+            Err(e) => {
+                let why = match e.kind() {
+                    std::io::ErrorKind::NotFound => "the folder does not exist".to_string(),
+                    std::io::ErrorKind::PermissionDenied => {
+                        "jack may not read the folder (permission denied)".to_string()
+                    }
+                    _ => format!("cannot measure the folder's free space ({e})"),
+                };
+                out.push((
+                    None,
+                    Disk {
+                        folders: vec![folder.to_path_buf()],
+                        free_bytes: 0,
+                        total_bytes: 0,
+                        low: false,
+                        error: Some(why),
+                    },
+                ));
+            }
+        }
+    }
+    out.into_iter().map(|(_, d)| d).collect()
 }
 
 /// Whether a download of `expected` bytes whose `.part` (in `incomplete`)
@@ -191,6 +278,56 @@ mod tests {
             s.message(),
             "waiting for disk space: need 3.0 MiB, have 1.0 MiB"
         );
+    }
+
+    #[test]
+    fn disks_group_folders_by_filesystem() {
+        let (a, b, c) = (Path::new("/a"), Path::new("/b"), Path::new("/c"));
+        let gone = || Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let got = group(
+            &[
+                (a, Ok((1, 5 * MIB, 10 * MIB))),
+                (b, Ok((2, MIB, 10 * MIB))),
+                (c, Ok((1, 5 * MIB, 10 * MIB))),
+            ],
+            2 * MIB,
+        );
+        let folders: Vec<Vec<&Path>> = got
+            .iter()
+            .map(|d| d.folders.iter().map(PathBuf::as_path).collect())
+            .collect();
+        assert_eq!(folders, [vec![a, c], vec![b]]);
+        assert_eq!(
+            got.iter()
+                .map(|d| (d.free_bytes, d.low))
+                .collect::<Vec<_>>(),
+            [(5 * MIB, false), (MIB, true)]
+        );
+        // At the reserve exactly is not under it; no reserve is never low.
+        assert!(!group(&[(a, Ok((1, MIB, MIB)))], MIB)[0].low);
+        assert!(!group(&[(a, Ok((1, 0, MIB)))], 0)[0].low);
+        let missing = group(&[(a, gone()), (b, gone())], MIB);
+        assert_eq!(missing.len(), 2, "each unmeasured folder is its own line");
+        assert_eq!(
+            missing[0].error.as_deref(),
+            Some("the folder does not exist")
+        );
+        assert!(!missing[0].low);
+    }
+
+    #[test]
+    fn disks_are_measured_by_statvfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (x, y) = (dir.path().join("x"), dir.path().join("y"));
+        std::fs::create_dir(&x).unwrap();
+        std::fs::create_dir(&y).unwrap();
+        let got = disks(&[&x, &y], 0);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].folders, [x.clone(), y]);
+        let vfs = rustix::fs::statvfs(&x).unwrap();
+        assert_eq!(got[0].total_bytes, vfs.f_blocks * vfs.f_frsize);
+        assert!(got[0].free_bytes > 0 && got[0].free_bytes <= got[0].total_bytes);
+        assert!(disks(&[&x], u64::MAX)[0].low);
     }
 
     #[test]

@@ -192,7 +192,8 @@ impl Dashboard {
     }
 }
 
-fn now_ms() -> u64 {
+/// The wall clock, ms since the Unix epoch (what the page's times are in).
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -47,6 +47,9 @@ pub struct View<'a> {
     /// running downloads only.
     pub speed: Option<u64>,
     pub eta_seconds: Option<u64>,
+    /// When a download waiting to try again is tried next, ms since the
+    /// Unix epoch (the daemon's clock; none from the registry).
+    pub next_try_at: Option<u64>,
     pub attempts: u32,
     pub restarts: u32,
     pub error: Option<&'a str>,
@@ -72,6 +75,10 @@ pub struct Report<'a> {
     pub downloads: Vec<View<'a>>,
     pub invalid_stubs: Vec<InvalidView<'a>>,
     pub orphaned_parts: Vec<PathBuf>,
+    /// The free space of each filesystem the download folders are on.
+    pub disks: Vec<crate::download::space::Disk>,
+    /// `[downloads] min_free_bytes`: a disk under it is `low`.
+    pub min_free_bytes: u64,
 }
 
 /// The bytes done and the progress (0..=1) of a download with `expected`
@@ -108,6 +115,7 @@ pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
         progress,
         speed,
         eta_seconds: speed.and_then(|s| eta(d.expected_bytes.saturating_sub(done), s)),
+        next_try_at: None,
         attempts: d.attempts,
         restarts: d.restarts,
         error: d.error.as_deref(),
@@ -138,6 +146,7 @@ pub fn table_view(r: &TableRow, live: Option<u64>, speed: Option<u64>) -> View<'
         progress,
         speed,
         eta_seconds: speed.and_then(|s| eta(r.expected_bytes.saturating_sub(done), s)),
+        next_try_at: None,
         attempts: r.attempts,
         restarts: r.restarts,
         error: r.error.as_deref(),
@@ -199,7 +208,21 @@ pub fn report<'a, R: Row>(
             })
             .collect(),
         orphaned_parts: orphans,
+        disks: Vec::new(),
+        min_free_bytes: 0,
     }
+}
+
+/// The free space of the filesystems `downloads`' folders are on
+/// (incomplete, completed, watch), put in `report`.
+pub fn measure_disks(report: &mut Report, downloads: &crate::config::DownloadsConfig) {
+    let folders = [
+        downloads.incomplete_dir.as_path(),
+        &downloads.completed_dir,
+        &downloads.watch_dir,
+    ];
+    report.disks = crate::download::space::disks(&folders, downloads.min_free_bytes);
+    report.min_free_bytes = downloads.min_free_bytes;
 }
 
 /// `jack status [--json] [--watch]`.
@@ -252,7 +275,44 @@ pub fn text(report: &Report) -> String {
     for o in &report.orphaned_parts {
         let _ = writeln!(t, "orphaned .part (no download owns it): {}", o.display());
     }
+    write_disks(&mut t, report);
     t
+}
+
+/// One line per filesystem of the download folders, and a warning for
+/// each under `min_free_bytes`.
+fn write_disks(t: &mut String, report: &Report) {
+    for d in &report.disks {
+        let folders = d
+            .folders
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Some(why) = &d.error {
+            let _ = writeln!(t, "disk of {folders}: free space unknown: {why}");
+            continue;
+        }
+        t.push_str("disk of ");
+        t.push_str(&folders);
+        t.push_str(": ");
+        write_human_bytes(t, d.free_bytes);
+        t.push_str(" free of ");
+        write_human_bytes(t, d.total_bytes);
+        t.push('\n');
+        if d.low {
+            t.push_str("warning: only ");
+            write_human_bytes(t, d.free_bytes);
+            let _ = write!(
+                t,
+                " free on the disk of {folders}, under [downloads] min_free_bytes ("
+            );
+            write_human_bytes(t, report.min_free_bytes);
+            t.push_str(
+                "): downloads wait for room; free some space there or lower min_free_bytes\n",
+            );
+        }
+    }
 }
 
 /// What `jack status` prints: from the daemon's status API when it
@@ -282,7 +342,8 @@ fn gather(config: &Config, json: bool) -> Result<String> {
             Some(reg) => reg.list()?,
             None => Vec::new(),
         };
-        let report = report("registry", &downloads, &none, &none, &invalid, orphans);
+        let mut report = report("registry", &downloads, &none, &none, &invalid, orphans);
+        measure_disks(&mut report, &config.downloads);
         return Ok(render(&header, &report, true));
     }
     // The table prints a few columns: read only those.
@@ -290,7 +351,8 @@ fn gather(config: &Config, json: bool) -> Result<String> {
         Some(reg) => reg.table_rows()?,
         None => Vec::new(),
     };
-    let report = report("registry", &rows, &none, &none, &invalid, orphans);
+    let mut report = report("registry", &rows, &none, &none, &invalid, orphans);
+    measure_disks(&mut report, &config.downloads);
     Ok(render(&header, &report, false))
 }
 

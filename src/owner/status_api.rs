@@ -171,9 +171,32 @@ impl StatusApi {
         let speeds = self.speeds.lock().update(now, &running);
         let live = crate::arr::qbit_view::live_bytes(&running);
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
-        reply(&crate::owner::status::report(
-            "daemon", &rows, &live, &speeds, &invalid, orphans,
-        ))
+        let mut report =
+            crate::owner::status::report("daemon", &rows, &live, &speeds, &invalid, orphans);
+        let next = self.next_tries();
+        for d in &mut report.downloads {
+            d.next_try_at = next.get(&d.id).copied();
+        }
+        crate::owner::status::measure_disks(&mut report, self.downloads.config());
+        reply(&report)
+    }
+
+    /// When each download waiting to try again is tried next, in ms since
+    /// the Unix epoch (the pool's clock's instant placed on the wall clock).
+    fn next_tries(&self) -> std::collections::HashMap<i64, u64> {
+        let now = self.downloads.clock().now();
+        let wall = crate::owner::dashboard::now_ms();
+        self.downloads
+            .next_tries()
+            .into_iter()
+            .map(|(id, due)| {
+                let ahead = due.saturating_duration_since(now).as_millis();
+                (
+                    id,
+                    wall.saturating_add(u64::try_from(ahead).unwrap_or(u64::MAX)),
+                )
+            })
+            .collect()
     }
 
     fn one(&self, id: i64) -> Reply {
@@ -191,7 +214,8 @@ impl StatusApi {
         let now = self.downloads.clock().now();
         let speed = self.speeds.lock().update(now, &running).get(&id).copied();
         let bytes = running.get(&id).map(|p| p.bytes);
-        let view = crate::owner::status::view(&row, bytes, speed);
+        let mut view = crate::owner::status::view(&row, bytes, speed);
+        view.next_try_at = self.next_tries().get(&id).copied();
         let events: Vec<serde_json::Value> = events
             .iter()
             .map(|e| serde_json::json!({"at": e.at, "kind": e.kind, "detail": e.detail}))

@@ -204,6 +204,9 @@ impl Ui {
                     "throughput": board.throughput,
                     "peers": board.peers,
                     "scan": board.scan,
+                    "disks": report.disks,
+                    "min_free_bytes": report.min_free_bytes,
+                    "now": crate::owner::dashboard::now_ms(),
                 }),
             )
         })

@@ -196,6 +196,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Version => print(&mut stdout, &format!("{}\n", version())),
         Command::CheckConfig => {
             let config = Config::load(&config_path, &env)?;
+            config.check_folders()?;
             for warning in crate::keys::weak_secrets(&config) {
                 eprintln!("warning: {warning}");
             }
@@ -229,6 +230,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Run => {
             drop(stdout);
             let config = Config::load(&config_path, &env)?;
+            config.check_folders()?;
             crate::logger::init(config.log.level, config.log.format);
             log::info!("configuration loaded file={}", config.file.display());
             crate::daemon::run(config)

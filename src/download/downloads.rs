@@ -76,8 +76,8 @@ pub enum Start {
 /// Where a download id is.
 #[derive(Debug, Clone)]
 enum Slot {
-    /// In the job channel or the delay queue.
-    Waiting,
+    /// In the job channel, or in the delay queue until its due time.
+    Waiting(Option<Instant>),
     /// In a worker, with its live byte count and cancel switch.
     Running(Run),
 }
@@ -260,6 +260,11 @@ impl Downloads {
         self.clock.as_ref()
     }
 
+    /// The `[[peers]]` list this pool downloads from.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -281,6 +286,22 @@ impl Downloads {
     }
 
     /// Every running download's [`Progress`], under one lock.
+    /// Seconds until each download waiting out a retry delay is tried
+    /// again ("next try in 6 s").
+    pub fn next_tries(&self) -> HashMap<i64, u64> {
+        let now = self.clock.now();
+        let slots = self.slots.lock();
+        slots
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Waiting(Some(due)) => {
+                    Some((*id, due.saturating_duration_since(now).as_secs()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn running(&self) -> HashMap<i64, Progress> {
         let slots = self.slots.lock();
         slots
@@ -293,7 +314,7 @@ impl Downloads {
                         began: *run.began.lock(),
                     },
                 )),
-                Slot::Waiting => None,
+                Slot::Waiting(_) => None,
             })
             .collect()
     }
@@ -720,7 +741,7 @@ impl Downloads {
         if slots.contains_key(&id) {
             return;
         }
-        slots.insert(id, Slot::Waiting);
+        slots.insert(id, Slot::Waiting(None));
         let _ = self.jobs.send(id);
     }
 
@@ -747,7 +768,7 @@ impl Downloads {
             let live = &run.live;
             {
                 let mut slots = self.slots.lock();
-                if !matches!(slots.get(&id), Some(Slot::Waiting)) {
+                if !matches!(slots.get(&id), Some(Slot::Waiting(_))) {
                     continue; // a stale message: the id is elsewhere
                 }
                 slots.insert(id, Slot::Running(run.clone()));
@@ -1199,8 +1220,9 @@ impl Downloads {
 
     /// Hands `id` to the delay queue (the worker running it is done with it).
     fn schedule(&self, id: i64, delay: Duration) {
-        self.slots.lock().insert(id, Slot::Waiting);
-        let _ = self.timer.send((self.clock.now() + delay, id));
+        let due = self.clock.now() + delay;
+        self.slots.lock().insert(id, Slot::Waiting(Some(due)));
+        let _ = self.timer.send((due, id));
     }
 
     /// The delay queue: holds (due, id) and hands ids to the workers when due.
@@ -1428,9 +1450,9 @@ mod tests {
         release_slot(&mut slots, 1, &mine);
         assert!(slots.is_empty());
         // Rescheduled (waiting in the delay queue): kept.
-        slots.insert(1, Slot::Waiting);
+        slots.insert(1, Slot::Waiting(None));
         release_slot(&mut slots, 1, &mine);
-        assert!(matches!(slots.get(&1), Some(Slot::Waiting)));
+        assert!(matches!(slots.get(&1), Some(Slot::Waiting(None))));
         // Already taken by another worker: kept, with its live bytes.
         slots.insert(1, run(&theirs));
         release_slot(&mut slots, 1, &mine);

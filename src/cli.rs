@@ -22,6 +22,8 @@ usage:
                                           --watch refreshes every second until Ctrl-C
   jack pause ID [--config PATH]           pause a download: it stops, keeps its bytes and waits for a resume
   jack resume ID [--config PATH]          resume a paused or failed download where it stopped (retry ID: the same)
+  jack retry-stub FILE [--config PATH]    put a stub the watch folder set aside (X.torrent.failed, .invalid,
+                                          .duplicate; see `jack status`) back, to be read again
   jack arr register [--config PATH]       add jack to each [[arr]] as indexer and download client
   jack scan [--config PATH]               scan the libraries now, with progress, and print what friends will see
   jack key new NAME                       print a fresh key for the friend NAME and its [[server.peer_keys]] entry
@@ -57,6 +59,10 @@ pub enum Command {
     Control {
         action: crate::owner::control::Action,
         id: i64,
+    },
+    /// `retry-stub FILE`: a stub set aside put back.
+    RetryStub {
+        file: String,
     },
     ArrRegister,
     Scan,
@@ -122,6 +128,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                         return Err(usage(format!(
                             "{a} needs a download id (see `jack status`)"
                         )));
+                    }
+                }
+            }
+            "retry-stub" if command.is_none() => {
+                match args.next().as_ref().and_then(|v| v.to_str()) {
+                    Some(file) => {
+                        command = Some(Command::RetryStub {
+                            file: file.to_string(),
+                        })
+                    }
+                    None => {
+                        return Err(usage(
+                            "retry-stub needs the name of a stub set aside (see `jack status`)"
+                                .into(),
+                        ));
                     }
                 }
             }
@@ -196,6 +217,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Version => print(&mut stdout, &format!("{}\n", version())),
         Command::CheckConfig => {
             let config = Config::load(&config_path, &env)?;
+            config.check_folders()?;
             for warning in crate::keys::weak_secrets(&config) {
                 eprintln!("warning: {warning}");
             }
@@ -216,6 +238,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
                 .map_err(|e| Error::io("cannot read /dev/urandom", e))?;
             print(&mut stdout, &crate::keys::new_entry(&name, &key))
         }
+        Command::RetryStub { file } => {
+            let config = Config::load(&config_path, &env)?;
+            crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
+            crate::owner::control::retry_stub(&config, &file, &mut stdout)
+        }
         Command::ArrRegister => {
             let config = Config::load(&config_path, &env)?;
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
@@ -229,6 +256,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Run => {
             drop(stdout);
             let config = Config::load(&config_path, &env)?;
+            config.check_folders()?;
             crate::logger::init(config.log.level, config.log.format);
             log::info!("configuration loaded file={}", config.file.display());
             crate::daemon::run(config)

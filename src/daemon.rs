@@ -141,7 +141,7 @@ pub fn run(config: Config) -> Result<()> {
         s.api_key.clone(),
         keys.clone(), // friends' keys: told apart, and refused
         downloads.clone(),
-        d.incomplete_dir.clone(),
+        (d.incomplete_dir.clone(), d.watch_dir.clone()),
         gate.clone(),
     ));
     let ui = Arc::new(crate::owner::ui::Ui::new(

@@ -580,6 +580,11 @@ impl Registry {
         self.downloads_where("info_hash = ?1 AND removal IS NULL", [info_hash])
     }
 
+    /// The downloads whose own stub is `stub_name`, oldest first.
+    pub fn by_stub_name(&self, stub_name: &str) -> Result<Vec<Download>> {
+        self.downloads_where("stub_name = ?1 AND removal IS NULL", [stub_name])
+    }
+
     fn downloads_where<P: rusqlite::Params>(
         &self,
         condition: &str,
@@ -1433,15 +1438,16 @@ mod tests {
             .collect();
         assert_eq!(lean, cut);
         // The same table either way.
-        let none = std::collections::HashMap::new();
-        let live = std::collections::HashMap::from([(a, 7)]);
+        let live = crate::owner::status::Figures {
+            live: std::collections::HashMap::from([(a, 7)]),
+            ..Default::default()
+        };
         let text = |r: &crate::owner::status::Report| crate::owner::status::text(r);
         assert_eq!(
             text(&crate::owner::status::report(
                 "x",
                 &full,
                 &live,
-                &none,
                 &[],
                 vec![]
             )),
@@ -1449,7 +1455,6 @@ mod tests {
                 "x",
                 &lean,
                 &live,
-                &none,
                 &[],
                 vec![]
             ))

@@ -19,6 +19,7 @@ pub mod logger;
 pub mod metrics;
 pub mod naming;
 pub mod owner;
+pub mod plain;
 pub mod scan;
 pub mod serve;
 pub mod stub;

@@ -522,3 +522,45 @@ fn an_idle_node_does_not_wake_its_download_threads() {
         "idle download threads woke {woke} times in 2 s: {before:?} -> {after:?}"
     );
 }
+
+/// A mistyped `[[library]] path` is an error naming the library and the
+/// path, in `check-config` and at `run` (exit 2, nothing created), never a
+/// folder made and served empty; the download folders are still made.
+#[test]
+fn a_library_folder_that_does_not_exist_is_an_error() {
+    let site = Site::new(
+        "[[library]]\nname = \"movies\"\npath = \"media/Movis\"\n[[library]]\nname = \"tv\"\npath = \"media/tv\"\ncategory = \"tv\"\n",
+    );
+    std::fs::create_dir_all(site.path().join("media/tv")).unwrap();
+    let missing = site.path().join("media/Movis");
+    let check = site.run_cli(&["check-config"]);
+    let run = site
+        .command(&["--config", site.config().to_str().unwrap(), "run"])
+        .output()
+        .unwrap();
+    for out in [&check, &run] {
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "[[library]] \"movies\": path {} does not exist: correct the path",
+                missing.display()
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("\"tv\""), "{err}");
+    }
+    assert!(!missing.exists(), "a mistyped library folder was created");
+    // A file where the folder should be is named as such.
+    std::fs::write(&missing, b"x").unwrap();
+    let err = String::from_utf8_lossy(&site.run_cli(&["check-config"]).stderr).into_owned();
+    assert!(err.contains("is not a folder"), "{err}");
+    // With the folder there, the node starts and makes its own folders.
+    std::fs::remove_file(&missing).unwrap();
+    std::fs::create_dir(&missing).unwrap();
+    let node = site.start();
+    for dir in ["data/watch", "data/incomplete", "data/completed"] {
+        assert!(site.path().join(dir).is_dir(), "{dir}");
+    }
+    drop(node);
+}

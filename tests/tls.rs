@@ -252,7 +252,15 @@ impl Through {
         let row = &status_json(&self.b)["downloads"][0];
         let error = row["error"].as_str().unwrap();
         assert!(error.contains("certificate"), "{error}");
-        assert!(error.contains("peer alice"), "{error}");
+        assert!(
+            error.contains("set `ca_file` of `[[peers]] alice`"),
+            "{error}"
+        );
+        let detail = row["error_detail"].as_str().unwrap();
+        assert!(
+            detail.contains("certificate") && detail.contains("peer alice"),
+            "{detail}"
+        );
         assert!(
             self.b
                 .path()

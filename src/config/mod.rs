@@ -196,25 +196,62 @@ impl Config {
         }
     }
 
-    /// Creates every directory the daemon writes to.
+    /// Creates every directory the daemon writes to: the watch,
+    /// incomplete and completed folders and the registry's. Never a
+    /// library folder: one that is missing is a typo or an unmounted disk
+    /// ([`Config::check_folders`]), and serving it empty would hide that.
     pub fn create_dirs(&self) -> Result<()> {
         let d = &self.downloads;
         let db_dir = self.database.path.parent().map(Path::to_path_buf);
         let dirs = [&d.watch_dir, &d.incomplete_dir, &d.completed_dir]
             .into_iter()
             .cloned()
-            .chain(db_dir)
-            .chain(
-                self.libraries
-                    .iter()
-                    .filter(|l| matches!(l.source, LibrarySource::Directory))
-                    .map(|l| l.path.clone()),
-            );
+            .chain(db_dir);
         for dir in dirs {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(format!("cannot create directory {}", dir.display()), e))?;
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Every `[[library]]` folder that is not there (or is not a folder):
+    /// each a problem naming the library, its path and what to do, all at
+    /// once. `check-config` and `run` ask this; a reload does not (a
+    /// library change waits for a restart).
+    pub fn check_folders(&self) -> Result<()> {
+        let list: Vec<Problem> = self
+            .libraries
+            .iter()
+            .filter(|l| matches!(l.source, LibrarySource::Directory))
+            .filter_map(|l| {
+                let path = l.path.display();
+                let message = match std::fs::metadata(&l.path) {
+                    Ok(m) if m.is_dir() => return None,
+                    Ok(_) => format!("path {path} is not a folder: point it at the folder that holds the files"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                        "path {path} does not exist: correct the path (a typo?), mount the disk that holds it, or create the folder"
+                    ),
+                    Err(e) => format!(
+                        "path {path} cannot be read ({}): let the user jack runs as read it",
+                        crate::plain::io_phrase(&e)
+                    ),
+                };
+                Some(Problem {
+                    key: format!("[[library]] {:?}", l.name),
+                    line: None,
+                    message,
+                })
+            })
+            .collect();
+        if list.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(Problems {
+            file: self.file.clone(),
+            list,
+        }))
     }
 }
 

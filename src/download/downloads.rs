@@ -266,6 +266,11 @@ impl Downloads {
         self.clock.as_ref()
     }
 
+    /// The `[[peers]]` list this pool downloads from.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

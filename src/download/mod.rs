@@ -7,6 +7,8 @@
 //! (`retry`, pure), the hand-off into `completed_dir` (`handoff`), and
 //! start-up reconciliation (`reconcile`).
 
+pub mod aside;
+pub mod contact;
 pub mod direct;
 pub mod downloads;
 pub mod handoff;

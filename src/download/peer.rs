@@ -21,6 +21,7 @@ use ureq::Agent;
 use ureq::http::Response;
 
 use crate::config::Peer;
+use crate::download::contact::{CONTACTS, Exchange};
 use crate::naming::{AirDate, safe_file_name};
 
 /// What a download needs from a peer's `Release`.
@@ -168,8 +169,24 @@ impl PeerClient {
     }
 
     /// `GET url` as JSON of at most `limit` bytes; `total` bounds the whole
-    /// exchange, body included.
+    /// exchange, body included. Its outcome is `peer`'s latest contact.
     fn get_json(
+        &self,
+        peer: &Peer,
+        url: &str,
+        total: Option<Duration>,
+        exchange: Exchange,
+        limit: u64,
+    ) -> Result<serde_json::Value, PeerError> {
+        let answer = self.get_json_once(peer, url, total, limit);
+        match &answer {
+            Ok(_) => CONTACTS.ok(&peer.name, exchange),
+            Err(e) => CONTACTS.failed(&peer.name, exchange, &e.to_string()),
+        }
+        answer
+    }
+
+    fn get_json_once(
         &self,
         peer: &Peer,
         url: &str,
@@ -214,7 +231,13 @@ impl PeerClient {
     /// `GET /handshake`: the peer must speak protocol 0.1.0 or later.
     pub fn handshake(&self, peer: &Peer) -> Result<String, PeerError> {
         let v = self
-            .get_json(peer, &format!("{}/handshake", peer.url), None, MAX_JSON)
+            .get_json(
+                peer,
+                &format!("{}/handshake", peer.url),
+                None,
+                Exchange::Handshake,
+                MAX_JSON,
+            )
             .map_err(|e| match e {
                 PeerError::Permanent(m) if m.ends_with("404") => PeerError::Permanent(format!(
                     "peer {} is not a compatible jack node (no /handshake)",
@@ -234,7 +257,13 @@ impl PeerClient {
 
     /// `GET /peer/items/{id}`.
     pub fn release(&self, peer: &Peer, item_id: &str) -> Result<RemoteRelease, PeerError> {
-        let v = self.get_json(peer, &Self::item_url(peer, item_id), None, MAX_JSON)?;
+        let v = self.get_json(
+            peer,
+            &Self::item_url(peer, item_id),
+            None,
+            Exchange::Download,
+            MAX_JSON,
+        )?;
         let bad = |what: &str| {
             PeerError::Permanent(format!(
                 "peer {} sent a release without a valid {what}",
@@ -277,7 +306,13 @@ impl PeerClient {
             url.push('=');
             url.push_str(&percent_encode(value));
         }
-        let v = self.get_json(peer, &url, Some(deadline), MAX_SEARCH_JSON)?;
+        let v = self.get_json(
+            peer,
+            &url,
+            Some(deadline),
+            Exchange::Search,
+            MAX_SEARCH_JSON,
+        )?;
         let items = v.get("items").and_then(|i| i.as_array()).ok_or_else(|| {
             PeerError::Permanent(format!(
                 "peer {} sent a search answer without an items list",
@@ -309,7 +344,23 @@ impl PeerClient {
         if let Some(tag) = etag {
             req = req.header("If-Range", tag);
         }
-        req.call()
+        let answer = req.call();
+        match &answer {
+            Ok(resp) => match resp.status().as_u16() {
+                200 | 206 | 416 => CONTACTS.ok(&peer.name, Exchange::Download),
+                status => CONTACTS.failed(
+                    &peer.name,
+                    Exchange::Download,
+                    &format!("peer {} answered {status}", peer.name),
+                ),
+            },
+            Err(e) => CONTACTS.failed(
+                &peer.name,
+                Exchange::Download,
+                &format!("cannot reach peer {}: {e}", peer.name),
+            ),
+        }
+        answer
     }
 }
 

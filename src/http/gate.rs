@@ -11,8 +11,12 @@
 //! and nothing is compared. A missing credential is no guess; only a
 //! presented-and-wrong one is charged. At most [`MAX_TRACKED`] addresses
 //! are remembered (cooled ones go first, then the nearest to cooling).
-//! Failures and refusals are counted in `/metrics` and logged at warn, at
-//! most [`LOG_LINES_PER_MINUTE`] lines a minute. Time comes from the
+//! Failures and refusals are counted in `/metrics` and logged at warn
+//! (the client address and the route, never the key): one line per
+//! address a minute, at most [`LOG_LINES_PER_MINUTE`] lines a minute in
+//! all, each saying how many of that address's were left out since, so a
+//! friend with an outdated key shows in the log at once without a
+//! guesser filling it. Time comes from the
 //! [`Clock`] seam. Must not: sleep, compare a credential for an address
 //! over budget, log or label a key.
 
@@ -140,11 +144,40 @@ impl Budget {
     }
 }
 
-/// Rate limit of the warn lines.
+/// Rate limit of the warn lines: one per address a minute, and
+/// [`LOG_LINES_PER_MINUTE`] in all (pure: time is a parameter).
 #[derive(Debug)]
 struct LogLimit {
-    budget: Budget,
-    suppressed: u64,
+    per_address: Budget,
+    overall: Budget,
+    /// Lines left out since each address's last one.
+    suppressed: HashMap<IpAddr, u64>,
+}
+
+impl LogLimit {
+    fn new() -> LogLimit {
+        LogLimit {
+            per_address: Budget::new(1, MAX_TRACKED),
+            overall: Budget::new(LOG_LINES_PER_MINUTE, 1),
+            suppressed: HashMap::new(),
+        }
+    }
+
+    /// Whether a line about `client` may be written at `now`: `Some(n)`,
+    /// with `n` lines about it left out since its last one; else `None`
+    /// (counted).
+    fn admit(&mut self, client: IpAddr, now: Instant) -> Option<u64> {
+        let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        if self.per_address.take(client, now).is_ok() && self.overall.take(any, now).is_ok() {
+            return Some(self.suppressed.remove(&client).unwrap_or(0));
+        }
+        if self.suppressed.len() >= MAX_TRACKED && !self.suppressed.contains_key(&client) {
+            // Bounded: the counts of the others are lost, not the lines.
+            self.suppressed.clear();
+        }
+        *self.suppressed.entry(client).or_insert(0) += 1;
+        None
+    }
 }
 
 /// The gate: one per process, shared by every route that checks a
@@ -236,10 +269,7 @@ impl Gate {
     pub fn new(per_minute: u64, clock: Arc<dyn Clock>, proxies: Vec<Network>) -> Gate {
         Gate {
             budget: Mutex::new(Budget::new(per_minute, MAX_TRACKED)),
-            log: Mutex::new(LogLimit {
-                budget: Budget::new(LOG_LINES_PER_MINUTE, 1),
-                suppressed: 0,
-            }),
+            log: Mutex::new(LogLimit::new()),
             clock,
             proxies,
         }
@@ -285,7 +315,7 @@ impl Gate {
         // the budget; given back when the credential is right.
         if let Err(wait) = self.budget.lock().take(key, self.clock.now()) {
             METRICS.auth_refused(route);
-            self.warn(|suppressed| {
+            self.warn(key, |suppressed| {
                 format!(
                     "credential check refused: too many wrong credentials route={} client={client} retry_after_secs={wait}{suppressed}",
                     route.as_str()
@@ -300,7 +330,7 @@ impl Gate {
             }
             None => {
                 METRICS.auth_failed(route);
-                self.warn(|suppressed| {
+                self.warn(key, |suppressed| {
                     format!(
                         "wrong credential route={} client={client}{suppressed}",
                         route.as_str()
@@ -322,18 +352,16 @@ impl Gate {
         self.check(route, self.client(req), presented_key(req), verify)
     }
 
-    /// Logs `line` unless this minute's lines are spent.
-    fn warn(&self, line: impl FnOnce(&str) -> String) {
-        let mut log = self.log.lock();
-        let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-        if log.budget.take(any, self.clock.now()).is_ok() {
-            let suppressed = match std::mem::take(&mut log.suppressed) {
+    /// Logs `line` about the address `key` unless its line of this minute,
+    /// or this minute's lines, are spent.
+    fn warn(&self, key: IpAddr, line: impl FnOnce(&str) -> String) {
+        let admitted = self.log.lock().admit(key, self.clock.now());
+        if let Some(left_out) = admitted {
+            let suppressed = match left_out {
                 0 => String::new(),
                 n => format!(" suppressed_lines={n}"),
             };
             log::warn!("{}", line(&suppressed));
-        } else {
-            log.suppressed += 1;
         }
     }
 }
@@ -747,6 +775,30 @@ mod tests {
                 "{host:?} {fwd:?} {origin:?} {referer:?}"
             );
         }
+    }
+
+    /// One warn line per address a minute, the next one saying how many
+    /// were left out; another address has its own line at once; at most
+    /// `LOG_LINES_PER_MINUTE` lines a minute in all.
+    #[test]
+    fn refusals_are_logged_once_per_address_a_minute() {
+        let mut limit = LogLimit::new();
+        let t0 = Instant::now();
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        assert_eq!(limit.admit(a, t0), Some(0));
+        assert_eq!(limit.admit(a, t0 + Duration::from_secs(1)), None);
+        assert_eq!(limit.admit(a, t0 + Duration::from_secs(30)), None);
+        assert_eq!(limit.admit(b, t0 + Duration::from_secs(30)), Some(0));
+        assert_eq!(limit.admit(a, t0 + Duration::from_secs(59)), None);
+        assert_eq!(limit.admit(a, t0 + Duration::from_secs(60)), Some(3));
+        assert_eq!(limit.admit(a, t0 + Duration::from_secs(61)), None);
+        // Many addresses at once: ten lines (two written above), the
+        // others counted.
+        let t1 = t0 + Duration::from_secs(120);
+        let logged = (1..=20)
+            .filter(|n| limit.admit(ip(&format!("198.51.100.{n}")), t1).is_some())
+            .count();
+        assert_eq!(logged as u64, LOG_LINES_PER_MINUTE);
     }
 
     #[test]

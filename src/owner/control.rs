@@ -3,6 +3,9 @@
 //! workers, or else on the registry itself: a pause only with no daemon
 //! running (its instance lock free, and held here meanwhile), a resume
 //! also beside a daemon that did not answer (it picks queued rows up).
+//! `jack retry-stub FILE`: a stub the watch folder set aside put back
+//! (`download/aside`), on the folder and registry themselves: the running
+//! node's watch thread reads it again, or the next start does.
 
 use std::io::Write;
 
@@ -99,4 +102,29 @@ pub fn run(config: &Config, action: Action, id: i64, out: &mut dyn Write) -> Res
 
 fn say(out: &mut dyn Write, line: &str) -> Result<()> {
     writeln!(out, "{line}").map_err(|e| Error::io("cannot write to stdout", e))
+}
+
+/// `jack retry-stub FILE`: puts the stub set aside as `FILE` back.
+pub fn retry_stub(config: &Config, file: &str, out: &mut dyn Write) -> Result<()> {
+    use crate::download::aside::{Refused, retry};
+    let path = &config.database.path;
+    if !path.exists() {
+        return Err(Error::Runtime(format!(
+            "no registry at {}: nothing was set aside yet",
+            path.display()
+        )));
+    }
+    let registry = Registry::open(path)?;
+    let dir = &config.downloads.watch_dir;
+    match retry(dir, &registry, file)? {
+        Ok(stub) => say(
+            out,
+            &format!("{file}: put back as {stub}; the watch folder reads it again"),
+        ),
+        Err(Refused::NotFound) => Err(Error::Runtime(format!(
+            "no stub set aside as {file} in {} (see `jack status`)",
+            dir.display()
+        ))),
+        Err(Refused::Conflict(why)) => Err(Error::Runtime(why)),
+    }
 }

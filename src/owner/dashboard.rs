@@ -71,9 +71,34 @@ pub struct PeerState {
     pub rtt_ms: Option<u64>,
     /// Releases its `/peer/search` lists.
     pub releases: Option<usize>,
+    /// What went wrong at the latest contact, in plain words.
     pub error: Option<String>,
-    /// When it was asked (ms since the epoch); `None`: not yet.
+    /// When it was last asked, by anyone (ms since the epoch); `None`:
+    /// not yet.
     pub checked_at: Option<u64>,
+    /// What that latest contact was: `handshake`, `search`, `download`.
+    pub contact: Option<&'static str>,
+}
+
+impl PeerState {
+    /// `reachable`, `error` and `checked_at` from `peer`'s latest contact
+    /// (`download/contact`): whatever asked last, a search, a download or
+    /// the probe, says whether it is reachable now.
+    fn with_latest_contact(mut self) -> PeerState {
+        if let Some(c) = crate::download::contact::CONTACTS.latest(&self.name) {
+            self.reachable = c.ok();
+            self.error = c
+                .failure
+                .as_deref()
+                .map(|f| crate::plain::say(&self.name, f));
+            self.checked_at =
+                c.at.duration_since(UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis() as u64);
+            self.contact = Some(c.exchange.as_str());
+        }
+        self
+    }
 }
 
 /// One library as the last scan found it.
@@ -181,8 +206,10 @@ impl Dashboard {
                     releases: None,
                     error: None,
                     checked_at: None,
+                    contact: None,
                 },
             })
+            .map(PeerState::with_latest_contact)
             .collect();
         Snapshot {
             throughput: self.samples.lock().iter().copied().collect(),
@@ -261,6 +288,7 @@ fn probe(client: &PeerClient, peer: &crate::config::Peer, stopping: &AtomicBool)
         releases: None,
         error: None,
         checked_at: Some(now_ms()),
+        contact: Some("handshake"),
     };
     let text = |e: PeerError| match e {
         PeerError::Transient(m) | PeerError::Permanent(m) => m,

@@ -52,7 +52,13 @@ pub struct View<'a> {
     pub next_try_at: Option<u64>,
     pub attempts: u32,
     pub restarts: u32,
-    pub error: Option<&'a str>,
+    /// What went wrong, in plain words (`crate::plain`), with when it is
+    /// tried again for a download waiting out a retry delay.
+    pub error: Option<String>,
+    /// The error as recorded (the technical text; events keep each one).
+    pub error_detail: Option<&'a str>,
+    /// Seconds until a download waiting out a retry delay is tried again.
+    pub next_try_secs: Option<u64>,
     pub part_path: &'a Path,
     pub dest_path: &'a Path,
     pub created_at: &'a str,
@@ -67,6 +73,64 @@ pub struct InvalidView<'a> {
     pub at: &'a str,
 }
 
+/// What the daemon knows beyond the registry, by download id (empty when
+/// the registry is read without it), and its peers' latest contacts.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub live: HashMap<i64, u64>,
+    pub speeds: HashMap<i64, u64>,
+    /// When each download waiting out a retry delay is tried next (ms
+    /// since the Unix epoch).
+    pub next_tries: HashMap<i64, u64>,
+    pub peers: Vec<PeerView>,
+}
+
+/// A `[[peers]]` entry and its latest contact since the node started
+/// (any of: a search, a handshake, a download's request).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerView {
+    pub name: String,
+    pub url: String,
+    /// `None`: not asked since the node started.
+    pub contact: Option<ContactView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactView {
+    /// RFC 3339.
+    pub at: String,
+    /// Seconds ago, when it was asked for.
+    pub ago_secs: u64,
+    /// `handshake`, `search` or `download`.
+    pub exchange: &'static str,
+    pub ok: bool,
+    /// What went wrong in plain words.
+    pub problem: Option<String>,
+    /// What went wrong as the client library said it.
+    pub detail: Option<String>,
+}
+
+/// Every `[[peers]]` entry with its latest contact.
+pub fn peer_views(peers: &crate::config::Peers) -> Vec<PeerView> {
+    use crate::download::contact::CONTACTS;
+    peers
+        .current()
+        .iter()
+        .map(|p| PeerView {
+            name: p.name.clone(),
+            url: p.url.clone(),
+            contact: CONTACTS.latest(&p.name).map(|c| ContactView {
+                at: crate::clock::rfc3339(c.at),
+                ago_secs: c.at.elapsed().map_or(0, |d| d.as_secs()),
+                exchange: c.exchange.as_str(),
+                ok: c.ok(),
+                problem: c.failure.as_deref().map(|f| crate::plain::say(&p.name, f)),
+                detail: c.failure.clone(),
+            }),
+        })
+        .collect()
+}
+
 /// Everything `jack status` shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report<'a> {
@@ -79,6 +143,10 @@ pub struct Report<'a> {
     pub disks: Vec<crate::download::space::Disk>,
     /// `[downloads] min_free_bytes`: a disk under it is `low`.
     pub min_free_bytes: u64,
+    /// The peers and their latest contacts (from the daemon only).
+    pub peers: Vec<PeerView>,
+    /// The stubs the watch folder set aside, with their reasons.
+    pub set_aside: Vec<crate::download::aside::SetAside>,
 }
 
 /// The bytes done and the progress (0..=1) of a download with `expected`
@@ -97,8 +165,42 @@ fn done_and_progress(expected: u64, durable: u64, status: Status, live: Option<u
     (done, progress)
 }
 
+/// What the daemon knows of a download beyond its row: its live bytes and
+/// speed when it runs, when it is tried next (ms since the Unix epoch) when
+/// it waits out a retry delay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    pub live: Option<u64>,
+    pub speed: Option<u64>,
+    pub next_try: Option<u64>,
+}
+
+/// Whole seconds from now until `at_ms` (ms since the Unix epoch), rounded up.
+fn secs_until(at_ms: u64) -> u64 {
+    at_ms
+        .saturating_sub(crate::owner::dashboard::now_ms())
+        .div_ceil(1000)
+}
+
+/// A row's `error` in plain words, with its next try.
+fn plain_error(peer: &str, error: Option<&str>, next_try: Option<u64>) -> Option<String> {
+    error.map(|e| {
+        format!(
+            "{}{}",
+            crate::plain::say(peer, e),
+            crate::plain::next_try(next_try)
+        )
+    })
+}
+
 /// The view of `d`, with `live` bytes and `speed` when it is running.
-pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
+pub fn view(d: &Download, now: Now) -> View<'_> {
+    let Now {
+        live,
+        speed,
+        next_try,
+    } = now;
+    let next_try_secs = next_try.map(secs_until);
     let (done, progress) = done_and_progress(d.expected_bytes, d.downloaded_bytes, d.status, live);
     View {
         id: d.id,
@@ -115,10 +217,12 @@ pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
         progress,
         speed,
         eta_seconds: speed.and_then(|s| eta(d.expected_bytes.saturating_sub(done), s)),
-        next_try_at: None,
+        next_try_at: next_try,
         attempts: d.attempts,
         restarts: d.restarts,
-        error: d.error.as_deref(),
+        error: plain_error(&d.peer, d.error.as_deref(), next_try_secs),
+        error_detail: d.error.as_deref(),
+        next_try_secs,
         part_path: &d.part_path,
         dest_path: &d.dest_path,
         created_at: &d.created_at,
@@ -129,7 +233,13 @@ pub fn view(d: &Download, live: Option<u64>, speed: Option<u64>) -> View<'_> {
 
 /// The view of a [`TableRow`], for the table only: what the table does
 /// not print (hashes, paths, times) is left empty.
-pub fn table_view(r: &TableRow, live: Option<u64>, speed: Option<u64>) -> View<'_> {
+pub fn table_view(r: &TableRow, now: Now) -> View<'_> {
+    let Now {
+        live,
+        speed,
+        next_try,
+    } = now;
+    let next_try_secs = next_try.map(secs_until);
     let (done, progress) = done_and_progress(r.expected_bytes, r.downloaded_bytes, r.status, live);
     View {
         id: r.id,
@@ -146,10 +256,12 @@ pub fn table_view(r: &TableRow, live: Option<u64>, speed: Option<u64>) -> View<'
         progress,
         speed,
         eta_seconds: speed.and_then(|s| eta(r.expected_bytes.saturating_sub(done), s)),
-        next_try_at: None,
+        next_try_at: next_try,
         attempts: r.attempts,
         restarts: r.restarts,
-        error: r.error.as_deref(),
+        error: plain_error(&r.peer, r.error.as_deref(), next_try_secs),
+        error_detail: r.error.as_deref(),
+        next_try_secs,
         part_path: Path::new(""),
         dest_path: Path::new(""),
         created_at: "",
@@ -162,15 +274,15 @@ pub fn table_view(r: &TableRow, live: Option<u64>, speed: Option<u64>) -> View<'
 /// or a [`TableRow`] (the table).
 pub trait Row {
     fn id(&self) -> i64;
-    fn view(&self, live: Option<u64>, speed: Option<u64>) -> View<'_>;
+    fn view(&self, now: Now) -> View<'_>;
 }
 
 impl Row for Download {
     fn id(&self) -> i64 {
         self.id
     }
-    fn view(&self, live: Option<u64>, speed: Option<u64>) -> View<'_> {
-        view(self, live, speed)
+    fn view(&self, now: Now) -> View<'_> {
+        view(self, now)
     }
 }
 
@@ -178,8 +290,8 @@ impl Row for TableRow {
     fn id(&self) -> i64 {
         self.id
     }
-    fn view(&self, live: Option<u64>, speed: Option<u64>) -> View<'_> {
-        table_view(self, live, speed)
+    fn view(&self, now: Now) -> View<'_> {
+        table_view(self, now)
     }
 }
 
@@ -188,8 +300,7 @@ impl Row for TableRow {
 pub fn report<'a, R: Row>(
     source: &'static str,
     downloads: &'a [R],
-    live: &HashMap<i64, u64>,
-    speeds: &HashMap<i64, u64>,
+    now: &Figures,
     invalid: &'a [InvalidStub],
     orphans: Vec<PathBuf>,
 ) -> Report<'a> {
@@ -197,8 +308,16 @@ pub fn report<'a, R: Row>(
         source,
         downloads: downloads
             .iter()
-            .map(|d| d.view(live.get(&d.id()).copied(), speeds.get(&d.id()).copied()))
+            .map(|d| {
+                d.view(Now {
+                    live: now.live.get(&d.id()).copied(),
+                    speed: now.speeds.get(&d.id()).copied(),
+                    next_try: now.next_tries.get(&d.id()).copied(),
+                })
+            })
             .collect(),
+        peers: now.peers.clone(),
+        set_aside: Vec::new(),
         invalid_stubs: invalid
             .iter()
             .map(|i| InvalidView {
@@ -265,12 +384,24 @@ fn render(header: &str, report: &Report, json: bool) -> String {
     s
 }
 
-/// The table, then the invalid stubs and orphaned `.part` files (the
-/// status API's `?format=text`).
+/// The table, then the peers' latest contacts, the invalid stubs and
+/// orphaned `.part` files (the status API's `?format=text`).
 pub fn text(report: &Report) -> String {
     let mut t = to_table(&report.downloads);
+    write_peers(&mut t, &report.peers);
     for i in &report.invalid_stubs {
         let _ = writeln!(t, "invalid stub {} ({}): {}", i.stub_name, i.at, i.reason);
+    }
+    for a in &report.set_aside {
+        let _ = write!(t, "stub set aside {} ({}): {}; ", a.file, a.at, a.reason);
+        match a.kind {
+            "duplicate" if a.download.is_some() => {
+                t.push_str("delete it, or remove that download and then retry it\n")
+            }
+            _ => {
+                let _ = writeln!(t, "retry: jack retry-stub {:?}", a.file);
+            }
+        }
     }
     for o in &report.orphaned_parts {
         let _ = writeln!(t, "orphaned .part (no download owns it): {}", o.display());
@@ -315,6 +446,30 @@ fn write_disks(t: &mut String, report: &Report) {
     }
 }
 
+/// A line per peer: its latest contact, when, and the problem if any.
+fn write_peers(t: &mut String, peers: &[PeerView]) {
+    for p in peers {
+        let _ = write!(t, "peer {} ({}): ", p.name, p.url);
+        match &p.contact {
+            None => t.push_str("not asked since the node started"),
+            Some(c) => {
+                let _ = write!(
+                    t,
+                    "{} {} ago ({}, {})",
+                    if c.ok { "answered" } else { "failed" },
+                    crate::format::human_duration(c.ago_secs),
+                    c.exchange,
+                    c.at
+                );
+                if let Some(problem) = &c.problem {
+                    let _ = write!(t, ": {problem}");
+                }
+            }
+        }
+        t.push('\n');
+    }
+}
+
 /// What `jack status` prints: from the daemon's status API when it
 /// answers (the daemon renders it: `?format=text`, or its JSON as is),
 /// else from the registry, with a header line saying which.
@@ -335,14 +490,19 @@ fn gather(config: &Config, json: bool) -> Result<String> {
         None => Vec::new(),
     };
     let orphans = crate::download::reconcile::orphans(&config.downloads.incomplete_dir);
-    let none = HashMap::new();
+    let none = Figures::default();
     let header = format!("source: registry {} ({why})", path.display());
+    let set_aside = match &reg {
+        Some(reg) => crate::download::aside::list(&config.downloads.watch_dir, reg)?,
+        None => Vec::new(),
+    };
     if json {
         let downloads = match &reg {
             Some(reg) => reg.list()?,
             None => Vec::new(),
         };
-        let mut report = report("registry", &downloads, &none, &none, &invalid, orphans);
+        let mut report = report("registry", &downloads, &none, &invalid, orphans);
+        report.set_aside = set_aside;
         measure_disks(&mut report, &config.downloads);
         return Ok(render(&header, &report, true));
     }
@@ -351,7 +511,8 @@ fn gather(config: &Config, json: bool) -> Result<String> {
         Some(reg) => reg.table_rows()?,
         None => Vec::new(),
     };
-    let mut report = report("registry", &rows, &none, &none, &invalid, orphans);
+    let mut report = report("registry", &rows, &none, &invalid, orphans);
+    report.set_aside = set_aside;
     measure_disks(&mut report, &config.downloads);
     Ok(render(&header, &report, false))
 }
@@ -494,7 +655,7 @@ pub fn to_table(downloads: &[View]) -> String {
             cell.as_str(),
             d.attempts,
             d.restarts,
-            d.error.unwrap_or("")
+            d.error.as_deref().unwrap_or("")
         );
     }
     s

@@ -52,6 +52,8 @@ pub struct StatusApi {
     keys: Arc<KeyRing>,
     downloads: Arc<Downloads>,
     incomplete_dir: std::path::PathBuf,
+    /// Where the stubs set aside are (`download/aside`).
+    watch_dir: std::path::PathBuf,
     speeds: Mutex<Speedometer>,
     connections: OnceLock<Connections>,
     gate: Arc<Gate>,
@@ -62,7 +64,7 @@ impl StatusApi {
         owner: Secret,
         keys: Arc<KeyRing>,
         downloads: Arc<Downloads>,
-        incomplete_dir: std::path::PathBuf,
+        (incomplete_dir, watch_dir): (std::path::PathBuf, std::path::PathBuf),
         gate: Arc<Gate>,
     ) -> StatusApi {
         StatusApi {
@@ -70,6 +72,7 @@ impl StatusApi {
             keys,
             downloads,
             incomplete_dir,
+            watch_dir,
             speeds: Mutex::new(Speedometer::default()),
             connections: OnceLock::new(),
             gate,
@@ -102,6 +105,9 @@ impl StatusApi {
                 Method::Get => self.metrics(),
                 _ => crate::http::request::method_not_allowed("GET"),
             };
+        }
+        if let Some(rest) = path.strip_prefix("/api/v1/stubs") {
+            return self.stubs(rest, &method);
         }
         let Some(rest) = path.strip_prefix("/api/v1/downloads") else {
             return not_found();
@@ -169,14 +175,19 @@ impl StatusApi {
         let running = self.downloads.running();
         let now = self.downloads.clock().now();
         let speeds = self.speeds.lock().update(now, &running);
-        let live = crate::arr::qbit_view::live_bytes(&running);
+        let figures = crate::owner::status::Figures {
+            live: crate::arr::qbit_view::live_bytes(&running),
+            speeds,
+            next_tries: self.next_tries(),
+            peers: crate::owner::status::peer_views(self.downloads.peers()),
+        };
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
-        let mut report =
-            crate::owner::status::report("daemon", &rows, &live, &speeds, &invalid, orphans);
-        let next = self.next_tries();
-        for d in &mut report.downloads {
-            d.next_try_at = next.get(&d.id).copied();
-        }
+        let set_aside = match crate::download::aside::list(&self.watch_dir, reg) {
+            Ok(list) => list,
+            Err(e) => return internal(&e),
+        };
+        let mut report = crate::owner::status::report("daemon", &rows, &figures, &invalid, orphans);
+        report.set_aside = set_aside;
         crate::owner::status::measure_disks(&mut report, self.downloads.config());
         reply(&report)
     }
@@ -199,6 +210,40 @@ impl StatusApi {
             .collect()
     }
 
+    /// `GET /api/v1/stubs`: the stubs set aside; `POST
+    /// /api/v1/stubs/<file>/retry`: one put back for the watch folder to
+    /// read again (`409` with why when it cannot be: a duplicate whose
+    /// download is still there, a stub of that name already back).
+    fn stubs(&self, rest: &str, method: &Method) -> Reply {
+        let reg = self.downloads.registry();
+        let segments: Vec<&str> = rest.split('/').skip(1).collect();
+        match (segments.as_slice(), method) {
+            ([], Method::Get) => match crate::download::aside::list(&self.watch_dir, reg) {
+                Ok(list) => Reply::json(200, &serde_json::json!({ "set_aside": list })),
+                Err(e) => internal(&e),
+            },
+            ([], _) => crate::http::request::method_not_allowed("GET"),
+            ([file, "retry"], Method::Post) => {
+                let Some(file) = crate::http::request::percent_decode(file, false) else {
+                    return not_found();
+                };
+                match crate::download::aside::retry(&self.watch_dir, reg, &file) {
+                    Ok(Ok(stub)) => Reply::json(
+                        200,
+                        &serde_json::json!({"file": file, "stub": stub, "status": "put back"}),
+                    ),
+                    Ok(Err(crate::download::aside::Refused::NotFound)) => not_found(),
+                    Ok(Err(crate::download::aside::Refused::Conflict(why))) => {
+                        Reply::error(409, "CONFLICT", &why)
+                    }
+                    Err(e) => internal(&e),
+                }
+            }
+            ([_, "retry"], _) => crate::http::request::method_not_allowed("POST"),
+            _ => not_found(),
+        }
+    }
+
     fn one(&self, id: i64) -> Reply {
         let reg = self.downloads.registry();
         let row = match reg.get(id) {
@@ -213,9 +258,12 @@ impl StatusApi {
         let running = self.downloads.running();
         let now = self.downloads.clock().now();
         let speed = self.speeds.lock().update(now, &running).get(&id).copied();
-        let bytes = running.get(&id).map(|p| p.bytes);
-        let mut view = crate::owner::status::view(&row, bytes, speed);
-        view.next_try_at = self.next_tries().get(&id).copied();
+        let now = crate::owner::status::Now {
+            live: running.get(&id).map(|p| p.bytes),
+            speed,
+            next_try: self.next_tries().get(&id).copied(),
+        };
+        let view = crate::owner::status::view(&row, now);
         let events: Vec<serde_json::Value> = events
             .iter()
             .map(|e| serde_json::json!({"at": e.at, "kind": e.kind, "detail": e.detail}))

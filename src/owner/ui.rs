@@ -124,7 +124,10 @@ impl Ui {
                     }
                     ("/ui/logout", _) => method_not_allowed("POST"),
                     (p, m) => match p.strip_prefix("/ui") {
-                        Some(api) if api.starts_with("/api/v1/downloads") => {
+                        Some(api)
+                            if api.starts_with("/api/v1/downloads")
+                                || api.starts_with("/api/v1/stubs") =>
+                        {
                             self.status.route(m, api, &query)
                         }
                         _ => not_found(),
@@ -201,6 +204,7 @@ impl Ui {
                     "csrf": token,
                     "downloads": report.downloads,
                     "invalid_stubs": report.invalid_stubs,
+                    "set_aside": report.set_aside,
                     "throughput": board.throughput,
                     "peers": board.peers,
                     "scan": board.scan,

@@ -233,6 +233,17 @@ impl FakePeer {
         sent.get(id).copied().unwrap_or(0)
     }
 
+    /// Serves `file` too (again, after a [`FakePeer::remove`]).
+    pub fn add(&self, file: File) {
+        self.shared.files.lock().unwrap().push(Served {
+            id: file.id,
+            filename: file.filename,
+            data: Arc::new(file.data),
+            etag: ETAG.to_string(),
+            version: 1,
+        });
+    }
+
     /// Removes file `id`: its item and file answer 404 from now on.
     pub fn remove(&self, id: &str) {
         self.shared.files.lock().unwrap().retain(|f| f.id != id);

@@ -343,6 +343,7 @@ pub fn serving_site(extra: &str, files: &[(&str, &[u8])]) -> (Site, Node) {
     let site = Site::new(&format!(
         "{extra}\n[[library]]\nname = \"movies\"\npath = \"media/movies\"\ncategory = \"movies\"\n"
     ));
+    std::fs::create_dir_all(site.path().join("media/movies")).unwrap();
     for (rel, bytes) in files {
         let p = site.path().join("media/movies").join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

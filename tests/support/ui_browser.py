@@ -218,6 +218,12 @@ try:
 
     # 4. The failed download is retried with its button and completes.
     wait("the retry film to fail", lambda: (row("Retry") or {}).get("status") == "failed")
+    # Its stub, set aside as .failed, is listed with why and a Retry button.
+    aside = wait("the set-aside stub", lambda: d.find_element(By.ID, "aside").is_displayed()
+                 and "Retry.Film" in d.find_element(By.ID, "asiderows").text
+                 and d.find_element(By.ID, "asiderows").text)
+    check(d.find_elements(By.CSS_SELECTOR, "#asiderows button"), "no Retry for the stub: " + aside)
+    axe("the stubs set aside")
     os.rename(A["retry_away"], A["retry_file"])
     rid = row("Retry")["id"]
     retry = d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .resume' % rid)
@@ -301,9 +307,13 @@ try:
     wait("the deleted row to go", lambda: row("<img") is None)
 
     # 7. Peers, library, graph.
-    wait("the peer to be asked", lambda: "yes" in d.find_element(By.ID, "peerrows").text)
+    wait("the peer to be asked", lambda: "answered" in d.find_element(By.ID, "peerrows").text)
     peers = d.find_element(By.ID, "peerrows").text
     check("alice" in peers and "0.1.0" in peers and "key" not in peers, "peers: " + peers)
+    # The latest contact, either way, with its time: relative, exact on hover.
+    contact = d.find_elements(By.CSS_SELECTOR, "#peerrows time")
+    check(contact and contact[0].get_attribute("title") and "ago" in contact[0].text,
+          "peer contact time: " + peers)
     check(d.find_elements(By.CSS_SELECTOR, "#svg svg polyline.down"), "no throughput line")
     check(d.execute_script("return window.__noReload") == 1, "the page was reloaded")
     # The free space of the download folders, no warning above the reserve.

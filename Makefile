@@ -2,16 +2,22 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run sample tools test test-32 test-arm cross-arm64 cross-armv7 dist image check-image lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm sim clean
+.PHONY: all build run demo sample tools test test-32 test-arm cross-arm64 cross-armv7 dist image check-image lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm sim clean
 
 all: build
 
 build:
 	$(CARGO) build --release --locked
 
-# Build, make the sample library, and run the node on the shipped jack.toml.
-run: build sample
-	./$(BIN) --config jack.toml run
+# Build, make the sample library, and run the node on the shipped jack.toml,
+# with the demo friend alice (contrib/demo/alice.toml) beside it.
+run: build
+	./scripts/run.sh
+
+# The same, then search alice through Torznab and grab a release as Radarr
+# would, and show the download until it is complete (scripts/run.sh).
+demo: build
+	./scripts/run.sh --demo
 
 sample:
 	@./scripts/sample-library.sh media

@@ -42,7 +42,7 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 ";
 
 /// What `jack --version` says: the version, the commit it was built from
-/// and the target (`jack 0.1.0 (commit 1a2b3c4d5e6f, aarch64-unknown-linux-musl)`).
+/// and the target (`jack 0.2.0 (commit 1a2b3c4d5e6f, aarch64-unknown-linux-musl)`).
 pub fn version() -> String {
     format!(
         "jack {} (commit {}, {})",

@@ -26,6 +26,8 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 image=${1:-dist/jack-$version-image.oci.tar}
 [ -f "$image" ] || { echo "error: no $image (make image)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "error: check-image needs root (namespaces and chroot)" >&2; exit 1; }
+# By its path: the node starts under `env -i`, with no PATH.
+chroot=$(command -v chroot) || { echo "error: check-image needs chroot (coreutils)" >&2; exit 1; }
 ./scripts/ensure-tools.sh python3 file qemu-aarch64 qemu-arm unshare nsenter ip
 work=$(mktemp -d)
 pids=()
@@ -127,11 +129,11 @@ for arch in amd64 arm64 armv7; do
             done
         fi
         exec env -i "$@"
-    ' _ "$root" "$d" "$emu" "${env[@]}" chroot --userspec=1234:5678 --groups=5678 "$root" \
+    ' _ "$root" "$d" "$emu" "${env[@]}" "$chroot" --userspec=1234:5678 --groups=5678 "$root" \
         "${inner[@]}" "${argv[@]}" >"$d/log" 2>&1 &
     pid=$!
     pids+=("$pid")
-    in_node() { nsenter -t "$pid" -m -n env -i "${env[@]}" chroot --userspec=1234:5678 --groups=5678 "$root" "${inner[@]}" "$@"; }
+    in_node() { nsenter -t "$pid" -m -n env -i "${env[@]}" "$chroot" --userspec=1234:5678 --groups=5678 "$root" "${inner[@]}" "$@"; }
     for _ in $(seq 1 300); do
         grep -q "listening addr=" "$d/log" && break
         kill -0 "$pid" 2>/dev/null || { cat "$d/log" >&2; fail "$arch: the entrypoint ended"; }

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run demo sample tools test test-32 test-arm cross-arm64 cross-armv7 lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm sim clean
+.PHONY: all build run demo sample tools test test-32 test-arm cross-arm64 cross-armv7 dist image check-image lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm sim clean
 
 all: build
 
@@ -74,6 +74,25 @@ cross-armv7:
 	@./scripts/ensure-cross.sh
 	$(ZIG) zigbuild --release --locked --target $(ARMV7).2.17
 	$(QEMU32) target/$(ARMV7)/release/jack --version
+
+# Release archives: dist/jack-<version>-<target>.tar.gz for x86_64 and
+# aarch64 (static musl) and armv7 (glibc 2.17), each with the binary,
+# README.md, jack.toml and contrib/jack.service, and dist/SHA256SUMS;
+# reproducible (the commit's time everywhere). See scripts/dist.sh.
+dist:
+	./scripts/dist.sh
+
+# The container image for linux/amd64, linux/arm64 and linux/arm/v7 in one
+# OCI archive, dist/jack-<version>-image.oci.tar, tagged jack:latest (from
+# the Containerfile; `podman load -i` or `docker load -i` it).
+image:
+	./scripts/image.sh
+
+# The image run as a runtime would, without one (root: namespaces, chroot):
+# metadata, then each architecture's entrypoint as a non-root uid:gid
+# against temporary /config and /data (arm64 and armv7 under qemu-user).
+check-image: image
+	./scripts/check-image.sh
 
 # The whole suite built for aarch64 and for armv7 and run under qemu-user:
 # the test programs through the runners in .cargo/config.toml, the jack

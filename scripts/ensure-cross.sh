@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure this machine can build jack for ARM and run the result:
-#   * the Rust targets aarch64-unknown-linux-musl (static) and
-#     armv7-unknown-linux-gnueabihf (linked against glibc 2.17 by zig);
+# Makes sure this machine can build jack for ARM (and the static x86_64
+# release of make dist) and run the result:
+#   * the Rust targets x86_64-unknown-linux-musl and aarch64-unknown-linux-musl
+#     (static) and armv7-unknown-linux-gnueabihf (linked against glibc 2.17
+#     by zig);
 #   * zig and cargo-zigbuild (PyPI's ziglang and cargo-zigbuild wheels,
 #     pinned, into target/zig: seconds, no compile), which compile the bundled SQLite and
 #     ring's C and assembly for each target and link it: no Debian cross gcc
@@ -19,7 +21,7 @@ ZIG_VERSION=0.17.1
 ZIGBUILD_VERSION=0.24.1
 fail() { echo "error: $*" >&2; exit 1; }
 
-for target in aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
     if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
         rustup target add "$target" >/dev/null 2>&1 \
             || fail "cannot install the Rust target $target (rustup target add $target)"

@@ -4,7 +4,7 @@
 # password-less sudo), otherwise fails saying what to install.
 # Usage: scripts/ensure-tools.sh curl wget aria2c [nginx ...]
 set -euo pipefail
-declare -A package=([curl]=curl [wget]=wget [aria2c]=aria2 [nginx]=nginx-light [python3]=python3 [qemu-aarch64]=qemu-user [qemu-arm]=qemu-user)
+declare -A package=([readelf]=binutils [strings]=binutils [unshare]=util-linux [nsenter]=util-linux [ip]=iproute2 [curl]=curl [wget]=wget [aria2c]=aria2 [nginx]=nginx-light [python3]=python3 [qemu-aarch64]=qemu-user [qemu-arm]=qemu-user)
 missing=()
 for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")

@@ -1,4 +1,4 @@
-//! The command line: `jack [--config PATH] [run | check-config | status [--json] [--watch] | pause ID | resume ID | retry ID | arr register | scan | key new NAME]`.
+//! The command line: `jack [--config PATH] [run [--init [--data DIR]] | init [--data DIR] | ping [--url URL] | check-config | status [--json] [--watch] | pause ID | resume ID | retry ID | arr register | scan | key new NAME]`.
 //!
 //! Parses arguments into a [`Command`], finds the configuration file
 //! (`--config`, then `JACK_CONFIG`, then `./jack.toml`) and dispatches.
@@ -16,6 +16,13 @@ jack: share media libraries between friends through Radarr/Sonarr
 
 usage:
   jack [--config PATH] [run]              start the node (the default command)
+  jack run --init [--data DIR]            the same, after writing a default jack.toml if there is none
+                                          (the container's command; see `jack init`)
+  jack init [--data DIR] [--config PATH]  write a commented default jack.toml with a new owner key, listening
+                                          on 0.0.0.0:5225, the registry beside it, libraries and downloads
+                                          under DIR (default /data), folders created; never over a file
+  jack ping [--url URL] [--config PATH]   ask the node's /ping (server.listen, or URL): exit 0 when it
+                                          answers, 1 otherwise (the container's health check)
   jack check-config [--config PATH]       validate jack.toml and print the effective configuration
   jack status [--json] [--watch] [--config PATH]
                                           list downloads (from the daemon if it runs, else the registry);
@@ -49,7 +56,17 @@ pub fn version() -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Run,
+    /// `run`, with `--init`: first write the default configuration when
+    /// there is none.
+    Run {
+        init: bool,
+    },
+    /// `init`: write the default configuration (never over a file).
+    Init,
+    /// `ping [--url URL]`.
+    Ping {
+        url: Option<String>,
+    },
     CheckConfig,
     Status {
         json: bool,
@@ -77,6 +94,8 @@ pub enum Command {
 pub struct Args {
     pub command: Command,
     pub config: Option<PathBuf>,
+    /// `--data DIR` of `init` and `run --init`: the data volume.
+    pub data: Option<PathBuf>,
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
@@ -85,6 +104,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
     let mut config = None;
     let mut json = false;
     let mut watch = false;
+    let mut init = false;
+    let mut data = None;
+    let mut url = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let Some(a) = arg.to_str() else {
@@ -95,12 +117,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                 return Ok(Args {
                     command: Command::Help,
                     config,
+                    data,
                 });
             }
             "-V" | "--version" => {
                 return Ok(Args {
                     command: Command::Version,
                     config,
+                    data,
                 });
             }
             "-c" | "--config" => match args.next() {
@@ -110,6 +134,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
             _ if a.starts_with("--config=") => {
                 config = Some(PathBuf::from(&a["--config=".len()..]))
             }
+            "--data" => match args.next() {
+                Some(p) => data = Some(PathBuf::from(p)),
+                None => return Err(usage("--data needs a folder".into())),
+            },
+            "--url" => match args.next().map(|u| u.into_string()) {
+                Some(Ok(u)) => url = Some(u),
+                _ => {
+                    return Err(usage(
+                        "--url needs a URL such as http://127.0.0.1:5225".into(),
+                    ));
+                }
+            },
+            "--init" => init = true,
             "--json" => json = true,
             "--watch" => watch = true,
             "pause" | "resume" | "retry" if command.is_none() => {
@@ -170,9 +207,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                     _ => return Err(usage("key needs `new NAME`: `jack key new alice`".into())),
                 }
             }
-            "run" | "check-config" | "status" | "scan" if command.is_none() => {
+            "run" | "init" | "ping" | "check-config" | "status" | "scan" if command.is_none() => {
                 command = Some(match a {
-                    "run" => Command::Run,
+                    "run" => Command::Run { init: false },
+                    "init" => Command::Init,
+                    "ping" => Command::Ping { url: None },
                     "check-config" => Command::CheckConfig,
                     "scan" => Command::Scan,
                     _ => Command::Status {
@@ -185,13 +224,43 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
             _ => return Err(usage(format!("unexpected argument {a:?}"))),
         }
     }
-    let command = match command.unwrap_or(Command::Run) {
+    let command = command.unwrap_or(Command::Run { init: false });
+    let only = |yes: bool, flag: &str, command: &str| match yes {
+        true => Err(usage(format!("{flag} applies only to `jack {command}`"))),
+        false => Ok(()),
+    };
+    let is_status = matches!(command, Command::Status { .. });
+    only(
+        (json || watch) && !is_status,
+        if json { "--json" } else { "--watch" },
+        "status",
+    )?;
+    only(
+        init && !matches!(command, Command::Run { .. }),
+        "--init",
+        "run",
+    )?;
+    only(
+        url.is_some() && !matches!(command, Command::Ping { .. }),
+        "--url",
+        "ping",
+    )?;
+    let command = match command {
         Command::Status { .. } => Command::Status { json, watch },
-        _ if json => return Err(usage("--json applies only to `jack status`".into())),
-        _ if watch => return Err(usage("--watch applies only to `jack status`".into())),
+        Command::Run { .. } => Command::Run { init },
+        Command::Ping { .. } => Command::Ping { url },
         other => other,
     };
-    Ok(Args { command, config })
+    if data.is_some() && !matches!(command, Command::Init | Command::Run { init: true }) {
+        return Err(usage(
+            "--data applies only to `jack init` and `jack run --init`".into(),
+        ));
+    }
+    Ok(Args {
+        command,
+        config,
+        data,
+    })
 }
 
 /// Runs the command line; the caller turns the error into an exit code.
@@ -207,6 +276,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| PathBuf::from("jack.toml"));
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::init::DEFAULT_DATA));
     let mut stdout = std::io::stdout().lock();
     let print = |out: &mut dyn Write, s: &str| {
         out.write_all(s.as_bytes())
@@ -253,11 +326,31 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
             crate::scan::run(&config, &mut stdout, &mut std::io::stderr())
         }
-        Command::Run => {
+        Command::Init => match crate::init::write_default(&config_path, &data_dir)? {
+            Some(written) => print(&mut stdout, &(written.lines().join("\n") + "\n")),
+            None => Err(Error::Runtime(format!(
+                "{} already exists: jack init never writes over a configuration (move it away first)",
+                config_path.display()
+            ))),
+        },
+        Command::Ping { url } => {
+            let url = crate::owner::ping::target(url.as_deref(), &config_path, || {
+                Config::load(&config_path, &env)
+            })?;
+            crate::owner::ping::run(&url, &mut stdout)
+        }
+        Command::Run { init } => {
             drop(stdout);
+            let written = match init {
+                true => crate::init::write_default(&config_path, &data_dir)?,
+                false => None,
+            };
             let config = Config::load(&config_path, &env)?;
             config.check_folders()?;
             crate::logger::init(config.log.level, config.log.format);
+            for line in written.iter().flat_map(|w| w.lines()) {
+                log::warn!("{line}");
+            }
             log::info!("configuration loaded file={}", config.file.display());
             crate::daemon::run(config)
         }
@@ -275,8 +368,9 @@ mod tests {
     #[test]
     fn commands_and_options() {
         let run = |config: Option<&str>| Args {
-            command: Command::Run,
+            command: Command::Run { init: false },
             config: config.map(PathBuf::from),
+            data: None,
         };
         assert_eq!(p(&[]).unwrap(), run(None));
         assert_eq!(p(&["run"]).unwrap(), run(None));
@@ -314,9 +408,26 @@ mod tests {
             p(&["arr", "register", "-c", "/a.toml"]).unwrap(),
             Args {
                 command: Command::ArrRegister,
-                config: Some(PathBuf::from("/a.toml"))
+                config: Some(PathBuf::from("/a.toml")),
+                data: None,
             }
         );
+        assert_eq!(
+            p(&["run", "--init", "--data", "/d"]).unwrap(),
+            Args {
+                command: Command::Run { init: true },
+                config: None,
+                data: Some(PathBuf::from("/d")),
+            }
+        );
+        assert_eq!(p(&["init"]).unwrap().command, Command::Init);
+        assert_eq!(
+            p(&["ping", "--url", "http://127.0.0.1:1"]).unwrap().command,
+            Command::Ping {
+                url: Some("http://127.0.0.1:1".into())
+            }
+        );
+        assert_eq!(p(&["ping"]).unwrap().command, Command::Ping { url: None });
     }
 
     #[test]
@@ -334,6 +445,12 @@ mod tests {
             &["key", "new"],
             &["key", "new", "bad name"],
             &["key", "old", "alice"],
+            &["status", "--init"],
+            &["run", "--data", "/d"],
+            &["status", "--data", "/d"],
+            &["--data"],
+            &["run", "--url", "http://x"],
+            &["ping", "--url"],
         ] {
             let err = p(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fault;
 pub mod format;
 pub mod http;
+pub mod init;
 pub mod instance;
 pub mod keys;
 pub mod lexical;

@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod dashboard;
+pub mod ping;
 pub mod status;
 pub mod status_api;
 pub mod ui;

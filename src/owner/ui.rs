@@ -124,7 +124,9 @@ impl Ui {
                     }
                     ("/ui/logout", _) => method_not_allowed("POST"),
                     (p, m) => match p.strip_prefix("/ui") {
-                        Some(api) if api.starts_with("/api/v1/downloads") => {
+                        Some(api)
+                            if api.starts_with("/api/v1/downloads") || api == "/api/v1/limits" =>
+                        {
                             self.status.route(m, api, &query)
                         }
                         _ => not_found(),
@@ -204,6 +206,7 @@ impl Ui {
                     "throughput": board.throughput,
                     "peers": board.peers,
                     "scan": board.scan,
+                    "limits": self.status.limits_view(),
                 }),
             )
         })

@@ -34,7 +34,10 @@ done
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jack-bench-limits.XXXXXX")
 PIDS=()
+MAIN=$BASHPID
 cleanup() {
+    # Command substitutions are subshells: only the script itself cleans up.
+    [ "$BASHPID" = "$MAIN" ] || return 0
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$TMP"
@@ -43,7 +46,7 @@ trap cleanup EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_node DIR BINARY EXTRA-TOML: starts a node, prints its port.
+# start_node DIR BINARY EXTRA-TOML: starts a node; its port in PORT.
 start_node() {
     local dir=$1 bin=$2 extra=$3 port
     port=$(free_port)
@@ -61,7 +64,7 @@ EOF
     (cd "$dir" && exec "$bin" --config jack.toml run 2>"$dir/log") &
     PIDS+=($!)
     for _ in $(seq 200); do
-        grep -q "catalogue scanned" "$dir/log" 2>/dev/null && { echo "$port"; return; }
+        grep -q "catalogue scanned" "$dir/log" 2>/dev/null && { PORT=$port; return; }
         sleep 0.05
     done
     echo "error: node in $dir did not start" >&2; cat "$dir/log" >&2; exit 1
@@ -82,7 +85,7 @@ upload() {
     local dir=$TMP/up-$1-$RANDOM port id
     mkdir -p "$dir/media"
     for f in a b; do truncate -s 8G "$dir/media/$f.mkv"; done
-    port=$(start_node "$dir" "$BIN" "max_upload_rate = $1")
+    start_node "$dir" "$BIN" "max_upload_rate = $1"; port=$PORT
     python3 - "$port" "$KEY" "$(item "$port" a.mkv)" "$(item "$port" b.mkv)" "$WINDOW" <<'EOF'
 import socket, sys, threading, time
 port, key, ids, window = int(sys.argv[1]), sys.argv[2], sys.argv[3:5], int(sys.argv[5])
@@ -116,15 +119,15 @@ download() {
     local dir=$TMP/down-$1-$RANDOM peer port
     mkdir -p "$dir/peer/media" "$dir/node"
     for f in a b; do truncate -s 4G "$dir/peer/media/$f.mkv"; done
-    peer=$(start_node "$dir/peer" "$BIN" "")
-    port=$(start_node "$dir/node" "$BIN" "[downloads]
+    start_node "$dir/peer" "$BIN" ""; peer=$PORT
+    start_node "$dir/node" "$BIN" "[downloads]
 max_rate = $1
 scan_interval_ms = 100
 [torznab]
 [[peers]]
 name = \"alice\"
 url = \"http://127.0.0.1:$peer\"
-api_key = \"$KEY\"")
+api_key = \"$KEY\""; port=$PORT
     mkdir -p "$dir/node/data/watch"
     for f in a b; do
         curl -sf -o "$dir/node/data/watch/$f.torrent" \
@@ -150,7 +153,7 @@ serve() {
     local dir=$TMP/serve-$RANDOM port id
     mkdir -p "$dir/media"
     head -c 1073741824 /dev/urandom >"$dir/media/a.mkv"
-    port=$(start_node "$dir" "$1" "")
+    start_node "$dir" "$1" ""; port=$PORT
     id=$(urlenc "$(item "$port" a.mkv)")
     curl -s -o /dev/null -H "X-Api-Key: $KEY" "http://127.0.0.1:$port/peer/items/$id/file" # warm
     for _ in $(seq "$RUNS"); do

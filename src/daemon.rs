@@ -27,6 +27,8 @@ use crate::error::{Error, Result};
 use crate::http::lane::StreamLimits;
 use crate::http::server::{self, Caps, HttpServer, Router};
 use crate::instance::InstanceLock;
+use crate::limits::Limits;
+use crate::localtime::Zone;
 use crate::owner::status_api::StatusApi;
 use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
@@ -83,6 +85,7 @@ pub fn run(config: Config) -> Result<()> {
         summary.superseded.len(),
         summary.orphans.len()
     );
+    let limits = start_limits(&config);
     let signals = SignalWatcher::install()?;
     let clock = Arc::new(crate::clock::SystemClock);
     let (downloads, pool) = Downloads::start(
@@ -170,6 +173,8 @@ pub fn run(config: Config) -> Result<()> {
         router,
     )?;
     status.set_connections(http.connection_counter());
+    status.set_limits(limits.clone());
+    let schedule = limits.start()?;
     let addr: SocketAddr = http.local_addr();
     log::info!(
         "{} listening addr={addr} public_url={} handler_threads={} libraries={} peers={}",
@@ -180,7 +185,7 @@ pub fn run(config: Config) -> Result<()> {
         config.peers.current().len()
     );
 
-    let signal = signals.wait(|| reload(&config, &keys));
+    let signal = signals.wait(|| reload(&config, &keys, &limits));
     log::info!("shutdown started signal={signal}");
     let started = Instant::now();
     let watchdog = Watchdog::start(SHUTDOWN_BUDGET);
@@ -196,6 +201,7 @@ pub fn run(config: Config) -> Result<()> {
     }
     scanner.stop(Duration::from_millis(300));
     observers.stop(Duration::from_millis(300));
+    schedule.stop(Duration::from_millis(300));
     drop(registry);
     drop(lock);
     signals.close();
@@ -275,7 +281,7 @@ impl SignalWatcher {
 /// fails is refused with every problem logged and the running keys kept,
 /// else the friends' keys are swapped in (requests already past the key
 /// check, transfers included, carry on). Logs names, never keys.
-fn reload(running: &Config, keys: &KeyRing) {
+fn reload(running: &Config, keys: &KeyRing, limits: &Limits) {
     let file = running.file.as_path();
     log::info!("reload requested signal=SIGHUP file={}", file.display());
     let env = |k: &str| std::env::var(k).ok();
@@ -303,9 +309,17 @@ fn reload(running: &Config, keys: &KeyRing) {
     };
     if other_settings(running) != other_settings(&config) {
         log::warn!(
-            "reload: settings other than [[server.peer_keys]] and [[peers]] changed; they apply at the next start"
+            "reload: settings other than [[server.peer_keys]], [[peers]] and the speed limits changed; they apply at the next start"
         );
     }
+    limits.reload(config.limit_settings(), std::time::SystemTime::now());
+    let rates = limits.current();
+    log::info!(
+        "reload: speed limits upload={} download={} alternative={}",
+        rates.upload,
+        rates.download,
+        limits.alt()
+    );
     let (added, removed, changed) = keys.replace(config.server.peer_keys);
     let (p_added, p_removed, p_changed) = running.peers.replace(config.peers.current().to_vec());
     log::info!(
@@ -332,7 +346,40 @@ fn other_settings(c: &Config) -> String {
     let mut c = c.clone();
     c.server.peer_keys.clear();
     c.peers = crate::config::Peers::default();
+    c.server.max_upload_rate = 0;
+    c.downloads.max_rate = 0;
+    c.limits = crate::config::LimitsConfig {
+        schedule: None,
+        alt_upload_rate: 0,
+        alt_download_rate: 0,
+    };
     c.to_string()
+}
+
+/// The speed limits of `config` in force (`rate`'s buckets), the time zone
+/// their schedule is read in logged.
+fn start_limits(config: &Config) -> Arc<Limits> {
+    let (zone, problem) = Zone::load(std::env::var("TZ").ok().as_deref());
+    let settings = config.limit_settings();
+    match (problem, settings.schedule) {
+        (Some(why), Some(_)) => log::warn!("{why}"),
+        _ => log::debug!("local time zone={}", zone.source),
+    }
+    let limits = Limits::new(
+        settings,
+        zone,
+        (&crate::rate::UPLOAD, &crate::rate::DOWNLOAD),
+        config.downloads.max_concurrent_downloads,
+        std::time::SystemTime::now(),
+    );
+    let rates = limits.current();
+    log::info!(
+        "speed limits upload={} download={} alternative={}",
+        rates.upload,
+        rates.download,
+        limits.alt()
+    );
+    Arc::new(limits)
 }
 
 fn warn_clear_text(p: &crate::config::Peer) {

@@ -78,6 +78,12 @@ section! {
         ),
         /// Bytes kept free on each filesystem a download writes to: a transfer
         /// starts or resumes only when what is still to come fits beside them.
+        /// Bytes per second all downloads together take; 0: no limit
+        /// (`limits`, `rate::DOWNLOAD`).
+        pub max_rate: u64 = Key::count(
+            "max_rate", 0, 0..=super::MAX_RATE,
+            "bytes per second all downloads together take (0: no limit)",
+        ),
         pub min_free_bytes: u64 = Key::count(
             "min_free_bytes", 1 << 30, 0..=MAX_BYTES,
             "bytes left free on each filesystem a download writes to",
@@ -91,6 +97,7 @@ impl Cx<'_> {
         self.section(top, "downloads", DownloadsConfig::KEYS, |cx, t| {
             let d = DownloadsConfig::walk(cx, t);
             cx.downloads_apart(t, &d);
+            cx.rate(t, "max_rate", d.max_rate, Some(d.max_concurrent_downloads));
             d
         })
     }

@@ -20,6 +20,7 @@ mod arr;
 mod database;
 mod downloads;
 mod library;
+mod limits;
 mod log;
 mod peers;
 mod qbittorrent;
@@ -40,6 +41,7 @@ pub use arr::{Arr, ArrKind};
 pub use database::DatabaseConfig;
 pub use downloads::DownloadsConfig;
 pub use library::{Category, Library, LibrarySource};
+pub use limits::{LimitsConfig, MAX_RATE};
 pub use log::{LogConfig, LogFormat};
 pub use peers::{Peer, Peers, diff_by_name};
 pub use qbittorrent::QbitConfig;
@@ -69,6 +71,8 @@ pub struct Config {
     pub qbittorrent: Option<QbitConfig>,
     /// The operator's own Radarr/Sonarr (`[[arr]]`).
     pub arrs: Vec<Arr>,
+    /// The alternative speed limits and their schedule (`[limits]`).
+    pub limits: LimitsConfig,
     pub log: LogConfig,
 }
 
@@ -90,6 +94,11 @@ const TABLES: &[Key] = &[
         "the download client API for Radarr/Sonarr",
     ),
     Key::hand("arr", None, "your own Radarr/Sonarr ([[arr]])"),
+    Key::hand(
+        "limits",
+        None,
+        "the alternative speed limits and their schedule",
+    ),
     Key::hand("log", None, "the log lines"),
 ];
 
@@ -105,6 +114,7 @@ const SECTIONS: &[(&str, &[Key])] = &[
     ("torznab", TorznabConfig::KEYS),
     ("qbittorrent", QbitConfig::KEYS),
     ("arr", Arr::KEYS),
+    ("limits", LimitsConfig::KEYS),
     ("log", LogConfig::KEYS),
     ("", TABLES),
 ];
@@ -196,6 +206,22 @@ impl Config {
         }
     }
 
+    /// The speed limits the file sets (`limits::Limits`).
+    pub fn limit_settings(&self) -> crate::limits::Settings {
+        use crate::limits::Rates;
+        crate::limits::Settings {
+            normal: Rates {
+                upload: self.server.max_upload_rate,
+                download: self.downloads.max_rate,
+            },
+            alt: Rates {
+                upload: self.limits.alt_upload_rate,
+                download: self.limits.alt_download_rate,
+            },
+            schedule: self.limits.schedule,
+        }
+    }
+
     /// Creates every directory the daemon writes to: the watch,
     /// incomplete and completed folders and the registry's. Never a
     /// library folder: one that is missing is a typo or an unmounted disk
@@ -278,6 +304,7 @@ impl fmt::Display for Config {
         for a in &self.arrs {
             a.show(f)?;
         }
+        self.limits.show(f)?;
         self.log.show(f)
     }
 }
@@ -293,6 +320,7 @@ impl Cx<'_> {
         let torznab = self.torznab(&mut top);
         let qbittorrent = self.qbittorrent(&mut top);
         let arrs = self.arrs(&mut top);
+        let limits = self.limits(&mut top, downloads.max_concurrent_downloads);
         let log = self.log(&mut top);
         self.finish(top);
         Config {
@@ -305,6 +333,7 @@ impl Cx<'_> {
             torznab,
             qbittorrent,
             arrs,
+            limits,
             log,
         }
     }

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use super::limits::MAX_RATE;
 use super::schema::{Key, section};
 use super::secret::{Secret, SecretOrigin};
 use super::walk::{Cx, Table, check_url};
@@ -75,6 +76,12 @@ section! {
         pub send_rate_window: std::time::Duration = Key::millis(
             "send_rate_window_ms", 30_000, 1000..=3_600_000,
             "the window min_send_rate is averaged over",
+        ),
+        /// Bytes per second all friends together may take from this node
+        /// (library file bodies); 0: no limit (`limits`, `rate::UPLOAD`).
+        pub max_upload_rate: u64 = Key::count(
+            "max_upload_rate", 0, 0..=MAX_RATE,
+            "bytes per second all friends together may take from this node (0: no limit)",
         ),
         /// Wrong credentials one client address (IPv6: its /64) may present
         /// per minute before every credential check from it gets 429 until
@@ -250,7 +257,7 @@ impl Cx<'_> {
                 .unwrap_or_else(|| Secret::new("", SecretOrigin::Inline));
             let peer_keys = cx.peer_keys(t);
             let trusted_proxies = cx.trusted_proxies(t);
-            ServerConfig::walk(
+            let server = ServerConfig::walk(
                 cx,
                 t,
                 listen,
@@ -258,7 +265,9 @@ impl Cx<'_> {
                 api_key,
                 peer_keys,
                 trusted_proxies,
-            )
+            );
+            cx.rate(t, "max_upload_rate", server.max_upload_rate, None);
+            server
         })
     }
 

@@ -27,6 +27,7 @@ use crate::download::peer::PeerClient;
 use crate::download::retry::{self, Class};
 use crate::download::space;
 use crate::download::written::{self, Owner, Record};
+use crate::rate::DOWNLOAD;
 
 /// Written bytes are never more than this beyond the durable checkpoint
 /// (the most a power cut can cost); a checkpoint is started every half of
@@ -635,8 +636,23 @@ fn append(
                 error = Some(Outcome::Interrupted);
                 break;
             }
-            let want = usize::try_from((end - pos).min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = match source.step(part, pos, want, &mut buf, cx.client.idle()) {
+            let mut want = (end - pos).min(buf.len() as u64);
+            // The download limit's bucket (`rate`): all downloads together.
+            if DOWNLOAD.limited() {
+                match DOWNLOAD.take(want, || cx.should_stop()) {
+                    Some(granted) => want = granted,
+                    None => continue,
+                }
+            }
+            let granted = want;
+            let want = usize::try_from(want).unwrap_or(buf.len());
+            let step = source.step(part, pos, want, &mut buf, cx.client.idle());
+            let moved = match step {
+                Step::Wrote(n) => (n as u64).min(granted),
+                _ => 0,
+            };
+            DOWNLOAD.refund(granted - moved);
+            let n = match step {
                 Step::Wrote(n) => n,
                 Step::Ended => {
                     error = Some(network_failure(&format!(

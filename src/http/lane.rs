@@ -13,7 +13,9 @@
 //! re-arm a long one) and cuts the connection when the body's average rate
 //! over a window falls below `min_send_rate`, when no byte is accepted for
 //! `write_timeout_ms`, when the file ends early, or at shutdown: a body never
-//! ends early while looking complete. This module must not know a route, nor
+//! ends early while looking complete. A library file's bytes are taken from
+//! the upload limit's bucket (`rate::UPLOAD`) chunk by chunk before each
+//! `sendfile`; time spent waiting there is excused from the pace. This module must not know a route, nor
 //! send a body on a handler thread.
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::http::server::Shared;
+use crate::rate::UPLOAD;
 
 /// How many bodies the lane sends at once, per key, and how slowly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +233,13 @@ impl Pace {
         }
     }
 
+    /// Takes `waited` (time spent on the upload limit, not on the client)
+    /// out of the judgement: the window and the stall start that much later.
+    pub fn excuse(&mut self, waited: Duration) {
+        self.mark += waited;
+        self.last_progress += waited;
+    }
+
     /// `sent` bytes accepted in all by `now`; `Err(why)` to cut.
     pub fn check(&mut self, now: Instant, sent: u64) -> std::result::Result<(), &'static str> {
         if sent > self.sent {
@@ -345,8 +355,28 @@ fn send(
         if shared.stopping() {
             return (false, pos - offset);
         }
-        let chunk = usize::try_from((end - pos).min(FILE_CHUNK)).unwrap_or(usize::MAX);
-        match rustix::fs::sendfile(sock, file, Some(&mut pos), chunk) {
+        let mut chunk = (end - pos).min(FILE_CHUNK);
+        // A library file's bytes come out of the upload limit's bucket
+        // (`rate`); the time waiting there is not the client's slowness.
+        if library && UPLOAD.limited() {
+            let waited = Instant::now();
+            match UPLOAD.take(chunk, || shared.stopping()) {
+                Some(granted) => chunk = granted,
+                None => return (false, pos - offset),
+            }
+            pace.excuse(waited.elapsed());
+        }
+        let before = pos;
+        let sent = rustix::fs::sendfile(
+            sock,
+            file,
+            Some(&mut pos),
+            usize::try_from(chunk).unwrap_or(usize::MAX),
+        );
+        if library {
+            UPLOAD.refund(chunk - (pos - before));
+        }
+        match sent {
             Ok(0) => return (false, pos - offset), // the file shrank
             // `pos` has moved on; a library file's bytes count in
             // `/metrics` (and the page's served rate) as they go.
@@ -446,6 +476,21 @@ mod tests {
             p.check(ms(9000), 1),
             Err("no byte accepted for write_timeout_ms")
         );
+    }
+
+    #[test]
+    fn time_waiting_on_the_upload_limit_is_not_the_clients_slowness() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // 1000 B/s over 2 s windows; the body waited 1.5 s on the bucket
+        // and moved 600 bytes in the 0.5 s it was let go.
+        let mut p = Pace::new(&limits(1000, 2000, 1000), t0);
+        p.excuse(Duration::from_millis(1500));
+        assert_eq!(p.check(ms(2000), 600), Ok(()));
+        assert_eq!(p.check(ms(2900), 600), Ok(()), "the stall starts later too");
+        // Without the excuse, the same is cut.
+        let mut p = Pace::new(&limits(1000, 2000, 60_000), t0);
+        assert_eq!(p.check(ms(2000), 600), Err("slower than min_send_rate"));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! prints, with live bytes and speeds), `GET /api/v1/downloads/{id}` (one
 //! download and its events), `POST .../{id}/retry`, `POST .../{id}/cancel`,
 //! `DELETE .../{id}` (`Downloads::remove`: only jack's own files; with
-//! `?delete_files=false` none), and `GET /metrics` (Prometheus text).
+//! `?delete_files=false` none), `GET /api/v1/limits` and `POST
+//! /api/v1/limits?...` (the speed limits: [`crate::limits::Limits`]; a
+//! change lasts until a restart or `SIGHUP`), and `GET /metrics`
+//! (Prometheus text).
 //! **Owner key only**: every key is resolved to a [`Caller`] first and only
 //! [`Caller::Owner`] passes [`authorized`]; a friend's key is a
 //! [`Caller::Peer`] and gets the same 401 as a wrong key or none.
@@ -22,6 +25,7 @@ use crate::download::downloads::Downloads;
 use crate::http::gate::{Gate, Verdict, constant_time_eq};
 use crate::http::request::{not_found, query_pairs, split_url};
 use crate::http::server::{Body, Handler, Reply};
+use crate::limits::{Change, Limits};
 use crate::metrics::{self, AuthRoute, ConnectionCounts, Gauges, METRICS};
 use crate::serve::api::KeyRing;
 
@@ -56,6 +60,7 @@ pub struct StatusApi {
     watch_dir: std::path::PathBuf,
     speeds: Mutex<Speedometer>,
     connections: OnceLock<Connections>,
+    limits: OnceLock<Arc<Limits>>,
     gate: Arc<Gate>,
 }
 
@@ -75,6 +80,7 @@ impl StatusApi {
             watch_dir,
             speeds: Mutex::new(Speedometer::default()),
             connections: OnceLock::new(),
+            limits: OnceLock::new(),
             gate,
         }
     }
@@ -82,6 +88,18 @@ impl StatusApi {
     /// Where `/metrics` reads the connection counts from.
     pub fn set_connections(&self, count: Connections) {
         let _ = self.connections.set(count);
+    }
+
+    /// The node's speed limits, for `/api/v1/limits` and the page.
+    pub fn set_limits(&self, limits: Arc<Limits>) {
+        let _ = self.limits.set(limits);
+    }
+
+    /// The speed limits as `GET /api/v1/limits` shows them (`null` in a
+    /// node without them: tests that build the API alone).
+    pub fn limits_view(&self) -> Option<crate::limits::View> {
+        let wall = self.downloads.clock().wall();
+        self.limits.get().map(|l| l.view(wall))
     }
 
     /// Who `presented` is (the status page's login form asks this too);
@@ -108,6 +126,13 @@ impl StatusApi {
         }
         if let Some(rest) = path.strip_prefix("/api/v1/stubs") {
             return self.stubs(rest, &method);
+        }
+        if path == "/api/v1/limits" {
+            return match method {
+                Method::Get => self.limits_reply(),
+                Method::Post => self.change_limits(query),
+                _ => crate::http::request::method_not_allowed("GET, POST"),
+            };
         }
         let Some(rest) = path.strip_prefix("/api/v1/downloads") else {
             return not_found();
@@ -330,6 +355,31 @@ impl StatusApi {
         }
     }
 
+    fn limits_reply(&self) -> Reply {
+        match self.limits_view() {
+            Some(view) => Reply::json(200, &serde_json::json!(view)),
+            None => not_found(),
+        }
+    }
+
+    /// `POST /api/v1/limits?upload_rate=&download_rate=&alt_upload_rate=
+    /// &alt_download_rate=&alt=true|false|toggle`: rates in bytes per
+    /// second (0: no limit), each optional; checked whole, then applied at
+    /// once to transfers under way, until a restart or `SIGHUP`.
+    fn change_limits(&self, query: &str) -> Reply {
+        let Some(limits) = self.limits.get() else {
+            return not_found();
+        };
+        let change = match parse_change(query, limits.alt()) {
+            Ok(c) => c,
+            Err(msg) => return Reply::error(400, "BAD_REQUEST", &msg),
+        };
+        match limits.change(change) {
+            Ok(()) => self.limits_reply(),
+            Err(msg) => Reply::error(400, "BAD_REQUEST", &msg),
+        }
+    }
+
     fn metrics(&self) -> Reply {
         let queued = match self.downloads.registry().ids_with_status(Status::Queued) {
             Ok(ids) => ids.len() as u64,
@@ -396,6 +446,46 @@ pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
     }
 }
 
+/// The parameters of `POST /api/v1/limits`; `alt` is whether the
+/// alternative rates are on now (for `alt=toggle`).
+pub fn parse_change(query: &str, alt: bool) -> Result<Change, String> {
+    let mut c = Change::default();
+    for (k, v) in query_pairs(query) {
+        let rate = || {
+            crate::lexical::decimal::<u64>(&v)
+                .filter(|r| *r <= crate::config::MAX_RATE)
+                .ok_or_else(|| {
+                    format!(
+                        "{k} must be a whole number of bytes per second (0: no limit), not {v:?}"
+                    )
+                })
+        };
+        match k.as_str() {
+            "upload_rate" => c.upload = Some(rate()?),
+            "download_rate" => c.download = Some(rate()?),
+            "alt_upload_rate" => c.alt_upload = Some(rate()?),
+            "alt_download_rate" => c.alt_download = Some(rate()?),
+            "alt" => {
+                c.alt = Some(match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    "toggle" => !alt,
+                    _ => return Err(format!("alt must be true, false or toggle, not {v:?}")),
+                })
+            }
+            _ => {
+                return Err(format!(
+                    "unknown parameter {k:?}: upload_rate, download_rate, alt_upload_rate, alt_download_rate or alt"
+                ));
+            }
+        }
+    }
+    if c == Change::default() {
+        return Err("nothing to change: give upload_rate, download_rate, alt_upload_rate, alt_download_rate or alt".into());
+    }
+    Ok(c)
+}
+
 pub fn internal(e: &crate::error::Error) -> Reply {
     log::error!("status API error={}", e.chain());
     Reply::error(500, "INTERNAL", "Internal error")
@@ -404,6 +494,27 @@ pub fn internal(e: &crate::error::Error) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_changes_are_read_strictly() {
+        let c = parse_change("upload_rate=1048576&alt=toggle", false).unwrap();
+        assert_eq!(
+            (c.upload, c.download, c.alt),
+            (Some(1 << 20), None, Some(true))
+        );
+        assert_eq!(parse_change("alt=toggle", true).unwrap().alt, Some(false));
+        for (bad, why) in [
+            ("", "nothing to change"),
+            ("upload_rate=1M", "whole number of bytes per second"),
+            ("upload_rate=+5", "whole number"),
+            ("download_rate=99999999999999999999", "whole number"),
+            ("alt=yes", "true, false or toggle"),
+            ("speed=1", "unknown parameter"),
+        ] {
+            let e = parse_change(bad, false).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn only_the_owner_is_authorized() {

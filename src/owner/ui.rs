@@ -126,7 +126,8 @@ impl Ui {
                     (p, m) => match p.strip_prefix("/ui") {
                         Some(api)
                             if api.starts_with("/api/v1/downloads")
-                                || api.starts_with("/api/v1/stubs") =>
+                                || api.starts_with("/api/v1/stubs")
+                                || api == "/api/v1/limits" =>
                         {
                             self.status.route(m, api, &query)
                         }
@@ -211,6 +212,7 @@ impl Ui {
                     "disks": report.disks,
                     "min_free_bytes": report.min_free_bytes,
                     "now": crate::owner::dashboard::now_ms(),
+                    "limits": self.status.limits_view(),
                 }),
             )
         })

@@ -1,0 +1,464 @@
+//! Local time for the alternative speed limits' schedule (`[limits]`
+//! `alt_from`/`alt_to`, in the owner's wall-clock time): the time zone as
+//! the C library finds it, without calling it (no `unsafe`): `TZ` (a POSIX
+//! rule such as `CET-1CEST,M3.5.0,M10.5.0/3`, or a zone name read from
+//! `/usr/share/zoneinfo`), else `/etc/localtime`, read as TZif (RFC 8536:
+//! its transitions, then its footer rule past the last one). Where none
+//! can be read (a container without zone files) the zone is UTC and
+//! [`Zone::load`] says so. This module must not read the clock itself:
+//! time comes in.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A time zone: fixed, a POSIX rule, or a TZif file's transitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// `(start, offset)`: from `start` (Unix seconds) the offset east of
+    /// UTC in seconds, sorted; before the first, `initial`.
+    transitions: Vec<(i64, i32)>,
+    initial: i32,
+    /// Past the last transition (or without any): this rule.
+    rule: Option<Rule>,
+    /// Where it came from (`TZ=...`, `/etc/localtime`, `UTC`).
+    pub source: String,
+}
+
+/// A POSIX `TZ` rule: standard offset, and daylight saving between two
+/// yearly dates when there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rule {
+    std: i32,
+    dst: Option<(i32, Date, i32, Date, i32)>,
+}
+
+/// `Mm.w.d`: day `d` (0 Sunday) of week `w` (5: the last) of month `m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Date {
+    month: u32,
+    week: u32,
+    day: u32,
+}
+
+/// A local moment: day of the week (0 Monday .. 6 Sunday) and minute of
+/// the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Local {
+    pub weekday: u8,
+    pub minute: u16,
+}
+
+impl Zone {
+    pub fn utc() -> Zone {
+        Zone {
+            transitions: Vec::new(),
+            initial: 0,
+            rule: None,
+            source: "UTC".into(),
+        }
+    }
+
+    /// The zone `TZ` names (`tz`: its value), else `/etc/localtime`; UTC
+    /// with the reason when neither can be read.
+    pub fn load(tz: Option<&str>) -> (Zone, Option<String>) {
+        let named = |path: &str, source: String| {
+            let bytes = std::fs::read(path).ok()?;
+            let mut z = parse_tzif(&bytes)?;
+            z.source = source;
+            Some(z)
+        };
+        match tz.map(|t| t.strip_prefix(':').unwrap_or(t)) {
+            Some("") => (Zone::utc(), None),
+            Some(t) => {
+                let file = match t.starts_with('/') {
+                    true => t.to_string(),
+                    false => format!("/usr/share/zoneinfo/{t}"),
+                };
+                let safe = !t.split('/').any(|p| p == "..");
+                let found = safe.then(|| named(&file, format!("TZ={t}"))).flatten();
+                match found.or_else(|| {
+                    Some(Zone {
+                        transitions: Vec::new(),
+                        initial: 0,
+                        rule: Some(parse_rule(t)?),
+                        source: format!("TZ={t}"),
+                    })
+                }) {
+                    Some(z) => (z, None),
+                    None => (
+                        Zone::utc(),
+                        Some(format!(
+                            "the time zone TZ={t} is neither a zone file nor a POSIX rule: the speed schedule uses UTC"
+                        )),
+                    ),
+                }
+            }
+            None => match named("/etc/localtime", "/etc/localtime".into()) {
+                Some(z) => (z, None),
+                None => (
+                    Zone::utc(),
+                    Some(
+                        "no local time zone found (TZ is not set and /etc/localtime cannot be read): the speed schedule uses UTC; set TZ, e.g. TZ=Europe/Paris"
+                            .into(),
+                    ),
+                ),
+            },
+        }
+    }
+
+    /// A zone from a POSIX rule alone (tests, `TZ=UTC0`).
+    pub fn posix(rule: &str) -> Option<Zone> {
+        Some(Zone {
+            transitions: Vec::new(),
+            initial: 0,
+            rule: Some(parse_rule(rule)?),
+            source: format!("TZ={rule}"),
+        })
+    }
+
+    /// The offset east of UTC at `t` (Unix seconds).
+    pub fn offset(&self, t: i64) -> i32 {
+        let i = self.transitions.partition_point(|(start, _)| *start <= t);
+        match (i, self.rule) {
+            (n, Some(rule)) if n == self.transitions.len() => rule.offset(t),
+            (0, _) => self.initial,
+            (n, _) => self.transitions[n - 1].1,
+        }
+    }
+
+    /// `t` in this zone.
+    pub fn local(&self, t: SystemTime) -> Local {
+        let secs = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        };
+        let local = secs.saturating_add(i64::from(self.offset(secs)));
+        let days = local.div_euclid(86_400);
+        Local {
+            // 1970-01-01 was a Thursday (3, Monday being 0).
+            weekday: u8::try_from((days + 3).rem_euclid(7)).unwrap_or(0),
+            minute: u16::try_from(local.rem_euclid(86_400) / 60).unwrap_or(0),
+        }
+    }
+}
+
+impl Rule {
+    fn offset(&self, t: i64) -> i32 {
+        let Some((dst, start, start_at, end, end_at)) = self.dst else {
+            return self.std;
+        };
+        let year = civil_from_days((t + i64::from(self.std)).div_euclid(86_400)).0;
+        // Each change at its local time: the start in standard time, the
+        // end in daylight time.
+        let on = start.day_in(year) * 86_400 + i64::from(start_at) - i64::from(self.std);
+        let off = end.day_in(year) * 86_400 + i64::from(end_at) - i64::from(dst);
+        let in_dst = match on < off {
+            true => on <= t && t < off,
+            false => !(off <= t && t < on),
+        };
+        if in_dst { dst } else { self.std }
+    }
+}
+
+impl Date {
+    /// Days since 1970-01-01 of this date in `year`.
+    fn day_in(&self, year: i64) -> i64 {
+        let first = days_from_civil(year, self.month, 1);
+        // 1970-01-01 was a Thursday (4, Sunday being 0).
+        let first_dow = (first + 4).rem_euclid(7);
+        let mut day = first + (i64::from(self.day) - first_dow).rem_euclid(7);
+        day += 7 * (i64::from(self.week) - 1);
+        let next_month = match self.month {
+            12 => days_from_civil(year + 1, 1, 1),
+            m => days_from_civil(year, m + 1, 1),
+        };
+        while day >= next_month {
+            day -= 7;
+        }
+        day
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The year of a day since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, u32::try_from(m).unwrap_or(1))
+}
+
+/// A POSIX `TZ` rule: `std offset [dst [offset] [,start[/time],end[/time]]]`
+/// with `Mm.w.d` dates (the form every zone uses).
+fn parse_rule(s: &str) -> Option<Rule> {
+    let mut p = Parser { s: s.as_bytes() };
+    p.name()?;
+    let std = -p.offset()?;
+    if p.s.is_empty() {
+        return Some(Rule { std, dst: None });
+    }
+    p.name()?;
+    let dst = match p.s.first() {
+        Some(b',') | None => std + 3600,
+        _ => -p.offset()?,
+    };
+    let (start, start_at, end, end_at) = match p.s.first() {
+        // No dates: the US rules, as glibc assumes.
+        None => (
+            Date {
+                month: 3,
+                week: 2,
+                day: 0,
+            },
+            7200,
+            Date {
+                month: 11,
+                week: 1,
+                day: 0,
+            },
+            7200,
+        ),
+        Some(_) => {
+            p.eat(b',')?;
+            let (start, start_at) = (p.date()?, p.at()?);
+            p.eat(b',')?;
+            (start, start_at, p.date()?, p.at()?)
+        }
+    };
+    p.s.is_empty().then_some(Rule {
+        std,
+        dst: Some((dst, start, start_at, end, end_at)),
+    })
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+}
+
+impl Parser<'_> {
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.s.first() == Some(&c)).then(|| self.s = &self.s[1..])
+    }
+
+    fn name(&mut self) -> Option<()> {
+        let n = match self.s.first() {
+            Some(b'<') => self.s.iter().position(|&c| c == b'>')? + 1,
+            _ => {
+                let n = self
+                    .s
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+                if n < 3 {
+                    return None;
+                }
+                n
+            }
+        };
+        self.s = &self.s[n..];
+        Some(())
+    }
+
+    fn number(&mut self) -> Option<i32> {
+        let n = self.s.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 3 {
+            return None;
+        }
+        let v = std::str::from_utf8(&self.s[..n]).ok()?.parse().ok()?;
+        self.s = &self.s[n..];
+        Some(v)
+    }
+
+    /// `[+-]hh[:mm[:ss]]` in seconds, as written (west positive).
+    fn offset(&mut self) -> Option<i32> {
+        let sign = match self.s.first() {
+            Some(b'-') => {
+                self.s = &self.s[1..];
+                -1
+            }
+            Some(b'+') => {
+                self.s = &self.s[1..];
+                1
+            }
+            _ => 1,
+        };
+        let mut secs = self.number()? * 3600;
+        for unit in [60, 1] {
+            if self.eat(b':').is_none() {
+                break;
+            }
+            secs += self.number()? * unit;
+        }
+        Some(sign * secs)
+    }
+
+    fn date(&mut self) -> Option<Date> {
+        self.eat(b'M')?;
+        let month = u32::try_from(self.number()?).ok()?;
+        self.eat(b'.')?;
+        let week = u32::try_from(self.number()?).ok()?;
+        self.eat(b'.')?;
+        let day = u32::try_from(self.number()?).ok()?;
+        ((1..=12).contains(&month) && (1..=5).contains(&week) && day <= 6).then_some(Date {
+            month,
+            week,
+            day,
+        })
+    }
+
+    /// `/time`, 02:00 when absent.
+    fn at(&mut self) -> Option<i32> {
+        match self.eat(b'/') {
+            Some(()) => self.offset(),
+            None => Some(7200),
+        }
+    }
+}
+
+/// A TZif file (RFC 8536): version 2 and later data (64-bit times) and
+/// the footer rule; a version 1 file's 32-bit data.
+fn parse_tzif(b: &[u8]) -> Option<Zone> {
+    let header = |at: usize| -> Option<[usize; 6]> {
+        if b.get(at..at + 4)? != b"TZif" {
+            return None;
+        }
+        let mut counts = [0usize; 6];
+        for (i, c) in counts.iter_mut().enumerate() {
+            let o = at + 20 + 4 * i;
+            *c = usize::try_from(u32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?)).ok()?;
+        }
+        Some(counts)
+    };
+    let counts = header(0)?;
+    let size = |[isut, isstd, leap, time, types, chars]: [usize; 6], t: usize| {
+        time * t + time + types * 6 + chars + leap * (t + 4) + isstd + isut
+    };
+    let (at, counts, t) = match b.get(4) {
+        Some(b'2'..=b'9') => {
+            let second = 44 + size(counts, 4);
+            (second + 44, header(second)?, 8)
+        }
+        _ => (44, counts, 4),
+    };
+    let [_, _, _, timecnt, typecnt, _] = counts;
+    let time = |i: usize| -> Option<i64> {
+        let o = at + i * t;
+        Some(match t {
+            8 => i64::from_be_bytes(b.get(o..o + 8)?.try_into().ok()?),
+            _ => i64::from(i32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?)),
+        })
+    };
+    let idx_at = at + timecnt * t;
+    let types_at = idx_at + timecnt;
+    let utoff = |ty: usize| -> Option<i32> {
+        let o = types_at + ty * 6;
+        (ty < typecnt).then_some(())?;
+        Some(i32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?))
+    };
+    let mut transitions = Vec::with_capacity(timecnt);
+    for i in 0..timecnt {
+        transitions.push((time(i)?, utoff(usize::from(*b.get(idx_at + i)?))?));
+    }
+    let rule = match t {
+        8 => {
+            let footer = b.get(at + size(counts, 8)..)?;
+            let text = std::str::from_utf8(footer).ok()?.trim_matches('\n');
+            (!text.is_empty()).then(|| parse_rule(text)).flatten()
+        }
+        _ => None,
+    };
+    Some(Zone {
+        transitions,
+        initial: utoff(0)?,
+        rule,
+        source: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn posix_rules_switch_at_their_local_times() {
+        let paris = Zone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        // 2026-03-29 00:59:59 UTC: 01:59 CET, a Sunday (6).
+        assert_eq!(
+            paris.local(at(1_774_745_999)),
+            Local {
+                weekday: 6,
+                minute: 119
+            }
+        );
+        // One second later it is 03:00 CEST.
+        assert_eq!(paris.local(at(1_774_746_000)).minute, 180);
+        // 2026-10-25 00:59:59 UTC: 02:59 CEST; then 02:00 CET.
+        assert_eq!(paris.local(at(1_792_889_999)).minute, 179);
+        assert_eq!(paris.local(at(1_792_890_000)).minute, 120);
+        // Southern hemisphere: Sydney in January is on daylight time (+11).
+        let sydney = Zone::posix("AEST-10AEDT,M10.1.0,M4.1.0/3").unwrap();
+        // 2026-01-15 00:00 UTC is 11:00 there, a Thursday (3).
+        assert_eq!(
+            sydney.local(at(1_768_435_200)),
+            Local {
+                weekday: 3,
+                minute: 660
+            }
+        );
+        // New York in July: -4.
+        let ny = Zone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        assert_eq!(ny.offset(1_783_900_800), -4 * 3600);
+        assert_eq!(Zone::posix("UTC0").unwrap().offset(0), 0);
+        assert_eq!(Zone::posix("<+0530>-5:30").unwrap().offset(0), 19_800);
+        for bad in [
+            "",
+            "X1",
+            "CET-1CEST,M13.1.0,M1.1.0",
+            "CET",
+            "CET-1CEST,M3.5.0",
+        ] {
+            assert_eq!(Zone::posix(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_systems_zone_files_read_as_their_rules_say() {
+        // Skipped where the machine has no zone files (the rule test above
+        // covers the arithmetic).
+        let Some(bytes) = std::fs::read("/usr/share/zoneinfo/Europe/Paris").ok() else {
+            return;
+        };
+        let z = parse_tzif(&bytes).unwrap();
+        let rule = Zone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        // Every hour of 1996 and 1997 (from the transitions) and of 2025 and 2026.
+        for start in [820_454_400i64, 1_735_689_600] {
+            for h in 0..2 * 8760 {
+                let t = start + h * 3600;
+                assert_eq!(z.offset(t), rule.offset(t), "at {t}");
+            }
+        }
+        let (utc, why) = Zone::load(Some("Nowhere/Atlantis"));
+        assert_eq!(utc, Zone::utc());
+        assert!(why.unwrap().contains("uses UTC"));
+        assert_eq!(Zone::load(Some("../../etc/passwd")).0, Zone::utc());
+    }
+}

@@ -315,6 +315,25 @@ try:
     check(contact and contact[0].get_attribute("title") and "ago" in contact[0].text,
           "peer contact time: " + peers)
     check(d.find_elements(By.CSS_SELECTOR, "#svg svg polyline.down"), "no throughput line")
+    # Speed limits from the page: a cap applied and shown, a bad one refused
+    # with why, the alternative limits turned on and off; then none again.
+    def limit_form(up):
+        box = d.find_element(By.ID, "limup")
+        box.clear()
+        box.send_keys(up)
+        d.find_element(By.CSS_SELECTOR, "#limform button[type=submit]").click()
+    limit_form("2048")
+    wait("the upload cap in force", lambda: "serving friends at most 2.0 MiB/s" in d.find_element(By.ID, "limnow").text)
+    limit_form("10")
+    wait("a cap below 64 KiB/s refused", lambda: d.find_element(By.ID, "limerr").text)
+    drain(allowed=["/ui/api/v1/limits?upload_rate=10240&"])
+    check("2.0 MiB/s" in d.find_element(By.ID, "limnow").text, "a refused cap changed the limits")
+    d.find_element(By.ID, "limtoggle").click()
+    wait("the alternative limits on", lambda: "alternative limits on" in d.find_element(By.ID, "limalt").text)
+    d.find_element(By.ID, "limtoggle").click()
+    wait("the alternative limits off", lambda: not d.find_element(By.ID, "limalt").text)
+    limit_form("0")
+    wait("no upload cap", lambda: "serving friends at most no limit" in d.find_element(By.ID, "limnow").text)
     check(d.execute_script("return window.__noReload") == 1, "the page was reloaded")
     # The free space of the download folders, no warning above the reserve.
     disks = wait("the free space", lambda: d.find_element(By.ID, "disks").text)

@@ -109,7 +109,8 @@ for arch in amd64 arm64 armv7; do
     emu=${emulator[$arch]}
     inner=()
     [ -z "$emu" ] || inner=(/qemu)
-    # The runtime's part: mounts in a private namespace, then the entrypoint
+    # The runtime's part: mounts in a private namespace (the root read-only,
+    # as the shipped compose file asks), then the entrypoint
     # as uid 1234 gid 5678 in the root. Everything after `exec` keeps the
     # pid, so $! is the node.
     unshare -m -n --propagation private bash -c '
@@ -117,16 +118,26 @@ for arch in amd64 arm64 armv7; do
         root=$1 d=$2 emu=$3; shift 3
         ip link set lo up
         mkdir -p "$root/dev" "$root/proc"
+        libs=()
+        if [ -n "$emu" ]; then
+            touch "$root/qemu"
+            for lib in /lib64 /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
+                [ -d "$lib" ] || continue
+                mkdir -p "$root$lib"; libs+=("$lib")
+            done
+        fi
+        # As contrib/docker-compose.yml runs it: a read-only root
+        # (read_only: true) with a tmpfs on /tmp, the two volumes writable.
+        mount --bind "$root" "$root"
+        mount -o remount,bind,ro "$root"
+        mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
         mount --bind "$d/config" "$root/config"
         mount --bind "$d/data" "$root/data"
         mount --rbind /dev "$root/dev"
         mount -t proc proc "$root/proc"
         if [ -n "$emu" ]; then
-            touch "$root/qemu"; mount --bind "$emu" "$root/qemu"
-            for lib in /lib64 /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
-                [ -d "$lib" ] || continue
-                mkdir -p "$root$lib"; mount --bind "$lib" "$root$lib"
-            done
+            mount --bind "$emu" "$root/qemu"
+            for lib in "${libs[@]}"; do mount --bind "$lib" "$root$lib"; done
         fi
         exec env -i "$@"
     ' _ "$root" "$d" "$emu" "${env[@]}" "$chroot" --userspec=1234:5678 --groups=5678 "$root" \

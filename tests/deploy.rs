@@ -216,3 +216,91 @@ fn the_readme_links_the_deployment_docs() {
         assert!(readme.contains(link), "README.md does not link {link}");
     }
 }
+
+/// The lines of `text` that are not comments, trimmed.
+fn settings(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// The shipped compose file runs the image `make image` makes, as it is
+/// made: its tag, the two volumes (one `/data`, so hand-offs and imports are
+/// hard links), the port the first start listens on, a chosen uid:gid, the
+/// image's own command (the first start), and the read-only root with the
+/// tmpfs `/tmp` that `make check-image` runs the entrypoint under.
+#[test]
+fn the_compose_file_runs_the_image_as_made() {
+    let compose = read("contrib/docker-compose.yml");
+    let containerfile = read("Containerfile");
+    let image = read("scripts/oci-image.py");
+    let lines = settings(&compose);
+    assert!(lines.contains(&"image: jack:latest"), "{compose}");
+    assert!(
+        image.contains("\"jack:latest\""),
+        "make image tags jack:latest"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("command:") || l.starts_with("entrypoint:")),
+        "the compose file must keep the image's command (run --init)"
+    );
+    assert!(lines.contains(&"user: \"${PUID:-1000}:${PGID:-1000}\""));
+    let volumes: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("- "))
+        .filter(|v| v.contains(":/"))
+        .collect();
+    let targets: Vec<&str> = volumes
+        .iter()
+        .filter_map(|v| v.split(':').nth(1))
+        .filter(|t| t.starts_with('/'))
+        .collect();
+    assert_eq!(targets, ["/config", "/data"], "volumes: {volumes:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("- \"") && l.ends_with(":5225\"")),
+        "the port: {compose}"
+    );
+    assert!(lines.contains(&"read_only: true"));
+    let tmpfs = lines.iter().position(|l| *l == "tmpfs:").expect("a tmpfs");
+    assert_eq!(lines[tmpfs + 1], "- /tmp");
+
+    let made = settings(&containerfile);
+    for line in [
+        "VOLUME [\"/config\", \"/data\"]",
+        "EXPOSE 5225",
+        "USER 1000:1000",
+        "ENTRYPOINT [\"/jack\"]",
+        "CMD [\"run\", \"--init\"]",
+    ] {
+        assert!(made.contains(&line), "Containerfile lacks {line}");
+    }
+    assert!(
+        made.iter()
+            .any(|l| l.starts_with("HEALTHCHECK ") && l.ends_with("CMD [\"/jack\", \"ping\"]")),
+        "the health check is jack ping"
+    );
+    // The first start listens where the image says it does.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jack.toml");
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jack"))
+        .arg("--config")
+        .arg(&config)
+        .arg("init")
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("listen = \"0.0.0.0:5225\""), "{written}");
+}

@@ -83,8 +83,10 @@ dist:
 	./scripts/dist.sh
 
 # The container image for linux/amd64, linux/arm64 and linux/arm/v7 in one
-# OCI archive, dist/jack-<version>-image.oci.tar, tagged jack:latest (from
-# the Containerfile; `podman load -i` or `docker load -i` it).
+# OCI archive, dist/jack-<version>-image.oci.tar (`podman load -i` it), and
+# one archive per architecture for `docker load -i`,
+# dist/jack-<version>-image-<arch>.docker.tar; tagged jack:latest (from the
+# Containerfile).
 image:
 	./scripts/image.sh
 

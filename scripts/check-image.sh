@@ -64,6 +64,8 @@ for m in index["manifests"]:
     config = json.loads(blob(manifest["config"]["digest"], manifest["config"]["size"]))
     assert (config["os"], config["architecture"], config.get("variant")) == (p["os"], p["architecture"], p.get("variant")), key
     [layer] = manifest["layers"]
+    built = [h for h in config["history"] if not h.get("empty_layer")]
+    assert len(built) == 1, f"{key}: {len(built)} non-empty history entries for one layer"
     blob(layer["digest"], layer["size"])
     plats[key] = (config, layer)
 assert sorted(plats) == ["linux/amd64", "linux/arm/v7", "linux/arm64"], sorted(plats)
@@ -83,9 +85,46 @@ for key, (config, layer) in plats.items():
                "env": c["Env"], "user": user}, open(os.path.join(work, name, "run.json"), "w"))
     print(f"ok: {key}: user {user}, volumes, port 5225, health check, entrypoint")
 PY
+# Docker's classic store (docker load): one archive per architecture with
+# the manifest.json `docker save` writes, each blob by its digest, the layer
+# decompressing to the config's diff_id, and as many non-empty history
+# entries as layers (the store refuses an image otherwise).
+python3 - "${image%.oci.tar}" <<'PY' || fail "docker load archives (above)"
+import gzip, hashlib, io, json, sys, tarfile
+stem = sys.argv[1]
+want = {"amd64": ("amd64", None), "arm64": ("arm64", None), "armv7": ("arm", "v7")}
+for name, (arch, variant) in want.items():
+    path = f"{stem}-{name}.docker.tar"
+    with tarfile.open(path) as tar:
+        read = lambda member: tar.extractfile(member).read()
+        [entry] = json.loads(read("manifest.json"))
+        assert entry["RepoTags"] == ["jack:latest"], entry
+        config_bytes = read(entry["Config"])
+        assert hashlib.sha256(config_bytes).hexdigest() == entry["Config"].rsplit("/", 1)[1], "config digest"
+        config = json.loads(config_bytes)
+        assert (config["architecture"], config.get("variant")) == (arch, variant), (name, config["architecture"])
+        layers = entry["Layers"]
+        assert len(layers) == len(config["rootfs"]["diff_ids"]), "layers and diff_ids"
+        built = [h for h in config["history"] if not h.get("empty_layer")]
+        assert len(built) == len(layers), f"{len(built)} non-empty history entries for {len(layers)} layers"
+        for layer, diff_id in zip(layers, config["rootfs"]["diff_ids"]):
+            data = read(layer)
+            assert hashlib.sha256(data).hexdigest() == layer.rsplit("/", 1)[1], "layer digest"
+            assert "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest() == diff_id, "diff_id"
+        index = json.loads(read("index.json"))
+        [m] = index["manifests"]
+        assert m["annotations"]["io.containerd.image.name"] == "docker.io/library/jack:latest"
+    print(f"ok: {path}: docker load's manifest.json, digests, diff_id, history")
+PY
+
 if ./scripts/ensure-tools.sh skopeo 2>/dev/null; then
     skopeo copy --quiet --all "oci-archive:$image" "oci:$work/copied:jack" || fail "skopeo cannot copy $image"
     echo "ok: skopeo copies the archive, every architecture"
+    for a in amd64 arm64 armv7; do
+        skopeo copy --quiet "docker-archive:${image%.oci.tar}-$a.docker.tar" "oci:$work/copied:$a" \
+            || fail "skopeo cannot read the docker archive of $a"
+    done
+    echo "ok: skopeo reads each docker load archive"
 else
     echo "note: skopeo is not installable here; the digests were checked above" >&2
 fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make image: jack's container image for linux/amd64, linux/arm64 and
 # linux/arm/v7 in one OCI archive, dist/jack-<version>-image.oci.tar
-# (an image index over the three; `podman load -i` / `docker load -i` it,
-# or `skopeo copy --all oci-archive:<file> ...`), tagged jack:latest.
+# (an image index over the three; `podman load -i` it, or `skopeo copy
+# --all oci-archive:<file> ...`), and one archive per architecture for
+# `docker load -i`, dist/jack-<version>-image-<arch>.docker.tar (Docker's
+# classic store reads only `docker save`'s manifest.json); tagged jack:latest.
 # The binaries are make dist's (scripts/dist.sh builds what is missing).
 # Each architecture's filesystem is laid out in target/image/<arch>/: /jack
 # and an empty /tmp (mode 1777, for SQLite's temporary files); the armv7

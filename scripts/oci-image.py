@@ -207,6 +207,8 @@ def main():
                    "org.opencontainers.image.revision": commit,
                    "org.opencontainers.image.created": created})
     manifests = []
+    last_copy = max(i for i, line in enumerate(spec["history"]) if line.startswith("COPY"))
+    singles = []
     for key, rootfs in roots.items():
         tar = layer_tar(spec, key, rootfs, epoch)
         gz = io.BytesIO()
@@ -228,8 +230,12 @@ def main():
             **PLATFORMS[key],
             "config": config,
             "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]},
-            "history": [{"created": created, "created_by": line, **({} if line.startswith("COPY") else {"empty_layer": True})}
-                        for line in spec["history"]],
+            # One layer holds every COPY: the last COPY is its history
+            # entry, every other line is empty (Docker's store refuses an
+            # image whose non-empty history entries outnumber its layers).
+            "history": [{"created": created, "created_by": line,
+                         **({} if i == last_copy else {"empty_layer": True})}
+                        for i, line in enumerate(spec["history"])],
         }
         config_digest, config_size = blob(json.dumps(image, sort_keys=True, separators=(",", ":")).encode())
         manifest = {
@@ -242,6 +248,7 @@ def main():
         m_digest, m_size = blob(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
         manifests.append({"mediaType": MT_MANIFEST, "digest": m_digest, "size": m_size,
                           "platform": PLATFORMS[key]})
+        singles.append((key, config_digest, layer_digest, m_digest, m_size))
         print(f"{key}: layer {layer_size} bytes compressed, {len(tar)} unpacked", file=sys.stderr)
     index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": manifests}
     i_digest, i_size = blob(json.dumps(index, sort_keys=True, separators=(",", ":")).encode())
@@ -252,8 +259,34 @@ def main():
             "org.opencontainers.image.ref.name": "jack:latest",
             "io.containerd.image.name": "docker.io/library/jack:latest",
         }}]}
+    write_archive(out, top, blobs, epoch)
+    print(f"wrote {out} (index {i_digest})", file=sys.stderr)
+    # One archive per architecture for `docker load` (Docker's classic image
+    # store reads manifest.json, as `docker save` writes it; it cannot load a
+    # multi-architecture index): the same blobs, its own index and the
+    # manifest.json naming the config, the layer and the tag.
+    for key, config_digest, layer_digest, m_digest, m_size in singles:
+        name = key.replace("/", "")
+        own = {d: blobs[d] for d in (config_digest, layer_digest, m_digest)}
+        index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [{
+            "mediaType": MT_MANIFEST, "digest": m_digest, "size": m_size, "platform": PLATFORMS[key],
+            "annotations": {"org.opencontainers.image.ref.name": "latest",
+                            "io.containerd.image.name": "docker.io/library/jack:latest"}}]}
+        docker = [{"Config": "blobs/sha256/" + config_digest.split(":", 1)[1],
+                   "RepoTags": ["jack:latest"],
+                   "Layers": ["blobs/sha256/" + layer_digest.split(":", 1)[1]]}]
+        path = out.replace("-image.oci.tar", f"-image-{name}.docker.tar")
+        write_archive(path, index, own, epoch, docker)
+        print(f"wrote {path} (docker load, {key})", file=sys.stderr)
+
+
+def write_archive(out, index, blobs, epoch, docker=None):
+    """An OCI image layout as a tar (and Docker's manifest.json when given),
+    every time `epoch`, entries sorted: the same inputs, the same bytes."""
     files = [("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
-             ("index.json", json.dumps(top, sort_keys=True, separators=(",", ":")).encode())]
+             ("index.json", json.dumps(index, sort_keys=True, separators=(",", ":")).encode())]
+    if docker is not None:
+        files.append(("manifest.json", json.dumps(docker, sort_keys=True, separators=(",", ":")).encode()))
     dirs = ["blobs", "blobs/sha256"]
     files += [("blobs/sha256/" + d.split(":", 1)[1], data) for d, data in sorted(blobs.items())]
     tmp = out + ".tmp"
@@ -267,7 +300,6 @@ def main():
             info.size, info.mode, info.mtime = len(data), 0o644, epoch
             tar.addfile(info, io.BytesIO(data))
     os.replace(tmp, out)
-    print(f"wrote {out} (index {i_digest})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,10 @@ const MIGRATIONS: &[&str] = &[
         first_offered INTEGER NOT NULL,
         gone_since    INTEGER
     );",
+    // 9: a stub set aside `.failed` is listed with its download, found by
+    // the stub's name (`download/aside`, each status poll): an index, not
+    // a scan of every download per stub.
+    "CREATE INDEX downloads_stub_name ON downloads(stub_name);",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without
@@ -1155,6 +1159,27 @@ mod tests {
             etag: Some("\"abc\"".into()),
             expected_bytes: 5 * 1024 * 1024 * 1024 + u64::from(n),
         }
+    }
+
+    /// A download is found by its stub's name through an index (the
+    /// listing of stubs set aside asks once per `.failed` stub, on every
+    /// status poll), not by reading every row.
+    #[test]
+    fn downloads_are_found_by_stub_name_through_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("jack.db")).unwrap();
+        let plan: String = reg
+            .conn
+            .lock()
+            .query_row(
+                &format!(
+                    "EXPLAIN QUERY PLAN SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE stub_name = ?1 AND removal IS NULL"
+                ),
+                ["M.torrent"],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("USING INDEX downloads_stub_name"), "{plan}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use support::fake_peer::{FakePeer, File, Mode};
 use support::{
-    KEY, Site, drop_grab, drop_stub, get, pattern, request, request_with_body, serving_site,
+    KEY, Node, Site, drop_grab, drop_stub, get, pattern, request, request_with_body, serving_site,
     status_json, wait_for,
 };
 
@@ -25,6 +25,17 @@ fn asking(peer: SocketAddr, key: &str, downloads: &str) -> Site {
     ));
     site.listen_on_a_free_port();
     site
+}
+
+/// Waits until the download of the peer's item `id` completed.
+fn completed(site: &Site, id: &str) {
+    wait_for(&format!("{id} completed"), Duration::from_secs(15), || {
+        status_json(site)["downloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["item_id"] == id && d["status"] == "completed")
+    });
 }
 
 /// The page's state, logged in with the owner key.
@@ -189,13 +200,7 @@ fn stubs_set_aside_are_listed_with_why_and_put_back() {
     drop_grab(&site, "Gone.torrent", "alice", "gone", "Gone", 4096);
     // The same release twice: the second `.duplicate`.
     drop_grab(&site, "M.torrent", "alice", "m", "M", 4096);
-    wait_for("M completed", Duration::from_secs(15), || {
-        status_json(&site)["downloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["item_id"] == "m" && d["status"] == "completed")
-    });
+    completed(&site, "m");
     drop_grab(&site, "M again.torrent", "alice", "m", "M", 4096);
     wait_for("three stubs set aside", Duration::from_secs(15), || {
         status_json(&site)["set_aside"].as_array().unwrap().len() == 3
@@ -275,13 +280,7 @@ fn stubs_set_aside_are_listed_with_why_and_put_back() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    wait_for("Gone completed", Duration::from_secs(15), || {
-        status_json(&site)["downloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["item_id"] == "gone" && d["status"] == "completed")
-    });
+    completed(&site, "gone");
     assert_eq!(
         std::fs::read(site.path().join("data/completed/gone.mkv")).unwrap(),
         pattern(4096)
@@ -298,4 +297,149 @@ fn stubs_set_aside_are_listed_with_why_and_put_back() {
         watch.join("Broken.torrent.invalid").exists()
     });
     drop(node);
+}
+
+/// Radarr/Sonarr write the stub and own it (a rename to `.failed` keeps
+/// its owner); jack runs as another user who may write in the watch
+/// folder. Such a stub, one jack may not write, is put back by the status
+/// API and by `jack retry-stub`, as a new file the watch folder reads
+/// again, and downloaded. Run as root (the usual test run), the node and
+/// the CLI run as uid 65534 and the stubs stay root's, mode 0644;
+/// otherwise they are made read-only (0444).
+#[test]
+fn a_stub_another_user_owns_is_put_back() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let root = rustix::process::getuid().is_root();
+    let peer = FakePeer::start(
+        vec![
+            File::mkv("a", &pattern(4096)),
+            File::mkv("b", &pattern(4096)),
+        ],
+        vec![],
+        None,
+    );
+    peer.remove("a");
+    peer.remove("b");
+    let site = asking(peer.addr, KEY, "max_attempts = 1\n");
+    let watch = site.path().join("data/watch");
+    std::fs::create_dir_all(&watch).unwrap();
+    let as_jack = |mut cmd: std::process::Command| {
+        if root {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        cmd
+    };
+    if root {
+        for p in [
+            site.path(),
+            &site.config(),
+            &site.path().join("data"),
+            &watch,
+        ] {
+            std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+    }
+    // Written by the *arr (root here).
+    drop_grab(&site, "A.torrent", "alice", "a", "A", 4096);
+    drop_grab(&site, "B.torrent", "alice", "b", "B", 4096);
+    let config = site.config();
+    let node = Node::spawn(as_jack(site.command(&[
+        "--config",
+        config.to_str().unwrap(),
+        "run",
+    ])));
+    wait_for("both set aside as failed", Duration::from_secs(15), || {
+        watch.join("A.torrent.failed").exists() && watch.join("B.torrent.failed").exists()
+    });
+    for f in ["A.torrent.failed", "B.torrent.failed"] {
+        let f = watch.join(f);
+        if !root {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o444)).unwrap();
+        }
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&f).unwrap()),
+            rustix::process::getuid().as_raw()
+        );
+    }
+    peer.add(File::mkv("a", &pattern(4096)));
+    peer.add(File::mkv("b", &pattern(4096)));
+    let r = request_with_body(
+        node.addr,
+        "POST",
+        "/api/v1/stubs/A.torrent.failed/retry",
+        &[("X-Api-Key", KEY)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let out = as_jack(site.command(&[
+        "retry-stub",
+        "B.torrent.failed",
+        "--config",
+        config.to_str().unwrap(),
+    ]))
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in ["a", "b"] {
+        completed(&site, id);
+    }
+    // Both stubs read again and removed by their completions; nothing set
+    // aside left, no copy left behind.
+    wait_for("the watch folder empty", Duration::from_secs(10), || {
+        std::fs::read_dir(&watch).unwrap().count() == 0
+    });
+    drop(node);
+}
+
+/// A watch folder that cannot be read (here: replaced by a file) costs
+/// the list of stubs set aside only: the status API, `jack status` and
+/// the page still answer, and say why in plain words.
+#[test]
+fn an_unreadable_watch_folder_leaves_the_status_standing() {
+    let peer = FakePeer::start(vec![File::mkv("m", &pattern(4096))], vec![], None);
+    let site = asking(peer.addr, KEY, "");
+    let node = site.start();
+    let watch = site.path().join("data/watch");
+    drop_grab(&site, "M.torrent", "alice", "m", "M", 4096);
+    completed(&site, "m");
+    std::fs::remove_dir_all(&watch).unwrap();
+    std::fs::write(&watch, b"not a folder").unwrap();
+    let said = "stubs set aside cannot be shown: cannot read the watch folder";
+    let r = request(node.addr, "GET", "/api/v1/downloads", &[("X-Api-Key", KEY)]);
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["downloads"].as_array().unwrap().len(), 1, "{v}");
+    let why = v["set_aside_error"].as_str().unwrap();
+    assert!(why.starts_with(said) && !why.contains("os error"), "{why}");
+    let out = site.run_cli(&["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(said) && text.contains("completed"), "{text}");
+    let page = page_state(node.addr);
+    assert!(
+        page["set_aside_error"].as_str().unwrap().starts_with(said),
+        "{page}"
+    );
+    assert_eq!(page["downloads"].as_array().unwrap().len(), 1, "{page}");
+    let r = request(node.addr, "GET", "/api/v1/stubs", &[("X-Api-Key", KEY)]);
+    assert_eq!(r.status, 200);
+    drop(node);
+    // From the registry (no node): the same.
+    let out = site.run_cli(&["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout).unwrap().contains(said));
 }

@@ -381,6 +381,7 @@ fn the_page_in_a_real_browser() {
         "hostile": hostile,
         "stubs": stubs,
         "watch": site.path().join("data/watch"),
+        "big_watch": big.path().join("data/watch"),
         "retry_file": retry_file,
         "retry_away": retry_away,
         "profile": site.path().join("chromium-profile"),

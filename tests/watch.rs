@@ -428,3 +428,32 @@ fn regrab_after_failure(again: &str, left: &[&str]) {
     folder_becomes(&b, left, &node);
     assert_eq!(status_json(&b)["downloads"].as_array().unwrap().len(), 1);
 }
+
+/// A stub set aside `.failed` and put back (`jack retry-stub`: a new file,
+/// copied from the *arr's) is read again as a new grab, though the
+/// registry remembers that name as processed: with inotify (its rename
+/// into place) and by polling alike.
+#[test]
+fn a_stub_put_back_is_read_again_with_inotify_and_by_polling() {
+    for polling in [false, true] {
+        let (data, peer, b) = scene_with("r", 100, "max_attempts = 1\n");
+        peer.remove("r");
+        let node = if polling {
+            start_polling(&b)
+        } else {
+            b.start()
+        };
+        drop_stub(&b, "r.torrent", &stub("r", &data));
+        folder_becomes(&b, &["r.torrent.failed"], &node);
+        peer.add(file("r", &data));
+        let out = b.run_cli(&["retry-stub", "r.torrent.failed"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        completes(&b, "r.mkv", &data);
+        folder_becomes(&b, &[], &node);
+        drop(node);
+    }
+}

@@ -147,6 +147,21 @@ pub struct Report<'a> {
     pub peers: Vec<PeerView>,
     /// The stubs the watch folder set aside, with their reasons.
     pub set_aside: Vec<crate::download::aside::SetAside>,
+    /// Why the stubs set aside could not be listed (the watch folder
+    /// could not be read), when so: the rest of the report stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_aside_error: Option<String>,
+}
+
+/// Puts the stubs set aside, or why they could not be listed, in `report`.
+pub fn add_set_aside(report: &mut Report, listed: Result<Vec<crate::download::aside::SetAside>>) {
+    match listed {
+        Ok(list) => report.set_aside = list,
+        Err(e) => {
+            log::warn!("cannot list the stubs set aside error={}", e.chain());
+            report.set_aside_error = Some(format!("stubs set aside cannot be shown: {e}"));
+        }
+    }
 }
 
 /// The bytes done and the progress (0..=1) of a download with `expected`
@@ -318,6 +333,7 @@ pub fn report<'a, R: Row>(
             .collect(),
         peers: now.peers.clone(),
         set_aside: Vec::new(),
+        set_aside_error: None,
         invalid_stubs: invalid
             .iter()
             .map(|i| InvalidView {
@@ -391,6 +407,9 @@ pub fn text(report: &Report) -> String {
     write_peers(&mut t, &report.peers);
     for i in &report.invalid_stubs {
         let _ = writeln!(t, "invalid stub {} ({}): {}", i.stub_name, i.at, i.reason);
+    }
+    if let Some(e) = &report.set_aside_error {
+        let _ = writeln!(t, "{e}");
     }
     for a in &report.set_aside {
         let _ = write!(t, "stub set aside {} ({}): {}; ", a.file, a.at, a.reason);
@@ -493,8 +512,8 @@ fn gather(config: &Config, json: bool) -> Result<String> {
     let none = Figures::default();
     let header = format!("source: registry {} ({why})", path.display());
     let set_aside = match &reg {
-        Some(reg) => crate::download::aside::list(&config.downloads.watch_dir, reg)?,
-        None => Vec::new(),
+        Some(reg) => crate::download::aside::list(&config.downloads.watch_dir, reg),
+        None => Ok(Vec::new()),
     };
     if json {
         let downloads = match &reg {
@@ -502,7 +521,7 @@ fn gather(config: &Config, json: bool) -> Result<String> {
             None => Vec::new(),
         };
         let mut report = report("registry", &downloads, &none, &invalid, orphans);
-        report.set_aside = set_aside;
+        add_set_aside(&mut report, set_aside);
         measure_disks(&mut report, &config.downloads);
         return Ok(render(&header, &report, true));
     }
@@ -512,7 +531,7 @@ fn gather(config: &Config, json: bool) -> Result<String> {
         None => Vec::new(),
     };
     let mut report = report("registry", &rows, &none, &invalid, orphans);
-    report.set_aside = set_aside;
+    add_set_aside(&mut report, set_aside);
     measure_disks(&mut report, &config.downloads);
     Ok(render(&header, &report, false))
 }

@@ -58,6 +58,9 @@ pub struct StatusApi {
     incomplete_dir: std::path::PathBuf,
     /// Where the stubs set aside are (`download/aside`).
     watch_dir: std::path::PathBuf,
+    /// Their listing, kept while the folder is unchanged (each poll of
+    /// the page would read the folder and the registry again).
+    set_aside: crate::download::aside::Listing,
     speeds: Mutex<Speedometer>,
     connections: OnceLock<Connections>,
     limits: OnceLock<Arc<Limits>>,
@@ -78,6 +81,7 @@ impl StatusApi {
             downloads,
             incomplete_dir,
             watch_dir,
+            set_aside: crate::download::aside::Listing::default(),
             speeds: Mutex::new(Speedometer::default()),
             connections: OnceLock::new(),
             limits: OnceLock::new(),
@@ -207,12 +211,10 @@ impl StatusApi {
             peers: crate::owner::status::peer_views(self.downloads.peers()),
         };
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
-        let set_aside = match crate::download::aside::list(&self.watch_dir, reg) {
-            Ok(list) => list,
-            Err(e) => return internal(&e),
-        };
         let mut report = crate::owner::status::report("daemon", &rows, &figures, &invalid, orphans);
-        report.set_aside = set_aside;
+        // Best effort: a watch folder that cannot be read says so in the
+        // report, and the rest of it is shown.
+        crate::owner::status::add_set_aside(&mut report, self.set_aside.list(&self.watch_dir, reg));
         crate::owner::status::measure_disks(&mut report, self.downloads.config());
         reply(&report)
     }
@@ -243,16 +245,21 @@ impl StatusApi {
         let reg = self.downloads.registry();
         let segments: Vec<&str> = rest.split('/').skip(1).collect();
         match (segments.as_slice(), method) {
-            ([], Method::Get) => match crate::download::aside::list(&self.watch_dir, reg) {
+            ([], Method::Get) => match self.set_aside.list(&self.watch_dir, reg) {
                 Ok(list) => Reply::json(200, &serde_json::json!({ "set_aside": list })),
-                Err(e) => internal(&e),
+                Err(e) => Reply::json(
+                    200,
+                    &serde_json::json!({ "set_aside": [], "set_aside_error": e.to_string() }),
+                ),
             },
             ([], _) => crate::http::request::method_not_allowed("GET"),
             ([file, "retry"], Method::Post) => {
                 let Some(file) = crate::http::request::percent_decode(file, false) else {
                     return not_found();
                 };
-                match crate::download::aside::retry(&self.watch_dir, reg, &file) {
+                let retried = crate::download::aside::retry(&self.watch_dir, reg, &file);
+                self.set_aside.forget();
+                match retried {
                     Ok(Ok(stub)) => Reply::json(
                         200,
                         &serde_json::json!({"file": file, "stub": stub, "status": "put back"}),
@@ -261,7 +268,8 @@ impl StatusApi {
                     Ok(Err(crate::download::aside::Refused::Conflict(why))) => {
                         Reply::error(409, "CONFLICT", &why)
                     }
-                    Err(e) => internal(&e),
+                    // Said in plain words (a folder jack may not write in).
+                    Err(e) => Reply::error(500, "INTERNAL", &e.to_string()),
                 }
             }
             ([_, "retry"], _) => crate::http::request::method_not_allowed("POST"),

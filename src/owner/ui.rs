@@ -206,6 +206,7 @@ impl Ui {
                     "downloads": report.downloads,
                     "invalid_stubs": report.invalid_stubs,
                     "set_aside": report.set_aside,
+                    "set_aside_error": report.set_aside_error,
                     "throughput": board.throughput,
                     "peers": board.peers,
                     "scan": board.scan,

@@ -8,6 +8,7 @@ failed check, saying which.
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -389,6 +390,16 @@ try:
     warn = wait("the disk warning", lambda: d.execute_script(
         "const w = document.querySelector('#disks .warn'); return w && !w.hidden && w.textContent"))
     check("min_free_bytes" in warn and "free" in warn, "warning: " + warn)
+    # A watch folder that cannot be read (replaced by a file): the list
+    # stands, and the stubs' section says why in plain words.
+    shutil.rmtree(A["big_watch"], ignore_errors=True)
+    with open(A["big_watch"], "w") as f:
+        f.write("not a folder")
+    note = wait("the set-aside note", lambda: d.find_element(By.ID, "asidenote").is_displayed()
+                and d.find_element(By.ID, "asidenote").text)
+    check("cannot read the watch folder" in note and "os error" not in note, "note: " + note)
+    check(len(rows()) == 1000, "the list went with the watch folder")
+    axe("the stubs set aside cannot be shown")
     d.get(BIG + "/ui/")
     # The page marks the frame after it first drew the list (jack-list).
     t = wait("the big list after a reload", lambda: d.execute_script(

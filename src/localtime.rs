@@ -330,53 +330,82 @@ impl Parser<'_> {
 }
 
 /// A TZif file (RFC 8536): version 2 and later data (64-bit times) and
-/// the footer rule; a version 1 file's 32-bit data.
+/// the footer rule; a version 1 file's 32-bit data. The file may be hostile
+/// or cut short (`TZ=/path`, a mounted `/etc/localtime`): every offset is
+/// checked `u64` arithmetic (a header's counts reach 2^32 each, past a
+/// 32-bit `usize`), and the data block a header describes must be there in
+/// full before anything is allocated, so no allocation is sized beyond the
+/// bytes the file holds.
 fn parse_tzif(b: &[u8]) -> Option<Zone> {
-    let header = |at: usize| -> Option<[usize; 6]> {
-        if b.get(at..at + 4)? != b"TZif" {
+    // The `n` bytes at `at`, or `None` where the file ends first.
+    let get = |at: u64, n: u64| -> Option<&[u8]> {
+        let end = usize::try_from(at.checked_add(n)?).ok()?;
+        b.get(usize::try_from(at).ok()?..end)
+    };
+    let be32 = |at: u64| -> Option<u32> { Some(u32::from_be_bytes(get(at, 4)?.try_into().ok()?)) };
+    let header = |at: u64| -> Option<[u64; 6]> {
+        if get(at, 4)? != b"TZif" {
             return None;
         }
-        let mut counts = [0usize; 6];
-        for (i, c) in counts.iter_mut().enumerate() {
-            let o = at + 20 + 4 * i;
-            *c = usize::try_from(u32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?)).ok()?;
+        let mut counts = [0u64; 6];
+        for (i, c) in (0u64..).zip(counts.iter_mut()) {
+            *c = u64::from(be32(at.checked_add(20 + 4 * i)?)?);
         }
         Some(counts)
     };
-    let counts = header(0)?;
-    let size = |[isut, isstd, leap, time, types, chars]: [usize; 6], t: usize| {
-        time * t + time + types * 6 + chars + leap * (t + 4) + isstd + isut
+    // The data block's length: times of `t` bytes, their type indexes,
+    // 6-byte types, abbreviations, leap records, the two indicator arrays.
+    let size = |[isut, isstd, leap, time, types, chars]: [u64; 6], t: u64| -> Option<u64> {
+        [
+            time.checked_mul(t)?,
+            time,
+            types.checked_mul(6)?,
+            chars,
+            leap.checked_mul(t.checked_add(4)?)?,
+            isstd,
+            isut,
+        ]
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
     };
+    let counts = header(0)?;
     let (at, counts, t) = match b.get(4) {
         Some(b'2'..=b'9') => {
-            let second = 44 + size(counts, 4);
-            (second + 44, header(second)?, 8)
+            let second = size(counts, 4)?.checked_add(44)?;
+            (second.checked_add(44)?, header(second)?, 8)
         }
         _ => (44, counts, 4),
     };
     let [_, _, _, timecnt, typecnt, _] = counts;
-    let time = |i: usize| -> Option<i64> {
-        let o = at + i * t;
+    let end = at.checked_add(size(counts, t)?)?;
+    // All of it is there: from here no count exceeds the file's length.
+    get(at, end - at)?;
+    let time = |i: u64| -> Option<i64> {
+        let o = at.checked_add(i.checked_mul(t)?)?;
         Some(match t {
-            8 => i64::from_be_bytes(b.get(o..o + 8)?.try_into().ok()?),
-            _ => i64::from(i32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?)),
+            8 => i64::from_be_bytes(get(o, 8)?.try_into().ok()?),
+            _ => i64::from(i32::from_be_bytes(get(o, 4)?.try_into().ok()?)),
         })
     };
-    let idx_at = at + timecnt * t;
-    let types_at = idx_at + timecnt;
-    let utoff = |ty: usize| -> Option<i32> {
-        let o = types_at + ty * 6;
+    let idx_at = at.checked_add(timecnt.checked_mul(t)?)?;
+    let types_at = idx_at.checked_add(timecnt)?;
+    let utoff = |ty: u64| -> Option<i32> {
         (ty < typecnt).then_some(())?;
-        Some(i32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?))
+        let o = types_at.checked_add(ty.checked_mul(6)?)?;
+        Some(i32::from_be_bytes(get(o, 4)?.try_into().ok()?))
     };
-    let mut transitions = Vec::with_capacity(timecnt);
+    let mut transitions = Vec::with_capacity(usize::try_from(timecnt).ok()?);
     for i in 0..timecnt {
-        transitions.push((time(i)?, utoff(usize::from(*b.get(idx_at + i)?))?));
+        let ty = *get(idx_at.checked_add(i)?, 1)?.first()?;
+        transitions.push((time(i)?, utoff(u64::from(ty))?));
     }
     let rule = match t {
+        // The footer: a newline, a POSIX rule (maybe empty), a newline; a
+        // file cut inside it is refused like one cut anywhere else.
         8 => {
-            let footer = b.get(at + size(counts, 8)..)?;
-            let text = std::str::from_utf8(footer).ok()?.trim_matches('\n');
+            let footer = b.get(usize::try_from(end).ok()?..)?;
+            let text = std::str::from_utf8(footer).ok()?;
+            let text = text.strip_prefix('\n')?.strip_suffix('\n')?;
             (!text.is_empty()).then(|| parse_rule(text)).flatten()
         }
         _ => None,
@@ -438,6 +467,97 @@ mod tests {
         ] {
             assert_eq!(Zone::posix(bad), None, "{bad:?}");
         }
+    }
+
+    /// A real zone file, small: Europe/Paris from 1977 (transitions to
+    /// 1996, then its footer rule), made by `zic -b slim` from
+    /// `tests/fixtures/tzif/Europe-Paris.zi`.
+    const PARIS: &[u8] = include_bytes!("../tests/fixtures/tzif/Europe-Paris.slim");
+
+    /// A TZif header: version, then the six counts (isut, isstd, leap,
+    /// time, type, char).
+    fn header(version: u8, counts: [u32; 6]) -> Vec<u8> {
+        let mut h = b"TZif".to_vec();
+        h.push(version);
+        h.extend([0u8; 15]);
+        for c in counts {
+            h.extend(c.to_be_bytes());
+        }
+        h
+    }
+
+    #[test]
+    fn a_real_zone_file_reads_as_its_rule_says() {
+        let z = parse_tzif(PARIS).unwrap();
+        let rule = Zone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        // 1996 and 1997 from the transitions, 2025 and 2026 from the footer.
+        for start in [820_454_400i64, 1_735_689_600] {
+            for h in 0..2 * 8760 {
+                let t = start + h * 3600;
+                assert_eq!(z.offset(t), rule.offset(t), "at {t}");
+            }
+        }
+        // 1990's summer time ended in September, as the transitions say.
+        assert_eq!(z.offset(654_739_200), 3600, "1990-10-01");
+    }
+
+    #[test]
+    fn a_zone_file_cut_short_anywhere_is_refused() {
+        let system = std::fs::read("/usr/share/zoneinfo/Europe/Paris").ok();
+        for file in [Some(PARIS.to_vec()), system].into_iter().flatten() {
+            assert!(parse_tzif(&file).is_some());
+            for n in 0..file.len() {
+                assert_eq!(parse_tzif(&file[..n]), None, "the first {n} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_zone_headers_are_refused_without_allocating_for_them() {
+        let max = u32::MAX;
+        let mut files = vec![
+            // Every count 2^32 - 1 (a 60-byte file claiming 68 GB of
+            // transitions once aborted jack at start).
+            [header(b'\0', [max; 6]), vec![0; 16]].concat(),
+            [header(b'2', [max; 6]), vec![0; 16]].concat(),
+            // Only the transitions: 4 GiB of times, on a 32-bit `usize`
+            // 2^30 * 4 wraps to 0.
+            [header(b'\0', [0, 0, 0, 1 << 30, 1, 0]), vec![0; 64]].concat(),
+            [header(b'\0', [0, 0, 0, max, 1, 0]), vec![0; 64]].concat(),
+            // A version 2 file whose first block's size wraps on 32 bits
+            // (2^32 / 6 types), its second header nowhere.
+            [header(b'2', [0, 0, 0, 0, max / 6 + 1, 0]), vec![0; 64]].concat(),
+            // Leap records: (t + 4) * 2^31 and more.
+            [header(b'2', [0, 0, max, 0, 1, 0]), vec![0; 64]].concat(),
+            // A second header that is itself hostile.
+            [
+                header(b'2', [0, 0, 0, 0, 1, 4]),
+                vec![0; 10],
+                header(b'2', [max; 6]),
+            ]
+            .concat(),
+        ];
+        // A type index past the types, a transition before any type.
+        files.push(
+            [
+                header(b'\0', [0, 0, 0, 1, 1, 0]),
+                vec![0, 0, 0, 0, 7],
+                vec![0; 6],
+            ]
+            .concat(),
+        );
+        files.push([header(b'\0', [0, 0, 0, 0, 0, 0])].concat());
+        for (i, file) in files.iter().enumerate() {
+            assert_eq!(parse_tzif(file), None, "file {i}");
+        }
+        // The same shapes, whole: read.
+        let one = [
+            header(b'\0', [0, 0, 0, 1, 1, 0]),
+            vec![0, 0, 0, 0, 0],
+            vec![0, 0, 0x0e, 0x10, 0, 0],
+        ]
+        .concat();
+        assert_eq!(parse_tzif(&one).unwrap().offset(0), 3600);
     }
 
     #[test]

@@ -3,12 +3,37 @@
 //! the C library finds it, without calling it (no `unsafe`): `TZ` (a POSIX
 //! rule such as `CET-1CEST,M3.5.0,M10.5.0/3`, or a zone name read from
 //! `/usr/share/zoneinfo`), else `/etc/localtime`, read as TZif (RFC 8536:
-//! its transitions, then its footer rule past the last one). Where none
-//! can be read (a container without zone files) the zone is UTC and
-//! [`Zone::load`] says so. This module must not read the clock itself:
-//! time comes in.
+//! its transitions, then its footer rule past the last one). A zone name
+//! with no file (jack's image has no `/usr/share/zoneinfo`) falls back to
+//! `/etc/localtime` (the host's, mounted read-only); where none can be read
+//! the zone is UTC. [`Zone::load`] says which, and what works. This module
+//! must not read the clock itself: time comes in.
 
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The names of UTC a zone file would be found under: UTC without one
+/// (never the host's zone in their place).
+const UTC_NAMES: &[&str] = &[
+    "UTC",
+    "UCT",
+    "GMT",
+    "GMT0",
+    "GMT+0",
+    "GMT-0",
+    "Greenwich",
+    "Universal",
+    "Zulu",
+    "Etc/UTC",
+    "Etc/UCT",
+    "Etc/GMT",
+    "Etc/GMT0",
+    "Etc/GMT+0",
+    "Etc/GMT-0",
+    "Etc/Greenwich",
+    "Etc/Universal",
+    "Etc/Zulu",
+];
 
 /// A time zone: fixed, a POSIX rule, or a TZif file's transitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,50 +83,89 @@ impl Zone {
     }
 
     /// The zone `TZ` names (`tz`: its value), else `/etc/localtime`; UTC
-    /// with the reason when neither can be read.
+    /// when neither can be read. With it, what to log: why the zone is not
+    /// the one `TZ` names, or UTC, and what works instead.
     pub fn load(tz: Option<&str>) -> (Zone, Option<String>) {
-        let named = |path: &str, source: String| {
+        Zone::load_from(
+            tz,
+            Path::new("/usr/share/zoneinfo"),
+            Path::new("/etc/localtime"),
+        )
+    }
+
+    /// [`Zone::load`] with the zone files under `zoneinfo` and the local
+    /// zone at `localtime`. A zone name this system has no file for (the
+    /// image is built `FROM scratch`: no `/usr/share/zoneinfo`) falls back
+    /// to `localtime`, which a container gets by mounting the host's.
+    pub fn load_from(
+        tz: Option<&str>,
+        zoneinfo: &Path,
+        localtime: &Path,
+    ) -> (Zone, Option<String>) {
+        let read = |path: &Path, source: String| {
             let bytes = std::fs::read(path).ok()?;
             let mut z = parse_tzif(&bytes)?;
             z.source = source;
             Some(z)
         };
-        match tz.map(|t| t.strip_prefix(':').unwrap_or(t)) {
-            Some("") => (Zone::utc(), None),
-            Some(t) => {
-                let file = match t.starts_with('/') {
-                    true => t.to_string(),
-                    false => format!("/usr/share/zoneinfo/{t}"),
-                };
-                let safe = !t.split('/').any(|p| p == "..");
-                let found = safe.then(|| named(&file, format!("TZ={t}"))).flatten();
-                match found.or_else(|| {
-                    Some(Zone {
-                        transitions: Vec::new(),
-                        initial: 0,
-                        rule: Some(parse_rule(t)?),
-                        source: format!("TZ={t}"),
-                    })
-                }) {
+        let local = || read(localtime, localtime.display().to_string());
+        const WORKS: &str = "mount the host's /etc/localtime read-only into the container (volume /etc/localtime:/etc/localtime:ro), or set TZ to a POSIX rule such as TZ=CET-1CEST,M3.5.0,M10.5.0/3 (Central Europe)";
+        let t = match tz.map(|t| t.strip_prefix(':').unwrap_or(t)) {
+            Some("") => return (Zone::utc(), None),
+            Some(t) => t,
+            None => {
+                return match local() {
                     Some(z) => (z, None),
                     None => (
                         Zone::utc(),
                         Some(format!(
-                            "the time zone TZ={t} is neither a zone file nor a POSIX rule: the speed schedule uses UTC"
+                            "no local time zone found (TZ is not set and {} cannot be read): the speed schedule uses UTC; {WORKS}",
+                            localtime.display()
                         )),
                     ),
-                }
+                };
             }
-            None => match named("/etc/localtime", "/etc/localtime".into()) {
-                Some(z) => (z, None),
-                None => (
-                    Zone::utc(),
-                    Some(
-                        "no local time zone found (TZ is not set and /etc/localtime cannot be read): the speed schedule uses UTC; set TZ, e.g. TZ=Europe/Paris"
-                            .into(),
-                    ),
-                ),
-            },
+        };
+        let file = match t.starts_with('/') {
+            true => PathBuf::from(t),
+            false => zoneinfo.join(t),
+        };
+        let safe = !t.split('/').any(|p| p == "..");
+        let source = format!("TZ={t}");
+        let found = safe.then(|| read(&file, source.clone())).flatten();
+        let rule = || {
+            Some(Zone {
+                transitions: Vec::new(),
+                initial: 0,
+                rule: Some(parse_rule(t)?),
+                source: source.clone(),
+            })
+        };
+        if let Some(z) = found.or_else(rule) {
+            return (z, None);
+        }
+        if UTC_NAMES.contains(&t) {
+            return (Zone::utc(), None);
+        }
+        let missing = format!(
+            "the time zone TZ={t} is neither a POSIX rule nor a zone file here ({} cannot be read; jack's image has no zone files)",
+            file.display()
+        );
+        match local() {
+            Some(z) => (
+                z,
+                Some(format!(
+                    "{missing}: the speed schedule uses {} instead",
+                    localtime.display()
+                )),
+            ),
+            None => (
+                Zone::utc(),
+                Some(format!(
+                    "{missing} and {} cannot be read: the speed schedule uses UTC; {WORKS}",
+                    localtime.display()
+                )),
+            ),
         }
     }
 
@@ -576,9 +640,68 @@ mod tests {
                 assert_eq!(z.offset(t), rule.offset(t), "at {t}");
             }
         }
-        let (utc, why) = Zone::load(Some("Nowhere/Atlantis"));
-        assert_eq!(utc, Zone::utc());
-        assert!(why.unwrap().contains("uses UTC"));
-        assert_eq!(Zone::load(Some("../../etc/passwd")).0, Zone::utc());
+        assert_eq!(
+            Zone::load_from(
+                Some("../../etc/passwd"),
+                "/usr/share/zoneinfo".as_ref(),
+                "/nowhere".as_ref()
+            )
+            .0,
+            Zone::utc()
+        );
+    }
+
+    /// What the container sees: `TZ=Europe/Berlin`, as a NAS sets it, with
+    /// no zone files; the host's `/etc/localtime` mounted, or not.
+    #[test]
+    fn a_zone_name_without_its_file_falls_back_to_the_local_zone_file() {
+        let dir = std::env::temp_dir().join(format!("jack-tz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let localtime = dir.join("localtime");
+        std::fs::write(&localtime, PARIS).unwrap();
+        let zoneinfo = dir.join("zoneinfo");
+        let paris = parse_tzif(PARIS).unwrap();
+
+        let (zone, why) = Zone::load_from(Some("Europe/Berlin"), &zoneinfo, &localtime);
+        assert_eq!(zone.offset(1_751_328_000), 7200, "July: CEST");
+        assert_eq!(zone.transitions, paris.transitions);
+        assert_eq!(zone.source, localtime.display().to_string());
+        let why = why.unwrap();
+        assert!(why.contains("TZ=Europe/Berlin"), "{why}");
+        assert!(
+            why.ends_with(&format!(
+                "the speed schedule uses {} instead",
+                localtime.display()
+            )),
+            "{why}"
+        );
+
+        // Nothing mounted: UTC, and the warning says what works in the image.
+        let nowhere = dir.join("nowhere");
+        for tz in [Some("Europe/Berlin"), None] {
+            let (zone, why) = Zone::load_from(tz, &zoneinfo, &nowhere);
+            assert_eq!(zone, Zone::utc());
+            let why = why.unwrap();
+            assert!(why.contains("uses UTC"), "{why}");
+            assert!(why.contains("/etc/localtime:/etc/localtime:ro"), "{why}");
+            assert!(why.contains("TZ=CET-1CEST,M3.5.0,M10.5.0/3"), "{why}");
+            assert!(!why.contains("Europe/Paris"), "{why}");
+        }
+
+        // A zone file, a rule and a name of UTC need no fallback.
+        std::fs::create_dir_all(zoneinfo.join("Europe")).unwrap();
+        std::fs::write(zoneinfo.join("Europe/Berlin"), PARIS).unwrap();
+        let (zone, why) = Zone::load_from(Some("Europe/Berlin"), &zoneinfo, &nowhere);
+        assert_eq!((zone.source.as_str(), why), ("TZ=Europe/Berlin", None));
+        let (zone, why) = Zone::load_from(Some("CET-1CEST,M3.5.0,M10.5.0/3"), &zoneinfo, &nowhere);
+        assert_eq!((zone.offset(1_751_328_000), why), (7200, None));
+        for utc in ["UTC", "Etc/UTC", ""] {
+            assert_eq!(
+                Zone::load_from(Some(utc), &zoneinfo, &localtime),
+                (Zone::utc(), None),
+                "{utc}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

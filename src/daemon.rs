@@ -363,7 +363,8 @@ fn start_limits(config: &Config) -> Arc<Limits> {
     let settings = config.limit_settings();
     match (problem, settings.schedule) {
         (Some(why), Some(_)) => log::warn!("{why}"),
-        _ => log::debug!("local time zone={}", zone.source),
+        (Some(why), None) => log::debug!("local time zone={}: {why}", zone.source),
+        (None, _) => log::debug!("local time zone={}", zone.source),
     }
     let limits = Limits::new(
         settings,

@@ -191,7 +191,13 @@ pub fn write_default(config: &Path, data: &Path) -> Result<Option<Written>> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "jack.toml".into());
-    let temp = dir.join(format!(".{name}.{}.new", std::process::id()));
+    // A random name, created exclusively: the pid is 1 in every container,
+    // so a crash between write and clean-up, or a second container sharing
+    // /config, would otherwise meet (or remove) the same file. A leftover
+    // from a crash is left alone (it may be another start's, in flight).
+    let suffix = crate::keys::random_hex::<8>()
+        .map_err(|e| Error::io("cannot read /dev/urandom for a temporary file name", e))?;
+    let temp = dir.join(format!(".{name}.{suffix}.new"));
     let result = write_new(&temp, &text).and_then(|()| match std::fs::hard_link(&temp, &config) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -331,6 +337,41 @@ mod tests {
         let second = std::fs::read_to_string(&other).unwrap();
         assert_ne!(key_of(&first), key_of(&second));
         assert_eq!(key_of(&first).len(), 64);
+    }
+
+    /// A first start that crashed between writing its temporary file and
+    /// removing it (in a container its pid was 1, as the next one's is),
+    /// or another container's start in flight: neither stops this one.
+    #[test]
+    fn a_leftover_temporary_file_does_not_stop_the_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("jack.toml");
+        let leftovers = [
+            format!(".jack.toml.{}.new", std::process::id()),
+            ".jack.toml.1.new".to_string(),
+            ".jack.toml.0123456789abcdef.new".to_string(),
+        ];
+        for name in &leftovers {
+            std::fs::write(dir.path().join(name), "half a file").unwrap();
+        }
+        let w = write_default(&config, &dir.path().join("data")).unwrap();
+        assert!(w.is_some());
+        assert!(
+            std::fs::read_to_string(&config)
+                .unwrap()
+                .contains("api_key = ")
+        );
+        // The leftovers are not this start's to remove (one may be another
+        // start's, not yet linked); nothing else is left.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".jack.toml."))
+            .collect();
+        names.sort();
+        let mut want = leftovers.to_vec();
+        want.sort();
+        assert_eq!(names, want);
     }
 
     fn key_of(text: &str) -> String {

@@ -3,12 +3,37 @@
 //! the C library finds it, without calling it (no `unsafe`): `TZ` (a POSIX
 //! rule such as `CET-1CEST,M3.5.0,M10.5.0/3`, or a zone name read from
 //! `/usr/share/zoneinfo`), else `/etc/localtime`, read as TZif (RFC 8536:
-//! its transitions, then its footer rule past the last one). Where none
-//! can be read (a container without zone files) the zone is UTC and
-//! [`Zone::load`] says so. This module must not read the clock itself:
-//! time comes in.
+//! its transitions, then its footer rule past the last one). A zone name
+//! with no file (jack's image has no `/usr/share/zoneinfo`) falls back to
+//! `/etc/localtime` (the host's, mounted read-only); where none can be read
+//! the zone is UTC. [`Zone::load`] says which, and what works. This module
+//! must not read the clock itself: time comes in.
 
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The names of UTC a zone file would be found under: UTC without one
+/// (never the host's zone in their place).
+const UTC_NAMES: &[&str] = &[
+    "UTC",
+    "UCT",
+    "GMT",
+    "GMT0",
+    "GMT+0",
+    "GMT-0",
+    "Greenwich",
+    "Universal",
+    "Zulu",
+    "Etc/UTC",
+    "Etc/UCT",
+    "Etc/GMT",
+    "Etc/GMT0",
+    "Etc/GMT+0",
+    "Etc/GMT-0",
+    "Etc/Greenwich",
+    "Etc/Universal",
+    "Etc/Zulu",
+];
 
 /// A time zone: fixed, a POSIX rule, or a TZif file's transitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,50 +83,89 @@ impl Zone {
     }
 
     /// The zone `TZ` names (`tz`: its value), else `/etc/localtime`; UTC
-    /// with the reason when neither can be read.
+    /// when neither can be read. With it, what to log: why the zone is not
+    /// the one `TZ` names, or UTC, and what works instead.
     pub fn load(tz: Option<&str>) -> (Zone, Option<String>) {
-        let named = |path: &str, source: String| {
+        Zone::load_from(
+            tz,
+            Path::new("/usr/share/zoneinfo"),
+            Path::new("/etc/localtime"),
+        )
+    }
+
+    /// [`Zone::load`] with the zone files under `zoneinfo` and the local
+    /// zone at `localtime`. A zone name this system has no file for (the
+    /// image is built `FROM scratch`: no `/usr/share/zoneinfo`) falls back
+    /// to `localtime`, which a container gets by mounting the host's.
+    pub fn load_from(
+        tz: Option<&str>,
+        zoneinfo: &Path,
+        localtime: &Path,
+    ) -> (Zone, Option<String>) {
+        let read = |path: &Path, source: String| {
             let bytes = std::fs::read(path).ok()?;
             let mut z = parse_tzif(&bytes)?;
             z.source = source;
             Some(z)
         };
-        match tz.map(|t| t.strip_prefix(':').unwrap_or(t)) {
-            Some("") => (Zone::utc(), None),
-            Some(t) => {
-                let file = match t.starts_with('/') {
-                    true => t.to_string(),
-                    false => format!("/usr/share/zoneinfo/{t}"),
-                };
-                let safe = !t.split('/').any(|p| p == "..");
-                let found = safe.then(|| named(&file, format!("TZ={t}"))).flatten();
-                match found.or_else(|| {
-                    Some(Zone {
-                        transitions: Vec::new(),
-                        initial: 0,
-                        rule: Some(parse_rule(t)?),
-                        source: format!("TZ={t}"),
-                    })
-                }) {
+        let local = || read(localtime, localtime.display().to_string());
+        const WORKS: &str = "mount the host's /etc/localtime read-only into the container (volume /etc/localtime:/etc/localtime:ro), or set TZ to a POSIX rule such as TZ=CET-1CEST,M3.5.0,M10.5.0/3 (Central Europe)";
+        let t = match tz.map(|t| t.strip_prefix(':').unwrap_or(t)) {
+            Some("") => return (Zone::utc(), None),
+            Some(t) => t,
+            None => {
+                return match local() {
                     Some(z) => (z, None),
                     None => (
                         Zone::utc(),
                         Some(format!(
-                            "the time zone TZ={t} is neither a zone file nor a POSIX rule: the speed schedule uses UTC"
+                            "no local time zone found (TZ is not set and {} cannot be read): the speed schedule uses UTC; {WORKS}",
+                            localtime.display()
                         )),
                     ),
-                }
+                };
             }
-            None => match named("/etc/localtime", "/etc/localtime".into()) {
-                Some(z) => (z, None),
-                None => (
-                    Zone::utc(),
-                    Some(
-                        "no local time zone found (TZ is not set and /etc/localtime cannot be read): the speed schedule uses UTC; set TZ, e.g. TZ=Europe/Paris"
-                            .into(),
-                    ),
-                ),
-            },
+        };
+        let file = match t.starts_with('/') {
+            true => PathBuf::from(t),
+            false => zoneinfo.join(t),
+        };
+        let safe = !t.split('/').any(|p| p == "..");
+        let source = format!("TZ={t}");
+        let found = safe.then(|| read(&file, source.clone())).flatten();
+        let rule = || {
+            Some(Zone {
+                transitions: Vec::new(),
+                initial: 0,
+                rule: Some(parse_rule(t)?),
+                source: source.clone(),
+            })
+        };
+        if let Some(z) = found.or_else(rule) {
+            return (z, None);
+        }
+        if UTC_NAMES.contains(&t) {
+            return (Zone::utc(), None);
+        }
+        let missing = format!(
+            "the time zone TZ={t} is neither a POSIX rule nor a zone file here ({} cannot be read; jack's image has no zone files)",
+            file.display()
+        );
+        match local() {
+            Some(z) => (
+                z,
+                Some(format!(
+                    "{missing}: the speed schedule uses {} instead",
+                    localtime.display()
+                )),
+            ),
+            None => (
+                Zone::utc(),
+                Some(format!(
+                    "{missing} and {} cannot be read: the speed schedule uses UTC; {WORKS}",
+                    localtime.display()
+                )),
+            ),
         }
     }
 
@@ -330,53 +394,82 @@ impl Parser<'_> {
 }
 
 /// A TZif file (RFC 8536): version 2 and later data (64-bit times) and
-/// the footer rule; a version 1 file's 32-bit data.
+/// the footer rule; a version 1 file's 32-bit data. The file may be hostile
+/// or cut short (`TZ=/path`, a mounted `/etc/localtime`): every offset is
+/// checked `u64` arithmetic (a header's counts reach 2^32 each, past a
+/// 32-bit `usize`), and the data block a header describes must be there in
+/// full before anything is allocated, so no allocation is sized beyond the
+/// bytes the file holds.
 fn parse_tzif(b: &[u8]) -> Option<Zone> {
-    let header = |at: usize| -> Option<[usize; 6]> {
-        if b.get(at..at + 4)? != b"TZif" {
+    // The `n` bytes at `at`, or `None` where the file ends first.
+    let get = |at: u64, n: u64| -> Option<&[u8]> {
+        let end = usize::try_from(at.checked_add(n)?).ok()?;
+        b.get(usize::try_from(at).ok()?..end)
+    };
+    let be32 = |at: u64| -> Option<u32> { Some(u32::from_be_bytes(get(at, 4)?.try_into().ok()?)) };
+    let header = |at: u64| -> Option<[u64; 6]> {
+        if get(at, 4)? != b"TZif" {
             return None;
         }
-        let mut counts = [0usize; 6];
-        for (i, c) in counts.iter_mut().enumerate() {
-            let o = at + 20 + 4 * i;
-            *c = usize::try_from(u32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?)).ok()?;
+        let mut counts = [0u64; 6];
+        for (i, c) in (0u64..).zip(counts.iter_mut()) {
+            *c = u64::from(be32(at.checked_add(20 + 4 * i)?)?);
         }
         Some(counts)
     };
-    let counts = header(0)?;
-    let size = |[isut, isstd, leap, time, types, chars]: [usize; 6], t: usize| {
-        time * t + time + types * 6 + chars + leap * (t + 4) + isstd + isut
+    // The data block's length: times of `t` bytes, their type indexes,
+    // 6-byte types, abbreviations, leap records, the two indicator arrays.
+    let size = |[isut, isstd, leap, time, types, chars]: [u64; 6], t: u64| -> Option<u64> {
+        [
+            time.checked_mul(t)?,
+            time,
+            types.checked_mul(6)?,
+            chars,
+            leap.checked_mul(t.checked_add(4)?)?,
+            isstd,
+            isut,
+        ]
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
     };
+    let counts = header(0)?;
     let (at, counts, t) = match b.get(4) {
         Some(b'2'..=b'9') => {
-            let second = 44 + size(counts, 4);
-            (second + 44, header(second)?, 8)
+            let second = size(counts, 4)?.checked_add(44)?;
+            (second.checked_add(44)?, header(second)?, 8)
         }
         _ => (44, counts, 4),
     };
     let [_, _, _, timecnt, typecnt, _] = counts;
-    let time = |i: usize| -> Option<i64> {
-        let o = at + i * t;
+    let end = at.checked_add(size(counts, t)?)?;
+    // All of it is there: from here no count exceeds the file's length.
+    get(at, end - at)?;
+    let time = |i: u64| -> Option<i64> {
+        let o = at.checked_add(i.checked_mul(t)?)?;
         Some(match t {
-            8 => i64::from_be_bytes(b.get(o..o + 8)?.try_into().ok()?),
-            _ => i64::from(i32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?)),
+            8 => i64::from_be_bytes(get(o, 8)?.try_into().ok()?),
+            _ => i64::from(i32::from_be_bytes(get(o, 4)?.try_into().ok()?)),
         })
     };
-    let idx_at = at + timecnt * t;
-    let types_at = idx_at + timecnt;
-    let utoff = |ty: usize| -> Option<i32> {
-        let o = types_at + ty * 6;
+    let idx_at = at.checked_add(timecnt.checked_mul(t)?)?;
+    let types_at = idx_at.checked_add(timecnt)?;
+    let utoff = |ty: u64| -> Option<i32> {
         (ty < typecnt).then_some(())?;
-        Some(i32::from_be_bytes(b.get(o..o + 4)?.try_into().ok()?))
+        let o = types_at.checked_add(ty.checked_mul(6)?)?;
+        Some(i32::from_be_bytes(get(o, 4)?.try_into().ok()?))
     };
-    let mut transitions = Vec::with_capacity(timecnt);
+    let mut transitions = Vec::with_capacity(usize::try_from(timecnt).ok()?);
     for i in 0..timecnt {
-        transitions.push((time(i)?, utoff(usize::from(*b.get(idx_at + i)?))?));
+        let ty = *get(idx_at.checked_add(i)?, 1)?.first()?;
+        transitions.push((time(i)?, utoff(u64::from(ty))?));
     }
     let rule = match t {
+        // The footer: a newline, a POSIX rule (maybe empty), a newline; a
+        // file cut inside it is refused like one cut anywhere else.
         8 => {
-            let footer = b.get(at + size(counts, 8)..)?;
-            let text = std::str::from_utf8(footer).ok()?.trim_matches('\n');
+            let footer = b.get(usize::try_from(end).ok()?..)?;
+            let text = std::str::from_utf8(footer).ok()?;
+            let text = text.strip_prefix('\n')?.strip_suffix('\n')?;
             (!text.is_empty()).then(|| parse_rule(text)).flatten()
         }
         _ => None,
@@ -440,6 +533,97 @@ mod tests {
         }
     }
 
+    /// A real zone file, small: Europe/Paris from 1977 (transitions to
+    /// 1996, then its footer rule), made by `zic -b slim` from
+    /// `tests/fixtures/tzif/Europe-Paris.zi`.
+    const PARIS: &[u8] = include_bytes!("../tests/fixtures/tzif/Europe-Paris.slim");
+
+    /// A TZif header: version, then the six counts (isut, isstd, leap,
+    /// time, type, char).
+    fn header(version: u8, counts: [u32; 6]) -> Vec<u8> {
+        let mut h = b"TZif".to_vec();
+        h.push(version);
+        h.extend([0u8; 15]);
+        for c in counts {
+            h.extend(c.to_be_bytes());
+        }
+        h
+    }
+
+    #[test]
+    fn a_real_zone_file_reads_as_its_rule_says() {
+        let z = parse_tzif(PARIS).unwrap();
+        let rule = Zone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        // 1996 and 1997 from the transitions, 2025 and 2026 from the footer.
+        for start in [820_454_400i64, 1_735_689_600] {
+            for h in 0..2 * 8760 {
+                let t = start + h * 3600;
+                assert_eq!(z.offset(t), rule.offset(t), "at {t}");
+            }
+        }
+        // 1990's summer time ended in September, as the transitions say.
+        assert_eq!(z.offset(654_739_200), 3600, "1990-10-01");
+    }
+
+    #[test]
+    fn a_zone_file_cut_short_anywhere_is_refused() {
+        let system = std::fs::read("/usr/share/zoneinfo/Europe/Paris").ok();
+        for file in [Some(PARIS.to_vec()), system].into_iter().flatten() {
+            assert!(parse_tzif(&file).is_some());
+            for n in 0..file.len() {
+                assert_eq!(parse_tzif(&file[..n]), None, "the first {n} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_zone_headers_are_refused_without_allocating_for_them() {
+        let max = u32::MAX;
+        let mut files = vec![
+            // Every count 2^32 - 1 (a 60-byte file claiming 68 GB of
+            // transitions once aborted jack at start).
+            [header(b'\0', [max; 6]), vec![0; 16]].concat(),
+            [header(b'2', [max; 6]), vec![0; 16]].concat(),
+            // Only the transitions: 4 GiB of times, on a 32-bit `usize`
+            // 2^30 * 4 wraps to 0.
+            [header(b'\0', [0, 0, 0, 1 << 30, 1, 0]), vec![0; 64]].concat(),
+            [header(b'\0', [0, 0, 0, max, 1, 0]), vec![0; 64]].concat(),
+            // A version 2 file whose first block's size wraps on 32 bits
+            // (2^32 / 6 types), its second header nowhere.
+            [header(b'2', [0, 0, 0, 0, max / 6 + 1, 0]), vec![0; 64]].concat(),
+            // Leap records: (t + 4) * 2^31 and more.
+            [header(b'2', [0, 0, max, 0, 1, 0]), vec![0; 64]].concat(),
+            // A second header that is itself hostile.
+            [
+                header(b'2', [0, 0, 0, 0, 1, 4]),
+                vec![0; 10],
+                header(b'2', [max; 6]),
+            ]
+            .concat(),
+        ];
+        // A type index past the types, a transition before any type.
+        files.push(
+            [
+                header(b'\0', [0, 0, 0, 1, 1, 0]),
+                vec![0, 0, 0, 0, 7],
+                vec![0; 6],
+            ]
+            .concat(),
+        );
+        files.push([header(b'\0', [0, 0, 0, 0, 0, 0])].concat());
+        for (i, file) in files.iter().enumerate() {
+            assert_eq!(parse_tzif(file), None, "file {i}");
+        }
+        // The same shapes, whole: read.
+        let one = [
+            header(b'\0', [0, 0, 0, 1, 1, 0]),
+            vec![0, 0, 0, 0, 0],
+            vec![0, 0, 0x0e, 0x10, 0, 0],
+        ]
+        .concat();
+        assert_eq!(parse_tzif(&one).unwrap().offset(0), 3600);
+    }
+
     #[test]
     fn the_systems_zone_files_read_as_their_rules_say() {
         // Skipped where the machine has no zone files (the rule test above
@@ -456,9 +640,68 @@ mod tests {
                 assert_eq!(z.offset(t), rule.offset(t), "at {t}");
             }
         }
-        let (utc, why) = Zone::load(Some("Nowhere/Atlantis"));
-        assert_eq!(utc, Zone::utc());
-        assert!(why.unwrap().contains("uses UTC"));
-        assert_eq!(Zone::load(Some("../../etc/passwd")).0, Zone::utc());
+        assert_eq!(
+            Zone::load_from(
+                Some("../../etc/passwd"),
+                "/usr/share/zoneinfo".as_ref(),
+                "/nowhere".as_ref()
+            )
+            .0,
+            Zone::utc()
+        );
+    }
+
+    /// What the container sees: `TZ=Europe/Berlin`, as a NAS sets it, with
+    /// no zone files; the host's `/etc/localtime` mounted, or not.
+    #[test]
+    fn a_zone_name_without_its_file_falls_back_to_the_local_zone_file() {
+        let dir = std::env::temp_dir().join(format!("jack-tz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let localtime = dir.join("localtime");
+        std::fs::write(&localtime, PARIS).unwrap();
+        let zoneinfo = dir.join("zoneinfo");
+        let paris = parse_tzif(PARIS).unwrap();
+
+        let (zone, why) = Zone::load_from(Some("Europe/Berlin"), &zoneinfo, &localtime);
+        assert_eq!(zone.offset(1_751_328_000), 7200, "July: CEST");
+        assert_eq!(zone.transitions, paris.transitions);
+        assert_eq!(zone.source, localtime.display().to_string());
+        let why = why.unwrap();
+        assert!(why.contains("TZ=Europe/Berlin"), "{why}");
+        assert!(
+            why.ends_with(&format!(
+                "the speed schedule uses {} instead",
+                localtime.display()
+            )),
+            "{why}"
+        );
+
+        // Nothing mounted: UTC, and the warning says what works in the image.
+        let nowhere = dir.join("nowhere");
+        for tz in [Some("Europe/Berlin"), None] {
+            let (zone, why) = Zone::load_from(tz, &zoneinfo, &nowhere);
+            assert_eq!(zone, Zone::utc());
+            let why = why.unwrap();
+            assert!(why.contains("uses UTC"), "{why}");
+            assert!(why.contains("/etc/localtime:/etc/localtime:ro"), "{why}");
+            assert!(why.contains("TZ=CET-1CEST,M3.5.0,M10.5.0/3"), "{why}");
+            assert!(!why.contains("Europe/Paris"), "{why}");
+        }
+
+        // A zone file, a rule and a name of UTC need no fallback.
+        std::fs::create_dir_all(zoneinfo.join("Europe")).unwrap();
+        std::fs::write(zoneinfo.join("Europe/Berlin"), PARIS).unwrap();
+        let (zone, why) = Zone::load_from(Some("Europe/Berlin"), &zoneinfo, &nowhere);
+        assert_eq!((zone.source.as_str(), why), ("TZ=Europe/Berlin", None));
+        let (zone, why) = Zone::load_from(Some("CET-1CEST,M3.5.0,M10.5.0/3"), &zoneinfo, &nowhere);
+        assert_eq!((zone.offset(1_751_328_000), why), (7200, None));
+        for utc in ["UTC", "Etc/UTC", ""] {
+            assert_eq!(
+                Zone::load_from(Some(utc), &zoneinfo, &localtime),
+                (Zone::utc(), None),
+                "{utc}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -253,12 +253,19 @@ fn the_compose_file_runs_the_image_as_made() {
         .filter_map(|l| l.strip_prefix("- "))
         .filter(|v| v.contains(":/"))
         .collect();
-    let targets: Vec<&str> = volumes
-        .iter()
-        .filter_map(|v| v.split(':').nth(1))
-        .filter(|t| t.starts_with('/'))
-        .collect();
-    assert_eq!(targets, ["/config", "/data"], "volumes: {volumes:?}");
+    let targets = |read_only: bool| -> Vec<&str> {
+        volumes
+            .iter()
+            .filter(|v| v.ends_with(":ro") == read_only)
+            .filter_map(|v| v.split(':').nth(1))
+            .filter(|t| t.starts_with('/'))
+            .collect()
+    };
+    // /config and /data are the only writable volumes; the host's time
+    // zone comes in read-only (the image has no zone files).
+    assert_eq!(targets(false), ["/config", "/data"], "volumes: {volumes:?}");
+    assert_eq!(targets(true), ["/etc/localtime"], "volumes: {volumes:?}");
+    assert!(volumes.contains(&"/etc/localtime:/etc/localtime:ro"));
     assert!(
         lines
             .iter()

@@ -348,6 +348,11 @@ fn the_page_in_a_real_browser() {
     // test resumes Film.1), and a completed one.
     fill_registry(&site, 3, hostile, 2);
     add_completed(&site);
+    // An upload rate that is not a whole number of KiB/s: the limits form
+    // must keep it exact when the owner changes another rate.
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    let config = config.replacen("[server]\n", "[server]\nmax_upload_rate = 100000\n", 1);
+    std::fs::write(site.config(), config).unwrap();
     let node = site.start();
     // The stubs the script drops into the watch folder when it is ready.
     let stubs = site.path().join("stubs");

@@ -143,7 +143,14 @@ pub fn group(measured: &[(&Path, Measure)], reserve: u64) -> Vec<Disk> {
                     std::io::ErrorKind::PermissionDenied => {
                         "jack may not read the folder (permission denied)".to_string()
                     }
-                    _ => format!("cannot measure the folder's free space ({e})"),
+                    // Plain words on the page, never "(os error N)".
+                    _ => match crate::plain::io_phrase(e) {
+                        "error" => format!(
+                            "cannot measure the folder's free space ({})",
+                            crate::plain::without_os_error(&e.to_string()).to_lowercase()
+                        ),
+                        phrase => format!("cannot measure the folder's free space ({phrase})"),
+                    },
                 };
                 out.push((
                     None,
@@ -313,6 +320,19 @@ mod tests {
             Some("the folder does not exist")
         );
         assert!(!missing[0].low);
+        // Other errors in plain words, without the OS's "(os error N)".
+        let os = |n| Err(std::io::Error::from_raw_os_error(n));
+        let errors: Vec<_> = group(&[(a, os(5)), (b, os(40))], MIB)
+            .into_iter()
+            .map(|d| d.error.unwrap())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "cannot measure the folder's free space (input/output error: the disk may be failing)",
+                "cannot measure the folder's free space (too many levels of symbolic links)",
+            ]
+        );
     }
 
     #[test]

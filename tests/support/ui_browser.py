@@ -318,16 +318,46 @@ try:
     check(d.find_elements(By.CSS_SELECTOR, "#svg svg polyline.down"), "no throughput line")
     # Speed limits from the page: a cap applied and shown, a bad one refused
     # with why, the alternative limits turned on and off; then none again.
-    def limit_form(up):
-        box = d.find_element(By.ID, "limup")
+    def limit_form(up, field="limup"):
+        box = d.find_element(By.ID, field)
         box.clear()
         box.send_keys(up)
         d.find_element(By.CSS_SELECTOR, "#limform button[type=submit]").click()
+
+    def limits_api():
+        return d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/ui/api/v1/limits', {cache: 'no-store'}).then(r => r.json())"
+            ".then(done, e => done({error: String(e)}))")
+
+    def limit_posts():
+        drain()
+        return [u.split("/ui/api/v1/limits?")[1] for u in requests if "/ui/api/v1/limits?" in u]
+    # jack.toml's upload rate is 100000 B/s, shown rounded (98 KiB/s): an
+    # Apply with nothing edited sends nothing, and changing only the
+    # download rate sends only it; the upload keeps its exact bytes.
+    wait("the configured upload rate shown", lambda: d.find_element(By.ID, "limup").get_attribute("value") == "98")
+    d.find_element(By.CSS_SELECTOR, "#limform button[type=submit]").click()
+    time.sleep(1)  # what an Apply would have sent has arrived by now
+    lim = limits_api()
+    check(lim["normal"]["upload"] == 100000 and not lim["changed_at_run_time"],
+          "an Apply with nothing edited changed the limits: " + json.dumps(lim))
+    check(not limit_posts(), "an Apply with nothing edited was sent")
+    check("Nothing to apply" in d.find_element(By.ID, "limerr").text, "no word on an empty Apply")
+    limit_form("4096", "limdown")
+    wait("the download cap in force", lambda: "downloading at most 4.0 MiB/s" in d.find_element(By.ID, "limnow").text)
+    lim = limits_api()
+    check(lim["normal"] == {"upload": 100000, "download": 4194304}
+          and lim["alt_rates"] == {"upload": 0, "download": 0},
+          "a download change moved other rates: " + json.dumps(lim))
+    check(limit_posts() == ["download_rate=4194304"], "sent: " + repr(limit_posts()))
+    limit_form("0", "limdown")
+    wait("no download cap", lambda: "downloading at most no limit" in d.find_element(By.ID, "limnow").text)
     limit_form("2048")
     wait("the upload cap in force", lambda: "serving friends at most 2.0 MiB/s" in d.find_element(By.ID, "limnow").text)
     limit_form("10")
     wait("a cap below 64 KiB/s refused", lambda: d.find_element(By.ID, "limerr").text)
-    drain(allowed=["/ui/api/v1/limits?upload_rate=10240&"])
+    drain(allowed=["/ui/api/v1/limits?upload_rate=10240"])
     check("2.0 MiB/s" in d.find_element(By.ID, "limnow").text, "a refused cap changed the limits")
     d.find_element(By.ID, "limtoggle").click()
     wait("the alternative limits on", lambda: "alternative limits on" in d.find_element(By.ID, "limalt").text)

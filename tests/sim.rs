@@ -474,7 +474,7 @@ impl Sim {
         // for all together): pauses, removals, kills and power cuts then
         // also reach workers waiting on the speed limit's bucket. From the
         // seed, not the generator, so the other seeds' sequences stay.
-        let max_rate = if seed % 3 == 0 {
+        let max_rate = if seed.is_multiple_of(3) {
             "max_rate = 2097152\n"
         } else {
             ""

@@ -156,6 +156,9 @@ pub fn io_phrase(e: &io::Error) -> &'static str {
         K::NotADirectory => "a part of the path is not a folder",
         K::TimedOut => "timed out",
         _ if e.raw_os_error() == Some(libc_eio()) => "input/output error: the disk may be failing",
+        // The C library's own words differ (glibc's "too many levels of
+        // symbolic links", musl's "symbolic link loop"): one phrase.
+        _ if e.raw_os_error() == Some(libc_eloop()) => "a loop of symbolic links",
         _ => "error",
     }
 }
@@ -163,6 +166,12 @@ pub fn io_phrase(e: &io::Error) -> &'static str {
 /// EIO on every Linux target.
 const fn libc_eio() -> i32 {
     5
+}
+
+/// ELOOP on the Linux targets jack is built for (x86, ARM: the generic
+/// numbering).
+const fn libc_eloop() -> i32 {
+    40
 }
 
 /// A retry's "next try in 6 s" (seconds from now; `None`: not waiting).

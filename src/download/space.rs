@@ -330,7 +330,7 @@ mod tests {
             errors,
             [
                 "cannot measure the folder's free space (input/output error: the disk may be failing)",
-                "cannot measure the folder's free space (too many levels of symbolic links)",
+                "cannot measure the folder's free space (a loop of symbolic links)",
             ]
         );
     }

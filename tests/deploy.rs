@@ -4,6 +4,8 @@
 //! snippets that are actually shipped. No root, no systemd needed; run
 //! `systemd-analyze verify` as well where it exists (docs/INSTALL-NAS.md).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -295,7 +297,7 @@ fn the_compose_file_runs_the_image_as_made() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jack.toml");
     let data = dir.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jack"))
+    let out = support::jack_command()
         .arg("--config")
         .arg(&config)
         .arg("init")

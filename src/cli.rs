@@ -36,8 +36,8 @@ usage:
   jack key new NAME                       print a fresh key for the friend NAME and its [[server.peer_keys]] entry
   jack --version | --help
 
-A running node reloads [[server.peer_keys]] on SIGHUP (a file that fails
-validation is refused and the running keys kept).
+A running node reloads [[server.peer_keys]], [[peers]] and the speed limits
+on SIGHUP (a file that fails validation is refused and the running values kept).
 The configuration is --config PATH, else $JACK_CONFIG, else ./jack.toml.
 JACK_LOG=debug overrides log.level.
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.

@@ -208,15 +208,48 @@ fn plain_error(peer: &str, error: Option<&str>, next_try: Option<u64>) -> Option
     })
 }
 
-/// The view of `d`, with `live` bytes and `speed` when it is running.
-pub fn view(d: &Download, now: Now) -> View<'_> {
+/// What a view computes from a row's figures and the daemon's [`Now`]:
+/// bytes done, progress, speed and ETA, the next try, the plain error.
+struct Figured {
+    done: u64,
+    progress: f64,
+    speed: Option<u64>,
+    eta_seconds: Option<u64>,
+    next_try_at: Option<u64>,
+    next_try_secs: Option<u64>,
+    error: Option<String>,
+}
+
+fn figured(
+    (expected, downloaded, status): (u64, u64, Status),
+    (peer, error): (&str, Option<&str>),
+    now: Now,
+) -> Figured {
     let Now {
         live,
         speed,
         next_try,
     } = now;
     let next_try_secs = next_try.map(secs_until);
-    let (done, progress) = done_and_progress(d.expected_bytes, d.downloaded_bytes, d.status, live);
+    let (done, progress) = done_and_progress(expected, downloaded, status, live);
+    Figured {
+        done,
+        progress,
+        speed,
+        eta_seconds: speed.and_then(|s| eta(expected.saturating_sub(done), s)),
+        next_try_at: next_try,
+        next_try_secs,
+        error: plain_error(peer, error, next_try_secs),
+    }
+}
+
+/// The view of `d`, with `live` bytes and `speed` when it is running.
+pub fn view(d: &Download, now: Now) -> View<'_> {
+    let f = figured(
+        (d.expected_bytes, d.downloaded_bytes, d.status),
+        (&d.peer, d.error.as_deref()),
+        now,
+    );
     View {
         id: d.id,
         status: d.status.as_str(),
@@ -228,16 +261,16 @@ pub fn view(d: &Download, now: Now) -> View<'_> {
         stub_name: &d.stub_name,
         expected_bytes: d.expected_bytes,
         downloaded_bytes: d.downloaded_bytes,
-        done_bytes: done,
-        progress,
-        speed,
-        eta_seconds: speed.and_then(|s| eta(d.expected_bytes.saturating_sub(done), s)),
-        next_try_at: next_try,
+        done_bytes: f.done,
+        progress: f.progress,
+        speed: f.speed,
+        eta_seconds: f.eta_seconds,
+        next_try_at: f.next_try_at,
         attempts: d.attempts,
         restarts: d.restarts,
-        error: plain_error(&d.peer, d.error.as_deref(), next_try_secs),
+        error: f.error,
         error_detail: d.error.as_deref(),
-        next_try_secs,
+        next_try_secs: f.next_try_secs,
         part_path: &d.part_path,
         dest_path: &d.dest_path,
         created_at: &d.created_at,
@@ -249,13 +282,11 @@ pub fn view(d: &Download, now: Now) -> View<'_> {
 /// The view of a [`TableRow`], for the table only: what the table does
 /// not print (hashes, paths, times) is left empty.
 pub fn table_view(r: &TableRow, now: Now) -> View<'_> {
-    let Now {
-        live,
-        speed,
-        next_try,
-    } = now;
-    let next_try_secs = next_try.map(secs_until);
-    let (done, progress) = done_and_progress(r.expected_bytes, r.downloaded_bytes, r.status, live);
+    let f = figured(
+        (r.expected_bytes, r.downloaded_bytes, r.status),
+        (&r.peer, r.error.as_deref()),
+        now,
+    );
     View {
         id: r.id,
         status: r.status.as_str(),
@@ -267,16 +298,16 @@ pub fn table_view(r: &TableRow, now: Now) -> View<'_> {
         stub_name: &r.stub_name,
         expected_bytes: r.expected_bytes,
         downloaded_bytes: r.downloaded_bytes,
-        done_bytes: done,
-        progress,
-        speed,
-        eta_seconds: speed.and_then(|s| eta(r.expected_bytes.saturating_sub(done), s)),
-        next_try_at: next_try,
+        done_bytes: f.done,
+        progress: f.progress,
+        speed: f.speed,
+        eta_seconds: f.eta_seconds,
+        next_try_at: f.next_try_at,
         attempts: r.attempts,
         restarts: r.restarts,
-        error: plain_error(&r.peer, r.error.as_deref(), next_try_secs),
+        error: f.error,
         error_detail: r.error.as_deref(),
-        next_try_secs,
+        next_try_secs: f.next_try_secs,
         part_path: Path::new(""),
         dest_path: Path::new(""),
         created_at: "",

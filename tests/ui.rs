@@ -424,8 +424,12 @@ fn the_page_in_a_real_browser() {
     );
     eprintln!("{stdout}");
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // A page of 1,000 rows paints within a second; under qemu the node
+    // answers several times slower (1.16 s seen on aarch64), and the figure
+    // measures the emulator, so the bound is 3 s there.
+    let paint_bound = if support::emulated() { 3000.0 } else { 1000.0 };
     assert!(
-        report["first_paint_ms"].as_f64().unwrap() < 1000.0,
+        report["first_paint_ms"].as_f64().unwrap() < paint_bound,
         "{report}"
     );
     // What the browser did shows in the registry too.

@@ -23,8 +23,10 @@ use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 
 mod clients;
+mod digests;
 mod offers;
 pub use clients::{ClientRow, Grab, NewGrab, TagEdit, split_tags};
+pub use digests::FileId;
 pub use offers::{Offer, OfferChanges};
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
@@ -200,6 +202,21 @@ const MIGRATIONS: &[&str] = &[
     // the stub's name (`download/aside`, each status poll): an index, not
     // a scan of every download per stub.
     "CREATE INDEX downloads_stub_name ON downloads(stub_name);",
+    // 10: the content digests of files this node has (PROTOCOL.md §2.6),
+    // under the file's identity: device and inode (the key; hard links
+    // share one), size and modification time in nanoseconds (a digest is
+    // of that version only). `pieces` is the 32-byte SHA-256 of each
+    // 16 MiB piece, concatenated.
+    "CREATE TABLE digests (
+        dev       INTEGER NOT NULL,
+        ino       INTEGER NOT NULL,
+        size      INTEGER NOT NULL CHECK (size >= 0),
+        mtime_ns  INTEGER NOT NULL,
+        sha256    BLOB    NOT NULL CHECK (length(sha256) = 32),
+        pieces    BLOB    NOT NULL CHECK (length(pieces) % 32 = 0),
+        hashed_at INTEGER NOT NULL,
+        PRIMARY KEY (dev, ino)
+    );",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod digest;
 pub mod download;
 pub mod error;
 pub mod fault;

@@ -45,6 +45,7 @@ fn main() {
             dest_path: format!("/data/completed/Movie.{n}.mkv").into(),
             etag: None,
             expected_bytes: 1 << 30,
+            sha256: None,
         })
         .unwrap();
         if n < 1000 {

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 mod clients;
 mod digests;
 mod offers;
+mod proof;
 pub use clients::{ClientRow, Grab, NewGrab, TagEdit, split_tags};
 pub use digests::FileId;
 pub use offers::{Offer, OfferChanges};
@@ -217,6 +218,22 @@ const MIGRATIONS: &[&str] = &[
         hashed_at INTEGER NOT NULL,
         PRIMARY KEY (dev, ino)
     );",
+    // 11: a download checked against its source's digests (PROTOCOL.md
+    // §2.6): the version's whole-file SHA-256 (hex) when its release gave
+    // one, the piece digests once fetched, how far the bytes are hashed
+    // and checked (`verified_bytes`, a piece boundary or the end, never
+    // past the durable count) with the whole-file hash's state there, and
+    // how many pieces the current source sent that failed their check.
+    "ALTER TABLE downloads ADD COLUMN sha256 TEXT
+        CHECK (sha256 IS NULL OR length(sha256) = 64);
+    ALTER TABLE downloads ADD COLUMN pieces BLOB
+        CHECK (pieces IS NULL OR length(pieces) % 32 = 0);
+    ALTER TABLE downloads ADD COLUMN verified_bytes INTEGER NOT NULL DEFAULT 0
+        CHECK (verified_bytes >= 0 AND verified_bytes <= downloaded_bytes);
+    ALTER TABLE downloads ADD COLUMN hash_state BLOB
+        CHECK (hash_state IS NULL OR length(hash_state) = 32);
+    ALTER TABLE downloads ADD COLUMN bad_pieces INTEGER NOT NULL DEFAULT 0
+        CHECK (bad_pieces >= 0);",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without
@@ -319,6 +336,9 @@ pub enum EventKind {
     HandOff,
     /// The peer's file changed: the release was looked up again.
     Changed,
+    /// A piece failed its check against the source's digest (§2.6): the
+    /// `.part` went back to the piece's start.
+    PieceFailed,
 }
 
 impl EventKind {
@@ -336,6 +356,7 @@ impl EventKind {
             EventKind::Regrabbed => "regrabbed",
             EventKind::HandOff => "hand_off",
             EventKind::Changed => "changed",
+            EventKind::PieceFailed => "piece_failed",
         }
     }
 }
@@ -373,6 +394,14 @@ pub struct Download {
     /// The highest offset ever made durable for the current version
     /// (progress is passing it).
     pub high_water: u64,
+    /// The version's whole-file SHA-256 (lower-case hex), when known.
+    pub sha256: Option<String>,
+    /// Bytes hashed and checked (a piece boundary, or the end; never past
+    /// `downloaded_bytes`), and the whole-file hash's state there.
+    pub verified_bytes: u64,
+    pub hash_state: Option<crate::digest::Midstate>,
+    /// Pieces the current source sent that failed their check.
+    pub bad_pieces: u32,
 }
 
 /// The columns of a download the status table shows ([`Registry::table_rows`]).
@@ -404,6 +433,9 @@ pub struct NewDownload {
     pub dest_path: PathBuf,
     pub etag: Option<String>,
     pub expected_bytes: u64,
+    /// The version's whole-file SHA-256 (lower-case hex), when its release
+    /// gave one.
+    pub sha256: Option<String>,
 }
 
 /// A stub the watch folder could not read (renamed `<name>.invalid`).
@@ -441,7 +473,8 @@ impl fmt::Debug for Registry {
 
 const DOWNLOAD_COLUMNS: &str = "id, stub_name, info_hash, peer, item_id, title, file_name, \
      part_path, dest_path, etag, expected_bytes, downloaded_bytes, status, attempts, restarts, \
-     error, created_at, updated_at, completed_at, handoff_file, generation, high_water";
+     error, created_at, updated_at, completed_at, handoff_file, generation, high_water, \
+     sha256, verified_bytes, hash_state, bad_pieces";
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path` and applies any
@@ -516,8 +549,8 @@ impl Registry {
         let tx = conn.transaction().map_err(db_err("begin insert"))?;
         tx.execute(
             "INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, file_name, \
-             part_path, dest_path, etag, expected_bytes, status, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11)",
+             part_path, dest_path, etag, expected_bytes, status, created_at, updated_at, sha256) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13)",
             params![
                 new.stub_name,
                 new.info_hash,
@@ -530,7 +563,8 @@ impl Registry {
                 new.etag,
                 expected,
                 now,
-                status.as_str()
+                status.as_str(),
+                new.sha256
             ],
         )
         .map_err(db_err("insert download"))?;
@@ -719,6 +753,8 @@ impl Registry {
         let conn = self.conn.lock();
         conn.execute(
             "UPDATE downloads SET downloaded_bytes = ?2, high_water = max(high_water, ?2), \
+             verified_bytes = CASE WHEN verified_bytes <= ?2 THEN verified_bytes ELSE 0 END, \
+             hash_state = CASE WHEN verified_bytes <= ?2 THEN hash_state ELSE NULL END, \
              updated_at = ?3 WHERE id = ?1",
             params![id, bytes, now_rfc3339()],
         )
@@ -736,6 +772,7 @@ impl Registry {
         let generation: i64 = tx
             .query_row(
                 "UPDATE downloads SET downloaded_bytes = 0, restarts = restarts + 1, \
+                 verified_bytes = 0, hash_state = NULL, \
                  generation = generation + 1, updated_at = ?2 WHERE id = ?1 RETURNING generation",
                 params![id, now],
                 |r| r.get(0),
@@ -785,6 +822,9 @@ impl Registry {
                     "UPDATE downloads SET title = ?2, file_name = ?3, dest_path = ?4, etag = ?5, \
                      expected_bytes = ?6, downloaded_bytes = 0, generation = generation + 1, \
                      high_water = CASE WHEN ?8 THEN 0 ELSE high_water END, \
+                     verified_bytes = 0, hash_state = NULL, bad_pieces = 0, \
+                     sha256 = CASE WHEN ?8 THEN ?9 ELSE COALESCE(?9, sha256) END, \
+                     pieces = CASE WHEN ?8 THEN NULL ELSE pieces END, \
                      updated_at = ?7 WHERE id = ?1",
                     params![
                         id,
@@ -794,7 +834,8 @@ impl Registry {
                         new.etag,
                         expected,
                         now,
-                        new_version
+                        new_version,
+                        new.sha256
                     ],
                 )
                 .map_err(db_err("record the remote change"))
@@ -908,6 +949,11 @@ impl Registry {
             detail,
             Count::Reset,
         )?;
+        // Fresh attempts, and the source gets a fresh count of bad pieces.
+        self.conn
+            .lock()
+            .execute("UPDATE downloads SET bad_pieces = 0 WHERE id = ?1", [id])
+            .map_err(db_err("reset bad pieces"))?;
         Ok(row.status)
     }
 
@@ -950,6 +996,10 @@ impl Registry {
                  file_name = ?5, dest_path = ?6, etag = ?7, expected_bytes = ?8, \
                  downloaded_bytes = CASE WHEN ?9 THEN 0 ELSE downloaded_bytes END, \
                  high_water = CASE WHEN ?9 THEN 0 ELSE high_water END, \
+                 verified_bytes = CASE WHEN ?9 THEN 0 ELSE verified_bytes END, \
+                 hash_state = CASE WHEN ?9 THEN NULL ELSE hash_state END, \
+                 pieces = CASE WHEN ?9 THEN NULL ELSE pieces END, \
+                 sha256 = ?12, bad_pieces = 0, \
                  generation = generation + ?9, \
                  restarts = restarts + ?9, \
                  attempts = CASE WHEN status IN ('failed', 'paused') THEN 0 ELSE attempts END, \
@@ -970,7 +1020,8 @@ impl Registry {
                     expected,
                     restart.is_some(),
                     now,
-                    paused
+                    paused,
+                    new.sha256
                 ],
             )
             .map_err(db_err("replace the source"))
@@ -1124,6 +1175,15 @@ fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
         handoff_file: r.get(19)?,
         generation: get_u64(r, 20)?,
         high_water: get_u64(r, 21)?,
+        sha256: r.get(22)?,
+        verified_bytes: get_u64(r, 23)?,
+        hash_state: {
+            let bytes = get_u64(r, 23)?;
+            r.get::<_, Option<Vec<u8>>>(24)?
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(|state| crate::digest::Midstate { bytes, state })
+        },
+        bad_pieces: r.get(25)?,
     })
 }
 
@@ -1175,6 +1235,7 @@ mod tests {
             dest_path: format!("/data/completed/Movie.{n}.mkv").into(),
             etag: Some("\"abc\"".into()),
             expected_bytes: 5 * 1024 * 1024 * 1024 + u64::from(n),
+            sha256: None,
         }
     }
 

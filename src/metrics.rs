@@ -164,6 +164,7 @@ pub struct Metrics {
     bytes_served: AtomicU64,
     bytes_downloaded: AtomicU64,
     bytes_direct: AtomicU64,
+    pieces_failed: AtomicU64,
     completed: AtomicU64,
     paused: AtomicU64,
     failed: [AtomicU64; REASONS],
@@ -182,6 +183,7 @@ pub static METRICS: Metrics = Metrics {
     bytes_served: AtomicU64::new(0),
     bytes_downloaded: AtomicU64::new(0),
     bytes_direct: AtomicU64::new(0),
+    pieces_failed: AtomicU64::new(0),
     completed: AtomicU64::new(0),
     paused: AtomicU64::new(0),
     failed: [ZERO; REASONS],
@@ -203,6 +205,10 @@ impl Metrics {
     /// (`download::direct`), not through the HTTP client.
     pub fn downloaded_direct(&self, bytes: u64) {
         self.bytes_direct.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// A downloaded piece (or whole file) failed its digest check.
+    pub fn piece_failed(&self) {
+        self.pieces_failed.fetch_add(1, Ordering::Relaxed);
     }
     /// Bytes taken straight from the socket since the process started.
     pub fn direct_total(&self) -> u64 {
@@ -304,6 +310,12 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         "counter",
         "Of those, bytes moved straight from the socket (splice), not through the HTTP client.",
         load(&m.bytes_direct),
+    );
+    one(
+        "jack_pieces_failed_total",
+        "counter",
+        "Downloaded pieces (or whole files) that failed their SHA-256 check and were fetched again.",
+        load(&m.pieces_failed),
     );
     one(
         "jack_transfers_active",
@@ -451,6 +463,7 @@ mod tests {
             bytes_served: AtomicU64::new(7),
             bytes_downloaded: AtomicU64::new(0),
             bytes_direct: AtomicU64::new(5),
+            pieces_failed: AtomicU64::new(0),
             completed: AtomicU64::new(1),
             paused: AtomicU64::new(0),
             failed: [ZERO; REASONS],

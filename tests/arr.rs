@@ -381,6 +381,7 @@ fn one_download(dir: &Path, dest: &Path) -> (Arc<Registry>, i64) {
             dest_path: dest.to_path_buf(),
             etag: None,
             expected_bytes: 1,
+            sha256: None,
         })
         .unwrap();
     (registry, id)

@@ -6,149 +6,16 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jack::config::Config;
 use jack::db::{NewDownload, Registry, Status};
-use jack::download::downloads::{Added, Downloads, Pool, Start};
+use jack::download::downloads::{Added, Start};
 use jack::download::handoff::Mode as HandOffMode;
-use jack::download::retry::SeededRng;
+use support::bed::{Bed, file};
 use support::fake_peer::{self, FakePeer, Mode};
 use support::{OffsetClock, pattern};
 
 const SIZE: usize = 3 * 1024 * 1024 + 123;
-
-struct Bed {
-    dir: tempfile::TempDir,
-    registry: Arc<Registry>,
-    downloads: Arc<Downloads>,
-    pool: Option<Pool>,
-    clock: Arc<OffsetClock>,
-}
-
-impl Bed {
-    fn start(peer: &FakePeer, extra: &str) -> Bed {
-        let dir = tempfile::tempdir().unwrap();
-        Bed::start_in(dir, peer, extra)
-    }
-
-    fn start_in(dir: tempfile::TempDir, peer: &FakePeer, extra: &str) -> Bed {
-        Bed::start_with(dir, peer, extra, OffsetClock::default())
-    }
-
-    fn start_with(dir: tempfile::TempDir, peer: &FakePeer, extra: &str, clock: OffsetClock) -> Bed {
-        Bed::start_full(dir, peer, extra, clock, None)
-    }
-
-    /// A bed whose hand-off copies (as across two mounts), on one filesystem.
-    fn start_copying(peer: &FakePeer, extra: &str) -> Bed {
-        Bed::start_handing_off(peer, extra, HandOffMode::Copy)
-    }
-
-    /// A bed with the hand-off `mode`, whatever the probe would pick.
-    fn start_handing_off(peer: &FakePeer, extra: &str, mode: HandOffMode) -> Bed {
-        let dir = tempfile::tempdir().unwrap();
-        Bed::start_full(dir, peer, extra, OffsetClock::default(), Some(mode))
-    }
-
-    fn start_full(
-        dir: tempfile::TempDir,
-        peer: &FakePeer,
-        extra: &str,
-        clock: OffsetClock,
-        handoff: Option<HandOffMode>,
-    ) -> Bed {
-        let max_delay = if extra.contains("retry_max_delay_ms") {
-            ""
-        } else {
-            "retry_max_delay_ms = 20\n"
-        };
-        let text = format!(
-            "[server]\napi_key = \"k\"\n[downloads]\nretry_base_delay_ms = 1\n{max_delay}idle_timeout_ms = 400\n{extra}\n[[peers]]\nname = \"alice\"\nurl = \"http://{}\"\napi_key = \"k\"\n",
-            peer.addr
-        );
-        let config = Config::parse(&text, &dir.path().join("jack.toml"), &|_| None).unwrap();
-        config.create_dirs().unwrap();
-        let registry = Arc::new(Registry::open(&config.database.path).unwrap());
-        let clock = Arc::new(clock);
-        let rng = Box::new(SeededRng::new(7));
-        let (downloads, pool) = match handoff {
-            None => Downloads::start(registry.clone(), &config, rng, clock.clone()),
-            Some(mode) => {
-                Downloads::start_with(registry.clone(), &config, rng, clock.clone(), mode)
-            }
-        }
-        .unwrap();
-        Bed {
-            dir,
-            registry,
-            downloads,
-            pool: Some(pool),
-            clock,
-        }
-    }
-
-    fn add(&self, item: &str, size: usize) -> i64 {
-        let stub = jack::stub::build("alice", item, item, size as u64);
-        match self
-            .downloads
-            .add_stub(&format!("{item}.torrent"), &stub, Start::Now)
-            .unwrap()
-        {
-            Added::Queued(id) => id,
-            other => panic!("not queued: {other:?}"),
-        }
-    }
-
-    fn wait_done(&self, id: i64) -> jack::db::Download {
-        let start = Instant::now();
-        loop {
-            let row = self.registry.get(id).unwrap().unwrap();
-            // Done, and its worker has let go of it (the slot is freed just
-            // after the status is written; a re-grab in between is a
-            // duplicate of a running transfer).
-            if matches!(row.status, Status::Completed | Status::Failed)
-                && !self.downloads.running().contains_key(&id)
-            {
-                return row;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "download {id} still {:?}",
-                row.status
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn completed(&self, name: &str) -> PathBuf {
-        self.dir.path().join("data/completed").join(name)
-    }
-
-    fn reasons(&self, id: i64) -> Vec<String> {
-        self.registry
-            .events(id)
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.kind == "restarted")
-            .map(|e| e.detail)
-            .collect()
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            pool.shutdown(Duration::from_secs(2));
-        }
-    }
-}
-
-fn file(id: &str, data: &[u8]) -> fake_peer::File {
-    fake_peer::File::mkv(id, data)
-}
 
 /// Every rule of §2.4: a first response cut mid-way leaves a durable
 /// prefix, then the resume request meets the fault under test.
@@ -482,6 +349,7 @@ fn stale_row(dir: &tempfile::TempDir, part: &[u8], durable: u64) -> (Registry, i
             dest_path: dir.path().join("data/completed/m.mkv"),
             etag: Some(fake_peer::ETAG.into()),
             expected_bytes: data_len,
+            sha256: None,
         })
         .unwrap();
     reg.set_progress(id, durable).unwrap();
@@ -584,16 +452,6 @@ fn two_stubs_for_one_destination_never_share_a_part() {
     );
 }
 
-fn events(bed: &Bed, id: i64, kind: &str) -> Vec<String> {
-    bed.registry
-        .events(id)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| e.detail)
-        .collect()
-}
-
 /// Rule 12: a 200 without `Content-Length` whose body runs past the
 /// expected size is a size change (restart from 0), never a copy cut to
 /// size; one that ends exactly there completes.
@@ -675,7 +533,7 @@ fn a_second_stub_for_one_release_takes_the_new_source() {
         "the row keeps its own stub: b.torrent is set aside as a duplicate"
     );
     assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
-    let regrabbed = events(&bed, id, "regrabbed");
+    let regrabbed = bed.events(id, "regrabbed");
     assert!(
         regrabbed[0].contains("alice/gone -> alice/m"),
         "{regrabbed:?}"
@@ -857,7 +715,7 @@ fn the_copy_hand_off_delivers_whole_files_only() {
         .collect();
     assert_eq!(names, ["m.mkv"], "no temporary copy left");
     assert!(!row.part_path.exists());
-    let copy = events(&bed, id, "hand_off");
+    let copy = bed.events(id, "hand_off");
     assert!(copy[0].starts_with("copying"), "{copy:?}");
     assert!(copy.last().unwrap().starts_with("copied"), "{copy:?}");
     // The registry named the copy before it got the final name (rule 13).
@@ -959,7 +817,7 @@ fn progress_is_not_failure() {
     assert_eq!(requests, 11, "100,000 bytes a request, each resumed");
     assert_eq!(row.restarts, 0);
     assert_eq!(row.attempts, 1, "attempts count those without progress");
-    let retries = events(&bed, id, "retry_scheduled");
+    let retries = bed.events(id, "retry_scheduled");
     assert_eq!(retries.len(), 10, "every interruption is an event");
     assert!(
         retries.iter().all(|d| d.contains("made progress")),
@@ -1013,7 +871,7 @@ fn a_replaced_file_is_looked_up_again_and_fetched_anew() {
     assert_eq!(row.expected_bytes, new.len() as u64);
     assert_eq!(row.downloaded_bytes, new.len() as u64);
     assert_eq!(row.etag.as_deref(), Some("\"fake-etag-2\""));
-    let changed = events(&bed, id, "changed");
+    let changed = bed.events(id, "changed");
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert!(
         changed[0].contains("the peer's file changed: 1048576 → 1572864 bytes"),
@@ -1062,7 +920,7 @@ fn a_file_that_changes_on_every_request_is_not_followed_forever() {
     );
     let per_attempt = jack::download::downloads::MAX_CHANGES + 1;
     assert_eq!(peer.file_requests().len(), 3 * per_attempt);
-    assert_eq!(events(&bed, id, "changed").len(), 3 * (per_attempt - 1));
+    assert_eq!(bed.events(id, "changed").len(), 3 * (per_attempt - 1));
 }
 
 // Issue 18: who owns the bytes on disk (PROTOCOL.md §2.4, top paragraph).
@@ -1272,6 +1130,7 @@ fn a_regrab_of_another_version_lets_go_of_unsynced_bytes() {
             dest_path: bed.completed("m.mkv"),
             etag: Some(fake_peer::ETAG.into()),
             expected_bytes: old.len() as u64,
+            sha256: None,
         })
         .unwrap();
     written_part(&part, id, &old[..10_000]);
@@ -1321,6 +1180,7 @@ fn a_regrabs_commit_alone_already_disowns_the_old_bytes() {
         dest_path: row.dest_path.clone(),
         etag: Some("\"v2\"".into()),
         expected_bytes: row.expected_bytes,
+        sha256: None,
     };
     registry
         .replace_source(id, &new, Some("source_changed"), false, "another version")

@@ -371,6 +371,7 @@ impl Scene {
                 dest_path: self.dest(name),
                 etag: None,
                 expected_bytes: expected,
+                sha256: None,
             })
             .unwrap();
         self.registry.set_progress(id, durable).unwrap();
@@ -443,6 +444,7 @@ fn start_up_reconciliation_table() {
                 dest_path: s.dest("dup"),
                 etag: None,
                 expected_bytes: 100,
+                sha256: None,
             })
             .unwrap();
         std::fs::write(s.config.downloads.incomplete_dir.join("dup2.part"), [1; 50]).unwrap();

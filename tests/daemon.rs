@@ -284,6 +284,7 @@ fn status_reads_the_registry_with_the_daemon_stopped_or_running() {
             dest_path: site.path().join("data/completed/Some.Movie.2024.1080p.mkv"),
             etag: None,
             expected_bytes: 6_000_000_000,
+            sha256: None,
         })
         .unwrap();
     reg.set_progress(id, 4_500_000_000).unwrap();
@@ -351,6 +352,7 @@ fn jack_retry_resume_and_pause_act_on_the_registry_when_no_node_runs() {
         dest_path: site.path().join(format!("data/completed/{n}.mkv")),
         etag: None,
         expected_bytes: 10,
+        sha256: None,
     };
     let failed = reg.insert(&new("a")).unwrap();
     reg.end_attempt(

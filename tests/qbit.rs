@@ -1001,6 +1001,7 @@ fn a_removal_asked_before_a_stop_is_finished_at_the_next_start() {
         dest_path: config.downloads.completed_dir.join("X.mkv"),
         etag: None,
         expected_bytes: 10,
+        sha256: None,
     };
     let id = registry.insert(&new).unwrap();
     std::fs::write(&part, b"12345").unwrap();

@@ -234,6 +234,7 @@ fn fill_registry(site: &Site, n: usize, hostile: &str, paused: usize) {
                 dest_path: site.path().join(format!("data/completed/{i}.mkv")),
                 etag: None,
                 expected_bytes: 1_000_000,
+                sha256: None,
             })
             .unwrap();
         reg.set_progress(id, (i as u64 * 7919) % 1_000_000).unwrap();
@@ -271,6 +272,7 @@ fn add_completed(site: &Site) {
             dest_path: site.path().join("data/completed/Done.Film.2020.1080p.mkv"),
             etag: None,
             expected_bytes: 2 << 30,
+            sha256: None,
         })
         .unwrap();
     reg.set_progress(id, 2 << 30).unwrap();

@@ -563,6 +563,7 @@ mod tests {
             episode: None,
             publish_date: date.map(str::to_string),
             air_date: None,
+            sha256: None,
         }
     }
 

@@ -516,6 +516,7 @@ mod tests {
             dest_path: format!("/c/T{n}.mkv").into(),
             etag: None,
             expected_bytes: 10,
+            sha256: None,
         }
     }
 

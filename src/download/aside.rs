@@ -431,6 +431,7 @@ mod tests {
             dest_path: format!("/nowhere/M{n}.mkv").into(),
             etag: None,
             expected_bytes: 1,
+            sha256: None,
         }
     }
 

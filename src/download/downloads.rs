@@ -537,6 +537,7 @@ impl Downloads {
             dest_path: PathBuf::new(),
             etag: None,
             expected_bytes: stub.length.min(self.config.max_file_size),
+            sha256: None,
         };
         match (self.lookup(&mut new), current) {
             (Lookup::Later(e), _) => Ok(Added::Later(e)),
@@ -603,6 +604,7 @@ impl Downloads {
         row.dest_path = self.config.completed_dir.join(&release.filename);
         row.expected_bytes = release.size;
         row.etag = release.etag;
+        row.sha256 = release.sha256;
         Lookup::Found
     }
 
@@ -1051,9 +1053,12 @@ impl Downloads {
         // wrong total): the same version, whose high-water mark stays, so
         // fetching it again from 0 is not progress.
         let other_etag = matches!((&row.etag, &new.etag), (Some(a), Some(b)) if a != b);
+        let other_digest = matches!((&row.sha256, &new.sha256), (Some(a), Some(b)) if a != b);
         let new_version = reason.starts_with("etag_changed")
+            || reason.starts_with("digest_changed")
             || new.expected_bytes != row.expected_bytes
-            || other_etag;
+            || other_etag
+            || other_digest;
         self.registry
             .remote_changed(row.id, &new, new_version, &detail)?;
         log::info!(
@@ -1322,9 +1327,13 @@ fn same_version(row: &Download, new: &mut NewDownload) -> bool {
         (Some(a), Some(b)) => a == b,
         (None, _) | (_, None) => same_source,
     };
-    let same = row.expected_bytes == new.expected_bytes && same_etag;
+    let other_digest = matches!((&row.sha256, &new.sha256), (Some(a), Some(b)) if a != b);
+    let same = row.expected_bytes == new.expected_bytes && same_etag && !other_digest;
     if same && new.etag.is_none() {
         new.etag.clone_from(&row.etag);
+    }
+    if same && new.sha256.is_none() {
+        new.sha256.clone_from(&row.sha256);
     }
     same
 }
@@ -1343,6 +1352,7 @@ fn to_look_up(row: &Download) -> NewDownload {
         dest_path: PathBuf::new(),
         etag: None,
         expected_bytes: row.expected_bytes,
+        sha256: None,
     }
 }
 

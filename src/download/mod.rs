@@ -5,7 +5,8 @@
 //! `direct`, and whose TLS with a `ca_file` trusts a pinned certificate:
 //! `pinned`), one attempt by the §2.4 rules (`transfer`), the retry classes
 //! (`retry`, pure), the hand-off into `completed_dir` (`handoff`), and
-//! start-up reconciliation (`reconcile`).
+//! start-up reconciliation (`reconcile`), and the check of every byte
+//! against the source's digests (`verify`).
 
 pub mod aside;
 pub mod contact;
@@ -19,5 +20,6 @@ pub mod reconcile;
 pub mod retry;
 pub mod space;
 pub mod transfer;
+pub mod verify;
 pub mod watch;
 pub mod written;

@@ -31,6 +31,16 @@ pub struct RemoteRelease {
     pub filename: String,
     pub size: u64,
     pub etag: Option<String>,
+    /// The whole file's SHA-256, lower-case hex (§2.6), when the peer has
+    /// it; a malformed one counts as absent.
+    pub sha256: Option<String>,
+}
+
+/// `sha256` of a release: 64 hex digits, kept lower-case; anything else
+/// is absent.
+fn release_sha256(v: &serde_json::Value) -> Option<String> {
+    let d = crate::digest::parse_hex(v.get("sha256")?.as_str()?)?;
+    Some(crate::digest::hex(&d))
 }
 
 /// A failed exchange with a peer.
@@ -68,6 +78,8 @@ pub struct ListedRelease {
     pub publish_date: Option<String>,
     /// A daily show's `airDate` (`YYYY-MM-DD`; anything else is absent).
     pub air_date: Option<AirDate>,
+    /// The whole file's SHA-256 (lower-case hex), when the peer has it.
+    pub sha256: Option<String>,
 }
 
 /// Item ids longer than this are not ids (`PROTOCOL.md` §2.2).
@@ -98,6 +110,7 @@ impl ListedRelease {
             episode: small("episode"),
             publish_date: text("publishDate"),
             air_date: text("airDate").as_deref().and_then(AirDate::parse_iso),
+            sha256: release_sha256(v),
         })
     }
 }
@@ -112,6 +125,9 @@ pub struct Listing {
 
 /// Largest JSON body read from a peer.
 const MAX_JSON: u64 = 1024 * 1024;
+/// The pieces document of a file this large is read whole (1 TiB: far
+/// above any size guard a node uses).
+const MAX_PIECES_FILE: u64 = 1 << 40;
 /// Largest `/peer/search` answer read: about 45,000 releases of ~350
 /// bytes. A whole catalogue can be asked for (no id given), so this is
 /// larger than [`MAX_JSON`]; a larger answer is a failed search.
@@ -286,7 +302,34 @@ impl PeerClient {
                 .and_then(|x| x.as_u64())
                 .ok_or_else(|| bad("size"))?,
             etag: v.get("etag").and_then(|x| x.as_str()).map(str::to_string),
+            sha256: release_sha256(&v),
         })
+    }
+
+    /// `GET /peer/items/{id}/pieces` (§2.6): the digests of the peer's
+    /// current version, checked (`Pieces::from_json`); `Ok(None)` when the
+    /// peer has none (`404`: not computed yet, or an older node).
+    pub fn pieces(
+        &self,
+        peer: &Peer,
+        item_id: &str,
+    ) -> Result<Option<crate::digest::Pieces>, PeerError> {
+        let url = format!("{}/pieces", Self::item_url(peer, item_id));
+        // 64 hex digits and their quotes per piece, for the largest file.
+        let limit = MAX_JSON.max(crate::digest::piece_count(MAX_PIECES_FILE) * 70);
+        let v = match self.get_json(peer, &url, None, Exchange::Download, limit) {
+            Ok(v) => v,
+            Err(PeerError::Permanent(e)) if e.ends_with("answered 404") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        crate::digest::Pieces::from_json(&v)
+            .map(Some)
+            .map_err(|why| {
+                PeerError::Permanent(format!(
+                    "peer {} sent piece digests that do not hold: {why}",
+                    peer.name
+                ))
+            })
     }
 
     /// `GET /peer/search` with `query` (§2.1 names: `tmdbId`, `imdbId`,
@@ -440,6 +483,7 @@ mod tests {
                 episode: Some(2),
                 publish_date: Some("2026-01-02T03:04:05Z".into()),
                 air_date: AirDate::new(2011, 3, 15),
+                sha256: None,
             })
         );
         let minimal =

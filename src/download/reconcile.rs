@@ -447,6 +447,10 @@ mod tests {
             handoff_file: None,
             generation: 0,
             high_water: 0,
+            sha256: None,
+            verified_bytes: 0,
+            hash_state: None,
+            bad_pieces: 0,
         }
     }
 

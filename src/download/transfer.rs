@@ -23,9 +23,10 @@ use crate::config::Peer;
 use crate::db::{Download, Registry};
 use crate::download::direct;
 use crate::download::handoff::{self, Failure, HandOff};
-use crate::download::peer::PeerClient;
+use crate::download::peer::{PeerClient, PeerError};
 use crate::download::retry::{self, Class};
 use crate::download::space;
+use crate::download::verify::{self, BadPiece, Follow, Proofs, Verifier};
 use crate::download::written::{self, Owner, Record};
 use crate::rate::DOWNLOAD;
 
@@ -268,15 +269,18 @@ fn part_at<'a>(row: &'a Download, file: &'a File) -> Part<'a> {
         id: row.id,
         path: &row.part_path,
         file,
+        proofs: None,
     }
 }
 
-/// Which `.part` a checkpoint syncs: its row, path and open file.
+/// Which `.part` a checkpoint syncs: its row, path and open file, and
+/// the proofs of its verifier, committed with the progress.
 #[derive(Clone, Copy)]
 struct Part<'a> {
     id: i64,
     path: &'a Path,
     file: &'a File,
+    proofs: Option<&'a Proofs>,
 }
 
 /// Nothing vouches for more than the durable count of `id`'s `.part` any
@@ -384,6 +388,10 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
     // The rest of the file set aside where the filesystem can (the length
     // still means bytes received), so another writer cannot take it.
     space::reserve(&part, offset, expected).map_err(|e| Stop::Disk(e, "reserve space for"))?;
+    // §2.6: with the release's digest, every byte is checked; the bytes
+    // durable but not yet proven are read and checked before anything
+    // new is asked for.
+    let mut verifier = verifier_for(cx, row, &part, &mut record, &mut offset)?;
     let mut fetched = 0u64;
     cx.live.store(offset, Ordering::Relaxed);
     *cx.began.lock() = Some((cx.clock.now(), offset));
@@ -391,8 +399,10 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         cx.live.store(offset, Ordering::Relaxed);
         if offset == expected {
             // Rule 3: every byte is durable and was validated on arrival.
-            finalize(cx, row, &mut part)?;
-            return Ok(Outcome::Completed { fetched });
+            if complete(cx, row, &mut part, &mut record, &mut verifier, &mut offset)? {
+                return Ok(Outcome::Completed { fetched });
+            }
+            continue;
         }
         if cx.should_stop() {
             return Ok(Outcome::Interrupted);
@@ -425,6 +435,20 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         );
         let retry_after = header("retry-after");
         let content_length = header("content-length").and_then(|v| number(&v));
+        // A digest of another version than the one being checked against
+        // is a change of version (§2.6, rule 8).
+        let repr = header("repr-digest").and_then(|v| crate::digest::parse_repr_digest(&v));
+        if let (Some(v), Some(got), 200 | 206) = (&verifier, repr, resp.status().as_u16())
+            && got != v.plan().sha256
+        {
+            return restart_from_zero(
+                cx,
+                row,
+                &part,
+                &mut record,
+                "digest_changed: the answer's Repr-Digest is another version's",
+            );
+        }
         let head = Head {
             status: resp.status().as_u16(),
             content_range: content_range.as_deref(),
@@ -443,8 +467,10 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             Verdict::Append { last } => (last + 1, None),
             Verdict::TakeWhole { reason } => (expected, Some(reason)),
             Verdict::Complete => {
-                finalize(cx, row, &mut part)?;
-                return Ok(Outcome::Completed { fetched });
+                if complete(cx, row, &mut part, &mut record, &mut verifier, &mut offset)? {
+                    return Ok(Outcome::Completed { fetched });
+                }
+                continue;
             }
             Verdict::Restart { reason } => {
                 return restart_from_zero(cx, row, &part, &mut record, &reason);
@@ -473,6 +499,9 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             record.set(0);
             part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
             offset = 0;
+            if let Some(v) = &mut verifier {
+                *v = Verifier::new(v.plan().clone(), None);
+            }
         }
         if resp_etag != etag && resp_etag.is_some() {
             etag = resp_etag;
@@ -498,12 +527,18 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             sized,
             high_water: row.high_water,
         };
-        let got = append(cx, row.id, &mut to, source, span)?;
+        let got = append(cx, row.id, &mut to, source, span, verifier.as_mut())?;
         fetched += got.bytes;
         offset += got.bytes;
         match got.end {
             End::Whole => {}
             End::Early(outcome) => return Ok(outcome),
+            End::Bad(bad) => {
+                offset = bad_piece(cx, row, &part, &mut record, bad)?;
+                if let Some(v) = &mut verifier {
+                    v.reset();
+                }
+            }
             End::Longer => {
                 return restart_from_zero(
                     cx,
@@ -514,6 +549,154 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                 );
             }
         }
+    }
+}
+
+/// Pieces a source may send that fail their check before it is dropped
+/// for the download (§2.6).
+pub const MAX_BAD_PIECES: u32 = 2;
+
+/// §2.6: the verifier of a row whose release has a digest (`None`
+/// without one: §2.4 alone), with the source's piece digests (fetched
+/// once, then kept with the row; a peer without them leaves the
+/// whole-file check), taken up from the row's proof and caught up to
+/// `offset`: bytes durable but not yet proven are read and checked, and
+/// a bad piece takes the `.part` back to its start.
+fn verifier_for(
+    cx: &Context<'_>,
+    row: &Download,
+    part: &File,
+    record: &mut Record,
+    offset: &mut u64,
+) -> Result<Option<Verifier>, Stop> {
+    let Some(sha256) = row.sha256.as_deref().and_then(crate::digest::parse_hex) else {
+        return Ok(None);
+    };
+    let pieces = match cx.registry.pieces_of(row.id)? {
+        Some(p) => Some(p),
+        None => match cx.client.pieces(cx.peer, &row.item_id) {
+            Ok(Some(doc)) if doc.sha256 != sha256 || doc.size != row.expected_bytes => {
+                let reason = "digest_changed: the source's pieces are another version's";
+                return Err(Stop::Outcome(restart_from_zero(
+                    cx, row, part, record, reason,
+                )?));
+            }
+            Ok(Some(doc)) => {
+                cx.registry.set_pieces(row.id, &doc.pieces)?;
+                Some(doc.pieces)
+            }
+            Ok(None) => None,
+            Err(PeerError::Transient(e)) => return Err(Stop::Outcome(network_failure(&e))),
+            Err(PeerError::Permanent(e)) => {
+                log::warn!("download id={} checks the whole file only: {e}", row.id);
+                None
+            }
+        },
+    };
+    let plan = verify::Plan {
+        size: row.expected_bytes,
+        sha256,
+        pieces: pieces.map(Arc::new),
+    };
+    let resume = row.hash_state.filter(|m| m.bytes <= *offset);
+    let mut v = Verifier::new(plan, resume);
+    match verify::catch_up(&mut v, part, *offset).map_err(|e| Stop::Disk(e, "read"))? {
+        Ok(()) if v.proof().bytes > row.verified_bytes => {
+            // `offset` is durable here (rules 1 and 2 made it so).
+            cx.registry
+                .set_progress_proven(row.id, *offset, &v.proof())?;
+        }
+        Ok(()) => {}
+        Err(bad) => {
+            *offset = bad_piece(cx, row, part, record, bad)?;
+            v.reset();
+        }
+    }
+    Ok(Some(v))
+}
+
+/// A piece (or the whole file) failed its check: the registry goes back
+/// to its start, with an event naming the source, before the `.part`
+/// does. Returns the new offset; a source with [`MAX_BAD_PIECES`] is
+/// dropped for this download (with one source, the download fails).
+fn bad_piece(
+    cx: &Context<'_>,
+    row: &Download,
+    part: &File,
+    record: &mut Record,
+    bad: BadPiece,
+) -> Result<u64, Stop> {
+    let detail = bad.describe(row.expected_bytes, &cx.peer.name);
+    log::warn!("download id={} {detail}", row.id);
+    let (generation, count) = cx.registry.piece_failed(row.id, bad.start, &detail)?;
+    crate::metrics::METRICS.piece_failed();
+    record.restart(generation);
+    part.set_len(bad.start)
+        .map_err(|e| Stop::Disk(e, "truncate"))?;
+    if count >= MAX_BAD_PIECES {
+        return Err(Stop::Outcome(Outcome::Fatal {
+            error: format!(
+                "{} sent {count} pieces that failed their SHA-256 check against its own \
+                 digests: not used again for this download",
+                cx.peer.name
+            ),
+        }));
+    }
+    Ok(bad.start)
+}
+
+/// Every byte is here: with a verifier, the whole file's digest is
+/// checked first (a mismatch takes the download back to byte 0 and
+/// returns `false`), then rule 11's hand-off, then the digest is kept
+/// for the handed-off file (§2.6: known without reading it again).
+fn complete(
+    cx: &Context<'_>,
+    row: &Download,
+    part: &mut File,
+    record: &mut Record,
+    verifier: &mut Option<Verifier>,
+    offset: &mut u64,
+) -> Result<bool, Stop> {
+    if let Some(v) = verifier.as_mut() {
+        // Bytes a 416 proved, or a resume found, are hashed first.
+        if let Err(bad) = verify::catch_up(v, part, *offset)
+            .map_err(|e| Stop::Disk(e, "read"))?
+            .and_then(|()| v.finish().map(|_| ()))
+        {
+            *offset = bad_piece(cx, row, part, record, bad)?;
+            if bad.start == 0 {
+                *v = Verifier::new(v.plan().clone(), None);
+            } else {
+                v.reset();
+            }
+            return Ok(false);
+        }
+    }
+    finalize(cx, row, part)?;
+    if let Some(pieces) = verifier.as_ref().and_then(Verifier::pieces) {
+        keep_digest(cx, row, &pieces);
+    }
+    Ok(true)
+}
+
+/// Records the digest of the handed-off file under its identity, so
+/// this node offers it at once should it serve the file (best effort).
+fn keep_digest(cx: &Context<'_>, row: &Download, pieces: &crate::digest::Pieces) {
+    let kept = std::fs::metadata(&row.dest_path)
+        .map_err(|e| crate::error::Error::io(format!("cannot stat {}", row.dest_path.display()), e))
+        .and_then(|meta| {
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            cx.registry
+                .put_digest(&crate::db::FileId::of(&meta), pieces, at)
+        });
+    if let Err(e) = kept {
+        log::warn!(
+            "cannot keep the digest of {}: {}",
+            row.dest_path.display(),
+            e.chain()
+        );
     }
 }
 
@@ -549,7 +732,10 @@ fn restart_from_zero(
 /// looks the release up again.
 pub fn remote_changed(reason: &str) -> bool {
     let word = reason.split(':').next().unwrap_or(reason);
-    matches!(word, "size_changed" | "etag_changed" | "changed")
+    matches!(
+        word,
+        "size_changed" | "etag_changed" | "digest_changed" | "changed"
+    )
 }
 
 /// Where [`append`] writes: the `.part`, and its written record.
@@ -572,6 +758,9 @@ enum End {
     Early(Outcome),
     /// An unsized body went on past the expected end (rule 12).
     Longer,
+    /// A piece failed its check (§2.6); what was written is kept durable
+    /// only up to the checkpoint, and the caller takes it back further.
+    Bad(BadPiece),
 }
 
 /// What one [`append`] takes: the body's bytes from `offset` up to `end`
@@ -598,6 +787,7 @@ fn append(
     to: &mut Target<'_>,
     mut source: Source<'_, impl Read>,
     span: Span,
+    verifier: Option<&mut Verifier>,
 ) -> Result<Appended, Stop> {
     let Span {
         offset, end, sized, ..
@@ -606,10 +796,17 @@ fn append(
     let vouch_limit = if sized { end } else { end - 1 };
     let part = &*to.part;
     let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
+    // The verifier (§2.6) hashes what is written, a little behind, on its
+    // own thread; the checkpoints commit what it proved.
+    let follow = Follow::new(offset);
+    let proofs = Proofs::default();
+    let verifying = verifier.is_some();
+    let mut bad: Option<BadPiece> = None;
     let at = Part {
         id,
         path: to.path,
         file: part,
+        proofs: verifying.then_some(&proofs),
     };
     let mut buf = vec![0u8; READ_BUFFER];
     let checkpoint_bytes = crate::fault::scaled("JACK_FAULT_CHECKPOINT_BYTES", CHECKPOINT_BYTES);
@@ -628,6 +825,13 @@ fn append(
             ..at
         };
         let mut flusher = Flusher::start(s, cx, flushed, (pos, span.high_water));
+        // Whatever way this closure ends, the verifier is told the writer
+        // is done (it hashes what was written, then its thread ends).
+        let _done = verify::Closing(&follow);
+        if let Some(v) = verifier {
+            let (follow, proofs, file) = (&follow, &proofs, &synced);
+            s.spawn(move || follow.verify(v, file, proofs));
+        }
         let mut last_sync = (pos, Instant::now());
         // Written bytes below this have had their write-back started.
         let mut kicked = pos;
@@ -677,6 +881,11 @@ fn append(
                 crate::metrics::METRICS.downloaded_direct(n as u64);
             }
             pos += n as u64;
+            if verifying && !follow.wrote(pos) {
+                // A piece failed: nothing more from this body.
+                error = Some(Outcome::Interrupted);
+                break;
+            }
             to.record.advance(pos.min(vouch_limit));
             crate::metrics::METRICS.downloaded(n as u64);
             cx.live.store(pos, Ordering::Relaxed);
@@ -701,13 +910,21 @@ fn append(
         }
         flusher.wait()?;
         synced_to = flusher.durable;
+        if verifying {
+            match follow.close() {
+                Some(verify::Failed::Bad(b)) => bad = Some(b),
+                Some(verify::Failed::Read(e)) => return Err(Stop::Disk(e, "read back")),
+                None => {}
+            }
+        }
         Ok(())
     })?;
     let mut durable = pos;
-    let end = match error {
-        Some(outcome) => End::Early(outcome),
-        None if sized => End::Whole,
-        None => match source.read_past_end() {
+    let end = match (bad, error) {
+        (Some(b), _) => End::Bad(b),
+        (None, Some(outcome)) => End::Early(outcome),
+        (None, None) if sized => End::Whole,
+        (None, None) => match source.read_past_end() {
             Ok(false) => End::Whole,
             Ok(true) => {
                 return Ok(Appended {
@@ -946,7 +1163,10 @@ fn checkpoint(cx: &Context<'_>, at: Part<'_>, from: u64, pos: u64) -> Result<(),
     }
     let id = at.id;
     crate::fault::crash_point("checkpoint:after_sync");
-    cx.registry.set_progress(id, pos)?;
+    match at.proofs.and_then(|p| p.at_or_below(pos)) {
+        Some(proof) => cx.registry.set_progress_proven(id, pos, &proof)?,
+        None => cx.registry.set_progress(id, pos)?,
+    }
     crate::fault::crash_point("checkpoint:after_commit");
     Ok(())
 }

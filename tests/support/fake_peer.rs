@@ -73,6 +73,11 @@ pub enum Mode {
     /// last byte: a client that cannot prove the end must not take the
     /// first `size` bytes for a whole file (rule 12).
     UnsizedLongerHold(Duration),
+    /// A correct 206 whose byte at this offset of the file (when the
+    /// answer carries it) is flipped: a friend's failing disk.
+    Corrupt(u64),
+    /// A correct 206 whose `Repr-Digest` is another version's.
+    OtherDigest,
 }
 
 pub struct File {
@@ -123,6 +128,12 @@ struct Shared {
     grow: AtomicBool,
     /// The Release JSON carries no `etag` (the file answers still do).
     hide_etag: AtomicBool,
+    /// Digests (§2.6): the Release's `sha256`, `/pieces` and the file
+    /// answers' `Repr-Digest`, of the version served.
+    digests: AtomicBool,
+    /// With digests: this whole-file digest instead of the file's, and
+    /// no `/pieces` (a peer whose digest is stale or wrong).
+    false_digest: Mutex<Option<[u8; 32]>>,
 }
 
 /// A file as served now: its bytes and ETag change when it is replaced.
@@ -177,6 +188,8 @@ impl FakePeer {
             fallback: Mutex::new(Mode::Honest),
             grow: AtomicBool::new(false),
             hide_etag: AtomicBool::new(false),
+            digests: AtomicBool::new(false),
+            false_digest: Mutex::new(None),
         });
         let (rec, scr, st, sh) = (record.clone(), script.clone(), stop.clone(), shared.clone());
         std::thread::spawn(move || {
@@ -220,6 +233,18 @@ impl FakePeer {
     /// Whether the Release JSON (`/peer/items/{id}`) leaves `etag` out.
     pub fn hide_etag_in_release(&self, hide: bool) {
         self.shared.hide_etag.store(hide, Ordering::SeqCst);
+    }
+
+    /// Whether it offers digests (§2.6) of what it serves: `sha256` in
+    /// releases, `/pieces`, `Repr-Digest`.
+    pub fn offer_digests(&self, on: bool) {
+        self.shared.digests.store(on, Ordering::SeqCst);
+    }
+
+    /// With digests on: offers `digest` as every file's whole-file SHA-256
+    /// (release and `Repr-Digest`) and no piece digests.
+    pub fn offer_false_digest(&self, digest: [u8; 32]) {
+        *self.shared.false_digest.lock().unwrap() = Some(digest);
     }
 
     /// The ETag file `id` is served with now.
@@ -297,6 +322,18 @@ fn serve(
         Some(id) => (id, true),
         None => (rest, false),
     };
+    let digests = shared.digests.load(Ordering::SeqCst);
+    let false_digest = *shared.false_digest.lock().unwrap();
+    let whole = |data: &[u8]| false_digest.unwrap_or_else(|| digest_of(data).sha256);
+    if let Some(id) = rest.strip_suffix("/pieces") {
+        return match shared.get(id) {
+            Some(f) if digests && false_digest.is_none() => {
+                let doc = digest_of(&f.data).to_json(Some(&f.etag));
+                json(&mut out, &doc.to_string())
+            }
+            _ => status(&mut out, 404, None),
+        };
+    }
     if is_file
         && shared.grow.load(Ordering::SeqCst)
         && let Some(f) = shared.get(id)
@@ -314,6 +351,9 @@ fn serve(
         let mut body = serde_json::json!({"id": file.id, "title": file.filename.trim_end_matches(".mkv"), "filename": file.filename, "size": size, "category": 2000, "etag": file.etag});
         if shared.hide_etag.load(Ordering::SeqCst) {
             body.as_object_mut().unwrap().remove("etag");
+        }
+        if digests {
+            body["sha256"] = jack::digest::hex(&whole(&file.data)).into();
         }
         return json(&mut out, &body.to_string());
     }
@@ -339,14 +379,44 @@ fn serve(
         _ => None,
     };
     let sent = Sent { rec, id };
+    let repr = match (digests, &mode) {
+        (true, Mode::OtherDigest) => format!(
+            "Repr-Digest: {}\r\n",
+            jack::digest::repr_digest(&jack::digest::sha256(b"another version"))
+        ),
+        (true, _) => format!(
+            "Repr-Digest: {}\r\n",
+            jack::digest::repr_digest(&whole(&file.data))
+        ),
+        (false, _) => String::new(),
+    };
     let result = answer(
-        &mut out, &file.data, &file.etag, offset, size, mode, &sent, rate,
+        &mut out, &file.data, &file.etag, &repr, offset, size, mode, &sent, rate,
     );
     if let Some(data) = replace {
         shared.replace(id, data);
     }
     rec.active.fetch_sub(1, Ordering::SeqCst);
     result
+}
+
+/// The digests of `data`, computed once per content (a test serves a few
+/// files, each many times).
+fn digest_of(data: &[u8]) -> jack::digest::Pieces {
+    static CACHE: Mutex<Vec<(usize, [u8; 32], jack::digest::Pieces)>> = Mutex::new(Vec::new());
+    // Keyed by the length and the first 4 KiB (a test's versions differ
+    // there or in length).
+    let key = jack::digest::sha256(&data[..data.len().min(4096)]);
+    let mut cache = CACHE.lock().unwrap();
+    if let Some((_, _, p)) = cache
+        .iter()
+        .find(|(len, k, _)| *len == data.len() && *k == key)
+    {
+        return p.clone();
+    }
+    let p = jack::digest::Pieces::of(data);
+    cache.push((data.len(), key, p.clone()));
+    p
 }
 
 /// Counts the body bytes of one file request as they leave: in all and
@@ -369,6 +439,7 @@ fn answer(
     out: &mut TcpStream,
     data: &[u8],
     etag: &str,
+    repr: &str,
     offset: u64,
     size: u64,
     mode: Mode,
@@ -378,14 +449,19 @@ fn answer(
     let last = size - 1;
     let head206 = |first: u64, last: u64, total: u64, extra: &str| {
         format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: {etag}\r\nConnection: close\r\n{extra}\r\n",
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: {etag}\r\nConnection: close\r\n{repr}{extra}\r\n",
             // A lying range may end before it starts (`WrongStart` at the
             // last byte): no body then.
             (last + 1).saturating_sub(first)
         )
     };
+    let mut flip = None;
     let (head, from, to, limit) = match mode {
-        Mode::Honest => (head206(offset, last, size, ""), offset, size, None),
+        Mode::Honest | Mode::OtherDigest => (head206(offset, last, size, ""), offset, size, None),
+        Mode::Corrupt(at) => {
+            flip = Some(at);
+            (head206(offset, last, size, ""), offset, size, None)
+        }
         Mode::IgnoreRange => (
             format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nETag: {etag}\r\nConnection: close\r\n\r\n"
@@ -521,7 +597,15 @@ fn answer(
         if let Some(r) = rate {
             std::thread::sleep(Duration::from_secs_f64(chunk as f64 / r as f64));
         }
-        out.write_all(&data[pos as usize..(pos + chunk) as usize])?;
+        let bytes = &data[pos as usize..(pos + chunk) as usize];
+        match flip.filter(|&at| (pos..pos + chunk).contains(&at)) {
+            Some(at) => {
+                let mut bad = bytes.to_vec();
+                bad[(at - pos) as usize] ^= 0x01;
+                out.write_all(&bad)?;
+            }
+            None => out.write_all(bytes)?,
+        }
         sent.add(chunk);
         pos += chunk;
     }

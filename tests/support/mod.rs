@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bed;
 pub mod fake_arr;
 pub mod fake_peer;
 

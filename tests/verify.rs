@@ -1,0 +1,189 @@
+//! Every byte checked against the source's own proof (PROTOCOL.md §2.6),
+//! downloading side: a fake peer that offers digests (the release's
+//! `sha256`, `/pieces`, `Repr-Digest`) and corrupts, lies or changes on
+//! switch; `Downloads` in process with a real registry.
+
+mod support;
+
+use std::time::Duration;
+
+use jack::db::{FileId, Status};
+use jack::digest::{PIECE_SIZE, Pieces};
+use support::bed::{Bed, file};
+use support::fake_peer::{FakePeer, Mode};
+use support::pattern;
+
+/// Three pieces, the last one short.
+const SIZE: usize = 2 * PIECE_SIZE as usize + 4096 + 7;
+
+fn ranges(peer: &FakePeer) -> Vec<String> {
+    peer.file_requests()
+        .into_iter()
+        .map(|(_, range, _)| range.unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn a_flipped_byte_fails_its_piece_which_alone_is_fetched_again() {
+    let data = pattern(SIZE);
+    let flipped = PIECE_SIZE + 1000;
+    let peer = FakePeer::start(vec![file("m", &data)], vec![Mode::Corrupt(flipped)], None);
+    peer.offer_digests(true);
+    let bed = Bed::start(&peer, "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    let done = bed.completed("m.mkv");
+    assert!(std::fs::read(&done).unwrap() == data, "final bytes differ");
+    // The bad piece, and only it, was asked for again.
+    assert_eq!(
+        ranges(&peer),
+        ["bytes=0-".to_string(), format!("bytes={PIECE_SIZE}-")]
+    );
+    let failed = bed.events(id, "piece_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("piece 2 of 3") && failed[0].contains("sent by alice"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        row.sha256,
+        Some(jack::digest::hex(&jack::digest::sha256(&data)))
+    );
+    // The handed-off file's digest is known without reading it again.
+    let meta = std::fs::metadata(&done).unwrap();
+    assert_eq!(
+        bed.registry.digest_of(&FileId::of(&meta)).unwrap(),
+        Some(Pieces::of(&data))
+    );
+}
+
+#[test]
+fn a_source_that_sends_two_bad_pieces_is_dropped_and_nothing_is_handed_off() {
+    let data = pattern(SIZE);
+    let peer = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Corrupt(100), Mode::Corrupt(PIECE_SIZE + 5)],
+        None,
+    );
+    peer.offer_digests(true);
+    let bed = Bed::start(&peer, "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    let error = row.error.unwrap_or_default();
+    assert!(error.contains("alice sent 2 pieces that failed"), "{error}");
+    assert!(!bed.completed("m.mkv").exists());
+    assert_eq!(bed.events(id, "piece_failed").len(), 2);
+    // Nothing past the last good piece is claimed.
+    assert!(
+        row.downloaded_bytes <= PIECE_SIZE,
+        "{}",
+        row.downloaded_bytes
+    );
+}
+
+#[test]
+fn a_whole_file_that_fails_its_digest_is_never_handed_off() {
+    let data = pattern(SIZE);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![], None);
+    peer.offer_digests(true);
+    // A stale digest, and no piece digests: only the whole file tells.
+    peer.offer_false_digest(jack::digest::sha256(b"some other file"));
+    let bed = Bed::start(&peer, "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Failed);
+    assert!(!bed.completed("m.mkv").exists());
+    let failed = bed.events(id, "piece_failed");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].contains("the whole file failed"), "{failed:?}");
+    assert_eq!(row.downloaded_bytes, 0, "nothing vouches for the bytes");
+}
+
+#[test]
+fn without_digests_the_transfer_is_trusted_as_before() {
+    let data = pattern(SIZE);
+    let peer = FakePeer::start(vec![file("m", &data)], vec![Mode::Corrupt(100)], None);
+    let bed = Bed::start(&peer, "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed);
+    assert_eq!(row.sha256, None);
+    // §2.4 alone: the size, ranges and ETag hold, and the flipped byte is
+    // not seen (what an older node's downloads get).
+    let got = std::fs::read(bed.completed("m.mkv")).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_ne!(got[100], data[100]);
+    assert_eq!(ranges(&peer), ["bytes=0-"]);
+    assert!(bed.events(id, "piece_failed").is_empty());
+}
+
+#[test]
+fn an_answer_carrying_another_versions_digest_restarts_it() {
+    let data = pattern(SIZE);
+    let peer = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Cut(1 << 20), Mode::OtherDigest],
+        None,
+    );
+    peer.offer_digests(true);
+    let bed = Bed::start(&peer, "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let restarts = bed.reasons(id);
+    assert!(
+        restarts.iter().any(|r| r.contains("digest_changed")),
+        "{restarts:?}"
+    );
+}
+
+/// A resume takes the whole-file hash up from the last proven piece (kept
+/// with the durable count) and reads back only the bytes after it, which
+/// are checked with the rest of their piece once it is whole: a byte
+/// damaged on disk while the download waited fails that piece, which is
+/// fetched again from its start.
+#[test]
+fn a_resume_checks_the_unproven_bytes_from_the_last_proof() {
+    let data = pattern(SIZE);
+    let cut = PIECE_SIZE + 3 * 1024 * 1024;
+    let peer = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Cut(cut), Mode::Status(503, Some("3".into()))],
+        None,
+    );
+    peer.offer_digests(true);
+    let bed = Bed::start(&peer, "retry_max_delay_ms = 5000");
+    let id = bed.add("m", SIZE);
+    // The first attempt ends at the cut; the second waits 3 s on 503.
+    support::wait_for("the 503", Duration::from_secs(20), || {
+        peer.file_requests().len() >= 2
+    });
+    let row = bed.registry.get(id).unwrap().unwrap();
+    assert_eq!(row.downloaded_bytes, cut);
+    assert_eq!(row.verified_bytes, PIECE_SIZE, "the proof is kept");
+    assert_eq!(row.hash_state.map(|m| m.bytes), Some(PIECE_SIZE));
+    // Damage a durable byte past the proof, in the second piece.
+    let damaged = PIECE_SIZE + 77;
+    {
+        use std::os::unix::fs::FileExt;
+        let part = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&row.part_path)
+            .unwrap();
+        part.write_all_at(&[data[damaged as usize] ^ 0xFF], damaged)
+            .unwrap();
+    }
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let r = ranges(&peer);
+    let at_cut = format!("bytes={cut}-");
+    let again = format!("bytes={PIECE_SIZE}-");
+    assert_eq!(r, ["bytes=0-", &at_cut, &at_cut, &again], "{r:?}");
+    let failed = bed.events(id, "piece_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("piece 2 of 3"), "{failed:?}");
+}

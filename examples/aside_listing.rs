@@ -46,6 +46,7 @@ fn main() {
             etag: None,
             expected_bytes: 1 << 30,
             sha256: None,
+            search: None,
         })
         .unwrap();
         if n < 1000 {

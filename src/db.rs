@@ -220,10 +220,12 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 11: a download checked against its source's digests (PROTOCOL.md
     // §2.6): the version's whole-file SHA-256 (hex) when its release gave
-    // one, the piece digests once fetched, how far the bytes are hashed
+    // one, the `/peer/search` query that finds the release on other nodes
+    // (`tmdbId=603`; its ids), the piece digests once fetched, how far the bytes are hashed
     // and checked (`verified_bytes`, a piece boundary or the end, never
-    // past the durable count) with the whole-file hash's state there, and
-    // how many pieces the current source sent that failed their check.
+    // past the durable count) with the whole-file hash's state there; and
+    // per source (peer and item) of a download, how many pieces it sent
+    // that failed their check.
     "ALTER TABLE downloads ADD COLUMN sha256 TEXT
         CHECK (sha256 IS NULL OR length(sha256) = 64);
     ALTER TABLE downloads ADD COLUMN pieces BLOB
@@ -232,8 +234,14 @@ const MIGRATIONS: &[&str] = &[
         CHECK (verified_bytes >= 0 AND verified_bytes <= downloaded_bytes);
     ALTER TABLE downloads ADD COLUMN hash_state BLOB
         CHECK (hash_state IS NULL OR length(hash_state) = 32);
-    ALTER TABLE downloads ADD COLUMN bad_pieces INTEGER NOT NULL DEFAULT 0
-        CHECK (bad_pieces >= 0);",
+    ALTER TABLE downloads ADD COLUMN search TEXT;
+    CREATE TABLE download_sources (
+        download_id INTEGER NOT NULL REFERENCES downloads (id) ON DELETE CASCADE,
+        peer        TEXT    NOT NULL,
+        item_id     TEXT    NOT NULL,
+        bad_pieces  INTEGER NOT NULL DEFAULT 0 CHECK (bad_pieces >= 0),
+        PRIMARY KEY (download_id, peer, item_id)
+    );",
 ];
 
 /// How [`Registry::change`] treats `attempts` (the attempts without
@@ -400,8 +408,8 @@ pub struct Download {
     /// `downloaded_bytes`), and the whole-file hash's state there.
     pub verified_bytes: u64,
     pub hash_state: Option<crate::digest::Midstate>,
-    /// Pieces the current source sent that failed their check.
-    pub bad_pieces: u32,
+    /// The `/peer/search` query that finds the release elsewhere.
+    pub search: Option<String>,
 }
 
 /// The columns of a download the status table shows ([`Registry::table_rows`]).
@@ -436,6 +444,9 @@ pub struct NewDownload {
     /// The version's whole-file SHA-256 (lower-case hex), when its release
     /// gave one.
     pub sha256: Option<String>,
+    /// The `/peer/search` query that finds the release elsewhere (§2.6),
+    /// when it has ids: `tmdbId=603`, `tvdbId=1&season=2&episode=3`.
+    pub search: Option<String>,
 }
 
 /// A stub the watch folder could not read (renamed `<name>.invalid`).
@@ -474,7 +485,7 @@ impl fmt::Debug for Registry {
 const DOWNLOAD_COLUMNS: &str = "id, stub_name, info_hash, peer, item_id, title, file_name, \
      part_path, dest_path, etag, expected_bytes, downloaded_bytes, status, attempts, restarts, \
      error, created_at, updated_at, completed_at, handoff_file, generation, high_water, \
-     sha256, verified_bytes, hash_state, bad_pieces";
+     sha256, verified_bytes, hash_state, search";
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path` and applies any
@@ -549,8 +560,9 @@ impl Registry {
         let tx = conn.transaction().map_err(db_err("begin insert"))?;
         tx.execute(
             "INSERT INTO downloads (stub_name, info_hash, peer, item_id, title, file_name, \
-             part_path, dest_path, etag, expected_bytes, status, created_at, updated_at, sha256) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13)",
+             part_path, dest_path, etag, expected_bytes, status, created_at, updated_at, sha256, \
+             search) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13, ?14)",
             params![
                 new.stub_name,
                 new.info_hash,
@@ -564,7 +576,8 @@ impl Registry {
                 expected,
                 now,
                 status.as_str(),
-                new.sha256
+                new.sha256,
+                new.search
             ],
         )
         .map_err(db_err("insert download"))?;
@@ -822,8 +835,9 @@ impl Registry {
                     "UPDATE downloads SET title = ?2, file_name = ?3, dest_path = ?4, etag = ?5, \
                      expected_bytes = ?6, downloaded_bytes = 0, generation = generation + 1, \
                      high_water = CASE WHEN ?8 THEN 0 ELSE high_water END, \
-                     verified_bytes = 0, hash_state = NULL, bad_pieces = 0, \
+                     verified_bytes = 0, hash_state = NULL, \
                      sha256 = CASE WHEN ?8 THEN ?9 ELSE COALESCE(?9, sha256) END, \
+                     search = COALESCE(?10, search), \
                      pieces = CASE WHEN ?8 THEN NULL ELSE pieces END, \
                      updated_at = ?7 WHERE id = ?1",
                     params![
@@ -835,7 +849,8 @@ impl Registry {
                         expected,
                         now,
                         new_version,
-                        new.sha256
+                        new.sha256,
+                        new.search
                     ],
                 )
                 .map_err(db_err("record the remote change"))
@@ -864,6 +879,9 @@ impl Registry {
         if update(&tx, dest, expected, &now)? == 0 {
             return Err(Error::Runtime(format!("no download with id {id}")));
         }
+        // A new source or version: its sources start with no bad pieces.
+        tx.execute("DELETE FROM download_sources WHERE download_id = ?1", [id])
+            .map_err(db_err("forget bad pieces"))?;
         events(&tx, &now)?;
         tx.commit().map_err(db_err("commit a release change"))
     }
@@ -949,11 +967,8 @@ impl Registry {
             detail,
             Count::Reset,
         )?;
-        // Fresh attempts, and the source gets a fresh count of bad pieces.
-        self.conn
-            .lock()
-            .execute("UPDATE downloads SET bad_pieces = 0 WHERE id = ?1", [id])
-            .map_err(db_err("reset bad pieces"))?;
+        // Fresh attempts, and the sources fresh counts of bad pieces.
+        self.forget_bad_pieces(id)?;
         Ok(row.status)
     }
 
@@ -999,7 +1014,7 @@ impl Registry {
                  verified_bytes = CASE WHEN ?9 THEN 0 ELSE verified_bytes END, \
                  hash_state = CASE WHEN ?9 THEN NULL ELSE hash_state END, \
                  pieces = CASE WHEN ?9 THEN NULL ELSE pieces END, \
-                 sha256 = ?12, bad_pieces = 0, \
+                 sha256 = ?12, search = COALESCE(?13, search), \
                  generation = generation + ?9, \
                  restarts = restarts + ?9, \
                  attempts = CASE WHEN status IN ('failed', 'paused') THEN 0 ELSE attempts END, \
@@ -1021,7 +1036,8 @@ impl Registry {
                     restart.is_some(),
                     now,
                     paused,
-                    new.sha256
+                    new.sha256,
+                    new.search
                 ],
             )
             .map_err(db_err("replace the source"))
@@ -1183,7 +1199,7 @@ fn read_download(r: &Row<'_>) -> rusqlite::Result<Download> {
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .map(|state| crate::digest::Midstate { bytes, state })
         },
-        bad_pieces: r.get(25)?,
+        search: r.get(25)?,
     })
 }
 
@@ -1236,6 +1252,7 @@ mod tests {
             etag: Some("\"abc\"".into()),
             expected_bytes: 5 * 1024 * 1024 * 1024 + u64::from(n),
             sha256: None,
+            search: None,
         }
     }
 

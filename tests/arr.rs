@@ -382,6 +382,7 @@ fn one_download(dir: &Path, dest: &Path) -> (Arc<Registry>, i64) {
             etag: None,
             expected_bytes: 1,
             sha256: None,
+            search: None,
         })
         .unwrap();
     (registry, id)

@@ -350,6 +350,7 @@ fn stale_row(dir: &tempfile::TempDir, part: &[u8], durable: u64) -> (Registry, i
             etag: Some(fake_peer::ETAG.into()),
             expected_bytes: data_len,
             sha256: None,
+            search: None,
         })
         .unwrap();
     reg.set_progress(id, durable).unwrap();
@@ -1131,6 +1132,7 @@ fn a_regrab_of_another_version_lets_go_of_unsynced_bytes() {
             etag: Some(fake_peer::ETAG.into()),
             expected_bytes: old.len() as u64,
             sha256: None,
+            search: None,
         })
         .unwrap();
     written_part(&part, id, &old[..10_000]);
@@ -1181,6 +1183,7 @@ fn a_regrabs_commit_alone_already_disowns_the_old_bytes() {
         etag: Some("\"v2\"".into()),
         expected_bytes: row.expected_bytes,
         sha256: None,
+        search: None,
     };
     registry
         .replace_source(id, &new, Some("source_changed"), false, "another version")

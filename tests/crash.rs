@@ -372,6 +372,7 @@ impl Scene {
                 etag: None,
                 expected_bytes: expected,
                 sha256: None,
+                search: None,
             })
             .unwrap();
         self.registry.set_progress(id, durable).unwrap();
@@ -445,6 +446,7 @@ fn start_up_reconciliation_table() {
                 etag: None,
                 expected_bytes: 100,
                 sha256: None,
+                search: None,
             })
             .unwrap();
         std::fs::write(s.config.downloads.incomplete_dir.join("dup2.part"), [1; 50]).unwrap();

@@ -285,6 +285,7 @@ fn status_reads_the_registry_with_the_daemon_stopped_or_running() {
             etag: None,
             expected_bytes: 6_000_000_000,
             sha256: None,
+            search: None,
         })
         .unwrap();
     reg.set_progress(id, 4_500_000_000).unwrap();
@@ -353,6 +354,7 @@ fn jack_retry_resume_and_pause_act_on_the_registry_when_no_node_runs() {
         etag: None,
         expected_bytes: 10,
         sha256: None,
+        search: None,
     };
     let failed = reg.insert(&new("a")).unwrap();
     reg.end_attempt(

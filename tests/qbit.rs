@@ -1002,6 +1002,7 @@ fn a_removal_asked_before_a_stop_is_finished_at_the_next_start() {
         etag: None,
         expected_bytes: 10,
         sha256: None,
+        search: None,
     };
     let id = registry.insert(&new).unwrap();
     std::fs::write(&part, b"12345").unwrap();

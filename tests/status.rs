@@ -48,6 +48,7 @@ fn rows_in_every_state(site: &Site) -> Vec<i64> {
                 etag: None,
                 expected_bytes: 1_000_000,
                 sha256: None,
+                search: None,
             })
             .unwrap();
         reg.set_progress(id, 250_000 * (i as u64 % 5)).unwrap();

@@ -235,6 +235,7 @@ fn fill_registry(site: &Site, n: usize, hostile: &str, paused: usize) {
                 etag: None,
                 expected_bytes: 1_000_000,
                 sha256: None,
+                search: None,
             })
             .unwrap();
         reg.set_progress(id, (i as u64 * 7919) % 1_000_000).unwrap();
@@ -273,6 +274,7 @@ fn add_completed(site: &Site) {
             etag: None,
             expected_bytes: 2 << 30,
             sha256: None,
+            search: None,
         })
         .unwrap();
     reg.set_progress(id, 2 << 30).unwrap();

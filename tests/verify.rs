@@ -187,3 +187,129 @@ fn a_resume_checks_the_unproven_bytes_from_the_last_proof() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].contains("piece 2 of 3"), "{failed:?}");
 }
+
+// Several sources (§2.6): friends whose release has the same size and
+// SHA-256 hold the same file.
+
+/// Each fake friend's uplink (bytes per second).
+const UPLINK: u64 = 8 * 1024 * 1024;
+
+fn friend(data: &[u8], rate: Option<u64>) -> FakePeer {
+    let peer = FakePeer::start(vec![file("m", data)], vec![], rate);
+    peer.offer_digests(true);
+    peer
+}
+
+#[test]
+fn two_friends_holding_the_same_file_each_send_parts_of_it() {
+    let data = pattern(SIZE);
+    let alice = friend(&data, Some(UPLINK));
+    let bob = friend(&data, Some(UPLINK));
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let (a, b) = (alice.bytes_sent("m"), bob.bytes_sent("m"));
+    assert!(a > 0 && b > 0, "alice sent {a}, bob {b}");
+    // Every part was asked for with a closed range, none of it twice over.
+    for (_, range, _) in bob.file_requests() {
+        let range = range.unwrap();
+        assert!(!range.ends_with('-'), "{range}");
+    }
+    assert!(a + b < data.len() as u64 * 5 / 4, "alice {a} + bob {b}");
+}
+
+#[test]
+fn a_friend_that_corrupts_is_caught_and_dropped_and_the_file_is_exact() {
+    let data = pattern(SIZE);
+    let alice = friend(&data, Some(UPLINK));
+    let bob = friend(&data, Some(UPLINK));
+    bob.set_fallback(Mode::CorruptFirst);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let failed = bed.events(id, "piece_failed");
+    assert!(
+        failed.iter().any(|f| f.contains("sent by bob")),
+        "{failed:?}"
+    );
+    assert!(
+        !failed
+            .iter()
+            .any(|f| f.contains("sent by alice,") || f.ends_with("sent by alice; fetched again")),
+        "alice alone is never blamed: {failed:?}"
+    );
+    let bad = bed.registry.bad_pieces(id).unwrap();
+    assert!(bad.iter().all(|(peer, _, _)| peer == "bob"), "{bad:?}");
+}
+
+#[test]
+fn a_friend_whose_file_has_another_digest_is_never_used() {
+    let data = pattern(SIZE);
+    let mut other = data.clone();
+    other[SIZE / 2] ^= 0xFF;
+    let alice = friend(&data, Some(UPLINK));
+    let bob = friend(&other, None);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    assert!(
+        bob.record
+            .all_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0,
+        "asked"
+    );
+    assert!(bob.file_requests().is_empty(), "but never for a byte");
+}
+
+/// The download's only source goes away mid-way; a friend who has the
+/// same file since finishes it (its parts from where the durable prefix
+/// stopped).
+#[test]
+fn when_the_only_source_vanishes_a_friend_with_the_same_digest_finishes_it() {
+    let data = pattern(SIZE);
+    let cut = PIECE_SIZE + 1024 * 1024;
+    let alice = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Cut(cut), Mode::Status(503, Some("2".into()))],
+        None,
+    );
+    alice.offer_digests(true);
+    // Bob has nothing yet.
+    let bob = FakePeer::start(vec![], vec![], None);
+    bob.offer_digests(true);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "retry_max_delay_ms = 5000");
+    let id = bed.add("m", SIZE);
+    support::wait_for("the 503", Duration::from_secs(20), || {
+        alice.file_requests().len() >= 2
+    });
+    // While the download waits: alice's node goes away, bob gets the file.
+    drop(alice);
+    bob.add(file("bob-m", &data));
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    // Bob was asked for the rest from the durable prefix on, nothing below.
+    let starts: Vec<u64> = bob
+        .file_requests()
+        .into_iter()
+        .map(|(item, range, _)| {
+            assert_eq!(item, "bob-m");
+            let range = range.unwrap();
+            let first = range
+                .trim_start_matches("bytes=")
+                .split('-')
+                .next()
+                .unwrap();
+            first.parse().unwrap()
+        })
+        .collect();
+    assert_eq!(starts.iter().min(), Some(&cut), "{starts:?}");
+    assert_eq!(bob.bytes_sent("bob-m"), data.len() as u64 - cut);
+}

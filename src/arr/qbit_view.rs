@@ -791,7 +791,14 @@ mod tests {
         // Resumed at byte 5000: its start is known.
         let began = Some((at(0), 5000));
         let mut poll = |ms: u64, bytes: u64, began: Option<(Instant, u64)>| {
-            let running = HashMap::from([(1, Progress { bytes, began })]);
+            let running = HashMap::from([(
+                1,
+                Progress {
+                    bytes,
+                    began,
+                    sources: Vec::new(),
+                },
+            )]);
             s.update(at(ms), &running).get(&1).copied()
         };
         assert_eq!(
@@ -823,7 +830,16 @@ mod tests {
         assert_eq!(poll(84_000, 4 * mb, again), Some(2 * mb));
         // Not begun yet: told from the second poll on.
         let mut s = Speedometer::default();
-        let running = |bytes| HashMap::from([(2, Progress { bytes, began: None })]);
+        let running = |bytes| {
+            HashMap::from([(
+                2,
+                Progress {
+                    bytes,
+                    began: None,
+                    sources: Vec::new(),
+                },
+            )])
+        };
         assert_eq!(s.update(at(0), &running(0))[&2], 0);
         assert_eq!(s.update(at(2000), &running(mb))[&2], mb / 2);
         // A download that stopped is forgotten.

@@ -43,6 +43,12 @@ section! {
             "max_concurrent_downloads", 3, 1..=64,
             "transfers running at once",
         ),
+        /// Sources one download draws from at once (PROTOCOL.md §2.6): the
+        /// connections it opens; 1 keeps every download to its own peer.
+        pub max_sources: usize = Key::count(
+            "max_sources", 4, 1..=16,
+            "sources (friends holding the same file) one download takes parts from at once",
+        ),
         /// Attempts in a row without progress before a download fails.
         pub max_attempts: u32 = Key::count(
             "max_attempts", 13, 1..=1000,

@@ -517,6 +517,7 @@ mod tests {
             etag: None,
             expected_bytes: 10,
             sha256: None,
+            search: None,
         }
     }
 

@@ -71,29 +71,69 @@ impl Registry {
 
     /// A piece starting at `start` failed its check: the durable count
     /// and the proof go back to it (no further), the bytes get a new
-    /// generation (no written record vouches for the bad ones), the
-    /// source's bad pieces go up by one, and the event says which piece
-    /// and from whom (`detail`). Returns the new generation and the
-    /// source's count of bad pieces.
-    pub fn piece_failed(&self, id: i64, start: u64, detail: &str) -> Result<(u64, u32)> {
+    /// generation (no written record vouches for the bad ones), each
+    /// source that sent bytes of it (`culprits`: peer and item) counts one
+    /// more bad piece, and the event says which piece and from whom
+    /// (`detail`). Returns the new generation and each culprit's count.
+    pub fn piece_failed(
+        &self,
+        id: i64,
+        start: u64,
+        culprits: &[(&str, &str)],
+        detail: &str,
+    ) -> Result<(u64, Vec<u32>)> {
         let now = now_rfc3339();
         let start = to_i64(start)?;
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(db_err("begin a failed piece"))?;
-        let (generation, bad): (i64, u32) = tx
+        let generation: i64 = tx
             .query_row(
                 "UPDATE downloads SET downloaded_bytes = min(downloaded_bytes, ?2), \
                  verified_bytes = CASE WHEN verified_bytes <= ?2 THEN verified_bytes ELSE 0 END, \
                  hash_state = CASE WHEN verified_bytes <= ?2 THEN hash_state ELSE NULL END, \
-                 generation = generation + 1, bad_pieces = bad_pieces + 1, updated_at = ?3 \
-                 WHERE id = ?1 RETURNING generation, bad_pieces",
+                 generation = generation + 1, updated_at = ?3 \
+                 WHERE id = ?1 RETURNING generation",
                 params![id, start, now],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )
             .map_err(db_err("record a failed piece"))?;
+        let mut counts = Vec::with_capacity(culprits.len());
+        for (peer, item) in culprits {
+            let n: u32 = tx
+                .query_row(
+                    "INSERT INTO download_sources (download_id, peer, item_id, bad_pieces) \
+                     VALUES (?1, ?2, ?3, 1) ON CONFLICT (download_id, peer, item_id) \
+                     DO UPDATE SET bad_pieces = bad_pieces + 1 RETURNING bad_pieces",
+                    params![id, peer, item],
+                    |r| r.get(0),
+                )
+                .map_err(db_err("count a bad piece"))?;
+            counts.push(n);
+        }
         insert_event(&tx, id, &now, EventKind::PieceFailed, detail)?;
         tx.commit().map_err(db_err("commit a failed piece"))?;
-        Ok((generation.unsigned_abs(), bad))
+        Ok((generation.unsigned_abs(), counts))
+    }
+
+    /// Bad pieces per source (peer, item) of download `id`.
+    pub fn bad_pieces(&self, id: i64) -> Result<Vec<(String, String, u32)>> {
+        let conn = self.conn.lock();
+        super::query_all(
+            &conn,
+            "SELECT peer, item_id, bad_pieces FROM download_sources WHERE download_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            "read bad pieces",
+        )
+    }
+
+    /// The sources of download `id` start again with no bad pieces (the
+    /// owner's retry or resume).
+    pub fn forget_bad_pieces(&self, id: i64) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute("DELETE FROM download_sources WHERE download_id = ?1", [id])
+            .map_err(db_err("forget bad pieces"))?;
+        Ok(())
     }
 }
 
@@ -120,6 +160,7 @@ mod tests {
                     etag: None,
                     expected_bytes: 100 << 20,
                     sha256: Some("0".repeat(64)),
+                    search: None,
                 },
                 false,
                 |_| dir.path().join("a.part"),
@@ -143,15 +184,20 @@ mod tests {
         let row = reg.get(id).unwrap().unwrap();
         assert_eq!((row.verified_bytes, row.hash_state), (0, None));
         reg.set_progress_proven(id, 40 << 20, &state).unwrap();
-        let (generation, bad) = reg.piece_failed(id, 32 << 20, "piece 2").unwrap();
+        let alice = [("alice", "i")];
+        let (generation, bad) = reg.piece_failed(id, 32 << 20, &alice, "piece 2").unwrap();
         let row = reg.get(id).unwrap().unwrap();
         assert_eq!(
             (row.downloaded_bytes, row.verified_bytes),
             (32 << 20, 16 << 20)
         );
-        assert_eq!((row.generation, bad), (generation, 1));
-        assert_eq!(reg.piece_failed(id, 32 << 20, "piece 2").unwrap().1, 2);
-        reg.retry(id, "resumed").ok();
+        assert_eq!((row.generation, bad), (generation, vec![1]));
+        let both = [("alice", "i"), ("bob", "j")];
+        let (_, bad) = reg.piece_failed(id, 32 << 20, &both, "piece 2").unwrap();
+        assert_eq!(bad, [2, 1]);
+        reg.pause(id).unwrap();
+        reg.retry(id, "resumed").unwrap();
+        assert_eq!(reg.bad_pieces(id).unwrap(), [], "a retry forgets them");
         reg.set_pieces(id, &[[1; 32], [2; 32]]).unwrap();
         assert_eq!(reg.pieces_of(id).unwrap(), Some(vec![[1; 32], [2; 32]]));
     }

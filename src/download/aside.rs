@@ -432,6 +432,7 @@ mod tests {
             etag: None,
             expected_bytes: 1,
             sha256: None,
+            search: None,
         }
     }
 

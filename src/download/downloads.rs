@@ -97,15 +97,32 @@ struct Run {
     /// A resume came while the pause was under way: queued again once the
     /// worker has recorded the pause and let go.
     resume_after: Arc<AtomicBool>,
+    /// The sources of its attempt (§2.6), with their rates.
+    sources: transfer::multi::Sources,
 }
 
 /// A running download: its live bytes ([`Downloads::live_bytes`]), and
 /// when and at what byte its transfer began (`None` until it has: the
 /// release is being looked up, or the disk checked).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub bytes: u64,
     pub began: Option<(Instant, u64)>,
+    /// Its sources (§2.6): empty until the attempt has found them.
+    pub sources: Vec<SourceNow>,
+}
+
+/// One source of a running download, as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceNow {
+    pub peer: String,
+    /// Bytes it sent in this attempt, and per second lately.
+    pub bytes: u64,
+    pub rate: u64,
+    /// Pieces it sent that failed their check.
+    pub bad_pieces: u32,
+    /// `active`, `idle`, `failed: ...`, `dropped: ...`.
+    pub state: String,
 }
 
 /// Changes of the peer's file one attempt follows (looking the release up
@@ -315,6 +332,18 @@ impl Downloads {
                     Progress {
                         bytes: run.live.load(Ordering::Relaxed),
                         began: *run.began.lock(),
+                        sources: run
+                            .sources
+                            .lock()
+                            .iter()
+                            .map(|s| SourceNow {
+                                peer: s.peer.clone(),
+                                bytes: s.bytes.load(Ordering::Relaxed),
+                                rate: s.rate.load(Ordering::Relaxed),
+                                bad_pieces: s.bad_pieces.load(Ordering::Relaxed),
+                                state: s.state.lock().clone(),
+                            })
+                            .collect(),
                     },
                 )),
                 Slot::Waiting(_) => None,
@@ -538,6 +567,7 @@ impl Downloads {
             etag: None,
             expected_bytes: stub.length.min(self.config.max_file_size),
             sha256: None,
+            search: None,
         };
         match (self.lookup(&mut new), current) {
             (Lookup::Later(e), _) => Ok(Added::Later(e)),
@@ -605,6 +635,14 @@ impl Downloads {
         row.expected_bytes = release.size;
         row.etag = release.etag;
         row.sha256 = release.sha256;
+        row.search = (!release.ids.is_empty()).then(|| {
+            let pairs: Vec<String> = release
+                .ids
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            pairs.join("&")
+        });
         Lookup::Found
     }
 
@@ -952,6 +990,13 @@ impl Downloads {
         );
         live.store(offset, Ordering::Relaxed);
         let checkpointed = AtomicBool::new(false);
+        let others: Vec<crate::config::Peer> = self
+            .peers
+            .current()
+            .iter()
+            .filter(|p| p.name != peer.name)
+            .cloned()
+            .collect();
         let cx = Context {
             registry: &self.registry,
             client: &self.client,
@@ -965,6 +1010,9 @@ impl Downloads {
             handoff: self.handoff,
             written: self.written,
             checkpointed: &checkpointed,
+            others: &others,
+            max_sources: self.config.max_sources,
+            sources: &run.sources,
         };
         // Progress is passing the highest offset ever made durable for
         // the version (fetching discarded bytes again is not).
@@ -1353,6 +1401,7 @@ fn to_look_up(row: &Download) -> NewDownload {
         etag: None,
         expected_bytes: row.expected_bytes,
         sha256: None,
+        search: None,
     }
 }
 
@@ -1457,6 +1506,7 @@ mod tests {
                 cancel: Arc::default(),
                 paused: Arc::default(),
                 resume_after: Arc::default(),
+                sources: Arc::default(),
             })
         };
         slots.insert(1, run(&mine));

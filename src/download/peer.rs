@@ -34,6 +34,31 @@ pub struct RemoteRelease {
     /// The whole file's SHA-256, lower-case hex (§2.6), when the peer has
     /// it; a malformed one counts as absent.
     pub sha256: Option<String>,
+    /// The `/peer/search` query that finds the release on other nodes
+    /// (§2.1: `tmdbId`, else `imdbId`, else `tvdbId` with `season` and
+    /// `episode`); empty when it has no ids.
+    pub ids: Vec<(&'static str, String)>,
+}
+
+/// §2.6's search for the same release elsewhere, from a release's ids.
+fn search_ids(v: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let number = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    if let Some(id) = number("tmdbId") {
+        return vec![("tmdbId", id.to_string())];
+    }
+    if let Some(id) = v.get("imdbId").and_then(|x| x.as_str()) {
+        return vec![("imdbId", id.to_string())];
+    }
+    let Some(tvdb) = number("tvdbId") else {
+        return Vec::new();
+    };
+    let mut q = vec![("tvdbId", tvdb.to_string())];
+    for k in ["season", "episode"] {
+        if let Some(n) = number(k) {
+            q.push((k, n.to_string()));
+        }
+    }
+    q
 }
 
 /// `sha256` of a release: 64 hex digits, kept lower-case; anything else
@@ -303,6 +328,7 @@ impl PeerClient {
                 .ok_or_else(|| bad("size"))?,
             etag: v.get("etag").and_then(|x| x.as_str()).map(str::to_string),
             sha256: release_sha256(&v),
+            ids: search_ids(&v),
         })
     }
 
@@ -379,11 +405,27 @@ impl PeerClient {
         offset: u64,
         etag: Option<&str>,
     ) -> Result<Response<ureq::Body>, ureq::Error> {
+        self.file_range(peer, item_id, (offset, None), etag)
+    }
+
+    /// `GET /peer/items/{id}/file` for bytes `first..=last` (`last` `None`:
+    /// to the end), with `If-Range` when an ETag is known.
+    pub fn file_range(
+        &self,
+        peer: &Peer,
+        item_id: &str,
+        (first, last): (u64, Option<u64>),
+        etag: Option<&str>,
+    ) -> Result<Response<ureq::Body>, ureq::Error> {
         let url = format!("{}/file", Self::item_url(peer, item_id));
+        let range = match last {
+            Some(last) => format!("bytes={first}-{last}"),
+            None => format!("bytes={first}-"),
+        };
         let mut req = self
             .get(peer, &url, None)
             .header("Accept-Encoding", "identity")
-            .header("Range", format!("bytes={offset}-"));
+            .header("Range", range);
         if let Some(tag) = etag {
             req = req.header("If-Range", tag);
         }

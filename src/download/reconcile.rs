@@ -450,7 +450,7 @@ mod tests {
             sha256: None,
             verified_bytes: 0,
             hash_state: None,
-            bad_pieces: 0,
+            search: None,
         }
     }
 

@@ -30,6 +30,8 @@ use crate::download::verify::{self, BadPiece, Follow, Proofs, Verifier};
 use crate::download::written::{self, Owner, Record};
 use crate::rate::DOWNLOAD;
 
+pub mod multi;
+
 /// Written bytes are never more than this beyond the durable checkpoint
 /// (the most a power cut can cost); a checkpoint is started every half of
 /// it...
@@ -51,6 +53,55 @@ pub struct Head<'a> {
     pub content_encoding: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub etag: Option<&'a str>,
+}
+
+/// The header fields of an answer that a transfer reads, owned.
+#[derive(Debug, Clone, Default)]
+struct Fields {
+    status: u16,
+    content_range: Option<String>,
+    content_encoding: Option<String>,
+    content_type: Option<String>,
+    etag: Option<String>,
+    retry_after: Option<String>,
+    content_length: Option<u64>,
+    /// `Repr-Digest`'s SHA-256 (§2.6), when it has a well-formed one.
+    repr_digest: Option<crate::digest::Sha256>,
+    /// A `Transfer-Encoding` is present.
+    coded: bool,
+}
+
+impl Fields {
+    fn of(resp: &ureq::http::Response<ureq::Body>) -> Fields {
+        let field = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Fields {
+            status: resp.status().as_u16(),
+            content_range: field("content-range"),
+            content_encoding: field("content-encoding"),
+            content_type: field("content-type"),
+            etag: field("etag"),
+            retry_after: field("retry-after"),
+            content_length: field("content-length").and_then(|v| number(&v)),
+            repr_digest: field("repr-digest").and_then(|v| crate::digest::parse_repr_digest(&v)),
+            coded: resp.headers().contains_key("transfer-encoding"),
+        }
+    }
+
+    fn head(&self) -> Head<'_> {
+        Head {
+            status: self.status,
+            content_range: self.content_range.as_deref(),
+            content_length: self.content_length,
+            content_encoding: self.content_encoding.as_deref(),
+            content_type: self.content_type.as_deref(),
+            etag: self.etag.as_deref(),
+        }
+    }
 }
 
 /// What to do with a response to `Range: bytes=<offset>-`.
@@ -222,6 +273,12 @@ pub struct Context<'a> {
     /// row's `high_water` (progress, whatever the byte count: see
     /// `downloads.progress_bytes`).
     pub checkpointed: &'a AtomicBool,
+    /// The other configured peers (§2.6: sources of the same file).
+    pub others: &'a [Peer],
+    /// `downloads.max_sources`.
+    pub max_sources: usize,
+    /// The sources of this attempt, for the status.
+    pub sources: &'a multi::Sources,
 }
 
 impl Context<'_> {
@@ -392,6 +449,17 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
     // durable but not yet proven are read and checked before anything
     // new is asked for.
     let mut verifier = verifier_for(cx, row, &part, &mut record, &mut offset)?;
+    // §2.6: with piece digests, other friends holding the same file.
+    let mut crew = multi::Crew {
+        list: match &verifier {
+            Some(v) if v.plan().pieces.is_some() && offset < expected => {
+                multi::discover(cx, row, &v.plan().sha256)
+            }
+            _ => Vec::new(),
+        },
+        whole_only: std::collections::HashSet::new(),
+    };
+    *cx.sources.lock() = crew.list.iter().map(|s| s.stat.clone()).collect();
     let mut fetched = 0u64;
     cx.live.store(offset, Ordering::Relaxed);
     *cx.began.lock() = Some((cx.clock.now(), offset));
@@ -407,6 +475,35 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         if cx.should_stop() {
             return Ok(Outcome::Interrupted);
         }
+        // Several sources, or one that is not the download's own (its own
+        // failed twice): a round; the download's own alone: below.
+        if let Some(v) = verifier.as_mut()
+            && (crew.list.len() > 1 || crew.list.first().is_some_and(|s| !s.primary))
+        {
+            let (prefix, end) = multi::round(cx, row, &part, &mut record, v, offset, &mut crew)?;
+            fetched += prefix - offset;
+            offset = prefix;
+            match end {
+                multi::RoundEnd::Whole => {}
+                multi::RoundEnd::Bad(bad, culprits) => {
+                    offset =
+                        bad_piece_of(cx, row, &part, &mut record, bad, &mut crew.list, &culprits)?;
+                    if bad.start == 0 {
+                        *v = Verifier::new(v.plan().clone(), None);
+                    } else {
+                        v.reset();
+                    }
+                }
+                multi::RoundEnd::Ended(outcome) => {
+                    // The parts ahead of the prefix go: nothing vouches
+                    // for them (the registry holds the prefix).
+                    part.set_len(offset)
+                        .map_err(|e| Stop::Disk(e, "truncate"))?;
+                    return Ok(outcome);
+                }
+            }
+            continue;
+        }
         let mut resp = match cx
             .client
             .file(cx.peer, &row.item_id, offset, etag.as_deref())
@@ -421,24 +518,12 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                 });
             }
         };
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (content_range, encoding, ctype, resp_etag) = (
-            header("content-range"),
-            header("content-encoding"),
-            header("content-type"),
-            header("etag"),
-        );
-        let retry_after = header("retry-after");
-        let content_length = header("content-length").and_then(|v| number(&v));
+        let fields = Fields::of(&resp);
+        let (content_length, resp_etag) = (fields.content_length, fields.etag.clone());
+        let retry_after = fields.retry_after.clone();
         // A digest of another version than the one being checked against
         // is a change of version (§2.6, rule 8).
-        let repr = header("repr-digest").and_then(|v| crate::digest::parse_repr_digest(&v));
-        if let (Some(v), Some(got), 200 | 206) = (&verifier, repr, resp.status().as_u16())
+        if let (Some(v), Some(got), 200 | 206) = (&verifier, fields.repr_digest, fields.status)
             && got != v.plan().sha256
         {
             return restart_from_zero(
@@ -449,14 +534,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                 "digest_changed: the answer's Repr-Digest is another version's",
             );
         }
-        let head = Head {
-            status: resp.status().as_u16(),
-            content_range: content_range.as_deref(),
-            content_length,
-            content_encoding: encoding.as_deref(),
-            content_type: ctype.as_deref(),
-            etag: resp_etag.as_deref(),
-        };
+        let head = fields.head();
         if let Some(len) = content_length.filter(|&n| n > cx.max_file_size) {
             return Ok(Outcome::Fatal {
                 error: format!("peer announced {len} bytes, above the size guard"),
@@ -512,8 +590,8 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         // straight from the socket once ureq's buffer is drained.
         let direct = (cx.peer.url.starts_with("http://")
             && content_length == Some(end - offset)
-            && !resp.headers().contains_key("transfer-encoding"))
-        .then(direct::arm);
+            && !fields.coded)
+            .then(direct::arm);
         let mut body = resp.body_mut().as_reader();
         let mut to = Target {
             path: &row.part_path,
@@ -626,21 +704,89 @@ fn bad_piece(
     record: &mut Record,
     bad: BadPiece,
 ) -> Result<u64, Stop> {
-    let detail = bad.describe(row.expected_bytes, &cx.peer.name);
+    let mut only = vec![multi::Src {
+        peer: cx.peer.clone(),
+        item_id: row.item_id.clone(),
+        primary: true,
+        etag: None,
+        stat: multi::SourceStat::new(&cx.peer.name),
+    }];
+    bad_piece_of(cx, row, part, record, bad, &mut only, &[0])
+}
+
+/// [`bad_piece`] with several sources: the culprit (the one source that
+/// wrote into the piece) counts one more bad piece, and one at
+/// [`MAX_BAD_PIECES`] leaves `sources`; the download fails when none is
+/// left.
+fn bad_piece_of(
+    cx: &Context<'_>,
+    row: &Download,
+    part: &File,
+    record: &mut Record,
+    bad: BadPiece,
+    sources: &mut Vec<multi::Src>,
+    culprits: &[usize],
+) -> Result<u64, Stop> {
+    let names: Vec<&str> = culprits
+        .iter()
+        .filter_map(|&i| sources.get(i))
+        .map(|s| s.peer.name.as_str())
+        .collect();
+    let detail = bad.describe(row.expected_bytes, &names.join(" and "));
     log::warn!("download id={} {detail}", row.id);
-    let (generation, count) = cx.registry.piece_failed(row.id, bad.start, &detail)?;
+    // A piece several sources wrote into names no culprit: it is fetched
+    // again by one of them alone, whose failure then counts. (The whole
+    // file failing, every piece having passed, counts against every
+    // source: the piece digests and the file's disagree.)
+    let counted: &[usize] = if culprits.len() == 1 || bad.index.is_none() {
+        culprits
+    } else {
+        &[]
+    };
+    let keys: Vec<(&str, &str)> = counted
+        .iter()
+        .filter_map(|&i| sources.get(i))
+        .map(|s| (s.peer.name.as_str(), s.item_id.as_str()))
+        .collect();
+    let (generation, counts) = cx
+        .registry
+        .piece_failed(row.id, bad.start, &keys, &detail)?;
     crate::metrics::METRICS.piece_failed();
     record.restart(generation);
     part.set_len(bad.start)
         .map_err(|e| Stop::Disk(e, "truncate"))?;
-    if count >= MAX_BAD_PIECES {
+    let mut dropped = Vec::new();
+    for (&i, &count) in counted.iter().zip(&counts) {
+        let Some(src) = sources.get(i) else { continue };
+        src.stat.bad_pieces.store(count, Ordering::Relaxed);
+        if count >= MAX_BAD_PIECES {
+            *src.stat.state.lock() = format!("dropped: {count} bad pieces");
+            dropped.push(i);
+        }
+    }
+    let why: Vec<String> = dropped
+        .iter()
+        .filter_map(|&i| sources.get(i))
+        .map(|s| {
+            format!(
+                "{} sent {} pieces that failed their SHA-256 check against its own digests",
+                s.peer.name,
+                s.stat.bad_pieces.load(Ordering::Relaxed)
+            )
+        })
+        .collect();
+    let mut index = 0;
+    sources.retain(|_| {
+        index += 1;
+        !dropped.contains(&(index - 1))
+    });
+    if sources.is_empty() {
         return Err(Stop::Outcome(Outcome::Fatal {
-            error: format!(
-                "{} sent {count} pieces that failed their SHA-256 check against its own \
-                 digests: not used again for this download",
-                cx.peer.name
-            ),
+            error: format!("{}: not used again for this download", why.join("; ")),
         }));
+    }
+    if !why.is_empty() {
+        log::warn!("download id={} drops a source: {}", row.id, why.join("; "));
     }
     Ok(bad.start)
 }

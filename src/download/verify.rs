@@ -299,6 +299,19 @@ impl Follow {
         s.failed.is_none()
     }
 
+    /// Moves the writer's position to `pos` without waiting (a writer
+    /// that bounds the lag itself: several sources).
+    pub fn advance(&self, pos: u64) {
+        let mut s = self.state.lock();
+        s.written = s.written.max(pos);
+        self.changed.notify_all();
+    }
+
+    /// How far the verifier has hashed.
+    pub fn hashed(&self) -> u64 {
+        self.state.lock().hashed
+    }
+
     /// Whether the verifier failed.
     pub fn failed(&self) -> bool {
         self.state.lock().failed.is_some()

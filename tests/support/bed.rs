@@ -41,7 +41,15 @@ impl Bed {
         extra: &str,
         clock: OffsetClock,
     ) -> Bed {
-        Bed::start_full(dir, peer, extra, clock, None)
+        Bed::start_full(dir, peer, extra, clock, None, &[])
+    }
+
+    /// A bed whose downloads come from `peer` (`alice`) and that knows
+    /// `friends` too (names and fake peers): sources of the same file
+    /// (§2.6).
+    pub fn start_with_friends(peer: &FakePeer, friends: &[(&str, &FakePeer)], extra: &str) -> Bed {
+        let dir = tempfile::tempdir().unwrap();
+        Bed::start_full(dir, peer, extra, OffsetClock::default(), None, friends)
     }
 
     /// A bed whose hand-off copies (as across two mounts), on one filesystem.
@@ -52,7 +60,7 @@ impl Bed {
     /// A bed with the hand-off `mode`, whatever the probe would pick.
     pub fn start_handing_off(peer: &FakePeer, extra: &str, mode: HandOffMode) -> Bed {
         let dir = tempfile::tempdir().unwrap();
-        Bed::start_full(dir, peer, extra, OffsetClock::default(), Some(mode))
+        Bed::start_full(dir, peer, extra, OffsetClock::default(), Some(mode), &[])
     }
 
     pub fn start_full(
@@ -61,16 +69,23 @@ impl Bed {
         extra: &str,
         clock: OffsetClock,
         handoff: Option<HandOffMode>,
+        friends: &[(&str, &FakePeer)],
     ) -> Bed {
         let max_delay = if extra.contains("retry_max_delay_ms") {
             ""
         } else {
             "retry_max_delay_ms = 20\n"
         };
-        let text = format!(
+        let mut text = format!(
             "[server]\napi_key = \"k\"\n[downloads]\nretry_base_delay_ms = 1\n{max_delay}idle_timeout_ms = 400\n{extra}\n[[peers]]\nname = \"alice\"\nurl = \"http://{}\"\napi_key = \"k\"\n",
             peer.addr
         );
+        for (name, friend) in friends {
+            text.push_str(&format!(
+                "[[peers]]\nname = \"{name}\"\nurl = \"http://{}\"\napi_key = \"k\"\n",
+                friend.addr
+            ));
+        }
         let config = Config::parse(&text, &dir.path().join("jack.toml"), &|_| None).unwrap();
         config.create_dirs().unwrap();
         let registry = Arc::new(Registry::open(&config.database.path).unwrap());

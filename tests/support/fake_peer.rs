@@ -78,6 +78,9 @@ pub enum Mode {
     Corrupt(u64),
     /// A correct 206 whose `Repr-Digest` is another version's.
     OtherDigest,
+    /// A correct 206 whose first byte is flipped (as a fallback: every
+    /// answer of a corrupting source).
+    CorruptFirst,
 }
 
 pub struct File {
@@ -163,6 +166,10 @@ impl Shared {
 }
 
 pub const ETAG: &str = "\"fake-etag-1\"";
+
+/// The film id of every release a peer with digests offers (its
+/// `/peer/search` lists them all).
+pub const TMDB_ID: u64 = 603;
 
 impl FakePeer {
     /// Serves `files`; each file request takes the next mode of `script`
@@ -314,6 +321,22 @@ fn serve(
     if path == "/handshake" {
         return json(&mut out, r#"{"name":"jack","version":"0.1.0"}"#);
     }
+    let digests = shared.digests.load(Ordering::SeqCst);
+    let false_digest = *shared.false_digest.lock().unwrap();
+    let whole = |data: &[u8]| false_digest.unwrap_or_else(|| digest_of(data).sha256);
+    if path.starts_with("/peer/search") && digests {
+        // Every file as a release with the film's id (tests ask by it).
+        let files = shared.files.lock().unwrap().clone();
+        let items: Vec<serde_json::Value> = files
+            .iter()
+            .map(|f| {
+                serde_json::json!({"id": f.id, "title": f.filename.trim_end_matches(".mkv"),
+                    "filename": f.filename, "size": f.data.len(), "category": 2000,
+                    "tmdbId": TMDB_ID, "sha256": jack::digest::hex(&whole(&f.data))})
+            })
+            .collect();
+        return json(&mut out, &serde_json::json!({ "items": items }).to_string());
+    }
     let decoded = path.replace("%3A", ":");
     let Some(rest) = decoded.strip_prefix("/peer/items/") else {
         return status(&mut out, 404, None);
@@ -322,9 +345,6 @@ fn serve(
         Some(id) => (id, true),
         None => (rest, false),
     };
-    let digests = shared.digests.load(Ordering::SeqCst);
-    let false_digest = *shared.false_digest.lock().unwrap();
-    let whole = |data: &[u8]| false_digest.unwrap_or_else(|| digest_of(data).sha256);
     if let Some(id) = rest.strip_suffix("/pieces") {
         return match shared.get(id) {
             Some(f) if digests && false_digest.is_none() => {
@@ -354,6 +374,7 @@ fn serve(
         }
         if digests {
             body["sha256"] = jack::digest::hex(&whole(&file.data)).into();
+            body["tmdbId"] = TMDB_ID.into();
         }
         return json(&mut out, &body.to_string());
     }
@@ -363,12 +384,13 @@ fn serve(
         .push((id.to_string(), range.clone(), Instant::now()));
     let fallback = || shared.fallback.lock().unwrap().clone();
     let mode = script.lock().unwrap().pop_front().unwrap_or_else(fallback);
-    let offset: u64 = range
+    // `bytes=F-` or `bytes=F-L` (several sources ask for closed ranges).
+    let (offset, asked_last): (u64, Option<u64>) = range
         .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(f, l)| Some((f.parse().ok()?, l.parse().ok())))
+        .unwrap_or((0, None));
     let n = rec.active.fetch_add(1, Ordering::SeqCst) + 1;
     rec.max_active.fetch_max(n, Ordering::SeqCst);
     if mode == Mode::Vanish {
@@ -391,7 +413,15 @@ fn serve(
         (false, _) => String::new(),
     };
     let result = answer(
-        &mut out, &file.data, &file.etag, &repr, offset, size, mode, &sent, rate,
+        &mut out,
+        &file.data,
+        &file.etag,
+        &repr,
+        (offset, asked_last),
+        size,
+        mode,
+        &sent,
+        rate,
     );
     if let Some(data) = replace {
         shared.replace(id, data);
@@ -404,9 +434,15 @@ fn serve(
 /// files, each many times).
 fn digest_of(data: &[u8]) -> jack::digest::Pieces {
     static CACHE: Mutex<Vec<(usize, [u8; 32], jack::digest::Pieces)>> = Mutex::new(Vec::new());
-    // Keyed by the length and the first 4 KiB (a test's versions differ
-    // there or in length).
-    let key = jack::digest::sha256(&data[..data.len().min(4096)]);
+    // Keyed by where the bytes are, their length and samples of them (a
+    // test's versions differ there or are other buffers).
+    let sample = |at: usize| &data[at.min(data.len())..(at + 4096).min(data.len())];
+    let mut probe = Vec::new();
+    for at in [0, data.len() / 2, data.len().saturating_sub(4096)] {
+        probe.extend_from_slice(sample(at));
+    }
+    probe.extend_from_slice(&(data.as_ptr() as usize).to_le_bytes());
+    let key = jack::digest::sha256(&probe);
     let mut cache = CACHE.lock().unwrap();
     if let Some((_, _, p)) = cache
         .iter()
@@ -440,13 +476,13 @@ fn answer(
     data: &[u8],
     etag: &str,
     repr: &str,
-    offset: u64,
+    (offset, asked_last): (u64, Option<u64>),
     size: u64,
     mode: Mode,
     sent: &Sent,
     rate: Option<u64>,
 ) -> std::io::Result<()> {
-    let last = size - 1;
+    let last = asked_last.map_or(size - 1, |l| l.min(size - 1));
     let head206 = |first: u64, last: u64, total: u64, extra: &str| {
         format!(
             "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: {etag}\r\nConnection: close\r\n{repr}{extra}\r\n",
@@ -457,10 +493,16 @@ fn answer(
     };
     let mut flip = None;
     let (head, from, to, limit) = match mode {
-        Mode::Honest | Mode::OtherDigest => (head206(offset, last, size, ""), offset, size, None),
+        Mode::Honest | Mode::OtherDigest => {
+            (head206(offset, last, size, ""), offset, last + 1, None)
+        }
+        Mode::CorruptFirst => {
+            flip = Some(offset);
+            (head206(offset, last, size, ""), offset, last + 1, None)
+        }
         Mode::Corrupt(at) => {
             flip = Some(at);
-            (head206(offset, last, size, ""), offset, size, None)
+            (head206(offset, last, size, ""), offset, last + 1, None)
         }
         Mode::IgnoreRange => (
             format!(

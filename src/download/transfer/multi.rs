@@ -1,0 +1,761 @@
+//! Several sources for one download (`PROTOCOL.md` §2.6).
+//!
+//! Friends whose release has the same size and SHA-256 hold the same file.
+//! [`discover`] asks every other configured peer's `/peer/search` with the
+//! release's ids and keeps those; [`round`] then fetches different parts
+//! of the file from each at once, in the one worker the download holds:
+//!
+//! * the file is cut into tasks of one 16 MiB piece, handed out in order
+//!   ([`Sched`]); each source asks for its task with a closed `Range`
+//!   (every answer checked by rule 5, and by its `Repr-Digest`: a source
+//!   other than the download's own must send the release's digest) and
+//!   writes it at its offsets, sequentially: each source appends within
+//!   its own part;
+//! * no task starts more than a window (two pieces per source) past the
+//!   point up to which every byte is written and hashed, so the bytes
+//!   ahead of the durable prefix stay few;
+//! * a source that fails or goes away gives its task's remainder back,
+//!   and an idle source takes half of the largest remainder of another
+//!   (a slow source's parts are split among the others);
+//! * the durable progress is still a prefix: the checkpoints commit the
+//!   end of the written range that starts at the round's offset, and the
+//!   verifier follows it as in a single-source body. A piece that fails
+//!   its check ends the round: the culprits (every source that wrote into
+//!   the piece) are counted, the `.part` goes back to the piece's start
+//!   (the parts ahead are discarded), and the next round goes on without
+//!   a source that failed twice.
+//!
+//! The worker pool still bounds the downloads; `downloads.max_sources`
+//! bounds the connections of one download (threads of the round's scope).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{
+    CHECKPOINT_BYTES, CHECKPOINT_INTERVAL, Context, Fields, Flusher, Job, Part, READ_BUFFER,
+    Source, Step, Stop, Verdict, judge, network_failure,
+};
+use crate::config::Peer;
+use crate::db::Download;
+use crate::digest::{PIECE_SIZE, Sha256};
+use crate::download::direct;
+use crate::download::verify::{self, BadPiece, Follow, Proofs, Verifier};
+use crate::download::written::Record;
+use crate::rate::DOWNLOAD;
+
+/// How long a search for other sources may take, per peer (they are asked
+/// at once).
+const SEARCH_DEADLINE: Duration = Duration::from_secs(10);
+/// The smallest remainder worth splitting with an idle source.
+const MIN_SPLIT: u64 = 2 * 1024 * 1024;
+
+/// One source of a download: a peer's item with the same size and digest.
+#[derive(Debug, Clone)]
+pub struct Src {
+    pub peer: Peer,
+    pub item_id: String,
+    /// The download's own peer and item (the row's).
+    pub primary: bool,
+    /// The validator its answers carried, once seen.
+    pub etag: Option<String>,
+    pub stat: Arc<SourceStat>,
+}
+
+/// The sources of one attempt, and the pieces one source must fetch
+/// alone (one failed with several writers).
+#[derive(Debug, Default)]
+pub struct Crew {
+    pub list: Vec<Src>,
+    pub whole_only: HashSet<u64>,
+}
+
+/// What the status shows of one source of a running download.
+#[derive(Debug)]
+pub struct SourceStat {
+    pub peer: String,
+    /// Bytes it sent in this attempt.
+    pub bytes: AtomicU64,
+    /// Bytes per second over its last second of sending.
+    pub rate: AtomicU64,
+    /// Pieces it sent that failed their check (this download, in all).
+    pub bad_pieces: AtomicU32,
+    /// `active`, `idle`, `failed: ...` or `dropped: ...`.
+    pub state: Mutex<String>,
+}
+
+impl SourceStat {
+    pub fn new(peer: &str) -> Arc<SourceStat> {
+        Arc::new(SourceStat {
+            peer: peer.to_string(),
+            bytes: AtomicU64::new(0),
+            rate: AtomicU64::new(0),
+            bad_pieces: AtomicU32::new(0),
+            state: Mutex::new("idle".into()),
+        })
+    }
+
+    fn set(&self, state: impl Into<String>) {
+        *self.state.lock() = state.into();
+    }
+}
+
+/// The sources of a running download, as the status reads them.
+pub type Sources = Arc<Mutex<Vec<Arc<SourceStat>>>>;
+
+/// The download's own source and every other configured peer whose
+/// release has the same size and SHA-256 (at most `max_sources` in all).
+/// Nothing is asked when the release has no ids to search by, or one
+/// source is all that is allowed.
+pub fn discover(cx: &Context<'_>, row: &Download, sha256: &Sha256) -> Vec<Src> {
+    let primary = Src {
+        peer: cx.peer.clone(),
+        item_id: row.item_id.clone(),
+        primary: true,
+        etag: row.etag.clone(),
+        stat: SourceStat::new(&cx.peer.name),
+    };
+    let bad = cx.registry.bad_pieces(row.id).unwrap_or_default();
+    let bad_of = |peer: &str, item: &str| {
+        bad.iter()
+            .find(|(p, i, _)| p == peer && i == item)
+            .map_or(0, |b| b.2)
+    };
+    primary
+        .stat
+        .bad_pieces
+        .store(bad_of(&cx.peer.name, &row.item_id), Ordering::Relaxed);
+    let mut found = vec![primary];
+    if cx.max_sources <= 1 || cx.others.is_empty() {
+        return found;
+    }
+    // The release's ids, kept with the row: found even when its own peer
+    // is gone.
+    let ids: Vec<(&str, String)> = row
+        .search
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| ["tmdbId", "imdbId", "tvdbId", "season", "episode"].contains(k))
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+    if ids.is_empty() {
+        return found;
+    }
+    let hex = crate::digest::hex(sha256);
+    let listings: Vec<(Peer, Vec<String>)> = std::thread::scope(|s| {
+        let asks: Vec<_> = cx
+            .others
+            .iter()
+            .map(|peer| {
+                let ids = &ids;
+                let hex = &hex;
+                s.spawn(move || {
+                    let items = match cx.client.search(peer, ids, SEARCH_DEADLINE) {
+                        Ok(listing) => listing
+                            .releases
+                            .into_iter()
+                            .filter(|r| r.size == row.expected_bytes)
+                            .filter(|r| r.sha256.as_deref() == Some(hex.as_str()))
+                            .map(|r| r.id)
+                            .collect(),
+                        Err(e) => {
+                            log::info!("no source from {}: {e}", peer.name);
+                            Vec::new()
+                        }
+                    };
+                    (peer.clone(), items)
+                })
+            })
+            .collect();
+        asks.into_iter().filter_map(|a| a.join().ok()).collect()
+    });
+    for (peer, items) in listings {
+        // One item per friend: a second copy on one uplink adds nothing.
+        let Some(item) = items
+            .into_iter()
+            .find(|i| bad_of(&peer.name, i) < super::MAX_BAD_PIECES)
+        else {
+            continue;
+        };
+        if found.len() >= cx.max_sources {
+            break;
+        }
+        let stat = SourceStat::new(&peer.name);
+        stat.bad_pieces
+            .store(bad_of(&peer.name, &item), Ordering::Relaxed);
+        found.push(Src {
+            peer,
+            item_id: item,
+            primary: false,
+            etag: None,
+            stat,
+        });
+    }
+    found
+}
+
+/// A source's task: bytes `start..end` of the file, written up to `pos`.
+/// `end` may come down while it runs (another source takes the rest).
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    pos: u64,
+    end: u64,
+}
+
+/// Who fetches what in a round.
+#[derive(Debug)]
+struct Sched {
+    expected: u64,
+    /// The round's starting offset: every byte below is durable.
+    base: u64,
+    /// The next byte no task has covered yet.
+    next: u64,
+    /// Remainders given back, lowest first.
+    queue: Vec<(u64, u64)>,
+    tasks: Vec<Option<Task>>,
+    /// Sources still in the round.
+    alive: Vec<bool>,
+    /// Why a source left the round.
+    errors: Vec<Option<String>>,
+    /// Written ranges at or above `base`, merged, sorted.
+    written: Vec<(u64, u64)>,
+    /// Which sources wrote into each piece (a bit per source).
+    writers: HashMap<u64, u32>,
+    /// How far the verifier has hashed (tasks start within a window of it).
+    hashed: u64,
+    /// Pieces one source fetches alone (one failed with several writers:
+    /// fetched again by one, a failure names its culprit).
+    whole_only: HashSet<u64>,
+    window: u64,
+    over: bool,
+}
+
+impl Sched {
+    fn new(base: u64, expected: u64, sources: usize, whole_only: HashSet<u64>) -> Sched {
+        Sched {
+            expected,
+            base,
+            next: base,
+            queue: Vec::new(),
+            tasks: vec![None; sources],
+            alive: vec![true; sources],
+            errors: vec![None; sources],
+            written: Vec::new(),
+            writers: HashMap::new(),
+            hashed: base,
+            whole_only,
+            window: 2 * PIECE_SIZE * sources as u64,
+            over: false,
+        }
+    }
+
+    /// Every byte from `base` up to this is written.
+    fn prefix(&self) -> u64 {
+        match self.written.first() {
+            Some(&(a, b)) if a <= self.base => b,
+            _ => self.base,
+        }
+    }
+
+    /// Bytes written in the round.
+    fn written_bytes(&self) -> u64 {
+        self.written.iter().map(|(a, b)| b - a).sum()
+    }
+
+    /// The next task for source `me`, if there is one now.
+    fn take(&mut self, me: usize) -> Option<Task> {
+        if self.over || !self.alive[me] {
+            return None;
+        }
+        // What others gave back comes first (it holds the prefix back).
+        if !self.queue.is_empty() {
+            let (start, end) = self.queue.remove(0);
+            let cut = piece_end(start).min(end);
+            if cut < end {
+                self.queue.insert(0, (cut, end));
+            }
+            return Some(self.assign(me, start, cut));
+        }
+        let limit = self.hashed.min(self.prefix()).saturating_add(self.window);
+        if self.next < self.expected && self.next < limit {
+            let start = self.next;
+            let end = piece_end(start).min(self.expected);
+            self.next = end;
+            return Some(self.assign(me, start, end));
+        }
+        // Nothing new: take half of the largest remainder of another
+        // source (a slow one holds the rest of the file back).
+        let (victim, left) = self
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != me)
+            .filter_map(|(i, t)| t.map(|t| (i, t)))
+            .filter(|(_, t)| !self.whole_only.contains(&(t.pos / PIECE_SIZE)))
+            .map(|(i, t)| (i, t.end - t.pos))
+            .max_by_key(|&(_, left)| left)?;
+        if left < 2 * MIN_SPLIT {
+            return None;
+        }
+        let task = self.tasks[victim].as_mut()?;
+        let mid = task.pos + left / 2;
+        let end = task.end;
+        task.end = mid;
+        Some(self.assign(me, mid, end))
+    }
+
+    fn assign(&mut self, me: usize, start: u64, end: u64) -> Task {
+        let task = Task { pos: start, end };
+        self.tasks[me] = Some(task);
+        task
+    }
+
+    /// Source `me` wrote `from..to`.
+    fn wrote(&mut self, me: usize, from: u64, to: u64) {
+        if let Some(t) = self.tasks[me].as_mut() {
+            t.pos = to;
+        }
+        let mut piece = from / PIECE_SIZE;
+        while piece * PIECE_SIZE < to {
+            *self.writers.entry(piece).or_default() |= 1 << me;
+            piece += 1;
+        }
+        insert_range(&mut self.written, (from, to));
+    }
+
+    /// The end of source `me`'s task now (another may have taken a part).
+    fn end_of(&self, me: usize) -> u64 {
+        self.tasks[me].map_or(0, |t| t.end)
+    }
+
+    /// Source `me` leaves its task: the unwritten rest goes back.
+    fn give_back(&mut self, me: usize) {
+        if let Some(t) = self.tasks[me].take()
+            && t.pos < t.end
+        {
+            insert_range(&mut self.queue, (t.pos, t.end));
+        }
+    }
+
+    /// Source `me` leaves the round (`why`).
+    fn leave(&mut self, me: usize, why: String) {
+        self.give_back(me);
+        self.alive[me] = false;
+        self.errors[me] = Some(why);
+    }
+
+    /// Whether nothing is left to hand out or under way.
+    fn all_written(&self) -> bool {
+        self.prefix() >= self.expected
+    }
+
+    fn culprits(&self, piece: u64) -> Vec<usize> {
+        let bits = self.writers.get(&piece).copied().unwrap_or(0);
+        (0..32).filter(|i| bits & (1 << i) != 0).collect()
+    }
+}
+
+/// The end of the piece that `offset` is in.
+fn piece_end(offset: u64) -> u64 {
+    (offset / PIECE_SIZE + 1) * PIECE_SIZE
+}
+
+/// Adds `r` to sorted, merged ranges.
+fn insert_range(list: &mut Vec<(u64, u64)>, r: (u64, u64)) {
+    if r.0 >= r.1 {
+        return;
+    }
+    list.push(r);
+    list.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(list.len());
+    for &(a, b) in list.iter() {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    *list = merged;
+}
+
+/// What the sources of a round and its orchestrator share.
+struct Shared {
+    sched: Mutex<Sched>,
+    changed: Condvar,
+    disk: Mutex<Option<std::io::Error>>,
+}
+
+impl Shared {
+    fn poke(&self) {
+        self.changed.notify_all();
+    }
+}
+
+/// How a round ended.
+#[derive(Debug)]
+pub(super) enum RoundEnd {
+    /// Every byte is written and durable.
+    Whole,
+    /// A piece failed; these sources wrote into it (the culprit when it
+    /// is one; several: the piece is fetched again by one source alone).
+    Bad(BadPiece, Vec<usize>),
+    /// Stopped (shutdown, pause, removal), or every source failed.
+    Ended(super::Outcome),
+}
+
+/// One round from `offset` with `sources` (the first is the download's
+/// own). Returns the durable prefix and how the round ended.
+pub(super) fn round(
+    cx: &Context<'_>,
+    row: &Download,
+    part: &File,
+    record: &mut Record,
+    verifier: &mut Verifier,
+    offset: u64,
+    crew: &mut Crew,
+) -> Result<(u64, RoundEnd), Stop> {
+    let Crew {
+        list: sources,
+        whole_only,
+    } = crew;
+    let expected = row.expected_bytes;
+    let sha256 = verifier.plan().sha256;
+    let synced = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
+    let reader = part.try_clone().map_err(|e| Stop::Disk(e, "open"))?;
+    let shared = Shared {
+        sched: Mutex::new(Sched::new(
+            offset,
+            expected,
+            sources.len(),
+            std::mem::take(whole_only),
+        )),
+        changed: Condvar::new(),
+        disk: Mutex::new(None),
+    };
+    let follow = Follow::new(offset);
+    let proofs = Proofs::default();
+    let at = Part {
+        id: row.id,
+        path: &row.part_path,
+        file: part,
+        proofs: Some(&proofs),
+    };
+    let mut failed: Option<verify::Failed> = None;
+    let mut synced_to = offset;
+    let mut prefix = offset;
+    for src in sources.iter() {
+        src.stat.bytes.store(0, Ordering::Relaxed);
+        src.stat.set("idle");
+    }
+    let learned: Vec<Mutex<Option<String>>> =
+        sources.iter().map(|s| Mutex::new(s.etag.clone())).collect();
+    std::thread::scope(|s| -> Result<(), Stop> {
+        let flushed = Part {
+            file: &synced,
+            ..at
+        };
+        let mut flusher = Flusher::start(s, cx, flushed, (offset, row.high_water));
+        let _done = verify::Closing(&follow);
+        {
+            let (follow, proofs, reader) = (&follow, &proofs, &reader);
+            let v = &mut *verifier;
+            s.spawn(move || follow.verify(v, reader, proofs));
+        }
+        for (me, src) in sources.iter().enumerate() {
+            let (shared, learned) = (&shared, &learned[me]);
+            s.spawn(move || fetch(cx, me, src, shared, part, (expected, sha256), learned));
+        }
+        let mut last_sync = (offset, Instant::now());
+        loop {
+            {
+                let mut sched = shared.sched.lock();
+                shared
+                    .changed
+                    .wait_for(&mut sched, Duration::from_millis(100));
+                prefix = sched.prefix();
+                sched.hashed = follow.hashed();
+                cx.live
+                    .store(offset + sched.written_bytes(), Ordering::Relaxed);
+                let gone = !sched.alive.iter().any(|a| *a);
+                if sched.all_written() || gone || cx.should_stop() {
+                    sched.over = true;
+                }
+                if shared.disk.lock().is_some() || follow.failed() {
+                    sched.over = true;
+                }
+                if sched.over {
+                    break;
+                }
+            }
+            follow.advance(prefix);
+            record.advance(prefix);
+            if prefix - flusher.durable >= CHECKPOINT_BYTES {
+                flusher.wait()?;
+            }
+            let due = prefix - last_sync.0 >= CHECKPOINT_BYTES / 2
+                || last_sync.1.elapsed() >= CHECKPOINT_INTERVAL;
+            if due && prefix > last_sync.0 && flusher.offer(Job::Checkpoint(prefix))? {
+                last_sync = (prefix, Instant::now());
+            }
+        }
+        shared.poke();
+        follow.advance(prefix);
+        record.advance(prefix);
+        flusher.wait()?;
+        synced_to = flusher.durable;
+        failed = follow.close();
+        Ok(())
+    })?;
+    for (src, etag) in sources.iter_mut().zip(learned) {
+        src.etag = etag.into_inner();
+    }
+    if let Some(e) = shared.disk.into_inner() {
+        super::checkpoint(cx, at, synced_to, prefix.min(synced_to))?;
+        return Err(Stop::Disk(e, "write"));
+    }
+    super::checkpoint(cx, at, synced_to, prefix)?;
+    let mut sched = shared.sched.into_inner();
+    let end = match failed {
+        Some(verify::Failed::Bad(bad)) => {
+            let culprits = match bad.index {
+                Some(piece) => sched.culprits(piece),
+                None => (0..sources.len()).collect(),
+            };
+            if let (Some(piece), true) = (bad.index, culprits.len() > 1) {
+                sched.whole_only.insert(piece);
+            }
+            RoundEnd::Bad(bad, culprits)
+        }
+        Some(verify::Failed::Read(e)) => return Err(Stop::Disk(e, "read back")),
+        None if prefix >= expected => RoundEnd::Whole,
+        None if cx.should_stop() => RoundEnd::Ended(super::Outcome::Interrupted),
+        None => {
+            let why: Vec<String> = sources
+                .iter()
+                .zip(&sched.errors)
+                .filter_map(|(s, e)| e.as_ref().map(|e| format!("{}: {e}", s.peer.name)))
+                .collect();
+            RoundEnd::Ended(network_failure(&format!(
+                "every source failed ({})",
+                why.join("; ")
+            )))
+        }
+    };
+    *whole_only = sched.whole_only;
+    Ok((prefix, end))
+}
+
+/// One source's side of a round: takes tasks and fetches them until the
+/// round is over or the source fails (it then leaves the round, and its
+/// task's rest goes back).
+fn fetch(
+    cx: &Context<'_>,
+    me: usize,
+    src: &Src,
+    shared: &Shared,
+    part: &File,
+    (expected, sha256): (u64, Sha256),
+    etag: &Mutex<Option<String>>,
+) {
+    let leave = |why: String| {
+        src.stat.set(format!("failed: {why}"));
+        shared.sched.lock().leave(me, why);
+        shared.poke();
+    };
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut window = (Instant::now(), 0u64);
+    loop {
+        let task = {
+            let mut sched = shared.sched.lock();
+            loop {
+                if sched.over || !sched.alive[me] {
+                    return;
+                }
+                if let Some(t) = sched.take(me) {
+                    break t;
+                }
+                src.stat.set("idle");
+                shared
+                    .changed
+                    .wait_for(&mut sched, Duration::from_millis(100));
+            }
+        };
+        src.stat.set("active");
+        let known = etag.lock().clone();
+        let asked = (task.pos, Some(task.end - 1));
+        let mut resp = match cx
+            .client
+            .file_range(&src.peer, &src.item_id, asked, known.as_deref())
+        {
+            Ok(r) => r,
+            Err(e) => return leave(e.to_string()),
+        };
+        let fields = Fields::of(&resp);
+        let head = fields.head();
+        // Never a byte from a source whose digest is unknown or another:
+        // the download's own source may leave it out (its release gave
+        // it), every other must send it.
+        match fields.repr_digest {
+            Some(d) if d != sha256 => return leave("its Repr-Digest is another version's".into()),
+            None if !src.primary => return leave("its answer carries no Repr-Digest".into()),
+            _ => {}
+        }
+        let last = match judge(task.pos, expected, known.as_deref(), &head) {
+            Verdict::Append { last } => last,
+            Verdict::Status(status) => return leave(format!("answered {status}")),
+            Verdict::Restart { reason } => return leave(reason),
+            Verdict::TakeWhole { .. } => return leave("it ignored the range".into()),
+            Verdict::Complete => return leave("it answered 416".into()),
+        };
+        if fields.etag.is_some() {
+            *etag.lock() = fields.etag.clone();
+        }
+        let direct = (src.peer.url.starts_with("http://")
+            && fields.content_length == Some(last - task.pos + 1)
+            && !fields.coded)
+            .then(direct::arm);
+        let mut body = resp.body_mut().as_reader();
+        let mut source = Source::Body(&mut body, direct);
+        let mut pos = task.pos;
+        loop {
+            let end = shared.sched.lock().end_of(me).min(last + 1);
+            if pos >= end {
+                break;
+            }
+            if cx.should_stop() || shared.sched.lock().over {
+                shared.sched.lock().give_back(me);
+                return;
+            }
+            let mut want = (end - pos).min(buf.len() as u64);
+            if DOWNLOAD.limited() {
+                match DOWNLOAD.take(want, || cx.should_stop()) {
+                    Some(granted) => want = granted,
+                    None => continue,
+                }
+            }
+            let granted = want;
+            let step = source.step(
+                part,
+                pos,
+                usize::try_from(want).unwrap_or(buf.len()),
+                &mut buf,
+                cx.client.idle(),
+            );
+            let moved = match step {
+                Step::Wrote(n) => (n as u64).min(granted),
+                _ => 0,
+            };
+            DOWNLOAD.refund(granted - moved);
+            match step {
+                Step::Wrote(n) => {
+                    let n = n as u64;
+                    shared.sched.lock().wrote(me, pos, pos + n);
+                    pos += n;
+                    crate::metrics::METRICS.downloaded(n);
+                    if source.direct() {
+                        crate::metrics::METRICS.downloaded_direct(n);
+                    }
+                    src.stat.bytes.fetch_add(n, Ordering::Relaxed);
+                    window.1 += n;
+                    let elapsed = window.0.elapsed();
+                    if elapsed >= Duration::from_secs(1) {
+                        let rate = window.1 as f64 / elapsed.as_secs_f64();
+                        src.stat.rate.store(rate as u64, Ordering::Relaxed);
+                        window = (Instant::now(), 0);
+                    }
+                    shared.poke();
+                }
+                Step::Ended => return leave(format!("body ended at byte {pos}")),
+                Step::Net(e) => return leave(e),
+                Step::Disk(e) => {
+                    *shared.disk.lock() = Some(e);
+                    shared.sched.lock().give_back(me);
+                    shared.poke();
+                    return;
+                }
+            }
+        }
+        // The task is done (or its rest was taken by another source); a
+        // body that goes on is dropped with its connection.
+        let mut sched = shared.sched.lock();
+        if let Some(t) = sched.tasks[me]
+            && t.pos >= t.end
+        {
+            sched.tasks[me] = None;
+        }
+        drop(sched);
+        shared.poke();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_go_out_in_piece_order_within_a_window_and_the_prefix_follows() {
+        let size = 10 * PIECE_SIZE;
+        let mut s = Sched::new(0, size, 2, HashSet::new());
+        let a = s.take(0).unwrap();
+        let b = s.take(1).unwrap();
+        assert_eq!(
+            (a.pos, a.end, b.pos, b.end),
+            (0, PIECE_SIZE, PIECE_SIZE, 2 * PIECE_SIZE)
+        );
+        s.wrote(1, PIECE_SIZE, 2 * PIECE_SIZE);
+        assert_eq!(s.prefix(), 0, "a hole at the start");
+        s.wrote(0, 0, 100);
+        assert_eq!(s.prefix(), 100);
+        s.wrote(0, 100, PIECE_SIZE);
+        assert_eq!(s.prefix(), 2 * PIECE_SIZE);
+        // The window (two pieces per source past what is written and
+        // hashed) stops new tasks.
+        s.tasks = vec![None, None];
+        s.hashed = PIECE_SIZE;
+        for _ in 0..3 {
+            s.take(0).unwrap();
+            s.tasks[0] = None;
+        }
+        assert_eq!(s.next, 5 * PIECE_SIZE);
+        assert!(s.take(0).is_none(), "past the window");
+        s.hashed = 2 * PIECE_SIZE;
+        let t = s.take(0).unwrap();
+        assert_eq!((t.pos, t.end), (5 * PIECE_SIZE, 6 * PIECE_SIZE));
+    }
+
+    #[test]
+    fn an_idle_source_takes_half_of_a_slow_ones_rest_and_a_leaver_gives_back() {
+        let size = PIECE_SIZE;
+        let mut s = Sched::new(0, size, 2, HashSet::new());
+        let a = s.take(0).unwrap();
+        assert_eq!((a.pos, a.end), (0, PIECE_SIZE));
+        s.wrote(0, 0, 1 << 20);
+        let b = s.take(1).unwrap();
+        let mid = (1 << 20) + (PIECE_SIZE - (1 << 20)) / 2;
+        assert_eq!((b.pos, b.end), (mid, PIECE_SIZE));
+        assert_eq!(s.end_of(0), mid);
+        s.wrote(1, mid, mid + 10);
+        s.leave(1, "gone".into());
+        assert_eq!(s.queue, [(mid + 10, PIECE_SIZE)]);
+        s.tasks[0] = None;
+        let again = s.take(0).unwrap();
+        assert_eq!((again.pos, again.end), (mid + 10, PIECE_SIZE));
+        assert!(s.take(1).is_none(), "a source that left takes nothing");
+        assert_eq!(s.culprits(0), [0, 1]);
+    }
+
+    #[test]
+    fn ranges_merge() {
+        let mut l = Vec::new();
+        insert_range(&mut l, (10, 20));
+        insert_range(&mut l, (0, 5));
+        insert_range(&mut l, (5, 10));
+        insert_range(&mut l, (30, 40));
+        assert_eq!(l, [(0, 20), (30, 40)]);
+    }
+}

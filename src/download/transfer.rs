@@ -986,22 +986,9 @@ fn append(
                 error = Some(Outcome::Interrupted);
                 break;
             }
-            let mut want = (end - pos).min(buf.len() as u64);
-            // The download limit's bucket (`rate`): all downloads together.
-            if DOWNLOAD.limited() {
-                match DOWNLOAD.take(want, || cx.should_stop()) {
-                    Some(granted) => want = granted,
-                    None => continue,
-                }
-            }
-            let granted = want;
-            let want = usize::try_from(want).unwrap_or(buf.len());
-            let step = source.step(part, pos, want, &mut buf, cx.client.idle());
-            let moved = match step {
-                Step::Wrote(n) => (n as u64).min(granted),
-                _ => 0,
+            let Some(step) = source.limited_step(cx, part, (pos, end), &mut buf) else {
+                continue;
             };
-            DOWNLOAD.refund(granted - moved);
             let n = match step {
                 Step::Wrote(n) => n,
                 Step::Ended => {
@@ -1148,6 +1135,32 @@ impl<R: Read> Source<'_, R> {
                 Err(e) => Step::Disk(e),
             };
         }
+    }
+
+    /// [`Source::step`] for up to `end - pos` bytes under the download
+    /// limit's bucket (`rate`: all downloads together), what did not move
+    /// given back. `None`: the bucket granted nothing (look at the stop,
+    /// then ask again).
+    fn limited_step(
+        &mut self,
+        cx: &Context<'_>,
+        part: &File,
+        (pos, end): (u64, u64),
+        buf: &mut [u8],
+    ) -> Option<Step> {
+        let mut want = (end - pos).min(buf.len() as u64);
+        if DOWNLOAD.limited() {
+            want = DOWNLOAD.take(want, || cx.should_stop())?;
+        }
+        let granted = want;
+        let want = usize::try_from(want).unwrap_or(buf.len());
+        let step = self.step(part, pos, want, buf, cx.client.idle());
+        let moved = match step {
+            Step::Wrote(n) => (n as u64).min(granted),
+            _ => 0,
+        };
+        DOWNLOAD.refund(granted - moved);
+        Some(step)
     }
 
     /// Whether bytes now come straight from the socket.

@@ -46,7 +46,6 @@ use crate::digest::{PIECE_SIZE, Sha256};
 use crate::download::direct;
 use crate::download::verify::{self, BadPiece, Follow, Proofs, Verifier};
 use crate::download::written::Record;
-use crate::rate::DOWNLOAD;
 
 /// How long a search for other sources may take, per peer (they are asked
 /// at once).
@@ -631,26 +630,9 @@ fn fetch(
                 shared.sched.lock().give_back(me);
                 return;
             }
-            let mut want = (end - pos).min(buf.len() as u64);
-            if DOWNLOAD.limited() {
-                match DOWNLOAD.take(want, || cx.should_stop()) {
-                    Some(granted) => want = granted,
-                    None => continue,
-                }
-            }
-            let granted = want;
-            let step = source.step(
-                part,
-                pos,
-                usize::try_from(want).unwrap_or(buf.len()),
-                &mut buf,
-                cx.client.idle(),
-            );
-            let moved = match step {
-                Step::Wrote(n) => (n as u64).min(granted),
-                _ => 0,
+            let Some(step) = source.limited_step(cx, part, (pos, end), &mut buf) else {
+                continue;
             };
-            DOWNLOAD.refund(granted - moved);
             match step {
                 Step::Wrote(n) => {
                     let n = n as u64;

@@ -897,7 +897,11 @@ fn pause_and_resume_are_real_and_an_add_can_start_paused() {
         total < data.len() as u64 + 1024 * 1024,
         "not fetched again: {total}"
     );
-    assert_eq!(bed.info(&cookie)[0]["state"], "pausedUP");
+    // The final name appears before the row is marked completed (the
+    // folders are synced in between).
+    wait_for("pausedUP", Duration::from_secs(10), || {
+        bed.info(&cookie)[0]["state"] == "pausedUP"
+    });
 }
 
 /// An add made with `stopped=True` (API 2.11+) is paused too; one made

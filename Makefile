@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run demo sample tools test test-32 test-arm cross-arm64 cross-armv7 dist image check-image lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm bench-limits sim clean
+.PHONY: all build run demo sample tools test test-32 test-arm cross-arm64 cross-armv7 dist image check-image lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm bench-limits bench-sources sim clean
 
 all: build
 
@@ -132,6 +132,9 @@ bench: build
 # Speed limits (BENCHMARKS.md, "Speed limits"): 1 and 4 MiB/s caps held
 # over 30 s, upload and download, median of 3; BEFORE=<jack> times a 1 GiB
 # body without a limit against it.
+bench-sources: build
+	./scripts/bench-sources.sh
+
 bench-limits: build
 	./scripts/bench-limits.sh
 

@@ -313,3 +313,22 @@ fn when_the_only_source_vanishes_a_friend_with_the_same_digest_finishes_it() {
     assert_eq!(starts.iter().min(), Some(&cut), "{starts:?}");
     assert_eq!(bob.bytes_sent("bob-m"), data.len() as u64 - cut);
 }
+
+/// A slow friend's part is taken over: an idle source splits its
+/// remainder again and again, so it sends little of the piece it began.
+#[test]
+fn a_slow_friends_part_is_split_among_the_others() {
+    let data = pattern(SIZE);
+    let alice = friend(&data, Some(512 * 1024));
+    let bob = friend(&data, None);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    let id = bed.add("m", SIZE);
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let (a, b) = (alice.bytes_sent("m"), bob.bytes_sent("m"));
+    assert!(
+        a < PIECE_SIZE / 2 && b > data.len() as u64 - PIECE_SIZE / 2,
+        "alice sent {a}, bob {b}"
+    );
+}

@@ -50,8 +50,10 @@ use crate::download::written::Record;
 /// How long a search for other sources may take, per peer (they are asked
 /// at once).
 const SEARCH_DEADLINE: Duration = Duration::from_secs(10);
-/// The smallest remainder worth splitting with an idle source.
-const MIN_SPLIT: u64 = 2 * 1024 * 1024;
+/// The smallest half of a remainder an idle source takes over (a slow
+/// source keeps at most twice this of its task: a few requests more for
+/// a remainder halved again and again).
+const MIN_SPLIT: u64 = 128 * 1024;
 
 /// One source of a download: a peer's item with the same size and digest.
 #[derive(Debug, Clone)]

@@ -16,6 +16,15 @@ use support::pattern;
 /// Three pieces, the last one short.
 const SIZE: usize = 2 * PIECE_SIZE as usize + 4096 + 7;
 
+/// Adds the file `m` and waits: it completes, byte-exact.
+fn completes_exact(bed: &Bed, data: &[u8]) -> (i64, jack::db::Download) {
+    let id = bed.add("m", data.len());
+    let row = bed.wait_done(id);
+    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
+    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    (id, row)
+}
+
 fn ranges(peer: &FakePeer) -> Vec<String> {
     peer.file_requests()
         .into_iter()
@@ -129,10 +138,7 @@ fn an_answer_carrying_another_versions_digest_restarts_it() {
     );
     peer.offer_digests(true);
     let bed = Bed::start(&peer, "");
-    let id = bed.add("m", SIZE);
-    let row = bed.wait_done(id);
-    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
-    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let (id, _) = completes_exact(&bed, &data);
     let restarts = bed.reasons(id);
     assert!(
         restarts.iter().any(|r| r.contains("digest_changed")),
@@ -206,10 +212,7 @@ fn two_friends_holding_the_same_file_each_send_parts_of_it() {
     let alice = friend(&data, Some(UPLINK));
     let bob = friend(&data, Some(UPLINK));
     let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
-    let id = bed.add("m", SIZE);
-    let row = bed.wait_done(id);
-    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
-    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    completes_exact(&bed, &data);
     let (a, b) = (alice.bytes_sent("m"), bob.bytes_sent("m"));
     assert!(a > 0 && b > 0, "alice sent {a}, bob {b}");
     // Every part was asked for with a closed range, none of it twice over.
@@ -227,10 +230,7 @@ fn a_friend_that_corrupts_is_caught_and_dropped_and_the_file_is_exact() {
     let bob = friend(&data, Some(UPLINK));
     bob.set_fallback(Mode::CorruptFirst);
     let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
-    let id = bed.add("m", SIZE);
-    let row = bed.wait_done(id);
-    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
-    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    let (id, _) = completes_exact(&bed, &data);
     let failed = bed.events(id, "piece_failed");
     assert!(
         failed.iter().any(|f| f.contains("sent by bob")),
@@ -254,10 +254,7 @@ fn a_friend_whose_file_has_another_digest_is_never_used() {
     let alice = friend(&data, Some(UPLINK));
     let bob = friend(&other, None);
     let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
-    let id = bed.add("m", SIZE);
-    let row = bed.wait_done(id);
-    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
-    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    completes_exact(&bed, &data);
     assert!(
         bob.record
             .all_requests
@@ -322,10 +319,7 @@ fn a_slow_friends_part_is_split_among_the_others() {
     let alice = friend(&data, Some(512 * 1024));
     let bob = friend(&data, None);
     let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
-    let id = bed.add("m", SIZE);
-    let row = bed.wait_done(id);
-    assert_eq!(row.status, Status::Completed, "{:?}", row.error);
-    assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+    completes_exact(&bed, &data);
     let (a, b) = (alice.bytes_sent("m"), bob.bytes_sent("m"));
     assert!(
         a < PIECE_SIZE / 2 && b > data.len() as u64 - PIECE_SIZE / 2,

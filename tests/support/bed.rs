@@ -132,7 +132,7 @@ impl Bed {
                 return row;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(20),
+                start.elapsed() < Duration::from_secs(if super::emulated() { 120 } else { 20 }),
                 "download {id} still {:?}",
                 row.status
             );

@@ -245,6 +245,13 @@ impl FakePeer {
     /// Whether it offers digests (§2.6) of what it serves: `sha256` in
     /// releases, `/pieces`, `Repr-Digest`.
     pub fn offer_digests(&self, on: bool) {
+        // Computed now, not within an answer (a client's read timeout is
+        // short, and hashing is slow under qemu).
+        if on {
+            for f in self.shared.files.lock().unwrap().iter() {
+                digest_of(&f.data);
+            }
+        }
         self.shared.digests.store(on, Ordering::SeqCst);
     }
 
@@ -267,6 +274,9 @@ impl FakePeer {
 
     /// Serves `file` too (again, after a [`FakePeer::remove`]).
     pub fn add(&self, file: File) {
+        if self.shared.digests.load(Ordering::SeqCst) {
+            digest_of(&file.data);
+        }
         self.shared.files.lock().unwrap().push(Served {
             id: file.id,
             filename: file.filename,
@@ -443,15 +453,18 @@ fn digest_of(data: &[u8]) -> jack::digest::Pieces {
     }
     probe.extend_from_slice(&(data.as_ptr() as usize).to_le_bytes());
     let key = jack::digest::sha256(&probe);
-    let mut cache = CACHE.lock().unwrap();
-    if let Some((_, _, p)) = cache
+    let known = CACHE
+        .lock()
+        .unwrap()
         .iter()
         .find(|(len, k, _)| *len == data.len() && *k == key)
-    {
-        return p.clone();
+        .map(|(_, _, p)| p.clone());
+    if let Some(p) = known {
+        return p;
     }
+    // Hashed without the lock: other peers' answers go on meanwhile.
     let p = jack::digest::Pieces::of(data);
-    cache.push((data.len(), key, p.clone()));
+    CACHE.lock().unwrap().push((data.len(), key, p.clone()));
     p
 }
 

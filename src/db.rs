@@ -29,6 +29,7 @@ mod proof;
 pub use clients::{ClientRow, Grab, NewGrab, TagEdit, split_tags};
 pub use digests::FileId;
 pub use offers::{Offer, OfferChanges};
+pub use proof::BadPieces;
 
 /// The schema, one entry per version. Never edit an entry that has shipped;
 /// append a new one.
@@ -425,6 +426,9 @@ pub struct TableRow {
     pub attempts: u32,
     pub restarts: u32,
     pub error: Option<String>,
+    /// The version's SHA-256 when known, and the bytes proven against it.
+    pub sha256: Option<String>,
+    pub verified_bytes: u64,
 }
 
 /// What is known when a download is first queued (and, but for the
@@ -623,7 +627,7 @@ impl Registry {
     /// shows (`jack status`, `?format=text`): no paths, hashes or times.
     pub fn table_rows(&self) -> Result<Vec<TableRow>> {
         let sql = "SELECT id, stub_name, peer, title, expected_bytes, downloaded_bytes, status, \
-                   attempts, restarts, error FROM downloads ORDER BY id";
+                   attempts, restarts, error, sha256, verified_bytes FROM downloads ORDER BY id";
         let read = |r: &Row<'_>| {
             Ok(TableRow {
                 id: r.get(0)?,
@@ -636,6 +640,8 @@ impl Registry {
                 attempts: r.get(7)?,
                 restarts: r.get(8)?,
                 error: r.get(9)?,
+                sha256: r.get(10)?,
+                verified_bytes: get_u64(r, 11)?,
             })
         };
         query_all(&self.conn.lock(), sql, [], read, "list downloads")
@@ -1554,6 +1560,8 @@ mod tests {
                 attempts: d.attempts,
                 restarts: d.restarts,
                 error: d.error.clone(),
+                sha256: d.sha256.clone(),
+                verified_bytes: d.verified_bytes,
             })
             .collect();
         assert_eq!(lean, cut);

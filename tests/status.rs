@@ -64,13 +64,7 @@ fn rows_in_every_state(site: &Site) -> Vec<i64> {
 }
 
 fn run_status(site: &Site, args: &[&str]) -> String {
-    let out = site.run_cli(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    support::cli_output(site, args)
 }
 
 #[test]

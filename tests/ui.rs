@@ -247,6 +247,11 @@ fn fill_registry(site: &Site, n: usize, hostile: &str, paused: usize) {
                 .unwrap();
             continue;
         }
+        if i == 0 {
+            // A friend sent it a bad piece (the page names that source).
+            let bob = [("bob", "lib1:movie:0")];
+            reg.piece_failed(id, 0, &bob, "piece 0 from bob").unwrap();
+        }
         let error = if i == 0 {
             hostile
         } else {
@@ -273,7 +278,8 @@ fn add_completed(site: &Site) {
             dest_path: site.path().join("data/completed/Done.Film.2020.1080p.mkv"),
             etag: None,
             expected_bytes: 2 << 30,
-            sha256: None,
+            // Proven whole: its 128 pieces verified.
+            sha256: Some("ab".repeat(32)),
             search: None,
         })
         .unwrap();

@@ -56,7 +56,7 @@ const NO_OPS: [&str; 4] = [
 struct Sources {
     rows: Vec<ClientRow>,
     grabs: Vec<Grab>,
-    live: HashMap<i64, u64>,
+    running: HashMap<i64, crate::download::downloads::Progress>,
     rates: HashMap<i64, u64>,
     /// Unix seconds.
     now: u64,
@@ -383,6 +383,7 @@ impl Qbit {
             "torrents/info" => self.info(form)?,
             "torrents/properties" => self.one(form, qbit_view::properties)?,
             "torrents/files" => self.one(form, qbit_view::files)?,
+            "torrents/pieceStates" => self.one(form, qbit_view::piece_states)?,
             "torrents/categories" => self.categories()?,
             "torrents/createCategory" => self.create_category(form)?,
             "torrents/setCategory" => self.set_category(form)?,
@@ -439,7 +440,6 @@ impl Qbit {
         let (rows, grabs) = self.registry().client_view(hash, category)?;
         let running = self.downloads.running();
         let rates = self.speeds.lock().update(self.clock.now(), &running);
-        let live = qbit_view::live_bytes(&running);
         let now = self
             .clock
             .wall()
@@ -448,7 +448,7 @@ impl Qbit {
         Ok(Sources {
             rows,
             grabs,
-            live,
+            running,
             rates,
             now,
         })
@@ -474,8 +474,14 @@ impl Qbit {
         let written = (|| {
             let mut seq = json.serialize_seq(None)?;
             for pick in qbit_view::picks(&src.rows, &src.grabs) {
-                let t =
-                    qbit_view::torrent(pick, &src.rows, &src.grabs, &src.live, &src.rates, facts);
+                let t = qbit_view::torrent(
+                    pick,
+                    &src.rows,
+                    &src.grabs,
+                    &src.running,
+                    &src.rates,
+                    facts,
+                );
                 if qbit_view::selected(&t, category, tag, hashes.as_deref()) {
                     seq.serialize_element(&t)?;
                 }
@@ -489,7 +495,7 @@ impl Qbit {
         Ok(Reply::document(200, file, len).with_header("Content-Type", "application/json"))
     }
 
-    /// `properties` or `files` of `?hash=`; 404 when unknown.
+    /// `properties`, `files` or `pieceStates` of `?hash=`; 404 when unknown.
     fn one(&self, form: &Form, show: fn(&Torrent<'_>) -> serde_json::Value) -> Result<Reply> {
         let Some(hash) = form.get("hash").map(str::to_ascii_lowercase) else {
             return Ok(text(400, "Missing hash"));
@@ -499,7 +505,7 @@ impl Qbit {
         let all = qbit_view::torrents(
             &src.rows,
             &src.grabs,
-            &src.live,
+            &src.running,
             &src.rates,
             src.facts(&save_path),
         );

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::clock::parse_rfc3339;
 use crate::db::{ClientRow, Grab, Status, split_tags};
 use crate::download::downloads::Progress;
+use crate::download::pieces::{self, Held};
 
 /// `eta` when it cannot be told (qBittorrent's "infinity": 100 days).
 pub const ETA_UNKNOWN: u64 = 8_640_000;
@@ -74,13 +75,42 @@ pub struct Torrent<'a> {
     pub last_activity: i64,
     pub time_active: u64,
     pub priority: i64,
+    /// Sources sending now (§2.6; a running download without digests has
+    /// its own peer alone).
     pub num_seeds: u64,
+    /// Sources known.
+    pub num_complete: u64,
     pub num_leechs: u64,
+    pub num_incomplete: u64,
     pub force_start: bool,
     pub auto_tmm: bool,
+    /// jack's own: the sources of a running download, each with its rate
+    /// (empty otherwise). Radarr and Sonarr ignore it.
+    pub jack_sources: Vec<SourceSpeed>,
     /// The file's name inside `save_path` (`torrents/files`).
     #[serde(skip)]
     pub file_name: &'a str,
+    /// What it holds of its bytes, whether its version has a digest, and
+    /// its live bytes while it runs (`properties`, `pieceStates`).
+    #[serde(skip)]
+    pub held: Held,
+    #[serde(skip)]
+    pub digest: bool,
+    #[serde(skip)]
+    pub live: Option<u64>,
+}
+
+/// One source of a running download in `torrents/info` (`jack_sources`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SourceSpeed {
+    pub peer: String,
+    /// Bytes per second over its last second.
+    pub dlspeed: u64,
+    /// Bytes it sent in this attempt.
+    pub downloaded: u64,
+    pub bad_pieces: u32,
+    /// `active`, `idle`, `failed: ...` or `dropped: ...`.
+    pub state: String,
 }
 
 /// What every torrent shares: where files land, and the time now.
@@ -130,20 +160,20 @@ pub fn picks(rows: &[ClientRow], grabs: &[Grab]) -> Vec<Pick> {
     out
 }
 
-/// The torrent `pick` makes. `live` holds the bytes of running downloads,
-/// `rates` their speed (bytes/s).
+/// The torrent `pick` makes. `running` holds the running downloads (live
+/// bytes, sources), `rates` their speed (bytes/s).
 pub fn torrent<'a>(
     pick: Pick,
     rows: &'a [ClientRow],
     grabs: &'a [Grab],
-    live: &HashMap<i64, u64>,
+    running: &HashMap<i64, Progress>,
     rates: &HashMap<i64, u64>,
     facts: Facts<'a>,
 ) -> Torrent<'a> {
     match pick {
         Pick::Row(i) => {
             let row = &rows[i];
-            from_row(row, live.get(&row.id).copied(), rates, facts)
+            from_row(row, running.get(&row.id), rates, facts)
         }
         Pick::Grab(i) => from_grab(&grabs[i], facts),
     }
@@ -153,22 +183,23 @@ pub fn torrent<'a>(
 pub fn torrents<'a>(
     rows: &'a [ClientRow],
     grabs: &'a [Grab],
-    live: &HashMap<i64, u64>,
+    running: &HashMap<i64, Progress>,
     rates: &HashMap<i64, u64>,
     facts: Facts<'a>,
 ) -> Vec<Torrent<'a>> {
     picks(rows, grabs)
         .into_iter()
-        .map(|p| torrent(p, rows, grabs, live, rates, facts))
+        .map(|p| torrent(p, rows, grabs, running, rates, facts))
         .collect()
 }
 
 fn from_row<'a>(
     row: &'a ClientRow,
-    live: Option<u64>,
+    running: Option<&Progress>,
     rates: &HashMap<i64, u64>,
     facts: Facts<'a>,
 ) -> Torrent<'a> {
+    let live = running.map(|p| p.bytes);
     let size = row.expected_bytes;
     let complete = row.status == Status::Completed;
     let done = if complete {
@@ -220,7 +251,40 @@ fn from_row<'a>(
     };
     t.file_name = file_name;
     t.tags = shown_tags(&row.tags);
+    t.held = Held {
+        expected: size,
+        durable: row.downloaded_bytes,
+        verified: row.verified_bytes,
+        completed: complete,
+    };
+    t.digest = row.sha256.is_some();
+    t.live = live;
+    if let Some(p) = running {
+        with_sources(&mut t, p);
+    }
     t
+}
+
+/// The sources of a running download in `t`: those sending now are its
+/// seeds, all of them the seeds known (its own peer alone when it has no
+/// digests: one of each).
+fn with_sources(t: &mut Torrent<'_>, p: &Progress) {
+    t.jack_sources = p
+        .sources
+        .iter()
+        .map(|s| SourceSpeed {
+            peer: s.peer.clone(),
+            dlspeed: s.rate,
+            downloaded: s.bytes,
+            bad_pieces: s.bad_pieces,
+            state: s.state.clone(),
+        })
+        .collect();
+    let active = p.sources.iter().filter(|s| s.state == "active").count();
+    (t.num_seeds, t.num_complete) = match p.sources.len() {
+        0 => (1, 1),
+        n => (active as u64, n as u64),
+    };
 }
 
 fn from_grab<'a>(g: &'a Grab, facts: Facts<'a>) -> Torrent<'a> {
@@ -336,11 +400,22 @@ fn base<'a>(
             .now
             .saturating_sub(u64::try_from(added_on).unwrap_or(0)),
         priority: 0,
-        num_seeds: 1,
+        num_seeds: 0,
+        num_complete: 1,
         num_leechs: 0,
+        num_incomplete: 0,
         force_start: false,
         auto_tmm: false,
+        jack_sources: Vec::new(),
         file_name: "",
+        held: Held {
+            expected: size,
+            durable: 0,
+            verified: 0,
+            completed: false,
+        },
+        digest: false,
+        live: None,
     }
 }
 
@@ -408,13 +483,14 @@ pub fn tag_list(value: &str) -> Result<Vec<String>, String> {
     Ok(tags)
 }
 
-/// `torrents/properties` of one torrent.
+/// `torrents/properties` of one torrent: with a digest, the pieces it
+/// has are the proven ones.
 pub fn properties(t: &Torrent<'_>) -> serde_json::Value {
     let pieces = t.size.div_ceil(PIECE);
-    let have = if t.state == "pausedUP" {
-        pieces
-    } else {
-        t.completed / PIECE
+    let have = match t.held.counts(t.digest) {
+        Some(c) => c.verified,
+        None if t.state == "pausedUP" => pieces,
+        None => t.completed / PIECE,
     };
     serde_json::json!({
         "hash": t.hash,
@@ -446,15 +522,22 @@ pub fn properties(t: &Torrent<'_>) -> serde_json::Value {
         "seeding_time": 0,
         "share_ratio": 0,
         "last_seen": t.last_activity,
-        "nb_connections": u8::from(t.state == "downloading"),
-        "nb_connections_limit": 1,
+        "nb_connections": t.num_seeds,
+        "nb_connections_limit": t.num_complete.max(1),
         "peers": 0,
         "peers_total": 0,
-        "seeds": 1,
-        "seeds_total": 1,
+        "seeds": t.num_seeds,
+        "seeds_total": t.num_complete,
         "reannounce": 0,
         "is_private": true,
     })
+}
+
+/// `torrents/pieceStates` of one torrent: per piece 0 (not yet), 1
+/// (coming in, or received and not yet proven) or 2 (proven; without a
+/// digest, whole on disk).
+pub fn piece_states(t: &Torrent<'_>) -> serde_json::Value {
+    serde_json::json!(pieces::states(&t.held, t.digest, t.live))
 }
 
 /// `torrents/files` of one torrent: its one file.
@@ -588,6 +671,17 @@ mod tests {
             created_at: "2026-01-02T03:04:05Z".into(),
             updated_at: "2026-01-02T03:05:00Z".into(),
             completed_at: (status == Status::Completed).then(|| "2026-01-02T03:06:00Z".into()),
+            sha256: None,
+            verified_bytes: 0,
+        }
+    }
+
+    /// A running download at `bytes`, from `sources`.
+    fn running(bytes: u64, sources: Vec<crate::download::downloads::SourceNow>) -> Progress {
+        Progress {
+            bytes,
+            began: None,
+            sources,
         }
     }
 
@@ -606,7 +700,7 @@ mod tests {
             row(3, "cc", Status::Retrying, 250),
             row(4, "dd", Status::Failed, 0),
         ];
-        let live = HashMap::from([(1, 600)]);
+        let live = HashMap::from([(1, running(600, Vec::new()))]);
         let rates = HashMap::from([(1, 100), (3, 999)]);
         let t = torrents(&rows, &[], &live, &rates, facts());
         let view: Vec<_> = t
@@ -780,6 +874,88 @@ mod tests {
             assert!(e.starts_with("Incorrect tag name"), "{e}");
         }
         assert_eq!(ok(&"t".repeat(MAX_TAG)).len(), 1);
+    }
+
+    #[test]
+    fn sources_are_seeds_and_proven_pieces_are_had() {
+        use crate::download::downloads::SourceNow;
+        let p = PIECE;
+        let mut digested = row(1, "aa", Status::Downloading, 3 * p);
+        (digested.expected_bytes, digested.verified_bytes) = (4 * p + 1, 2 * p);
+        digested.sha256 = Some("ab".repeat(32));
+        let mut plain = row(2, "bb", Status::Downloading, p);
+        plain.expected_bytes = 4 * p + 1;
+        let mut done = row(3, "cc", Status::Completed, 4 * p + 1);
+        (done.expected_bytes, done.sha256) = (4 * p + 1, Some("cd".repeat(32)));
+        let rows = [digested, plain, done, row(4, "dd", Status::Paused, 0)];
+        let source = |peer: &str, rate: u64, state: &str| SourceNow {
+            peer: peer.into(),
+            bytes: 7 * rate,
+            rate,
+            bad_pieces: u32::from(state != "active"),
+            state: state.into(),
+        };
+        let live = HashMap::from([
+            (
+                1,
+                running(
+                    3 * p + 9,
+                    vec![source("alice", 3000, "active"), source("bob", 0, "idle")],
+                ),
+            ),
+            (2, running(p + 5, Vec::new())),
+        ]);
+        let t = torrents(&rows, &[], &live, &HashMap::new(), facts());
+        let seeds: Vec<_> = t.iter().map(|t| (t.num_seeds, t.num_complete)).collect();
+        assert_eq!(
+            seeds,
+            [(1, 2), (1, 1), (0, 1), (0, 1)],
+            "sending now of known; without digests its own peer; none when not running"
+        );
+        let json = serde_json::to_value(&t[0]).unwrap();
+        assert_eq!(
+            json["jack_sources"],
+            serde_json::json!([
+                {"peer": "alice", "dlspeed": 3000, "downloaded": 21000, "bad_pieces": 0, "state": "active"},
+                {"peer": "bob", "dlspeed": 0, "downloaded": 0, "bad_pieces": 1, "state": "idle"},
+            ])
+        );
+        assert_eq!(
+            serde_json::to_value(&t[3]).unwrap()["jack_sources"],
+            serde_json::json!([])
+        );
+        let props: Vec<_> = t[..3]
+            .iter()
+            .map(|t| {
+                let v = properties(t);
+                (
+                    v["pieces_num"].clone(),
+                    v["pieces_have"].clone(),
+                    v["seeds"].clone(),
+                )
+            })
+            .collect();
+        use serde_json::json as j;
+        assert_eq!(
+            props,
+            [
+                (j!(5), j!(2), j!(1)),
+                (j!(5), j!(1), j!(1)),
+                (j!(5), j!(5), j!(0))
+            ],
+            "proven pieces with a digest, whole ones without"
+        );
+        assert_eq!(properties(&t[0])["piece_size"], 16_777_216);
+        let states: Vec<_> = t.iter().map(piece_states).collect();
+        assert_eq!(
+            states,
+            [
+                j!([2, 2, 1, 1, 0]),
+                j!([2, 1, 0, 0, 0]),
+                j!([2, 2, 2, 2, 2]),
+                j!([0])
+            ]
+        );
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct ClientRow {
     pub created_at: String,
     pub updated_at: String,
     pub completed_at: Option<String>,
+    /// The version's SHA-256 when known, and the bytes proven against it.
+    pub sha256: Option<String>,
+    pub verified_bytes: u64,
 }
 
 /// What a new grab carries: a stub (with what parsing it told), or a link.
@@ -420,7 +423,7 @@ fn client_rows(
         "SELECT * FROM (SELECT id, info_hash, title, file_name, dest_path, expected_bytes, \
          downloaded_bytes, status, coalesce((SELECT g.category FROM grabs g \
          WHERE g.info_hash = d.info_hash ORDER BY g.id DESC LIMIT 1), category) AS shown, \
-         created_at, updated_at, completed_at, tags \
+         created_at, updated_at, completed_at, tags, sha256, verified_bytes \
          FROM downloads d WHERE {VISIBLE} AND (?1 IS NULL OR info_hash = ?1)) \
          WHERE ?2 IS NULL OR shown = ?2 ORDER BY id"
     );
@@ -439,6 +442,8 @@ fn client_rows(
             updated_at: r.get(10)?,
             completed_at: r.get(11)?,
             tags: r.get(12)?,
+            sha256: r.get(13)?,
+            verified_bytes: get_u64(r, 14)?,
         })
     };
     let params = rusqlite::params![info_hash, category];

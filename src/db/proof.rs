@@ -13,6 +13,9 @@ use crate::clock::now_rfc3339;
 use crate::digest::{Midstate, Sha256};
 use crate::error::{Error, Result};
 
+/// Bad pieces per source, by download id: (peer, item, count).
+pub type BadPieces = std::collections::HashMap<i64, Vec<(String, String, u32)>>;
+
 impl Registry {
     /// Progress and proof in one statement: `bytes` durable (the caller
     /// synced the `.part` to them) and, with `proof`, bytes up to
@@ -125,6 +128,25 @@ impl Registry {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             "read bad pieces",
         )
+    }
+
+    /// Every download's sources that sent bad pieces, by download id:
+    /// (peer, item, count), in one read (the status of every download).
+    pub fn all_bad_pieces(&self) -> Result<BadPieces> {
+        let conn = self.conn.lock();
+        let rows = super::query_all(
+            &conn,
+            "SELECT download_id, peer, item_id, bad_pieces FROM download_sources \
+             WHERE bad_pieces > 0 ORDER BY download_id, peer, item_id",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))),
+            "read bad pieces",
+        )?;
+        let mut by_id = std::collections::HashMap::<i64, Vec<_>>::new();
+        for (id, source) in rows {
+            by_id.entry(id).or_default().push(source);
+        }
+        Ok(by_id)
     }
 
     /// The sources of download `id` start again with no bad pieces (the

@@ -6,7 +6,8 @@
 //! `pinned`), one attempt by the §2.4 rules (`transfer`), the retry classes
 //! (`retry`, pure), the hand-off into `completed_dir` (`handoff`), and
 //! start-up reconciliation (`reconcile`), and the check of every byte
-//! against the source's digests (`verify`).
+//! against the source's digests (`verify`), and what a download holds of
+//! its pieces, as the status shows it (`pieces`).
 
 pub mod aside;
 pub mod contact;
@@ -15,6 +16,7 @@ pub mod downloads;
 pub mod handoff;
 pub mod notify;
 pub mod peer;
+pub mod pieces;
 pub mod pinned;
 pub mod reconcile;
 pub mod retry;

@@ -64,6 +64,63 @@ pub struct View<'a> {
     pub created_at: &'a str,
     pub updated_at: &'a str,
     pub completed_at: Option<&'a str>,
+    /// The version's whole-file SHA-256 (lower-case hex), when known.
+    pub digest: Option<&'a str>,
+    /// Its pieces: total, proven and whole on disk (with a digest only).
+    pub pieces: Option<crate::download::pieces::Counts>,
+    /// Its sources (§2.6): each with its rate while it runs; the sources
+    /// that sent bad pieces when it does not.
+    pub sources: Vec<SourceView>,
+}
+
+/// One source of a download. `bytes`, `rate` and `state` are those of the
+/// running attempt (`null` from the registry, which keeps only each
+/// source's bad pieces).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceView {
+    pub peer: String,
+    pub bytes: Option<u64>,
+    /// Bytes per second over its last second.
+    pub rate: Option<u64>,
+    pub bad_pieces: u32,
+    /// `active`, `idle`, `failed: ...` or `dropped: ...`.
+    pub state: Option<String>,
+}
+
+/// The sources of every download: those of the running ones (`running`),
+/// else those the registry holds bad pieces of (`bad`, by download id:
+/// `Registry::all_bad_pieces`).
+pub fn source_views(
+    running: &HashMap<i64, crate::download::downloads::Progress>,
+    bad: crate::db::BadPieces,
+) -> HashMap<i64, Vec<SourceView>> {
+    let mut out: HashMap<i64, Vec<SourceView>> = bad
+        .into_iter()
+        .filter(|(id, _)| !running.contains_key(id))
+        .map(|(id, list)| {
+            let views = list
+                .into_iter()
+                .map(|(peer, _item, bad_pieces)| SourceView {
+                    peer,
+                    bytes: None,
+                    rate: None,
+                    bad_pieces,
+                    state: None,
+                });
+            (id, views.collect())
+        })
+        .collect();
+    for (&id, p) in running.iter().filter(|(_, p)| !p.sources.is_empty()) {
+        let views = p.sources.iter().map(|s| SourceView {
+            peer: s.peer.clone(),
+            bytes: Some(s.bytes),
+            rate: Some(s.rate),
+            bad_pieces: s.bad_pieces,
+            state: Some(s.state.clone()),
+        });
+        out.insert(id, views.collect());
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,6 +140,8 @@ pub struct Figures {
     /// since the Unix epoch).
     pub next_tries: HashMap<i64, u64>,
     pub peers: Vec<PeerView>,
+    /// The sources of each download ([`source_views`]).
+    pub sources: HashMap<i64, Vec<SourceView>>,
 }
 
 /// A `[[peers]]` entry and its latest contact since the node started
@@ -209,7 +268,8 @@ fn plain_error(peer: &str, error: Option<&str>, next_try: Option<u64>) -> Option
 }
 
 /// What a view computes from a row's figures and the daemon's [`Now`]:
-/// bytes done, progress, speed and ETA, the next try, the plain error.
+/// bytes done, progress, speed and ETA, the next try, the plain error,
+/// the pieces.
 struct Figured {
     done: u64,
     progress: f64,
@@ -218,11 +278,13 @@ struct Figured {
     next_try_at: Option<u64>,
     next_try_secs: Option<u64>,
     error: Option<String>,
+    pieces: Option<crate::download::pieces::Counts>,
 }
 
 fn figured(
     (expected, downloaded, status): (u64, u64, Status),
     (peer, error): (&str, Option<&str>),
+    (has_digest, verified): (bool, u64),
     now: Now,
 ) -> Figured {
     let Now {
@@ -240,6 +302,13 @@ fn figured(
         next_try_at: next_try,
         next_try_secs,
         error: plain_error(peer, error, next_try_secs),
+        pieces: crate::download::pieces::Held {
+            expected,
+            durable: downloaded,
+            verified,
+            completed: status == Status::Completed,
+        }
+        .counts(has_digest),
     }
 }
 
@@ -248,6 +317,7 @@ pub fn view(d: &Download, now: Now) -> View<'_> {
     let f = figured(
         (d.expected_bytes, d.downloaded_bytes, d.status),
         (&d.peer, d.error.as_deref()),
+        (d.sha256.is_some(), d.verified_bytes),
         now,
     );
     View {
@@ -276,6 +346,9 @@ pub fn view(d: &Download, now: Now) -> View<'_> {
         created_at: &d.created_at,
         updated_at: &d.updated_at,
         completed_at: d.completed_at.as_deref(),
+        digest: d.sha256.as_deref(),
+        pieces: f.pieces,
+        sources: Vec::new(),
     }
 }
 
@@ -285,6 +358,7 @@ pub fn table_view(r: &TableRow, now: Now) -> View<'_> {
     let f = figured(
         (r.expected_bytes, r.downloaded_bytes, r.status),
         (&r.peer, r.error.as_deref()),
+        (r.sha256.is_some(), r.verified_bytes),
         now,
     );
     View {
@@ -313,6 +387,9 @@ pub fn table_view(r: &TableRow, now: Now) -> View<'_> {
         created_at: "",
         updated_at: "",
         completed_at: None,
+        digest: r.sha256.as_deref(),
+        pieces: f.pieces,
+        sources: Vec::new(),
     }
 }
 
@@ -355,11 +432,13 @@ pub fn report<'a, R: Row>(
         downloads: downloads
             .iter()
             .map(|d| {
-                d.view(Now {
+                let mut v = d.view(Now {
                     live: now.live.get(&d.id()).copied(),
                     speed: now.speeds.get(&d.id()).copied(),
                     next_try: now.next_tries.get(&d.id()).copied(),
-                })
+                });
+                v.sources = now.sources.get(&d.id()).cloned().unwrap_or_default();
+                v
             })
             .collect(),
         peers: now.peers.clone(),
@@ -540,7 +619,14 @@ fn gather(config: &Config, json: bool) -> Result<String> {
         None => Vec::new(),
     };
     let orphans = crate::download::reconcile::orphans(&config.downloads.incomplete_dir);
-    let none = Figures::default();
+    // No rates without the daemon: the sources that sent bad pieces.
+    let none = Figures {
+        sources: match &reg {
+            Some(reg) => source_views(&HashMap::new(), reg.all_bad_pieces()?),
+            None => HashMap::new(),
+        },
+        ..Figures::default()
+    };
     let header = format!("source: registry {} ({why})", path.display());
     let set_aside = match &reg {
         Some(reg) => crate::download::aside::list(&config.downloads.watch_dir, reg),
@@ -707,8 +793,52 @@ pub fn to_table(downloads: &[View]) -> String {
             d.restarts,
             d.error.as_deref().unwrap_or("")
         );
+        write_sources(&mut s, d);
     }
     s
+}
+
+/// Under a download not yet completed: its sources (with their rates
+/// while it runs) and its pieces, in plain words; nothing when it has
+/// neither:
+/// `       from alice 3.1 MiB/s, bob 2.9 MiB/s; pieces: 5 of 12 verified, 7 received`.
+fn write_sources(s: &mut String, d: &View) {
+    if d.status == Status::Completed.as_str() || (d.sources.is_empty() && d.pieces.is_none()) {
+        return;
+    }
+    s.push_str("       ");
+    for (i, src) in d.sources.iter().enumerate() {
+        s.push_str(if i == 0 { "from " } else { ", " });
+        s.push_str(&src.peer);
+        if let Some(rate) = src.rate {
+            s.push(' ');
+            write_human_bytes(s, rate);
+            s.push_str("/s");
+        }
+        let mut notes: Vec<Cow<'_, str>> = Vec::new();
+        if let Some(state) = src.state.as_deref().filter(|st| *st != "active") {
+            notes.push(state.into());
+        }
+        match src.bad_pieces {
+            0 => {}
+            1 => notes.push("1 bad piece".into()),
+            n => notes.push(format!("{n} bad pieces").into()),
+        }
+        if !notes.is_empty() {
+            let _ = write!(s, " ({})", notes.join(", "));
+        }
+    }
+    if let Some(p) = d.pieces {
+        if !d.sources.is_empty() {
+            s.push_str("; ");
+        }
+        let _ = write!(
+            s,
+            "pieces: {} of {} verified, {} received",
+            p.verified, p.total, p.received
+        );
+    }
+    s.push('\n');
 }
 
 /// `name` cut to `width` characters (an ellipsis marks the cut).
@@ -763,6 +893,114 @@ mod tests {
         for (p, w, want) in cases {
             assert_eq!(bar(p, w), want, "{p} {w}");
         }
+    }
+
+    #[test]
+    fn sources_and_pieces_under_a_download() {
+        use crate::download::downloads::{Progress, SourceNow};
+        let mib = 1024 * 1024;
+        let source = |peer: &str, rate: u64, bad: u32, state: &str| SourceNow {
+            peer: peer.into(),
+            bytes: 10 * mib,
+            rate,
+            bad_pieces: bad,
+            state: state.into(),
+        };
+        let running = HashMap::from([(
+            1,
+            Progress {
+                bytes: 0,
+                began: None,
+                sources: vec![
+                    source("alice", 3 * mib + mib / 10, 0, "active"),
+                    source("bob", 0, 2, "dropped: two bad pieces"),
+                ],
+            },
+        )]);
+        // A running download's sources come from the pool; the registry's
+        // bad pieces are for the others.
+        let bad = HashMap::from([
+            (1, vec![("carol".to_string(), "m:1".to_string(), 9)]),
+            (2, vec![("bob".to_string(), "m:1".to_string(), 1)]),
+        ]);
+        let views = source_views(&running, bad);
+        assert_eq!(views[&1].len(), 2);
+        assert_eq!(
+            views[&2],
+            [SourceView {
+                peer: "bob".into(),
+                bytes: None,
+                rate: None,
+                bad_pieces: 1,
+                state: None
+            }]
+        );
+        let mut d = crate::db::Download {
+            id: 1,
+            stub_name: "m.torrent".into(),
+            info_hash: "aa".into(),
+            peer: "alice".into(),
+            item_id: "m:1".into(),
+            title: "Movie".into(),
+            file_name: "m.mkv".into(),
+            part_path: PathBuf::new(),
+            dest_path: PathBuf::new(),
+            etag: None,
+            expected_bytes: 11 * 16 * mib + 5,
+            downloaded_bytes: 7 * 16 * mib + 3,
+            status: Status::Downloading,
+            attempts: 0,
+            restarts: 0,
+            error: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            completed_at: None,
+            handoff_file: None,
+            generation: 1,
+            high_water: 0,
+            sha256: Some("ab".repeat(32)),
+            verified_bytes: 5 * 16 * mib,
+            hash_state: None,
+            search: None,
+        };
+        let line = |d: &crate::db::Download, sources: &HashMap<i64, Vec<SourceView>>| {
+            let mut v = view(d, Now::default());
+            v.sources = sources.get(&d.id).cloned().unwrap_or_default();
+            to_table(&[v]).lines().nth(2).map(str::to_string)
+        };
+        assert_eq!(
+            line(&d, &views).as_deref(),
+            Some(
+                "       from alice 3.1 MiB/s, bob 0 B/s (dropped: two bad pieces, 2 bad pieces); \
+                 pieces: 5 of 12 verified, 7 received"
+            )
+        );
+        // From the registry: no rates, the pieces.
+        let from_registry = source_views(
+            &HashMap::new(),
+            HashMap::from([(1, vec![("bob".into(), "m:1".into(), 1)])]),
+        );
+        assert_eq!(
+            line(&d, &from_registry).as_deref(),
+            Some("       from bob (1 bad piece); pieces: 5 of 12 verified, 7 received")
+        );
+        let json = serde_json::to_value(view(&d, Now::default())).unwrap();
+        assert_eq!(json["digest"], "ab".repeat(32));
+        assert_eq!(
+            json["pieces"],
+            serde_json::json!({"total": 12, "verified": 5, "received": 7})
+        );
+        // Without a digest nor sources, or completed: no line.
+        d.sha256 = None;
+        assert_eq!(line(&d, &HashMap::new()), None);
+        assert!(serde_json::to_value(view(&d, Now::default())).unwrap()["pieces"].is_null());
+        (d.sha256, d.status) = (Some("ab".repeat(32)), Status::Completed);
+        assert_eq!(line(&d, &views), None);
+        let json = serde_json::to_value(view(&d, Now::default())).unwrap();
+        assert_eq!(
+            json["pieces"],
+            serde_json::json!({"total": 12, "verified": 12, "received": 12})
+        );
     }
 
     #[test]

@@ -209,6 +209,7 @@ impl StatusApi {
             speeds,
             next_tries: self.next_tries(),
             peers: crate::owner::status::peer_views(self.downloads.peers()),
+            sources: self.sources(&running),
         };
         let orphans = crate::download::reconcile::orphans(&self.incomplete_dir);
         let mut report = crate::owner::status::report("daemon", &rows, &figures, &invalid, orphans);
@@ -235,6 +236,24 @@ impl StatusApi {
                 )
             })
             .collect()
+    }
+
+    /// The sources of every download: the running ones' from the pool,
+    /// the others' bad pieces from the registry (none if it cannot be
+    /// read: the rest of the status stands).
+    fn sources(
+        &self,
+        running: &std::collections::HashMap<i64, crate::download::downloads::Progress>,
+    ) -> std::collections::HashMap<i64, Vec<crate::owner::status::SourceView>> {
+        let bad = self
+            .downloads
+            .registry()
+            .all_bad_pieces()
+            .unwrap_or_else(|e| {
+                log::warn!("cannot read the bad pieces error={}", e.chain());
+                Default::default()
+            });
+        crate::owner::status::source_views(running, bad)
     }
 
     /// `GET /api/v1/stubs`: the stubs set aside; `POST
@@ -296,7 +315,8 @@ impl StatusApi {
             speed,
             next_try: self.next_tries().get(&id).copied(),
         };
-        let view = crate::owner::status::view(&row, now);
+        let mut view = crate::owner::status::view(&row, now);
+        view.sources = self.sources(&running).remove(&id).unwrap_or_default();
         let events: Vec<serde_json::Value> = events
             .iter()
             .map(|e| serde_json::json!({"at": e.at, "kind": e.kind, "detail": e.detail}))

@@ -418,6 +418,17 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// What `jack <args>` of a site printed (it succeeded).
+pub fn cli_output(site: &Site, args: &[&str]) -> String {
+    let out = site.run_cli(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// `jack status --json` of a site.
 pub fn status_json(site: &Site) -> serde_json::Value {
     let out = site.run_cli(&["status", "--json"]);

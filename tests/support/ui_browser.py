@@ -199,6 +199,14 @@ try:
     states = {r["status"] for r in rows()}
     check({"downloading", "paused", "failed", "completed"} <= states, "states: " + repr(states))
     check(d.find_elements(By.CSS_SELECTOR, "#peerrows td"), "no peer row")
+    # Where the bytes came from and what of them is proven: the completed
+    # one's pieces, the failed one's source that sent a bad piece.
+    def shown(r, part):
+        return d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] %s' % (r["id"], part)).text
+    check(shown(done, ".pieces") == "pieces: 128 of 128 verified, 128 received",
+          "pieces: " + repr(shown(done, ".pieces")))
+    check(shown(hostile, ".srcs") == "sources: bob (1 bad piece)",
+          "sources: " + repr(shown(hostile, ".srcs")))
     axe("the downloads in every state")
     sid = row("Slow")["id"]
     d.find_element(By.CSS_SELECTOR, '.dl[data-id="%s"] .pause' % sid).click()

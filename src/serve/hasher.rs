@@ -437,6 +437,22 @@ impl Run {
     }
 }
 
+/// How long the hasher's SHA-256 (whole file and pieces, one pass) takes
+/// over `bytes` bytes in memory: `jack hash-speed`, `BENCHMARKS.md`.
+pub fn speed(bytes: u64) -> Duration {
+    let buf: Vec<u8> = (0..READ_BUFFER).map(|i| (i % 251) as u8).collect();
+    let started = Instant::now();
+    let mut h = PieceHasher::default();
+    let mut left = bytes;
+    while left > 0 {
+        let n = usize::try_from(left).map_or(READ_BUFFER, |l| l.min(READ_BUFFER));
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    std::hint::black_box(h.finish());
+    started.elapsed()
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

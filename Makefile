@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN   := target/release/jack
 
-.PHONY: all build run demo sample tools test test-32 test-arm cross-arm64 cross-armv7 dist image check-image lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm bench-limits bench-sources sim clean
+.PHONY: all build run demo sample tools test test-32 test-arm cross-arm64 cross-armv7 dist image check-image lint ci check-deploy bench bench-serve bench-download bench-crash bench-handoff bench-torznab bench-qbit bench-status bench-pickup bench-perip bench-ui bench-flaky bench-knock bench-arm bench-limits bench-sources bench-hash sim clean
 
 all: build
 
@@ -137,6 +137,13 @@ bench-sources: build
 
 bench-limits: build
 	./scripts/bench-limits.sh
+
+# The background hasher: 100 GiB of sparse files hashed (time, CPU, peak
+# RSS), a 1 GiB download while it works and after, and the hashing loop's
+# MB/s per target (the ARM builds under qemu-user).
+bench-hash: build cross-arm64 cross-armv7
+	@./scripts/ensure-tools.sh curl python3
+	ARM=1 ./scripts/bench-hash.sh
 
 bench-serve: build
 	@./scripts/ensure-tools.sh curl nginx python3

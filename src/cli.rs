@@ -83,6 +83,9 @@ pub enum Command {
     },
     ArrRegister,
     Scan,
+    /// `hash-speed` (not in the usage: `BENCHMARKS.md`): the hasher's
+    /// SHA-256 over 256 MiB in memory, in MB/s.
+    HashSpeed,
     KeyNew {
         name: String,
     },
@@ -207,13 +210,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args> {
                     _ => return Err(usage("key needs `new NAME`: `jack key new alice`".into())),
                 }
             }
-            "run" | "init" | "ping" | "check-config" | "status" | "scan" if command.is_none() => {
+            "run" | "init" | "ping" | "check-config" | "status" | "scan" | "hash-speed"
+                if command.is_none() =>
+            {
                 command = Some(match a {
                     "run" => Command::Run { init: false },
                     "init" => Command::Init,
                     "ping" => Command::Ping { url: None },
                     "check-config" => Command::CheckConfig,
                     "scan" => Command::Scan,
+                    "hash-speed" => Command::HashSpeed,
                     _ => Command::Status {
                         json: false,
                         watch: false,
@@ -326,6 +332,19 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             crate::logger::init(log::LevelFilter::Warn, LogFormat::Text);
             crate::scan::run(&config, &mut stdout, &mut std::io::stderr())
         }
+        Command::HashSpeed => {
+            let bytes = 256 << 20;
+            let took = crate::serve::hasher::speed(bytes);
+            let mb_per_s = bytes as f64 / took.as_secs_f64().max(1e-9) / 1e6;
+            print(
+                &mut stdout,
+                &format!(
+                    "hash-speed target={} bytes={bytes} secs={:.3} mb_per_s={mb_per_s:.1}\n",
+                    env!("JACK_TARGET"),
+                    took.as_secs_f64()
+                ),
+            )
+        }
         Command::Init => match crate::init::write_default(&config_path, &data_dir)? {
             Some(written) => print(&mut stdout, &(written.lines().join("\n") + "\n")),
             None => Err(Error::Runtime(format!(
@@ -396,6 +415,7 @@ mod tests {
         );
         assert_eq!(p(&["check-config"]).unwrap().command, Command::CheckConfig);
         assert_eq!(p(&["scan"]).unwrap().command, Command::Scan);
+        assert_eq!(p(&["hash-speed"]).unwrap().command, Command::HashSpeed);
         assert_eq!(
             p(&["key", "new", "alice"]).unwrap().command,
             Command::KeyNew {

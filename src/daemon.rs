@@ -32,6 +32,7 @@ use crate::localtime::Zone;
 use crate::owner::status_api::StatusApi;
 use crate::serve::api::{Api, KeyRing};
 use crate::serve::catalogue::Catalogue;
+use crate::serve::hasher::Hasher;
 use crate::worker::Worker;
 
 /// Graceful shutdown must finish within this; past it the process exits 1.
@@ -125,6 +126,9 @@ pub fn run(config: Config) -> Result<()> {
         config.server.library_rescan,
         dashboard.clone(),
     )?;
+    // Reads each library file once for its digests, after the scans it
+    // follows and before the requests that offer them.
+    let hasher = Hasher::start(catalogue.clone(), registry.clone(), s.hash_rate)?;
     let observers =
         crate::owner::dashboard::Observers::start(dashboard.clone(), config.peers.clone())?;
     let keys = Arc::new(KeyRing::new(s.api_key.clone(), s.peer_keys.clone()));
@@ -199,6 +203,7 @@ pub fn run(config: Config) -> Result<()> {
     if let Some(n) = notifier {
         n.stop(Duration::from_millis(300));
     }
+    hasher.stop(Duration::from_millis(300));
     scanner.stop(Duration::from_millis(300));
     observers.stop(Duration::from_millis(300));
     schedule.stop(Duration::from_millis(300));

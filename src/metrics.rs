@@ -1,7 +1,8 @@
 //! Process-wide counters for `GET /metrics`, and their Prometheus text.
 //!
 //! Plain atomics in one static ([`METRICS`]), bumped where things happen
-//! (file bodies in `http/server`, appends in `download/transfer`,
+//! (file bodies in `http/server`, appends in `download/transfer`, reads
+//! of the background hasher in `serve/hasher`,
 //! outcomes in `download/downloads`, answers in the `Router`). Labels come
 //! from fixed vocabularies ([`Reason`], status classes, the two connection
 //! caps), never from data: an error message, a peer's words, a key or a
@@ -165,6 +166,8 @@ pub struct Metrics {
     bytes_downloaded: AtomicU64,
     bytes_direct: AtomicU64,
     pieces_failed: AtomicU64,
+    bytes_hashed: AtomicU64,
+    files_hashed: AtomicU64,
     completed: AtomicU64,
     paused: AtomicU64,
     failed: [AtomicU64; REASONS],
@@ -184,6 +187,8 @@ pub static METRICS: Metrics = Metrics {
     bytes_downloaded: AtomicU64::new(0),
     bytes_direct: AtomicU64::new(0),
     pieces_failed: AtomicU64::new(0),
+    bytes_hashed: AtomicU64::new(0),
+    files_hashed: AtomicU64::new(0),
     completed: AtomicU64::new(0),
     paused: AtomicU64::new(0),
     failed: [ZERO; REASONS],
@@ -220,6 +225,14 @@ impl Metrics {
             self.bytes_downloaded.load(Ordering::Relaxed),
             self.bytes_served.load(Ordering::Relaxed),
         )
+    }
+    /// Library file bytes read by the background hasher (`serve/hasher`).
+    pub fn hashed(&self, bytes: u64) {
+        self.bytes_hashed.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// A library file whose digests the hasher recorded.
+    pub fn hashed_file(&self) {
+        self.files_hashed.fetch_add(1, Ordering::Relaxed);
     }
     pub fn completed(&self) {
         self.completed.fetch_add(1, Ordering::Relaxed);
@@ -316,6 +329,18 @@ pub fn render(m: &Metrics, g: Gauges) -> String {
         "counter",
         "Downloaded pieces (or whole files) that failed their SHA-256 check and were fetched again.",
         load(&m.pieces_failed),
+    );
+    one(
+        "jack_hashed_bytes_total",
+        "counter",
+        "Library file bytes read to compute their content digests.",
+        load(&m.bytes_hashed),
+    );
+    one(
+        "jack_hashed_files_total",
+        "counter",
+        "Library files whose content digests were computed and recorded.",
+        load(&m.files_hashed),
     );
     one(
         "jack_transfers_active",
@@ -464,6 +489,8 @@ mod tests {
             bytes_downloaded: AtomicU64::new(0),
             bytes_direct: AtomicU64::new(5),
             pieces_failed: AtomicU64::new(0),
+            bytes_hashed: AtomicU64::new(0),
+            files_hashed: AtomicU64::new(0),
             completed: AtomicU64::new(1),
             paused: AtomicU64::new(0),
             failed: [ZERO; REASONS],
@@ -480,6 +507,9 @@ mod tests {
         m.paused();
         m.auth_failed(AuthRoute::Torznab);
         m.auth_refused(AuthRoute::Qbit);
+        m.hashed(1 << 20);
+        m.hashed(5);
+        m.hashed_file();
         let text = render(
             &m,
             Gauges {
@@ -494,6 +524,8 @@ mod tests {
             },
         );
         assert!(text.contains("jack_served_bytes_total 7\n"));
+        assert!(text.contains("jack_hashed_bytes_total 1048581\n"));
+        assert!(text.contains("jack_hashed_files_total 1\n"));
         assert!(text.contains("jack_transfers_queued 3\n"));
         assert!(text.contains("jack_downloaded_direct_bytes_total 5\n"));
         assert!(text.contains("jack_open_connections 4\n"));

@@ -13,6 +13,13 @@ use super::walk::{Cx, Table, check_url};
 
 const LIMIT_THREADS: u64 = 1024;
 
+/// `hash_rate`'s default: 32 MiB/s, a fraction of a disk's sequential rate.
+const HASH_RATE: u64 = 32 << 20;
+
+/// The lowest `hash_rate` but 0: 1 MiB/s (one read of the hasher's
+/// buffer a second); below it a 4 GB film takes more than an hour.
+pub const MIN_HASH_RATE: u64 = 1 << 20;
+
 section! {
     #[derive(Debug, Clone)]
     pub struct ServerConfig {
@@ -99,6 +106,12 @@ section! {
         pub max_catalogue_items: usize = Key::count(
             "max_catalogue_items", 200_000, 1..=10_000_000,
             "most video files the catalogue holds",
+        ),
+        /// Bytes per second the background hasher reads library files at
+        /// (content digests, `serve/hasher`); 0: as fast as the disk goes.
+        pub hash_rate: u64 = Key::count(
+            "hash_rate", HASH_RATE, 0..=MAX_RATE,
+            "bytes per second the content digests of library files are computed at (0: no cap)",
         ),
     }
     hand [
@@ -267,6 +280,12 @@ impl Cx<'_> {
                 trusted_proxies,
             );
             cx.rate(t, "max_upload_rate", server.max_upload_rate, None);
+            if (1..MIN_HASH_RATE).contains(&server.hash_rate) {
+                let msg = format!(
+                    "must be 0 (no cap) or at least {MIN_HASH_RATE} bytes per second (1 MiB/s)"
+                );
+                cx.problem(t.key("hash_rate"), t.span_of("hash_rate"), msg);
+            }
             server
         })
     }

@@ -57,10 +57,16 @@ fn split(blob: &[u8]) -> Vec<Sha256> {
 impl Registry {
     /// The digests of exactly this version of the file, if known.
     pub fn digest_of(&self, id: &FileId) -> Result<Option<Pieces>> {
+        Ok(self.digest_recorded(id)?.map(|(p, _)| p))
+    }
+
+    /// [`Registry::digest_of`], with when they were recorded (Unix
+    /// seconds, the `at` of [`Registry::put_digest`]).
+    pub fn digest_recorded(&self, id: &FileId) -> Result<Option<(Pieces, u64)>> {
         let conn = self.conn.lock();
         let row = conn
             .prepare_cached(
-                "SELECT sha256, pieces FROM digests \
+                "SELECT sha256, pieces, hashed_at FROM digests \
                  WHERE dev = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4",
             )
             .and_then(|mut q| {
@@ -71,19 +77,28 @@ impl Registry {
                         to_i64(id.size).unwrap_or(-1),
                         id.mtime_ns
                     ],
-                    |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, Vec<u8>>(0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
                 )
                 .optional()
             })
             .map_err(db_err("read a file's digest"))?;
-        Ok(row.and_then(|(whole, pieces)| {
+        Ok(row.and_then(|(whole, pieces, at)| {
             let sha256: Sha256 = whole.try_into().ok()?;
             let pieces = split(&pieces);
-            (pieces.len() as u64 == crate::digest::piece_count(id.size)).then_some(Pieces {
-                size: id.size,
-                sha256,
-                pieces,
-            })
+            (pieces.len() as u64 == crate::digest::piece_count(id.size)).then_some((
+                Pieces {
+                    size: id.size,
+                    sha256,
+                    pieces,
+                },
+                u64::try_from(at).unwrap_or(0),
+            ))
         }))
     }
 
@@ -173,6 +188,7 @@ mod tests {
         assert_eq!(reg.digest_of(&id).unwrap(), None);
         reg.put_digest(&id, &p, 5).unwrap();
         assert_eq!(reg.digest_of(&id).unwrap(), Some(p.clone()));
+        assert_eq!(reg.digest_recorded(&id).unwrap(), Some((p.clone(), 5)));
         let touched = FileId {
             mtime_ns: id.mtime_ns + 1,
             ..id

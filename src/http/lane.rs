@@ -15,7 +15,9 @@
 //! `write_timeout_ms`, when the file ends early, or at shutdown: a body never
 //! ends early while looking complete. A library file's bytes are taken from
 //! the upload limit's bucket (`rate::UPLOAD`) chunk by chunk before each
-//! `sendfile`; time spent waiting there is excused from the pace. This module must not know a route, nor
+//! `sendfile`; time spent waiting there is excused from the pace. The
+//! library bodies in flight are counted ([`library_bodies`]), so work that
+//! yields to friends (the background hasher) can wait. This module must not know a route, nor
 //! send a body on a handler thread.
 
 use std::collections::HashMap;
@@ -23,6 +25,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -262,10 +265,38 @@ impl Pace {
     }
 }
 
+/// Library file bodies being sent right now, by every lane of the process
+/// (the background hasher waits while there are any: `serve/hasher`).
+static LIBRARY_BODIES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many library file bodies are being sent to clients right now: one
+/// relaxed load.
+pub fn library_bodies() -> usize {
+    LIBRARY_BODIES.load(Ordering::Relaxed)
+}
+
+/// One library file body being sent, counted in [`LIBRARY_BODIES`] until
+/// dropped.
+struct LibraryBody;
+
+impl LibraryBody {
+    fn start() -> LibraryBody {
+        LIBRARY_BODIES.fetch_add(1, Ordering::Relaxed);
+        LibraryBody
+    }
+}
+
+impl Drop for LibraryBody {
+    fn drop(&mut self) {
+        LIBRARY_BODIES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Sends one stream on a stream thread: the head (and an answer in
 /// memory), then the file's slice with `sendfile(2)`; cuts the connection
 /// on any shortfall.
 fn deliver(mut stream: Stream, shared: &Shared, limits: StreamLimits) {
+    let _sending = stream.library.then(LibraryBody::start);
     let socket = stream.socket.take();
     let _in_flight = socket.as_ref().and_then(|s| shared.track(s));
     // Wait for the connection's earlier answers (none, as tiny_http reads

@@ -22,7 +22,7 @@ use crate::http::request::{
 use crate::http::server::{Handler, Reply};
 use crate::metrics::AuthRoute;
 use crate::naming::imdb_number;
-use crate::serve::catalogue::{Catalogue, Query};
+use crate::serve::catalogue::{Catalogue, Query, etag, tag};
 use crate::serve::range::{self, Conditions, Precondition, Selection};
 
 /// The peer protocol version this node speaks.
@@ -145,13 +145,17 @@ impl Api {
                         "name": "jack",
                         "version": PROTOCOL_VERSION,
                         "implementation": format!("jack-rs/{}", env!("CARGO_PKG_VERSION")),
-                        "features": ["ranges", "etag", "bearer"],
+                        "features": ["ranges", "etag", "bearer", "sha256"],
                     }),
                 )
             }),
             ["peer", "search"] => get_only(method, || self.search(query)),
             ["peer", "items", id] => get_only(method, || match decode_id(id) {
                 Some(id) => self.item(&id),
+                None => not_found(),
+            }),
+            ["peer", "items", id, "pieces"] => get_only(method, || match decode_id(id) {
+                Some(id) => self.pieces(&id),
                 None => not_found(),
             }),
             ["peer", "items", id, "file"] => match method {
@@ -196,6 +200,25 @@ impl Api {
             Ok(Some(release)) => Reply::json(200, &release.to_json()),
             Ok(None) => not_found(),
             Err(e) => cannot_read(id, &e),
+        }
+    }
+
+    /// `GET /peer/items/{id}/pieces` (§2.6): the digests of the version the
+    /// file endpoint serves now, or 404 while the hasher has none for it.
+    fn pieces(&self, id: &str) -> Reply {
+        let meta = match self.catalogue.stat(id) {
+            Ok(Some(m)) => m,
+            Ok(None) => return not_found(),
+            Err(e) => return cannot_read(id, &e),
+        };
+        let digests = self.catalogue.digests().get(&tag(&meta));
+        match digests.filter(|p| p.size == meta.len()) {
+            Some(p) => Reply::json(200, &p.to_json(Some(&etag(&meta)))),
+            None => Reply::error(
+                404,
+                "NOT_FOUND",
+                "No digest of this file yet: it has not been hashed since it last changed",
+            ),
         }
     }
 
@@ -259,12 +282,21 @@ impl Api {
             ));
             validators(r)
         };
+        // The digest of exactly the version this descriptor reads (RFC
+        // 9530: of the whole representation, on a 206 too).
+        let digest = |r: Reply| match &opened.sha256 {
+            Some(d) => r.with_header("Repr-Digest", &crate::digest::repr_digest(d)),
+            None => r,
+        };
         match range::select(range_header, size) {
-            Selection::Full => common(Reply::file(200, opened.file, 0, size)),
-            Selection::Partial { first, last } => {
-                common(Reply::file(206, opened.file, first, last - first + 1))
-                    .with_header("Content-Range", &range::content_range(first, last, size))
-            }
+            Selection::Full => digest(common(Reply::file(200, opened.file, 0, size))),
+            Selection::Partial { first, last } => digest(common(Reply::file(
+                206,
+                opened.file,
+                first,
+                last - first + 1,
+            )))
+            .with_header("Content-Range", &range::content_range(first, last, size)),
             Selection::Unsatisfiable => common(Reply::empty(416))
                 .with_header("Content-Range", &range::unsatisfied_range(size)),
         }

@@ -33,8 +33,10 @@ use crate::arr::library::{ArrLibrary, Entry};
 use crate::clock::rfc3339;
 use crate::config::{Category, Library, LibrarySource};
 use crate::db::{Offer, OfferChanges, Registry};
+use crate::digest::Sha256;
 use crate::naming::safe_file_name;
 use crate::naming::{self, imdb_number};
+use crate::serve::hasher::Digests;
 
 /// Video file extensions served when a library does not list its own.
 pub const DEFAULT_EXTENSIONS: &[&str] = &[
@@ -75,6 +77,9 @@ pub struct Release {
     pub publish_date: String,
     /// The strong validator the file is served with (extension).
     pub etag: String,
+    /// The whole file's SHA-256, when the hasher has it for exactly the
+    /// version `etag` names (extension, §2.6).
+    pub sha256: Option<Sha256>,
 }
 
 impl Release {
@@ -100,6 +105,9 @@ impl Release {
         let mut put = |k: &str, val: serde_json::Value| {
             obj.insert(k.to_string(), val);
         };
+        if let Some(x) = &self.sha256 {
+            put("sha256", crate::digest::hex(x).into());
+        }
         if let Some(x) = self.tmdb_id {
             put("tmdbId", x.into());
         }
@@ -322,6 +330,8 @@ pub struct Catalogue {
     registry: Option<Arc<Registry>>,
     current: RwLock<Arc<Snapshot>>,
     progress: ScanProgress,
+    /// The content digests the hasher found, by version (`serve/hasher`).
+    digests: Arc<Digests>,
 }
 
 /// A file opened for serving, with the facts it is served with.
@@ -330,6 +340,9 @@ pub struct OpenFile {
     pub file: File,
     pub size: u64,
     pub etag: String,
+    /// The whole file's SHA-256, when known for exactly the version this
+    /// descriptor reads (the same `fstat` as `etag`).
+    pub sha256: Option<Sha256>,
     /// The modification time `Last-Modified` shows: whole seconds, clamped
     /// to 1970..=9999, which httpdate can format.
     pub modified: SystemTime,
@@ -367,6 +380,7 @@ impl Catalogue {
                 library: AtomicUsize::new(usize::MAX),
                 ..ScanProgress::default()
             },
+            digests: Arc::default(),
         }
     }
 
@@ -380,6 +394,12 @@ impl Catalogue {
     /// The progress of the scan under way (or of the last one).
     pub fn progress(&self) -> &ScanProgress {
         &self.progress
+    }
+
+    /// The content digests releases and file answers carry, filled by the
+    /// hasher (`serve/hasher`).
+    pub fn digests(&self) -> &Arc<Digests> {
+        &self.digests
     }
 
     /// The catalogue as of the last completed scan.
@@ -505,19 +525,51 @@ impl Catalogue {
     /// [`Catalogue::open`], no scan. `Ok(None)` when `open` would find nothing.
     pub fn get(&self, id: &str) -> std::io::Result<Option<Release>> {
         let snap = self.snapshot();
-        let Some((item, real)) = self.locate(&snap, id) else {
+        let Some((item, meta)) = self.stat_in(&snap, id)? else {
             return Ok(None);
-        };
-        let meta = match std::fs::metadata(&real) {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
         };
         let mut release = self.release(item);
         release.size = meta.len();
         release.etag = etag(&meta);
+        release.sha256 = self.digests.sha256(&tag(&meta), meta.len());
         Ok(Some(release))
+    }
+
+    /// What the file of `id` is now, with the checks of [`Catalogue::open`]
+    /// and one `stat`; `Ok(None)` when `open` would find nothing.
+    pub fn stat(&self, id: &str) -> std::io::Result<Option<Metadata>> {
+        Ok(self.stat_in(&self.snapshot(), id)?.map(|(_, meta)| meta))
+    }
+
+    fn stat_in<'s>(
+        &self,
+        snap: &'s Snapshot,
+        id: &str,
+    ) -> std::io::Result<Option<(&'s Item, Metadata)>> {
+        let Some((item, real)) = self.locate(snap, id) else {
+            return Ok(None);
+        };
+        match std::fs::metadata(&real) {
+            Ok(m) if m.is_file() => Ok(Some((item, m))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ids of every item of `snap` (the hasher's list of files).
+    pub fn item_ids(&self, snap: &Snapshot) -> Vec<String> {
+        snap.items.iter().map(|it| self.id_of(it)).collect()
+    }
+
+    fn id_of(&self, item: &Item) -> String {
+        let root = &self.roots[usize::from(item.library)];
+        format!(
+            "{}:{}:{:016x}",
+            root.name,
+            kind_of(root.category),
+            item.id_hash
+        )
     }
 
     /// The item of `id` in `snap`: library name, kind and hash must all match.
@@ -546,12 +598,7 @@ impl Catalogue {
         };
         let title = item.told.as_ref().map_or(stem, |t| &t.title);
         Release {
-            id: format!(
-                "{}:{}:{:016x}",
-                root.name,
-                kind_of(root.category),
-                item.id_hash
-            ),
+            id: self.id_of(item),
             title: title.to_string(),
             filename: file_name.to_string(),
             category: root.category,
@@ -570,6 +617,7 @@ impl Catalogue {
             air_date: facts.air_date.filter(|_| root.category == Category::Tv),
             publish_date: publish_date(item.offered),
             etag: etag_text(&item.etag),
+            sha256: self.digests.sha256(&item.etag, item.size),
         }
     }
 
@@ -597,6 +645,7 @@ impl Catalogue {
         Ok(Some(OpenFile {
             size: meta.len(),
             etag: etag(&meta),
+            sha256: self.digests.sha256(&tag(&meta), meta.len()),
             modified: modified_time(&meta),
             filename: Path::new(&*item.rel_path)
                 .file_name()
@@ -637,10 +686,17 @@ impl Catalogue {
 /// times in nanoseconds: it changes when the file is modified or replaced,
 /// even within the same second at the same size.
 pub fn etag(meta: &std::fs::Metadata) -> String {
-    etag_text(&etag_bytes(meta))
+    etag_text(&tag(meta))
 }
 
-fn etag_bytes(meta: &std::fs::Metadata) -> [u8; 12] {
+/// Which version of a file `meta` describes: the ETag's 96 bits (device,
+/// inode, size, modification and change times), under which the hasher
+/// keeps a version's digests. The change time tells a file rewritten in
+/// place with its modification time put back (`cp -p` over it).
+pub type Tag = [u8; 12];
+
+/// The [`Tag`] of the file `meta` describes.
+pub fn tag(meta: &std::fs::Metadata) -> Tag {
     let mut h = sha1_smol::Sha1::new();
     for n in [
         meta.dev(),
@@ -901,7 +957,7 @@ fn scan_library(
                     size: meta.len(),
                     modified: modified_secs(&meta),
                     offered: 0,
-                    etag: etag_bytes(&meta),
+                    etag: tag(&meta),
                     keys: SearchKeys {
                         tmdb: facts.tmdb_id,
                         imdb: facts.imdb_id.as_deref().and_then(imdb_number),
@@ -1029,7 +1085,7 @@ fn arr_item(index: u16, root: &Root, e: Entry, real: String, meta: &Metadata) ->
         size: meta.len(),
         modified: modified_secs(meta),
         offered: 0,
-        etag: etag_bytes(meta),
+        etag: tag(meta),
         keys: SearchKeys {
             tmdb: f.tmdb_id,
             imdb: f.imdb_id.as_deref().and_then(imdb_number),

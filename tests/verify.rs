@@ -326,3 +326,63 @@ fn a_slow_friends_part_is_split_among_the_others() {
         "alice sent {a}, bob {b}"
     );
 }
+
+/// Rule 5 for a part: a friend's `206` that ends before the part does is
+/// legal, and the rest is asked for again (a proxy capping range sizes).
+#[test]
+fn a_short_answer_from_a_friend_is_asked_again_for_the_rest() {
+    let data = pattern(SIZE);
+    let alice = friend(&data, Some(UPLINK));
+    let bob = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::Subset(1 << 20)],
+        Some(UPLINK),
+    );
+    bob.offer_digests(true);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    completes_exact(&bed, &data);
+}
+
+/// A part split while the first source's read is in flight is never
+/// written twice: the thief's part starts above what the victim may be
+/// writing, and a read is written only as far as the victim's part still
+/// reaches. (A bursty friend's full reads overlapped a split remainder,
+/// and a late, corrupt answer to it was written over bytes already
+/// hashed: the file handed off differed from its digest.)
+#[test]
+fn a_part_split_while_its_read_is_in_flight_is_never_written_twice() {
+    let data = pattern(SIZE);
+    for run in 0..6 {
+        let alice = friend(&data, None);
+        alice.set_fallback(Mode::Bursty(Duration::from_millis(20)));
+        let bob = friend(&data, None);
+        bob.set_fallback(Mode::CorruptSplitLate(Duration::from_millis(120)));
+        let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+        let id = bed.add("m", SIZE);
+        let row = bed.wait_done(id);
+        if row.status == Status::Completed {
+            let got = std::fs::read(bed.completed("m.mkv")).unwrap();
+            assert!(
+                got == data,
+                "run {run}: the file handed off differs from its digest"
+            );
+        }
+    }
+}
+
+/// A friend that trickles (here 8 KiB/s) while another waits for work has
+/// its part taken: it is not served at that pace for the rest of the file.
+#[test]
+fn a_trickling_friend_is_cut_and_its_part_goes_to_the_other() {
+    let data = pattern(SIZE);
+    let alice = friend(&data, Some(8 * 1024));
+    let bob = friend(&data, None);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    completes_exact(&bed, &data);
+    // Cut after about 3 s: far less than the 128 KiB she would keep.
+    assert!(
+        alice.bytes_sent("m") < 96 * 1024,
+        "{}",
+        alice.bytes_sent("m")
+    );
+}

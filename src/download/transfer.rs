@@ -459,7 +459,28 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         },
         whole_only: std::collections::HashSet::new(),
     };
+    if crew.list.is_empty()
+        && verifier.as_ref().is_some_and(|v| v.plan().pieces.is_some())
+        && offset < expected
+    {
+        let bad = cx.registry.bad_pieces(row.id)?;
+        if let Some((_, _, n)) = bad
+            .iter()
+            .find(|(p, i, n)| *p == cx.peer.name && *i == row.item_id && *n >= MAX_BAD_PIECES)
+        {
+            return Ok(Outcome::Fatal {
+                error: format!(
+                    "{} sent {n} pieces that failed their SHA-256 check against the release's \
+                     digests, and no other friend has the file: not used again for this download",
+                    cx.peer.name
+                ),
+            });
+        }
+    }
     *cx.sources.lock() = crew.list.iter().map(|s| s.stat.clone()).collect();
+    // Bytes from here on are fetched by this attempt (a piece that starts
+    // below names no culprit when it fails).
+    let mut fresh = offset;
     let mut fetched = 0u64;
     cx.live.store(offset, Ordering::Relaxed);
     *cx.began.lock() = Some((cx.clock.now(), offset));
@@ -480,14 +501,23 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         if let Some(v) = verifier.as_mut()
             && (crew.list.len() > 1 || crew.list.first().is_some_and(|s| !s.primary))
         {
+            let base = offset;
             let (prefix, end) = multi::round(cx, row, &part, &mut record, v, offset, &mut crew)?;
             fetched += prefix - offset;
             offset = prefix;
             match end {
                 multi::RoundEnd::Whole => {}
                 multi::RoundEnd::Bad(bad, culprits) => {
-                    offset =
-                        bad_piece_of(cx, row, &part, &mut record, bad, &mut crew.list, &culprits)?;
+                    offset = bad_piece_of(
+                        cx,
+                        row,
+                        &part,
+                        &mut record,
+                        (bad, base),
+                        &mut crew.list,
+                        &culprits,
+                    )?;
+                    fresh = fresh.min(offset);
                     if bad.start == 0 {
                         *v = Verifier::new(v.plan().clone(), None);
                     } else {
@@ -577,6 +607,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             record.set(0);
             part.set_len(0).map_err(|e| Stop::Disk(e, "truncate"))?;
             offset = 0;
+            fresh = 0;
             if let Some(v) = &mut verifier {
                 *v = Verifier::new(v.plan().clone(), None);
             }
@@ -612,7 +643,8 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             End::Whole => {}
             End::Early(outcome) => return Ok(outcome),
             End::Bad(bad) => {
-                offset = bad_piece(cx, row, &part, &mut record, bad)?;
+                offset = bad_piece(cx, row, &part, &mut record, (bad, fresh))?;
+                fresh = fresh.min(offset);
                 if let Some(v) = &mut verifier {
                     v.reset();
                 }
@@ -686,7 +718,8 @@ fn verifier_for(
         }
         Ok(()) => {}
         Err(bad) => {
-            *offset = bad_piece(cx, row, part, record, bad)?;
+            // Bytes from before this attempt: nobody is blamed.
+            *offset = bad_piece(cx, row, part, record, (bad, *offset))?;
             v.reset();
         }
     }
@@ -702,7 +735,7 @@ fn bad_piece(
     row: &Download,
     part: &File,
     record: &mut Record,
-    bad: BadPiece,
+    (bad, since): (BadPiece, u64),
 ) -> Result<u64, Stop> {
     let mut only = vec![multi::Src {
         peer: cx.peer.clone(),
@@ -711,7 +744,7 @@ fn bad_piece(
         etag: None,
         stat: multi::SourceStat::new(&cx.peer.name),
     }];
-    bad_piece_of(cx, row, part, record, bad, &mut only, &[0])
+    bad_piece_of(cx, row, part, record, (bad, since), &mut only, &[0])
 }
 
 /// [`bad_piece`] with several sources: the culprit (the one source that
@@ -723,22 +756,27 @@ fn bad_piece_of(
     row: &Download,
     part: &File,
     record: &mut Record,
-    bad: BadPiece,
+    (bad, since): (BadPiece, u64),
     sources: &mut Vec<multi::Src>,
     culprits: &[usize],
 ) -> Result<u64, Stop> {
-    let names: Vec<&str> = culprits
+    let mut names: Vec<&str> = culprits
         .iter()
         .filter_map(|&i| sources.get(i))
         .map(|s| s.peer.name.as_str())
         .collect();
+    if bad.index.is_some() && bad.start < since {
+        names = vec!["an earlier attempt's source"];
+    }
     let detail = bad.describe(row.expected_bytes, &names.join(" and "));
     log::warn!("download id={} {detail}", row.id);
-    // A piece several sources wrote into names no culprit: it is fetched
-    // again by one of them alone, whose failure then counts. (The whole
-    // file failing, every piece having passed, counts against every
-    // source: the piece digests and the file's disagree.)
-    let counted: &[usize] = if culprits.len() == 1 || bad.index.is_none() {
+    // A piece several sources wrote into, or begun before `since` (an
+    // earlier attempt or round, perhaps another source, wrote its start),
+    // names no culprit: it is fetched again whole by one source, whose
+    // failure then counts. (The whole file failing, every piece having
+    // passed, counts against every source: the piece digests and the
+    // file's disagree.)
+    let counted: &[usize] = if bad.index.is_none() || (culprits.len() == 1 && bad.start >= since) {
         culprits
     } else {
         &[]
@@ -769,7 +807,7 @@ fn bad_piece_of(
         .filter_map(|&i| sources.get(i))
         .map(|s| {
             format!(
-                "{} sent {} pieces that failed their SHA-256 check against its own digests",
+                "{} sent {} pieces that failed their SHA-256 check against the release's digests",
                 s.peer.name,
                 s.stat.bad_pieces.load(Ordering::Relaxed)
             )
@@ -809,7 +847,7 @@ fn complete(
             .map_err(|e| Stop::Disk(e, "read"))?
             .and_then(|()| v.finish().map(|_| ()))
         {
-            *offset = bad_piece(cx, row, part, record, bad)?;
+            *offset = bad_piece(cx, row, part, record, (bad, *offset))?;
             if bad.start == 0 {
                 *v = Verifier::new(v.plan().clone(), None);
             } else {

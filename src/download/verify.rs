@@ -150,7 +150,12 @@ impl Verifier {
                     });
                 }
                 self.computed.push(got);
-                if let Some(m) = self.whole.midstate() {
+                // A proof is a piece boundary whose piece was checked (the
+                // file's short end is none: a resume starts from a piece).
+                if want.is_some()
+                    && end.is_multiple_of(PIECE_SIZE)
+                    && let Some(m) = self.whole.midstate()
+                {
                     self.proof = m;
                 }
             }
@@ -332,6 +337,18 @@ impl Follow {
     /// The verifier's side: hashes what the writer writes into `file`
     /// until [`Follow::close`], publishing each proof.
     pub fn verify(&self, v: &mut Verifier, file: &File, proofs: &Proofs) {
+        // Should this thread panic, the writer is not left waiting.
+        struct Unwinding<'a>(&'a Follow);
+        impl Drop for Unwinding<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let mut s = self.0.state.lock();
+                    s.failed = Some(Failed::Read(std::io::Error::other("the verifier failed")));
+                    self.0.changed.notify_all();
+                }
+            }
+        }
+        let _guard = Unwinding(self);
         let mut buf = vec![0u8; READ as usize];
         loop {
             let target = {
@@ -345,7 +362,7 @@ impl Follow {
                 s.written
             };
             let at = v.at();
-            let n = (target - at).min(READ);
+            let n = target.saturating_sub(at).min(READ);
             let chunk = &mut buf[..usize::try_from(n).unwrap_or(0)];
             let step = file
                 .read_exact_at(chunk, at)
@@ -438,6 +455,21 @@ mod tests {
             w.pieces().is_none(),
             "the computed pieces are not the release's"
         );
+    }
+
+    #[test]
+    fn the_files_short_end_is_no_proof() {
+        // A size that is a multiple of 64 but not of a piece: the end has
+        // a midstate, yet a resume starts from a piece boundary.
+        let bytes = data(PIECE_SIZE as usize + 64);
+        let mut v = Verifier::new(plan_of(&bytes, true), None);
+        v.feed(&bytes).unwrap();
+        assert_eq!(v.proof().bytes, PIECE_SIZE);
+        // Without piece digests nothing is proven piece by piece.
+        let mut w = Verifier::new(plan_of(&bytes, false), None);
+        w.feed(&bytes).unwrap();
+        assert_eq!(w.proof().bytes, 0);
+        assert!(w.finish().is_ok());
     }
 
     #[test]

@@ -81,6 +81,14 @@ pub enum Mode {
     /// A correct 206 whose first byte is flipped (as a fallback: every
     /// answer of a corrupting source).
     CorruptFirst,
+    /// Reviewer: an answer to a range that starts inside a piece (a split
+    /// remainder) waits this long, then is a correct 206 whose first byte
+    /// is flipped; answers from a piece boundary are honest.
+    CorruptSplitLate(Duration),
+    /// Reviewer: a correct 206 sent in bursts of 512 KiB, each after this
+    /// pause (a bursty uplink: the client's read waits, then returns a
+    /// full buffer).
+    Bursty(Duration),
 }
 
 pub struct File {
@@ -509,6 +517,27 @@ fn answer(
         Mode::Honest | Mode::OtherDigest => {
             (head206(offset, last, size, ""), offset, last + 1, None)
         }
+        Mode::CorruptSplitLate(d) => {
+            if offset % jack::digest::PIECE_SIZE != 0 {
+                std::thread::sleep(d);
+                if last + 1 - offset <= 512 * 1024 {
+                    flip = Some(offset);
+                }
+            }
+            (head206(offset, last, size, ""), offset, last + 1, None)
+        }
+        Mode::Bursty(d) => {
+            out.write_all(head206(offset, last, size, "").as_bytes())?;
+            let mut pos = offset;
+            while pos < last + 1 {
+                std::thread::sleep(d);
+                let end = (pos + 512 * 1024).min(last + 1);
+                out.write_all(&data[pos as usize..end as usize])?;
+                sent.add(end - pos);
+                pos = end;
+            }
+            return Ok(());
+        }
         Mode::CorruptFirst => {
             flip = Some(offset);
             (head206(offset, last, size, ""), offset, last + 1, None)
@@ -648,7 +677,10 @@ fn answer(
     let end = limit.map_or(to, |n| (from + n).min(to));
     let mut pos = from;
     while pos < end {
-        let chunk = (end - pos).min(64 * 1024);
+        // A slow rate in small chunks (a pause never near a client's read
+        // timeout): a trickle, not silence.
+        let step = rate.map_or(64 * 1024, |r| (r / 8).clamp(1024, 64 * 1024));
+        let chunk = (end - pos).min(step);
         if let Some(r) = rate {
             std::thread::sleep(Duration::from_secs_f64(chunk as f64 / r as f64));
         }

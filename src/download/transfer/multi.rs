@@ -30,6 +30,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -37,13 +39,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::{
-    CHECKPOINT_BYTES, CHECKPOINT_INTERVAL, Context, Fields, Flusher, Job, Part, READ_BUFFER,
-    Source, Step, Stop, Verdict, judge, network_failure,
+    CHECKPOINT_BYTES, CHECKPOINT_INTERVAL, Context, Fields, Flusher, Job, Part, Stop, Verdict,
+    judge, network_failure,
 };
 use crate::config::Peer;
 use crate::db::Download;
 use crate::digest::{PIECE_SIZE, Sha256};
-use crate::download::direct;
 use crate::download::verify::{self, BadPiece, Follow, Proofs, Verifier};
 use crate::download::written::Record;
 
@@ -126,14 +127,21 @@ pub fn discover(cx: &Context<'_>, row: &Download, sha256: &Sha256) -> Vec<Src> {
             .find(|(p, i, _)| p == peer && i == item)
             .map_or(0, |b| b.2)
     };
+    let primary_bad = bad_of(&cx.peer.name, &row.item_id);
     primary
         .stat
         .bad_pieces
-        .store(bad_of(&cx.peer.name, &row.item_id), Ordering::Relaxed);
-    let mut found = vec![primary];
+        .store(primary_bad, Ordering::Relaxed);
+    // Dropped for this download stays dropped (until the owner's retry).
+    let mut found = if primary_bad < super::MAX_BAD_PIECES {
+        vec![primary]
+    } else {
+        Vec::new()
+    };
     if cx.max_sources <= 1 || cx.others.is_empty() {
         return found;
     }
+    let allowed = cx.max_sources;
     // The release's ids, kept with the row: found even when its own peer
     // is gone.
     let ids: Vec<(&str, String)> = row
@@ -184,7 +192,7 @@ pub fn discover(cx: &Context<'_>, row: &Download, sha256: &Sha256) -> Vec<Src> {
         else {
             continue;
         };
-        if found.len() >= cx.max_sources {
+        if found.len() >= allowed {
             break;
         }
         let stat = SourceStat::new(&peer.name);
@@ -201,13 +209,27 @@ pub fn discover(cx: &Context<'_>, row: &Download, sha256: &Sha256) -> Vec<Src> {
     found
 }
 
-/// A source's task: bytes `start..end` of the file, written up to `pos`.
-/// `end` may come down while it runs (another source takes the rest).
+/// A source's task: bytes up to `end` of the file, written up to `pos`.
+/// `end` may come down while it runs (another source takes the rest), but
+/// never below `writing`: a source writes only bytes it was permitted
+/// ([`Sched::permit`]) after they arrived, so two sources never write
+/// the same offsets and nothing is written below the prefix.
 #[derive(Debug, Clone, Copy)]
 struct Task {
     pos: u64,
     end: u64,
+    /// The end of the write permitted and under way (`pos` when none).
+    writing: u64,
+    /// When the task last passed a [`STALL_BYTES`] mark, and that mark.
+    mark: (Instant, u64),
 }
+
+/// A task that moves less than this in [`STALL`] while another source
+/// waits for work is taken from its source (a trickle is not served).
+const STALL_BYTES: u64 = 64 * 1024;
+const STALL: Duration = Duration::from_secs(3);
+/// Bytes one source reads (and then writes) at a time.
+const STEP: usize = 128 * 1024;
 
 /// Who fetches what in a round.
 #[derive(Debug)]
@@ -291,36 +313,79 @@ impl Sched {
             return Some(self.assign(me, start, end));
         }
         // Nothing new: take half of the largest remainder of another
-        // source (a slow one holds the rest of the file back).
-        let (victim, left) = self
+        // source (a slow one holds the rest of the file back), above what
+        // it may be writing now.
+        let (victim, mid) = self
             .tasks
             .iter()
             .enumerate()
             .filter(|&(i, _)| i != me)
             .filter_map(|(i, t)| t.map(|t| (i, t)))
             .filter(|(_, t)| !self.whole_only.contains(&(t.pos / PIECE_SIZE)))
-            .map(|(i, t)| (i, t.end - t.pos))
-            .max_by_key(|&(_, left)| left)?;
-        if left < 2 * MIN_SPLIT {
-            return None;
-        }
+            .map(|(i, t)| (i, t.writing.max(t.pos + (t.end - t.pos) / 2), t.end))
+            .filter(|&(_, mid, end)| end.saturating_sub(mid) >= MIN_SPLIT)
+            .max_by_key(|&(_, mid, end)| end - mid)
+            .map(|(i, mid, _)| (i, mid))?;
         let task = self.tasks[victim].as_mut()?;
-        let mid = task.pos + left / 2;
         let end = task.end;
         task.end = mid;
         Some(self.assign(me, mid, end))
     }
 
     fn assign(&mut self, me: usize, start: u64, end: u64) -> Task {
-        let task = Task { pos: start, end };
+        let task = Task {
+            pos: start,
+            end,
+            writing: start,
+            mark: (Instant::now(), start),
+        };
         self.tasks[me] = Some(task);
         task
+    }
+
+    /// Source `me` received `n` bytes for its position `pos`: how many of
+    /// them it may write (none when its task no longer covers `pos`).
+    fn permit(&mut self, me: usize, pos: u64, n: u64) -> u64 {
+        match self.tasks[me].as_mut() {
+            Some(t) if t.pos == pos && pos < t.end => {
+                let allowed = n.min(t.end - pos);
+                t.writing = pos + allowed;
+                allowed
+            }
+            _ => 0,
+        }
+    }
+
+    /// The task of a source that moved less than [`STALL_BYTES`] in
+    /// [`STALL`] while another source waits for work: its unwritten rest
+    /// goes back, and the source leaves the round.
+    fn cut_stalled(&mut self) -> Option<usize> {
+        let waiting = (0..self.tasks.len()).any(|i| self.alive[i] && self.tasks[i].is_none());
+        if !waiting || !self.queue.is_empty() {
+            return None;
+        }
+        let stalled = (0..self.tasks.len()).find(|&i| {
+            self.tasks[i].is_some_and(|t| t.mark.0.elapsed() >= STALL && t.pos < t.end)
+        })?;
+        if let Some(t) = self.tasks[stalled].as_mut() {
+            let from = t.writing.max(t.pos);
+            let end = t.end;
+            t.end = from;
+            insert_range(&mut self.queue, (from, end));
+        }
+        self.alive[stalled] = false;
+        self.errors[stalled] = Some("too slow: its part went to the others".into());
+        Some(stalled)
     }
 
     /// Source `me` wrote `from..to`.
     fn wrote(&mut self, me: usize, from: u64, to: u64) {
         if let Some(t) = self.tasks[me].as_mut() {
             t.pos = to;
+            t.writing = to;
+            if to - t.mark.1 >= STALL_BYTES {
+                t.mark = (Instant::now(), to);
+            }
         }
         let mut piece = from / PIECE_SIZE;
         while piece * PIECE_SIZE < to {
@@ -354,6 +419,15 @@ impl Sched {
     /// Whether nothing is left to hand out or under way.
     fn all_written(&self) -> bool {
         self.prefix() >= self.expected
+    }
+
+    /// Bytes below the end that no task covers and nothing hands out: a
+    /// hole that would hold the round for ever (never expected).
+    fn orphaned(&self) -> bool {
+        self.prefix() < self.expected
+            && self.queue.is_empty()
+            && self.next >= self.expected
+            && self.tasks.iter().all(Option::is_none)
     }
 
     fn culprits(&self, piece: u64) -> Vec<usize> {
@@ -482,8 +556,19 @@ pub(super) fn round(
                 sched.hashed = follow.hashed();
                 cx.live
                     .store(offset + sched.written_bytes(), Ordering::Relaxed);
+                if let Some(slow) = sched.cut_stalled() {
+                    // Its thread sees the cut when its read returns.
+                    sources[slow]
+                        .stat
+                        .set("failed: too slow: its part went to the others");
+                    log::info!(
+                        "download id={} source {} is too slow: its part goes to the others",
+                        row.id,
+                        sources[slow].peer.name
+                    );
+                }
                 let gone = !sched.alive.iter().any(|a| *a);
-                if sched.all_written() || gone || cx.should_stop() {
+                if sched.all_written() || gone || sched.orphaned() || cx.should_stop() {
                     sched.over = true;
                 }
                 if shared.disk.lock().is_some() || follow.failed() {
@@ -553,7 +638,11 @@ pub(super) fn round(
 
 /// One source's side of a round: takes tasks and fetches them until the
 /// round is over or the source fails (it then leaves the round, and its
-/// task's rest goes back).
+/// task's rest goes back). A body is read a [`STEP`] at a time into a
+/// buffer, and each read written only as far as the task still reaches
+/// ([`Sched::permit`]): a part another source took meanwhile is never
+/// written. A `206` that ends before the task does is legal (rule 5): the
+/// rest is asked for again.
 fn fetch(
     cx: &Context<'_>,
     me: usize,
@@ -568,25 +657,33 @@ fn fetch(
         shared.sched.lock().leave(me, why);
         shared.poke();
     };
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; STEP];
     let mut window = (Instant::now(), 0u64);
     loop {
-        let task = {
+        {
             let mut sched = shared.sched.lock();
             loop {
                 if sched.over || !sched.alive[me] {
                     return;
                 }
-                if let Some(t) = sched.take(me) {
-                    break t;
+                // A task with a rest (a short answer) goes on; else a new one.
+                if sched.tasks[me].is_some_and(|t| t.pos < t.end) {
+                    break;
+                }
+                sched.tasks[me] = None;
+                if sched.take(me).is_some() {
+                    break;
                 }
                 src.stat.set("idle");
                 shared
                     .changed
                     .wait_for(&mut sched, Duration::from_millis(100));
             }
-        };
+        }
         src.stat.set("active");
+        let Some(task) = shared.sched.lock().tasks[me] else {
+            continue;
+        };
         let known = etag.lock().clone();
         let asked = (task.pos, Some(task.end - 1));
         let mut resp = match cx
@@ -616,63 +713,75 @@ fn fetch(
         if fields.etag.is_some() {
             *etag.lock() = fields.etag.clone();
         }
-        let direct = (src.peer.url.starts_with("http://")
-            && fields.content_length == Some(last - task.pos + 1)
-            && !fields.coded)
-            .then(direct::arm);
         let mut body = resp.body_mut().as_reader();
-        let mut source = Source::Body(&mut body, direct);
         let mut pos = task.pos;
-        loop {
-            let end = shared.sched.lock().end_of(me).min(last + 1);
-            if pos >= end {
-                break;
-            }
+        // Up to the end of the answer or of the task, whichever is first
+        // (the task's end may come down meanwhile).
+        while pos <= last {
             if cx.should_stop() || shared.sched.lock().over {
                 shared.sched.lock().give_back(me);
                 return;
             }
-            let Some(step) = source.limited_step(cx, part, (pos, end), &mut buf) else {
-                continue;
-            };
-            match step {
-                Step::Wrote(n) => {
-                    let n = n as u64;
-                    shared.sched.lock().wrote(me, pos, pos + n);
-                    pos += n;
-                    crate::metrics::METRICS.downloaded(n);
-                    if source.direct() {
-                        crate::metrics::METRICS.downloaded_direct(n);
-                    }
-                    src.stat.bytes.fetch_add(n, Ordering::Relaxed);
-                    window.1 += n;
-                    let elapsed = window.0.elapsed();
-                    if elapsed >= Duration::from_secs(1) {
-                        let rate = window.1 as f64 / elapsed.as_secs_f64();
-                        src.stat.rate.store(rate as u64, Ordering::Relaxed);
-                        window = (Instant::now(), 0);
-                    }
-                    shared.poke();
+            let end = shared.sched.lock().end_of(me).min(last + 1);
+            if pos >= end {
+                break;
+            }
+            let mut want = (end - pos).min(STEP as u64);
+            if crate::rate::DOWNLOAD.limited() {
+                match crate::rate::DOWNLOAD.take(want, || cx.should_stop()) {
+                    Some(granted) => want = granted,
+                    None => continue,
                 }
-                Step::Ended => return leave(format!("body ended at byte {pos}")),
-                Step::Net(e) => return leave(e),
-                Step::Disk(e) => {
+            }
+            let chunk = &mut buf[..usize::try_from(want).unwrap_or(STEP)];
+            let n = match body.read(chunk) {
+                Ok(0) => {
+                    crate::rate::DOWNLOAD.refund(want);
+                    return leave(format!("body ended at byte {pos}"));
+                }
+                Ok(n) => n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    crate::rate::DOWNLOAD.refund(want);
+                    continue;
+                }
+                Err(e) => {
+                    crate::rate::DOWNLOAD.refund(want);
+                    return leave(e.to_string());
+                }
+            };
+            crate::rate::DOWNLOAD.refund(want - n);
+            let allowed = shared.sched.lock().permit(me, pos, n);
+            if allowed > 0 {
+                // `allowed` ≤ `n` ≤ the buffer's length.
+                let bytes = &chunk[..usize::try_from(allowed).unwrap_or(0)];
+                let written = crate::fault::check_write(pos + allowed)
+                    .and_then(|()| part.write_all_at(bytes, pos));
+                if let Err(e) = written {
                     *shared.disk.lock() = Some(e);
                     shared.sched.lock().give_back(me);
                     shared.poke();
                     return;
                 }
+                shared.sched.lock().wrote(me, pos, pos + allowed);
+                pos += allowed;
+                crate::metrics::METRICS.downloaded(allowed);
+                src.stat.bytes.fetch_add(allowed, Ordering::Relaxed);
+                window.1 += allowed;
+                let elapsed = window.0.elapsed();
+                if elapsed >= Duration::from_secs(1) {
+                    let rate = window.1 as f64 / elapsed.as_secs_f64();
+                    src.stat.rate.store(rate as u64, Ordering::Relaxed);
+                    window = (Instant::now(), 0);
+                }
+                shared.poke();
+            }
+            if allowed < n {
+                // The rest of the task went to another source.
+                break;
             }
         }
-        // The task is done (or its rest was taken by another source); a
-        // body that goes on is dropped with its connection.
-        let mut sched = shared.sched.lock();
-        if let Some(t) = sched.tasks[me]
-            && t.pos >= t.end
-        {
-            sched.tasks[me] = None;
-        }
-        drop(sched);
+        // The answer is done, or the task is (a body that goes on is
+        // dropped with its connection); a task with a rest is asked again.
         shared.poke();
     }
 }

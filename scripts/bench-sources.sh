@@ -5,6 +5,7 @@
 #
 # Usage: scripts/bench-sources.sh  (env: BIN=target/release/jack RUNS=3
 #        RATE=16777216 SIZE_SOURCES=268435456 SIZE_VERIFY=1073741824
+#        VERIFY_RATE=115343360 ONLY_VERIFY=1
 #        RUNNER="qemu-aarch64" to run the downloader under an emulator
 #        with BIN an ARM build; TMPDIR=/tmp)
 set -euo pipefail

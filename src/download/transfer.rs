@@ -481,6 +481,8 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
     // Bytes from here on are fetched by this attempt (a piece that starts
     // below names no culprit when it fails).
     let mut fresh = offset;
+    // Rounds that ended because a piece's one source left mid-piece.
+    let mut redos = 0u32;
     let mut fetched = 0u64;
     cx.live.store(offset, Ordering::Relaxed);
     *cx.began.lock() = Some((cx.clock.now(), offset));
@@ -523,6 +525,27 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                     } else {
                         v.reset();
                     }
+                }
+                multi::RoundEnd::Redo(start) => {
+                    redos += 1;
+                    if redos > MAX_REDOS {
+                        part.set_len(offset)
+                            .map_err(|e| Stop::Disk(e, "truncate"))?;
+                        return Ok(network_failure(
+                            "the sources fetching a piece alone kept leaving mid-piece",
+                        ));
+                    }
+                    let detail = format!(
+                        "piece {} is fetched again from its start by one source alone: its source \
+                         left mid-piece",
+                        start / crate::digest::PIECE_SIZE + 1
+                    );
+                    let (generation, _) = cx.registry.piece_failed(row.id, start, &[], &detail)?;
+                    record.restart(generation);
+                    part.set_len(start).map_err(|e| Stop::Disk(e, "truncate"))?;
+                    offset = start;
+                    fresh = fresh.min(offset);
+                    v.reset();
                 }
                 multi::RoundEnd::Ended(outcome) => {
                     // The parts ahead of the prefix go: nothing vouches
@@ -665,6 +688,9 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
 /// Pieces a source may send that fail their check before it is dropped
 /// for the download (§2.6).
 pub const MAX_BAD_PIECES: u32 = 2;
+/// Rounds an attempt may restart a piece because the one source fetching
+/// it alone left mid-piece; then the attempt ends (and is retried).
+const MAX_REDOS: u32 = 4;
 
 /// §2.6: the verifier of a row whose release has a digest (`None`
 /// without one: §2.4 alone), with the source's piece digests (fetched

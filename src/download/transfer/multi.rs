@@ -255,6 +255,9 @@ struct Sched {
     /// Pieces one source fetches alone (one failed with several writers:
     /// fetched again by one, a failure names its culprit).
     whole_only: HashSet<u64>,
+    /// A piece one source was to fetch alone lost that source mid-piece:
+    /// the round ends, and the piece is fetched again from its start.
+    redo: Option<u64>,
     window: u64,
     over: bool,
 }
@@ -273,6 +276,7 @@ impl Sched {
             writers: HashMap::new(),
             hashed: base,
             whole_only,
+            redo: None,
             window: 2 * PIECE_SIZE * sources as u64,
             over: false,
         }
@@ -371,7 +375,7 @@ impl Sched {
             let from = t.writing.max(t.pos);
             let end = t.end;
             t.end = from;
-            insert_range(&mut self.queue, (from, end));
+            self.put_back(from, end);
         }
         self.alive[stalled] = false;
         self.errors[stalled] = Some("too slow: its part went to the others".into());
@@ -400,12 +404,23 @@ impl Sched {
         self.tasks[me].map_or(0, |t| t.end)
     }
 
-    /// Source `me` leaves its task: the unwritten rest goes back.
+    /// Source `me` leaves its task: the unwritten rest goes back (the rest
+    /// of a piece it was to fetch alone is never shared: the round ends).
     fn give_back(&mut self, me: usize) {
         if let Some(t) = self.tasks[me].take()
             && t.pos < t.end
         {
-            insert_range(&mut self.queue, (t.pos, t.end));
+            self.put_back(t.pos, t.end);
+        }
+    }
+
+    fn put_back(&mut self, from: u64, end: u64) {
+        let piece = from / PIECE_SIZE;
+        if self.whole_only.contains(&piece) {
+            let start = piece * PIECE_SIZE;
+            self.redo = Some(self.redo.map_or(start, |r| r.min(start)));
+        } else {
+            insert_range(&mut self.queue, (from, end));
         }
     }
 
@@ -481,6 +496,9 @@ pub(super) enum RoundEnd {
     Bad(BadPiece, Vec<usize>),
     /// Stopped (shutdown, pause, removal), or every source failed.
     Ended(super::Outcome),
+    /// The piece starting here lost the one source fetching it alone
+    /// mid-piece: it is fetched again from its start, no one blamed.
+    Redo(u64),
 }
 
 /// One round from `offset` with `sources` (the first is the download's
@@ -571,7 +589,7 @@ pub(super) fn round(
                 if sched.all_written() || gone || sched.orphaned() || cx.should_stop() {
                     sched.over = true;
                 }
-                if shared.disk.lock().is_some() || follow.failed() {
+                if shared.disk.lock().is_some() || follow.failed() || sched.redo.is_some() {
                     sched.over = true;
                 }
                 if sched.over {
@@ -620,6 +638,7 @@ pub(super) fn round(
         Some(verify::Failed::Read(e)) => return Err(Stop::Disk(e, "read back")),
         None if prefix >= expected => RoundEnd::Whole,
         None if cx.should_stop() => RoundEnd::Ended(super::Outcome::Interrupted),
+        None if sched.redo.is_some() => RoundEnd::Redo(sched.redo.unwrap_or(0)),
         None => {
             let why: Vec<String> = sources
                 .iter()
@@ -715,6 +734,21 @@ fn fetch(
         }
         let mut body = resp.body_mut().as_reader();
         let mut pos = task.pos;
+        // A body cut after it moved bytes is asked again for the rest
+        // (§2.5: progress is no failure); one that moved none ends the
+        // source's round.
+        let cut = |pos: u64, why: String| {
+            if pos > task.pos {
+                log::info!(
+                    "source {} cut at byte {pos}: {why}; asking for the rest",
+                    src.peer.name
+                );
+                false
+            } else {
+                leave(why);
+                true
+            }
+        };
         // Up to the end of the answer or of the task, whichever is first
         // (the task's end may come down meanwhile).
         while pos <= last {
@@ -737,7 +771,10 @@ fn fetch(
             let n = match body.read(chunk) {
                 Ok(0) => {
                     crate::rate::DOWNLOAD.refund(want);
-                    return leave(format!("body ended at byte {pos}"));
+                    if cut(pos, format!("body ended at byte {pos}")) {
+                        return;
+                    }
+                    break;
                 }
                 Ok(n) => n as u64,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
@@ -746,7 +783,10 @@ fn fetch(
                 }
                 Err(e) => {
                     crate::rate::DOWNLOAD.refund(want);
-                    return leave(e.to_string());
+                    if cut(pos, e.to_string()) {
+                        return;
+                    }
+                    break;
                 }
             };
             crate::rate::DOWNLOAD.refund(want - n);

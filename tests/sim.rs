@@ -1410,7 +1410,7 @@ impl Sim {
                 .etag
                 .as_ref()
                 .and_then(|e| self.versions[&r.item].iter().position(|v| &v.etag == e));
-            if let Some(n) = named.filter(|&n| n != i) {
+            if let Some(n) = named.filter(|&n| self.versions[&r.item][n].sha256 != v.sha256) {
                 return Err(format!(
                     "{what} expects v{} by its ETag {:?} and v{} by its SHA-256",
                     n + 1,

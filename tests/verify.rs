@@ -313,3 +313,69 @@ fn when_the_only_source_vanishes_a_friend_with_the_same_digest_finishes_it() {
     assert_eq!(starts.iter().min(), Some(&cut), "{starts:?}");
     assert_eq!(bob.bytes_sent("bob-m"), data.len() as u64 - cut);
 }
+
+/// Found by the simulation (seed 715401496, `make sim`): a piece that two
+/// sources wrote into names no culprit and is to be fetched again by one
+/// source alone; but when that one's answer is cut mid-piece, it gives the
+/// rest back and the other source takes it, so the piece again has two
+/// writers, fails again, and no one is ever counted: the download fetches
+/// the same piece forever (alice's answers cut, bob corrupting every
+/// answer; the simulation saw 1 GB sent for a 22 MB file).
+#[test]
+fn a_piece_refetched_alone_is_not_shared_again_when_its_source_is_cut() {
+    let data = pattern(SIZE);
+    let alice = friend(&data, None);
+    alice.set_fallback(Mode::Cut(256 * 1024));
+    let bob = friend(&data, None);
+    bob.set_fallback(Mode::CorruptFirst);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    let id = bed.add("m", SIZE);
+    // Bob is caught (two pieces he alone sent) and alice finishes, or the
+    // download fails: either way it ends, having fetched a bounded amount.
+    let start = std::time::Instant::now();
+    let ended = loop {
+        let row = bed.registry.get(id).unwrap().unwrap();
+        if matches!(row.status, Status::Completed | Status::Failed) {
+            break Some(row);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let sent = alice.bytes_sent("m") + bob.bytes_sent("m");
+    let failed = bed.events(id, "piece_failed");
+    assert!(
+        ended.is_some(),
+        "still {:?} after 20 s: {sent} bytes sent for {SIZE}, {} pieces failed (last: {:?}), bad pieces counted: {:?}",
+        bed.registry.get(id).unwrap().unwrap().status,
+        failed.len(),
+        failed.last(),
+        bed.registry.bad_pieces(id).unwrap()
+    );
+    let both = failed
+        .iter()
+        .filter(|f| f.contains("alice and bob"))
+        .count();
+    let row = ended.clone().unwrap();
+    // Each piece fails with two writers at most once: then one fetches it
+    // alone, and a failure names him.
+    assert!(
+        both <= 3,
+        "{both} pieces failed with two writers, {} in all ({sent} bytes sent for {SIZE}; {:?} {:?})",
+        failed.len(),
+        row.status,
+        row.error
+    );
+    assert!(
+        sent < 6 * SIZE as u64,
+        "{sent} bytes sent for {SIZE}: {:?} ({:?}), {} pieces failed, {both} of them with two writers (no one counted)",
+        row.status,
+        row.error,
+        failed.len()
+    );
+    if let Some(row) = ended.filter(|r| r.status == Status::Completed) {
+        assert!(std::fs::read(bed.completed("m.mkv")).unwrap() == data);
+        assert!(row.sha256.is_some());
+    }
+}

@@ -1857,8 +1857,20 @@ impl Sim {
         for r in &rows {
             let n = self.unsettled.get(&r.id).copied().unwrap_or(0) + 1;
             if n >= UNSETTLED_STEPS {
+                // What the node says of it (its sources, its error).
+                let said = self
+                    .node
+                    .as_ref()
+                    .and_then(|node| {
+                        exchange(node.addr, "GET", &format!("/api/v1/downloads/{}", r.id))
+                    })
+                    .map(|raw| {
+                        let text = String::from_utf8_lossy(&raw).into_owned();
+                        text.split("\r\n\r\n").nth(1).unwrap_or(&text).to_string()
+                    })
+                    .unwrap_or_default();
                 return Err(format!(
-                    "row {} ({}) still {} after {n} steps of {} s: the download does not end (peer sent {} bytes of {})",
+                    "row {} ({}) still {} after {n} steps of {} s: the download does not end (peer sent {} bytes of {}); the node says: {said}",
                     r.id,
                     r.item,
                     r.status,

@@ -145,6 +145,9 @@ struct Shared {
     /// With digests: this whole-file digest instead of the file's, and
     /// no `/pieces` (a peer whose digest is stale or wrong).
     false_digest: Mutex<Option<[u8; 32]>>,
+    /// The node went away: bodies under way stop, new connections are
+    /// refused.
+    gone: AtomicBool,
 }
 
 /// A file as served now: its bytes and ETag change when it is replaced.
@@ -205,6 +208,7 @@ impl FakePeer {
             hide_etag: AtomicBool::new(false),
             digests: AtomicBool::new(false),
             false_digest: Mutex::new(None),
+            gone: AtomicBool::new(false),
         });
         let (rec, scr, st, sh) = (record.clone(), script.clone(), stop.clone(), shared.clone());
         std::thread::spawn(move || {
@@ -267,6 +271,15 @@ impl FakePeer {
     /// (release and `Repr-Digest`) and no piece digests.
     pub fn offer_false_digest(&self, digest: [u8; 32]) {
         *self.shared.false_digest.lock().unwrap() = Some(digest);
+    }
+
+    /// The node goes away at once: every body under way stops (its
+    /// connection closes), and new connections are refused from now on
+    /// (what it sent stays recorded).
+    pub fn vanish(&self) {
+        self.shared.gone.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
     }
 
     /// The ETag file `id` is served with now.
@@ -335,6 +348,10 @@ fn serve(
     let (path, headers) = read_head(&conn)?;
     let range = header(&headers, "range");
     let mut out = conn;
+    if shared.gone.load(Ordering::SeqCst) {
+        // Accepted just before it went away: closed unanswered.
+        return Ok(());
+    }
     rec.all_requests.fetch_add(1, Ordering::SeqCst);
     if path == "/handshake" {
         return json(&mut out, r#"{"name":"jack","version":"0.1.0"}"#);
@@ -432,6 +449,7 @@ fn serve(
     };
     let result = answer(
         &mut out,
+        &shared.gone,
         &file.data,
         &file.etag,
         &repr,
@@ -494,6 +512,7 @@ impl Sent<'_> {
 #[allow(clippy::too_many_arguments)]
 fn answer(
     out: &mut TcpStream,
+    gone: &AtomicBool,
     data: &[u8],
     etag: &str,
     repr: &str,
@@ -677,6 +696,9 @@ fn answer(
     let end = limit.map_or(to, |n| (from + n).min(to));
     let mut pos = from;
     while pos < end {
+        if gone.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         // A slow rate in small chunks (a pause never near a client's read
         // timeout): a trickle, not silence.
         let step = rate.map_or(64 * 1024, |r| (r / 8).clamp(1024, 64 * 1024));

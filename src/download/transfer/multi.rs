@@ -752,11 +752,14 @@ fn fetch(
         // Up to the end of the answer or of the task, whichever is first
         // (the task's end may come down meanwhile).
         while pos <= last {
-            if cx.should_stop() || shared.sched.lock().over {
-                shared.sched.lock().give_back(me);
-                return;
-            }
-            let end = shared.sched.lock().end_of(me).min(last + 1);
+            let end = {
+                let mut sched = shared.sched.lock();
+                if cx.should_stop() || sched.over {
+                    sched.give_back(me);
+                    return;
+                }
+                sched.end_of(me).min(last + 1)
+            };
             if pos >= end {
                 break;
             }

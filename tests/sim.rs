@@ -563,6 +563,8 @@ struct Totals {
     proven: u64,
     bob_bytes: u64,
     vanished: u64,
+    /// Rounds that kept what was written past a failed piece.
+    kept: u64,
 }
 
 struct Sim {
@@ -608,6 +610,8 @@ struct Sim {
     pieces: bool,
     bob: Option<(FakePeer, Bob)>,
     bob_gone: bool,
+    /// Rounds that kept bytes past a failed piece, in nodes now gone.
+    kept: u64,
     /// The sources ever made to corrupt, and whether the simulated disk
     /// lost bytes (then a source may be blamed for the disk's fault).
     corrupters: HashSet<Who>,
@@ -713,6 +717,7 @@ impl Sim {
             pieces,
             bob,
             bob_gone: false,
+            kept: 0,
             corrupters: HashSet::new(),
             disk_faults: false,
             corrupting: HashSet::new(),
@@ -1278,6 +1283,7 @@ impl Sim {
     fn node_gone(&mut self, node: &Node) {
         // The reader thread drains the pipe after the exit.
         std::thread::sleep(Duration::from_millis(100));
+        self.kept += kept_lines(node);
         let rows = self.rows();
         self.taint_after_eio(eio_lines(node), &rows);
         self.eio_seen = 0;
@@ -1950,6 +1956,7 @@ impl Sim {
                 .map(|id| self.bob.as_ref().map_or(0, |(b, _)| b.bytes_sent(id)))
                 .sum::<u64>();
             t.vanished += u64::from(self.bob_gone);
+            t.kept += self.kept + self.node.as_ref().map_or(0, kept_lines);
         }
         self.heal()
     }
@@ -2283,6 +2290,14 @@ fn one(seed: u64, verbose: bool, deadline: Instant, totals: &Mutex<Totals>) -> O
 }
 
 /// The failed syncs a node's log reports.
+/// Rounds of `node` that kept bytes written past a failed piece.
+fn kept_lines(node: &Node) -> u64 {
+    let log = node.log.lock().unwrap();
+    log.iter()
+        .filter(|l| l.contains("written past piece"))
+        .count() as u64
+}
+
 fn eio_lines(node: &Node) -> usize {
     let log = node.log.lock().unwrap();
     log.iter()
@@ -2344,13 +2359,14 @@ fn simulation() {
         failures.len()
     ));
     say(&format!(
-        "sim §2.6: {} sequences with digests and two sources: {} pieces failed, {} sources dropped, {} downloads completed against a digest, bob sent {} MiB, vanished in {}",
+        "sim §2.6: {} sequences with digests and two sources: {} pieces failed, {} sources dropped, {} downloads completed against a digest, bob sent {} MiB, vanished in {}, {} rounds kept what was written past a failed piece",
         t.pieces,
         t.pieces_failed,
         t.dropped,
         t.proven,
         t.bob_bytes >> 20,
-        t.vanished
+        t.vanished,
+        t.kept
     ));
     let seeds: Vec<_> = failures
         .iter()

@@ -246,6 +246,33 @@ fn a_friend_that_corrupts_is_caught_and_dropped_and_the_file_is_exact() {
     assert!(bad.iter().all(|(peer, _, _)| peer == "bob"), "{bad:?}");
 }
 
+/// A piece that fails while the other source has written the pieces
+/// after it: only that piece is fetched again (the round that follows
+/// keeps what was written past it). Alice, fast, fills the window ahead
+/// and then shares bob's slow piece, whose first byte bob flipped.
+#[test]
+fn pieces_written_past_a_failed_one_are_not_fetched_again() {
+    let size = 4 * PIECE_SIZE as usize + 7;
+    let data = pattern(size);
+    let alice = friend(&data, None);
+    let bob = FakePeer::start(
+        vec![file("m", &data)],
+        vec![Mode::CorruptFirst],
+        Some(4 << 20),
+    );
+    bob.offer_digests(true);
+    let bed = Bed::start_with_friends(&alice, &[("bob", &bob)], "");
+    let (id, _) = completes_exact(&bed, &data);
+    assert_eq!(bed.events(id, "piece_failed").len(), 1);
+    let (a, b) = (alice.bytes_sent("m"), bob.bytes_sent("m"));
+    // The file once and the failed piece again (plus what a split leaves
+    // in flight); without the kept pieces, the 2 or 3 after it again too.
+    assert!(
+        a + b < size as u64 + PIECE_SIZE + PIECE_SIZE / 2,
+        "alice sent {a}, bob {b}, for {size}"
+    );
+}
+
 #[test]
 fn a_friend_whose_file_has_another_digest_is_never_used() {
     let data = pattern(SIZE);

@@ -458,6 +458,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             _ => Vec::new(),
         },
         whole_only: std::collections::HashSet::new(),
+        kept: multi::Kept::default(),
     };
     if crew.list.is_empty()
         && verifier.as_ref().is_some_and(|v| v.plan().pieces.is_some())
@@ -510,15 +511,24 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             match end {
                 multi::RoundEnd::Whole => {}
                 multi::RoundEnd::Bad(bad, culprits) => {
+                    let before: Vec<(String, String)> = crew
+                        .list
+                        .iter()
+                        .map(|s| (s.peer.name.clone(), s.item_id.clone()))
+                        .collect();
+                    // What the round kept past the piece stays.
+                    let cut = crew.kept.is_empty().then_some(&part);
                     offset = bad_piece_of(
                         cx,
                         row,
-                        &part,
+                        cut,
                         &mut record,
                         (bad, base),
                         &mut crew.list,
                         &culprits,
                     )?;
+                    crew.kept.follow(&before, &crew.list);
+                    crew.kept.log(row.id, bad.start);
                     fresh = fresh.min(offset);
                     if bad.start == 0 {
                         *v = Verifier::new(v.plan().clone(), None);
@@ -542,7 +552,10 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                     );
                     let (generation, _) = cx.registry.piece_failed(row.id, start, &[], &detail)?;
                     record.restart(generation);
-                    part.set_len(start).map_err(|e| Stop::Disk(e, "truncate"))?;
+                    if crew.kept.is_empty() {
+                        part.set_len(start).map_err(|e| Stop::Disk(e, "truncate"))?;
+                    }
+                    crew.kept.log(row.id, start);
                     offset = start;
                     fresh = fresh.min(offset);
                     v.reset();
@@ -556,6 +569,13 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                 }
             }
             continue;
+        }
+        // The download's own source alone goes on from the prefix: what
+        // rounds kept ahead goes (it appends from here).
+        if !crew.kept.is_empty() {
+            crew.kept = multi::Kept::default();
+            part.set_len(offset)
+                .map_err(|e| Stop::Disk(e, "truncate"))?;
         }
         let mut resp = match cx
             .client
@@ -770,17 +790,18 @@ fn bad_piece(
         etag: None,
         stat: multi::SourceStat::new(&cx.peer.name),
     }];
-    bad_piece_of(cx, row, part, record, (bad, since), &mut only, &[0])
+    bad_piece_of(cx, row, Some(part), record, (bad, since), &mut only, &[0])
 }
 
 /// [`bad_piece`] with several sources: the culprit (the one source that
 /// wrote into the piece) counts one more bad piece, and one at
 /// [`MAX_BAD_PIECES`] leaves `sources`; the download fails when none is
-/// left.
+/// left. `part` is cut back to the piece's start unless it is `None` (a
+/// round kept what was written past the piece: `multi::Kept`).
 fn bad_piece_of(
     cx: &Context<'_>,
     row: &Download,
-    part: &File,
+    part: Option<&File>,
     record: &mut Record,
     (bad, since): (BadPiece, u64),
     sources: &mut Vec<multi::Src>,
@@ -817,8 +838,10 @@ fn bad_piece_of(
         .piece_failed(row.id, bad.start, &keys, &detail)?;
     crate::metrics::METRICS.piece_failed();
     record.restart(generation);
-    part.set_len(bad.start)
-        .map_err(|e| Stop::Disk(e, "truncate"))?;
+    if let Some(part) = part {
+        part.set_len(bad.start)
+            .map_err(|e| Stop::Disk(e, "truncate"))?;
+    }
     let mut dropped = Vec::new();
     for (&i, &count) in counted.iter().zip(&counts) {
         let Some(src) = sources.get(i) else { continue };

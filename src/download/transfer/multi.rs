@@ -68,12 +68,95 @@ pub struct Src {
     pub stat: Arc<SourceStat>,
 }
 
-/// The sources of one attempt, and the pieces one source must fetch
-/// alone (one failed with several writers).
+/// The sources of one attempt, the pieces one source must fetch alone
+/// (one failed with several writers), and what a round that ended on a
+/// piece left written ahead of it.
 #[derive(Debug, Default)]
 pub struct Crew {
     pub list: Vec<Src>,
     pub whole_only: HashSet<u64>,
+    pub kept: Kept,
+}
+
+/// Bytes an earlier round of this attempt wrote past the piece it ended
+/// on, kept for the next round instead of fetched again: the ranges
+/// (merged, sorted, every one past the next round's start) and which
+/// sources wrote into each of their pieces (a bit per index of
+/// `Crew::list`). They are not durable and not proven: the next round
+/// hands out only the holes between them, and the verifier reads them
+/// back and checks each piece when the prefix reaches it, as any byte
+/// written ahead. An attempt that ends, or goes on with the download's own
+/// source alone, cuts them away.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub ranges: Vec<(u64, u64)>,
+    writers: HashMap<u64, u32>,
+}
+
+impl Kept {
+    /// Nothing kept.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Bytes kept.
+    pub fn bytes(&self) -> u64 {
+        self.ranges.iter().map(|(a, b)| b - a).sum()
+    }
+
+    /// Says what download `id` keeps past the piece at `start`.
+    pub fn log(&self, id: i64, start: u64) {
+        if !self.is_empty() {
+            log::info!(
+                "download id={id} keeps {} bytes written past piece {}: not fetched again",
+                self.bytes(),
+                start / PIECE_SIZE + 1
+            );
+        }
+    }
+
+    /// The sources are now `after` (some were dropped from `before`, the
+    /// same list earlier, by name and item): the bits follow each source
+    /// to its new index, and a piece a dropped source wrote into goes
+    /// (its bytes are fetched again: a failure could name no one).
+    pub fn follow(&mut self, before: &[(String, String)], after: &[Src]) {
+        let index = |i: usize| {
+            let (peer, item) = before.get(i)?;
+            after
+                .iter()
+                .position(|s| &s.peer.name == peer && &s.item_id == item)
+        };
+        let mut gone = Vec::new();
+        for (&piece, bits) in self.writers.iter_mut() {
+            let mut moved = 0u32;
+            for i in (0..32).filter(|i| *bits & (1 << i) != 0) {
+                match index(i) {
+                    Some(j) => moved |= 1 << j,
+                    None => gone.push(piece),
+                }
+            }
+            *bits = moved;
+        }
+        for piece in gone {
+            self.forget_piece(piece);
+        }
+    }
+
+    /// Drops every kept byte of `piece`.
+    fn forget_piece(&mut self, piece: u64) {
+        let (start, end) = (piece * PIECE_SIZE, piece_end(piece * PIECE_SIZE));
+        let mut left = Vec::with_capacity(self.ranges.len() + 1);
+        for &(a, b) in &self.ranges {
+            if a < start {
+                left.push((a, b.min(start)));
+            }
+            if b > end {
+                left.push((a.max(end), b));
+            }
+        }
+        self.ranges = left;
+        self.writers.remove(&piece);
+    }
 }
 
 /// What the status shows of one source of a running download.
@@ -263,17 +346,31 @@ struct Sched {
 }
 
 impl Sched {
-    fn new(base: u64, expected: u64, sources: usize, whole_only: HashSet<u64>) -> Sched {
+    fn new(
+        base: u64,
+        expected: u64,
+        sources: usize,
+        whole_only: HashSet<u64>,
+        kept: Kept,
+    ) -> Sched {
+        // What an earlier round wrote ahead stays written: the holes
+        // below its end are handed out first, then from its end on.
+        let mut queue = Vec::new();
+        let mut next = base;
+        for &(a, b) in &kept.ranges {
+            insert_range(&mut queue, (next, a));
+            next = next.max(b);
+        }
         Sched {
             expected,
             base,
-            next: base,
-            queue: Vec::new(),
+            next,
+            queue,
             tasks: vec![None; sources],
             alive: vec![true; sources],
             errors: vec![None; sources],
-            written: Vec::new(),
-            writers: HashMap::new(),
+            written: kept.ranges,
+            writers: kept.writers,
             hashed: base,
             whole_only,
             redo: None,
@@ -449,6 +546,31 @@ impl Sched {
         let bits = self.writers.get(&piece).copied().unwrap_or(0);
         (0..32).filter(|i| bits & (1 << i) != 0).collect()
     }
+
+    /// What the round wrote from `from` on, for the next round: the
+    /// ranges and their pieces' writers, without any part of a piece one
+    /// source fetches alone that is not whole (the rest of it would be
+    /// another's).
+    fn keep(&self, from: u64) -> Kept {
+        let mut kept = Kept::default();
+        for &(a, b) in &self.written {
+            insert_range(&mut kept.ranges, (a.max(from), b));
+        }
+        for &(a, b) in &kept.ranges.clone() {
+            let mut piece = a / PIECE_SIZE;
+            while piece * PIECE_SIZE < b {
+                let whole = a <= piece * PIECE_SIZE
+                    && piece_end(piece * PIECE_SIZE).min(self.expected) <= b;
+                if self.whole_only.contains(&piece) && !whole {
+                    kept.forget_piece(piece);
+                } else if let Some(&bits) = self.writers.get(&piece) {
+                    kept.writers.insert(piece, bits);
+                }
+                piece += 1;
+            }
+        }
+        kept
+    }
 }
 
 /// The end of the piece that `offset` is in.
@@ -515,6 +637,7 @@ pub(super) fn round(
     let Crew {
         list: sources,
         whole_only,
+        kept,
     } = crew;
     let expected = row.expected_bytes;
     let sha256 = verifier.plan().sha256;
@@ -526,6 +649,7 @@ pub(super) fn round(
             expected,
             sources.len(),
             std::mem::take(whole_only),
+            std::mem::take(kept),
         )),
         changed: Condvar::new(),
         disk: Mutex::new(None),
@@ -633,12 +757,22 @@ pub(super) fn round(
             if let (Some(piece), true) = (bad.index, culprits.len() > 1) {
                 sched.whole_only.insert(piece);
             }
+            // What was written past a failed piece is kept (its own
+            // pieces are checked when the prefix reaches them); past a
+            // whole file that failed, nothing is.
+            if bad.index.is_some() {
+                *kept = sched.keep(piece_end(bad.start));
+            }
             RoundEnd::Bad(bad, culprits)
         }
         Some(verify::Failed::Read(e)) => return Err(Stop::Disk(e, "read back")),
         None if prefix >= expected => RoundEnd::Whole,
         None if cx.should_stop() => RoundEnd::Ended(super::Outcome::Interrupted),
-        None if sched.redo.is_some() => RoundEnd::Redo(sched.redo.unwrap_or(0)),
+        None if sched.redo.is_some() => {
+            let start = sched.redo.unwrap_or(0);
+            *kept = sched.keep(piece_end(start));
+            RoundEnd::Redo(start)
+        }
         None => {
             let why: Vec<String> = sources
                 .iter()
@@ -836,7 +970,7 @@ mod tests {
     #[test]
     fn tasks_go_out_in_piece_order_within_a_window_and_the_prefix_follows() {
         let size = 10 * PIECE_SIZE;
-        let mut s = Sched::new(0, size, 2, HashSet::new());
+        let mut s = Sched::new(0, size, 2, HashSet::new(), Kept::default());
         let a = s.take(0).unwrap();
         let b = s.take(1).unwrap();
         assert_eq!(
@@ -867,7 +1001,7 @@ mod tests {
     #[test]
     fn an_idle_source_takes_half_of_a_slow_ones_rest_and_a_leaver_gives_back() {
         let size = PIECE_SIZE;
-        let mut s = Sched::new(0, size, 2, HashSet::new());
+        let mut s = Sched::new(0, size, 2, HashSet::new(), Kept::default());
         let a = s.take(0).unwrap();
         assert_eq!((a.pos, a.end), (0, PIECE_SIZE));
         s.wrote(0, 0, 1 << 20);
@@ -883,6 +1017,90 @@ mod tests {
         assert_eq!((again.pos, again.end), (mid + 10, PIECE_SIZE));
         assert!(s.take(1).is_none(), "a source that left takes nothing");
         assert_eq!(s.culprits(0), [0, 1]);
+    }
+
+    #[test]
+    fn bytes_written_past_a_failed_piece_are_kept_and_only_the_holes_handed_out() {
+        let size = 6 * PIECE_SIZE;
+        let mut s = Sched::new(0, size, 2, HashSet::new(), Kept::default());
+        // Source 1 wrote pieces 1 and 2 and half of 4; source 0 piece 0
+        // (which fails) and a part of 3.
+        s.wrote(0, 0, PIECE_SIZE);
+        s.wrote(1, PIECE_SIZE, 3 * PIECE_SIZE);
+        s.wrote(0, 3 * PIECE_SIZE, 3 * PIECE_SIZE + 10);
+        s.wrote(1, 4 * PIECE_SIZE, 4 * PIECE_SIZE + PIECE_SIZE / 2);
+        s.whole_only.insert(3);
+        let kept = s.keep(PIECE_SIZE);
+        // Piece 3 is fetched alone and is not whole: its part goes.
+        assert_eq!(
+            kept.ranges,
+            [
+                (PIECE_SIZE, 3 * PIECE_SIZE),
+                (4 * PIECE_SIZE, 4 * PIECE_SIZE + PIECE_SIZE / 2)
+            ]
+        );
+        assert_eq!(kept.bytes(), 2 * PIECE_SIZE + PIECE_SIZE / 2);
+        let mut next = Sched::new(0, size, 2, s.whole_only.clone(), kept.clone());
+        assert_eq!(next.culprits(1), [1], "the writers stay");
+        assert_eq!(next.prefix(), 0);
+        let a = next.take(0).unwrap();
+        assert_eq!((a.pos, a.end), (0, PIECE_SIZE), "the failed piece first");
+        let b = next.take(1).unwrap();
+        assert_eq!((b.pos, b.end), (3 * PIECE_SIZE, 4 * PIECE_SIZE));
+        next.wrote(0, 0, PIECE_SIZE);
+        assert_eq!(
+            next.prefix(),
+            3 * PIECE_SIZE,
+            "the kept bytes join the prefix"
+        );
+        next.hashed = 3 * PIECE_SIZE;
+        next.tasks = vec![None, None];
+        let c = next.take(1).unwrap();
+        assert_eq!(
+            (c.pos, c.end),
+            (4 * PIECE_SIZE + PIECE_SIZE / 2, 5 * PIECE_SIZE),
+            "then from the end of what was kept"
+        );
+    }
+
+    #[test]
+    fn a_dropped_sources_kept_pieces_go_and_the_others_follow_their_source() {
+        let peer = |name: &str| crate::config::Peer {
+            name: name.into(),
+            url: format!("http://127.0.0.1:1/{name}"),
+            api_key: crate::config::Secret::new("k", crate::config::SecretOrigin::Inline),
+            ca_file: None,
+            tls: None,
+        };
+        let src = |name: &str| Src {
+            peer: peer(name),
+            item_id: "i".into(),
+            primary: false,
+            etag: None,
+            stat: SourceStat::new(name),
+        };
+        let mut s = Sched::new(0, 4 * PIECE_SIZE, 3, HashSet::new(), Kept::default());
+        s.wrote(0, PIECE_SIZE, 2 * PIECE_SIZE);
+        s.wrote(1, 2 * PIECE_SIZE, 3 * PIECE_SIZE);
+        s.wrote(2, 3 * PIECE_SIZE, 4 * PIECE_SIZE);
+        let mut kept = s.keep(PIECE_SIZE);
+        let before: Vec<(String, String)> = ["alice", "bob", "carol"]
+            .iter()
+            .map(|n| (n.to_string(), "i".to_string()))
+            .collect();
+        // Bob is dropped: carol moves from index 2 to 1.
+        kept.follow(&before, &[src("alice"), src("carol")]);
+        assert_eq!(
+            kept.ranges,
+            [
+                (PIECE_SIZE, 2 * PIECE_SIZE),
+                (3 * PIECE_SIZE, 4 * PIECE_SIZE)
+            ]
+        );
+        let next = Sched::new(PIECE_SIZE, 4 * PIECE_SIZE, 2, HashSet::new(), kept);
+        assert_eq!(next.culprits(1), [0]);
+        assert_eq!(next.culprits(3), [1]);
+        assert_eq!(next.queue, [(2 * PIECE_SIZE, 3 * PIECE_SIZE)]);
     }
 
     #[test]

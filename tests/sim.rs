@@ -2289,7 +2289,6 @@ fn one(seed: u64, verbose: bool, deadline: Instant, totals: &Mutex<Totals>) -> O
     ))
 }
 
-/// The failed syncs a node's log reports.
 /// Rounds of `node` that kept bytes written past a failed piece.
 fn kept_lines(node: &Node) -> u64 {
     let log = node.log.lock().unwrap();
@@ -2298,6 +2297,7 @@ fn kept_lines(node: &Node) -> u64 {
         .count() as u64
 }
 
+/// The failed syncs a node's log reports.
 fn eio_lines(node: &Node) -> usize {
     let log = node.log.lock().unwrap();
     log.iter()

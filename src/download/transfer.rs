@@ -497,6 +497,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             continue;
         }
         if cx.should_stop() {
+            cut_kept(&mut crew, &part, offset)?;
             return Ok(Outcome::Interrupted);
         }
         // Several sources, or one that is not the download's own (its own
@@ -506,7 +507,11 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         {
             let base = offset;
             let (prefix, end) = multi::round(cx, row, &part, &mut record, v, offset, &mut crew)?;
-            fetched += prefix - offset;
+            fetched += crew
+                .list
+                .iter()
+                .map(|s| s.stat.bytes.load(Ordering::Relaxed))
+                .sum::<u64>();
             offset = prefix;
             match end {
                 multi::RoundEnd::Whole => {}
@@ -518,7 +523,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                         .collect();
                     // What the round kept past the piece stays.
                     let cut = crew.kept.is_empty().then_some(&part);
-                    offset = bad_piece_of(
+                    let back = bad_piece_of(
                         cx,
                         row,
                         cut,
@@ -526,8 +531,18 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                         (bad, base),
                         &mut crew.list,
                         &culprits,
-                    )?;
-                    crew.kept.follow(&before, &crew.list);
+                    );
+                    if back.is_ok() {
+                        crew.kept.follow(&before, &crew.list);
+                    }
+                    if cut.is_none() && (back.is_err() || crew.kept.is_empty()) {
+                        // Nothing is kept after all (its writer was
+                        // dropped, or the download ends): cut as above.
+                        crew.kept = multi::Kept::default();
+                        part.set_len(bad.start)
+                            .map_err(|e| Stop::Disk(e, "truncate"))?;
+                    }
+                    offset = back?;
                     crew.kept.log(row.id, bad.start);
                     fresh = fresh.min(offset);
                     if bad.start == 0 {
@@ -552,11 +567,15 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                     );
                     let (generation, _) = cx.registry.piece_failed(row.id, start, &[], &detail)?;
                     record.restart(generation);
+                    // From the piece's start, or from the prefix when a
+                    // hole lies below the piece (a round from 0 after the
+                    // whole file failed).
+                    offset = start.min(offset);
                     if crew.kept.is_empty() {
-                        part.set_len(start).map_err(|e| Stop::Disk(e, "truncate"))?;
+                        part.set_len(offset)
+                            .map_err(|e| Stop::Disk(e, "truncate"))?;
                     }
                     crew.kept.log(row.id, start);
-                    offset = start;
                     fresh = fresh.min(offset);
                     v.reset();
                 }
@@ -572,11 +591,7 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
         }
         // The download's own source alone goes on from the prefix: what
         // rounds kept ahead goes (it appends from here).
-        if !crew.kept.is_empty() {
-            crew.kept = multi::Kept::default();
-            part.set_len(offset)
-                .map_err(|e| Stop::Disk(e, "truncate"))?;
-        }
+        cut_kept(&mut crew, &part, offset)?;
         let mut resp = match cx
             .client
             .file(cx.peer, &row.item_id, offset, etag.as_deref())
@@ -703,6 +718,19 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
             }
         }
     }
+}
+
+/// What rounds kept past a failed piece goes: the `.part` is cut to
+/// `offset` (the attempt ends, or the download's own source goes on alone
+/// from there). Nothing else ever leaves bytes past the prefix between
+/// rounds.
+fn cut_kept(crew: &mut multi::Crew, part: &File, offset: u64) -> Result<(), Stop> {
+    if !crew.kept.is_empty() {
+        crew.kept = multi::Kept::default();
+        part.set_len(offset)
+            .map_err(|e| Stop::Disk(e, "truncate"))?;
+    }
+    Ok(())
 }
 
 /// Pieces a source may send that fail their check before it is dropped

@@ -35,7 +35,11 @@
 //! attempt); for an unsized body it stops one byte short of the end until
 //! the end is proven (rule 12). Every byte below a trusted record was
 //! therefore written by jack, in this boot, by this row, for the
-//! generation the row names.
+//! generation the row names, or for the one before it in the same attempt
+//! and for the same version: bytes a round of several sources kept past a
+//! piece that failed (`transfer::multi::Kept`), which the record reaches
+//! once the prefix does. None of them is proven by this: a resume reads
+//! back and checks every byte past the last proof.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};

@@ -21,9 +21,10 @@
 //!   end of the written range that starts at the round's offset, and the
 //!   verifier follows it as in a single-source body. A piece that fails
 //!   its check ends the round: the culprits (every source that wrote into
-//!   the piece) are counted, the `.part` goes back to the piece's start
-//!   (the parts ahead are discarded), and the next round goes on without
-//!   a source that failed twice.
+//!   the piece) are counted, the registry goes back to the piece's start,
+//!   and the next round goes on without a source that failed twice,
+//!   fetching only the holes: what was written past the piece is kept
+//!   ([`Kept`]) and checked when the prefix reaches it.
 //!
 //! The worker pool still bounds the downloads; `downloads.max_sources`
 //! bounds the connections of one download (threads of the round's scope).
@@ -770,7 +771,9 @@ pub(super) fn round(
         None if cx.should_stop() => RoundEnd::Ended(super::Outcome::Interrupted),
         None if sched.redo.is_some() => {
             let start = sched.redo.unwrap_or(0);
-            *kept = sched.keep(piece_end(start));
+            // The piece's own bytes go (`keep` leaves out a piece one
+            // source fetches alone that is not whole).
+            *kept = sched.keep(start.min(prefix));
             RoundEnd::Redo(start)
         }
         None => {
@@ -1081,14 +1084,17 @@ mod tests {
         };
         let mut s = Sched::new(0, 4 * PIECE_SIZE, 3, HashSet::new(), Kept::default());
         s.wrote(0, PIECE_SIZE, 2 * PIECE_SIZE);
-        s.wrote(1, 2 * PIECE_SIZE, 3 * PIECE_SIZE);
+        // Piece 2: alice and bob.
+        s.wrote(0, 2 * PIECE_SIZE, 2 * PIECE_SIZE + 10);
+        s.wrote(1, 2 * PIECE_SIZE + 10, 3 * PIECE_SIZE);
         s.wrote(2, 3 * PIECE_SIZE, 4 * PIECE_SIZE);
         let mut kept = s.keep(PIECE_SIZE);
         let before: Vec<(String, String)> = ["alice", "bob", "carol"]
             .iter()
             .map(|n| (n.to_string(), "i".to_string()))
             .collect();
-        // Bob is dropped: carol moves from index 2 to 1.
+        // Bob is dropped: carol moves from index 2 to 1, and piece 2 goes
+        // though alice wrote into it too.
         kept.follow(&before, &[src("alice"), src("carol")]);
         assert_eq!(
             kept.ranges,

@@ -186,6 +186,12 @@ enum Op {
     BobVanishes {
         item: usize,
     },
+    /// §2.6 seeds: bob sends at 8 KiB/s for a few seconds around a grab
+    /// (a friend's uplink all but stopped): his part goes to the others
+    /// when they wait for work (cut for moving under 64 KiB in 3 s).
+    BobTrickles {
+        item: usize,
+    },
 }
 
 /// A source of the §2.6 seeds: the download's own peer or the friend.
@@ -319,7 +325,7 @@ fn gen_op(rng: &mut Rng, copy: bool, pieces: bool) -> Op {
 fn gen_piece_op(rng: &mut Rng) -> Op {
     let item = rng.below(ITEMS.len() as u64) as usize;
     let source = if rng.chance(60) { Who::Bob } else { Who::Alice };
-    match rng.below(10) {
+    match rng.below(11) {
         0..=5 => Op::BadPiece {
             item,
             source,
@@ -329,7 +335,8 @@ fn gen_piece_op(rng: &mut Rng) -> Op {
             source,
             on: rng.chance(70),
         },
-        _ => Op::BobVanishes { item },
+        9 => Op::BobVanishes { item },
+        _ => Op::BobTrickles { item },
     }
 }
 
@@ -563,8 +570,10 @@ struct Totals {
     proven: u64,
     bob_bytes: u64,
     vanished: u64,
-    /// Rounds that kept what was written past a failed piece.
+    /// Rounds that kept what was written past a failed piece, and
+    /// sources cut for trickling.
     kept: u64,
+    too_slow: u64,
 }
 
 struct Sim {
@@ -610,8 +619,10 @@ struct Sim {
     pieces: bool,
     bob: Option<(FakePeer, Bob)>,
     bob_gone: bool,
-    /// Rounds that kept bytes past a failed piece, in nodes now gone.
+    /// Rounds that kept bytes past a failed piece, and sources cut for
+    /// trickling, in nodes now gone.
     kept: u64,
+    too_slow: u64,
     /// The sources ever made to corrupt, and whether the simulated disk
     /// lost bytes (then a source may be blamed for the disk's fault).
     corrupters: HashSet<Who>,
@@ -718,6 +729,7 @@ impl Sim {
             bob,
             bob_gone: false,
             kept: 0,
+            too_slow: 0,
             corrupters: HashSet::new(),
             disk_faults: false,
             corrupting: HashSet::new(),
@@ -1077,6 +1089,7 @@ impl Sim {
                 self.bump_all();
             }
             Op::BobVanishes { item } => self.bob_vanishes(item),
+            Op::BobTrickles { item } => self.bob_trickles(item),
         }
         Ok(())
     }
@@ -1119,6 +1132,23 @@ impl Sim {
         self.bob_gone = true;
         self.bump_all();
         self.note(format!("  bob vanished ({sending} answers under way)"));
+    }
+
+    fn bob_trickles(&mut self, item: usize) {
+        let Some((bob, _)) = self.bob.as_ref().filter(|_| !self.bob_gone) else {
+            return;
+        };
+        bob.set_fallback(Mode::Trickle(8 * 1024));
+        self.corrupting.remove(&Who::Bob);
+        let name = self.grab_run(item);
+        self.wait_taken(&name);
+        // Long enough for the cut (3 s without 64 KiB while the download's
+        // own source waits), short of the step's settle.
+        std::thread::sleep(Duration::from_secs(5));
+        if let Some((bob, _)) = self.bob.as_ref() {
+            bob.set_fallback(Mode::Honest);
+        }
+        self.note("  bob trickled for 5 s".into());
     }
 
     fn set_disk_limit(&mut self, limit: Option<u64>) {
@@ -1283,7 +1313,8 @@ impl Sim {
     fn node_gone(&mut self, node: &Node) {
         // The reader thread drains the pipe after the exit.
         std::thread::sleep(Duration::from_millis(100));
-        self.kept += kept_lines(node);
+        self.kept += lines_saying(node, KEPT);
+        self.too_slow += lines_saying(node, TOO_SLOW);
         let rows = self.rows();
         self.taint_after_eio(eio_lines(node), &rows);
         self.eio_seen = 0;
@@ -1956,7 +1987,9 @@ impl Sim {
                 .map(|id| self.bob.as_ref().map_or(0, |(b, _)| b.bytes_sent(id)))
                 .sum::<u64>();
             t.vanished += u64::from(self.bob_gone);
-            t.kept += self.kept + self.node.as_ref().map_or(0, kept_lines);
+            t.kept += self.kept + self.node.as_ref().map_or(0, |n| lines_saying(n, KEPT));
+            t.too_slow +=
+                self.too_slow + self.node.as_ref().map_or(0, |n| lines_saying(n, TOO_SLOW));
         }
         self.heal()
     }
@@ -2289,13 +2322,16 @@ fn one(seed: u64, verbose: bool, deadline: Instant, totals: &Mutex<Totals>) -> O
     ))
 }
 
-/// Rounds of `node` that kept bytes written past a failed piece.
-fn kept_lines(node: &Node) -> u64 {
+/// Lines of `node`'s log that say `what`.
+fn lines_saying(node: &Node, what: &str) -> u64 {
     let log = node.log.lock().unwrap();
-    log.iter()
-        .filter(|l| l.contains("written past piece"))
-        .count() as u64
+    log.iter().filter(|l| l.contains(what)).count() as u64
 }
+
+/// What the summary counts in a node's log: rounds that kept bytes written
+/// past a failed piece, and sources cut for trickling.
+const KEPT: &str = "written past piece";
+const TOO_SLOW: &str = "is too slow: its part goes";
 
 /// The failed syncs a node's log reports.
 fn eio_lines(node: &Node) -> usize {
@@ -2359,14 +2395,15 @@ fn simulation() {
         failures.len()
     ));
     say(&format!(
-        "sim §2.6: {} sequences with digests and two sources: {} pieces failed, {} sources dropped, {} downloads completed against a digest, bob sent {} MiB, vanished in {}, {} rounds kept what was written past a failed piece",
+        "sim §2.6: {} sequences with digests and two sources: {} pieces failed, {} sources dropped, {} downloads completed against a digest, bob sent {} MiB, vanished in {}, {} rounds kept what was written past a failed piece, {} sources cut for trickling",
         t.pieces,
         t.pieces_failed,
         t.dropped,
         t.proven,
         t.bob_bytes >> 20,
         t.vanished,
-        t.kept
+        t.kept,
+        t.too_slow
     ));
     let seeds: Vec<_> = failures
         .iter()

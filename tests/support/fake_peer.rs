@@ -89,6 +89,9 @@ pub enum Mode {
     /// pause (a bursty uplink: the client's read waits, then returns a
     /// full buffer).
     Bursty(Duration),
+    /// A correct 206 sent at this many bytes per second, whatever the
+    /// peer's rate (a friend's uplink that has all but stopped).
+    Trickle(u64),
 }
 
 pub struct File {
@@ -532,8 +535,13 @@ fn answer(
         )
     };
     let mut flip = None;
+    let mut rate = rate;
     let (head, from, to, limit) = match mode {
         Mode::Honest | Mode::OtherDigest => {
+            (head206(offset, last, size, ""), offset, last + 1, None)
+        }
+        Mode::Trickle(r) => {
+            rate = Some(r);
             (head206(offset, last, size, ""), offset, last + 1, None)
         }
         Mode::CorruptSplitLate(d) => {

@@ -535,9 +535,12 @@ fn attempt(cx: &Context<'_>, row: &Download) -> Result<Outcome, Stop> {
                     if back.is_ok() {
                         crew.kept.follow(&before, &crew.list);
                     }
-                    if cut.is_none() && (back.is_err() || crew.kept.is_empty()) {
-                        // Nothing is kept after all (its writer was
-                        // dropped, or the download ends): cut as above.
+                    // Nothing is kept after all (its writer was dropped, or
+                    // no source is left): cut as above, the registry having
+                    // gone back first (not after a registry error: it may
+                    // still count bytes past the piece's start).
+                    let ends = matches!(back, Err(Stop::Outcome(_)));
+                    if cut.is_none() && (ends || (back.is_ok() && crew.kept.is_empty())) {
                         crew.kept = multi::Kept::default();
                         part.set_len(bad.start)
                             .map_err(|e| Stop::Disk(e, "truncate"))?;
